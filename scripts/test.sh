@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: `npm test`. Sets up what is missing, then runs every stage in order and stops at the
+# first failing one, naming it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
+
+bash scripts/setup.sh
+
+stage() { printf '\n==> %s\n' "$1"; }
+
+stage "rust: format and lints (native and wasm32)"
+cargo fmt --all --check
+cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --lib --target wasm32-unknown-unknown -- -D warnings
+
+stage "rust: core unit, integration and property tests"
+cargo test --quiet
+
+if [ -f scripts/test-server.sh ]; then
+  stage "dev server and SQL contract"
+  bash scripts/test-server.sh
+fi
+
+printf '\nall test stages passed\n'

@@ -1,0 +1,133 @@
+//! Engine options, checked once at construction so the engine itself can rely on them.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::backoff::Backoff;
+use super::change::Priority;
+use super::error::ArgumentError;
+
+/// Critical at once, high within 5 s, medium 30 s, low 5 min.
+pub const DEFAULT_INTERVALS_MS: [u64; 4] = [0, 5_000, 30_000, 300_000];
+const MAX_INTERVAL_MS: u64 = 86_400_000;
+const MAX_BATCH_SIZE: usize = 1_000;
+const MAX_RETRIES: u32 = 100;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    /// How long a change of each priority may wait before it must be on its way, indexed by [`Priority`].
+    pub intervals_ms: [u64; 4],
+    /// Changes per request at most.
+    pub batch_size: usize,
+    /// Transient failures a change survives: it is attempted at most `1 + max_retries` times, then moved to
+    /// the failed list.
+    pub max_retries: u32,
+    pub backoff: Backoff,
+    /// Parent tables of each table: a batch that carries a child carries its parents' earlier changes first.
+    pub parents: HashMap<String, Vec<String>>,
+    /// Whether a flush that goes out anyway also carries changes that are not due yet (up to `batch_size`).
+    /// Off by default: `npm run bench:core` measures both on an editing workload, and holding changes until
+    /// their deadline merges more of them than filling requests saves.
+    pub fill_batches: bool,
+    /// Seed of the backoff jitter; the shell passes entropy, tests pass a constant.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            intervals_ms: DEFAULT_INTERVALS_MS,
+            batch_size: 10,
+            max_retries: 3,
+            backoff: Backoff::default(),
+            parents: HashMap::new(),
+            fill_batches: false,
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    pub fn interval(&self, priority: Priority) -> u64 {
+        self.intervals_ms[priority.index()]
+    }
+
+    /// Names the first bad option.
+    pub fn validate(&self) -> Result<(), ArgumentError> {
+        if let Some(p) = self.intervals_ms.iter().position(|&ms| ms > MAX_INTERVAL_MS) {
+            return Err(ArgumentError::new(
+                "syncIntervals",
+                format!("[{p}] must be a number of milliseconds from 0 to {MAX_INTERVAL_MS}"),
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH_SIZE {
+            return Err(ArgumentError::new("batchSize", format!("must be an integer from 1 to {MAX_BATCH_SIZE}")));
+        }
+        if self.max_retries > MAX_RETRIES {
+            return Err(ArgumentError::new("maxRetries", format!("must be an integer from 0 to {MAX_RETRIES}")));
+        }
+        if self.backoff.base_ms == 0 || self.backoff.max_ms < self.backoff.base_ms {
+            return Err(ArgumentError::new("backoff", "needs 0 < baseMs <= maxMs"));
+        }
+        for (table, parents) in &self.parents {
+            if table.is_empty() || parents.iter().any(|p| p.is_empty()) {
+                return Err(ArgumentError::new("tables", "table names must be non-empty strings"));
+            }
+        }
+        if let Some(table) = self.parents.keys().find(|t| self.ancestors(t).iter().any(|a| a == *t)) {
+            return Err(ArgumentError::new("tables", format!("parents of {table:?} form a cycle")));
+        }
+        Ok(())
+    }
+
+    /// Every table above `table` in the parent graph (parents, their parents, ...), without duplicates.
+    /// Terminates on cycles too, which `validate` uses to find them.
+    pub fn ancestors(&self, table: &str) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        let mut stack: Vec<&str> = vec![table];
+        while let Some(t) = stack.pop() {
+            for parent in self.parents.get(t).into_iter().flatten() {
+                if !found.contains(parent) {
+                    found.push(parent.clone());
+                    stack.push(parent);
+                }
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_parents(pairs: &[(&str, &[&str])]) -> Config {
+        let parents = pairs.iter().map(|(t, ps)| (t.to_string(), ps.iter().map(|p| p.to_string()).collect())).collect();
+        Config { parents, ..Config::default() }
+    }
+
+    #[test]
+    fn names_each_bad_option() {
+        let bad = [
+            Config { batch_size: 0, ..Config::default() },
+            Config { intervals_ms: [0, 0, 0, MAX_INTERVAL_MS + 1], ..Config::default() },
+            Config { max_retries: 101, ..Config::default() },
+            Config { backoff: Backoff { base_ms: 10, max_ms: 5 }, ..Config::default() },
+            with_parents(&[("a", &["b"]), ("b", &["a"])]),
+            with_parents(&[("a", &[""])]),
+        ];
+        let names: Vec<_> = bad.iter().map(|c| c.validate().unwrap_err().argument).collect();
+        assert_eq!(names, ["batchSize", "syncIntervals", "maxRetries", "backoff", "tables", "tables"]);
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn ancestors_are_transitive() {
+        let config = with_parents(&[("sets", &["blocks"]), ("blocks", &["sessions"]), ("sessions", &["plans"])]);
+        let mut found = config.ancestors("sets");
+        found.sort();
+        assert_eq!(found, ["blocks", "plans", "sessions"]);
+        assert!(config.ancestors("plans").is_empty());
+    }
+}

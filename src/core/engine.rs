@@ -1,0 +1,767 @@
+//! The sync engine: a state machine the browser shell drives. It never reads a clock and never does I/O:
+//! the shell passes `now` (ms) to every call, sends what [`Engine::poll_batch`] hands out, reports back with
+//! [`Engine::on_batch_result`], and arms one timer for [`Engine::poll_timeout`].
+//!
+//! One batch is in flight at a time. That keeps every record's writes, and parents before children, in the
+//! order they were queued without tracking dependencies across concurrent requests; batching makes up the
+//! throughput.
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::change::{Change, Op, Priority, Row};
+use super::config::Config;
+use super::error::EngineError;
+use super::queue::{Entry, Key, Queue, TableId};
+use super::snapshot::SavedState;
+use super::stats::{LatencyWindow, PendingByPriority, Stats};
+
+/// A write on its way to the server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutgoingChange {
+    /// Unique per client; the server recognises a replay by it.
+    pub seq: u64,
+    pub table: String,
+    pub id: String,
+    pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed: Option<Value>,
+    pub priority: Priority,
+}
+
+/// Writes to send in one request, in the order they must be applied.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Batch {
+    pub id: u64,
+    pub changes: Vec<OutgoingChange>,
+    /// Every seq below this will never be sent again, so the server may forget it.
+    pub low_water: u64,
+}
+
+/// What the server did with one write.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Outcome {
+    Applied,
+    /// The server's row is newer; nothing was written.
+    Conflict {
+        row: Option<Row>,
+    },
+    /// The server refused the write and will again (validation, constraint, permission).
+    Permanent {
+        code: Option<String>,
+        message: String,
+    },
+    /// It may work later (network, timeout, 408, 429, 5xx); `retry_after_ms` from `Retry-After`.
+    Transient {
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeOutcome {
+    pub seq: u64,
+    pub outcome: Outcome,
+}
+
+/// A write of the settled batch and what became of it (transient: it is pending again, or failed if it ran
+/// out of retries).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settled {
+    pub seq: u64,
+    pub table: String,
+    pub id: String,
+    pub outcome: Outcome,
+}
+
+/// A pending write as the caller sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingView {
+    pub seq: u64,
+    pub table: String,
+    pub id: String,
+    pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Row>,
+    pub priority: Priority,
+    pub queued_at: u64,
+    pub due_at: u64,
+    pub attempts: u32,
+    pub in_flight: bool,
+    /// Waiting behind a failed write of the same record until that one is retried or discarded.
+    pub blocked: bool,
+}
+
+/// A write on the failed list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedView {
+    pub seq: u64,
+    pub table: String,
+    pub id: String,
+    pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Row>,
+    pub priority: Priority,
+    pub attempts: u32,
+    pub error: Failure,
+    pub failed_at: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+    /// False when it failed by running out of retries: it may have been written, and retrying is safe.
+    pub permanent: bool,
+}
+
+pub(crate) struct FailedEntry {
+    pub entry: Entry,
+    pub failure: Failure,
+    pub failed_at: u64,
+}
+
+struct InFlight {
+    id: u64,
+    entries: Vec<Entry>,
+}
+
+#[derive(Default)]
+struct Counters {
+    total_changes: u64,
+    merged_changes: u64,
+    successful_syncs: u64,
+    failed_syncs: u64,
+    conflicts: u64,
+    retries: u64,
+    requests: u64,
+}
+
+pub struct Engine {
+    config: Config,
+    tables: Vec<Rc<str>>,
+    table_ids: HashMap<Rc<str>, TableId>,
+    /// Ancestor tables of each table that has any, by id.
+    ancestors: HashMap<TableId, Vec<TableId>>,
+    pending: Queue,
+    in_flight: Option<InFlight>,
+    /// Writes waiting behind a failed write of the same record.
+    blocked: HashMap<Key, Entry>,
+    /// By order; at most one per record.
+    failed: BTreeMap<u64, FailedEntry>,
+    failed_keys: HashMap<Key, u64>,
+    next_seq: u64,
+    next_batch: u64,
+    /// No batch before this time (backoff after transient failures).
+    not_before: u64,
+    consecutive_failures: u32,
+    online: bool,
+    paused: bool,
+    rng: fastrand::Rng,
+    counters: Counters,
+    latency: LatencyWindow,
+    last_error: Option<String>,
+    version: u64,
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Result<Engine, EngineError> {
+        config.validate()?;
+        let mut engine = Engine {
+            rng: fastrand::Rng::with_seed(config.seed),
+            config,
+            tables: Vec::new(),
+            table_ids: HashMap::new(),
+            ancestors: HashMap::new(),
+            pending: Queue::default(),
+            in_flight: None,
+            blocked: HashMap::new(),
+            failed: BTreeMap::new(),
+            failed_keys: HashMap::new(),
+            next_seq: 1,
+            next_batch: 1,
+            not_before: 0,
+            consecutive_failures: 0,
+            online: true,
+            paused: false,
+            counters: Counters::default(),
+            latency: LatencyWindow::default(),
+            last_error: None,
+            version: 0,
+        };
+        let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
+        tables.sort();
+        for table in tables {
+            let ancestors: Vec<TableId> =
+                engine.config.ancestors(&table).iter().map(|name| engine.intern(name)).collect();
+            for &ancestor in &ancestors {
+                engine.pending.index_table(ancestor);
+            }
+            let id = engine.intern(&table);
+            engine.ancestors.insert(id, ancestors);
+        }
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes whenever anything a caller can observe changes, so the shell can cache what it shows.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn intern(&mut self, table: &str) -> TableId {
+        if let Some(&id) = self.table_ids.get(table) {
+            return id;
+        }
+        let id = self.tables.len() as TableId;
+        let name: Rc<str> = Rc::from(table);
+        self.tables.push(name.clone());
+        self.table_ids.insert(name, id);
+        id
+    }
+
+    pub(crate) fn key_for(&mut self, table: &str, id: &str) -> Key {
+        (self.intern(table), Rc::from(id))
+    }
+
+    /// Queues a change and returns its seq. Fails, changing nothing, when the change cannot follow what is
+    /// already queued for its record (an insert of a record the queue holds as existing).
+    pub fn enqueue(&mut self, change: Change, now: u64) -> Result<u64, EngineError> {
+        let key = self.key_for(&change.table, &change.id);
+        let seq = self.next_seq;
+        let entry = Entry {
+            key: key.clone(),
+            op: change.op,
+            data: change.data,
+            last_changed: change.last_changed,
+            priority: change.priority,
+            order: seq,
+            seq,
+            queued_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
+            attempts: 0,
+            changes: 1,
+        };
+        let exists = || EngineError::RecordExists { table: change.table.clone(), id: change.id.clone() };
+
+        if self.failed_keys.contains_key(&key) {
+            let folded = match self.blocked.get(&key) {
+                None => Some(entry),
+                Some(earlier) => earlier.clone().then(entry).map_err(|()| exists())?,
+            };
+            let merged = self.blocked.remove(&key).is_some();
+            self.count_enqueued(merged);
+            if let Some(folded) = folded {
+                self.blocked.insert(key, folded);
+            }
+        } else {
+            let in_flight = self.in_flight_entry(&key).cloned();
+            let held = self.pending.get(&key).cloned();
+            let folded = match (in_flight, held) {
+                (None, None) => Some(entry),
+                (None, Some(earlier)) => earlier.then(entry).map_err(|()| exists())?,
+                (Some(sent), held) => Self::fold_behind_in_flight(sent, held, entry).map_err(|()| exists())?,
+            };
+            let merged = self.pending.remove(&key).is_some();
+            self.count_enqueued(merged);
+            if let Some(folded) = folded {
+                self.pending.insert(folded);
+            }
+        }
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    fn count_enqueued(&mut self, merged: bool) {
+        self.counters.total_changes += 1;
+        if merged {
+            self.counters.merged_changes += 1;
+        }
+        self.version += 1;
+    }
+
+    /// A change for a record whose write is in flight waits in `held` until the flight settles. It must be
+    /// valid after the in-flight write as well as after the held one; where only the former holds (an insert
+    /// after a held update or insert that follows an in-flight delete or upsert), the held write becomes the
+    /// whole composition, which replays the in-flight write harmlessly since deletes and upserts are
+    /// idempotent.
+    fn fold_behind_in_flight(sent: Entry, held: Option<Entry>, new: Entry) -> Result<Option<Entry>, ()> {
+        let effective = match &held {
+            None => Some(sent),
+            Some(held) => sent.then(held.clone())?,
+        };
+        let composed = match effective {
+            Some(effective) => effective.then(new.clone())?,
+            None => Some(new.clone()),
+        };
+        let Some(held) = held else { return Ok(Some(new)) };
+        let (order, queued_at, attempts) = (held.order, held.queued_at, held.attempts);
+        match held.then(new) {
+            Ok(folded) => Ok(folded),
+            Err(()) => {
+                Ok(composed.map(|whole| Entry { order, queued_at, attempts, ..whole }.after_uncertain_attempt()))
+            }
+        }
+    }
+
+    fn in_flight_entry(&self, key: &Key) -> Option<&Entry> {
+        self.in_flight.as_ref()?.entries.iter().find(|e| &e.key == key)
+    }
+
+    /// When the shell should call [`Engine::poll_batch`] next (absolute ms), or `None` when nothing will be
+    /// due until something happens (new change, result, going online, resuming).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        if !self.online || self.paused || self.in_flight.is_some() {
+            return None;
+        }
+        self.pending.next_deadline().map(|due| due.max(self.not_before))
+    }
+
+    /// The next batch to send, if one is due at `now`.
+    pub fn poll_batch(&mut self, now: u64) -> Option<Batch> {
+        if !self.online || self.paused || self.in_flight.is_some() || now < self.not_before {
+            return None;
+        }
+        let chosen = self.choose(now);
+        if chosen.is_empty() {
+            return None;
+        }
+        let entries: Vec<Entry> = chosen.into_iter().filter_map(|order| self.pending.remove_order(order)).collect();
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let changes = entries.iter().map(|e| self.outgoing(e)).collect();
+        self.in_flight = Some(InFlight { id, entries });
+        let low_water = self.low_water();
+        self.counters.requests += 1;
+        self.version += 1;
+        Some(Batch { id, changes, low_water })
+    }
+
+    /// Orders of the entries of the next batch, ascending: due entries by deadline, each preceded by the
+    /// earlier entries of its ancestor tables, up to `batch_size`.
+    fn choose(&self, now: u64) -> Vec<u64> {
+        let limit = self.config.batch_size;
+        let mut chosen: Vec<u64> = Vec::with_capacity(limit);
+        for (deadline, order) in self.pending.by_deadline() {
+            let due = deadline <= now;
+            // Not-yet-due writes only ride along with a batch that goes out anyway.
+            let fills = self.config.fill_batches && !chosen.is_empty();
+            if !(due || fills) {
+                break;
+            }
+            if chosen.contains(&order) {
+                continue;
+            }
+            let mut group = self.earlier_parents(order, limit);
+            group.retain(|o| !chosen.contains(o));
+            group.push(order);
+            if chosen.len() + group.len() <= limit {
+                chosen.extend(group);
+            } else if chosen.is_empty() {
+                // The parents alone fill a batch: send the earliest of them; the child follows in the next.
+                group.truncate(limit);
+                chosen.extend(group);
+            } else if due {
+                break;
+            } else {
+                continue;
+            }
+            if chosen.len() >= limit {
+                break;
+            }
+        }
+        chosen.sort_unstable();
+        chosen
+    }
+
+    /// Orders of pending entries of `order`'s ancestor tables queued before it, ascending, at most `limit`.
+    fn earlier_parents(&self, order: u64, limit: usize) -> Vec<u64> {
+        let Some(key) = self.pending.key_at(order) else { return Vec::new() };
+        let Some(ancestors) = self.ancestors.get(&key.0) else { return Vec::new() };
+        let mut orders: Vec<u64> =
+            ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, order, limit)).collect();
+        orders.sort_unstable();
+        orders.truncate(limit);
+        orders
+    }
+
+    fn outgoing(&self, entry: &Entry) -> OutgoingChange {
+        OutgoingChange {
+            seq: entry.seq,
+            table: self.tables[entry.key.0 as usize].to_string(),
+            id: entry.key.1.to_string(),
+            op: entry.op,
+            data: entry.data.clone(),
+            last_changed: entry.last_changed.clone(),
+            priority: entry.priority,
+        }
+    }
+
+    /// The smallest seq any live write may still be sent with. A write is sent with its latest seq, which is
+    /// at least its order, so the smallest order is a safe bound.
+    fn low_water(&self) -> u64 {
+        let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter().map(|e| e.order));
+        let blocked = self.blocked.values().map(|e| e.order);
+        [self.pending.min_order(), self.failed.keys().next().copied()]
+            .into_iter()
+            .flatten()
+            .chain(in_flight)
+            .chain(blocked)
+            .min()
+            .unwrap_or(self.next_seq)
+    }
+
+    /// The server's answer for every write of the batch (a write without an answer counts as a transient
+    /// failure). Returns what became of each.
+    pub fn on_batch_result(
+        &mut self,
+        batch_id: u64,
+        outcomes: Vec<ChangeOutcome>,
+        now: u64,
+    ) -> Result<Vec<Settled>, EngineError> {
+        let Some(flight) = self.in_flight.take_if(|f| f.id == batch_id) else {
+            return Err(EngineError::UnknownBatch(batch_id));
+        };
+        let mut by_seq: HashMap<u64, Outcome> = outcomes.into_iter().map(|o| (o.seq, o.outcome)).collect();
+        let mut transient_failures = 0;
+        let mut retry_after: Option<u64> = None;
+        let mut settled = Vec::with_capacity(flight.entries.len());
+        for entry in flight.entries {
+            let outcome = by_seq.remove(&entry.seq).unwrap_or_else(|| Outcome::Transient {
+                message: "the server gave no result for this change".into(),
+                retry_after_ms: None,
+            });
+            settled.push(Settled {
+                seq: entry.seq,
+                table: self.tables[entry.key.0 as usize].to_string(),
+                id: entry.key.1.to_string(),
+                outcome: outcome.clone(),
+            });
+            match outcome {
+                Outcome::Applied => {
+                    self.counters.successful_syncs += 1;
+                    self.latency.record(now.saturating_sub(entry.queued_at));
+                }
+                Outcome::Conflict { .. } => self.counters.conflicts += 1,
+                Outcome::Permanent { code, message } => {
+                    self.fail(entry, Failure { code, message, permanent: true }, now);
+                }
+                Outcome::Transient { message, retry_after_ms } => {
+                    transient_failures += 1;
+                    retry_after = retry_after.max(retry_after_ms);
+                    self.last_error = Some(message.clone());
+                    self.retry_later(entry, message, now);
+                }
+            }
+        }
+        if transient_failures == 0 {
+            self.consecutive_failures = 0;
+            self.not_before = 0;
+        } else if self.online {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            let delay = self.config.backoff.delay(self.consecutive_failures, retry_after, &mut self.rng);
+            self.not_before = now.saturating_add(delay);
+        }
+        self.version += 1;
+        Ok(settled)
+    }
+
+    /// The whole batch failed before any write could be answered (network error, timeout, 5xx, 429).
+    pub fn on_batch_failed(
+        &mut self,
+        batch_id: u64,
+        message: &str,
+        retry_after_ms: Option<u64>,
+        now: u64,
+    ) -> Result<Vec<Settled>, EngineError> {
+        let outcomes = match &self.in_flight {
+            Some(flight) if flight.id == batch_id => flight
+                .entries
+                .iter()
+                .map(|e| ChangeOutcome {
+                    seq: e.seq,
+                    outcome: Outcome::Transient { message: message.to_owned(), retry_after_ms },
+                })
+                .collect(),
+            _ => return Err(EngineError::UnknownBatch(batch_id)),
+        };
+        self.on_batch_result(batch_id, outcomes, now)
+    }
+
+    /// A transient failure: another attempt, unless the write has used them all. Offline failures are free.
+    fn retry_later(&mut self, entry: Entry, message: String, now: u64) {
+        let mut entry = entry.after_uncertain_attempt();
+        if self.online {
+            entry.attempts = entry.attempts.saturating_add(1);
+            if entry.attempts > self.config.max_retries {
+                let message = format!("gave up after {} attempts: {message}", entry.attempts);
+                self.fail(entry, Failure { code: None, message, permanent: false }, now);
+                return;
+            }
+            self.counters.retries += 1;
+        }
+        self.return_to_pending(entry, now);
+    }
+
+    /// Puts a write back in the queue ahead of whatever was held behind it.
+    fn return_to_pending(&mut self, entry: Entry, now: u64) {
+        match self.pending.remove(&entry.key) {
+            None => self.pending.insert(entry),
+            Some(held) => match entry.clone().then(held.clone()) {
+                Ok(Some(folded)) => self.pending.insert(folded),
+                Ok(None) => {}
+                Err(()) => {
+                    // Unreachable by the check in `enqueue`; kept total so no input can lose a write.
+                    self.pending.insert(held);
+                    let message = "could not be merged with a newer change of the same record".to_owned();
+                    self.fail(entry, Failure { code: None, message, permanent: true }, now);
+                }
+            },
+        }
+    }
+
+    /// Moves a write to the failed list; later writes of its record wait until it is retried or discarded.
+    fn fail(&mut self, entry: Entry, failure: Failure, now: u64) {
+        self.counters.failed_syncs += 1;
+        self.last_error = Some(failure.message.clone());
+        if let Some(held) = self.pending.remove(&entry.key) {
+            self.blocked.insert(held.key.clone(), held);
+        }
+        self.failed_keys.insert(entry.key.clone(), entry.order);
+        self.failed.insert(entry.order, FailedEntry { entry, failure, failed_at: now });
+    }
+
+    pub fn set_online(&mut self, online: bool) {
+        if self.online != online {
+            self.online = online;
+            if online {
+                // What failed while the network was down says nothing about the server: try again at once.
+                self.not_before = 0;
+                self.consecutive_failures = 0;
+            }
+            self.version += 1;
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        if self.paused != paused {
+            self.paused = paused;
+            self.version += 1;
+        }
+    }
+
+    /// Makes everything queued so far due at once, backoff or not, and returns the seq to wait for with
+    /// [`Engine::is_settled_through`].
+    pub fn flush_all(&mut self, now: u64) -> u64 {
+        self.pending.make_all_due(now);
+        self.not_before = 0;
+        self.version += 1;
+        self.next_seq - 1
+    }
+
+    /// Whether every write holding a change with seq up to `seq` has been confirmed, answered with a conflict,
+    /// moved to the failed list, or is blocked behind a failed one: nothing more will happen to them without
+    /// the caller.
+    pub fn is_settled_through(&self, seq: u64) -> bool {
+        let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter().map(|e| e.order)).min();
+        [self.pending.min_order(), in_flight].into_iter().flatten().all(|order| order > seq)
+    }
+
+    /// Puts failed writes back in the queue, due now, with fresh attempts: all of them, or the one with
+    /// `only` as its seq. A write blocked behind one merges into it. Returns how many were retried.
+    pub fn retry_failed(&mut self, only: Option<u64>, now: u64) -> usize {
+        let orders = self.failed_orders(only);
+        let mut retried = 0;
+        for order in orders {
+            let Some(failed) = self.failed.get(&order) else { continue };
+            let key = failed.entry.key.clone();
+            let entry = Entry { attempts: 0, deadline: now, ..failed.entry.clone() };
+            let folded = match self.blocked.get(&key) {
+                None => Some(entry),
+                // Refused only when the blocked write is an insert after a failed insert or update; both stay
+                // as they are until the caller discards one.
+                Some(blocked) => match entry.then(blocked.clone()) {
+                    Ok(folded) => folded,
+                    Err(()) => continue,
+                },
+            };
+            self.failed.remove(&order);
+            self.failed_keys.remove(&key);
+            self.blocked.remove(&key);
+            if let Some(folded) = folded {
+                self.pending.insert(folded);
+            }
+            retried += 1;
+        }
+        self.version += 1;
+        retried
+    }
+
+    /// Drops failed writes (all, or the one with `only` as its seq); writes blocked behind them go ahead.
+    /// Returns how many were dropped.
+    pub fn discard_failed(&mut self, only: Option<u64>) -> usize {
+        let orders = self.failed_orders(only);
+        for &order in &orders {
+            if let Some(failed) = self.failed.remove(&order) {
+                self.failed_keys.remove(&failed.entry.key);
+                if let Some(blocked) = self.blocked.remove(&failed.entry.key) {
+                    self.pending.insert(blocked);
+                }
+            }
+        }
+        self.version += 1;
+        orders.len()
+    }
+
+    fn failed_orders(&self, only: Option<u64>) -> Vec<u64> {
+        self.failed.iter().filter(|(_, f)| only.is_none_or(|seq| f.entry.seq == seq)).map(|(&o, _)| o).collect()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut by_priority = self.pending.per_priority();
+        for entry in self.blocked.values() {
+            by_priority[entry.priority.index()] += 1;
+        }
+        let c = &self.counters;
+        let in_flight = self.in_flight.as_ref().map_or(0, |f| f.entries.len() as u64);
+        Stats {
+            total_changes: c.total_changes,
+            merged_changes: c.merged_changes,
+            successful_syncs: c.successful_syncs,
+            failed_syncs: c.failed_syncs,
+            conflicts: c.conflicts,
+            retries: c.retries,
+            requests: c.requests,
+            pending: (self.pending.len() + self.blocked.len()) as u64,
+            pending_by_priority: PendingByPriority::from_counts(by_priority),
+            in_flight,
+            is_online: self.online,
+            is_processing: self.in_flight.is_some(),
+            is_paused: self.paused,
+            last_error: self.last_error.clone(),
+            latency_ms: self.latency.summary(),
+        }
+    }
+
+    /// Every write not yet confirmed or failed, in send order: in flight first, then queued, then blocked.
+    pub fn pending_changes(&self) -> Vec<PendingView> {
+        let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter()).map(|e| self.view(e, true, false));
+        let queued = self.pending.iter().map(|e| self.view(e, false, false));
+        let mut blocked: Vec<&Entry> = self.blocked.values().collect();
+        blocked.sort_by_key(|e| e.order);
+        in_flight.chain(queued).chain(blocked.into_iter().map(|e| self.view(e, false, true))).collect()
+    }
+
+    fn view(&self, e: &Entry, in_flight: bool, blocked: bool) -> PendingView {
+        PendingView {
+            seq: e.seq,
+            table: self.tables[e.key.0 as usize].to_string(),
+            id: e.key.1.to_string(),
+            op: e.op,
+            data: e.data.clone(),
+            priority: e.priority,
+            queued_at: e.queued_at,
+            due_at: e.deadline,
+            attempts: e.attempts,
+            in_flight,
+            blocked,
+        }
+    }
+
+    pub fn failed_changes(&self) -> Vec<FailedView> {
+        self.failed
+            .values()
+            .map(|f| FailedView {
+                seq: f.entry.seq,
+                table: self.tables[f.entry.key.0 as usize].to_string(),
+                id: f.entry.key.1.to_string(),
+                op: f.entry.op,
+                data: f.entry.data.clone(),
+                priority: f.entry.priority,
+                attempts: f.entry.attempts,
+                error: f.failure.clone(),
+                failed_at: f.failed_at,
+            })
+            .collect()
+    }
+}
+
+/// What the snapshot module reads and writes.
+impl Engine {
+    pub(crate) fn table_name(&self, entry: &Entry) -> &str {
+        &self.tables[entry.key.0 as usize]
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub(crate) fn set_next_seq(&mut self, next_seq: u64) {
+        self.next_seq = next_seq;
+    }
+
+    pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.in_flight.iter().flat_map(|f| f.entries.iter())
+    }
+
+    pub(crate) fn queued_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.pending.iter()
+    }
+
+    pub(crate) fn blocked_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.blocked.values()
+    }
+
+    pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry, &Failure, u64)> + '_ {
+        self.failed.values().map(|f| (&f.entry, &f.failure, f.failed_at))
+    }
+
+    /// Places a saved write; entries come in send order, so a write that was in flight arrives before the
+    /// one held behind it and they merge as they would have after a transient failure.
+    pub(crate) fn restore_entry(&mut self, entry: Entry, state: SavedState) -> Result<(), ()> {
+        let key = entry.key.clone();
+        let failed = self.failed_keys.contains_key(&key);
+        match state {
+            SavedState::Pending if failed => return Err(()),
+            SavedState::Pending => match self.pending.remove(&key) {
+                None => self.pending.insert(entry),
+                Some(earlier) => {
+                    if let Some(folded) = earlier.then(entry)? {
+                        self.pending.insert(folded);
+                    }
+                }
+            },
+            SavedState::Blocked if !failed || self.blocked.contains_key(&key) => return Err(()),
+            SavedState::Blocked => {
+                self.blocked.insert(key, entry);
+            }
+            SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(()),
+            SavedState::Failed { failure, failed_at } => {
+                self.failed_keys.insert(key, entry.order);
+                self.failed.insert(entry.order, FailedEntry { entry, failure, failed_at });
+            }
+        }
+        self.version += 1;
+        Ok(())
+    }
+}

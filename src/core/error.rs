@@ -1,0 +1,61 @@
+//! Errors the engine returns instead of panicking: a panic in wasm poisons the module for the whole page.
+
+use std::fmt;
+
+/// A bad argument, naming it so the JS shell can throw a `TypeError` that says which one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgumentError {
+    pub argument: &'static str,
+    pub message: String,
+}
+
+impl ArgumentError {
+    pub fn new(argument: &'static str, message: impl Into<String>) -> Self {
+        ArgumentError { argument, message: message.into() }
+    }
+}
+
+impl fmt::Display for ArgumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.argument, self.message)
+    }
+}
+
+impl std::error::Error for ArgumentError {}
+
+/// A call the engine refuses in its current state. Nothing is changed when one is returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EngineError {
+    Argument(ArgumentError),
+    /// An insert for a record the queue already holds as existing; queue an upsert instead.
+    RecordExists {
+        table: String,
+        id: String,
+    },
+    /// A result for a batch that is not in flight (already settled, or from before a reload).
+    UnknownBatch(u64),
+    /// A snapshot that cannot be restored (wrong version, or inconsistent content).
+    BadSnapshot(String),
+}
+
+impl From<ArgumentError> for EngineError {
+    fn from(e: ArgumentError) -> Self {
+        EngineError::Argument(e)
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Argument(e) => e.fmt(f),
+            EngineError::RecordExists { table, id } => write!(
+                f,
+                "cannot insert {table}/{id}: the queue already holds it as existing (queue an upsert instead)"
+            ),
+            EngineError::UnknownBatch(id) => write!(f, "no batch {id} is in flight"),
+            EngineError::BadSnapshot(why) => write!(f, "cannot restore the snapshot: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}

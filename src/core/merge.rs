@@ -1,0 +1,135 @@
+//! How a new change folds into the pending change of the same record.
+//!
+//! Each op is a function on the stored row (`None` = no row): insert(A) writes A where there is no row,
+//! update(U) patches an existing row and does nothing to a missing one, upsert(B) makes the row B (it carries
+//! the full row), delete removes it. A merged entry is the composition of the two, so that sending it once
+//! leaves the server exactly where sending both in order would. The table (pending down, new across):
+//!
+//! | pending \ new | update               | upsert     | delete         | insert       |
+//! |---------------|----------------------|------------|----------------|--------------|
+//! | insert(A)     | insert(A + U)        | insert(B)  | nothing sent   | RecordExists |
+//! | update(U1)    | update(U1 + U2)      | upsert(B)  | delete         | RecordExists |
+//! | upsert(A)     | upsert(A + U)        | upsert(B)  | delete         | upsert(B)    |
+//! | delete        | delete (no-op patch) | upsert(B)  | delete         | upsert(B)    |
+//!
+//! `+` is "later fields win". Choices in the open cells: an insert after an update is refused, because the
+//! update says the row exists and a silent upsert could overwrite a row the caller did not mean to; an update
+//! after a delete is dropped, because on the server it would patch nothing; an insert after a delete or upsert
+//! becomes an upsert, because the row may exist on the server and the caller wants it to be B.
+//!
+//! "Nothing sent" holds only because a pending insert has never left the client: an insert that may have
+//! reached the server (its request failed without an answer) is turned into an upsert before it re-enters the
+//! queue, and upsert + delete is a delete.
+
+use serde_json::Value;
+
+use super::change::{Op, Row};
+
+/// The result of folding a new change into a pending one.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Merged {
+    /// One change that has the effect of both.
+    Into(Op, Option<Row>),
+    /// The two cancel out: the record never reached the server and should not.
+    Cancelled,
+}
+
+/// The merge table above. `Err(())` is the one refused cell (an insert for a record that exists); the caller
+/// turns it into an error naming the record.
+#[allow(clippy::result_unit_err)]
+pub fn merge(pending: Op, pending_data: Option<&Row>, new: Op, new_data: Option<Row>) -> Result<Merged, ()> {
+    use Op::*;
+    let merged = match (pending, new) {
+        (Insert, Insert) | (Update, Insert) => return Err(()),
+        (Insert, Delete) => Merged::Cancelled,
+        (Insert, Update) => Merged::Into(Insert, Some(patch(pending_data, new_data))),
+        (Upsert, Update) => Merged::Into(Upsert, Some(patch(pending_data, new_data))),
+        (Update, Update) => Merged::Into(Update, Some(patch(pending_data, new_data))),
+        (Delete, Update) => Merged::Into(Delete, None),
+        (Insert, Upsert) => Merged::Into(Insert, new_data),
+        (Update | Upsert | Delete, Upsert) | (Upsert | Delete, Insert) => Merged::Into(Upsert, new_data),
+        (_, Delete) => Merged::Into(Delete, None),
+    };
+    Ok(merged)
+}
+
+/// The pending columns overwritten by the new ones.
+fn patch(base: Option<&Row>, changes: Option<Row>) -> Row {
+    let mut row = base.cloned().unwrap_or_default();
+    for (column, value) in changes.unwrap_or_default() {
+        row.insert(column, value);
+    }
+    row
+}
+
+/// The later of two `last_changed` stamps: a merged change speaks for its newest part.
+pub(crate) fn newer_stamp(pending: Option<Value>, new: Option<Value>) -> Option<Value> {
+    new.or(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(value: Value) -> Row {
+        value.as_object().cloned().unwrap()
+    }
+
+    fn cell(pending: Op, new: Op) -> Result<Merged, ()> {
+        let pending_data = match pending {
+            Op::Delete => None,
+            _ => Some(row(json!({"id": "1", "a": 1, "b": 1}))),
+        };
+        let new_data = match new {
+            Op::Delete => None,
+            _ => Some(row(json!({"b": 2, "c": 2}))),
+        };
+        merge(pending, pending_data.as_ref(), new, new_data)
+    }
+
+    fn into(op: Op, data: Value) -> Result<Merged, ()> {
+        Ok(Merged::Into(op, Some(row(data))))
+    }
+
+    const PATCHED: fn() -> Value = || json!({"id": "1", "a": 1, "b": 2, "c": 2});
+    const NEW: fn() -> Value = || json!({"b": 2, "c": 2});
+
+    #[test]
+    fn pending_insert() {
+        assert_eq!(cell(Op::Insert, Op::Update), into(Op::Insert, PATCHED()));
+        assert_eq!(cell(Op::Insert, Op::Upsert), into(Op::Insert, NEW()));
+        assert_eq!(cell(Op::Insert, Op::Delete), Ok(Merged::Cancelled));
+        assert_eq!(cell(Op::Insert, Op::Insert), Err(()));
+    }
+
+    #[test]
+    fn pending_update() {
+        assert_eq!(cell(Op::Update, Op::Update), into(Op::Update, PATCHED()));
+        assert_eq!(cell(Op::Update, Op::Upsert), into(Op::Upsert, NEW()));
+        assert_eq!(cell(Op::Update, Op::Delete), Ok(Merged::Into(Op::Delete, None)));
+        assert_eq!(cell(Op::Update, Op::Insert), Err(()));
+    }
+
+    #[test]
+    fn pending_upsert() {
+        assert_eq!(cell(Op::Upsert, Op::Update), into(Op::Upsert, PATCHED()));
+        assert_eq!(cell(Op::Upsert, Op::Upsert), into(Op::Upsert, NEW()));
+        assert_eq!(cell(Op::Upsert, Op::Delete), Ok(Merged::Into(Op::Delete, None)));
+        assert_eq!(cell(Op::Upsert, Op::Insert), into(Op::Upsert, NEW()));
+    }
+
+    #[test]
+    fn pending_delete() {
+        assert_eq!(cell(Op::Delete, Op::Update), Ok(Merged::Into(Op::Delete, None)));
+        assert_eq!(cell(Op::Delete, Op::Upsert), into(Op::Upsert, NEW()));
+        assert_eq!(cell(Op::Delete, Op::Delete), Ok(Merged::Into(Op::Delete, None)));
+        assert_eq!(cell(Op::Delete, Op::Insert), into(Op::Upsert, NEW()));
+    }
+
+    #[test]
+    fn later_stamp_wins_and_absent_keeps_earlier() {
+        assert_eq!(newer_stamp(Some(json!(1)), Some(json!(2))), Some(json!(2)));
+        assert_eq!(newer_stamp(Some(json!(1)), None), Some(json!(1)));
+    }
+}

@@ -1,0 +1,22 @@
+//! The sync engine, free of any browser or clock: every call takes `now` in milliseconds, and
+//! [`Engine::poll_timeout`] says when to call back (the quinn-proto / str0m model).
+
+mod backoff;
+mod change;
+mod config;
+mod engine;
+mod error;
+mod merge;
+mod queue;
+mod snapshot;
+mod stats;
+pub mod wire;
+
+pub use backoff::Backoff;
+pub use change::{Change, Op, Priority, Row};
+pub use config::{Config, DEFAULT_INTERVALS_MS};
+pub use engine::{Batch, ChangeOutcome, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView, Settled};
+pub use error::{ArgumentError, EngineError};
+pub use merge::{merge, Merged};
+pub use snapshot::{SavedEntry, SavedState, Snapshot};
+pub use stats::{Latency, PendingByPriority, Stats};

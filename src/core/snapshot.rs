@@ -1,0 +1,138 @@
+//! The engine's durable state as plain data, so the shell can persist it and a reload resumes where it
+//! stopped. Session counters (stats) are not part of it.
+//!
+//! A write in flight when the snapshot is taken is saved as pending: its request may or may not have reached
+//! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
+//! a replay as applied.
+
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::change::{Change, Op, Priority, Row};
+use super::config::Config;
+use super::engine::{Engine, Failure};
+use super::error::EngineError;
+use super::queue::Entry;
+
+const VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub version: u32,
+    pub next_seq: u64,
+    /// In send order.
+    pub entries: Vec<SavedEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedEntry {
+    pub table: String,
+    pub id: String,
+    pub op: Op,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Row>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_changed: Option<Value>,
+    pub priority: Priority,
+    pub order: u64,
+    pub seq: u64,
+    pub queued_at: u64,
+    pub deadline: u64,
+    pub attempts: u32,
+    pub changes: u32,
+    pub state: SavedState,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SavedState {
+    Pending,
+    /// Waiting behind the failed write of the same record.
+    Blocked,
+    Failed {
+        failure: Failure,
+        failed_at: u64,
+    },
+}
+
+impl Engine {
+    pub fn export(&self) -> Snapshot {
+        let mut entries: Vec<SavedEntry> = Vec::new();
+        let mut save = |engine: &Engine, entry: &Entry, state: SavedState| {
+            entries.push(SavedEntry {
+                table: engine.table_name(entry).to_owned(),
+                id: entry.key.1.to_string(),
+                op: entry.op,
+                data: entry.data.clone(),
+                last_changed: entry.last_changed.clone(),
+                priority: entry.priority,
+                order: entry.order,
+                seq: entry.seq,
+                queued_at: entry.queued_at,
+                deadline: entry.deadline,
+                attempts: entry.attempts,
+                changes: entry.changes,
+                state,
+            })
+        };
+        for entry in self.in_flight_entries() {
+            save(self, &entry.clone().after_uncertain_attempt(), SavedState::Pending);
+        }
+        for entry in self.queued_entries() {
+            save(self, entry, SavedState::Pending);
+        }
+        for (entry, failure, failed_at) in self.failed_entries() {
+            save(self, entry, SavedState::Failed { failure: failure.clone(), failed_at });
+        }
+        for entry in self.blocked_entries() {
+            save(self, entry, SavedState::Blocked);
+        }
+        entries.sort_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+        Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
+    }
+
+    /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
+    /// snapshot that does not fit together is refused whole.
+    pub fn restore(config: Config, snapshot: Snapshot) -> Result<Engine, EngineError> {
+        let bad = |why: String| EngineError::BadSnapshot(why);
+        if snapshot.version != VERSION {
+            return Err(bad(format!("version {} is not {VERSION}", snapshot.version)));
+        }
+        let mut engine = Engine::new(config)?;
+        let mut last_order = 0;
+        for saved in snapshot.entries {
+            let data = if saved.op == Op::Delete { None } else { saved.data.clone() };
+            Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)
+                .map_err(|e| bad(format!("entry {}: {e}", saved.order)))?;
+            if saved.order == 0
+                || saved.order <= last_order
+                || saved.seq < saved.order
+                || saved.seq >= snapshot.next_seq
+            {
+                return Err(bad(format!("entry {} is out of sequence", saved.order)));
+            }
+            last_order = saved.order;
+            let key = engine.key_for(&saved.table, &saved.id);
+            let entry = Entry {
+                key: (key.0, Rc::clone(&key.1)),
+                op: saved.op,
+                data,
+                last_changed: saved.last_changed,
+                priority: saved.priority,
+                order: saved.order,
+                seq: saved.seq,
+                queued_at: saved.queued_at,
+                deadline: saved.deadline,
+                attempts: saved.attempts,
+                changes: saved.changes.max(1),
+            };
+            engine.restore_entry(entry, saved.state).map_err(|()| bad(format!("entry {} conflicts", saved.order)))?;
+        }
+        engine.set_next_seq(snapshot.next_seq);
+        Ok(engine)
+    }
+}

@@ -1,0 +1,91 @@
+//! PostgREST's URL grammar: what must be quoted, escaped and percent-encoded so that any table name, column
+//! name or id reaches the database as written.
+//!
+//! PostgREST percent-decodes the query string before parsing its grammar, so structure characters of the
+//! grammar (`.`, `,`, `(`, `)`) are left readable while every name and value is percent-encoded whole; inside
+//! a value, the grammar's reserved characters are neutralised by double quotes.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// Everything but RFC 3986's unreserved characters.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Characters with a meaning in PostgREST's grammar, plus those that would be trimmed or split on.
+const RESERVED: &[char] = &[',', '.', ':', '(', ')', '"', '\\', ' ', '\t', '\n', '\r', '*', '!', '-', '>', '<'];
+
+/// A table name as a path segment.
+pub fn path_segment(name: &str) -> String {
+    utf8_percent_encode(name, COMPONENT).to_string()
+}
+
+/// A column name as it appears in `columns=`, `on_conflict=` and filter keys: quoted when it holds
+/// anything PostgREST would read as grammar, then percent-encoded.
+pub fn column(name: &str) -> String {
+    let quoted = if name.contains(RESERVED) { quote(name) } else { name.to_owned() };
+    utf8_percent_encode(&quoted, COMPONENT).to_string()
+}
+
+/// A comma-separated list of columns.
+pub fn columns<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().map(column).collect::<Vec<_>>().join(",")
+}
+
+/// An `in.(...)` filter value holding exactly these ids. Every id is quoted so that none is read as a
+/// number, `null`, or grammar.
+pub fn in_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<String> = ids.into_iter().map(|id| utf8_percent_encode(&quote(id), COMPONENT).to_string()).collect();
+    format!("in.({})", items.join(","))
+}
+
+/// Double quotes, with `"` and `\` escaped by a backslash.
+fn quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_stay_readable() {
+        assert_eq!(path_segment("selected_exercises"), "selected_exercises");
+        assert_eq!(column("last_changed"), "last_changed");
+        assert_eq!(columns(["id", "name"]), "id,name");
+    }
+
+    #[test]
+    fn odd_table_names_are_percent_encoded() {
+        assert_eq!(path_segment("Order Items"), "Order%20Items");
+        assert_eq!(path_segment("a/b?c#d"), "a%2Fb%3Fc%23d");
+        assert_eq!(path_segment("موارد"), "%D9%85%D9%88%D8%A7%D8%B1%D8%AF");
+    }
+
+    #[test]
+    fn odd_column_names_are_quoted_then_encoded() {
+        assert_eq!(column("information.cpe"), "%22information.cpe%22");
+        assert_eq!(column("a,b"), "%22a%2Cb%22");
+        assert_eq!(column("say \"hi\""), "%22say%20%5C%22hi%5C%22%22");
+        assert_eq!(column("a&b=c"), "a%26b%3Dc");
+    }
+
+    #[test]
+    fn ids_are_always_quoted_and_escaped() {
+        assert_eq!(in_list(["1"]), "in.(%221%22)");
+        assert_eq!(in_list(["a,b", "x.y"]), "in.(%22a%2Cb%22,%22x.y%22)");
+        assert_eq!(in_list(["(p)"]), "in.(%22%28p%29%22)");
+        assert_eq!(in_list(["he said \"hi\""]), "in.(%22he%20said%20%5C%22hi%5C%22%22)");
+        assert_eq!(in_list(["back\\slash"]), "in.(%22back%5C%5Cslash%22)");
+        assert_eq!(in_list(["null"]), "in.(%22null%22)");
+        assert_eq!(in_list(["%20&x=1"]), "in.(%22%2520%26x%3D1%22)");
+        assert_eq!(in_list(["ü"]), "in.(%22%C3%BC%22)");
+    }
+}

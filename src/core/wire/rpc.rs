@@ -1,0 +1,86 @@
+//! `rpc` mode: the whole batch in one call of `record_sync_apply(changes jsonb, low_water bigint)`, which
+//! applies the writes in order, each in its own savepoint, and answers one result per write.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::encode;
+use super::response::is_transient_sqlstate;
+use super::HttpRequest;
+use crate::core::change::{Op, Row};
+use crate::core::engine::{Batch, ChangeOutcome, Outcome, OutgoingChange};
+
+#[derive(Serialize)]
+struct Body<'a> {
+    changes: Vec<WireChange<'a>>,
+    low_water: u64,
+}
+
+#[derive(Serialize)]
+struct WireChange<'a> {
+    client_id: &'a str,
+    seq: u64,
+    table: &'a str,
+    id: &'a str,
+    op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_changed: Option<&'a Value>,
+}
+
+#[derive(Deserialize)]
+struct WireResult {
+    seq: u64,
+    status: String,
+    row: Option<Row>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+pub(super) fn request(batch: &Batch, function: &str, client_id: &str) -> HttpRequest {
+    let changes = batch.changes.iter().map(|c: &OutgoingChange| WireChange {
+        client_id,
+        seq: c.seq,
+        table: &c.table,
+        id: &c.id,
+        op: c.op,
+        data: c.data.as_ref(),
+        last_changed: c.last_changed.as_ref(),
+    });
+    let body = Body { changes: changes.collect(), low_water: batch.low_water };
+    HttpRequest {
+        method: "POST",
+        path: format!("/rpc/{}", encode::path_segment(function)),
+        headers: vec![("Content-Type", "application/json".to_owned())],
+        body: Some(serde_json::to_string(&body).unwrap_or_default()),
+    }
+}
+
+/// One outcome per result the server gave for a write of this batch; writes it did not answer are left out
+/// (the engine counts them as transient failures).
+pub(super) fn outcomes(batch: &Batch, body: &str) -> Result<Vec<ChangeOutcome>, String> {
+    let results: Vec<WireResult> =
+        serde_json::from_str(body).map_err(|e| format!("unreadable answer from the sync function: {e}"))?;
+    let sent: HashSet<u64> = batch.changes.iter().map(|c| c.seq).collect();
+    Ok(results
+        .into_iter()
+        .filter(|r| sent.contains(&r.seq))
+        .map(|r| ChangeOutcome { seq: r.seq, outcome: outcome(r) })
+        .collect())
+}
+
+fn outcome(result: WireResult) -> Outcome {
+    let message = || result.message.clone().unwrap_or_else(|| format!("the server answered {}", result.status));
+    match result.status.as_str() {
+        "applied" => Outcome::Applied,
+        "conflict" => Outcome::Conflict { row: result.row },
+        "error" if result.code.as_deref().is_some_and(is_transient_sqlstate) => {
+            Outcome::Transient { message: message(), retry_after_ms: None }
+        }
+        "error" => Outcome::Permanent { code: result.code.clone(), message: message() },
+        _ => Outcome::Transient { message: message(), retry_after_ms: None },
+    }
+}

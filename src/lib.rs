@@ -1,0 +1,7 @@
+//! record-sync: queues individual record changes, merges repeated changes to the same record, and sends them to
+//! a PostgREST (Supabase) backend in batches by priority deadline.
+//!
+//! [`core`] is the sans-IO engine: pure Rust, no clock, no I/O, testable natively. The browser shell that owns
+//! timers, `fetch` and storage is compiled only for wasm32.
+
+pub mod core;
