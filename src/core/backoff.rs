@@ -43,18 +43,25 @@ mod tests {
         (*samples.iter().min().unwrap(), *samples.iter().max().unwrap())
     }
 
+    /// Every sample lies in [step / 2, step], and the samples reach close to both ends.
+    fn assert_spread(failures: u32, step: u64) {
+        let (low, high) = delays(failures, None);
+        assert!(low >= step / 2 && high <= step, "{failures}: {low}..{high} outside {}..{step}", step / 2);
+        assert!(low < step / 2 + step / 50 && high > step - step / 50, "{failures}: {low}..{high} too narrow");
+    }
+
     #[test]
     fn doubles_per_failure_within_half_to_full_step() {
-        assert_eq!(delays(1, None), (500, 1_000));
-        assert_eq!(delays(2, None), (1_000, 2_000));
-        assert_eq!(delays(3, None), (2_000, 4_000));
+        assert_spread(1, 1_000);
+        assert_spread(2, 2_000);
+        assert_spread(3, 4_000);
     }
 
     #[test]
     fn caps_at_max() {
-        assert_eq!(delays(4, None), (4_000, 8_000));
-        assert_eq!(delays(40, None), (4_000, 8_000));
-        assert_eq!(delays(u32::MAX, None), (4_000, 8_000));
+        assert_spread(4, 8_000);
+        assert_spread(40, 8_000);
+        assert_spread(u32::MAX, 8_000);
     }
 
     #[test]
