@@ -107,6 +107,8 @@ pub struct PendingView {
 #[serde(rename_all = "camelCase")]
 pub struct FailedView {
     pub seq: u64,
+    /// Seq of the first change this write stands for: it covers its record's changes from here to `seq`.
+    pub first_seq: u64,
     pub table: String,
     pub id: String,
     pub op: Op,
@@ -260,29 +262,22 @@ impl Engine {
         };
         let exists = || EngineError::RecordExists { table: change.table.clone(), id: change.id.clone() };
 
-        if self.failed_keys.contains_key(&key) {
-            let folded = match self.blocked.get(&key) {
-                None => Some(entry),
-                Some(earlier) => earlier.clone().then(entry).map_err(|()| exists())?,
-            };
-            let merged = self.blocked.remove(&key).is_some();
-            self.count_enqueued(merged);
-            if let Some(folded) = folded {
+        // A record whose last write failed collects its new changes in `blocked`, one whose write is in flight
+        // in `pending` (held there until the flight settles); either way they must be able to follow that
+        // write.
+        let failed = self.failed_keys.get(&key).and_then(|order| self.failed.get(order)).map(|f| f.entry.clone());
+        let blocked = failed.is_some();
+        let ahead = failed.or_else(|| self.in_flight_entry(&key).cloned());
+        let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) }.cloned();
+        let folded = Self::fold_behind(ahead, held, entry).map_err(|()| exists())?;
+        let merged = if blocked { self.blocked.remove(&key).is_some() } else { self.pending.remove(&key).is_some() };
+        self.count_enqueued(merged);
+        match folded {
+            Some(folded) if blocked => {
                 self.blocked.insert(key, folded);
             }
-        } else {
-            let in_flight = self.in_flight_entry(&key).cloned();
-            let held = self.pending.get(&key).cloned();
-            let folded = match (in_flight, held) {
-                (None, None) => Some(entry),
-                (None, Some(earlier)) => earlier.then(entry).map_err(|()| exists())?,
-                (Some(sent), held) => Self::fold_behind_in_flight(sent, held, entry).map_err(|()| exists())?,
-            };
-            let merged = self.pending.remove(&key).is_some();
-            self.count_enqueued(merged);
-            if let Some(folded) = folded {
-                self.pending.insert(folded);
-            }
+            Some(folded) => self.pending.insert(folded),
+            None => {}
         }
         self.next_seq += 1;
         Ok(seq)
@@ -296,27 +291,22 @@ impl Engine {
         self.version += 1;
     }
 
-    /// A change for a record whose write is in flight waits in `held` until the flight settles. It must be
-    /// valid after the in-flight write as well as after the held one; where only the former holds (an insert
-    /// after a held update or insert that follows an in-flight delete or upsert), the held write becomes the
-    /// whole composition, which replays the in-flight write harmlessly since deletes and upserts are
-    /// idempotent.
-    fn fold_behind_in_flight(sent: Entry, held: Option<Entry>, new: Entry) -> Result<Option<Entry>, ()> {
-        let effective = match &held {
-            None => Some(sent),
-            Some(held) => sent.then(held.clone())?,
-        };
-        let composed = match effective {
-            Some(effective) => effective.then(new.clone())?,
-            None => Some(new.clone()),
-        };
-        let Some(held) = held else { return Ok(Some(new)) };
-        let (order, queued_at, attempts) = (held.order, held.queued_at, held.attempts);
-        match held.then(new) {
-            Ok(folded) => Ok(folded),
-            Err(()) => {
-                Ok(composed.map(|whole| Entry { order, queued_at, attempts, ..whole }.after_uncertain_attempt()))
+    /// Folds a new change into the write `held` for its record. When another write of the record is `ahead`
+    /// (in flight, or failed and waiting for the caller), the change must also be able to follow it and the
+    /// held one, as if none had been sent: that keeps a later retry of `ahead` mergeable with `held`.
+    fn fold_behind(ahead: Option<Entry>, held: Option<Entry>, new: Entry) -> Result<Option<Entry>, ()> {
+        if let Some(ahead) = ahead {
+            let effective = match &held {
+                None => Some(ahead),
+                Some(held) => ahead.then(held.clone())?,
+            };
+            if let Some(effective) = effective {
+                effective.then(new.clone())?;
             }
+        }
+        match held {
+            None => Ok(Some(new)),
+            Some(held) => held.then(new),
         }
     }
 
@@ -353,8 +343,8 @@ impl Engine {
         Some(Batch { id, changes, low_water })
     }
 
-    /// Orders of the entries of the next batch, ascending: due entries by deadline, each preceded by the
-    /// earlier entries of its ancestor tables, up to `batch_size`.
+    /// Orders of the entries of the next batch, in send order: due entries by deadline, each with the earlier
+    /// entries of its ancestor tables, up to `batch_size`.
     fn choose(&self, now: u64) -> Vec<u64> {
         let limit = self.config.batch_size;
         let mut chosen: Vec<u64> = Vec::with_capacity(limit);
@@ -386,16 +376,43 @@ impl Engine {
                 break;
             }
         }
-        chosen.sort_unstable();
-        chosen
+        self.send_order(chosen)
     }
 
-    /// Orders of pending entries of `order`'s ancestor tables queued before it, ascending, at most `limit`.
+    /// Queue order, except that a write follows the writes of its ancestor tables that it was queued after
+    /// (a child updated to point at a parent created after the child began goes after that parent), and a
+    /// parent goes before its child when the two tie.
+    fn send_order(&self, chosen: Vec<u64>) -> Vec<u64> {
+        let no_ancestors = Vec::new();
+        let mut items: Vec<(&Entry, &Vec<TableId>)> = chosen
+            .iter()
+            .filter_map(|&order| self.pending.key_at(order).and_then(|key| self.pending.get(key)))
+            .map(|entry| (entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
+            .collect();
+        // A table has strictly more ancestors than any of its ancestors: a topological order.
+        items.sort_by_key(|(entry, ancestors)| (ancestors.len(), entry.order));
+        let mut rank: HashMap<u64, u64> = HashMap::with_capacity(items.len());
+        for (entry, ancestors) in &items {
+            let after = items
+                .iter()
+                .filter(|(p, _)| ancestors.contains(&p.key.0) && p.order < entry.seq)
+                .filter_map(|(p, _)| rank.get(&p.order).copied())
+                .max();
+            rank.insert(entry.order, after.unwrap_or(0).max(entry.order));
+        }
+        items.sort_by_key(|(entry, ancestors)| {
+            (rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len(), entry.order)
+        });
+        items.into_iter().map(|(entry, _)| entry.order).collect()
+    }
+
+    /// Orders of pending entries of the ancestor tables of `order`'s entry that were queued before its latest
+    /// change (which may point at a parent created after the entry began), ascending, at most `limit`.
     fn earlier_parents(&self, order: u64, limit: usize) -> Vec<u64> {
-        let Some(key) = self.pending.key_at(order) else { return Vec::new() };
-        let Some(ancestors) = self.ancestors.get(&key.0) else { return Vec::new() };
+        let Some(entry) = self.pending.key_at(order).and_then(|key| self.pending.get(key)) else { return Vec::new() };
+        let Some(ancestors) = self.ancestors.get(&entry.key.0) else { return Vec::new() };
         let mut orders: Vec<u64> =
-            ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, order, limit)).collect();
+            ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.seq, limit)).collect();
         orders.sort_unstable();
         orders.truncate(limit);
         orders
@@ -693,6 +710,7 @@ impl Engine {
             .values()
             .map(|f| FailedView {
                 seq: f.entry.seq,
+                first_seq: f.entry.order,
                 table: self.tables[f.entry.key.0 as usize].to_string(),
                 id: f.entry.key.1.to_string(),
                 op: f.entry.op,

@@ -1,0 +1,477 @@
+//! Property tests of the engine against a model server on a virtual clock that jumps to `poll_timeout()`.
+//!
+//! Random changes over a few records of a parent and a child table (so merges and parent pulls happen),
+//! random batch faults (transient, lost after commit, permanent, reload with or without the write applied),
+//! offline periods and configurations. Asserted: convergence (the server ends as applying, in order, every
+//! change not discarded), per-record order, parents before children, and, with a healthy server, deadlines.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use proptest::prelude::*;
+use record_sync::core::{
+    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Op, Outcome, OutgoingChange, Priority, Row,
+};
+use serde_json::json;
+
+const TABLES: [&str; 2] = ["plans", "sessions"];
+const IDS: [&str; 3] = ["a", "b", "c"];
+type Key = (String, String);
+
+// ---------------------------------------------------------------------------------------------------------
+// The model server: rows, exactly-once by seq, and a log of what it wrote.
+
+#[derive(Default)]
+struct Server {
+    rows: BTreeMap<Key, Row>,
+    applied: HashSet<u64>,
+    /// Seqs written per record, in the order written.
+    writes: HashMap<Key, Vec<u64>>,
+}
+
+/// The semantics of each op, shared by the server and the reference: insert only where there is no row,
+/// update patches an existing row, upsert replaces (it carries the full row), delete removes.
+fn apply(rows: &mut BTreeMap<Key, Row>, key: &Key, op: Op, data: Option<&Row>) -> bool {
+    match op {
+        Op::Insert if rows.contains_key(key) => return false,
+        Op::Insert | Op::Upsert => {
+            rows.insert(key.clone(), data.cloned().unwrap_or_default());
+        }
+        Op::Update => {
+            if let Some(row) = rows.get_mut(key) {
+                for (column, value) in data.cloned().unwrap_or_default() {
+                    row.insert(column, value);
+                }
+            }
+        }
+        Op::Delete => {
+            rows.remove(key);
+        }
+    }
+    true
+}
+
+impl Server {
+    fn write(&mut self, change: &OutgoingChange) -> Outcome {
+        if self.applied.contains(&change.seq) {
+            return Outcome::Applied;
+        }
+        let key = (change.table.clone(), change.id.clone());
+        if !apply(&mut self.rows, &key, change.op, change.data.as_ref()) {
+            return Outcome::Permanent { code: Some("23505".into()), message: "duplicate key".into() };
+        }
+        self.applied.insert(change.seq);
+        self.writes.entry(key).or_default().push(change.seq);
+        Outcome::Applied
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Scenarios.
+
+#[derive(Clone, Debug)]
+enum Step {
+    Change { table: usize, id: usize, op: u8, priority: u8, value: u8, full: bool },
+    Advance(u64),
+    Online(bool),
+    Reload,
+}
+
+#[derive(Clone, Debug)]
+enum Fault {
+    None,
+    Transient {
+        retry_after_ms: Option<u64>,
+    },
+    LostAfterCommit,
+    /// Writes whose position in the batch has its bit set are refused.
+    Permanent {
+        mask: u8,
+    },
+    ReloadBeforeAnswer {
+        committed: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Scenario {
+    batch_size: usize,
+    max_retries: u32,
+    fill_batches: bool,
+    intervals_ms: [u64; 4],
+    steps: Vec<Step>,
+    faults: Vec<Fault>,
+}
+
+fn step(faulty: bool) -> impl Strategy<Value = Step> {
+    let change = (0..2usize, 0..3usize, 0..8u8, 0..4u8, 0..4u8, any::<bool>())
+        .prop_map(|(table, id, op, priority, value, full)| Step::Change { table, id, op, priority, value, full });
+    let advance = prop_oneof![0..50u64, 0..3_000u64, 0..400_000u64].prop_map(Step::Advance);
+    if faulty {
+        prop_oneof![6 => change, 3 => advance, 1 => any::<bool>().prop_map(Step::Online), 1 => Just(Step::Reload)]
+            .boxed()
+    } else {
+        prop_oneof![6 => change, 3 => advance].boxed()
+    }
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        8 => Just(Fault::None),
+        2 => proptest::option::of(0..20_000u64).prop_map(|retry_after_ms| Fault::Transient { retry_after_ms }),
+        2 => Just(Fault::LostAfterCommit),
+        1 => any::<u8>().prop_map(|mask| Fault::Permanent { mask }),
+        1 => any::<bool>().prop_map(|committed| Fault::ReloadBeforeAnswer { committed }),
+    ]
+}
+
+fn scenario(faulty: bool) -> impl Strategy<Value = Scenario> {
+    let intervals = [Just(0u64).boxed(), (0..6_000u64).boxed(), (0..40_000u64).boxed(), (0..400_000u64).boxed()];
+    let faults =
+        if faulty { proptest::collection::vec(fault(), 1..30).boxed() } else { Just(vec![Fault::None]).boxed() };
+    (1..6usize, 0..4u32, any::<bool>(), intervals, proptest::collection::vec(step(faulty), 1..80), faults).prop_map(
+        |(batch_size, max_retries, fill_batches, [i0, i1, i2, i3], steps, faults)| {
+            // Intervals grow with lower priority, as any sensible configuration has them.
+            let mut intervals_ms = [i0, i1, i2, i3];
+            intervals_ms.sort_unstable();
+            Scenario { batch_size, max_retries, fill_batches, intervals_ms, steps, faults }
+        },
+    )
+}
+
+fn config(s: &Scenario) -> Config {
+    Config {
+        intervals_ms: s.intervals_ms,
+        batch_size: s.batch_size,
+        max_retries: s.max_retries,
+        backoff: Backoff { base_ms: 100, max_ms: 5_000 },
+        parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
+        fill_batches: s.fill_batches,
+        seed: 42,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The harness: drives the engine on a virtual clock and checks each batch as it goes out.
+
+struct Accepted {
+    seq: u64,
+    key: Key,
+    op: Op,
+    data: Option<Row>,
+}
+
+struct Harness {
+    config: Config,
+    engine: Engine,
+    server: Server,
+    now: u64,
+    faults: Vec<Fault>,
+    next_fault: usize,
+    /// Every change the engine accepted, in order.
+    accepted: Vec<Accepted>,
+    /// Changes of the parent table not yet written, nor cancelled, nor refused.
+    outstanding_parents: BTreeMap<u64, Key>,
+    /// Accepted changes not yet in any sent batch, with their deadlines.
+    unsent: HashMap<Key, Vec<(u64, u64)>>,
+    /// Records whose write the server applied without the engine hearing of it.
+    uncertain: HashSet<Key>,
+    /// (record, first seq, last seq) of discarded writes.
+    discarded: Vec<(Key, u64, u64)>,
+    check_deadlines: bool,
+    reloads: u32,
+}
+
+fn key_of(change: &OutgoingChange) -> Key {
+    (change.table.clone(), change.id.clone())
+}
+
+impl Harness {
+    fn new(s: &Scenario, check_deadlines: bool) -> Harness {
+        let config = config(s);
+        Harness {
+            engine: Engine::new(config.clone()).unwrap(),
+            config,
+            server: Server::default(),
+            now: 1_000,
+            faults: s.faults.clone(),
+            next_fault: 0,
+            accepted: Vec::new(),
+            outstanding_parents: BTreeMap::new(),
+            unsent: HashMap::new(),
+            uncertain: HashSet::new(),
+            discarded: Vec::new(),
+            check_deadlines,
+            reloads: 0,
+        }
+    }
+
+    /// What the caller's own view says the record looks like: every accepted change applied in order.
+    fn exists(&self, key: &Key) -> bool {
+        let mut rows = BTreeMap::new();
+        for a in self.accepted.iter().filter(|a| &a.key == key) {
+            apply(&mut rows, &a.key, a.op, a.data.as_ref());
+        }
+        rows.contains_key(key)
+    }
+
+    fn change(&mut self, table: usize, id: usize, op: u8, priority: u8, value: u8, full: bool) {
+        let key: Key = (TABLES[table].to_owned(), IDS[id].to_owned());
+        let exists = self.exists(&key);
+        let op = match (exists, op % 4) {
+            (false, 0 | 1) => Op::Insert,
+            (true, 0 | 1) => Op::Update,
+            (_, 2) => Op::Upsert,
+            _ if op >= 6 => Op::Update,
+            _ => Op::Delete,
+        };
+        let v = json!(value);
+        let data: Option<Row> = match op {
+            Op::Delete => None,
+            Op::Update if !full => json!({ "a": v }).as_object().cloned(),
+            _ => json!({ "id": key.1, "a": v, "b": self.now }).as_object().cloned(),
+        };
+        let priority = Priority::from_index(priority as u32).unwrap();
+        let change = Change::new(&key.0, &key.1, op, data.clone(), priority).unwrap();
+        match self.engine.enqueue(change, self.now) {
+            Ok(seq) => {
+                self.accepted.push(Accepted { seq, key: key.clone(), op, data });
+                if key.0 == TABLES[0] {
+                    self.outstanding_parents.insert(seq, key.clone());
+                }
+                let deadline = self.now + self.config.interval(priority);
+                self.unsent.entry(key.clone()).or_default().push((seq, deadline));
+                self.forget_if_cancelled(&key);
+            }
+            Err(EngineError::RecordExists { .. }) => {}
+            Err(e) => panic!("unexpected refusal: {e}"),
+        }
+    }
+
+    /// An insert cancelled by a delete leaves nothing to send.
+    fn forget_if_cancelled(&mut self, key: &Key) {
+        let queued = self.engine.pending_changes().iter().any(|p| (&p.table, &p.id) == (&key.0, &key.1));
+        if !queued {
+            self.unsent.remove(key);
+            self.outstanding_parents.retain(|_, k| k != key);
+        }
+    }
+
+    fn reload(&mut self) {
+        let snapshot = self.engine.export();
+        let json = serde_json::to_string(&snapshot).unwrap();
+        let online = self.engine.is_online();
+        self.engine = Engine::restore(self.config.clone(), serde_json::from_str(&json).unwrap()).unwrap();
+        self.engine.set_online(online);
+    }
+
+    /// Sends every batch due now, answering each with the next fault.
+    fn drain(&mut self) {
+        for _ in 0..10_000 {
+            let Some(batch) = self.engine.poll_batch(self.now) else { return self.check_due() };
+            self.check_batch(&batch);
+            let fault = self.faults[self.next_fault % self.faults.len()].clone();
+            self.next_fault += 1;
+            self.answer(batch, fault);
+        }
+        panic!("the engine kept producing batches at one instant");
+    }
+
+    fn answer(&mut self, batch: Batch, fault: Fault) {
+        let now = self.now;
+        match fault {
+            Fault::None => {
+                let outcomes = self.write_all(&batch, false);
+                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+            }
+            Fault::Transient { retry_after_ms } => {
+                self.engine.on_batch_failed(batch.id, "503", retry_after_ms, now).unwrap();
+            }
+            Fault::LostAfterCommit => {
+                self.write_all(&batch, true);
+                self.engine.on_batch_failed(batch.id, "connection reset", None, now).unwrap();
+            }
+            Fault::Permanent { mask } => {
+                let mut outcomes = Vec::new();
+                for (i, change) in batch.changes.iter().enumerate() {
+                    let key = key_of(change);
+                    let outcome = if mask & (1 << (i % 8)) != 0 && !self.uncertain.contains(&key) {
+                        self.outstanding_parents.retain(|&seq, k| !(k == &key && seq <= change.seq));
+                        Outcome::Permanent { code: Some("23514".into()), message: "check violation".into() }
+                    } else {
+                        self.write_one(change, false)
+                    };
+                    outcomes.push(ChangeOutcome { seq: change.seq, outcome });
+                }
+                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+            }
+            // A reload forgets the backoff, so at one instant it could repeat forever; a real page reloads rarely.
+            Fault::ReloadBeforeAnswer { .. } if self.reloads >= 20 => self.answer(batch, Fault::None),
+            Fault::ReloadBeforeAnswer { committed } => {
+                self.reloads += 1;
+                if committed {
+                    self.write_all(&batch, true);
+                }
+                self.reload();
+                assert!(self.engine.on_batch_result(batch.id, Vec::new(), now).is_err());
+            }
+        }
+    }
+
+    fn write_all(&mut self, batch: &Batch, unheard: bool) -> Vec<ChangeOutcome> {
+        batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: self.write_one(c, unheard) }).collect()
+    }
+
+    fn write_one(&mut self, change: &OutgoingChange, unheard: bool) -> Outcome {
+        let key = key_of(change);
+        if change.table == TABLES[1] {
+            let failed: HashSet<Key> =
+                self.engine.failed_changes().into_iter().map(|f| (f.table, f.id)).collect::<HashSet<_>>();
+            let waiting: Vec<_> = self
+                .outstanding_parents
+                .range(..change.seq)
+                .filter(|(_, k)| !failed.contains(*k))
+                .map(|(&seq, k)| (seq, k.clone()))
+                .collect();
+            assert!(waiting.is_empty(), "child {} written before parent changes {waiting:?}", change.seq);
+        }
+        let outcome = self.server.write(change);
+        match (&outcome, unheard) {
+            (Outcome::Applied, true) => {
+                self.uncertain.insert(key.clone());
+            }
+            (Outcome::Applied, false) => {
+                self.uncertain.remove(&key);
+            }
+            _ => {}
+        }
+        if matches!(outcome, Outcome::Applied) || matches!(outcome, Outcome::Permanent { .. }) {
+            self.outstanding_parents.retain(|&seq, k| !(k == &key && seq <= change.seq));
+        }
+        outcome
+    }
+
+    fn check_batch(&mut self, batch: &Batch) {
+        assert!(!batch.changes.is_empty() && batch.changes.len() <= self.config.batch_size);
+        let keys: HashSet<Key> = batch.changes.iter().map(key_of).collect();
+        assert_eq!(keys.len(), batch.changes.len(), "one write per record per batch");
+        for change in &batch.changes {
+            if let Some(unsent) = self.unsent.get_mut(&key_of(change)) {
+                unsent.retain(|&(seq, _)| seq > change.seq);
+            }
+        }
+    }
+
+    /// With a healthy server, nothing is still unsent past its deadline.
+    fn check_due(&self) {
+        if !self.check_deadlines {
+            return;
+        }
+        for (key, unsent) in &self.unsent {
+            for &(seq, deadline) in unsent {
+                assert!(deadline > self.now, "change {seq} of {key:?} due at {deadline} unsent at {}", self.now);
+            }
+        }
+    }
+
+    /// Jumps the clock from deadline to deadline up to `until`.
+    fn run_until(&mut self, until: u64) {
+        self.drain();
+        for _ in 0..10_000 {
+            match self.engine.poll_timeout() {
+                Some(due) if due <= until => {
+                    self.now = self.now.max(due);
+                    let before = self.engine.version();
+                    self.drain();
+                    assert!(
+                        self.engine.version() != before || self.engine.poll_timeout() != Some(due),
+                        "poll_timeout {due} promised work that poll_batch did not give"
+                    );
+                }
+                _ => {
+                    self.now = self.now.max(until);
+                    return self.drain();
+                }
+            }
+        }
+        panic!("the clock did not advance");
+    }
+
+    /// Heals the network and the server, then settles the failed list the way a user would: retry what ran
+    /// out of retries, discard what the server refused.
+    fn finish(&mut self) {
+        self.faults = vec![Fault::None];
+        self.next_fault = 0;
+        self.engine.set_online(true);
+        for _ in 0..50 {
+            self.run_until(self.now + 3_600_000);
+            let failed = self.engine.failed_changes();
+            if failed.is_empty() && self.engine.pending_changes().is_empty() {
+                return;
+            }
+            for f in failed {
+                if f.error.permanent {
+                    self.discarded.push(((f.table.clone(), f.id.clone()), f.first_seq, f.seq));
+                    assert_eq!(self.engine.discard_failed(Some(f.seq)), 1);
+                } else {
+                    assert_eq!(self.engine.retry_failed(Some(f.seq), self.now), 1);
+                }
+            }
+        }
+        panic!("the queue never drained: {:?}", self.engine.pending_changes());
+    }
+
+    fn check_converged(&self) {
+        let mut expected = BTreeMap::new();
+        for a in &self.accepted {
+            let discarded = self.discarded.iter().any(|(k, lo, hi)| k == &a.key && (*lo..=*hi).contains(&a.seq));
+            if !discarded {
+                apply(&mut expected, &a.key, a.op, a.data.as_ref());
+            }
+        }
+        assert_eq!(self.server.rows, expected, "server rows differ from the changes applied in order");
+        for (key, seqs) in &self.server.writes {
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "writes of {key:?} out of order: {seqs:?}");
+        }
+        let stats = self.engine.stats();
+        assert_eq!((stats.pending, stats.in_flight), (0, 0));
+    }
+}
+
+fn run(s: &Scenario, check_deadlines: bool) -> Harness {
+    let mut h = Harness::new(s, check_deadlines);
+    for step in &s.steps {
+        match *step {
+            Step::Change { table, id, op, priority, value, full } => {
+                h.change(table, id, op, priority, value, full);
+                h.drain();
+            }
+            Step::Advance(ms) => h.run_until(h.now + ms),
+            Step::Online(online) => {
+                h.engine.set_online(online);
+                h.drain();
+            }
+            Step::Reload => {
+                h.reload();
+                h.drain();
+            }
+        }
+    }
+    h.finish();
+    h.check_converged();
+    h
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    #[test]
+    fn converges_under_faults_offline_periods_and_reloads(s in scenario(true)) {
+        run(&s, false);
+    }
+
+    #[test]
+    fn meets_every_deadline_with_a_healthy_server(s in scenario(false)) {
+        let h = run(&s, true);
+        prop_assert_eq!(h.engine.stats().failed_syncs, 0);
+    }
+}
