@@ -1,0 +1,381 @@
+//! The engine's rules one at a time, on a virtual clock.
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use record_sync::core::{
+    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Op, Outcome, Priority, Row, Snapshot,
+};
+use serde_json::{json, Value};
+
+fn row(value: Value) -> Option<Row> {
+    value.as_object().cloned()
+}
+
+fn config() -> Config {
+    Config {
+        backoff: Backoff { base_ms: 1_000, max_ms: 60_000 },
+        parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
+        ..Config::default()
+    }
+}
+
+fn engine() -> Engine {
+    Engine::new(config()).unwrap()
+}
+
+fn queue(e: &mut Engine, table: &str, id: &str, op: Op, data: Value, priority: Priority, now: u64) -> u64 {
+    let data = if op == Op::Delete { None } else { row(data) };
+    e.enqueue(Change::new(table, id, op, data, priority).unwrap(), now).unwrap()
+}
+
+fn applied(batch: &Batch) -> Vec<ChangeOutcome> {
+    batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied }).collect()
+}
+
+fn ids(batch: &Batch) -> Vec<String> {
+    batch.changes.iter().map(|c| format!("{}/{}", c.table, c.id)).collect()
+}
+
+#[test]
+fn each_priority_is_due_after_its_interval() {
+    for (priority, interval) in Priority::ALL.into_iter().zip([0, 5_000, 30_000, 300_000]) {
+        let mut e = engine();
+        queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p"}), priority, 1_000);
+        assert_eq!(e.poll_timeout(), Some(1_000 + interval));
+        if interval > 0 {
+            assert!(e.poll_batch(1_000 + interval - 1).is_none(), "{priority:?} sent early");
+        }
+        assert!(e.poll_batch(1_000 + interval).is_some(), "{priority:?} not sent at its deadline");
+    }
+}
+
+#[test]
+fn ten_updates_of_one_record_become_one_write() {
+    let mut e = engine();
+    queue(&mut e, "exercises", "x", Op::Insert, json!({"id": "x", "name": ""}), Priority::High, 0);
+    for (i, name) in
+        ["S", "Sq", "Squ", "Squa", "Squat", "Squat ", "Squat 5", "Squat 5x", "Squat 5x5"].iter().enumerate()
+    {
+        queue(&mut e, "exercises", "x", Op::Update, json!({"name": name}), Priority::High, i as u64 * 100);
+    }
+    let batch = e.poll_batch(5_000).unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    assert_eq!(batch.changes[0].op, Op::Insert);
+    assert_eq!(batch.changes[0].data, row(json!({"id": "x", "name": "Squat 5x5"})));
+    let stats = e.stats();
+    assert_eq!((stats.total_changes, stats.merged_changes, stats.pending, stats.in_flight), (10, 9, 0, 1));
+}
+
+#[test]
+fn a_merge_keeps_the_earliest_deadline_and_the_highest_priority() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p"}), Priority::High, 0);
+    queue(&mut e, "plans", "p", Op::Update, json!({"weeks": 3}), Priority::Low, 1_000);
+    assert_eq!(e.poll_timeout(), Some(5_000), "a later low change does not push the deadline back");
+    queue(&mut e, "plans", "p", Op::Update, json!({"weeks": 4}), Priority::Critical, 2_000);
+    assert_eq!(e.poll_timeout(), Some(2_000));
+    let batch = e.poll_batch(2_000).unwrap();
+    assert_eq!(batch.changes[0].priority, Priority::Critical);
+}
+
+#[test]
+fn batch_size_is_respected_and_the_rest_follows_at_once() {
+    let mut e = Engine::new(Config { batch_size: 3, ..config() }).unwrap();
+    for i in 0..7 {
+        queue(&mut e, "plans", &i.to_string(), Op::Upsert, json!({}), Priority::Critical, 0);
+    }
+    let mut sizes = Vec::new();
+    while let Some(batch) = e.poll_batch(0) {
+        sizes.push(batch.changes.len());
+        e.on_batch_result(batch.id, applied(&batch), 0).unwrap();
+    }
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_eq!(e.stats().successful_syncs, 7);
+}
+
+#[test]
+fn a_due_child_pulls_its_earlier_parent_along_and_goes_after_it() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::Low, 0);
+    queue(&mut e, "plans", "other", Op::Insert, json!({"id": "other"}), Priority::Low, 0);
+    queue(&mut e, "sessions", "s", Op::Insert, json!({"id": "s", "plan_id": "p"}), Priority::High, 0);
+    queue(&mut e, "plans", "later", Op::Insert, json!({"id": "later"}), Priority::Low, 0);
+    let batch = e.poll_batch(5_000).unwrap();
+    assert_eq!(ids(&batch), ["plans/p", "plans/other", "sessions/s"], "later parents stay for their own deadline");
+}
+
+#[test]
+fn a_child_updated_to_point_at_a_new_parent_goes_after_it() {
+    let mut e = engine();
+    queue(&mut e, "sessions", "s", Op::Upsert, json!({"id": "s", "plan_id": "p1"}), Priority::High, 0);
+    queue(&mut e, "plans", "p2", Op::Insert, json!({"id": "p2"}), Priority::Low, 0);
+    queue(&mut e, "sessions", "s", Op::Update, json!({"plan_id": "p2"}), Priority::High, 0);
+    let batch = e.poll_batch(5_000).unwrap();
+    assert_eq!(ids(&batch), ["plans/p2", "sessions/s"]);
+}
+
+#[test]
+fn a_change_during_flight_waits_and_goes_after() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p", "n": 1}), Priority::Critical, 0);
+    let first = e.poll_batch(0).unwrap();
+    queue(&mut e, "plans", "p", Op::Update, json!({"n": 2}), Priority::Critical, 1);
+    assert!(e.poll_batch(1).is_none(), "one batch in flight");
+    assert_eq!(e.pending_changes().iter().map(|p| p.in_flight).collect::<Vec<_>>(), [true, false]);
+    e.on_batch_result(first.id, applied(&first), 2).unwrap();
+    let second = e.poll_batch(2).unwrap();
+    assert_eq!((second.changes[0].op, second.changes[0].data.clone()), (Op::Update, row(json!({"n": 2}))));
+    assert!(second.changes[0].seq > first.changes[0].seq);
+}
+
+#[test]
+fn transient_failures_back_off_then_fail_after_max_retries_as_upserts() {
+    let mut e = Engine::new(Config { max_retries: 2, ..config() }).unwrap();
+    queue(&mut e, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::Critical, 0);
+    let mut now = 0;
+    let mut waits = Vec::new();
+    for _ in 0..3 {
+        let batch = e.poll_batch(now).unwrap();
+        e.on_batch_failed(batch.id, "Failed to fetch", None, now).unwrap();
+        if let Some(next) = e.poll_timeout() {
+            waits.push(next - now);
+            assert!(e.poll_batch(next - 1).is_none(), "no retry before the backoff ends");
+            now = next;
+        }
+    }
+    assert_eq!(waits.len(), 2);
+    assert!((500..=1_000).contains(&waits[0]) && (1_000..=2_000).contains(&waits[1]), "{waits:?}");
+    let failed = e.failed_changes();
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].op, failed[0].attempts, failed[0].error.permanent), (Op::Upsert, 3, false));
+    assert!(failed[0].error.message.contains("gave up after 3 attempts"));
+    assert_eq!(e.stats().retries, 2);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    e.on_batch_failed(batch.id, "HTTP 429", Some(20_000), 0).unwrap();
+    assert_eq!(e.poll_timeout(), Some(20_000));
+}
+
+#[test]
+fn offline_failures_cost_no_attempt_and_online_sends_at_once() {
+    let mut e = Engine::new(Config { max_retries: 0, ..config() }).unwrap();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    e.set_online(false);
+    e.on_batch_failed(batch.id, "Failed to fetch", None, 0).unwrap();
+    assert!(e.failed_changes().is_empty(), "offline failure counted as an attempt");
+    assert_eq!((e.poll_timeout(), e.poll_batch(10)), (None, None), "nothing goes out offline");
+    e.set_online(true);
+    assert_eq!(e.poll_timeout(), Some(0));
+    assert!(e.poll_batch(10).is_some());
+}
+
+#[test]
+fn a_refused_write_blocks_its_record_until_discarded_or_retried() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p", "n": 1}), Priority::Critical, 0);
+    queue(&mut e, "plans", "q", Op::Upsert, json!({"id": "q"}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    let refused = Outcome::Permanent { code: Some("23514".into()), message: "check".into() };
+    let outcomes = vec![
+        ChangeOutcome { seq: batch.changes[0].seq, outcome: refused },
+        ChangeOutcome { seq: batch.changes[1].seq, outcome: Outcome::Applied },
+    ];
+    e.on_batch_result(batch.id, outcomes, 0).unwrap();
+    assert_eq!(e.stats().successful_syncs, 1, "the rest of the batch went through");
+    assert_eq!(e.failed_changes()[0].error.code.as_deref(), Some("23514"));
+    queue(&mut e, "plans", "p", Op::Update, json!({"n": 2}), Priority::Critical, 1);
+    assert!(e.poll_batch(1).is_none(), "blocked behind the failed write");
+    assert!(e.pending_changes()[0].blocked);
+    let watermark = e.flush_all(1);
+    assert!(e.is_settled_through(watermark), "forceSyncAll does not wait for blocked writes");
+
+    assert_eq!(e.retry_failed(None, 2), 1);
+    let batch = e.poll_batch(2).unwrap();
+    assert_eq!(batch.changes[0].data, row(json!({"id": "p", "n": 2})), "retried and merged");
+    e.on_batch_result(batch.id, applied(&batch), 2).unwrap();
+
+    let mut e2 = engine();
+    queue(&mut e2, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::Critical, 0);
+    let batch = e2.poll_batch(0).unwrap();
+    let refused = Outcome::Permanent { code: None, message: "no".into() };
+    e2.on_batch_result(batch.id, vec![ChangeOutcome { seq: batch.changes[0].seq, outcome: refused }], 0).unwrap();
+    queue(&mut e2, "plans", "p", Op::Update, json!({"n": 3}), Priority::Critical, 1);
+    assert_eq!(e2.discard_failed(None), 1);
+    let batch = e2.poll_batch(1).unwrap();
+    assert_eq!((batch.changes[0].op, batch.changes[0].data.clone()), (Op::Update, row(json!({"n": 3}))));
+}
+
+#[test]
+fn refused_changes_leave_the_queue_as_it_was() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Update, json!({"n": 1}), Priority::Low, 0);
+    let before = (e.pending_changes(), e.stats(), e.version());
+    let insert = Change::new("plans", "p", Op::Insert, row(json!({"id": "p"})), Priority::Critical).unwrap();
+    assert_eq!(e.enqueue(insert, 5), Err(EngineError::RecordExists { table: "plans".into(), id: "p".into() }));
+    assert_eq!((e.pending_changes(), e.stats(), e.version()), before);
+}
+
+#[test]
+fn an_insert_cancelled_by_a_delete_sends_nothing() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::High, 0);
+    queue(&mut e, "plans", "p", Op::Delete, json!(null), Priority::High, 1);
+    assert_eq!((e.poll_timeout(), e.stats().pending, e.stats().merged_changes), (None, 0, 1));
+}
+
+#[test]
+fn force_flush_sends_everything_now_and_reports_when_settled() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({}), Priority::Low, 0);
+    queue(&mut e, "plans", "q", Op::Upsert, json!({}), Priority::Medium, 0);
+    let watermark = e.flush_all(10);
+    assert!(!e.is_settled_through(watermark));
+    let batch = e.poll_batch(10).unwrap();
+    assert_eq!(batch.changes.len(), 2);
+    queue(&mut e, "plans", "r", Op::Upsert, json!({}), Priority::Low, 11);
+    e.on_batch_result(batch.id, applied(&batch), 12).unwrap();
+    assert!(e.is_settled_through(watermark), "later changes do not hold up an earlier flush");
+    assert!(!e.is_settled_through(watermark + 1));
+}
+
+#[test]
+fn paused_engine_sends_nothing() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({}), Priority::Critical, 0);
+    e.set_paused(true);
+    assert_eq!((e.poll_timeout(), e.poll_batch(0)), (None, None));
+    e.set_paused(false);
+    assert!(e.poll_batch(0).is_some());
+}
+
+#[test]
+fn stats_count_per_priority_and_latency() {
+    let mut e = engine();
+    for (i, priority) in Priority::ALL.into_iter().enumerate() {
+        queue(&mut e, "plans", &i.to_string(), Op::Upsert, json!({}), priority, 0);
+    }
+    let stats = e.stats();
+    let p = stats.pending_by_priority;
+    assert_eq!((p.critical, p.high, p.medium, p.low, stats.pending), (1, 1, 1, 1, 4));
+    let batch = e.poll_batch(0).unwrap();
+    assert!(e.stats().is_processing);
+    e.on_batch_result(batch.id, applied(&batch), 250).unwrap();
+    let latency = e.stats().latency_ms.unwrap();
+    assert_eq!((latency.p50, latency.count), (250, 1));
+    assert_eq!(e.on_batch_result(batch.id, vec![], 251), Err(EngineError::UnknownBatch(batch.id)));
+}
+
+#[test]
+fn low_water_is_the_oldest_write_still_alive() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({}), Priority::Low, 0);
+    let q = queue(&mut e, "plans", "q", Op::Upsert, json!({}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    assert_eq!((batch.changes[0].seq, batch.low_water), (q, 1));
+}
+
+#[test]
+fn a_snapshot_restores_pending_failed_and_blocked_writes() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::Critical, 0);
+    queue(&mut e, "plans", "q", Op::Upsert, json!({"id": "q"}), Priority::Low, 0);
+    let batch = e.poll_batch(0).unwrap();
+    queue(&mut e, "plans", "p", Op::Update, json!({"n": 1}), Priority::High, 1);
+    let json = serde_json::to_string(&e.export()).unwrap();
+    let mut restored = Engine::restore(config(), serde_json::from_str::<Snapshot>(&json).unwrap()).unwrap();
+    assert!(restored.on_batch_result(batch.id, vec![], 2).is_err(), "the old flight is forgotten");
+    let pending = restored.pending_changes();
+    assert_eq!(pending.len(), 2);
+    assert_eq!((pending[0].op, pending[0].data.clone()), (Op::Upsert, row(json!({"id": "p", "n": 1}))));
+    assert_eq!(pending[0].seq, batch.changes[0].seq + 2, "merged with the held change");
+    let next = restored.enqueue(Change::new("plans", "z", Op::Delete, None, Priority::Low).unwrap(), 3).unwrap();
+    assert!(next > pending[0].seq, "seqs continue after a reload");
+}
+
+#[test]
+fn bad_snapshots_are_refused_whole() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p"}), Priority::Low, 0);
+    let good = e.export();
+    let mut wrong_version = good.clone();
+    wrong_version.version = 99;
+    let mut out_of_sequence = good.clone();
+    out_of_sequence.next_seq = 0;
+    let mut duplicated = good.clone();
+    duplicated.entries.push(good.entries[0].clone());
+    let mut bad_table = good.clone();
+    bad_table.entries[0].table = String::new();
+    for snapshot in [wrong_version, out_of_sequence, duplicated, bad_table] {
+        assert!(matches!(Engine::restore(config(), snapshot), Err(EngineError::BadSnapshot(_))));
+    }
+}
+
+#[test]
+fn configuration_is_validated() {
+    assert!(matches!(
+        Engine::new(Config { batch_size: 0, ..config() }),
+        Err(EngineError::Argument(e)) if e.argument == "batchSize"
+    ));
+}
+
+proptest! {
+    /// No input makes the engine panic: arbitrary names, ids, ops, data and results in any order.
+    #[test]
+    fn never_panics_on_any_input(
+        calls in proptest::collection::vec((any::<String>(), any::<String>(), 0..4u8, any::<u8>(), 0..6u8, any::<u64>()), 1..60)
+    ) {
+        let mut e = Engine::new(Config { batch_size: 3, max_retries: 1, ..config() }).unwrap();
+        let ops = [Op::Insert, Op::Update, Op::Upsert, Op::Delete];
+        let mut now = 0u64;
+        for (table, id, op, value, action, jump) in calls {
+            now = now.saturating_add(jump % 100_000);
+            let data = row(json!({ table.clone(): value, "n": value }));
+            let priority = Priority::from_index(u32::from(value % 4)).unwrap();
+            if let Ok(change) = Change::new(&table, &id, ops[op as usize], data, priority) {
+                let _ = e.enqueue(change, now);
+            }
+            match action {
+                0 => e.set_online(value % 2 == 0),
+                1 => { e.retry_failed(None, now); }
+                2 => { e.discard_failed(Some(u64::from(value))); }
+                3 => { let _ = Engine::restore(config(), e.export()).map(|r| e = r); }
+                _ => {}
+            }
+            if let Some(batch) = e.poll_batch(now) {
+                let outcomes = batch.changes.iter().map(|c| ChangeOutcome {
+                    seq: c.seq,
+                    outcome: match value % 4 {
+                        0 => Outcome::Applied,
+                        1 => Outcome::Conflict { row: None },
+                        2 => Outcome::Permanent { code: None, message: String::new() },
+                        _ => Outcome::Transient { message: String::new(), retry_after_ms: Some(jump) },
+                    },
+                }).collect();
+                prop_assert!(e.on_batch_result(batch.id, outcomes, now).is_ok());
+            }
+            let _ = (e.poll_timeout(), e.stats(), e.pending_changes(), e.failed_changes());
+        }
+    }
+
+    /// Any JSON is either restored or refused, never a panic.
+    #[test]
+    fn restore_never_panics(text in "\\PC{0,300}", seq in any::<u64>(), order in any::<u64>()) {
+        if let Ok(snapshot) = serde_json::from_str::<Snapshot>(&text) {
+            let _ = Engine::restore(config(), snapshot);
+        }
+        let crafted = json!({"version": 1, "nextSeq": seq, "entries": [{
+            "table": "t", "id": text, "op": "update", "priority": "low", "order": order, "seq": seq,
+            "queuedAt": 0, "deadline": u64::MAX, "attempts": u32::MAX, "changes": 0, "state": {"kind": "blocked"}
+        }]});
+        if let Ok(snapshot) = serde_json::from_value::<Snapshot>(crafted) {
+            let _ = Engine::restore(config(), snapshot);
+        }
+    }
+}
