@@ -1,1 +1,184 @@
-fn main() {}
+//! `npm run bench:core` (`cargo bench --bench core`): the engine's costs, measured side by side in one run.
+//!
+//! - enqueue and take-due cost per change with 10k, 100k and 1M writes pending;
+//! - bytes per pending write beyond its payload, by counting allocations;
+//! - the `fill_batches` policy on an editing workload: requests and writes with and without it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+
+use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
+use serde_json::json;
+
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const MEASURED: usize = 10_000;
+
+fn payload(i: usize) -> Row {
+    json!({ "id": format!("rec-{i:08}"), "name": "Back squat", "series": 5 }).as_object().cloned().unwrap_or_default()
+}
+
+fn change(i: usize, priority: Priority) -> Change {
+    Change::new("selected_exercises", &format!("rec-{i:08}"), Op::Upsert, Some(payload(i)), priority)
+        .expect("valid change")
+}
+
+/// An engine holding `n` low-priority writes that are not due yet.
+fn filled(n: usize) -> Engine {
+    let mut engine = Engine::new(Config::default()).expect("valid config");
+    for i in 0..n {
+        engine.enqueue(change(i, Priority::Low), 0).expect("enqueue");
+    }
+    engine
+}
+
+fn ns_per(start: Instant, count: usize) -> f64 {
+    start.elapsed().as_nanos() as f64 / count as f64
+}
+
+fn enqueue_cost(pending: usize) -> f64 {
+    let mut engine = filled(pending);
+    let changes: Vec<Change> = (pending..pending + MEASURED).map(|i| change(i, Priority::Low)).collect();
+    let start = Instant::now();
+    for c in changes {
+        black_box(engine.enqueue(c, 1).expect("enqueue"));
+    }
+    ns_per(start, MEASURED)
+}
+
+/// Takes `MEASURED` due writes out of a queue of `pending` (the due ones among many that are not) and
+/// confirms them, as the shell would.
+fn take_due_cost(pending: usize) -> f64 {
+    let mut engine = filled(pending);
+    for i in pending..pending + MEASURED {
+        engine.enqueue(change(i, Priority::High), 0).expect("enqueue");
+    }
+    let start = Instant::now();
+    let mut taken = 0;
+    while let Some(batch) = engine.poll_batch(5_000) {
+        taken += batch.changes.len();
+        let outcomes = batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied }).collect();
+        black_box(engine.on_batch_result(batch.id, outcomes, 5_000).expect("result"));
+    }
+    assert_eq!(taken, MEASURED, "only the due writes are taken");
+    ns_per(start, MEASURED)
+}
+
+/// Heap bytes per pending write, minus what its payload and change alone occupy.
+fn overhead_bytes(n: usize) -> f64 {
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let changes: Vec<Change> = (0..n).map(|i| change(i, Priority::Low)).collect();
+    let payload_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before - (n * std::mem::size_of::<Change>()) as isize;
+    let mut engine = Engine::new(Config::default()).expect("valid config");
+    let start = LIVE_BYTES.load(Ordering::Relaxed);
+    for c in changes {
+        engine.enqueue(c, 0).expect("enqueue");
+    }
+    let engine_bytes = LIVE_BYTES.load(Ordering::Relaxed) - start + payload_bytes;
+    let overhead = (engine_bytes - payload_bytes) as f64 / n as f64;
+    black_box(engine);
+    overhead
+}
+
+/// A person editing a plan for ten minutes: creates exercises (critical), types names in bursts (high),
+/// tweaks properties (medium) and weeks (low). Returns (requests, writes sent) with an instant server.
+fn editing_workload(fill_batches: bool) -> (u64, u64) {
+    let config = Config { fill_batches, seed: 1, ..Config::default() };
+    let mut engine = Engine::new(config).expect("valid config");
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut writes = 0u64;
+    let mut now = 0u64;
+    let mut created = 0usize;
+    while now < 600_000 {
+        now += rng.u64(200..2_000);
+        let (table, id, op, priority, data) = match rng.u8(0..20) {
+            0 => {
+                created += 1;
+                ("selected_exercises", created, Op::Insert, Priority::Critical, json!({"id": created, "name": ""}))
+            }
+            1..=11 if created > 0 => {
+                let id = rng.usize(1..=created);
+                ("selected_exercises", id, Op::Update, Priority::High, json!({"name": rng.u32(..)}))
+            }
+            12..=16 if created > 0 => {
+                let id = rng.usize(1..=created);
+                ("progressions", id, Op::Upsert, Priority::Medium, json!({"id": id, "load": rng.u32(..100)}))
+            }
+            _ => ("training_plans", 1, Op::Upsert, Priority::Low, json!({"id": 1, "weeks": rng.u8(1..20)})),
+        };
+        let data: Option<Row> = data.as_object().cloned();
+        let change = Change::new(table, &id.to_string(), op, data, priority).expect("valid change");
+        let _ = engine.enqueue(change, now);
+        while let Some(due) = engine.poll_timeout().filter(|&due| due <= now) {
+            let batch = engine.poll_batch(due.max(now)).expect("due batch");
+            writes += batch.changes.len() as u64;
+            let outcomes =
+                batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied }).collect();
+            engine.on_batch_result(batch.id, outcomes, now).expect("result");
+        }
+    }
+    let watermark = engine.flush_all(now);
+    while let Some(batch) = engine.poll_batch(now) {
+        writes += batch.changes.len() as u64;
+        let outcomes = batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied }).collect();
+        engine.on_batch_result(batch.id, outcomes, now).expect("result");
+    }
+    assert!(engine.is_settled_through(watermark));
+    (engine.stats().requests, writes)
+}
+
+fn main() {
+    // `npm run bench:core -- --quick` measures the smallest size only.
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick { &[10_000] } else { &[10_000, 100_000, 1_000_000] };
+
+    println!("record-sync core benchmark ({MEASURED} changes measured per row)\n");
+    println!(
+        "{:>10} | {:>16} | {:>18} | {:>22}",
+        "pending", "enqueue ns/chg", "take-due ns/chg", "overhead bytes/write"
+    );
+    println!("{:-<10}-+-{:-<16}-+-{:-<18}-+-{:-<22}", "", "", "", "");
+    let mut rows = HashMap::new();
+    for &n in sizes {
+        let row = (enqueue_cost(n), take_due_cost(n), overhead_bytes(n));
+        println!("{n:>10} | {:>16.0} | {:>18.0} | {:>22.0}", row.0, row.1, row.2);
+        rows.insert(n, row);
+    }
+    if let (Some(small), Some(large)) = (rows.get(&10_000), rows.get(&1_000_000)) {
+        println!(
+            "\n1M vs 10k pending: enqueue x{:.2}, take-due x{:.2} (O(log n) predicts about x1.5)",
+            large.0 / small.0,
+            large.1 / small.1
+        );
+    }
+
+    println!("\nfill_batches on a 10-minute editing workload (instant server):");
+    println!("{:>14} | {:>9} | {:>7}", "policy", "requests", "writes");
+    for fill in [false, true] {
+        let (requests, writes) = editing_workload(fill);
+        println!("{:>14} | {requests:>9} | {writes:>7}", if fill { "fill batches" } else { "due only" });
+    }
+}

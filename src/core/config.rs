@@ -27,8 +27,10 @@ pub struct Config {
     /// Parent tables of each table: a batch that carries a child carries its parents' earlier changes first.
     pub parents: HashMap<String, Vec<String>>,
     /// Whether a flush that goes out anyway also carries changes that are not due yet (up to `batch_size`).
-    /// Off by default: `npm run bench:core` measures both on an editing workload, and holding changes until
-    /// their deadline merges more of them than filling requests saves.
+    /// Off by default. `npm run bench:core` measures both on a ten-minute editing workload: filling cut
+    /// requests from 249 to 91 but raised rows written from 342 to 462, because a change sent early can no
+    /// longer absorb the edits that follow it; the priorities promise "no later than", and a user who sets
+    /// low to five minutes asks for that coalescing.
     pub fill_batches: bool,
     /// Seed of the backoff jitter; the shell passes entropy, tests pass a constant.
     pub seed: u64,
