@@ -5,3 +5,7 @@
 //! timers, `fetch` and storage is compiled only for wasm32.
 
 pub mod core;
+
+/// The browser shell: the `RecordSync` class exported to JS (public so the wasm-bindgen tests can drive it).
+#[cfg(target_arch = "wasm32")]
+pub mod web;

@@ -4,7 +4,7 @@
 //! the `serde_json` the core already links: no second serializer in the binary, and every value the core
 //! sees has the exact shape it would have on the wire.
 
-use js_sys::{Array, Function, Object, Reflect, JSON};
+use js_sys::{Array, Object, Reflect, JSON};
 use serde::Serialize;
 use serde_json::Value;
 use wasm_bindgen::prelude::*;
@@ -100,7 +100,7 @@ fn js_string(value: &JsValue) -> js_sys::JsString {
 
 /// The decimal string JS gives a number (`String(n)`), so `7` and `"7"` name the same record.
 pub fn number_to_string(value: &JsValue) -> String {
-    js_sys::Number::from(value.clone()).to_string(10).map(String::from).unwrap_or_default()
+    js_sys::Number::from(value.clone()).to_string_with_radix(10).map(String::from).unwrap_or_default()
 }
 
 /// A finite integer within `0..=max`, or `None`.
@@ -126,10 +126,7 @@ pub fn to_row(value: &JsValue) -> Result<Row, String> {
 
 /// A Rust value as a fresh JS value, through `JSON.parse`.
 pub fn from_serde<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    serde_json::to_string(value)
-        .ok()
-        .and_then(|text| JSON::parse(&text).ok())
-        .unwrap_or(JsValue::NULL)
+    serde_json::to_string(value).ok().and_then(|text| JSON::parse(&text).ok()).unwrap_or(JsValue::NULL)
 }
 
 pub fn freeze(value: JsValue) -> JsValue {
@@ -149,19 +146,7 @@ pub fn error_message(value: &JsValue) -> String {
     value.as_string().unwrap_or_else(|| describe(value))
 }
 
-/// Calls `f` with `this`, turning a throw into `Err`.
-pub fn call(f: &Function, this: &JsValue, args: &[&JsValue]) -> Result<JsValue, JsValue> {
-    match args {
-        [] => f.call0(this),
-        [a] => f.call1(this, a),
-        [a, b] => f.call2(this, a, b),
-        _ => f.apply(this, &args.iter().copied().collect::<Array>()),
-    }
-}
-
 /// Own enumerable string keys of an object.
 pub fn keys(object: &JsValue) -> Vec<String> {
-    object.dyn_ref::<Object>().map_or_else(Vec::new, |o| {
-        Object::keys(o).iter().filter_map(|k| k.as_string()).collect()
-    })
+    object.dyn_ref::<Object>().map_or_else(Vec::new, |o| Object::keys(o).iter().filter_map(|k| k.as_string()).collect())
 }

@@ -31,7 +31,10 @@ pub struct HttpTransport {
 pub enum Transport {
     Http(HttpTransport),
     /// `send` called with the transport object as `this`, so a class instance works too.
-    Custom { send: Function, this: JsValue },
+    Custom {
+        send: Function,
+        this: JsValue,
+    },
 }
 
 pub struct Options {
@@ -68,7 +71,10 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
     let intervals = get(options, "syncIntervals");
     if !intervals.is_undefined() {
         if !is_object(&intervals) {
-            return Err(bad("syncIntervals", format!("must be an object keyed by SyncPriority, not {}", describe(&intervals))));
+            return Err(bad(
+                "syncIntervals",
+                format!("must be an object keyed by SyncPriority, not {}", describe(&intervals)),
+            ));
         }
         for key in keys(&intervals) {
             let index = match key.as_str() {
@@ -117,26 +123,39 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
     if !is_object(transport) {
         return Err(bad(
             "transport",
-            format!("must be { url, apiKey, ... } or { send(batch) }, not {}", describe(transport)),
+            format!("must be {{ url, apiKey, ... }} or {{ send(batch) }}, not {}", describe(transport)),
         ));
     }
     let send = get(transport, "send");
     if !send.is_undefined() {
-        let send = send.dyn_into::<Function>().map_err(|v| bad("transport.send", format!("must be a function, not {}", describe(&v))))?;
+        let send = send
+            .dyn_into::<Function>()
+            .map_err(|v| bad("transport.send", format!("must be a function, not {}", describe(&v))))?;
         if !get(transport, "url").is_undefined() {
             return Err(bad("transport", "must have either send or url, not both"));
         }
         return Ok(Transport::Custom { send, this: transport.clone() });
     }
     if let Some(unknown) = keys(transport).into_iter().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
-        return Err(bad(&format!("transport.{unknown}"), format!("is not an option (known: {}, or send)", HTTP_KEYS.join(", "))));
+        return Err(bad(
+            &format!("transport.{unknown}"),
+            format!("is not an option (known: {}, or send)", HTTP_KEYS.join(", ")),
+        ));
     }
 
     let url = get(transport, "url");
     let url = url
         .as_string()
         .filter(|u| u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/'))
-        .ok_or_else(|| bad("transport.url", format!("must be the PostgREST URL as a string such as \"https://xyz.supabase.co/rest/v1\", not {}", describe(&url))))?;
+        .ok_or_else(|| {
+        bad(
+            "transport.url",
+            format!(
+                "must be the PostgREST URL as a string such as \"https://xyz.supabase.co/rest/v1\", not {}",
+                describe(&url)
+            ),
+        )
+    })?;
     let base_url = url.trim_end_matches('/').to_owned();
 
     let api_key = get(transport, "apiKey");
@@ -149,7 +168,11 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
     let get_access_token = if value.is_undefined() || value.is_null() {
         None
     } else {
-        Some(value.dyn_into::<Function>().map_err(|v| bad("transport.getAccessToken", format!("must be a function, not {}", describe(&v))))?)
+        Some(
+            value
+                .dyn_into::<Function>()
+                .map_err(|v| bad("transport.getAccessToken", format!("must be a function, not {}", describe(&v))))?,
+        )
     };
 
     let value = get(transport, "primaryKeys");
@@ -160,7 +183,8 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
         }
         for table in keys(&value) {
             let column = get(&value, &table).as_string().filter(|c| !c.is_empty());
-            let column = column.ok_or_else(|| bad(&format!("transport.primaryKeys.{table}"), "must be a column name"))?;
+            let column =
+                column.ok_or_else(|| bad(&format!("transport.primaryKeys.{table}"), "must be a column name"))?;
             primary_keys.insert(table, column);
         }
     }
@@ -179,7 +203,8 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
     } else {
         js::as_integer(&value, MAX_TIMEOUT_MS)
             .filter(|&ms| ms > 0)
-            .ok_or_else(|| bad("transport.timeoutMs", format!("must be an integer from 1 to {MAX_TIMEOUT_MS}")))? as u32
+            .ok_or_else(|| bad("transport.timeoutMs", format!("must be an integer from 1 to {MAX_TIMEOUT_MS}")))?
+            as u32
     };
 
     Ok(Transport::Http(HttpTransport {

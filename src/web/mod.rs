@@ -1,0 +1,616 @@
+//! The browser shell around the sans-IO engine: the `RecordSync` class JS sees. It owns everything the
+//! browser provides (the clock, one timer, `fetch`, online/offline events, listeners) and drives the engine
+//! the quinn-proto way: after every call, one timer is re-armed to [`Engine::poll_timeout`].
+//!
+//! Re-entrancy: user code (listeners, `getAccessToken`, a custom `send`, `toJSON` of queued data, a patched
+//! `fetch`) is only ever called while no borrow of the state is held, so it may call back into the instance.
+//! A borrow that still fails becomes a JS error, never a panic (a panic would poison the module).
+
+mod js;
+mod options;
+mod transport;
+mod types;
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::rc::{Rc, Weak};
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Promise};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::EventTarget;
+
+use crate::core::{Batch, Change, Engine, EngineError, FailedView, Op, Priority};
+use options::Transport;
+
+/// How urgently a change must reach the server (deadlines set by `syncIntervals`).
+#[wasm_bindgen]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPriority {
+    CRITICAL = 0,
+    HIGH = 1,
+    MEDIUM = 2,
+    LOW = 3,
+}
+
+type Shared = Rc<RefCell<State>>;
+
+struct State {
+    engine: Engine,
+    transport: Rc<Transport>,
+    client_id: String,
+    /// From `setAccessToken` or the last `getAccessToken()`. Kept in memory only; never logged or stored.
+    token: Option<String>,
+    destroyed: bool,
+    timer: Option<Timer>,
+    /// A microtask tick is queued.
+    tick_queued: bool,
+    /// A batch is on its way (the engine has it in flight).
+    sending: bool,
+    request: Option<transport::Pending>,
+    listeners: Vec<(u32, Function)>,
+    next_listener: u32,
+    notified_version: u64,
+    stats: Option<(u64, JsValue)>,
+    waiters: Vec<Waiter>,
+}
+
+/// The one engine timer, armed for `deadline`.
+struct Timer {
+    deadline: u64,
+    fired: Rc<Cell<bool>>,
+    _timeout: Timeout,
+}
+
+/// A `forceSyncAll()` promise waiting for everything up to `watermark` to settle.
+struct Waiter {
+    watermark: u64,
+    confirmed_before: u64,
+    conflicts_before: u64,
+    resolve: Function,
+    reject: Function,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    confirmed: u64,
+    conflicts: u64,
+    failed: Vec<FailedView>,
+}
+
+/// Window listeners and the shared unsubscribe function, removed by `destroy()`.
+struct Hooks {
+    target: Option<EventTarget>,
+    online: Closure<dyn FnMut()>,
+    offline: Closure<dyn FnMut()>,
+}
+
+/// Queues record changes and syncs them to the server in the background.
+#[wasm_bindgen]
+pub struct RecordSync {
+    shared: Shared,
+    hooks: RefCell<Option<Hooks>>,
+    unsubscribe: Closure<dyn FnMut(u32)>,
+}
+
+const DESTROYED: &str = "RecordSync: this instance has been destroyed";
+
+fn state(shared: &Shared) -> Result<RefMut<'_, State>, JsValue> {
+    let state =
+        shared.try_borrow_mut().map_err(|_| js::error("RecordSync: re-entrant call while the instance is busy"))?;
+    if state.destroyed {
+        return Err(js::error(DESTROYED));
+    }
+    Ok(state)
+}
+
+/// Queues a tick for the next microtask, once: critical changes queued in the same tick leave together,
+/// and subscribers hear about a burst of calls once.
+fn schedule(shared: &Shared) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    if s.tick_queued || s.destroyed {
+        return;
+    }
+    s.tick_queued = true;
+    drop(s);
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        if let Some(shared) = weak.upgrade() {
+            tick(&shared);
+        }
+    });
+}
+
+/// Sends what is due, re-arms the timer, settles `forceSyncAll` promises, notifies subscribers.
+fn tick(shared: &Shared) {
+    let batch = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        s.tick_queued = false;
+        if s.destroyed {
+            return;
+        }
+        let now = js::now();
+        let batch = if s.sending { None } else { s.engine.poll_batch(now) };
+        s.sending |= batch.is_some();
+        arm_timer(&mut s, shared, now);
+        batch
+    };
+    if let Some(batch) = batch {
+        spawn_local(send(shared.clone(), batch));
+    }
+    settle_waiters(shared);
+    notify(shared);
+}
+
+fn arm_timer(s: &mut State, shared: &Shared, now: u64) {
+    let Some(deadline) = s.engine.poll_timeout() else {
+        s.timer = None;
+        return;
+    };
+    if let Some(timer) = &s.timer {
+        if timer.deadline == deadline && !timer.fired.get() {
+            return;
+        }
+    }
+    let delay = deadline.saturating_sub(now).min(i32::MAX as u64) as u32;
+    let fired = Rc::new(Cell::new(false));
+    let weak: Weak<RefCell<State>> = Rc::downgrade(shared);
+    let flag = fired.clone();
+    let timeout = Timeout::new(delay, move || {
+        flag.set(true);
+        if let Some(shared) = weak.upgrade() {
+            schedule(&shared);
+        }
+    });
+    s.timer = Some(Timer { deadline, fired, _timeout: timeout });
+}
+
+async fn send(shared: Shared, batch: Batch) {
+    let Some((transport, client_id)) = shared.try_borrow().ok().map(|s| (s.transport.clone(), s.client_id.clone()))
+    else {
+        return;
+    };
+    let result = match &*transport {
+        Transport::Http(http) => transport::http(&shared, http, &batch).await,
+        Transport::Custom { send, this } => transport::custom(send, this, &client_id, &batch).await,
+    };
+    {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        if s.destroyed {
+            return;
+        }
+        s.sending = false;
+        let now = js::now();
+        // The batch is the one in flight, so neither call can fail.
+        let _ = match result {
+            Ok(outcomes) => s.engine.on_batch_result(batch.id, outcomes, now),
+            Err(failure) => s.engine.on_batch_failed(batch.id, &failure.message, failure.retry_after_ms, now),
+        };
+    }
+    schedule(&shared);
+}
+
+fn settle_waiters(shared: &Shared) {
+    let settled: Vec<(Waiter, JsValue)> = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        if s.waiters.is_empty() {
+            return;
+        }
+        let (done, waiting): (Vec<Waiter>, Vec<Waiter>) =
+            std::mem::take(&mut s.waiters).into_iter().partition(|w| s.engine.is_settled_through(w.watermark));
+        s.waiters = waiting;
+        if done.is_empty() {
+            return;
+        }
+        let stats = s.engine.stats();
+        let failed = s.engine.failed_changes();
+        done.into_iter()
+            .map(|w| {
+                let summary = Summary {
+                    confirmed: stats.successful_syncs.saturating_sub(w.confirmed_before),
+                    conflicts: stats.conflicts.saturating_sub(w.conflicts_before),
+                    failed: failed.clone(),
+                };
+                (w, js::from_serde(&summary))
+            })
+            .collect()
+    };
+    for (waiter, summary) in settled {
+        let _ = waiter.resolve.call1(&JsValue::UNDEFINED, &summary);
+    }
+}
+
+/// The stats object, rebuilt only when the engine's version moved (so React sees the same object until then).
+fn stats_value(s: &mut State) -> JsValue {
+    let version = s.engine.version();
+    if let Some((cached, value)) = &s.stats {
+        if *cached == version {
+            return value.clone();
+        }
+    }
+    let value = js::freeze(js::from_serde(&s.engine.stats()));
+    s.stats = Some((version, value.clone()));
+    value
+}
+
+fn notify(shared: &Shared) {
+    let (listeners, stats) = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let version = s.engine.version();
+        if s.destroyed || s.listeners.is_empty() || version == s.notified_version {
+            return;
+        }
+        s.notified_version = version;
+        (s.listeners.clone(), stats_value(&mut s))
+    };
+    for (id, listener) in listeners {
+        let subscribed = shared.try_borrow().is_ok_and(|s| s.listeners.iter().any(|(i, _)| *i == id));
+        if subscribed {
+            if let Err(e) = listener.call1(&JsValue::UNDEFINED, &stats) {
+                js::console_error("RecordSync: a subscribe() listener threw:", &e);
+            }
+        }
+    }
+}
+
+fn online_hooks(shared: &Shared) -> Hooks {
+    let listener = |online: bool| {
+        let weak = Rc::downgrade(shared);
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                if let Ok(mut s) = shared.try_borrow_mut() {
+                    s.engine.set_online(online);
+                }
+                schedule(&shared);
+            }
+        })
+    };
+    let (online, offline) = (listener(true), listener(false));
+    let target = js_sys::global().dyn_into::<EventTarget>().ok();
+    if let Some(target) = &target {
+        let _ = target.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+        let _ = target.add_event_listener_with_callback("offline", offline.as_ref().unchecked_ref());
+    }
+    Hooks { target, online, offline }
+}
+
+fn parse_priority(value: &JsValue, method: &str) -> Result<Priority, JsValue> {
+    if value.is_undefined() {
+        return Ok(Priority::Medium);
+    }
+    js::as_integer(value, 3.0).and_then(|n| Priority::from_index(n as u32)).ok_or_else(|| {
+        js::type_error(format!(
+            "RecordSync.{method}: priority must be a SyncPriority (0 CRITICAL, 1 HIGH, 2 MEDIUM, 3 LOW), not {}",
+            js::describe(value)
+        ))
+    })
+}
+
+fn parse_seq(value: &JsValue, method: &str) -> Result<Option<u64>, JsValue> {
+    if value.is_undefined() {
+        return Ok(None);
+    }
+    js::as_integer(value, 9_007_199_254_740_991.0).map(Some).ok_or_else(|| {
+        js::type_error(format!("RecordSync.{method}: seq must be a change number, not {}", js::describe(value)))
+    })
+}
+
+impl RecordSync {
+    fn shared(&self) -> Result<RefMut<'_, State>, JsValue> {
+        state(&self.shared)
+    }
+
+    /// Validates everything before touching the engine, so a bad argument leaves the queue as it was.
+    fn queue(
+        &self,
+        method: &str,
+        table: &JsValue,
+        id: &JsValue,
+        op: &JsValue,
+        data: &JsValue,
+        priority: Priority,
+    ) -> Result<f64, JsValue> {
+        let bad = |what: String| js::type_error(format!("RecordSync.{method}: {what}"));
+        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
+            return Err(js::error(DESTROYED));
+        }
+        let table_name =
+            table.as_string().ok_or_else(|| bad(format!("table must be a string, not {}", js::describe(table))))?;
+        let id = if let Some(id) = id.as_string() {
+            id
+        } else if id.as_f64().is_some_and(f64::is_finite) {
+            js::number_to_string(id)
+        } else {
+            return Err(bad(format!("id must be a string or a finite number, not {}", js::describe(id))));
+        };
+        let op_name = op.as_string();
+        let op = op_name.as_deref().and_then(Op::parse).ok_or_else(|| {
+            bad(format!("op must be \"insert\", \"update\", \"upsert\" or \"delete\", not {}", js::describe(op)))
+        })?;
+        let row = if data.is_undefined() || data.is_null() {
+            None
+        } else if js::is_plain_object(data) {
+            Some(js::to_row(data).map_err(|why| bad(format!("data must be JSON-serializable: {why}")))?)
+        } else {
+            return Err(bad(format!("data must be a plain object of column values, not {}", js::describe(data))));
+        };
+        let change = Change::new(&table_name, &id, op, row, priority)
+            .map_err(|e| bad(format!("{} {}", e.argument, e.message)))?;
+        let seq = {
+            let mut s = self.shared()?;
+            s.engine.enqueue(change, js::now()).map_err(|e| match e {
+                EngineError::Argument(e) => bad(format!("{} {}", e.argument, e.message)),
+                other => js::error(format!("RecordSync.{method}: {other}")),
+            })?
+        };
+        schedule(&self.shared);
+        Ok(seq as f64)
+    }
+
+    /// Everything `destroy()` does; also run when JS frees the object.
+    fn teardown(&self) {
+        let (request, waiters) = {
+            let Ok(mut s) = self.shared.try_borrow_mut() else { return };
+            if s.destroyed {
+                return;
+            }
+            s.destroyed = true;
+            s.timer = None;
+            s.listeners.clear();
+            s.stats = None;
+            (s.request.take(), std::mem::take(&mut s.waiters))
+        };
+        if let Some(request) = request {
+            request.abort();
+        }
+        if let Some(hooks) = self.hooks.borrow_mut().take() {
+            if let Some(target) = &hooks.target {
+                let _ = target.remove_event_listener_with_callback("online", hooks.online.as_ref().unchecked_ref());
+                let _ = target.remove_event_listener_with_callback("offline", hooks.offline.as_ref().unchecked_ref());
+            }
+        }
+        for waiter in waiters {
+            let _ = waiter
+                .reject
+                .call1(&JsValue::UNDEFINED, &js::error("RecordSync: destroyed before everything was synced"));
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl RecordSync {
+    /// Checks every option (a `TypeError` names the bad one) and starts watching online/offline.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "RecordSyncOptions")] options: JsValue,
+    ) -> Result<RecordSync, JsValue> {
+        let id_bytes: [u8; 16] = js::random_bytes();
+        let client_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let seed = u64::from_le_bytes(js::random_bytes());
+        let options::Options { config, transport } = options::parse(&options, client_id.clone(), seed)?;
+        let mut engine = Engine::new(config).map_err(|e| match e {
+            EngineError::Argument(e) => options::from_core(e),
+            other => js::type_error(format!("RecordSync: {other}")),
+        })?;
+        let navigator = js::get(&js_sys::global(), "navigator");
+        if js::get(&navigator, "onLine").as_bool() == Some(false) {
+            engine.set_online(false);
+        }
+        let notified_version = engine.version();
+        let shared: Shared = Rc::new(RefCell::new(State {
+            engine,
+            transport: Rc::new(transport),
+            client_id,
+            token: None,
+            destroyed: false,
+            timer: None,
+            tick_queued: false,
+            sending: false,
+            request: None,
+            listeners: Vec::new(),
+            next_listener: 1,
+            notified_version,
+            stats: None,
+            waiters: Vec::new(),
+        }));
+        let hooks = online_hooks(&shared);
+        let weak = Rc::downgrade(&shared);
+        let unsubscribe = Closure::<dyn FnMut(u32)>::new(move |id: u32| {
+            if let Some(shared) = weak.upgrade() {
+                if let Ok(mut s) = shared.try_borrow_mut() {
+                    s.listeners.retain(|(i, _)| *i != id);
+                }
+            }
+        });
+        Ok(RecordSync { shared, hooks: RefCell::new(Some(hooks)), unsubscribe })
+    }
+
+    /// Queues a change and returns its number (seq). Synchronous: nothing waits on the network.
+    #[wasm_bindgen(js_name = queueChange)]
+    pub fn queue_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] table: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Op")] op: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RowData")] data: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "SyncPriority")] priority: JsValue,
+    ) -> Result<f64, JsValue> {
+        let priority = parse_priority(&priority, "queueChange")?;
+        self.queue("queueChange", &table, &id, &op, &data, priority)
+    }
+
+    #[wasm_bindgen(js_name = queueCriticalChange)]
+    pub fn queue_critical_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] table: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Op")] op: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RowData")] data: JsValue,
+    ) -> Result<f64, JsValue> {
+        self.queue("queueCriticalChange", &table, &id, &op, &data, Priority::Critical)
+    }
+
+    #[wasm_bindgen(js_name = queueHighChange)]
+    pub fn queue_high_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] table: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Op")] op: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RowData")] data: JsValue,
+    ) -> Result<f64, JsValue> {
+        self.queue("queueHighChange", &table, &id, &op, &data, Priority::High)
+    }
+
+    #[wasm_bindgen(js_name = queueMediumChange)]
+    pub fn queue_medium_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] table: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Op")] op: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RowData")] data: JsValue,
+    ) -> Result<f64, JsValue> {
+        self.queue("queueMediumChange", &table, &id, &op, &data, Priority::Medium)
+    }
+
+    #[wasm_bindgen(js_name = queueLowChange)]
+    pub fn queue_low_change(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] table: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Op")] op: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RowData")] data: JsValue,
+    ) -> Result<f64, JsValue> {
+        self.queue("queueLowChange", &table, &id, &op, &data, Priority::Low)
+    }
+
+    /// Sends everything queued so far now (backoff or not) and resolves once all of it is confirmed,
+    /// answered with a conflict, or on the failed list. Waits while offline or paused. Rejects if the
+    /// instance is destroyed first.
+    #[wasm_bindgen(js_name = forceSyncAll, unchecked_return_type = "Promise<SyncSummary>")]
+    pub fn force_sync_all(&self) -> Promise {
+        let mut s = match self.shared() {
+            Ok(s) => s,
+            Err(e) => return Promise::reject(&e),
+        };
+        let watermark = s.engine.flush_all(js::now());
+        let stats = s.engine.stats();
+        let (confirmed_before, conflicts_before) = (stats.successful_syncs, stats.conflicts);
+        let mut slot = None;
+        let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+        if let Some((resolve, reject)) = slot {
+            s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
+        }
+        drop(s);
+        schedule(&self.shared);
+        promise
+    }
+
+    /// The current figures: the same (frozen) object until something changes.
+    #[wasm_bindgen(unchecked_return_type = "SyncStats")]
+    pub fn stats(&self) -> Result<JsValue, JsValue> {
+        Ok(stats_value(&mut *self.shared()?))
+    }
+
+    /// Calls `listener(stats)` after changes, at most once per tick. Returns the function that unsubscribes.
+    #[wasm_bindgen(unchecked_return_type = "() => void")]
+    pub fn subscribe(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(stats: SyncStats) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let listener = listener.dyn_into::<Function>().map_err(|v| {
+            js::type_error(format!("RecordSync.subscribe: listener must be a function, not {}", js::describe(&v)))
+        })?;
+        let id = {
+            let mut s = self.shared()?;
+            let id = s.next_listener;
+            s.next_listener += 1;
+            s.listeners.push((id, listener));
+            id
+        };
+        let unsubscribe: &Function = self.unsubscribe.as_ref().unchecked_ref();
+        Ok(unsubscribe.bind1(&JsValue::NULL, &JsValue::from(id)).into())
+    }
+
+    /// Every write not yet confirmed or failed, in send order (in flight, queued, blocked).
+    #[wasm_bindgen(js_name = pendingChanges, unchecked_return_type = "PendingChange[]")]
+    pub fn pending_changes(&self) -> Result<JsValue, JsValue> {
+        Ok(js::from_serde(&self.shared()?.engine.pending_changes()))
+    }
+
+    #[wasm_bindgen(js_name = failedChanges, unchecked_return_type = "FailedChange[]")]
+    pub fn failed_changes(&self) -> Result<JsValue, JsValue> {
+        Ok(js::from_serde(&self.shared()?.engine.failed_changes()))
+    }
+
+    /// Puts failed writes (all, or the one numbered `seq`) back in the queue, due now. Returns how many.
+    #[wasm_bindgen(js_name = retryFailed)]
+    pub fn retry_failed(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
+    ) -> Result<u32, JsValue> {
+        let only = parse_seq(&seq, "retryFailed")?;
+        let count = self.shared()?.engine.retry_failed(only, js::now());
+        schedule(&self.shared);
+        Ok(count as u32)
+    }
+
+    /// Drops failed writes (all, or the one numbered `seq`). Returns how many.
+    #[wasm_bindgen(js_name = discardFailed)]
+    pub fn discard_failed(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
+    ) -> Result<u32, JsValue> {
+        let only = parse_seq(&seq, "discardFailed")?;
+        let count = self.shared()?.engine.discard_failed(only);
+        schedule(&self.shared);
+        Ok(count as u32)
+    }
+
+    /// Stops sending (queuing goes on) until `resume()`.
+    pub fn pause(&self) -> Result<(), JsValue> {
+        self.shared()?.engine.set_paused(true);
+        schedule(&self.shared);
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<(), JsValue> {
+        self.shared()?.engine.set_paused(false);
+        schedule(&self.shared);
+        Ok(())
+    }
+
+    /// The bearer token for the next requests (`null`: ask `getAccessToken`, else send the API key).
+    #[wasm_bindgen(js_name = setAccessToken)]
+    pub fn set_access_token(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | null")] token: JsValue,
+    ) -> Result<(), JsValue> {
+        let token = if token.is_null() || token.is_undefined() {
+            None
+        } else {
+            let t = token.as_string().filter(|t| !t.is_empty()).ok_or_else(|| {
+                js::type_error(format!(
+                    "RecordSync.setAccessToken: token must be a non-empty string or null, not {}",
+                    js::describe(&token)
+                ))
+            })?;
+            Some(t)
+        };
+        self.shared()?.token = token;
+        Ok(())
+    }
+
+    /// Stops the timer, aborts the request on its way, removes the window listeners and subscribers, and
+    /// rejects pending `forceSyncAll()` promises. Later calls throw; calling it again does nothing.
+    pub fn destroy(&self) {
+        self.teardown();
+    }
+}
+
+impl Drop for RecordSync {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
