@@ -87,15 +87,13 @@ pub fn describe(value: &JsValue) -> String {
         let short: String = text.chars().take(40).collect();
         return format!("the string {short:?}");
     }
-    match value.js_typeof().as_string() {
-        Some(kind) if kind == "number" || kind == "boolean" => format!("{kind} {}", String::from(js_string(value))),
-        Some(kind) => kind,
-        None => "an unknown value".into(),
+    if let Some(flag) = value.as_bool() {
+        return format!("boolean {flag}");
     }
-}
-
-fn js_string(value: &JsValue) -> js_sys::JsString {
-    js_sys::JsString::from(value.clone())
+    if value.as_f64().is_some() {
+        return format!("number {}", number_to_string(value));
+    }
+    value.js_typeof().as_string().unwrap_or_else(|| "an unknown value".into())
 }
 
 /// The decimal string JS gives a number (`String(n)`), so `7` and `"7"` name the same record.

@@ -1,0 +1,645 @@
+//! The `RecordSync` class in real headless Chromium against the dev server: run by
+//! `bash scripts/test-browser.sh`, which starts the server and passes its address and a user's token in at
+//! compile time. Tests run one after another in one page; each uses its own record ids, and server counters
+//! are compared before and after.
+
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Function, Promise, Reflect, JSON};
+use record_sync::web::RecordSync;
+use serde_json::{json, Value};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const SERVER: &str = match option_env!("RECORD_SYNC_TEST_SERVER") {
+    Some(url) => url,
+    None => "http://127.0.0.1:9",
+};
+/// A valid JWT of the dev server for `USER`.
+const TOKEN: &str = match option_env!("RECORD_SYNC_TEST_TOKEN") {
+    Some(token) => token,
+    None => "",
+};
+const USER: &str = match option_env!("RECORD_SYNC_TEST_USER") {
+    Some(user) => user,
+    None => "",
+};
+const SERVICE_KEY: &str = "dev-service-key";
+const ANON_KEY: &str = "dev-anon-key";
+
+#[wasm_bindgen(module = "/tests/web/helpers.js")]
+extern "C" {
+    fn sleep(ms: u32) -> Promise;
+    #[wasm_bindgen(catch)]
+    async fn admin(server: &str, method: &str, path: &str, body: JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn rows(server: &str, table: &str, query: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = tokenSource)]
+    fn token_source(token: &str) -> Function;
+    #[wasm_bindgen(js_name = recordingTransport)]
+    fn recording_transport(script: Vec<JsValue>) -> JsValue;
+    fn instrument() -> JsValue;
+    fn dispatch(name: &str);
+    fn uid() -> String;
+    fn stringify(value: &JsValue) -> String;
+}
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+async fn pause_ms(ms: u32) {
+    JsFuture::from(sleep(ms)).await.unwrap();
+}
+
+fn to_json(value: &JsValue) -> Value {
+    serde_json::from_str(&stringify(value)).unwrap_or(Value::Null)
+}
+
+fn js(value: Value) -> JsValue {
+    JSON::parse(&value.to_string()).unwrap()
+}
+
+fn set(object: &JsValue, key: &str, value: &JsValue) {
+    Reflect::set(object, &key.into(), value).unwrap();
+}
+
+/// Options for the dev server with the service key (no RLS), a short timeout, and `extra` merged in.
+fn options(mode: &str, extra: Value) -> JsValue {
+    let mut options = json!({
+        "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": SERVICE_KEY, "mode": mode, "timeoutMs": 3000 },
+    });
+    for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+        options[key] = value;
+    }
+    js(options)
+}
+
+fn new_sync(options: JsValue) -> RecordSync {
+    RecordSync::new(options).unwrap_or_else(|e| panic!("new RecordSync: {}", stringify(&e)))
+}
+
+fn queue(sync: &RecordSync, table: &str, id: &str, op: &str, data: Value, priority: u32) -> f64 {
+    let data = if data.is_null() { JsValue::UNDEFINED } else { js(data) };
+    sync.queue_change(table.into(), id.into(), op.into(), data, priority.into())
+        .unwrap_or_else(|e| panic!("queueChange({table}, {id}, {op}): {}", error_text(&e)))
+}
+
+fn stats(sync: &RecordSync) -> Value {
+    to_json(&sync.stats().unwrap())
+}
+
+fn stat(sync: &RecordSync, name: &str) -> u64 {
+    stats(sync)[name].as_u64().unwrap_or_else(|| panic!("stats().{name} is not a count"))
+}
+
+async fn sync_all(sync: &RecordSync) -> Value {
+    let summary =
+        JsFuture::from(sync.force_sync_all()).await.unwrap_or_else(|e| panic!("forceSyncAll: {}", error_text(&e)));
+    to_json(&summary)
+}
+
+/// Waits until `done` holds, checking every 10 ms, for at most `limit_ms`.
+async fn wait_for(what: &str, limit_ms: u32, mut done: impl FnMut() -> bool) {
+    let mut waited = 0;
+    while !done() {
+        assert!(waited < limit_ms, "gave up waiting {limit_ms} ms for {what}");
+        pause_ms(10).await;
+        waited += 10;
+    }
+}
+
+async fn server_rows(table: &str, query: &str) -> Vec<Value> {
+    let found = rows(SERVER, table, query).await.unwrap_or_else(|e| panic!("reading {table}: {}", error_text(&e)));
+    to_json(&found).as_array().cloned().unwrap_or_default()
+}
+
+async fn server_stats() -> Value {
+    to_json(&admin(SERVER, "GET", "/__admin/stats", JsValue::UNDEFINED).await.expect("GET /__admin/stats"))
+}
+
+async fn fault(body: Value) {
+    admin(SERVER, "POST", "/__admin/faults", js(body)).await.expect("POST /__admin/faults");
+}
+
+async fn clear_faults() {
+    admin(SERVER, "DELETE", "/__admin/faults", JsValue::UNDEFINED).await.expect("DELETE /__admin/faults");
+}
+
+fn count(stats: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(stats, |v, key| &v[*key]).as_u64().unwrap_or(0)
+}
+
+fn error_text(error: &JsValue) -> String {
+    match error.dyn_ref::<js_sys::Error>() {
+        Some(e) => format!("{}: {}", String::from(e.name()), String::from(e.message())),
+        None => stringify(error),
+    }
+}
+
+fn pending_ids(sync: &RecordSync) -> Vec<String> {
+    to_json(&sync.pending_changes().unwrap())
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["id"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+fn ids(rows: &[Value]) -> Vec<&str> {
+    rows.iter().filter_map(|r| r["id"].as_str()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------- tests
+
+#[wasm_bindgen_test]
+async fn each_priority_deadline_is_met() {
+    let sync = new_sync(options("rest", json!({ "syncIntervals": { "0": 0, "1": 300, "2": 600, "3": 900 } })));
+    let p = uid();
+    let names = ["critical", "high", "medium", "low"];
+    let start = js_sys::Date::now();
+    for (priority, name) in names.iter().enumerate() {
+        queue(&sync, "training_plans", &format!("{p}-{name}"), "upsert", json!({ "name": name }), priority as u32);
+    }
+    let mut confirmed = [None::<f64>; 4];
+    wait_for("every priority to be confirmed", 3000, || {
+        let pending = pending_ids(&sync);
+        let now = js_sys::Date::now() - start;
+        for (i, name) in names.iter().enumerate() {
+            if confirmed[i].is_none() && !pending.contains(&format!("{p}-{name}")) {
+                confirmed[i] = Some(now);
+            }
+        }
+        confirmed.iter().all(Option::is_some)
+    })
+    .await;
+    let deadlines = [0.0, 300.0, 600.0, 900.0];
+    for (i, at) in confirmed.iter().enumerate() {
+        let at = at.unwrap();
+        // Sent at the deadline (not before: nothing fills batches early), confirmed shortly after.
+        assert!(at <= deadlines[i] + 400.0, "{} confirmed after {at} ms, deadline {}", names[i], deadlines[i]);
+        assert!(
+            at >= deadlines[i] - 20.0,
+            "{} confirmed after {at} ms, before its deadline {}",
+            names[i],
+            deadlines[i]
+        );
+    }
+    let found = server_rows("training_plans", &format!("id=like.{p}-*")).await;
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(stat(&sync, "requests"), 4);
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn ten_quick_updates_of_one_record_are_one_write() {
+    let sync = new_sync(options("rest", json!({ "syncIntervals": { "1": 200 } })));
+    let id = format!("{}-plan", uid());
+    let before = server_stats().await;
+    queue(&sync, "training_plans", &id, "upsert", json!({ "name": "v0" }), 1);
+    for n in 1..10 {
+        queue(&sync, "training_plans", &id, "update", json!({ "name": format!("v{n}") }), 1);
+    }
+    wait_for("the write", 2000, || stat(&sync, "successfulSyncs") == 1).await;
+    let after = server_stats().await;
+    let writes = |s: &Value| count(s, &["rowsWritten", "training_plans"]);
+    let requests = |s: &Value| count(s, &["requests", "byTable", "training_plans"]);
+    assert_eq!(writes(&after) - writes(&before), 1, "rows written");
+    assert_eq!(requests(&after) - requests(&before), 1, "requests");
+    let found = server_rows("training_plans", &format!("id=eq.{id}")).await;
+    assert_eq!(found[0]["name"], "v9");
+    let s = stats(&sync);
+    assert_eq!(
+        (s["totalChanges"].as_u64(), s["mergedChanges"].as_u64(), s["requests"].as_u64()),
+        (Some(10), Some(9), Some(1))
+    );
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn batch_size_is_respected() {
+    let sync = new_sync(options("rpc", json!({ "batchSize": 3 })));
+    let p = uid();
+    let before = server_stats().await;
+    for n in 0..7 {
+        queue(&sync, "comments", &format!("{p}-{n}"), "insert", json!({ "body": format!("c{n}") }), 0);
+    }
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["confirmed"], 7, "{summary}");
+    let after = server_stats().await;
+    assert_eq!(count(&after, &["rpcCalls"]) - count(&before, &["rpcCalls"]), 3, "ceil(7 / 3) calls");
+    assert_eq!(stat(&sync, "requests"), 3);
+    assert_eq!(server_rows("comments", &format!("id=like.{p}-*")).await.len(), 7);
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn parents_go_before_children() {
+    for mode in ["rest", "rpc"] {
+        let sync = new_sync(options(
+            mode,
+            json!({
+                "syncIntervals": { "3": 60000 },
+                "tables": { "sessions": { "parents": ["training_plans"] }, "training_blocks": { "parents": ["sessions"] } },
+            }),
+        ));
+        let p = uid();
+        let (plan, session, block) = (format!("{p}-plan"), format!("{p}-session"), format!("{p}-block"));
+        // The parents are low priority (a minute away); the critical child pulls them along, in order.
+        queue(&sync, "training_plans", &plan, "insert", json!({ "name": "plan" }), 3);
+        queue(&sync, "sessions", &session, "insert", json!({ "plan_id": plan, "name": "s" }), 3);
+        queue(&sync, "training_blocks", &block, "insert", json!({ "session_id": session, "name": "b" }), 0);
+        wait_for("the chain", 2000, || stat(&sync, "pending") == 0 && stat(&sync, "inFlight") == 0).await;
+        assert_eq!(to_json(&sync.failed_changes().unwrap()), json!([]), "{mode}");
+        assert_eq!(stat(&sync, "requests"), 1, "{mode}: one batch carries all three");
+        assert_eq!(server_rows("training_blocks", &format!("id=eq.{block}")).await.len(), 1, "{mode}");
+        assert_eq!(server_rows("sessions", &format!("id=eq.{session}")).await.len(), 1, "{mode}");
+        sync.destroy();
+    }
+}
+
+/// A mix of every op over several records; the server must end with exactly what applying them in order gives.
+async fn converge(mode: &str) {
+    let sync = new_sync(options(mode, json!({ "batchSize": 4 })));
+    let p = uid();
+    let id = |n: u32| format!("{p}-{n}");
+    queue(&sync, "exercises", &id(1), "insert", json!({ "name": "squat" }), 2);
+    queue(&sync, "exercises", &id(2), "insert", json!({ "name": "bench" }), 2);
+    queue(&sync, "exercises", &id(3), "upsert", json!({ "name": "row" }), 2);
+    queue(&sync, "exercises", &id(4), "insert", json!({ "name": "gone" }), 2);
+    sync_all(&sync).await;
+    queue(&sync, "exercises", &id(1), "update", json!({ "name": "front squat" }), 1);
+    queue(&sync, "exercises", &id(2), "delete", Value::Null, 1);
+    queue(&sync, "exercises", &id(3), "upsert", json!({ "name": "pendlay row" }), 0);
+    queue(&sync, "exercises", &id(4), "delete", Value::Null, 3);
+    queue(&sync, "exercises", &id(5), "insert", json!({ "name": "deadlift" }), 2);
+    queue(&sync, "exercises", &id(5), "update", json!({ "name": "sumo deadlift" }), 2);
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["failed"], json!([]), "{mode}: {summary}");
+    let found = server_rows("exercises", &format!("id=like.{p}-*")).await;
+    let names: Vec<(&str, &str)> =
+        found.iter().map(|r| (r["id"].as_str().unwrap_or(""), r["name"].as_str().unwrap_or(""))).collect();
+    let (a, c, e) = (id(1), id(3), id(5));
+    assert_eq!(
+        names,
+        [(a.as_str(), "front squat"), (c.as_str(), "pendlay row"), (e.as_str(), "sumo deadlift")],
+        "{mode}"
+    );
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn rest_mode_ends_with_the_rows_the_changes_describe() {
+    converge("rest").await;
+}
+
+#[wasm_bindgen_test]
+async fn rpc_mode_ends_with_the_rows_the_changes_describe() {
+    converge("rpc").await;
+}
+
+#[wasm_bindgen_test]
+async fn server_errors_and_429_retry_with_backoff() {
+    let sync = new_sync(options("rest", json!({ "maxRetries": 5 })));
+    let id = format!("{}-retry", uid());
+    fault(json!({ "failNext": { "count": 2, "status": 500 } })).await;
+    let start = js_sys::Date::now();
+    queue(&sync, "progressions", &id, "upsert", json!({ "name": "after 500s" }), 0);
+    let summary = sync_all(&sync).await;
+    let elapsed = js_sys::Date::now() - start;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert_eq!(stat(&sync, "retries"), 2);
+    // Backoff with equal jitter: at least 500 ms, then at least 1000 ms.
+    assert!(elapsed >= 1500.0, "two retries after {elapsed} ms");
+
+    fault(json!({ "failNext": { "count": 1, "status": 429, "retryAfter": 2 } })).await;
+    let start = js_sys::Date::now();
+    queue(&sync, "progressions", &id, "update", json!({ "name": "after 429" }), 0);
+    let summary = sync_all(&sync).await;
+    let elapsed = js_sys::Date::now() - start;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert!(elapsed >= 2000.0, "Retry-After: 2 honoured, retried after {elapsed} ms");
+    assert_eq!(stat(&sync, "retries"), 3);
+    clear_faults().await;
+    let found = server_rows("progressions", &format!("id=eq.{id}")).await;
+    assert_eq!(found[0]["name"], "after 429");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_write_fails_alone_and_the_rest_of_its_batch_applies() {
+    for mode in ["rest", "rpc"] {
+        let sync = new_sync(options(mode, json!({})));
+        let p = uid();
+        queue(&sync, "sessions", &format!("{p}-a"), "upsert", json!({ "name": "a" }), 2);
+        // A foreign key to a plan that does not exist: a constraint violation, permanent.
+        queue(
+            &sync,
+            "sessions",
+            &format!("{p}-bad"),
+            "upsert",
+            json!({ "name": "bad", "plan_id": format!("{p}-nope") }),
+            2,
+        );
+        queue(&sync, "sessions", &format!("{p}-c"), "upsert", json!({ "name": "c" }), 2);
+        let summary = sync_all(&sync).await;
+        assert_eq!(summary["confirmed"], 2, "{mode}: {summary}");
+        let failed = to_json(&sync.failed_changes().unwrap());
+        assert_eq!(failed.as_array().map(Vec::len), Some(1), "{mode}: {failed}");
+        assert_eq!(failed[0]["id"], format!("{p}-bad"));
+        assert_eq!(failed[0]["error"]["permanent"], true);
+        assert_eq!(failed[0]["error"]["code"], "23503", "{mode}: {failed}");
+        let found = server_rows("sessions", &format!("id=like.{p}-*")).await;
+        assert_eq!(ids(&found), [format!("{p}-a"), format!("{p}-c")], "{mode}");
+        // Discarding it empties the list; nothing else is touched.
+        assert_eq!(sync.discard_failed(JsValue::UNDEFINED).unwrap(), 1);
+        assert_eq!(to_json(&sync.failed_changes().unwrap()), json!([]));
+        sync.destroy();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn commit_then_drop_neither_duplicates_nor_loses() {
+    for mode in ["rpc", "rest"] {
+        let sync = new_sync(options(mode, json!({})));
+        let p = uid();
+        let before = server_stats().await;
+        fault(json!({ "commitThenDropNext": 1 })).await;
+        // Inserts: a replay the server did not recognise would fail with a duplicate key.
+        let op = if mode == "rpc" { "insert" } else { "upsert" };
+        for n in 0..3 {
+            queue(&sync, "selected_exercises", &format!("{p}-{n}"), op, json!({ "sets": n }), 0);
+        }
+        let summary = sync_all(&sync).await;
+        clear_faults().await;
+        assert_eq!(summary["failed"], json!([]), "{mode}: {summary}");
+        assert!(stat(&sync, "retries") >= 1, "{mode}: the dropped answer was retried");
+        let found = server_rows("selected_exercises", &format!("id=like.{p}-*")).await;
+        let sets: Vec<u64> = found.iter().filter_map(|r| r["sets"].as_u64()).collect();
+        assert_eq!(sets, [0, 1, 2], "{mode}: {found:?}");
+        if mode == "rpc" {
+            let after = server_stats().await;
+            let writes = |s: &Value| count(s, &["rowsWritten", "selected_exercises"]);
+            assert_eq!(writes(&after) - writes(&before), 3, "rpc: the replay wrote nothing");
+        }
+        sync.destroy();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_401_refreshes_the_token_once() {
+    assert!(!TOKEN.is_empty(), "run through scripts/test-browser.sh, which mints RECORD_SYNC_TEST_TOKEN");
+    let options = options("rest", json!({}));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "apiKey", &ANON_KEY.into());
+    let get_token = token_source(TOKEN);
+    set(&transport, "getAccessToken", &get_token);
+    let sync = new_sync(options);
+    sync.set_access_token("not-a-valid-jwt".into()).unwrap();
+    let id = format!("{}-prefs", uid());
+    queue(&sync, "user_preferences", &id, "upsert", json!({ "theme": "dark" }), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert_eq!(Reflect::get(&get_token, &"calls".into()).unwrap().as_f64(), Some(1.0), "one refresh");
+    assert_eq!(stat(&sync, "retries"), 0, "the refresh costs no attempt");
+    let found = server_rows("user_preferences", &format!("id=eq.{id}")).await;
+    assert_eq!(found[0]["user_id"], USER, "written as the token's user: {found:?}");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn offline_holds_and_online_drains() {
+    let sync = new_sync(options("rest", json!({})));
+    let id = format!("{}-offline", uid());
+    dispatch("offline");
+    pause_ms(0).await;
+    assert_eq!(stats(&sync)["isOnline"], false);
+    queue(&sync, "comments", &id, "upsert", json!({ "body": "written offline" }), 0);
+    pause_ms(300).await;
+    assert_eq!(stat(&sync, "requests"), 0, "nothing sent while offline");
+    assert_eq!(stat(&sync, "pending"), 1);
+    assert!(server_rows("comments", &format!("id=eq.{id}")).await.is_empty());
+    dispatch("online");
+    wait_for("the drain", 2000, || stat(&sync, "successfulSyncs") == 1).await;
+    assert_eq!(stats(&sync)["isOnline"], true);
+    assert_eq!(server_rows("comments", &format!("id=eq.{id}")).await.len(), 1);
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_custom_transport_works() {
+    let transport = recording_transport(vec!["reject".into(), "malformed".into(), "error:b".into()]);
+    let options = js(json!({ "maxRetries": 5, "transport": {} }));
+    set(&options, "transport", &transport);
+    let sync = new_sync(options);
+    queue(&sync, "comments", "a", "upsert", json!({ "body": "A", "last_changed": "2026-01-01T00:00:00Z" }), 0);
+    queue(&sync, "comments", "b", "insert", json!({ "body": "B" }), 0);
+    queue(&sync, "comments", 7.0.to_string().as_str(), "delete", Value::Null, 0);
+    let summary = sync_all(&sync).await;
+    let batches = to_json(&Reflect::get(&transport, &"batches".into()).unwrap());
+    // Rejected, malformed, then answered: three sends of the same batch.
+    assert_eq!(batches.as_array().map(Vec::len), Some(3), "{batches}");
+    let batch = &batches[2];
+    assert!(batch["clientId"].as_str().is_some_and(|c| c.len() == 32), "{batch}");
+    assert_eq!(batch["changes"][0]["op"], "upsert");
+    assert_eq!(batch["changes"][0]["lastChanged"], "2026-01-01T00:00:00Z");
+    assert_eq!(batch["changes"][1]["data"], json!({ "body": "B" }));
+    assert_eq!(batch["changes"][2]["id"], "7");
+    assert_eq!(batch["changes"][2].get("data"), None);
+    assert_eq!(summary["confirmed"], 2, "{summary}");
+    assert_eq!(summary["failed"][0]["id"], "b");
+    assert_eq!(summary["failed"][0]["error"]["code"], "23514");
+    assert_eq!(stat(&sync, "retries"), 6, "two failed sends of three writes");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_once_per_tick() {
+    let transport = recording_transport(vec![]);
+    let options = js(json!({ "transport": {}, "syncIntervals": { "3": 60000 } }));
+    set(&options, "transport", &transport);
+    let sync = new_sync(options);
+    let first = sync.stats().unwrap();
+    assert!(first == sync.stats().unwrap(), "same object while nothing changed");
+    let calls = js_sys::Array::new();
+    let listener = Closure::<dyn FnMut(JsValue)>::new({
+        let calls = calls.clone();
+        move |stats: JsValue| {
+            calls.push(&stats);
+        }
+    });
+    let unsubscribe: Function = sync.subscribe(listener.as_ref().clone()).unwrap().unchecked_into();
+    for n in 0..5 {
+        queue(&sync, "comments", &format!("x{n}"), "upsert", json!({ "body": "x" }), 3);
+    }
+    pause_ms(0).await;
+    assert_eq!(calls.length(), 1, "five queued changes, one notification");
+    let seen = calls.get(0);
+    assert!(seen == sync.stats().unwrap(), "the listener gets the current stats object");
+    assert!(seen != first);
+    unsubscribe.call0(&JsValue::NULL).unwrap();
+    queue(&sync, "comments", "y", "upsert", json!({ "body": "y" }), 3);
+    pause_ms(0).await;
+    assert_eq!(calls.length(), 1, "no call after unsubscribing");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_alone() {
+    let options = js(json!({ "transport": {} }));
+    set(&options, "transport", &recording_transport(vec![]));
+    let sync = new_sync(options);
+    queue(&sync, "comments", "kept", "insert", json!({ "body": "kept" }), 3);
+    let before = (stringify(&sync.pending_changes().unwrap()), stat(&sync, "totalChanges"));
+    let date = js_sys::Date::new_0();
+    let instance = js_sys::Map::new();
+    let cases: Vec<(JsValue, JsValue, JsValue, JsValue, JsValue, &str)> = vec![
+        (
+            JsValue::from(5),
+            "1".into(),
+            "upsert".into(),
+            js(json!({"a": 1})),
+            JsValue::UNDEFINED,
+            "table must be a string",
+        ),
+        ("".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), JsValue::UNDEFINED, "table must be"),
+        ("t".into(), JsValue::NULL, "upsert".into(), js(json!({"a": 1})), JsValue::UNDEFINED, "id must be"),
+        ("t".into(), JsValue::from(f64::NAN), "upsert".into(), js(json!({"a": 1})), JsValue::UNDEFINED, "id must be"),
+        ("t".into(), JsValue::from(true), "upsert".into(), js(json!({"a": 1})), JsValue::UNDEFINED, "id must be"),
+        ("t".into(), "".into(), "upsert".into(), js(json!({"a": 1})), JsValue::UNDEFINED, "id must be"),
+        ("t".into(), "1".into(), "merge".into(), js(json!({"a": 1})), JsValue::UNDEFINED, "op must be"),
+        ("t".into(), "1".into(), JsValue::UNDEFINED, js(json!({"a": 1})), JsValue::UNDEFINED, "op must be"),
+        ("t".into(), "1".into(), "upsert".into(), js(json!([1, 2])), JsValue::UNDEFINED, "data must be a plain object"),
+        ("t".into(), "1".into(), "upsert".into(), date.into(), JsValue::UNDEFINED, "data must be a plain object"),
+        ("t".into(), "1".into(), "upsert".into(), instance.into(), JsValue::UNDEFINED, "data must be a plain object"),
+        ("t".into(), "1".into(), "upsert".into(), "text".into(), JsValue::UNDEFINED, "data must be a plain object"),
+        ("t".into(), "1".into(), "insert".into(), JsValue::NULL, JsValue::UNDEFINED, "data is required"),
+        ("t".into(), "1".into(), "update".into(), js(json!({})), JsValue::UNDEFINED, "data an update needs"),
+        ("t".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), JsValue::from(4), "priority must be"),
+        ("t".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), JsValue::from(1.5), "priority must be"),
+        ("t".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), "HIGH".into(), "priority must be"),
+    ];
+    for (table, id, op, data, priority, expected) in cases {
+        let error = sync.queue_change(table, id, op, data, priority).expect_err(expected);
+        assert!(error.is_instance_of::<js_sys::TypeError>(), "{expected}: {}", error_text(&error));
+        let message = error_text(&error);
+        assert!(message.contains(&format!("queueChange: {expected}")), "expected {expected:?} in {message:?}");
+    }
+    // Inserting a record the queue holds as existing is a state error, not a TypeError.
+    let error = sync
+        .queue_change("comments".into(), "kept".into(), "insert".into(), js(json!({"body": 1})), JsValue::UNDEFINED)
+        .unwrap_err();
+    assert!(
+        !error.is_instance_of::<js_sys::TypeError>() && error.is_instance_of::<js_sys::Error>(),
+        "{}",
+        error_text(&error)
+    );
+    assert_eq!((stringify(&sync.pending_changes().unwrap()), stat(&sync, "totalChanges")), before, "queue untouched");
+    // Other methods.
+    assert!(sync.retry_failed("x".into()).unwrap_err().is_instance_of::<js_sys::TypeError>());
+    assert!(sync.subscribe(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
+    assert!(sync.set_access_token(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
+    sync.destroy();
+
+    // Options.
+    let url = format!("{SERVER}/rest/v1");
+    let bad_options = [
+        (JsValue::NULL, "options must be an object"),
+        (js(json!({})), "options.transport must be"),
+        (js(json!({ "transport": { "url": 5, "apiKey": "k" } })), "options.transport.url must be"),
+        (js(json!({ "transport": { "url": url, "apiKey": "" } })), "options.transport.apiKey must be"),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "mode": "graphql" } })),
+            "options.transport.mode must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "timeoutMs": -1 } })),
+            "options.transport.timeoutMs must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "getAccessToken": "t" } })),
+            "options.transport.getAccessToken must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "primaryKey": {} } })),
+            "options.transport.primaryKey is not an option",
+        ),
+        (js(json!({ "transport": { "send": 1 } })), "options.transport.send must be a function"),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "batchSize": 0 })),
+            "options.batchSize must be an integer from 1 to 1000",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "batchSize": 2.5 })),
+            "options.batchSize must be an integer from 1 to 1000",
+        ),
+        (js(json!({ "transport": { "url": url, "apiKey": "k" }, "maxRetries": -1 })), "options.maxRetries must be"),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "syncIntervals": { "5": 1 } })),
+            "options.syncIntervals has",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "syncIntervals": { "1": "soon" } })),
+            "options.syncIntervals[1] must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "tables": { "a": { "parents": "b" } } })),
+            "options.tables.a.parents must be",
+        ),
+        (
+            js(
+                json!({ "transport": { "url": url, "apiKey": "k" }, "tables": { "a": { "parents": ["b"] }, "b": { "parents": ["a"] } } }),
+            ),
+            "options.tables parents of",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "batchsize": 5 })),
+            "options.batchsize is not an option",
+        ),
+    ];
+    for (options, expected) in bad_options {
+        let error = match RecordSync::new(options) {
+            Ok(_) => panic!("accepted options that should fail with {expected:?}"),
+            Err(e) => e,
+        };
+        assert!(error.is_instance_of::<js_sys::TypeError>(), "{expected}: {}", error_text(&error));
+        let message = error_text(&error);
+        assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+    }
+}
+
+#[wasm_bindgen_test]
+async fn destroy_leaves_no_timer_or_request_behind() {
+    let probe = instrument();
+    let restore: Function = Reflect::get(&probe, &"restore".into()).unwrap().unchecked_into();
+    let call = |name: &str| -> f64 {
+        let f: Function = Reflect::get(&probe, &name.into()).unwrap().unchecked_into();
+        f.call0(&probe).unwrap().as_f64().unwrap()
+    };
+    let sync = new_sync(options("rest", json!({ "syncIntervals": { "3": 60000 } })));
+    fault(json!({ "hangNext": 1 })).await;
+    let p = uid();
+    queue(&sync, "comments", &format!("{p}-hang"), "upsert", json!({ "body": "hangs" }), 0);
+    queue(&sync, "comments", &format!("{p}-later"), "upsert", json!({ "body": "a minute away" }), 3);
+    let pending = sync.force_sync_all();
+    wait_for("the request to hang", 2000, || stats(&sync)["isProcessing"] == true).await;
+    assert!(call("liveTimers") >= 1.0, "a request timeout is armed");
+    sync.destroy();
+    assert_eq!(call("aborted"), 1.0, "the hanging request was aborted");
+    let outcome = JsFuture::from(pending).await;
+    assert!(outcome.is_err(), "forceSyncAll rejects on destroy");
+    pause_ms(50).await;
+    assert_eq!(call("liveTimers"), 0.0, "no timer left");
+    let requests = Reflect::get(&probe, &"requests".into()).unwrap();
+    assert_eq!(js_sys::Array::from(&requests).length(), 1, "no request after destroy");
+    restore.call0(&probe).unwrap();
+    clear_faults().await;
+    // Every later call throws; destroy again is harmless.
+    let error = sync.stats().unwrap_err();
+    assert!(error_text(&error).contains("destroyed"), "{}", error_text(&error));
+    assert!(sync
+        .queue_change("comments".into(), "x".into(), "upsert".into(), js(json!({"body": 1})), JsValue::UNDEFINED)
+        .is_err());
+    assert!(JsFuture::from(sync.force_sync_all()).await.is_err());
+    sync.destroy();
+}

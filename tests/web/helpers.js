@@ -1,0 +1,112 @@
+// Helpers for the browser tests (tests/browser.rs): talking to the dev server as an admin, building option
+// objects with functions in them, a recording custom transport, and instrumenting timers and fetch.
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const SERVICE_KEY = "dev-service-key";
+const serviceHeaders = { apikey: SERVICE_KEY, Authorization: `Bearer ${SERVICE_KEY}` };
+
+async function call(url, init) {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${init?.method ?? "GET"} ${url}: HTTP ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+export function admin(server, method, path, body) {
+  return call(server + path, {
+    method,
+    headers: { ...serviceHeaders, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** Rows of `table` matching a PostgREST query, read with the service key (bypasses RLS), ordered by id. */
+export function rows(server, table, query) {
+  return call(`${server}/rest/v1/${table}?${query}&order=id`, { headers: serviceHeaders });
+}
+
+/** A `getAccessToken` that counts its calls in `.calls`. */
+export function tokenSource(token) {
+  const get = () => {
+    get.calls += 1;
+    return Promise.resolve(token);
+  };
+  get.calls = 0;
+  return get;
+}
+
+/**
+ * A custom transport that records every batch. `script` lists what to do per call in order, then "apply":
+ * "apply" answers applied for all; "reject" rejects; "malformed" resolves to garbage; "error:<id>" answers a
+ * permanent error for the change with that id and applied for the rest.
+ */
+export function recordingTransport(script) {
+  const transport = {
+    batches: [],
+    async send(batch) {
+      this.batches.push(JSON.parse(JSON.stringify(batch)));
+      const step = script.shift() ?? "apply";
+      if (step === "reject") throw new Error("backend unreachable");
+      if (step === "malformed") return [{ seq: "one", status: 7 }];
+      const bad = step.startsWith("error:") ? step.slice(6) : null;
+      return batch.changes.map((c) =>
+        c.id === bad
+          ? { seq: c.seq, status: "error", code: "23514", message: "check constraint violated" }
+          : { seq: c.seq, status: "applied" },
+      );
+    },
+  };
+  return transport;
+}
+
+/**
+ * Wraps setTimeout/clearTimeout and fetch to see what an instance leaves behind: `liveTimers()` counts
+ * timers set since `install` that neither fired nor were cleared; `requests` holds each fetch's signal.
+ */
+export function instrument() {
+  const { setTimeout: set, clearTimeout: clear, fetch: realFetch } = globalThis;
+  const live = new Set();
+  const requests = [];
+  globalThis.setTimeout = (f, ms, ...args) => {
+    const id = set(() => {
+      live.delete(id);
+      f(...args);
+    }, ms);
+    live.add(id);
+    return id;
+  };
+  globalThis.clearTimeout = (id) => {
+    live.delete(id);
+    clear(id);
+  };
+  globalThis.fetch = (input, init) => {
+    const entry = { signal: input?.signal ?? init?.signal, settled: false };
+    requests.push(entry);
+    return realFetch(input, init).finally(() => {
+      entry.settled = true;
+    });
+  };
+  return {
+    requests,
+    liveTimers: () => live.size,
+    aborted: () => requests.filter((r) => r.signal?.aborted).length,
+    restore() {
+      globalThis.setTimeout = set;
+      globalThis.clearTimeout = clear;
+      globalThis.fetch = realFetch;
+    },
+  };
+}
+
+export function dispatch(name) {
+  window.dispatchEvent(new Event(name));
+}
+
+export function uid() {
+  return Math.random().toString(36).slice(2, 10);
+}
+
+export function stringify(value) {
+  return JSON.stringify(value);
+}
