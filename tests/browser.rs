@@ -643,3 +643,46 @@ async fn destroy_leaves_no_timer_or_request_behind() {
     assert!(JsFuture::from(sync.force_sync_all()).await.is_err());
     sync.destroy();
 }
+
+#[wasm_bindgen_test]
+async fn callbacks_may_call_back_into_the_instance() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let transport = recording_transport(vec![]);
+    let options = js(json!({ "transport": {} }));
+    set(&options, "transport", &transport);
+    let sync = Rc::new(new_sync(options));
+    let errors = Rc::new(RefCell::new(Vec::<String>::new()));
+    let listener = Closure::<dyn FnMut(JsValue)>::new({
+        let (sync, errors) = (sync.clone(), errors.clone());
+        move |_stats: JsValue| {
+            // From inside a notification: read everything and queue a follow-up once.
+            let results = [
+                sync.stats().map(drop),
+                sync.pending_changes().map(drop),
+                sync.failed_changes().map(drop),
+                if pending_ids(&sync).is_empty() && stat(&sync, "totalChanges") == 1 {
+                    sync.queue_change(
+                        "comments".into(),
+                        "follow-up".into(),
+                        "upsert".into(),
+                        js(json!({ "body": "queued from a listener" })),
+                        JsValue::from(0),
+                    )
+                    .map(drop)
+                } else {
+                    Ok(())
+                },
+            ];
+            errors.borrow_mut().extend(results.into_iter().filter_map(|r| r.err()).map(|e| error_text(&e)));
+        }
+    });
+    sync.subscribe(listener.as_ref().clone()).unwrap();
+    queue(&sync, "comments", "first", "upsert", json!({ "body": "first" }), 0);
+    wait_for("both writes", 2000, || stat(&sync, "successfulSyncs") == 2).await;
+    assert_eq!(*errors.borrow(), Vec::<String>::new());
+    let batches = to_json(&Reflect::get(&transport, &"batches".into()).unwrap());
+    let sent: Vec<&str> = batches.as_array().unwrap().iter().filter_map(|b| b["changes"][0]["id"].as_str()).collect();
+    assert_eq!(sent, ["first", "follow-up"]);
+    sync.destroy();
+}
