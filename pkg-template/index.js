@@ -1,0 +1,26 @@
+// record-sync: the package's main entry. It initialises the WebAssembly module itself, once, when first
+// imported, so that `import { RecordSync } from "record-sync"` is all an app writes: no init() call and no
+// bundler plugin. The wasm file is referenced with `new URL(..., import.meta.url)`, the pattern Vite, webpack 5,
+// Rollup/Rolldown, esbuild (with the file loader) and browsers all understand, and is fetched and compiled in
+// streaming mode.
+//
+// Where there is no browser (server-side rendering in Node, Deno, Bun) nothing is loaded and importing is
+// harmless: the exports exist, `isSupported` is false, and RecordSync instances are meant to be created on the
+// client only (RecordSyncProvider from "record-sync/react" does exactly that).
+import init from "./record_sync.js";
+
+export * from "./record_sync.js";
+
+const inBrowser =
+  (typeof window !== "undefined" && typeof window.document !== "undefined") ||
+  (typeof self !== "undefined" && typeof self.importScripts === "function");
+
+/** True where the WebAssembly module is loaded (browsers and web workers); false during server-side rendering. */
+export const isSupported = inBrowser;
+
+/** Resolves once the WebAssembly module is ready (already the case when `import` resolves in a browser). */
+export const ready = inBrowser
+  ? init({ module_or_path: new URL("./record_sync_bg.wasm", import.meta.url) }).then(() => undefined)
+  : Promise.resolve(undefined);
+
+if (inBrowser) await ready;

@@ -1,0 +1,64 @@
+import { createContext, useContext, useEffect, useState, type ReactNode } from "react";
+import type { RecordSyncOptions } from "../index.js";
+import { createRecordSyncStore, type RecordSyncLike, type RecordSyncStore } from "./store.js";
+
+const RecordSyncContext = createContext<RecordSyncStore | null>(null);
+RecordSyncContext.displayName = "RecordSyncContext";
+
+export type RecordSyncProviderProps =
+  | {
+      /**
+       * Options for a RecordSync the provider creates and owns: it is created on the client after the first
+       * commit (never during rendering or on the server) and destroyed when the provider unmounts. The options are
+       * read once; to start over with other options, give the provider a new `key`.
+       */
+      options: RecordSyncOptions;
+      instance?: undefined;
+      children?: ReactNode;
+    }
+  | {
+      /** A RecordSync you created and destroy yourself; the provider only observes it. */
+      instance: RecordSyncLike;
+      options?: undefined;
+      children?: ReactNode;
+    };
+
+export function RecordSyncProvider(props: RecordSyncProviderProps) {
+  const { options, instance, children } = props;
+  if ((options === undefined) === (instance === undefined)) {
+    throw new TypeError("RecordSyncProvider: pass exactly one of `options` or `instance`");
+  }
+  // One store per provider (per instance, when one is given). Creating the store has no side effect: the
+  // RecordSync itself is created lazily by the first subscriber, after commit.
+  const [owned] = useState(() => (instance === undefined ? createRecordSyncStore({ options: options! }) : null));
+  const [observed, setObserved] = useState<{ instance: RecordSyncLike; store: RecordSyncStore } | null>(() =>
+    instance !== undefined ? { instance, store: createRecordSyncStore({ instance }) } : null,
+  );
+  let store: RecordSyncStore;
+  if (owned !== null) {
+    store = owned;
+  } else if (observed !== null && observed.instance === instance) {
+    store = observed.store;
+  } else {
+    const next = { instance: instance!, store: createRecordSyncStore({ instance: instance! }) };
+    setObserved(next);
+    store = next.store;
+  }
+
+  // The owned instance lives as long as the provider is mounted. Under StrictMode the effect runs, is cleaned up
+  // and runs again: the store then destroys the first instance and creates a second one on next use.
+  useEffect(() => {
+    if (owned === null) return;
+    owned.get();
+    return () => owned.release();
+  }, [owned]);
+
+  return <RecordSyncContext.Provider value={store}>{children}</RecordSyncContext.Provider>;
+}
+
+/** The store of the nearest RecordSyncProvider. */
+export function useRecordSyncStore(): RecordSyncStore {
+  const store = useContext(RecordSyncContext);
+  if (store === null) throw new Error("record-sync: useRecordSync() must be used inside a <RecordSyncProvider>");
+  return store;
+}

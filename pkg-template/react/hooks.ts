@@ -1,0 +1,105 @@
+import { useCallback, useMemo, useRef, useSyncExternalStore } from "react";
+import type {
+  FailedChange,
+  Op,
+  PendingChange,
+  RowData,
+  SyncPriority,
+  SyncStats,
+  SyncSummary,
+} from "../index.js";
+import { useRecordSyncStore } from "./context.js";
+
+/** A record's primary key: a string, or a number (sent as its decimal string). */
+export type RecordId = string | number;
+import type { RecordSyncLike } from "./store.js";
+
+export interface UseRecordSyncResult {
+  queueChange(table: string, id: RecordId, op: Op, data?: RowData, priority?: SyncPriority): number;
+  queueCriticalChange(table: string, id: RecordId, op: Op, data?: RowData): number;
+  queueHighChange(table: string, id: RecordId, op: Op, data?: RowData): number;
+  queueMediumChange(table: string, id: RecordId, op: Op, data?: RowData): number;
+  queueLowChange(table: string, id: RecordId, op: Op, data?: RowData): number;
+  /** Sends everything now; resolves when the queue is drained. */
+  forceSyncAll(): Promise<SyncSummary>;
+  /** The current stats (the same object until something changes). */
+  syncStats: SyncStats;
+  /** The changes waiting or in flight, oldest first (the same array until the stats change). */
+  pendingChanges: readonly PendingChange[];
+  isProcessing: boolean;
+  isOnline: boolean;
+}
+
+/**
+ * The queueing functions and the sync state of the nearest RecordSyncProvider. The functions are stable (the same
+ * across renders), so they can go into dependency lists; the component re-renders when the stats change, at most
+ * once per tick however many changes are queued. Use `useSyncStats(selector)` to re-render on a slice only.
+ */
+export function useRecordSync(): UseRecordSyncResult {
+  const store = useRecordSyncStore();
+  const syncStats = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getServerSnapshot);
+  const actions = useMemo(
+    () => ({
+      queueChange: (table: string, id: RecordId, op: Op, data?: RowData, priority?: SyncPriority) =>
+        priority === undefined ? store.get().queueChange(table, id, op, data) : store.get().queueChange(table, id, op, data, priority),
+      queueCriticalChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueCriticalChange(table, id, op, data),
+      queueHighChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueHighChange(table, id, op, data),
+      queueMediumChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueMediumChange(table, id, op, data),
+      queueLowChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueLowChange(table, id, op, data),
+      forceSyncAll: () => store.get().forceSyncAll(),
+    }),
+    [store],
+  );
+  // `pendingChanges` is computed only when read, and then once per stats snapshot.
+  return useMemo(() => {
+    const result = {
+      ...actions,
+      syncStats,
+      isProcessing: syncStats.isProcessing,
+      isOnline: syncStats.isOnline,
+    } as UseRecordSyncResult;
+    Object.defineProperty(result, "pendingChanges", { enumerable: true, get: () => store.getPendingChanges() });
+    return result;
+  }, [actions, syncStats, store]);
+}
+
+/**
+ * The stats, or a slice of them: `useSyncStats(s => s.pending)` re-renders only when the pending count changes.
+ * The selector must return a value that stays the same (`Object.is`) while the slice does not change.
+ */
+export function useSyncStats(): SyncStats;
+export function useSyncStats<T>(selector: (stats: SyncStats) => T): T;
+export function useSyncStats<T>(selector?: (stats: SyncStats) => T): T | SyncStats {
+  const store = useRecordSyncStore();
+  const select = selector ?? ((s: SyncStats) => s);
+  const selectRef = useRef(select);
+  selectRef.current = select;
+  const getSnapshot = useCallback(() => selectRef.current(store.getSnapshot()), [store]);
+  const getServerSnapshot = useCallback(() => selectRef.current(store.getServerSnapshot()), [store]);
+  return useSyncExternalStore(store.subscribe, getSnapshot, getServerSnapshot);
+}
+
+/** The pending changes (waiting or in flight), re-rendering when they change. */
+export function usePendingChanges(): readonly PendingChange[] {
+  const store = useRecordSyncStore();
+  return useSyncExternalStore(store.subscribe, store.getPendingChanges, () => EMPTY_PENDING);
+}
+
+/** The changes that failed for good (permanent error, or out of retries), re-rendering when they change. */
+export function useFailedChanges(): readonly FailedChange[] {
+  const store = useRecordSyncStore();
+  return useSyncExternalStore(store.subscribe, store.getFailedChanges, () => EMPTY_FAILED);
+}
+
+/**
+ * The RecordSync instance itself, for what the hook does not cover (`pause`, `resume`, `setAccessToken`,
+ * `retryFailed`, ...). Call it in event handlers and effects, not while rendering: the provider creates its
+ * instance after the first commit.
+ */
+export function useRecordSyncInstance(): () => RecordSyncLike {
+  const store = useRecordSyncStore();
+  return store.get;
+}
+
+const EMPTY_PENDING: readonly PendingChange[] = Object.freeze([]);
+const EMPTY_FAILED: readonly FailedChange[] = Object.freeze([]);

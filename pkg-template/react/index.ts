@@ -1,0 +1,15 @@
+// record-sync/react: React bindings for record-sync.
+export { RecordSyncProvider, useRecordSyncStore, type RecordSyncProviderProps } from "./context.js";
+export {
+  useRecordSync,
+  useSyncStats,
+  usePendingChanges,
+  useFailedChanges,
+  useRecordSyncInstance,
+  type UseRecordSyncResult,
+  type RecordId,
+} from "./hooks.js";
+export { SyncMonitor, type SyncMonitorProps } from "./SyncMonitor.js";
+export { createRecordSyncStore, INITIAL_STATS, type RecordSyncStore, type RecordSyncLike } from "./store.js";
+export { SyncPriority } from "../index.js";
+export type { SyncStats, PendingChange, FailedChange, SyncSummary, Op, RowData, RecordSyncOptions, PriorityName } from "../index.js";

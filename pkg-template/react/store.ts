@@ -1,0 +1,167 @@
+// The framework-free half of the React bindings (the zustand `vanilla` / TanStack `query-core` split): a store
+// that owns at most one RecordSync at a time, creates it lazily on the client, and exposes `subscribe` and
+// `getSnapshot` in the shape `useSyncExternalStore` wants. Nothing here imports React.
+
+import { RecordSync } from "../index.js";
+import type { FailedChange, PendingChange, RecordSyncOptions, SyncStats } from "../index.js";
+
+/** The methods of a RecordSync instance the bindings use (a real `RecordSync`, or any object of this shape). */
+export type RecordSyncLike = Pick<
+  RecordSync,
+  | "queueChange"
+  | "queueCriticalChange"
+  | "queueHighChange"
+  | "queueMediumChange"
+  | "queueLowChange"
+  | "forceSyncAll"
+  | "stats"
+  | "subscribe"
+  | "pendingChanges"
+  | "failedChanges"
+  | "retryFailed"
+  | "discardFailed"
+  | "pause"
+  | "resume"
+  | "setAccessToken"
+  | "destroy"
+>;
+
+const online = (): boolean => (typeof navigator !== "undefined" && typeof navigator.onLine === "boolean" ? navigator.onLine : true);
+
+/**
+ * What the bindings show before an instance exists: during server-side rendering, and in the first render on the
+ * client (instances are only ever created after React commits, never while it renders).
+ */
+export const INITIAL_STATS: SyncStats = Object.freeze({
+  totalChanges: 0,
+  mergedChanges: 0,
+  successfulSyncs: 0,
+  failedSyncs: 0,
+  conflicts: 0,
+  retries: 0,
+  requests: 0,
+  pending: 0,
+  pendingByPriority: Object.freeze({ critical: 0, high: 0, medium: 0, low: 0 }),
+  inFlight: 0,
+  isOnline: true,
+  isProcessing: false,
+  isPaused: false,
+  lastError: null,
+  latencyMs: null,
+}) as SyncStats;
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+export interface RecordSyncStore {
+  /** The instance, created on first use when the store owns its options. Throws after `dispose()`. */
+  get(): RecordSyncLike;
+  /** The instance if one exists now, without creating it. */
+  peek(): RecordSyncLike | null;
+  /** Subscribes to stats changes; creates the instance if needed. Returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void;
+  /** The current stats: the same object until something changes. */
+  getSnapshot(): SyncStats;
+  /** What the server renders: the initial stats. */
+  getServerSnapshot(): SyncStats;
+  /** The pending changes, computed at most once per stats snapshot. */
+  getPendingChanges(): readonly PendingChange[];
+  /** The failed changes, computed at most once per stats snapshot. */
+  getFailedChanges(): readonly FailedChange[];
+  /** Destroys the instance if this store created it; a later `get()` creates a new one (React StrictMode remounts). */
+  release(): void;
+}
+
+/**
+ * A store over a RecordSync.
+ *
+ * - `createRecordSyncStore({ options })`: the store owns the instance. It creates it on first use, destroys it on
+ *   `release()`, and creates a fresh one if used again afterwards (what a StrictMode remount does).
+ * - `createRecordSyncStore({ instance })`: the store only observes; the caller owns and destroys the instance.
+ */
+export function createRecordSyncStore(
+  source: { options: RecordSyncOptions; instance?: undefined } | { instance: RecordSyncLike; options?: undefined },
+): RecordSyncStore {
+  const owned = source.instance === undefined;
+  let instance: RecordSyncLike | null = source.instance ?? null;
+  // Listeners are kept here, not only on the instance, so that a recreated instance keeps notifying them.
+  const listeners = new Set<() => void>();
+  let unsubscribeInstance: (() => void) | null = null;
+  let pendingCache: { stats: SyncStats; list: readonly PendingChange[] } | null = null;
+  let failedCache: { stats: SyncStats; list: readonly FailedChange[] } | null = null;
+  let offlineSnapshot: SyncStats | null = null;
+
+  const notify = () => {
+    for (const listener of [...listeners]) listener();
+  };
+
+  const attach = (target: RecordSyncLike) => {
+    if (unsubscribeInstance === null) unsubscribeInstance = target.subscribe(notify);
+  };
+
+  const get = (): RecordSyncLike => {
+    if (instance === null) {
+      if (!owned || source.options === undefined) throw new Error("record-sync: the RecordSync instance was destroyed");
+      instance = new RecordSync(source.options) as unknown as RecordSyncLike;
+    }
+    if (listeners.size > 0) attach(instance);
+    return instance;
+  };
+
+  const getSnapshot = (): SyncStats => {
+    if (instance !== null) return instance.stats();
+    // Keep the pre-instance snapshot stable too, but let it say whether the browser is online.
+    const isOnline = online();
+    if (offlineSnapshot === null || offlineSnapshot.isOnline !== isOnline) {
+      offlineSnapshot = isOnline ? INITIAL_STATS : Object.freeze({ ...INITIAL_STATS, isOnline });
+    }
+    return offlineSnapshot;
+  };
+
+  return {
+    get,
+    peek: () => instance,
+    subscribe(listener) {
+      listeners.add(listener);
+      attach(get());
+      return () => {
+        listeners.delete(listener);
+        if (listeners.size === 0 && unsubscribeInstance !== null) {
+          unsubscribeInstance();
+          unsubscribeInstance = null;
+        }
+      };
+    },
+    getSnapshot,
+    getServerSnapshot: () => INITIAL_STATS,
+    getPendingChanges() {
+      const stats = getSnapshot();
+      if (instance === null || stats.pending + stats.inFlight === 0) return EMPTY;
+      if (pendingCache === null || pendingCache.stats !== stats) {
+        pendingCache = { stats, list: Object.freeze(instance.pendingChanges()) };
+      }
+      return pendingCache.list;
+    },
+    getFailedChanges() {
+      const stats = getSnapshot();
+      if (instance === null) return EMPTY;
+      if (failedCache === null || failedCache.stats !== stats) {
+        failedCache = { stats, list: Object.freeze(instance.failedChanges()) };
+      }
+      return failedCache.list;
+    },
+    release() {
+      if (unsubscribeInstance !== null) {
+        unsubscribeInstance();
+        unsubscribeInstance = null;
+      }
+      if (owned && instance !== null) {
+        const doomed = instance;
+        instance = null;
+        pendingCache = failedCache = null;
+        doomed.destroy();
+        // Listeners still registered (a StrictMode remount re-subscribes right after) see the fresh state.
+        if (listeners.size > 0) notify();
+      }
+    },
+  };
+}
