@@ -45,11 +45,12 @@ export function RecordSyncProvider(props: RecordSyncProviderProps) {
     store = next.store;
   }
 
-  // The owned instance lives as long as the provider is mounted. Under StrictMode the effect runs, is cleaned up
-  // and runs again: the store then destroys the first instance and creates a second one on next use.
+  // The owned instance lives as long as the provider is mounted: created by the first subscriber or the first
+  // call, destroyed right after the provider unmounts. StrictMode's simulated unmount and remount happen within
+  // one task, so they keep the same instance (the store defers destruction to the end of the task).
   useEffect(() => {
     if (owned === null) return;
-    owned.get();
+    owned.retain();
     return () => owned.release();
   }, [owned]);
 

@@ -67,7 +67,13 @@ export interface RecordSyncStore {
   getPendingChanges(): readonly PendingChange[];
   /** The failed changes, computed at most once per stats snapshot. */
   getFailedChanges(): readonly FailedChange[];
-  /** Destroys the instance if this store created it; a later `get()` creates a new one (React StrictMode remounts). */
+  /** Marks the store as in use (a mounted provider); cancels a destruction `release()` scheduled. */
+  retain(): void;
+  /**
+   * Ends one `retain()`. When none is left, the instance the store created is destroyed at the end of the current
+   * task, unless something retains or subscribes to the store again before that (a StrictMode remount does, and
+   * keeps the same instance). After that, `get()` throws; a new subscriber (a remount) creates a new instance.
+   */
   release(): void;
 }
 
@@ -98,13 +104,39 @@ export function createRecordSyncStore(
     if (unsubscribeInstance === null) unsubscribeInstance = target.subscribe(notify);
   };
 
-  const get = (): RecordSyncLike => {
+  let retained = 0;
+  let disposed = false;
+  let destroyScheduled = false;
+
+  const create = (): RecordSyncLike => {
     if (instance === null) {
       if (!owned || source.options === undefined) throw new Error("record-sync: the RecordSync instance was destroyed");
       instance = new RecordSync(source.options) as unknown as RecordSyncLike;
+      disposed = false;
     }
     if (listeners.size > 0) attach(instance);
     return instance;
+  };
+
+  const get = (): RecordSyncLike => {
+    if (disposed) throw new Error("record-sync: this RecordSyncProvider is unmounted and its RecordSync destroyed");
+    return create();
+  };
+
+  const destroyNow = () => {
+    destroyScheduled = false;
+    if (retained > 0 || listeners.size > 0) return;
+    if (unsubscribeInstance !== null) {
+      unsubscribeInstance();
+      unsubscribeInstance = null;
+    }
+    if (owned && instance !== null) {
+      const doomed = instance;
+      instance = null;
+      disposed = true;
+      pendingCache = failedCache = null;
+      doomed.destroy();
+    }
   };
 
   const getSnapshot = (): SyncStats => {
@@ -122,7 +154,7 @@ export function createRecordSyncStore(
     peek: () => instance,
     subscribe(listener) {
       listeners.add(listener);
-      attach(get());
+      attach(create());
       return () => {
         listeners.delete(listener);
         if (listeners.size === 0 && unsubscribeInstance !== null) {
@@ -149,18 +181,16 @@ export function createRecordSyncStore(
       }
       return failedCache.list;
     },
+    retain() {
+      retained++;
+    },
     release() {
-      if (unsubscribeInstance !== null) {
-        unsubscribeInstance();
-        unsubscribeInstance = null;
-      }
-      if (owned && instance !== null) {
-        const doomed = instance;
-        instance = null;
-        pendingCache = failedCache = null;
-        doomed.destroy();
-        // Listeners still registered (a StrictMode remount re-subscribes right after) see the fresh state.
-        if (listeners.size > 0) notify();
+      retained = Math.max(0, retained - 1);
+      if (retained === 0 && !destroyScheduled) {
+        destroyScheduled = true;
+        // A microtask: React's StrictMode unmount/remount and the cleanup of a real unmount both finish
+        // synchronously, so by then we know which one it was.
+        queueMicrotask(destroyNow);
       }
     },
   };

@@ -1,0 +1,122 @@
+// The page the React-binding tests drive: record-sync and record-sync/react from the built pkg/, React 19, and a
+// custom transport the test steers. Everything observable is on window.rsTest.
+import { StrictMode, useEffect, useState } from "react";
+import { createRoot } from "react-dom/client";
+import { RecordSync } from "record-sync";
+import {
+  RecordSyncProvider,
+  SyncMonitor,
+  useRecordSync,
+  useRecordSyncInstance,
+  useSyncStats,
+} from "record-sync/react";
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+const t = {
+  renders: { hook: 0, selector: 0 },
+  callbacks: { queueChange: new Set(), queueHighChange: new Set(), forceSyncAll: new Set() },
+  stats: [],
+  instances: [],
+  sends: [],
+  failMode: null,
+  api: null,
+  root: null,
+  rerender: null,
+};
+window.rsTest = t;
+
+export const transport = {
+  async send(batch) {
+    t.sends.push(batch.changes.length);
+    await sleep(10);
+    return batch.changes.map((c) =>
+      t.failMode === "permanent"
+        ? { seq: c.seq, status: "error", code: "23514", message: "check constraint violated", transient: false }
+        : { seq: c.seq, status: "applied" },
+    );
+  },
+};
+
+function HookUser() {
+  const api = useRecordSync();
+  t.renders.hook++;
+  t.callbacks.queueChange.add(api.queueChange);
+  t.callbacks.queueHighChange.add(api.queueHighChange);
+  t.callbacks.forceSyncAll.add(api.forceSyncAll);
+  t.stats.push(api.syncStats);
+  t.api = api;
+  return (
+    <p data-testid="hook">
+      pending {api.syncStats.pending}, synced {api.syncStats.successfulSyncs}, listed {api.pendingChanges.length}
+    </p>
+  );
+}
+
+function SelectorUser() {
+  const busy = useSyncStats((s) => s.pending + s.inFlight > 0);
+  t.renders.selector++;
+  return <p data-testid="selector">{busy ? "busy" : "idle"}</p>;
+}
+
+function InstanceProbe() {
+  const getInstance = useRecordSyncInstance();
+  useEffect(() => {
+    t.instances.push(getInstance());
+  }, [getInstance]);
+  return null;
+}
+
+function Harness({ monitor }) {
+  // A parent state change re-renders everything below: the snapshot and the callbacks must not change with it.
+  const [tick, setTick] = useState(0);
+  t.rerender = () => setTick((n) => n + 1);
+  return (
+    <div data-tick={tick}>
+      <HookUser />
+      <SelectorUser />
+      <InstanceProbe />
+      {monitor && <SyncMonitor defaultOpen={monitor === "open"} />}
+    </div>
+  );
+}
+
+t.options = () => ({
+  transport,
+  batchSize: 10,
+  syncIntervals: { 0: 0, 1: 50, 2: 50, 3: 50 },
+});
+
+t.mount = ({ strict = false, monitor = false, external = false } = {}) => {
+  const el = document.createElement("div");
+  document.body.append(el);
+  t.root = createRoot(el);
+  t.external = external ? new RecordSync(t.options()) : null;
+  const provider = external ? (
+    <RecordSyncProvider instance={t.external}>
+      <Harness monitor={monitor} />
+    </RecordSyncProvider>
+  ) : (
+    <RecordSyncProvider options={t.options()}>
+      <Harness monitor={monitor} />
+    </RecordSyncProvider>
+  );
+  t.root.render(strict ? <StrictMode>{provider}</StrictMode> : provider);
+};
+
+t.unmount = () => {
+  t.root.unmount();
+  t.root = null;
+};
+
+/** Whether an instance is destroyed: its methods throw once it is. */
+t.isDestroyed = (instance) => {
+  try {
+    instance.stats();
+    return false;
+  } catch {
+    return true;
+  }
+};
+
+t.ready = true;

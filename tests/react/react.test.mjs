@@ -1,0 +1,278 @@
+// The React bindings (record-sync/react from the built pkg/) in a real Chromium: bounded re-renders under a burst,
+// a stable snapshot and stable callbacks, StrictMode-safe ownership, cleanup on unmount, the SyncMonitor's
+// behaviour and accessibility, and server-side rendering in Node.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, PKG, launchBrowser, newPage, requirePkg, serveStatic, waitFor } from "../e2e/helpers.mjs";
+
+const OUT = join(ROOT, "build/react-test");
+let browser, site;
+
+before(async () => {
+  requirePkg();
+  const esbuild = await import("esbuild");
+  mkdirSync(OUT, { recursive: true });
+  await esbuild.build({
+    entryPoints: [join(ROOT, "tests/react/app.jsx")],
+    bundle: true,
+    format: "esm",
+    outfile: join(OUT, "app.js"),
+    jsx: "automatic",
+    target: "es2022",
+    alias: { "record-sync": PKG },
+    define: { "process.env.NODE_ENV": '"development"' },
+    logLevel: "error",
+  });
+  // The package loads its wasm from `new URL("./record_sync_bg.wasm", import.meta.url)`: next to the bundle here.
+  copyFileSync(join(PKG, "record_sync_bg.wasm"), join(OUT, "record_sync_bg.wasm"));
+  writeFileSync(join(OUT, "index.html"), `<!doctype html><meta charset="utf-8"><title>react bindings</title><script type="module" src="/app.js"></script>`);
+  site = await serveStatic(OUT);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+});
+
+async function open() {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(site.url);
+  await page.waitForFunction(() => window.rsTest?.ready === true);
+  return { context, page };
+}
+
+describe("record-sync/react in Chromium", () => {
+  test("a burst of 1000 changes re-renders a bounded number of times; snapshot and callbacks stay stable", async (t) => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount());
+      await page.waitForFunction(() => window.rsTest.instances.length === 1);
+      const before = await page.evaluate(() => ({ ...window.rsTest.renders }));
+      // 1000 changes to 100 records, queued synchronously in one task, then a forced flush.
+      const summary = await page.evaluate(async () => {
+        const t = window.rsTest;
+        for (let i = 0; i < 1000; i++) t.api.queueHighChange("items", `r${i % 100}`, "upsert", { id: `r${i % 100}`, v: i });
+        const s = await t.api.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.length };
+      });
+      assert.equal(summary.failed, 0);
+      await page.waitForFunction(() => document.querySelector("[data-testid=hook]").textContent.startsWith("pending 0"));
+      await page.waitForTimeout(100);
+      const r = await page.evaluate(() => {
+        const t = window.rsTest;
+        const inst = t.instances[0];
+        return {
+          renders: { ...t.renders },
+          sends: t.sends.length,
+          sent: t.sends.reduce((a, b) => a + b, 0),
+          stats: inst.stats(),
+          sameStats: inst.stats() === inst.stats(),
+          lastSeenIsCurrent: t.stats[t.stats.length - 1] === inst.stats(),
+          text: document.querySelector("[data-testid=hook]").textContent,
+        };
+      });
+      assert.equal(r.stats.totalChanges, 1000);
+      assert.equal(r.sent, 100, "merged: one write per record");
+      assert.equal(r.stats.successfulSyncs, 100);
+      assert.ok(r.sameStats, "stats() returns the same object while nothing changes");
+      assert.ok(r.lastSeenIsCurrent, "the hook renders the instance's current snapshot");
+      const hookRenders = r.renders.hook - before.hook;
+      const selectorRenders = r.renders.selector - before.selector;
+      t.diagnostic(`1000 changes, ${r.sends} requests: useRecordSync re-rendered ${hookRenders} times, useSyncStats(busy) ${selectorRenders}`);
+      // Renders follow notifications (at most one per tick), not changes: one for the burst, then a few per
+      // request at most.
+      assert.ok(hookRenders <= 3 * r.sends + 4, `hook re-rendered ${hookRenders} times for 1000 changes in ${r.sends} requests`);
+      assert.ok(hookRenders < 100, `hook re-rendered ${hookRenders} times`);
+      assert.ok(selectorRenders <= 3, `a selector of (busy) re-rendered ${selectorRenders} times`);
+      assert.match(r.text, /pending 0, synced 100, listed 0/);
+
+      // A parent re-render without any change keeps the same snapshot and the same callbacks.
+      const stable = await page.evaluate(async () => {
+        const t = window.rsTest;
+        const n = t.stats.length;
+        t.rerender();
+        t.rerender();
+        await new Promise((ok) => setTimeout(ok, 50));
+        return {
+          rendered: t.stats.length - n,
+          sameSnapshot: t.stats.slice(n - 1).every((s) => s === t.stats[n - 1]),
+          callbacks: Object.values(t.callbacks).map((set) => set.size),
+        };
+      });
+      assert.ok(stable.rendered >= 1);
+      assert.ok(stable.sameSnapshot, "syncStats is the same object across renders without changes");
+      assert.deepEqual(stable.callbacks, [1, 1, 1], "queueChange, queueHighChange, forceSyncAll never change identity");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("StrictMode: exactly one live instance while mounted; unmount destroys what the provider created", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount({ strict: true }));
+      await page.waitForFunction(() => window.rsTest.instances.length >= 1);
+      await page.waitForTimeout(50);
+      const mounted = await page.evaluate(() => {
+        const t = window.rsTest;
+        const unique = [...new Set(t.instances)];
+        return { count: unique.length, destroyed: unique.map(t.isDestroyed) };
+      });
+      // StrictMode mounts, unmounts and remounts every effect: the provider keeps one instance through that.
+      assert.equal(mounted.count, 1, `instances created: ${JSON.stringify(mounted)}`);
+      assert.equal(mounted.destroyed[0], false, "the instance in use is alive");
+
+      // Queue through the hook, then unmount: the instance is destroyed and nothing renders any more.
+      const after = await page.evaluate(async () => {
+        const t = window.rsTest;
+        t.api.queueLowChange("items", "x", "upsert", { id: "x" });
+        const live = t.instances.at(-1);
+        const renders = t.renders.hook;
+        t.unmount();
+        await new Promise((ok) => setTimeout(ok, 50));
+        let queueAfterUnmount = "ok";
+        try {
+          t.api.queueLowChange("items", "y", "upsert", { id: "y" });
+        } catch (e) {
+          queueAfterUnmount = String(e.message);
+        }
+        return {
+          destroyed: t.instances.map(t.isDestroyed),
+          rendersAfter: t.renders.hook - renders,
+          queueAfterUnmount,
+          sendsOfLive: live,
+        };
+      });
+      assert.ok(after.destroyed.every(Boolean), "every instance the provider created is destroyed");
+      assert.equal(after.rendersAfter, 0);
+      assert.notEqual(after.queueAfterUnmount, "ok", "a stale queue function does not revive a destroyed provider silently");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a provider given an instance observes it and leaves it alive on unmount, unsubscribed", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount({ external: true }));
+      await page.waitForFunction(() => window.rsTest.api !== null);
+      const r = await page.evaluate(async () => {
+        const t = window.rsTest;
+        t.api.queueCriticalChange("items", "a", "upsert", { id: "a" });
+        await t.api.forceSyncAll();
+        await new Promise((ok) => setTimeout(ok, 20));
+        const text = document.querySelector("[data-testid=hook]").textContent;
+        t.unmount();
+        const renders = t.renders.hook;
+        t.external.queueCriticalChange("items", "b", "upsert", { id: "b" });
+        const summary = await t.external.forceSyncAll();
+        await new Promise((ok) => setTimeout(ok, 20));
+        const out = { text, alive: !t.isDestroyed(t.external), confirmed: summary.confirmed, rendersAfter: t.renders.hook - renders };
+        t.external.destroy();
+        return out;
+      });
+      assert.match(r.text, /synced 1/);
+      assert.ok(r.alive, "the caller's instance is not destroyed by the provider");
+      assert.equal(r.confirmed, 1);
+      assert.equal(r.rendersAfter, 0, "no renders after unmount");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("SyncMonitor: labelled, keyboard-operable, shows pending per priority and failures, retry and discard work", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount({ monitor: "closed" }));
+      const region = page.getByRole("region", { name: "Sync monitor" });
+      await region.waitFor();
+      const toggle = region.getByRole("button", { expanded: false });
+      await toggle.focus();
+      await page.keyboard.press("Enter");
+      await assertExpanded(region, true);
+      await page.keyboard.press("Escape");
+      await assertExpanded(region, false);
+      assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("aria-expanded")), "false", "focus returns to the toggle");
+      await page.keyboard.press("Space");
+      await assertExpanded(region, true);
+
+      // Pending per priority: pause, queue one of each and two low, read the panel.
+      await page.evaluate(() => {
+        const t = window.rsTest;
+        t.instances.at(-1).pause();
+        t.api.queueCriticalChange("items", "c", "upsert", { id: "c" });
+        t.api.queueHighChange("items", "h", "upsert", { id: "h" });
+        t.api.queueMediumChange("items", "m", "upsert", { id: "m" });
+        t.api.queueLowChange("items", "l1", "upsert", { id: "l1" });
+        t.api.queueLowChange("items", "l2", "upsert", { id: "l2" });
+      });
+      await waitText(region.locator("[data-stat=pending]"), "5");
+      assert.equal(await region.locator("[data-stat=pending-critical]").textContent(), "1");
+      assert.equal(await region.locator("[data-stat=pending-low]").textContent(), "2");
+      assert.equal(await region.getByRole("list", { name: /Pending changes/ }).getByRole("listitem").count(), 5);
+      assert.match(await region.getByRole("button").first().textContent(), /Paused, 5 pending/);
+
+      // A permanent server error: the failed list, the last error, then retry one and discard the other.
+      await page.evaluate(() => {
+        window.rsTest.failMode = "permanent";
+        window.rsTest.instances.at(-1).resume();
+      });
+      await region.getByRole("button", { name: "Sync now" }).click();
+      const failedList = region.getByRole("list", { name: /Failed changes/ });
+      await waitFor(async () => (await failedList.getByRole("listitem").count()) === 5, 10_000);
+      assert.match(await region.locator("[data-stat=last-error]").textContent(), /check constraint/);
+      assert.equal(await region.locator("[data-stat=pending]").textContent(), "0");
+      await page.evaluate(() => (window.rsTest.failMode = null));
+      await region.getByRole("button", { name: "Retry upsert items c" }).click();
+      await region.getByRole("button", { name: "Discard upsert items h" }).click();
+      await waitFor(async () => (await failedList.getByRole("listitem").count()) === 3, 10_000);
+      await region.getByRole("button", { name: "Retry all failed" }).click();
+      await region.getByRole("button", { name: "Sync now" }).click();
+      await waitFor(async () => (await region.getByRole("list", { name: /Failed changes/ }).count()) === 0, 10_000);
+      await waitText(region.locator("[data-stat=successful]"), "4");
+      assert.match(await region.getByRole("status").textContent(), /All changes synced/);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe("record-sync/react during server-side rendering", () => {
+  test("renderToString of the provider, the hook and SyncMonitor in Node creates no instance and does not crash", async () => {
+    const React = await import("react");
+    const { renderToString } = await import("react-dom/server");
+    const core = await import(join(PKG, "index.js"));
+    const bindings = await import(join(PKG, "react/index.js"));
+    assert.equal(core.isSupported, false);
+    let used = null;
+    function Uses() {
+      used = bindings.useRecordSync();
+      return React.createElement("span", null, `pending ${used.syncStats.pending}`);
+    }
+    const html = renderToString(
+      React.createElement(
+        bindings.RecordSyncProvider,
+        { options: { transport: { url: "http://127.0.0.1:1/rest/v1", apiKey: "k" } } },
+        React.createElement(Uses),
+        React.createElement(bindings.SyncMonitor, { defaultOpen: true }),
+      ),
+    );
+    assert.match(html, /pending 0/);
+    assert.match(html, /Sync monitor/);
+    assert.equal(used.syncStats, bindings.INITIAL_STATS);
+  });
+});
+
+async function assertExpanded(region, expanded) {
+  await waitFor(async () => (await region.locator("button[aria-expanded]").first().getAttribute("aria-expanded")) === String(expanded), 5000);
+  const hidden = await region.locator(".rs-monitor__body").evaluate((el) => el.hidden);
+  assert.equal(hidden, !expanded);
+}
+
+async function waitText(locator, text) {
+  await waitFor(async () => (await locator.textContent()) === text, 10_000, () => `waiting for ${text}`);
+}
