@@ -1,0 +1,34 @@
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { RecordSyncProvider } from "record-sync/react";
+import type { RecordSyncOptions } from "record-sync";
+import { App } from "./App";
+import { loadConfig } from "./config";
+import { openDb, PARENTS } from "./db";
+import { AppDataProvider } from "./sync/AppData";
+import "./styles.css";
+
+const config = await loadConfig();
+const db = openDb(config.dbName);
+
+const options: RecordSyncOptions = {
+  transport: {
+    url: config.url,
+    apiKey: config.anonKey,
+    getAccessToken: () => config.accessToken,
+    mode: config.mode,
+  },
+  // Parents go first, so foreign keys hold (a session before its blocks, a block before its exercises).
+  tables: Object.fromEntries(Object.entries(PARENTS).map(([table, parents]) => [table, { parents }])),
+  ...(config.syncIntervals ? { syncIntervals: config.syncIntervals } : {}),
+};
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <AppDataProvider db={db} config={config}>
+      <RecordSyncProvider options={options}>
+        <App />
+      </RecordSyncProvider>
+    </AppDataProvider>
+  </StrictMode>,
+);

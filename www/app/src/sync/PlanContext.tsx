@@ -1,0 +1,66 @@
+// The plan context: the open plan's whole tree from the local database (live: it re-renders on every local
+// write, before anything reaches the server) and the plan's actions, built on useTrainingPlanSync, which is
+// built on record-sync's useRecordSync.
+import { createContext, useContext, useMemo, type ReactNode } from "react";
+import { useLiveQuery } from "dexie-react-hooks";
+import type { Comment, Progression, SelectedExercise, Session, TrainingBlock, TrainingPlan } from "../db";
+import { useDb } from "./AppData";
+import { useTrainingPlanSync, type TrainingPlanSync } from "./useTrainingPlanSync";
+
+export interface PlanTree {
+  plan: TrainingPlan;
+  sessions: Session[];
+  blocksBySession: Map<string, TrainingBlock[]>;
+  selectedByBlock: Map<string, SelectedExercise[]>;
+  progressionBySelected: Map<string, Progression>;
+  comments: Comment[];
+}
+
+interface PlanContextValue {
+  tree: PlanTree | null | undefined;
+  sync: TrainingPlanSync;
+}
+
+const PlanContext = createContext<PlanContextValue | null>(null);
+
+const byPosition = <T extends { position: number; id: string }>(a: T, b: T) => a.position - b.position || a.id.localeCompare(b.id);
+
+function groupBy<T, K extends keyof T>(rows: T[], key: K): Map<T[K], T[]> {
+  const map = new Map<T[K], T[]>();
+  for (const row of rows) {
+    const list = map.get(row[key]);
+    if (list) list.push(row);
+    else map.set(row[key], [row]);
+  }
+  return map;
+}
+
+export function PlanProvider({ planId, children }: { planId: string; children: ReactNode }) {
+  const db = useDb();
+  const sync = useTrainingPlanSync();
+  const tree = useLiveQuery(async (): Promise<PlanTree | null> => {
+    const plan = await db.training_plans.get(planId);
+    if (!plan) return null;
+    const sessions = (await db.sessions.where("plan_id").equals(planId).toArray()).sort(byPosition);
+    const blocks = (await db.training_blocks.where("session_id").anyOf(sessions.map((s) => s.id)).toArray()).sort(byPosition);
+    const selected = (await db.selected_exercises.where("block_id").anyOf(blocks.map((b) => b.id)).toArray()).sort(byPosition);
+    const progressions = await db.progressions.where("selected_exercise_id").anyOf(selected.map((s) => s.id)).toArray();
+    const comments = (await db.comments.where("plan_id").equals(planId).toArray()).sort((a, b) => a.created_at.localeCompare(b.created_at));
+    return {
+      plan,
+      sessions,
+      blocksBySession: groupBy(blocks, "session_id") as Map<string, TrainingBlock[]>,
+      selectedByBlock: groupBy(selected, "block_id") as Map<string, SelectedExercise[]>,
+      progressionBySelected: new Map(progressions.map((p) => [p.selected_exercise_id, p])),
+      comments,
+    };
+  }, [db, planId]);
+  const value = useMemo(() => ({ tree, sync }), [tree, sync]);
+  return <PlanContext.Provider value={value}>{children}</PlanContext.Provider>;
+}
+
+export function usePlan(): PlanContextValue {
+  const value = useContext(PlanContext);
+  if (!value) throw new Error("usePlan outside PlanProvider");
+  return value;
+}
