@@ -130,6 +130,10 @@ export function SyncMonitor({
           {PRIORITY_NAMES.map((name) => (
             <PriorityRow key={name} name={name} count={stats.pendingByPriority[name]} />
           ))}
+          <dt>Queued (merged)</dt>
+          <dd data-stat="total">
+            {stats.totalChanges} ({stats.mergedChanges})
+          </dd>
           <dt>In flight</dt>
           <dd data-stat="in-flight">{stats.inFlight}</dd>
           <dt>Synced</dt>
@@ -271,7 +275,7 @@ const CSS = `
 .rs-monitor[data-state=offline] .rs-monitor__dot{background:#6e7781}
 .rs-monitor[data-state=error] .rs-monitor__dot{background:#cf222e}
 .rs-monitor__body{padding:0 12px 12px;max-height:60vh;overflow:auto;border-top:1px solid #d8dee4}
-.rs-monitor__stats{display:grid;grid-template-columns:1fr auto;gap:2px 12px;margin:8px 0}
+.rs-monitor__stats{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:8px 0}
 .rs-monitor__stats dt{color:#57606a}
 .rs-monitor__stats dd{margin:0;text-align:right;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 .rs-monitor__sub{padding-left:12px;font-size:12px}

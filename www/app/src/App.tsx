@@ -46,7 +46,7 @@ export function App() {
   const current = selected && sorted.some((p) => p.id === selected) ? selected : null;
 
   return (
-    <div className="app">
+    <div className={(prefs?.show_monitor ?? true) ? "app with-monitor" : "app"}>
       <header className="topbar">
         <h1>Training plans</h1>
         <div className="row">
