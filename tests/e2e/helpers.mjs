@@ -12,6 +12,8 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PKG = join(ROOT, "pkg");
 export const DEMO_USER = "7f1c2a3e-0000-4000-8000-000000000001";
 export const ANON_KEY = "dev-anon-key";
+/** The dev server's admin endpoints (/__admin/*) want its service key. */
+export const SERVICE_KEY = "dev-service-key";
 
 export const CHROMIUM_ARGS = [
   "--no-sandbox",
@@ -112,7 +114,7 @@ export async function startDevServer() {
   child.stdout.on("data", (d) => (out += d));
   child.stderr.on("data", (d) => (out += d));
   const origin = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${origin}/__admin/stats`).catch(() => null))?.ok, 60_000, () => out);
+  await waitFor(async () => (await fetch(`${origin}/__admin/stats`, { headers: { apikey: SERVICE_KEY } }).catch(() => null))?.ok, 60_000, () => out);
   return {
     origin,
     restUrl: `${origin}/rest/v1`,
@@ -153,7 +155,7 @@ export function devToken(user = DEMO_USER) {
 export async function admin(server, path, body) {
   const res = await fetch(`${server.origin}/__admin/${path}`, {
     method: body === undefined ? "GET" : "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", apikey: SERVICE_KEY },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) throw new Error(`admin ${path}: ${res.status} ${await res.text()}`);
