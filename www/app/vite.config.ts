@@ -9,7 +9,13 @@ export default defineConfig({
     // React, not a copy found above pkg/.
     dedupe: ["react", "react-dom"],
   },
-  server: { host: "127.0.0.1", strictPort: true },
+  server: {
+    host: "127.0.0.1",
+    strictPort: true,
+    // The `file:` link points outside this folder: let the dev server read the package (its .wasm) there. An app
+    // that installs record-sync from npm or a tarball has it under node_modules and needs nothing of the sort.
+    fs: { allow: [".", "../../pkg"] },
+  },
   preview: { host: "127.0.0.1", strictPort: true },
   build: { target: "es2022", outDir: process.env.DEMO_OUT_DIR || "dist", emptyOutDir: true },
 });
