@@ -189,7 +189,8 @@ for (const mode of ["rpc", "rest"]) {
       const squat = page.getByRole("group", { name: "Exercise Front squat" });
       await squat.getByLabel("Reps of set 1").fill("5");
       await squat.getByRole("button", { name: "Add set" }).click();
-      await squat.getByLabel("Weekly load increase").fill("2.5");
+      await squat.getByRole("button", { name: "Add progression week" }).click();
+      await squat.getByLabel("Week 2 weight").fill("62.5");
 
       // Weeks: 4 -> 10 -> 8.
       for (let i = 0; i < 6; i++) await page.getByRole("button", { name: "More weeks" }).click();
@@ -207,7 +208,7 @@ for (const mode of ["rpc", "rest"]) {
       await page.getByLabel("New comment").fill("Deload in week 4");
       await page.getByRole("button", { name: "Add comment" }).click();
       await page.getByLabel("Units").selectOption("lb");
-      await page.getByLabel("Goal").fill("Squat 140 kg");
+      await page.getByLabel("Description").fill("Squat 140 kg");
 
       // What the screen shows now.
       assert.equal(await page.getByRole("heading", { level: 2 }).first().textContent(), "Spring strength");
@@ -226,14 +227,16 @@ for (const mode of ["rpc", "rest"]) {
       const plan = (await rows(server, "training_plans", token))[0];
       assert.equal(plan.name, "Spring strength");
       assert.equal(plan.weeks, 8);
-      assert.equal(plan.goal, "Squat 140 kg");
+      assert.equal(plan.description, "Squat 140 kg");
       assert.deepEqual((await rows(server, "sessions", token)).map((s) => s.name).sort(), ["Session 1", "Session 2 heavy"]);
       const selected = await rows(server, "selected_exercises", token);
       assert.deepEqual(selected.map((s) => s.name).sort(), ["Deadlift", "Front squat"]);
       const squatRow = selected.find((s) => s.name === "Front squat");
       assert.equal(squatRow.series.length, 4);
       assert.equal(squatRow.series[0].reps, 5);
-      assert.equal(Number((await rows(server, "progressions", token))[0].load_increase), 2.5);
+      const progression = (await rows(server, "progressions", token))[0];
+      assert.equal(progression.week, 2);
+      assert.deepEqual(progression.series.map((s) => s.weight), [62.5, 62.5, 62.5, 62.5]);
       assert.equal((await rows(server, "user_preferences", token))[0].units, "lb");
       assert.equal(local.comments.length, 1);
 

@@ -13,12 +13,12 @@ const MODELS = [
 ] as const;
 const EXERCISES = [
   ["Back squat", "legs"],
-  ["Bench press", "push"],
-  ["Deadlift", "hinge"],
-  ["Overhead press", "push"],
-  ["Pull-up", "pull"],
-  ["Barbell row", "pull"],
-  ["Romanian deadlift", "hinge"],
+  ["Bench press", "chest"],
+  ["Deadlift", "posterior chain"],
+  ["Overhead press", "shoulders"],
+  ["Pull-up", "back"],
+  ["Barbell row", "back"],
+  ["Romanian deadlift", "hamstrings"],
   ["Lunge", "legs"],
 ] as const;
 
@@ -38,7 +38,7 @@ export function App() {
   useEffect(() => {
     seeding ??= (async () => {
       if ((await db.training_models.count()) === 0) for (const [name, description] of MODELS) await sync.createModel(name, description);
-      if ((await db.exercises.count()) === 0) for (const [name, category] of EXERCISES) await sync.createExercise(name, category);
+      if ((await db.exercises.count()) === 0) for (const [name, group] of EXERCISES) await sync.createExercise(name, group);
     })();
   }, [db, sync]);
 
@@ -46,7 +46,7 @@ export function App() {
   const current = selected && sorted.some((p) => p.id === selected) ? selected : null;
 
   return (
-    <div className={(prefs?.show_monitor ?? true) ? "app with-monitor" : "app"}>
+    <div className={(prefs?.settings?.show_monitor ?? true) ? "app with-monitor" : "app"}>
       <header className="topbar">
         <h1>Training plans</h1>
         <div className="row">
@@ -60,8 +60,8 @@ export function App() {
           <label className="inline">
             <input
               type="checkbox"
-              checked={prefs?.show_monitor ?? true}
-              onChange={(e) => sync.updatePreferences({ show_monitor: e.target.checked })}
+              checked={prefs?.settings?.show_monitor ?? true}
+              onChange={(e) => sync.updatePreferences({ showMonitor: e.target.checked })}
             />
             Show sync monitor
           </label>
@@ -112,7 +112,7 @@ export function App() {
           )}
         </main>
       </div>
-      {(prefs?.show_monitor ?? true) && <SyncMonitor defaultOpen />}
+      {(prefs?.settings?.show_monitor ?? true) && <SyncMonitor defaultOpen />}
     </div>
   );
 }

@@ -13,7 +13,7 @@ export interface TrainingModel extends Base {
 export interface TrainingPlan extends Base {
   model_id: string | null;
   name: string;
-  goal: string | null;
+  description: string | null;
   weeks: number;
 }
 export interface Session extends Base {
@@ -28,11 +28,12 @@ export interface TrainingBlock extends Base {
 }
 export interface Exercise extends Base {
   name: string;
-  category: string | null;
+  muscle_group: string | null;
 }
+/** One set: the schema's `series` jsonb is an array of these. */
 export interface Series {
   reps: number;
-  load: number;
+  weight: number;
 }
 export interface SelectedExercise extends Base {
   block_id: string;
@@ -41,10 +42,11 @@ export interface SelectedExercise extends Base {
   series: Series[];
   position: number;
 }
+/** How a selected exercise's series change in a given week of the plan. */
 export interface Progression extends Base {
   selected_exercise_id: string;
   week: number;
-  load_increase: number;
+  series: Series[];
 }
 export interface Comment extends Base {
   plan_id: string;
@@ -53,7 +55,7 @@ export interface Comment extends Base {
 }
 export interface UserPreferences extends Base {
   units: "kg" | "lb";
-  show_monitor: boolean;
+  settings: { show_monitor?: boolean };
 }
 
 export interface Tables {

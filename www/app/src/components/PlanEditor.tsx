@@ -80,8 +80,13 @@ export function PlanEditor({ onDeleted }: { onDeleted: () => void }) {
             </button>
           </div>
           <label className="wide">
-            Goal
-            <TextField multiline value={plan.goal ?? ""} onValue={(goal) => sync.updatePlanProperties(plan.id, { goal })} aria-label="Goal" />
+            Description
+            <TextField
+              multiline
+              value={plan.description ?? ""}
+              onValue={(description) => sync.updatePlanProperties(plan.id, { description })}
+              aria-label="Description"
+            />
           </label>
         </div>
       </section>
@@ -163,7 +168,7 @@ function BlockCard({ block }: { block: TrainingBlock }) {
 
 function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
   const { tree, sync } = usePlan();
-  const progression = tree?.progressionBySelected.get(selected.id);
+  const progressions = tree?.progressionsBySelected.get(selected.id) ?? [];
   const setSeries = (series: Series[]) => sync.updateSeries(selected.id, series);
   return (
     <div className="exercise" role="group" aria-label={`Exercise ${selected.name}`} data-selected-id={selected.id}>
@@ -183,7 +188,7 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
           <tr>
             <th scope="col">Set</th>
             <th scope="col">Reps</th>
-            <th scope="col">Load</th>
+            <th scope="col">Weight</th>
             <th scope="col">
               <span className="sr-only">Actions</span>
             </th>
@@ -207,9 +212,9 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
                   type="number"
                   min={0}
                   step={0.5}
-                  aria-label={`Load of set ${i + 1}`}
-                  value={s.load}
-                  onChange={(e) => setSeries(selected.series.map((x, j) => (j === i ? { ...x, load: Number(e.target.value) } : x)))}
+                  aria-label={`Weight of set ${i + 1}`}
+                  value={s.weight}
+                  onChange={(e) => setSeries(selected.series.map((x, j) => (j === i ? { ...x, weight: Number(e.target.value) } : x)))}
                 />
               </td>
               <td>
@@ -222,20 +227,38 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
         </tbody>
       </table>
       <div className="row">
-        <button type="button" onClick={() => setSeries([...selected.series, selected.series.at(-1) ?? { reps: 8, load: 20 }])}>
+        <button type="button" onClick={() => setSeries([...selected.series, selected.series.at(-1) ?? { reps: 8, weight: 20 }])}>
           Add set
         </button>
-        <label className="inline">
-          Weekly load increase
-          <input
-            type="number"
-            step={0.5}
-            aria-label="Weekly load increase"
-            value={progression?.load_increase ?? 0}
-            onChange={(e) => sync.updateProgression(selected.id, { load_increase: Number(e.target.value) })}
-          />
-        </label>
+        <button type="button" onClick={() => sync.addProgressionWeek(selected.id)}>
+          Add progression week
+        </button>
       </div>
+      {progressions.length > 0 && (
+        <ul className="progressions" aria-label={`Progression of ${selected.name}`}>
+          {progressions.map((p) => (
+            <li key={p.id}>
+              <span>Week {p.week}</span>
+              <label className="inline">
+                Weight
+                <input
+                  type="number"
+                  step={0.5}
+                  aria-label={`Week ${p.week} weight`}
+                  value={p.series[0]?.weight ?? 0}
+                  onChange={(e) => sync.updateProgression(p.id, { series: p.series.map((s) => ({ ...s, weight: Number(e.target.value) })) })}
+                />
+              </label>
+              <span className="muted">
+                {p.series.length} × {p.series[0]?.reps ?? 0}
+              </span>
+              <button type="button" className="link" aria-label={`Remove week ${p.week}`} onClick={() => sync.removeProgression(p.id)}>
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   );
 }

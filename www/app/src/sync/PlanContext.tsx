@@ -12,7 +12,7 @@ export interface PlanTree {
   sessions: Session[];
   blocksBySession: Map<string, TrainingBlock[]>;
   selectedByBlock: Map<string, SelectedExercise[]>;
-  progressionBySelected: Map<string, Progression>;
+  progressionsBySelected: Map<string, Progression[]>;
   comments: Comment[];
 }
 
@@ -44,14 +44,16 @@ export function PlanProvider({ planId, children }: { planId: string; children: R
     const sessions = (await db.sessions.where("plan_id").equals(planId).toArray()).sort(byPosition);
     const blocks = (await db.training_blocks.where("session_id").anyOf(sessions.map((s) => s.id)).toArray()).sort(byPosition);
     const selected = (await db.selected_exercises.where("block_id").anyOf(blocks.map((b) => b.id)).toArray()).sort(byPosition);
-    const progressions = await db.progressions.where("selected_exercise_id").anyOf(selected.map((s) => s.id)).toArray();
+    const progressions = (await db.progressions.where("selected_exercise_id").anyOf(selected.map((s) => s.id)).toArray()).sort(
+      (a, b) => a.week - b.week || a.id.localeCompare(b.id),
+    );
     const comments = (await db.comments.where("plan_id").equals(planId).toArray()).sort((a, b) => a.created_at.localeCompare(b.created_at));
     return {
       plan,
       sessions,
       blocksBySession: groupBy(blocks, "session_id") as Map<string, TrainingBlock[]>,
       selectedByBlock: groupBy(selected, "block_id") as Map<string, SelectedExercise[]>,
-      progressionBySelected: new Map(progressions.map((p) => [p.selected_exercise_id, p])),
+      progressionsBySelected: groupBy(progressions, "selected_exercise_id") as Map<string, Progression[]>,
       comments,
     };
   }, [db, planId]);

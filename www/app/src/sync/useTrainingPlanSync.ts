@@ -86,8 +86,8 @@ export function useTrainingPlanSync() {
         queueCriticalChange("training_models", row.id, "insert", { ...row });
         return row.id;
       },
-      async createExercise(name: string, category: string | null = null): Promise<string> {
-        const row: Exercise = { id: newId(), name, category, last_changed: now() };
+      async createExercise(name: string, muscleGroup: string | null = null): Promise<string> {
+        const row: Exercise = { id: newId(), name, muscle_group: muscleGroup, last_changed: now() };
         await db.exercises.add(row);
         queueHighChange("exercises", row.id, "insert", { ...row });
         return row.id;
@@ -95,16 +95,16 @@ export function useTrainingPlanSync() {
 
       // ---- plans -------------------------------------------------------------------------------------
       async createPlan(name: string, modelId: string | null, weeks = 4): Promise<string> {
-        const row: TrainingPlan = { id: newId(), model_id: modelId, name, goal: null, weeks, last_changed: now() };
+        const row: TrainingPlan = { id: newId(), model_id: modelId, name, description: null, weeks, last_changed: now() };
         await db.training_plans.add(row);
         queueCriticalChange("training_plans", row.id, "insert", { ...row });
         return row.id;
       },
-      async updatePlanProperties(planId: string, patch: Patch<Pick<TrainingPlan, "name" | "goal" | "model_id">>) {
+      async updatePlanProperties(planId: string, patch: Patch<Pick<TrainingPlan, "name" | "description" | "model_id">>) {
         queueMediumChange("training_plans", planId, "update", await patchLocal<TrainingPlan>("training_plans", planId, patch));
       },
       async updatePlanWeeks(planId: string, weeks: number) {
-        const clamped = Math.max(1, Math.min(52, Math.round(weeks)));
+        const clamped = Math.max(1, Math.min(104, Math.round(weeks)));
         queueLowChange("training_plans", planId, "update", await patchLocal<TrainingPlan>("training_plans", planId, { weeks: clamped }));
       },
       /** The explicit save: the whole plan as it is here, critical, and wait until the server has everything. */
@@ -167,9 +167,9 @@ export function useTrainingPlanSync() {
           exercise_id: exerciseId,
           name: exercise?.name ?? "Exercise",
           series: [
-            { reps: 8, load: 20 },
-            { reps: 8, load: 20 },
-            { reps: 8, load: 20 },
+            { reps: 8, weight: 20 },
+            { reps: 8, weight: 20 },
+            { reps: 8, weight: 20 },
           ],
           position: count,
           last_changed: now(),
@@ -190,19 +190,29 @@ export function useTrainingPlanSync() {
         const progressions = await db.progressions.where("selected_exercise_id").equals(selectedId).toArray();
         await deleteTree({ progressions, selected: [selected], blocks: [] });
       },
-      /** One progression per selected exercise: written whole (upsert), created on its first edit. */
-      async updateProgression(selectedId: string, patch: Patch<Pick<Progression, "week" | "load_increase">>) {
-        const existing = await db.progressions.where("selected_exercise_id").equals(selectedId).first();
+      /** A progression: the exercise's series for a later week, starting from the previous week's, 2.5 heavier. */
+      async addProgressionWeek(selectedId: string): Promise<string> {
+        const selected = await db.selected_exercises.get(selectedId);
+        const existing = (await db.progressions.where("selected_exercise_id").equals(selectedId).toArray()).sort((a, b) => a.week - b.week);
+        const last = existing.at(-1);
+        const base = last?.series ?? selected?.series ?? [];
         const row: Progression = {
-          id: existing?.id ?? newId(),
+          id: newId(),
           selected_exercise_id: selectedId,
-          week: existing?.week ?? 1,
-          load_increase: existing?.load_increase ?? 0,
-          ...patch,
+          week: (last?.week ?? 1) + 1,
+          series: base.map((s) => ({ ...s, weight: s.weight + 2.5 })),
           last_changed: now(),
         };
-        await db.progressions.put(row);
-        queueMediumChange("progressions", row.id, "upsert", { ...row });
+        await db.progressions.add(row);
+        queueCriticalChange("progressions", row.id, "insert", { ...row });
+        return row.id;
+      },
+      async updateProgression(progressionId: string, patch: Patch<Pick<Progression, "week" | "series">>) {
+        queueMediumChange("progressions", progressionId, "update", await patchLocal<Progression>("progressions", progressionId, patch));
+      },
+      async removeProgression(progressionId: string) {
+        await db.progressions.delete(progressionId);
+        queueCriticalChange("progressions", progressionId, "delete", { last_changed: now() });
       },
 
       // ---- comments and preferences -----------------------------------------------------------------
@@ -217,13 +227,12 @@ export function useTrainingPlanSync() {
         await db.comments.delete(commentId);
         queueCriticalChange("comments", commentId, "delete", { last_changed: now() });
       },
-      async updatePreferences(patch: Patch<Pick<UserPreferences, "units" | "show_monitor">>) {
+      async updatePreferences(patch: { units?: UserPreferences["units"]; showMonitor?: boolean }) {
         const existing = await db.user_preferences.toCollection().first();
         const row: UserPreferences = {
           id: existing?.id ?? newId(),
-          units: existing?.units ?? "kg",
-          show_monitor: existing?.show_monitor ?? true,
-          ...patch,
+          units: patch.units ?? existing?.units ?? "kg",
+          settings: { ...existing?.settings, ...(patch.showMonitor === undefined ? {} : { show_monitor: patch.showMonitor }) },
           last_changed: now(),
         };
         await db.user_preferences.put(row);
