@@ -1,0 +1,57 @@
+// /__admin: test and benchmark controls, answered only to loopback clients and never faulted. There is
+// deliberately no way to run arbitrary SQL here.
+import { ApiError, bodyError } from "./errors.js";
+import { ident } from "./postgrest/query.js";
+
+export const isLoopback = (addr = "") =>
+  addr === "::1" || addr.startsWith("127.") || addr.startsWith("::ffff:127.");
+
+/**
+ * @param {{db: import("./db/types.js").Db, faults: import("./faults.js").Faults, stats: import("./stats.js").Stats,
+ *   catalog: {get: Function, reload: () => Promise<void>}}} deps
+ */
+export function createAdmin({ db, faults, stats, catalog }) {
+  /** Empties every table record_sync may write (the demo tables, plus any registered since) and its replay log. */
+  async function reset() {
+    await catalog.reload();
+    const { rows } = await db.query("select table_name from public.record_sync_tables order by table_name");
+    const tables = rows.map((r) => r.table_name).filter((n) => catalog.get().tables.has(n));
+    await db.query(`truncate ${[...tables.map((n) => `public.${ident(n)}`), "public.record_sync_applied"].join(", ")}`);
+    stats.reset();
+    faults.clear();
+  }
+
+  /**
+   * @param {{method: string, path: string, body: Buffer}} req
+   * @returns {Promise<{status: number, body?: unknown}>}
+   */
+  return async function handle({ method, path, body }) {
+    const route = `${method} ${path.replace(/\/+$/, "")}`;
+    switch (route) {
+      case "POST /__admin/faults": {
+        let plan;
+        try {
+          plan = JSON.parse(body.toString("utf8"));
+        } catch {
+          throw bodyError();
+        }
+        faults.set(plan);
+        return { status: 200, body: { faults: faults.toJSON() } };
+      }
+      case "GET /__admin/faults":
+        return { status: 200, body: { faults: faults.toJSON() } };
+      case "DELETE /__admin/faults":
+        faults.clear();
+        return { status: 200, body: { faults: null } };
+      case "GET /__admin/stats":
+        return { status: 200, body: stats };
+      case "POST /__admin/reset":
+        await reset();
+        return { status: 200, body: { reset: true } };
+      default:
+        throw new ApiError(404, null, `No admin route ${route}`, {
+          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, POST /__admin/reset",
+        });
+    }
+  };
+}

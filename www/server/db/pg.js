@@ -1,0 +1,38 @@
+import pg from "pg";
+
+/**
+ * A real PostgreSQL through a connection pool, for DATABASE_URL.
+ * @param {{databaseUrl: string}} opts
+ * @returns {Promise<import("./types.js").Db>}
+ */
+export async function openPg({ databaseUrl }) {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
+  // An idle client that loses its connection must not crash the server; the next checkout gets a fresh one.
+  pool.on("error", () => {});
+  const q = (client) => async (sql, params = []) => {
+    const r = await client.query(sql, params);
+    return { rows: r.rows, rowCount: r.rowCount ?? 0 };
+  };
+  return {
+    kind: "postgres",
+    query: (sql, params) => q(pool)(sql, params),
+    exec: async (sql) => {
+      await pool.query(sql);
+    },
+    transaction: async (fn) => {
+      const client = await pool.connect();
+      try {
+        await client.query("begin");
+        const out = await fn(q(client));
+        await client.query("commit");
+        return out;
+      } catch (e) {
+        await client.query("rollback").catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
