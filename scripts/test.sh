@@ -17,9 +17,13 @@ cargo clippy --quiet --lib --target wasm32-unknown-unknown -- -D warnings
 stage "rust: core unit, integration and property tests"
 cargo test --quiet
 
-if [ -f scripts/test-server.sh ]; then
-  stage "dev server and SQL contract"
-  bash scripts/test-server.sh
-fi
+stage "dev server and SQL contract (PGlite, then PostgreSQL)"
+bash scripts/test-server.sh
+
+stage "RecordSync in headless Chromium against the dev server"
+bash scripts/test-browser.sh
+
+stage "npm package, React bindings and the demo, end to end in Chromium"
+bash scripts/test-e2e.sh
 
 printf '\nall test stages passed\n'
