@@ -150,6 +150,7 @@ describe("the packed package", () => {
     }
 
     // The Vite dev server too: it pre-bundles dependencies, which is where wasm packages usually break.
+    writeFileSync(join(dir, "src/main.jsx"), appSource({ jsx: true, id: "pkg-vite-dev" }));
     const port = await freePort();
     const dev = spawn(process.execPath, ["node_modules/vite/bin/vite.js", "--port", String(port), "--strictPort", "--host", "127.0.0.1"], { cwd: dir, stdio: "ignore" });
     try {
