@@ -6,7 +6,6 @@
 
 use js_sys::{Array, Object, Reflect, JSON};
 use serde::Serialize;
-use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -107,19 +106,16 @@ pub fn as_integer(value: &JsValue, max: f64) -> Option<u64> {
     (n.is_finite() && n.fract() == 0.0 && (0.0..=max).contains(&n)).then_some(n as u64)
 }
 
-/// A JS value as JSON, through `JSON.stringify` (so `toJSON`, `Date`s inside, and dropped `undefined`s
+/// A JS value as JSON text, through `JSON.stringify` (so `toJSON`, `Date`s inside, and dropped `undefined`s
 /// behave as they would in `fetch(..., { body: JSON.stringify(x) })`).
-pub fn to_json(value: &JsValue) -> Result<Value, String> {
+pub fn json_text(value: &JsValue) -> Result<String, String> {
     let text = JSON::stringify(value).map_err(|e| error_message(&e))?;
-    let text = text.as_string().ok_or_else(|| "it has no JSON form".to_owned())?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    text.as_string().ok_or_else(|| "it has no JSON form".to_owned())
 }
 
+/// A JS object as a row: parsed straight into the map type, so a non-object is refused by the parser.
 pub fn to_row(value: &JsValue) -> Result<Row, String> {
-    match to_json(value)? {
-        Value::Object(row) => Ok(row),
-        _ => Err("it is not an object".into()),
-    }
+    serde_json::from_str(&json_text(value)?).map_err(|e| e.to_string())
 }
 
 /// A Rust value as a fresh JS value, through `JSON.parse`.

@@ -231,8 +231,8 @@ pub async fn custom(
     if !js_sys::Array::is_array(&resolved) {
         return Err(malformed(format!("got {}", js::describe(&resolved))));
     }
-    let json = js::to_json(&resolved).map_err(malformed)?;
-    let results: Vec<JsResult> = serde_json::from_value(json).map_err(|e| malformed(e.to_string()))?;
+    let json = js::json_text(&resolved).map_err(malformed)?;
+    let results: Vec<JsResult> = serde_json::from_str(&json).map_err(|e| malformed(e.to_string()))?;
     Ok(results
         .into_iter()
         .map(|r| {
