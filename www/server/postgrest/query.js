@@ -128,7 +128,7 @@ export function insertSql(table, q, prefer, body) {
     return `case when _e.j ? ${p.add(c)} then ${given} else ${dflt} end`;
   });
   let sql = `insert into ${rel(table)} as ${ident(table.name)} (${cols.map(ident).join(", ")})
-             select ${values.join(", ") || ""}
+             select ${values.join(", ")}
                from jsonb_array_elements(${bodyParam}::jsonb) with ordinality as _e(j, n),
                     lateral jsonb_populate_record(null::${rel(table)}, _e.j) as _r
               order by _e.n`;
