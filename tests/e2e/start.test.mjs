@@ -27,6 +27,11 @@ test("npm start: prints the URL, the editor syncs to the dev server, Ctrl-C stop
     const context = await browser.newContext();
     const page = await newPage(context);
     await page.goto(url);
+    try {
+      await page.getByLabel("New plan name").waitFor({ timeout: 60_000 });
+    } catch (error) {
+      throw new Error(`${error.message}\npage log:\n${page.log.join("\n")}\nnpm start:\n${out.slice(-2000)}`);
+    }
     await page.getByLabel("New plan name").fill("Started plan");
     await page.getByRole("button", { name: "Create plan" }).click();
     await page.getByRole("heading", { name: "Started plan" }).waitFor();
