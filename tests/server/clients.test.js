@@ -81,6 +81,9 @@ test("patch with an in-filter and delete with an in-list", async () => {
   assert.deepEqual((await s.sql("select id, name, position from sessions where id = 'a,b'")).map((r) => ({ ...r })), [
     { id: "a,b", name: "patched", position: 9 },
   ]);
+  const empty = await db.from("sessions").update({}).in("id", ["x.y"]).select();
+  assert.equal(empty.error, null, "an empty patch changes nothing");
+  assert.deepEqual(empty.data, []);
   const del = await db.from("sessions").delete().in("id", ["a,b", "(z)"]);
   assert.equal(del.error, null);
   assert.equal(del.status, 204);

@@ -104,7 +104,7 @@ export function createRest({ db, catalog }) {
 
     return asCaller(req, async (run) => {
       // An empty PATCH object changes nothing, as in PostgREST.
-      const r = stmt ? await run(stmt.sql, stmt.params) : { rows: [], rowCount: 0 };
+      const r = stmt ? await run(stmt.sql, stmt.params) : { rows: [{ n: 0, body: "[]", one: null }], rowCount: 0 };
       const written = prefer.return === "representation" ? r.rows[0].n : r.rowCount;
       const reply = { status: okStatus, headers: { "Content-Range": `*/${written}` } };
       if (prefer.return === "representation") {
