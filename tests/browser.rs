@@ -488,6 +488,14 @@ async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_onc
     pause_ms(0).await;
     assert_eq!(calls.length(), 1, "no call after unsubscribing");
     sync.destroy();
+    unsubscribe.call0(&JsValue::NULL).expect("unsubscribing twice, after destroy, is harmless");
+    // And after the object itself is freed (what JS's `free()` or garbage collection does).
+    let options = js(json!({ "transport": {} }));
+    set(&options, "transport", &recording_transport(vec![]));
+    let other = new_sync(options);
+    let unsubscribe: Function = other.subscribe(listener.as_ref().clone()).unwrap().unchecked_into();
+    drop(other);
+    unsubscribe.call0(&JsValue::NULL).expect("unsubscribing after free is harmless");
 }
 
 #[wasm_bindgen_test]

@@ -80,7 +80,7 @@ struct Summary {
     failed: Vec<FailedView>,
 }
 
-/// Window listeners and the shared unsubscribe function, removed by `destroy()`.
+/// Window listeners, removed by `destroy()`.
 struct Hooks {
     target: Option<EventTarget>,
     online: Closure<dyn FnMut()>,
@@ -92,7 +92,10 @@ struct Hooks {
 pub struct RecordSync {
     shared: Shared,
     hooks: RefCell<Option<Hooks>>,
-    unsubscribe: Closure<dyn FnMut(u32)>,
+    /// Bound to a listener id for each `subscribe()`. Holds only a weak reference, and is leaked rather than
+    /// dropped when the object is freed, so an unsubscribe function called later (a React cleanup after the
+    /// instance was garbage-collected) is a no-op instead of a "closure invoked after being dropped" error.
+    unsubscribe: std::mem::ManuallyDrop<Closure<dyn FnMut(u32)>>,
 }
 
 const DESTROYED: &str = "RecordSync: this instance has been destroyed";
@@ -424,6 +427,7 @@ impl RecordSync {
                 }
             }
         });
+        let unsubscribe = std::mem::ManuallyDrop::new(unsubscribe);
         Ok(RecordSync { shared, hooks: RefCell::new(Some(hooks)), unsubscribe })
     }
 
@@ -529,7 +533,7 @@ impl RecordSync {
             s.listeners.push((id, listener));
             id
         };
-        let unsubscribe: &Function = self.unsubscribe.as_ref().unchecked_ref();
+        let unsubscribe: &Function = (*self.unsubscribe).as_ref().unchecked_ref();
         Ok(unsubscribe.bind1(&JsValue::NULL, &JsValue::from(id)).into())
     }
 
