@@ -205,7 +205,7 @@ impl Engine {
             version: 0,
         };
         let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
-        tables.sort();
+        tables.sort_unstable();
         for table in tables {
             let ancestors: Vec<TableId> =
                 engine.config.ancestors(&table).iter().map(|name| engine.intern(name)).collect();
@@ -390,7 +390,7 @@ impl Engine {
             .map(|entry| (entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
             .collect();
         // A table has strictly more ancestors than any of its ancestors: a topological order.
-        items.sort_by_key(|(entry, ancestors)| (ancestors.len(), entry.order));
+        items.sort_unstable_by_key(|(entry, ancestors)| (ancestors.len(), entry.order));
         let mut rank: HashMap<u64, u64> = HashMap::with_capacity(items.len());
         for (entry, ancestors) in &items {
             let after = items
@@ -400,7 +400,7 @@ impl Engine {
                 .max();
             rank.insert(entry.order, after.unwrap_or(0).max(entry.order));
         }
-        items.sort_by_key(|(entry, ancestors)| {
+        items.sort_unstable_by_key(|(entry, ancestors)| {
             (rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len(), entry.order)
         });
         items.into_iter().map(|(entry, _)| entry.order).collect()
@@ -685,7 +685,7 @@ impl Engine {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter()).map(|e| self.view(e, true, false));
         let queued = self.pending.iter().map(|e| self.view(e, false, false));
         let mut blocked: Vec<&Entry> = self.blocked.values().collect();
-        blocked.sort_by_key(|e| e.order);
+        blocked.sort_unstable_by_key(|e| e.order);
         in_flight.chain(queued).chain(blocked.into_iter().map(|e| self.view(e, false, true))).collect()
     }
 

@@ -91,7 +91,7 @@ impl Engine {
         for entry in self.blocked_entries() {
             save(self, entry, SavedState::Blocked);
         }
-        entries.sort_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+        entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
         Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
     }
 
