@@ -14,17 +14,25 @@ export type RecordSyncProviderProps =
        */
       options: RecordSyncOptions;
       instance?: undefined;
+      /**
+       * Send everything queued when the page is hidden (tab switched, window minimised, page closed or
+       * navigated away), whatever its priority: the queue lives in memory, so this is the last chance to send
+       * it. Default true.
+       */
+      flushOnHide?: boolean;
       children?: ReactNode;
     }
   | {
       /** A RecordSync you created and destroy yourself; the provider only observes it. */
       instance: RecordSyncLike;
       options?: undefined;
+      /** As above; default true. */
+      flushOnHide?: boolean;
       children?: ReactNode;
     };
 
 export function RecordSyncProvider(props: RecordSyncProviderProps) {
-  const { options, instance, children } = props;
+  const { options, instance, children, flushOnHide = true } = props;
   if ((options === undefined) === (instance === undefined)) {
     throw new TypeError("RecordSyncProvider: pass exactly one of `options` or `instance`");
   }
@@ -53,6 +61,24 @@ export function RecordSyncProvider(props: RecordSyncProviderProps) {
     owned.retain();
     return () => owned.release();
   }, [owned]);
+
+  useEffect(() => {
+    if (!flushOnHide || typeof document === "undefined") return;
+    const onHide = (event: Event) => {
+      if (event.type === "visibilitychange" && document.visibilityState !== "hidden") return;
+      const current = store.peek();
+      if (current === null || current.stats().pending === 0) return;
+      current.forceSyncAll().catch(() => {
+        /* failures show in the stats and the failed list */
+      });
+    };
+    document.addEventListener("visibilitychange", onHide);
+    window.addEventListener("pagehide", onHide);
+    return () => {
+      document.removeEventListener("visibilitychange", onHide);
+      window.removeEventListener("pagehide", onHide);
+    };
+  }, [store, flushOnHide]);
 
   return <RecordSyncContext.Provider value={store}>{children}</RecordSyncContext.Provider>;
 }

@@ -310,5 +310,23 @@ for (const mode of ["rpc", "rest"]) {
       await assertServerMatchesLocal(page, `training-plans-${mode}`);
       assert.equal((await rows(server, "comments", token)).length, 2);
     });
+
+    test("another browser of the same user starts from the server's rows (no duplicate catalog)", async () => {
+      const other = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+      try {
+        const second = await newPage(other);
+        await second.goto(site.url);
+        await second.getByRole("button", { name: /Spring strength/ }).click();
+        const names = await second.getByRole("textbox", { name: "Session name" }).evaluateAll((els) => els.map((e) => e.value));
+        assert.deepEqual(names.sort(), ["Session 1 (offline)", "Session 2 heavy", "Session 3", "Session 4"]);
+        assert.equal(await second.getByTestId("weeks").textContent(), "9");
+        await second.waitForTimeout(300);
+        assert.equal((await rows(server, "training_models", token)).length, 3, "the catalog was not seeded again");
+        assert.equal((await rows(server, "exercises", token)).length, 8);
+        await assertServerMatchesLocal(second, `training-plans-${mode}`);
+      } finally {
+        await other.close();
+      }
+    });
   });
 }

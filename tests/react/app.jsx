@@ -81,23 +81,23 @@ function Harness({ monitor }) {
   );
 }
 
-t.options = () => ({
+t.options = (slow = false) => ({
   transport,
   batchSize: 10,
-  syncIntervals: { 0: 0, 1: 50, 2: 50, 3: 50 },
+  syncIntervals: slow ? { 0: 0, 1: 300000, 2: 300000, 3: 300000 } : { 0: 0, 1: 50, 2: 50, 3: 50 },
 });
 
-t.mount = ({ strict = false, monitor = false, external = false } = {}) => {
+t.mount = ({ strict = false, monitor = false, external = false, slow = false } = {}) => {
   const el = document.createElement("div");
   document.body.append(el);
   t.root = createRoot(el);
-  t.external = external ? new RecordSync(t.options()) : null;
+  t.external = external ? new RecordSync(t.options(slow)) : null;
   const provider = external ? (
     <RecordSyncProvider instance={t.external}>
       <Harness monitor={monitor} />
     </RecordSyncProvider>
   ) : (
-    <RecordSyncProvider options={t.options()}>
+    <RecordSyncProvider options={t.options(slow)}>
       <Harness monitor={monitor} />
     </RecordSyncProvider>
   );

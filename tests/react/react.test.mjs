@@ -184,6 +184,22 @@ describe("record-sync/react in Chromium", () => {
     }
   });
 
+  test("the provider sends everything queued when the page is hidden (pagehide), whatever the priority", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount({ slow: true }));
+      await page.waitForFunction(() => window.rsTest.instances.length === 1);
+      await page.evaluate(() => window.rsTest.api.queueLowChange("items", "late", "upsert", { id: "late" }));
+      await page.waitForTimeout(200);
+      assert.equal(await page.evaluate(() => window.rsTest.sends.length), 0, "a low-priority change waits for its deadline");
+      await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide")));
+      await page.waitForFunction(() => window.rsTest.sends.length === 1);
+      await page.waitForFunction(() => document.querySelector("[data-testid=hook]").textContent.includes("synced 1"));
+    } finally {
+      await context.close();
+    }
+  });
+
   test("SyncMonitor: labelled, keyboard-operable, shows pending per priority and failures, retry and discard work", async () => {
     const { context, page } = await open();
     try {

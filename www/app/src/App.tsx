@@ -1,7 +1,8 @@
 import { useEffect, useState } from "react";
 import { useLiveQuery } from "dexie-react-hooks";
 import { SyncMonitor } from "record-sync/react";
-import { useDb } from "./sync/AppData";
+import { useAppData } from "./sync/AppData";
+import { pullIfEmpty } from "./sync/pull";
 import { PlanProvider } from "./sync/PlanContext";
 import { useTrainingPlanSync } from "./sync/useTrainingPlanSync";
 import { PlanEditor } from "./components/PlanEditor";
@@ -25,7 +26,7 @@ const EXERCISES = [
 let seeding: Promise<void> | null = null;
 
 export function App() {
-  const db = useDb();
+  const { db, config } = useAppData();
   const sync = useTrainingPlanSync();
   const plans = useLiveQuery(() => db.training_plans.toArray(), [db]);
   const models = useLiveQuery(() => db.training_models.toArray(), [db]) ?? [];
@@ -34,13 +35,15 @@ export function App() {
   const [newName, setNewName] = useState("");
   const [newModel, setNewModel] = useState("");
 
-  // First start: the catalog of models and exercises this user picks from (synced like everything else).
+  // First start in this browser: what the server already has for this user, then (a new user) the catalog of
+  // models and exercises to pick from, synced like everything else.
   useEffect(() => {
     seeding ??= (async () => {
+      await pullIfEmpty(db, config);
       if ((await db.training_models.count()) === 0) for (const [name, description] of MODELS) await sync.createModel(name, description);
       if ((await db.exercises.count()) === 0) for (const [name, group] of EXERCISES) await sync.createExercise(name, group);
     })();
-  }, [db, sync]);
+  }, [db, config, sync]);
 
   const sorted = [...(plans ?? [])].sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
   const current = selected && sorted.some((p) => p.id === selected) ? selected : null;
