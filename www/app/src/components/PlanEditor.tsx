@@ -167,7 +167,7 @@ function BlockCard({ block }: { block: TrainingBlock }) {
 }
 
 function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
-  const { tree, sync } = usePlan();
+  const { tree, sync, units } = usePlan();
   const progressions = tree?.progressionsBySelected.get(selected.id) ?? [];
   const setSeries = (series: Series[]) => sync.updateSeries(selected.id, series);
   return (
@@ -188,7 +188,7 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
           <tr>
             <th scope="col">Set</th>
             <th scope="col">Reps</th>
-            <th scope="col">Weight</th>
+            <th scope="col">Weight ({units})</th>
             <th scope="col">
               <span className="sr-only">Actions</span>
             </th>
@@ -240,7 +240,7 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
             <li key={p.id}>
               <span>Week {p.week}</span>
               <label className="inline">
-                Weight
+                Weight ({units})
                 <input
                   type="number"
                   step={0.5}

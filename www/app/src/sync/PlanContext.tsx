@@ -19,6 +19,8 @@ export interface PlanTree {
 interface PlanContextValue {
   tree: PlanTree | null | undefined;
   sync: TrainingPlanSync;
+  /** The user's weight unit (a preference). */
+  units: "kg" | "lb";
 }
 
 const PlanContext = createContext<PlanContextValue | null>(null);
@@ -57,7 +59,8 @@ export function PlanProvider({ planId, children }: { planId: string; children: R
       comments,
     };
   }, [db, planId]);
-  const value = useMemo(() => ({ tree, sync }), [tree, sync]);
+  const units = useLiveQuery(async () => (await db.user_preferences.toCollection().first())?.units ?? "kg", [db]) ?? "kg";
+  const value = useMemo(() => ({ tree, sync, units }), [tree, sync, units]);
   return <PlanContext.Provider value={value}>{children}</PlanContext.Provider>;
 }
 
