@@ -317,6 +317,7 @@ for (const mode of ["rpc", "rest"]) {
         const second = await newPage(other);
         await second.goto(site.url);
         await second.getByRole("button", { name: /Spring strength/ }).click();
+        await second.getByRole("textbox", { name: "Session name" }).nth(3).waitFor();
         const names = await second.getByRole("textbox", { name: "Session name" }).evaluateAll((els) => els.map((e) => e.value));
         assert.deepEqual(names.sort(), ["Session 1 (offline)", "Session 2 heavy", "Session 3", "Session 4"]);
         assert.equal(await second.getByTestId("weeks").textContent(), "9");
