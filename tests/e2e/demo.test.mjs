@@ -193,7 +193,11 @@ for (const mode of ["rpc", "rest"]) {
       await squat.getByLabel("Week 2 weight").fill("62.5");
 
       // Weeks: 4 -> 12 -> 8.
-      for (let i = 0; i < 8; i++) await page.getByRole("button", { name: "More weeks" }).click();
+      // Eight clicks in one burst (faster than a re-render): none is lost.
+      await page.getByRole("button", { name: "More weeks" }).evaluate((button) => {
+        for (let i = 0; i < 8; i++) button.click();
+      });
+      await waitFor(async () => (await page.getByTestId("weeks").textContent()) === "12", 5000);
       for (let i = 0; i < 4; i++) await page.getByRole("button", { name: "Fewer weeks" }).click();
       await waitFor(async () => (await page.getByTestId("weeks").textContent()) === "8", 5000);
 

@@ -69,13 +69,13 @@ export function PlanEditor({ onDeleted }: { onDeleted: () => void }) {
           </label>
           <div className="weeks" role="group" aria-label="Weeks">
             <span>Weeks</span>
-            <button type="button" aria-label="Fewer weeks" onClick={() => sync.updatePlanWeeks(plan.id, plan.weeks - 1)}>
+            <button type="button" aria-label="Fewer weeks" onClick={() => sync.addPlanWeeks(plan.id, -1)}>
               −
             </button>
             <output aria-label="Number of weeks" data-testid="weeks">
               {plan.weeks}
             </output>
-            <button type="button" aria-label="More weeks" onClick={() => sync.updatePlanWeeks(plan.id, plan.weeks + 1)}>
+            <button type="button" aria-label="More weeks" onClick={() => sync.addPlanWeeks(plan.id, 1)}>
               +
             </button>
           </div>
@@ -199,22 +199,22 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
             <tr key={i}>
               <td>{i + 1}</td>
               <td>
-                <input
+                <TextField
                   type="number"
                   min={0}
                   aria-label={`Reps of set ${i + 1}`}
-                  value={s.reps}
-                  onChange={(e) => setSeries(selected.series.map((x, j) => (j === i ? { ...x, reps: Number(e.target.value) } : x)))}
+                  value={String(s.reps)}
+                  onValue={(v) => setSeries(selected.series.map((x, j) => (j === i ? { ...x, reps: Number(v) } : x)))}
                 />
               </td>
               <td>
-                <input
+                <TextField
                   type="number"
                   min={0}
                   step={0.5}
                   aria-label={`Weight of set ${i + 1}`}
-                  value={s.weight}
-                  onChange={(e) => setSeries(selected.series.map((x, j) => (j === i ? { ...x, weight: Number(e.target.value) } : x)))}
+                  value={String(s.weight)}
+                  onValue={(v) => setSeries(selected.series.map((x, j) => (j === i ? { ...x, weight: Number(v) } : x)))}
                 />
               </td>
               <td>
@@ -241,12 +241,12 @@ function SelectedExerciseRow({ selected }: { selected: SelectedExercise }) {
               <span>Week {p.week}</span>
               <label className="inline">
                 Weight ({units})
-                <input
+                <TextField
                   type="number"
                   step={0.5}
                   aria-label={`Week ${p.week} weight`}
-                  value={p.series[0]?.weight ?? 0}
-                  onChange={(e) => sync.updateProgression(p.id, { series: p.series.map((s) => ({ ...s, weight: Number(e.target.value) })) })}
+                  value={String(p.series[0]?.weight ?? 0)}
+                  onValue={(v) => sync.updateProgression(p.id, { series: p.series.map((s) => ({ ...s, weight: Number(v) })) })}
                 />
               </label>
               <span className="muted">

@@ -43,6 +43,8 @@ export function TextField({
       {...common}
       onChange={(e) => {
         setText(e.target.value);
+        // A number field being cleared to type a new value is not a value yet.
+        if (rest.type === "number" && (e.target.value === "" || !Number.isFinite(Number(e.target.value)))) return;
         onValue(e.target.value);
       }}
     />

@@ -107,6 +107,17 @@ export function useTrainingPlanSync() {
         const clamped = Math.max(1, Math.min(104, Math.round(weeks)));
         queueLowChange("training_plans", planId, "update", await patchLocal<TrainingPlan>("training_plans", planId, { weeks: clamped }));
       },
+      /** Adds (or with a negative number removes) weeks, from the stored value: quick clicks never get lost. */
+      async addPlanWeeks(planId: string, delta: number) {
+        const data = await db.transaction("rw", db.training_plans, async () => {
+          const plan = await db.training_plans.get(planId);
+          if (!plan) return null;
+          const patch = { weeks: Math.max(1, Math.min(104, plan.weeks + delta)), last_changed: now() };
+          await db.training_plans.update(planId, patch);
+          return patch;
+        });
+        if (data) queueLowChange("training_plans", planId, "update", data);
+      },
       /** The explicit save: the whole plan as it is here, critical, and wait until the server has everything. */
       async savePlan(planId: string) {
         const plan = await db.training_plans.get(planId);
