@@ -48,7 +48,4 @@ sed "s#/usr/bin/chromium#${CHROMIUM:-/usr/bin/chromium}#" tests/web/webdriver.js
 export RECORD_SYNC_TEST_SERVER="$server" RECORD_SYNC_TEST_TOKEN="$token" RECORD_SYNC_TEST_USER="$user"
 export CHROMEDRIVER="$chromedriver" WASM_BINDGEN_TEST_WEBDRIVER_JSON="$webdriver"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
-# What `wasm-pack test --headless --chrome` does, limited to this test target: wasm-pack builds every test
-# target (`cargo build --tests`) for wasm32, and the core's native proptest suites do not build there.
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-cargo test --target wasm32-unknown-unknown --test browser -- "$@"
+wasm-pack test --headless --chrome --chromedriver "$chromedriver" . --test browser

@@ -12,7 +12,7 @@ stage() { printf '\n==> %s\n' "$1"; }
 stage "rust: format and lints (native and wasm32)"
 cargo fmt --all --check
 cargo clippy --quiet --all-targets -- -D warnings
-cargo clippy --quiet --lib --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --quiet --target wasm32-unknown-unknown --lib --test browser -- -D warnings
 
 stage "rust: core unit, integration and property tests"
 cargo test --quiet

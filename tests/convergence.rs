@@ -5,6 +5,9 @@
 //! offline periods and configurations. Asserted: convergence (the server ends as applying, in order, every
 //! change not discarded), per-record order, parents before children, and, with a healthy server, deadlines.
 
+// Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;

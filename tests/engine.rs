@@ -1,5 +1,8 @@
 //! The engine's rules one at a time, on a virtual clock.
 
+// Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::collections::HashMap;
 
 use proptest::prelude::*;

@@ -1,5 +1,8 @@
 //! Every request shape of the wire plan, and how answers become outcomes, through the public `Exchange`.
 
+// Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::collections::HashMap;
 
 use record_sync::core::wire::{Exchange, HttpRequest, HttpResponse, WireConfig, WireMode};
