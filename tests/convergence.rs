@@ -252,7 +252,7 @@ impl Harness {
 
     /// An insert cancelled by a delete leaves nothing to send.
     fn forget_if_cancelled(&mut self, key: &Key) {
-        let queued = self.engine.pending_changes().iter().any(|p| (&p.table, &p.id) == (&key.0, &key.1));
+        let queued = self.engine.pending_changes().iter().any(|p| (&p.write.table, &p.write.id) == (&key.0, &key.1));
         if !queued {
             self.unsent.remove(key);
             self.outstanding_parents.retain(|_, k| k != key);
@@ -328,7 +328,7 @@ impl Harness {
         let key = key_of(change);
         if change.table == TABLES[1] {
             let failed: HashSet<Key> =
-                self.engine.failed_changes().into_iter().map(|f| (f.table, f.id)).collect::<HashSet<_>>();
+                self.engine.failed_changes().into_iter().map(|f| (f.write.table, f.write.id)).collect::<HashSet<_>>();
             let waiting: Vec<_> = self
                 .outstanding_parents
                 .range(..change.seq)
@@ -413,10 +413,10 @@ impl Harness {
             }
             for f in failed {
                 if f.error.permanent {
-                    self.discarded.push(((f.table.clone(), f.id.clone()), f.first_seq, f.seq));
-                    assert_eq!(self.engine.discard_failed(Some(f.seq)), 1);
+                    self.discarded.push(((f.write.table.clone(), f.write.id.clone()), f.first_seq, f.write.seq));
+                    assert_eq!(self.engine.discard_failed(Some(f.write.seq)), 1);
                 } else {
-                    assert_eq!(self.engine.retry_failed(Some(f.seq), self.now), 1);
+                    assert_eq!(self.engine.retry_failed(Some(f.write.seq), self.now), 1);
                 }
             }
         }
@@ -464,8 +464,13 @@ fn run(s: &Scenario, check_deadlines: bool) -> Harness {
     h
 }
 
+/// 1,000 cases in `npm test`; `PROPTEST_CASES=100000` for a longer hunt.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000).max(1_000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1_000))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn converges_under_faults_offline_periods_and_reloads(s in scenario(true)) {

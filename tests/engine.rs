@@ -151,7 +151,7 @@ fn transient_failures_back_off_then_fail_after_max_retries_as_upserts() {
     assert!((500..=1_000).contains(&waits[0]) && (1_000..=2_000).contains(&waits[1]), "{waits:?}");
     let failed = e.failed_changes();
     assert_eq!(failed.len(), 1);
-    assert_eq!((failed[0].op, failed[0].attempts, failed[0].error.permanent), (Op::Upsert, 3, false));
+    assert_eq!((failed[0].write.op, failed[0].attempts, failed[0].error.permanent), (Op::Upsert, 3, false));
     assert!(failed[0].error.message.contains("gave up after 3 attempts"));
     assert_eq!(e.stats().retries, 2);
 }
@@ -296,10 +296,10 @@ fn a_snapshot_restores_pending_failed_and_blocked_writes() {
     assert!(restored.on_batch_result(batch.id, vec![], 2).is_err(), "the old flight is forgotten");
     let pending = restored.pending_changes();
     assert_eq!(pending.len(), 2);
-    assert_eq!((pending[0].op, pending[0].data.clone()), (Op::Upsert, row(json!({"id": "p", "n": 1}))));
-    assert_eq!(pending[0].seq, batch.changes[0].seq + 2, "merged with the held change");
+    assert_eq!((pending[0].write.op, pending[0].write.data.clone()), (Op::Upsert, row(json!({"id": "p", "n": 1}))));
+    assert_eq!(pending[0].write.seq, batch.changes[0].seq + 2, "merged with the held change");
     let next = restored.enqueue(Change::new("plans", "z", Op::Delete, None, Priority::Low).unwrap(), 3).unwrap();
-    assert!(next > pending[0].seq, "seqs continue after a reload");
+    assert!(next > pending[0].write.seq, "seqs continue after a reload");
 }
 
 #[test]

@@ -87,13 +87,8 @@ pub struct Settled {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingView {
-    pub seq: u64,
-    pub table: String,
-    pub id: String,
-    pub op: Op,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Row>,
-    pub priority: Priority,
+    #[serde(flatten)]
+    pub write: OutgoingChange,
     pub queued_at: u64,
     pub due_at: u64,
     pub attempts: u32,
@@ -106,15 +101,10 @@ pub struct PendingView {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailedView {
-    pub seq: u64,
+    #[serde(flatten)]
+    pub write: OutgoingChange,
     /// Seq of the first change this write stands for: it covers its record's changes from here to `seq`.
     pub first_seq: u64,
-    pub table: String,
-    pub id: String,
-    pub op: Op,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Row>,
-    pub priority: Priority,
     pub attempts: u32,
     pub error: Failure,
     pub failed_at: u64,
@@ -295,18 +285,19 @@ impl Engine {
     /// (in flight, or failed and waiting for the caller), the change must also be able to follow it and the
     /// held one, as if none had been sent: that keeps a later retry of `ahead` mergeable with `held`.
     fn fold_behind(ahead: Option<Entry>, held: Option<Entry>, new: Entry) -> Result<Option<Entry>, ()> {
+        let alone = ahead.is_none();
         if let Some(ahead) = ahead {
             let effective = match &held {
                 None => Some(ahead),
-                Some(held) => ahead.then(held.clone())?,
+                Some(held) => ahead.then(held.clone(), false)?,
             };
             if let Some(effective) = effective {
-                effective.then(new.clone())?;
+                effective.then(new.clone(), false)?;
             }
         }
         match held {
             None => Ok(Some(new)),
-            Some(held) => held.then(new),
+            Some(held) => held.then(new, alone),
         }
     }
 
@@ -540,7 +531,7 @@ impl Engine {
     fn return_to_pending(&mut self, entry: Entry, now: u64) {
         match self.pending.remove(&entry.key) {
             None => self.pending.insert(entry),
-            Some(held) => match entry.clone().then(held.clone()) {
+            Some(held) => match entry.clone().then(held.clone(), false) {
                 Ok(Some(folded)) => self.pending.insert(folded),
                 Ok(None) => {}
                 Err(()) => {
@@ -617,7 +608,7 @@ impl Engine {
                 None => Some(entry),
                 // Refused only when the blocked write is an insert after a failed insert or update; both stay
                 // as they are until the caller discards one.
-                Some(blocked) => match entry.then(blocked.clone()) {
+                Some(blocked) => match entry.then(blocked.clone(), false) {
                     Ok(folded) => folded,
                     Err(()) => continue,
                 },
@@ -691,12 +682,7 @@ impl Engine {
 
     fn view(&self, e: &Entry, in_flight: bool, blocked: bool) -> PendingView {
         PendingView {
-            seq: e.seq,
-            table: self.tables[e.key.0 as usize].to_string(),
-            id: e.key.1.to_string(),
-            op: e.op,
-            data: e.data.clone(),
-            priority: e.priority,
+            write: self.outgoing(e),
             queued_at: e.queued_at,
             due_at: e.deadline,
             attempts: e.attempts,
@@ -709,13 +695,8 @@ impl Engine {
         self.failed
             .values()
             .map(|f| FailedView {
-                seq: f.entry.seq,
+                write: self.outgoing(&f.entry),
                 first_seq: f.entry.order,
-                table: self.tables[f.entry.key.0 as usize].to_string(),
-                id: f.entry.key.1.to_string(),
-                op: f.entry.op,
-                data: f.entry.data.clone(),
-                priority: f.entry.priority,
                 attempts: f.entry.attempts,
                 error: f.failure.clone(),
                 failed_at: f.failed_at,
@@ -764,7 +745,7 @@ impl Engine {
             SavedState::Pending => match self.pending.remove(&key) {
                 None => self.pending.insert(entry),
                 Some(earlier) => {
-                    if let Some(folded) = earlier.then(entry)? {
+                    if let Some(folded) = earlier.then(entry, false)? {
                         self.pending.insert(folded);
                     }
                 }

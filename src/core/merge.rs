@@ -19,7 +19,9 @@
 //!
 //! "Nothing sent" holds only because a pending insert has never left the client: an insert that may have
 //! reached the server (its request failed without an answer) is turned into an upsert before it re-enters the
-//! queue, and upsert + delete is a delete.
+//! queue, and upsert + delete is a delete. And only while no earlier write of the record is in flight or on the
+//! failed list: such a write may leave a row behind (a delete that fails), so there the pair is sent as a delete
+//! (see `Entry::then`).
 
 use serde_json::Value;
 

@@ -39,9 +39,16 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// Folds a later entry of the same record into this one (see [`merge::merge`]). `Ok(None)`: they cancel.
-    pub fn then(self, later: Entry) -> Result<Option<Entry>, ()> {
-        match merge::merge(self.op, self.data.as_ref(), later.op, later.data)? {
+    /// Folds a later entry of the same record into this one (see [`merge::merge`]). `Ok(None)`: they cancel,
+    /// which an insert and a delete only do when `alone`: no earlier write of the record is in flight or
+    /// failed. Otherwise that write may leave a row behind (a failed delete, say), so the pair becomes a
+    /// delete.
+    pub fn then(self, later: Entry, alone: bool) -> Result<Option<Entry>, ()> {
+        let merged = match merge::merge(self.op, self.data.as_ref(), later.op, later.data)? {
+            Merged::Cancelled if !alone => Merged::Into(Op::Delete, None),
+            merged => merged,
+        };
+        match merged {
             Merged::Cancelled => Ok(None),
             Merged::Into(op, data) => Ok(Some(Entry {
                 key: self.key,

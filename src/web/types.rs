@@ -110,13 +110,8 @@ export interface SyncStats {
   latencyMs: Latency | null;
 }
 
-export interface PendingChange {
-  seq: number;
-  table: string;
-  id: string;
-  op: Op;
-  data?: Row;
-  priority: PriorityName;
+/** A write not yet confirmed: the change as it will be sent, and where it stands. */
+export interface PendingChange extends BatchChange {
   queuedAt: number;
   dueAt: number;
   attempts: number;
@@ -125,13 +120,10 @@ export interface PendingChange {
   blocked: boolean;
 }
 
-export interface FailedChange {
-  seq: number;
-  table: string;
-  id: string;
-  op: Op;
-  data?: Row;
-  priority: PriorityName;
+/** A write on the failed list. */
+export interface FailedChange extends BatchChange {
+  /** Seq of the first change this write stands for: it covers its record's changes from here to `seq`. */
+  firstSeq: number;
   attempts: number;
   /** `permanent: false` when it ran out of retries: it may have been written, and retrying is safe. */
   error: { code?: string; message: string; permanent: boolean };
