@@ -5,8 +5,6 @@
 //! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
 //! a replay as applied.
 
-use std::rc::Rc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -116,9 +114,8 @@ impl Engine {
                 return Err(bad(format!("entry {} is out of sequence", saved.order)));
             }
             last_order = saved.order;
-            let key = engine.key_for(&saved.table, &saved.id);
             let entry = Entry {
-                key: (key.0, Rc::clone(&key.1)),
+                key: engine.key_for(&saved.table, &saved.id),
                 op: saved.op,
                 data,
                 last_changed: saved.last_changed,

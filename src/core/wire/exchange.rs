@@ -11,45 +11,48 @@ use super::rest;
 use super::{rpc, HttpRequest, WireConfig, WireMode};
 use crate::core::engine::{Batch, ChangeOutcome, Outcome};
 
-/// Which writes of the batch one request carries, by index.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Group {
-    pub kind: Kind,
-    pub members: Vec<usize>,
+/// One request of the batch.
+#[derive(Clone, Debug)]
+enum Request {
+    Rest(rest::Group),
+    /// The whole batch in one call, built when the exchange starts.
+    Rpc {
+        request: HttpRequest,
+        members: Vec<usize>,
+    },
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub(super) enum Kind {
-    /// `rest`: insert or upsert rows that all have these columns.
-    Write { columns: Vec<String> },
-    /// `rest`: patch one row.
-    Patch,
-    /// `rest`: delete rows of one table.
-    Delete,
-    /// `rpc`: the whole batch in one call.
-    Rpc,
+impl Request {
+    fn members(&self) -> &[usize] {
+        match self {
+            Request::Rest(group) => &group.members,
+            Request::Rpc { members, .. } => members,
+        }
+    }
 }
 
 pub struct Exchange {
     batch: Batch,
-    config: WireConfig,
     /// Requests still to send.
-    todo: VecDeque<Group>,
+    todo: VecDeque<Request>,
     /// The request sent and not yet answered.
-    current: Option<Group>,
+    current: Option<Request>,
     outcomes: Vec<ChangeOutcome>,
 }
 
 impl Exchange {
     pub fn new(batch: &Batch, config: &WireConfig) -> Exchange {
         let todo = match &config.mode {
-            WireMode::Rest { primary_keys } => rest::plan(&batch.changes, primary_keys).into(),
-            WireMode::Rpc { .. } if batch.changes.is_empty() => VecDeque::new(),
-            WireMode::Rpc { .. } => {
-                VecDeque::from([Group { kind: Kind::Rpc, members: (0..batch.changes.len()).collect() }])
+            WireMode::Rest { primary_keys } => {
+                rest::plan(&batch.changes, primary_keys).into_iter().map(Request::Rest).collect()
             }
+            WireMode::Rpc { .. } if batch.changes.is_empty() => VecDeque::new(),
+            WireMode::Rpc { function } => VecDeque::from([Request::Rpc {
+                request: rpc::request(batch, function, &config.client_id),
+                members: (0..batch.changes.len()).collect(),
+            }]),
         };
-        Exchange { batch: batch.clone(), config: config.clone(), todo, current: None, outcomes: Vec::new() }
+        Exchange { batch: batch.clone(), todo, current: None, outcomes: Vec::new() }
     }
 
     /// The next request to send, or `None` when the batch is done (or a request is still unanswered).
@@ -57,45 +60,45 @@ impl Exchange {
         if self.current.is_some() {
             return None;
         }
-        let group = self.todo.pop_front()?;
-        let request = match &self.config.mode {
-            WireMode::Rpc { function } => rpc::request(&self.batch, function, &self.config.client_id),
-            WireMode::Rest { primary_keys } => rest::request(&group, &self.batch.changes, primary_keys),
+        let next = self.todo.pop_front()?;
+        let request = match &next {
+            Request::Rest(group) => rest::request(group, &self.batch.changes),
+            Request::Rpc { request, .. } => request.clone(),
         };
-        self.current = Some(group);
+        self.current = Some(next);
         Some(request)
     }
 
     pub fn on_response(&mut self, response: HttpResponse) {
-        let Some(group) = self.current.take() else { return };
+        let Some(sent) = self.current.take() else { return };
         if (200..300).contains(&response.status) {
-            match group.kind {
-                Kind::Rpc => match rpc::outcomes(&self.batch, &response.body) {
+            match sent {
+                Request::Rpc { .. } => match rpc::outcomes(&self.batch, &response.body) {
                     Ok(outcomes) => self.outcomes.extend(outcomes),
-                    Err(message) => self.settle(&group, Outcome::Transient { message, retry_after_ms: None }),
+                    Err(message) => self.settle(&sent, Outcome::Transient { message, retry_after_ms: None }),
                 },
-                _ => self.settle(&group, Outcome::Applied),
+                Request::Rest(_) => self.settle(&sent, Outcome::Applied),
             }
             return;
         }
-        match failure_outcome(&response) {
-            Outcome::Permanent { .. } if group.members.len() > 1 && group.kind != Kind::Rpc => {
+        match (failure_outcome(&response), &sent) {
+            (Outcome::Permanent { .. }, Request::Rest(group)) if group.members.len() > 1 => {
                 for &member in group.members.iter().rev() {
-                    self.todo.push_front(Group { kind: group.kind.clone(), members: vec![member] });
+                    self.todo.push_front(Request::Rest(group.single(member)));
                 }
             }
-            outcome @ Outcome::Transient { .. } => {
-                self.settle(&group, outcome);
+            (outcome @ Outcome::Transient { .. }, _) => {
+                self.settle(&sent, outcome);
                 self.todo.clear();
             }
-            outcome => self.settle(&group, outcome),
+            (outcome, _) => self.settle(&sent, outcome),
         }
     }
 
     /// The request got no answer: it may or may not have been applied.
     pub fn on_network_error(&mut self, message: &str) {
-        let Some(group) = self.current.take() else { return };
-        self.settle(&group, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
+        let Some(sent) = self.current.take() else { return };
+        self.settle(&sent, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
         self.todo.clear();
     }
 
@@ -104,8 +107,8 @@ impl Exchange {
         self.outcomes
     }
 
-    fn settle(&mut self, group: &Group, outcome: Outcome) {
-        for &member in &group.members {
+    fn settle(&mut self, sent: &Request, outcome: Outcome) {
+        for &member in sent.members() {
             let seq = self.batch.changes[member].seq;
             self.outcomes.push(ChangeOutcome { seq, outcome: outcome.clone() });
         }

@@ -8,13 +8,39 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::encode;
-use super::exchange::{Group, Kind};
 use super::HttpRequest;
 use crate::core::change::{Op, Row};
 use crate::core::engine::OutgoingChange;
 
 /// Keeps a bulk delete's URL well under the 8 KB that common proxies accept.
 const MAX_DELETE_QUERY_BYTES: usize = 4_000;
+
+/// The writes of the batch one request carries, by index, all of one table.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Group {
+    pub kind: Kind,
+    /// The table's primary-key column.
+    pub pk: String,
+    pub members: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Kind {
+    /// Insert or upsert rows that all have these columns.
+    Write {
+        columns: Vec<String>,
+    },
+    /// Patch one row.
+    Patch,
+    Delete,
+}
+
+impl Group {
+    /// The same request for one of its writes alone.
+    pub fn single(&self, member: usize) -> Group {
+        Group { kind: self.kind.clone(), pk: self.pk.clone(), members: vec![member] }
+    }
+}
 
 fn primary_key<'a>(keys: &'a HashMap<String, String>, table: &str) -> &'a str {
     keys.get(table).map_or("id", String::as_str)
@@ -52,14 +78,14 @@ pub(super) fn plan(changes: &[OutgoingChange], keys: &HashMap<String, String>) -
                 continue;
             }
         }
-        groups.push(Group { kind, members: vec![index] });
+        groups.push(Group { kind, pk: pk.to_owned(), members: vec![index] });
     }
     groups
 }
 
-pub(super) fn request(group: &Group, changes: &[OutgoingChange], keys: &HashMap<String, String>) -> HttpRequest {
+pub(super) fn request(group: &Group, changes: &[OutgoingChange]) -> HttpRequest {
     let first = &changes[group.members[0]];
-    let pk = primary_key(keys, &first.table);
+    let pk = group.pk.as_str();
     let table = encode::path_segment(&first.table);
     let minimal = || ("Prefer", "return=minimal".to_owned());
     let json = || ("Content-Type", "application/json".to_owned());
@@ -84,7 +110,7 @@ pub(super) fn request(group: &Group, changes: &[OutgoingChange], keys: &HashMap<
             headers: vec![json(), minimal()],
             body: Some(Value::Object(first.data.clone().unwrap_or_default()).to_string()),
         },
-        Kind::Delete | Kind::Rpc => HttpRequest {
+        Kind::Delete => HttpRequest {
             method: "DELETE",
             path: format!(
                 "/{table}?{}={}",
