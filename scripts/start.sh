@@ -39,11 +39,8 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-server_args=(--port "$SERVER_PORT")
-if node www/server/cli.js --help 2>&1 | grep -q -- '--data-dir'; then
-  mkdir -p "$DATA_DIR"
-  server_args+=(--data-dir "$DATA_DIR")
-fi
+mkdir -p "$DATA_DIR"
+server_args=(--port "$SERVER_PORT" --data-dir "$DATA_DIR")
 say "dev server: node www/server/cli.js ${server_args[*]}"
 node www/server/cli.js "${server_args[@]}" &
 pids+=($!)
