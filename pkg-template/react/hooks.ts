@@ -12,9 +12,10 @@ import { useRecordSyncStore } from "./context.js";
 
 /** A record's primary key: a string, or a number (sent as its decimal string). */
 export type RecordId = string | number;
-import type { RecordSyncLike } from "./store.js";
+import type { RecordSyncLike, RecordSyncStore } from "./store.js";
 
-export interface UseRecordSyncResult {
+/** The stable functions of the nearest RecordSyncProvider: queueing and flushing. */
+export interface RecordSyncActions {
   queueChange(table: string, id: RecordId, op: Op, data?: RowData, priority?: SyncPriority): number;
   queueCriticalChange(table: string, id: RecordId, op: Op, data?: RowData): number;
   queueHighChange(table: string, id: RecordId, op: Op, data?: RowData): number;
@@ -22,6 +23,9 @@ export interface UseRecordSyncResult {
   queueLowChange(table: string, id: RecordId, op: Op, data?: RowData): number;
   /** Sends everything now; resolves when the queue is drained. */
   forceSyncAll(): Promise<SyncSummary>;
+}
+
+export interface UseRecordSyncResult extends RecordSyncActions {
   /** The current stats (the same object until something changes). */
   syncStats: SyncStats;
   /** The changes waiting or in flight, oldest first (the same array until the stats change). */
@@ -31,15 +35,21 @@ export interface UseRecordSyncResult {
 }
 
 /**
- * The queueing functions and the sync state of the nearest RecordSyncProvider. The functions are stable (the same
- * across renders), so they can go into dependency lists; the component re-renders when the stats change, at most
- * once per tick however many changes are queued. Use `useSyncStats(selector)` to re-render on a slice only.
+ * The queueing functions of the nearest RecordSyncProvider, without the sync state: the component does not
+ * re-render when the stats change (a sync tick renders nothing). The object and its functions are the same on
+ * every render. Build domain hooks on this; read the state where it is shown, with `useSyncStats(selector)`.
  */
-export function useRecordSync(): UseRecordSyncResult {
-  const store = useRecordSyncStore();
-  const syncStats = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getServerSnapshot);
-  const actions = useMemo(
-    () => ({
+export function useRecordSyncActions(): RecordSyncActions {
+  return actionsOf(useRecordSyncStore());
+}
+
+// One actions object per store, shared by every component under the provider.
+const ACTIONS = new WeakMap<RecordSyncStore, RecordSyncActions>();
+
+function actionsOf(store: RecordSyncStore): RecordSyncActions {
+  let actions = ACTIONS.get(store);
+  if (actions === undefined) {
+    actions = Object.freeze({
       queueChange: (table: string, id: RecordId, op: Op, data?: RowData, priority?: SyncPriority) =>
         priority === undefined ? store.get().queueChange(table, id, op, data) : store.get().queueChange(table, id, op, data, priority),
       queueCriticalChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueCriticalChange(table, id, op, data),
@@ -47,9 +57,22 @@ export function useRecordSync(): UseRecordSyncResult {
       queueMediumChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueMediumChange(table, id, op, data),
       queueLowChange: (table: string, id: RecordId, op: Op, data?: RowData) => store.get().queueLowChange(table, id, op, data),
       forceSyncAll: () => store.get().forceSyncAll(),
-    }),
-    [store],
-  );
+    });
+    ACTIONS.set(store, actions);
+  }
+  return actions;
+}
+
+/**
+ * The queueing functions and the sync state of the nearest RecordSyncProvider. The functions are stable (the same
+ * across renders), so they can go into dependency lists; the component re-renders when the stats change, at most
+ * once per tick however many changes are queued. Use `useRecordSyncActions()` for the functions alone (no
+ * re-render on sync ticks) and `useSyncStats(selector)` to re-render on a slice only.
+ */
+export function useRecordSync(): UseRecordSyncResult {
+  const store = useRecordSyncStore();
+  const syncStats = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getServerSnapshot);
+  const actions = useRecordSyncActions();
   // `pendingChanges` is computed only when read, and then once per stats snapshot.
   return useMemo(() => {
     const result = {

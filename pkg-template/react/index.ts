@@ -2,11 +2,13 @@
 export { RecordSyncProvider, useRecordSyncStore, type RecordSyncProviderProps } from "./context.js";
 export {
   useRecordSync,
+  useRecordSyncActions,
   useSyncStats,
   usePendingChanges,
   useFailedChanges,
   useRecordSyncInstance,
   type UseRecordSyncResult,
+  type RecordSyncActions,
   type RecordId,
 } from "./hooks.js";
 export { SyncMonitor, type SyncMonitorProps } from "./SyncMonitor.js";

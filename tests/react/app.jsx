@@ -7,6 +7,7 @@ import {
   RecordSyncProvider,
   SyncMonitor,
   useRecordSync,
+  useRecordSyncActions,
   useRecordSyncInstance,
   useSyncStats,
 } from "record-sync/react";
@@ -14,7 +15,9 @@ import {
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 const t = {
-  renders: { hook: 0, selector: 0 },
+  renders: { hook: 0, selector: 0, actions: 0 },
+  actionObjects: new Set(),
+  actions: null,
   callbacks: { queueChange: new Set(), queueHighChange: new Set(), forceSyncAll: new Set() },
   stats: [],
   instances: [],
@@ -53,6 +56,15 @@ function HookUser() {
   );
 }
 
+// A domain hook's shape: it takes the stable actions only, so sync ticks must not render it.
+function ActionsUser() {
+  const actions = useRecordSyncActions();
+  t.renders.actions++;
+  t.actionObjects.add(actions);
+  t.actions = actions;
+  return <p data-testid="actions">actions</p>;
+}
+
 function SelectorUser() {
   const busy = useSyncStats((s) => s.pending + s.inFlight > 0);
   t.renders.selector++;
@@ -74,6 +86,7 @@ function Harness({ monitor }) {
   return (
     <div data-tick={tick}>
       <HookUser />
+      <ActionsUser />
       <SelectorUser />
       <InstanceProbe />
       {monitor && <SyncMonitor defaultOpen={monitor === "open"} />}

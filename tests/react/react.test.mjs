@@ -106,6 +106,41 @@ describe("record-sync/react in Chromium", () => {
       assert.ok(stable.rendered >= 1);
       assert.ok(stable.sameSnapshot, "syncStats is the same object across renders without changes");
       assert.deepEqual(stable.callbacks, [1, 1, 1], "queueChange, queueHighChange, forceSyncAll never change identity");
+      assert.equal(await page.evaluate(() => window.rsTest.actionObjects.size), 1, "useRecordSyncActions returns one object");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("useRecordSyncActions: sync ticks render nothing, the actions stay the same object", async (t) => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount());
+      await page.waitForFunction(() => window.rsTest.instances.length === 1 && window.rsTest.actions !== null);
+      const r = await page.evaluate(async () => {
+        const t = window.rsTest;
+        const before = { ...t.renders };
+        // Queued through the actions hook itself: 1000 changes to 100 records, in 10 tasks, then a flush.
+        for (let task = 0; task < 10; task++) {
+          for (let i = 0; i < 100; i++) t.actions.queueHighChange("items", `a${i}`, "upsert", { id: `a${i}`, v: task });
+          await new Promise((ok) => setTimeout(ok, 0));
+        }
+        const summary = await t.actions.forceSyncAll();
+        await new Promise((ok) => setTimeout(ok, 100));
+        return {
+          confirmed: summary.confirmed,
+          hook: t.renders.hook - before.hook,
+          actions: t.renders.actions - before.actions,
+          objects: t.actionObjects.size,
+          sameFunctions: t.actions.queueHighChange === t.api.queueHighChange && t.actions.forceSyncAll === t.api.forceSyncAll,
+        };
+      });
+      t.diagnostic(`1000 changes: useRecordSync rendered ${r.hook} times, useRecordSyncActions ${r.actions}`);
+      assert.ok(r.confirmed >= 100, `confirmed ${r.confirmed}`);
+      assert.ok(r.hook >= 3, `the stats did change (useRecordSync rendered ${r.hook} times)`);
+      assert.equal(r.actions, 0, "a component on useRecordSyncActions does not re-render on sync ticks");
+      assert.equal(r.objects, 1, "the actions object is the same on every render");
+      assert.ok(r.sameFunctions, "useRecordSync returns the same functions as useRecordSyncActions");
     } finally {
       await context.close();
     }

@@ -1,6 +1,6 @@
 // The plan context: the open plan's whole tree from the local database (live: it re-renders on every local
 // write, before anything reaches the server) and the plan's actions, built on useTrainingPlanSync, which is
-// built on record-sync's useRecordSync.
+// built on record-sync's useRecordSyncActions (no re-render on sync ticks).
 import { createContext, useContext, useMemo, type ReactNode } from "react";
 import { useLiveQuery } from "dexie-react-hooks";
 import type { Comment, Progression, SelectedExercise, Session, TrainingBlock, TrainingPlan } from "../db";

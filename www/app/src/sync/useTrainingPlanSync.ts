@@ -9,7 +9,7 @@
 // Repeated edits of one record (typing a name, clicking "+" on weeks) merge in the queue: the server sees one
 // write per record per flush, not one per keystroke.
 import { useMemo } from "react";
-import { useRecordSync } from "record-sync/react";
+import { useRecordSyncActions } from "record-sync/react";
 import {
   newId,
   now,
@@ -31,7 +31,7 @@ type Patch<T> = Partial<Omit<T, "id" | "last_changed">>;
 
 export function useTrainingPlanSync() {
   const db = useDb();
-  const { queueCriticalChange, queueHighChange, queueMediumChange, queueLowChange, forceSyncAll } = useRecordSync();
+  const { queueCriticalChange, queueHighChange, queueMediumChange, queueLowChange, forceSyncAll } = useRecordSyncActions();
 
   return useMemo(() => {
     /** Applies a patch locally and returns the patch with its new `last_changed`, ready to queue. */
