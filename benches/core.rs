@@ -2,7 +2,12 @@
 //!
 //! - enqueue and take-due cost per change with 10k, 100k and 1M writes pending;
 //! - bytes per pending write beyond its payload, by counting allocations;
-//! - the `fill_batches` policy on an editing workload: requests and writes with and without it.
+//! - the `fill_batches` policy on an editing workload: requests and writes with and without it;
+//! - the same on the editing trace `npm run bench` replays in the browser (bench/traces/editing.json), with
+//!   deadline misses.
+//!
+//! With `--machine`, every figure is printed once more as a line `#bench {"figure": ..., "value": ...}`, which
+//! `npm run bench` (bench/core.mjs) reads.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
@@ -11,7 +16,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
-use serde_json::json;
+use serde_json::{json, Value};
 
 struct Counting;
 
@@ -150,9 +155,94 @@ fn editing_workload(fill_batches: bool) -> (u64, u64) {
     (engine.stats().requests, writes)
 }
 
+/// Requests, writes sent and deadline misses of the editing trace replayed with an instant server.
+struct TraceRun {
+    requests: u64,
+    writes: u64,
+    misses: u64,
+    max_late_ms: u64,
+}
+
+/// Replays bench/traces/editing.json (the browser replay's trace) on a virtual clock: each change is queued at
+/// its time, each batch is sent when the engine's timer says and answered at once. A change misses its deadline
+/// when the write that carries it leaves later than its time plus its priority's interval.
+fn replay_trace(trace: &Value, fill_batches: bool) -> TraceRun {
+    let parents = trace["parents"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    let list = v.as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect());
+                    (k.clone(), list.unwrap_or_default())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let config = Config { fill_batches, parents, seed: 1, ..Config::default() };
+    let intervals = config.intervals_ms;
+    let mut engine = Engine::new(config).expect("valid config");
+    let mut run = TraceRun { requests: 0, writes: 0, misses: 0, max_late_ms: 0 };
+    // Per record: the deadlines of its changes not yet sent.
+    let mut waiting: HashMap<(String, String), Vec<u64>> = HashMap::new();
+    fn send_due(engine: &mut Engine, upto: u64, run: &mut TraceRun, waiting: &mut HashMap<(String, String), Vec<u64>>) {
+        while let Some(at) = engine.poll_timeout().filter(|&at| at <= upto) {
+            let Some(batch) = engine.poll_batch(at) else { break };
+            run.requests += 1;
+            run.writes += batch.changes.len() as u64;
+            for c in &batch.changes {
+                for deadline in waiting.remove(&(c.table.clone(), c.id.clone())).unwrap_or_default() {
+                    if at > deadline {
+                        run.misses += 1;
+                        run.max_late_ms = run.max_late_ms.max(at - deadline);
+                    }
+                }
+            }
+            let outcomes =
+                batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied }).collect();
+            engine.on_batch_result(batch.id, outcomes, at).expect("result");
+        }
+    }
+    let mut end = 0;
+    for action in trace["actions"].as_array().into_iter().flatten() {
+        for c in action["changes"].as_array().into_iter().flatten() {
+            let at = c["t"].as_u64().unwrap_or(0);
+            send_due(&mut engine, at, &mut run, &mut waiting);
+            let priority = Priority::from_index(c["priority"].as_u64().unwrap_or(3) as u32).unwrap_or(Priority::Low);
+            let op = Op::parse(c["op"].as_str().unwrap_or("")).expect("trace op");
+            let (table, id) = (c["table"].as_str().unwrap_or(""), c["id"].as_str().unwrap_or(""));
+            let change = Change::new(table, id, op, c["data"].as_object().cloned(), priority).expect("trace change");
+            engine.enqueue(change, at).expect("enqueue");
+            waiting.entry((table.to_string(), id.to_string())).or_default().push(at + intervals[priority.index()]);
+            end = at;
+        }
+        if action["flush"].as_bool() == Some(true) {
+            engine.flush_all(end);
+        }
+    }
+    // Then the person stops editing: everything still queued leaves by its deadline.
+    send_due(&mut engine, u64::MAX, &mut run, &mut waiting);
+    assert!(waiting.values().all(Vec::is_empty), "every change of the trace was sent");
+    run
+}
+
+static MACHINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One figure for `npm run bench`, as a JSON line (with `--machine` only).
+fn machine(figure: &str, value: f64, extra: Value) {
+    if !MACHINE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut line = json!({ "figure": figure, "value": value });
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        line.extend(extra.clone());
+    }
+    println!("#bench {line}");
+}
+
 fn main() {
     // `npm run bench:core -- --quick` measures the smallest size only.
     let quick = std::env::args().any(|a| a == "--quick");
+    MACHINE.store(std::env::args().any(|a| a == "--machine"), Ordering::Relaxed);
     let sizes: &[usize] = if quick { &[10_000] } else { &[10_000, 100_000, 1_000_000] };
 
     println!("record-sync core benchmark ({MEASURED} changes measured per row)\n");
@@ -165,6 +255,9 @@ fn main() {
     for &n in sizes {
         let row = (enqueue_cost(n), take_due_cost(n), overhead_bytes(n));
         println!("{n:>10} | {:>16.0} | {:>18.0} | {:>22.0}", row.0, row.1, row.2);
+        machine("enqueue_ns", row.0, json!({ "pending": n }));
+        machine("take_due_ns", row.1, json!({ "pending": n }));
+        machine("overhead_bytes", row.2, json!({ "pending": n }));
         rows.insert(n, row);
     }
     if let (Some(small), Some(large)) = (rows.get(&10_000), rows.get(&1_000_000)) {
@@ -180,5 +273,29 @@ fn main() {
     for fill in [false, true] {
         let (requests, writes) = editing_workload(fill);
         println!("{:>14} | {requests:>9} | {writes:>7}", if fill { "fill batches" } else { "due only" });
+    }
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/traces/editing.json");
+    match std::fs::read_to_string(path).map(|text| serde_json::from_str::<Value>(&text)) {
+        Ok(Ok(trace)) => {
+            println!("\nbench/traces/editing.json replayed on a virtual clock (instant server, rpc batches):");
+            println!(
+                "{:>14} | {:>9} | {:>7} | {:>15} | {:>11}",
+                "policy", "requests", "writes", "deadline misses", "max late ms"
+            );
+            for fill in [false, true] {
+                let run = replay_trace(&trace, fill);
+                let policy = if fill { "fill batches" } else { "due only" };
+                println!(
+                    "{policy:>14} | {:>9} | {:>7} | {:>15} | {:>11}",
+                    run.requests, run.writes, run.misses, run.max_late_ms
+                );
+                let extra = json!({ "fill_batches": fill });
+                machine("trace_requests", run.requests as f64, extra.clone());
+                machine("trace_writes", run.writes as f64, extra.clone());
+                machine("trace_deadline_misses", run.misses as f64, extra);
+            }
+        }
+        _ => println!("\n{path} not found or not JSON: trace replay skipped"),
     }
 }
