@@ -1,0 +1,66 @@
+// Bundle sizes: what an app ships, raw, gzip (level 9) and brotli (quality 11), from node's zlib. Once as the
+// files of pkg/, and once as an app's production build ships the JS (esbuild, minified, React left external).
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+
+export const title = "Bundle size (pkg/)";
+export const order = 10;
+
+const KB = 1024;
+
+function sizes(buffers) {
+  const sum = (f) => buffers.reduce((n, b) => n + f(b), 0);
+  return {
+    raw: sum((b) => b.length),
+    gzip: sum((b) => gzipSync(b, { level: 9 }).length),
+    brotli: sum((b) => brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length),
+  };
+}
+
+export async function bench(ctx) {
+  const pkg = join(ctx.root, "pkg");
+  const read = (f) => readFileSync(join(pkg, f));
+  const reactFiles = readdirSync(join(pkg, "react")).filter((f) => f.endsWith(".js")).map((f) => `react/${f}`);
+  const groups = [
+    ["wasm (record_sync_bg.wasm)", ["record_sync_bg.wasm"]],
+    ["JS entry (index.js + glue)", ["index.js", "record_sync.js"]],
+    ["React entry (react/*.js)", reactFiles],
+  ];
+  const measured = {};
+  for (const [label, files] of groups) {
+    const s = sizes(files.map(read));
+    measured[label] = s;
+    ctx.figure(label, `${kb(s.raw)} / ${kb(s.gzip)} / ${kb(s.brotli)}`, { unit: "KB raw / gzip / br" });
+  }
+  const core = sizes(["record_sync_bg.wasm", "index.js", "record_sync.js"].map(read));
+  ctx.figure("wasm + JS entry, gzip", core.gzip / KB, { unit: "KB", target: "<= 40 (stretch 30)", digits: 1 });
+  ctx.figure("wasm + JS entry, brotli", core.brotli / KB, { unit: "KB", digits: 1 });
+
+  // What a production build of an app ships: the entries bundled and minified (the wasm is a separate file).
+  const esbuild = await import("esbuild");
+  const bundle = async (contents) => {
+    const out = await esbuild.build({
+      stdin: { contents, resolveDir: ctx.root, loader: "js" },
+      bundle: true,
+      minify: true,
+      format: "esm",
+      target: "es2022",
+      write: false,
+      external: ["react", "react-dom", "react/jsx-runtime", "*.wasm"],
+      alias: { "record-sync": pkg },
+      logLevel: "silent",
+    });
+    return Buffer.from(out.outputFiles[0].contents);
+  };
+  const js = sizes([await bundle(`export * from "record-sync";`)]);
+  const react = sizes([await bundle(`export * from "record-sync/react";`)]);
+  ctx.figure("JS entry, minified bundle", `${kb(js.raw)} / ${kb(js.gzip)} / ${kb(js.brotli)}`, { unit: "KB raw / gzip / br" });
+  ctx.figure("React + JS entry, minified bundle", `${kb(react.raw)} / ${kb(react.gzip)} / ${kb(react.brotli)}`, {
+    unit: "KB raw / gzip / br",
+    note: "React itself external",
+  });
+  ctx.note("For comparison (issue 10, esbuild on minimal entries): Replicache 15.3 ships 39.0 KB gzip, TanStack DB offline 35.7 KB.");
+}
+
+const kb = (bytes) => (bytes / KB).toFixed(1);
