@@ -4,7 +4,7 @@
 // non-zero only when something broke (a build, a section that threw).
 //
 //   npm run bench                  # everything (a few minutes on 2 cores)
-//   npm run bench -- --quick       # fewer samples, smallest sizes only
+//   npm run bench -- --quick       # fewer samples, smallest sizes only (`npm run bench --quick` works too)
 //   npm run bench -- --no-build    # measure the pkg/ already built
 //   npm run bench -- --only=size,queue   # some sections (file names without .mjs)
 //
@@ -40,8 +40,10 @@ import { pathToFileURL } from "node:url";
 import { ROOT, admin, devToken, launchBrowser, run, startDevServer } from "../tests/e2e/helpers.mjs";
 
 const args = process.argv.slice(2);
-const quick = args.includes("--quick");
-const noBuild = args.includes("--no-build");
+// `npm run bench --quick` (without `--`) hands the flag to npm, which passes it on as npm_config_quick.
+const flag = (name) => args.includes(`--${name}`) || process.env[`npm_config_${name.replace("-", "_")}`] === "true";
+const quick = flag("quick");
+const noBuild = flag("no-build") || ["", "false"].includes(process.env.npm_config_build ?? "-");
 const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
 
 const log = (text) => process.stderr.write(`[bench] ${text}\n`);
