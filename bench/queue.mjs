@@ -30,6 +30,8 @@ export async function bench(ctx) {
           isolated &&= r.isolated;
           const expect = distinct ? calls + Math.min(2_000, calls / 4) : 1;
           if (r.pending < (distinct ? calls : 1) || r.pending > expect) throw new Error(`unexpected pending count ${r.pending}`);
+          // The per-event rows must time each call's tick too: with a subscriber, one notification per call.
+          if (perEvent && subscriber && r.notified < calls) throw new Error(`only ${r.notified} notifications for ${calls} calls: the ticks ran outside the timed blocks`);
           const how = `${perEvent ? "each with its tick" : "burst"}, ${subscriber ? "subscriber" : "no subscriber"}`;
           const target = perEvent || subscriber ? undefined : distinct ? ["<= 2", "<= 20"] : ["<= 1", undefined];
           ctx.figure(`${what}: p50 (${how})`, r.p50, { unit: "us/call", target: target?.[0], digits: 2 });

@@ -14,8 +14,9 @@
 //   export const order = 50;                        // optional; lower runs first (default 100), then by name
 //   export async function bench(ctx) { ... }        // `export default async function (ctx)` works too
 //
-// and is skipped (with a note) when it exports neither. Importing a section must have no side effect: a file
-// that can also run alone guards its own main with `if (process.argv[1] === fileURLToPath(import.meta.url))`.
+// and is skipped (with a note) when its source shows neither (it is then not even imported, so a standalone
+// script's top level never runs here). Importing a section must have no side effect: a file that can also run
+// alone guards its own main with `if (process.argv[1] === fileURLToPath(import.meta.url))`.
 // `ctx` gives:
 //
 //   ctx.quick                          true with --quick: take fewer samples, stay well under a minute
@@ -34,7 +35,7 @@
 //
 // Sections that are not there yet (bench/pg-load.mjs for PostgreSQL load, bench/durability.mjs for IndexedDB)
 // are simply not run.
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ROOT, admin, devToken, launchBrowser, run, startDevServer } from "../tests/e2e/helpers.mjs";
@@ -45,6 +46,8 @@ const flag = (name) => args.includes(`--${name}`) || process.env[`npm_config_${n
 const quick = flag("quick");
 const noBuild = flag("no-build") || ["", "false"].includes(process.env.npm_config_build ?? "-");
 const only = args.find((a) => a.startsWith("--only="))?.slice("--only=".length).split(",");
+
+const SECTION = /export\s+(async\s+)?function\s+bench\b|export\s+default\b|export\s*\{[^}]*\bbench\b/;
 
 const log = (text) => process.stderr.write(`[bench] ${text}\n`);
 
@@ -59,6 +62,11 @@ async function main() {
   for (const file of readdirSync(join(ROOT, "bench")).filter((f) => f.endsWith(".mjs") && f !== "run.mjs").sort()) {
     const name = basename(file, ".mjs");
     if (only && !only.includes(name)) continue;
+    // Only files that say they are sections are imported: a standalone script's top level never runs here.
+    if (!SECTION.test(readFileSync(join(ROOT, "bench", file), "utf8"))) {
+      sections.push({ name, title: name, order: 100, fn: null });
+      continue;
+    }
     const mod = await import(pathToFileURL(join(ROOT, "bench", file)).href);
     const fn = typeof mod.bench === "function" ? mod.bench : typeof mod.default === "function" ? mod.default : null;
     sections.push({ name, title: mod.title ?? name, order: mod.order ?? 100, fn });
