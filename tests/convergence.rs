@@ -150,6 +150,7 @@ fn config(s: &Scenario) -> Config {
         parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
         fill_batches: s.fill_batches,
         seed: 42,
+        on_conflict: HashMap::new(),
     }
 }
 
