@@ -28,11 +28,15 @@ grant select on public.record_sync_tables to anon, authenticated, service_role;
 create table if not exists public.record_sync_applied (
   client_id text not null,
   seq bigint not null,
-  status text not null check (status in ('applied', 'conflict')),
+  status text not null,
   user_id uuid default auth.uid(),
   applied_at timestamptz not null default now(),
   primary key (client_id, seq)
 );
+-- Re-created so that an installed copy learns each new status.
+alter table public.record_sync_applied drop constraint if exists record_sync_applied_status_check;
+alter table public.record_sync_applied
+  add constraint record_sync_applied_status_check check (status in ('applied', 'conflict', 'missing'));
 create index if not exists record_sync_applied_applied_at on public.record_sync_applied (applied_at);
 
 alter table public.record_sync_applied enable row level security;
@@ -60,6 +64,7 @@ declare
   v_id jsonb;
   v_data jsonb;
   v_key jsonb;
+  v_has_lc boolean;
   v_check_lc boolean;
   v_stored jsonb;
   v_newer boolean;
@@ -130,9 +135,11 @@ begin
           message = format('record_sync_apply: op must be insert, update, upsert or delete, not %s', coalesce(v_op, 'null'));
       end if;
 
-      v_check_lc := coalesce(jsonb_typeof(change -> 'last_changed'), 'null') <> 'null'
+      v_has_lc := coalesce(jsonb_typeof(change -> 'last_changed'), 'null') <> 'null'
         and exists (select 1 from pg_attribute
                      where attrelid = v_rel::regclass and attname = 'last_changed' and attnum > 0 and not attisdropped);
+      -- force: the client-wins resend, written whatever the stored row's age.
+      v_check_lc := v_has_lc and change -> 'force' is distinct from 'true'::jsonb;
       if v_check_lc then
         v_key := v_key || jsonb_build_object('last_changed', change -> 'last_changed');
       end if;
@@ -144,7 +151,7 @@ begin
         end if;
         -- id is authoritative for the key; the change's timestamp becomes the row's when data does not carry one.
         v_data := v_data || jsonb_build_object(v_pk, v_id);
-        if v_check_lc and not v_data ? 'last_changed' then
+        if v_has_lc and not v_data ? 'last_changed' then
           v_data := v_data || jsonb_build_object('last_changed', change -> 'last_changed');
         end if;
         select string_agg(format('%I', k), ', '), string_agg(format('r.%I', k), ', '),
@@ -173,6 +180,11 @@ begin
           execute format('update %1$s t set (%2$s) = (select %3$s from jsonb_populate_record(null::%1$s, $1) r)
                            where t.%4$I = (jsonb_populate_record(null::%1$s, $1)).%4$I',
                          v_rel, v_cols, v_vals, v_pk) using v_data;
+          get diagnostics v_n = row_count;
+          if v_n = 0 then
+            -- Absent, or hidden by row-level security: nothing was written, and the client must hear so.
+            v_result := jsonb_build_object('seq', v_seq, 'status', 'missing');
+          end if;
         elsif v_op = 'upsert' then
           -- The WHERE guards the one race the lock cannot: a newer row inserted after we found none.
           execute format('insert into %1$s as t (%2$s) select %3$s from jsonb_populate_record(null::%1$s, $1) r
@@ -186,7 +198,8 @@ begin
           if v_n = 0 then
             execute format('select to_jsonb(t) from %1$s t where t.%2$I = (jsonb_populate_record(null::%1$s, $1)).%2$I',
                            v_rel, v_pk) into v_stored using v_key;
-            v_result := jsonb_build_object('seq', v_seq, 'status', 'conflict', 'row', v_stored);
+            v_result := case when v_stored is null then jsonb_build_object('seq', v_seq, 'status', 'missing')
+                             else jsonb_build_object('seq', v_seq, 'status', 'conflict', 'row', v_stored) end;
           end if;
         else
           execute format('delete from %1$s t where t.%2$I = (jsonb_populate_record(null::%1$s, $1)).%2$I',

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// `npm run server -- [--port 54321] [--data-dir dir] [--anon-key k] [--service-key k] [--jwt-secret s]`
+// `npm run server -- [--port 54321] [--data-dir dir] [--anon-key k] [--service-key k] [--jwt-secret s] [--max-body-bytes n]`
 // DATABASE_URL set: a real PostgreSQL instead of the embedded PGlite. JWT_SECRET: the default for --jwt-secret.
 import { parseArgs } from "node:util";
-import { DEFAULT_PORT, startServer } from "./server.js";
+import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, startServer } from "./server.js";
 
 const usage = `usage: npm run server -- [--port ${DEFAULT_PORT}] [--data-dir DIR] [--anon-key KEY] [--service-key KEY] [--jwt-secret SECRET]
+  [--max-body-bytes ${DEFAULT_BODY_LIMIT}]
   storage: PGlite in memory, or in --data-dir; DATABASE_URL=postgres://... for a real PostgreSQL`;
 
 let values;
@@ -17,6 +18,7 @@ try {
       "anon-key": { type: "string" },
       "service-key": { type: "string" },
       "jwt-secret": { type: "string" },
+      "max-body-bytes": { type: "string", default: String(DEFAULT_BODY_LIMIT) },
       help: { type: "boolean", short: "h" },
     },
   }));
@@ -33,6 +35,11 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`server: --port must be 0-65535\n${usage}`);
   process.exit(2);
 }
+const bodyLimit = Number(values["max-body-bytes"]);
+if (!Number.isInteger(bodyLimit) || bodyLimit < 1) {
+  console.error(`server: --max-body-bytes must be a positive integer\n${usage}`);
+  process.exit(2);
+}
 
 const databaseUrl = process.env.DATABASE_URL || undefined;
 let server;
@@ -45,6 +52,7 @@ try {
     anonKey: values["anon-key"],
     serviceKey: values["service-key"],
     jwtSecret: values["jwt-secret"] ?? process.env.JWT_SECRET,
+    bodyLimit,
   });
 } catch (e) {
   console.error(`server: could not start: ${e.message}`);

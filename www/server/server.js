@@ -11,7 +11,7 @@ import { createRest } from "./rest.js";
 import { Stats } from "./stats.js";
 
 export const DEFAULT_PORT = 54321;
-const BODY_LIMIT = 1024 * 1024;
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 async function openDb({ dataDir, databaseUrl }) {
   if (databaseUrl) return (await import("./db/pg.js")).openPg({ databaseUrl });
@@ -61,7 +61,7 @@ export async function startServer(opts = {}) {
     anonKey: opts.anonKey ?? DEFAULTS.anonKey,
     serviceKey: opts.serviceKey ?? DEFAULTS.serviceKey,
     jwtSecret: opts.jwtSecret ?? DEFAULTS.jwtSecret,
-    bodyLimit: opts.bodyLimit ?? BODY_LIMIT,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
   };
   const db = await openDb(opts);
   await loadSchema(db);
@@ -102,7 +102,7 @@ export async function startServer(opts = {}) {
     if (path.startsWith("/__admin/")) {
       if (!isLoopback(req.socket.remoteAddress)) return sendError(new ApiError(403, null, "Admin routes are loopback-only"));
       try {
-        const r = await admin({ method, path, body: await readBody(req, cfg.bodyLimit) });
+        const r = await admin({ method, path, body: await readBody(req, DEFAULT_BODY_LIMIT) });
         return send(r.status, { "Content-Type": "application/json; charset=utf-8" }, JSON.stringify(r.body));
       } catch (e) {
         return sendError(e);
@@ -129,6 +129,13 @@ export async function startServer(opts = {}) {
       return;
     }
     if (latencyMs) await new Promise((r) => setTimeout(r, latencyMs));
+    // What a captive portal or a misrouted proxy answers: a 2xx that is not PostgREST's, nothing done.
+    if (fault?.kind === "html") {
+      return send(200, { "Content-Type": "text/html; charset=utf-8" }, "<!doctype html><title>Sign in</title><p>Sign in to the network</p>");
+    }
+    if (fault?.kind === "redirect") {
+      return send(302, { Location: "/portal", "Content-Type": "text/html; charset=utf-8" }, "");
+    }
     if (fault?.kind === "fail") {
       const body = fault.body ?? { code: null, details: null, hint: null, message: `Injected fault: HTTP ${fault.status}` };
       const headers = { "Content-Type": "application/json; charset=utf-8" };
@@ -137,7 +144,7 @@ export async function startServer(opts = {}) {
     }
 
     try {
-      const body = await readBody(req, cfg.bodyLimit);
+      const body = await readBody(req, faults.bodyLimit(path, cfg.bodyLimit));
       stats.bytesIn += body.length;
       const auth = await authenticate(req.headers, url.searchParams);
       const { reply, rows, rpc } = await rest({ method, path, query: url.searchParams, headers: req.headers, body, auth });

@@ -36,16 +36,22 @@ function selectList(table, select) {
 /** @param {Table} table @param {import("./parse.js").Filter[]} filters @param {Params} p */
 function where(table, filters, p) {
   if (filters.length === 0) return "";
-  const conds = filters.map((f) => {
-    const col = column(table, f.column);
-    let cond;
-    if (f.op === "in") cond = f.values.length ? `${col} in (${f.values.map((v) => p.add(v)).join(", ")})` : "false";
-    else if (f.op === "is") cond = `${col} is ${f.value}`;
-    else if (f.op === "like" || f.op === "ilike") cond = `${col} ${f.op} ${p.add(f.value.replaceAll("*", "%"))}`;
-    else cond = `${col} ${sqlOperator(f.op)} ${p.add(f.value)}`;
-    return f.negate ? `not (${cond})` : cond;
-  });
-  return ` where ${conds.join(" and ")}`;
+  return ` where ${filters.map((f) => condition(table, f, p)).join(" and ")}`;
+}
+
+/** One filter, or a logic tree of them. @param {Table} table @param {Params} p */
+function condition(table, f, p) {
+  if (f.op === "tree") {
+    const inner = f.children.map((c) => condition(table, c, p)).join(` ${f.logic} `);
+    return f.negate ? `not (${inner})` : `(${inner})`;
+  }
+  const col = column(table, f.column);
+  let cond;
+  if (f.op === "in") cond = f.values.length ? `${col} in (${f.values.map((v) => p.add(v)).join(", ")})` : "false";
+  else if (f.op === "is") cond = `${col} is ${f.value}`;
+  else if (f.op === "like" || f.op === "ilike") cond = `${col} ${f.op} ${p.add(f.value.replaceAll("*", "%"))}`;
+  else cond = `${col} ${sqlOperator(f.op)} ${p.add(f.value)}`;
+  return f.negate ? `not (${cond})` : cond;
 }
 
 /** @param {Table} table @param {import("./parse.js").OrderTerm[]} order */
