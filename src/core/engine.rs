@@ -530,6 +530,14 @@ impl Engine {
         self.settle_batch(batch_id, outcomes, Some(reason), now)
     }
 
+    /// Nothing of the batch was sent for want of an access token: as [`Engine::on_batch_unauthorized`], and
+    /// the batch does not count as a request.
+    pub fn on_batch_unsent(&mut self, batch_id: u64, reason: &str, now: u64) -> Result<Vec<Settled>, EngineError> {
+        let settled = self.settle_batch(batch_id, Vec::new(), Some(reason), now)?;
+        self.counters.requests = self.counters.requests.saturating_sub(1);
+        Ok(settled)
+    }
+
     fn settle_batch(
         &mut self,
         batch_id: u64,
@@ -624,7 +632,11 @@ impl Engine {
         });
         match resolution {
             Resolution::Resent => {
-                self.return_to_pending(Entry { force: true, deadline: now, ..entry }, now);
+                // A new seq: a server that remembers the first answer for replays must not take the resend
+                // for one.
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.return_to_pending(Entry { force: true, deadline: now, seq, ..entry }, now);
             }
             Resolution::Failed => {
                 let (code, message) = match reason {

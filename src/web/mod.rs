@@ -212,6 +212,10 @@ async fn send(shared: Shared, batch: Batch) {
                 let _ = s.engine.on_batch_unauthorized(batch.id, outcomes, &reason, now);
                 true
             }
+            Sent::Unsent { reason } => {
+                let _ = s.engine.on_batch_unsent(batch.id, &reason, now);
+                true
+            }
         }
     };
     if unauthorized {

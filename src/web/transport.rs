@@ -64,6 +64,10 @@ pub enum Sent {
         outcomes: Vec<ChangeOutcome>,
         reason: String,
     },
+    /// No token to send with: nothing went out.
+    Unsent {
+        reason: String,
+    },
 }
 
 /// Runs the batch through the core's [`Exchange`]: one request after another, with one token refresh per
@@ -71,7 +75,7 @@ pub enum Sent {
 pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Sent {
     let mut token = match auth::token(shared, http).await {
         Ok(token) => token,
-        Err(reason) => return Sent::Unauthorized { outcomes: Vec::new(), reason },
+        Err(reason) => return Sent::Unsent { reason },
     };
     let mut exchange = Exchange::new(batch, &http.wire);
     while let Some(request) = exchange.next_request() {

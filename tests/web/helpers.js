@@ -110,3 +110,55 @@ export function uid() {
 export function stringify(value) {
   return JSON.stringify(value);
 }
+
+/** A REST call with the service key (bypasses RLS): how "another device" or "another user" changes rows. */
+export function serviceRest(server, method, path, body) {
+  return call(`${server}/rest/v1${path}`, {
+    method,
+    headers: { ...serviceHeaders, "Content-Type": "application/json", Prefer: "return=representation" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** A `getAccessToken` that fails the given way: "throws", "rejects", "null", "empty" or "never" (settles never). */
+export function failingToken(kind) {
+  const get = () => {
+    get.calls += 1;
+    if (kind === "throws") throw new Error("session expired");
+    if (kind === "rejects") return Promise.reject(new Error("refresh failed"));
+    if (kind === "null") return Promise.resolve(null);
+    if (kind === "empty") return "";
+    return new Promise(() => {});
+  };
+  get.calls = 0;
+  return get;
+}
+
+/** A custom transport whose first send never settles; later sends apply everything. */
+export function hangingTransport() {
+  return {
+    sends: 0,
+    send(batch) {
+      this.sends += 1;
+      if (this.sends === 1) return new Promise(() => {});
+      return Promise.resolve(batch.changes.map((c) => ({ seq: c.seq, status: "applied" })));
+    },
+  };
+}
+
+/** A conflict listener that keeps what it hears in `.heard`. */
+export function conflictRecorder() {
+  const listener = (conflict) => listener.heard.push(JSON.parse(JSON.stringify(conflict)));
+  listener.heard = [];
+  return listener;
+}
+
+/** A merge strategy: the server row with the local name appended, or null (drop) when `drop` is set. */
+export function mergeFunction(drop) {
+  const merge = (local, server) => {
+    merge.calls.push([local, server]);
+    return drop ? null : { ...server, name: `${server.name}+${local.name}` };
+  };
+  merge.calls = [];
+  return merge;
+}
