@@ -134,6 +134,8 @@ impl Postgrest {
                     let key = key_of(&id_text(&row[pk]));
                     if !self.rows.contains_key(&key) {
                         out.push(returned(&key, &row, false));
+                        // A row the user inserts is the user's own.
+                        self.hidden.remove(&key);
                         self.write(&key, row);
                     }
                 }
