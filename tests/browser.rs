@@ -1031,3 +1031,26 @@ async fn a_primary_key_in_data_that_differs_from_the_id_is_a_type_error() {
     assert_eq!(stat(&sync, "pending"), 1, "a numeric id matches its decimal string; the refusal queued nothing");
     sync.destroy();
 }
+
+#[wasm_bindgen_test]
+async fn a_refused_token_without_get_access_token_waits_for_set_access_token() {
+    let id = format!("{}-refused", uid());
+    seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
+    let options = js(json!({ "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY, "mode": "rpc" } }));
+    let sync = new_sync(options);
+    sync.set_access_token("not-a-valid-jwt".into()).unwrap();
+    queue(&sync, "exercises", &id, "update", json!({ "name": "after" }), 0);
+    let done = sync.force_sync_all();
+    wait_for("needsAuth", 3000, || stats(&sync)["needsAuth"] == true).await;
+    // Neither a second forceSyncAll() nor time falls back to the API key.
+    let _ = sync.force_sync_all();
+    pause_ms(300).await;
+    assert_eq!(stat(&sync, "successfulSyncs"), 0);
+    assert_eq!(stats(&sync)["needsAuth"], true);
+    assert_eq!(exercise(&id).await.unwrap()["name"], "before");
+    sync.set_access_token(TOKEN.into()).unwrap();
+    let summary = to_json(&JsFuture::from(done).await.unwrap());
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert_eq!(exercise(&id).await.unwrap()["name"], "after");
+    sync.destroy();
+}

@@ -101,7 +101,9 @@ pub fn ask_later(shared: &Shared) {
 pub fn ask_now(shared: &Shared) {
     let http = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
-        if s.destroyed || s.auth.asking || !s.engine.needs_auth() {
+        let asks = matches!(&*s.transport, Transport::Http(http) if http.get_access_token.is_some());
+        // Without getAccessToken only setAccessToken can end the wait (never a silent fall back to the API key).
+        if s.destroyed || s.auth.asking || !asks || !s.engine.needs_auth() {
             return;
         }
         s.auth.timer = None;
