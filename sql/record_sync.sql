@@ -82,7 +82,6 @@ returns jsonb
 language plpgsql
 security invoker
 set search_path = pg_catalog, public
-set timezone = 'UTC'
 as $fn$
 declare
   v_pk text;
@@ -137,11 +136,14 @@ begin
     done as (%2$s)
     select jsonb_agg(case
              when d.k__ is not null then jsonb_build_object('n', s.rs_n__, 'status', 'applied')
-             when c.%3$I is not null and %4$s then jsonb_build_object('n', s.rs_n__, 'status', 'conflict', 'row', to_jsonb(c))
-             when c.%3$I is null and %5$L = 'delete' then jsonb_build_object('n', s.rs_n__, 'status', 'applied')
-             else jsonb_build_object('n', s.rs_n__, 'status', 'missing') end)
+             -- Only for what was not written (a CASE branch runs only when reached): the stored row decides.
+             else jsonb_build_object('n', s.rs_n__) || coalesce(
+               (select case when %4$s then jsonb_build_object('status', 'conflict', 'row', to_jsonb(c))
+                            else jsonb_build_object('status', 'missing') end
+                  from %6$s c where c.%3$I = s.%3$I),
+               jsonb_build_object('status', case when %5$L = 'delete' then 'applied' else 'missing' end))
+             end)
       from s left join done d on d.k__ = s.%3$I
-             left join %6$s c on c.%3$I = s.%3$I and d.k__ is null
     $q$,
     v_src,
     case p_op
@@ -182,7 +184,7 @@ declare
   v_seq bigint[];
   v_client text[];
   v_tables jsonb;
-  v_work jsonb[] := '{}';
+  v_work jsonb[];
   change jsonb;
   i int;
   v_table text;
@@ -213,6 +215,7 @@ begin
   results := array_fill(null::jsonb, array[v_n]);
   v_seq := array_fill(null::bigint, array[v_n]);
   v_client := array_fill(null::text, array[v_n]);
+  v_work := array_fill(null::jsonb, array[v_n]);
 
   -- Each listed table once: its primary key and whether it has a last_changed column.
   select jsonb_object_agg(t.table_name, jsonb_build_object('pk', t.pk_column, 'lc', exists (
@@ -288,8 +291,8 @@ begin
       v_data := jsonb_strip_nulls(jsonb_build_object(v_pk, v_id, 'last_changed', v_lc));
     end if;
     v_check := v_lc is not null and change -> 'force' is distinct from 'true'::jsonb;
-    -- Appended in place (an expanded array), so validation stays linear in the batch size.
-    v_work := v_work || jsonb_build_object('n', i, 'table', v_table, 'pk', v_pk, 'op', v_op, 'check', v_check,
+    -- Assigned in place (an expanded array), so validation stays linear in the batch size.
+    v_work[i] := jsonb_build_object('n', i, 'table', v_table, 'pk', v_pk, 'op', v_op, 'check', v_check,
                                            'id', v_id, 'data', v_data);
   end loop;
 
@@ -298,7 +301,7 @@ begin
   -- Advisory locks also cover rows that do not exist yet.
   perform pg_advisory_xact_lock(k)
      from (select distinct hashtextextended(length(w ->> 'table') || ':' || (w ->> 'table') || (w ->> 'id'), 0) as k
-             from unnest(v_work) w order by 1) l;
+             from unnest(v_work) w where w is not null order by 1) l;
 
   -- Replays, looked up under the locks: a retry racing its own first attempt waits for it, then finds it here.
   if v_uid is not null then
@@ -310,11 +313,15 @@ begin
     -- The 30-day bound: see the table's comment.
     delete from public.record_sync_applied a where a.user_id = v_uid and a.applied_at < now() - interval '30 days';
 
+    -- One index probe per change (a join could pick a scan of every user's log).
     for g in
-      select (w ->> 'n')::int as n, w, a.status
-        from unnest(v_work) w
-        join public.record_sync_applied a
-          on a.user_id = v_uid and a.client_id = v_client[(w ->> 'n')::int] and a.seq = v_seq[(w ->> 'n')::int]
+      select * from (
+        select u.n::int as n, v_work[u.n] as w,
+               (select a.status from public.record_sync_applied a
+                 where a.user_id = v_uid and a.client_id = u.client_id and a.seq = u.seq) as status
+          from unnest(v_client, v_seq) with ordinality u(client_id, seq, n)
+         where v_work[u.n] is not null and u.client_id is not null and u.seq is not null) x
+       where x.status is not null
     loop
       results[g.n] := jsonb_build_object('seq', v_seq[g.n], 'status', g.status, 'replayed', true);
       if g.status = 'conflict' then
@@ -327,10 +334,9 @@ begin
     end loop;
     -- The same (client_id, seq) twice in one batch: the first one counts.
     for g in
-      select n from (select (w ->> 'n')::int as n,
-                            row_number() over (partition by v_client[(w ->> 'n')::int], v_seq[(w ->> 'n')::int] order by (w ->> 'n')::int) as k
-                       from unnest(v_work) w
-                      where v_client[(w ->> 'n')::int] is not null and v_seq[(w ->> 'n')::int] is not null) d
+      select d.n from (select u.n::int as n, row_number() over (partition by u.client_id, u.seq order by u.n) as k
+                         from unnest(v_client, v_seq) with ordinality u(client_id, seq, n)
+                        where u.client_id is not null and u.seq is not null and v_work[u.n] is not null) d
        where d.k > 1 and results[d.n] is null
     loop
       results[g.n] := jsonb_build_object('seq', v_seq[g.n], 'status', 'error', 'code', '23505',
@@ -346,7 +352,7 @@ begin
       from (select w ->> 'table' as tbl, w ->> 'op' as op, (w ->> 'check')::boolean as chk,
                    array(select jsonb_object_keys(w -> 'data') order by 1) as keys, (w ->> 'n')::int as n, w -> 'data' as data
               from unnest(v_work) w
-             where results[(w ->> 'n')::int] is null) x
+             where w is not null and results[(w ->> 'n')::int] is null) x
      group by x.tbl, x.op, x.chk, x.keys
      order by min(min(x.n)) over (partition by x.tbl), min(x.n)
   loop
