@@ -193,8 +193,15 @@ export function deleteSql(table, q, prefer) {
  * @param {import("../db/schema.js").Fn} fn
  * @param {Record<string, unknown>} args
  */
-export function rpcSql(fn, args) {
+export function rpcSql(fn, args, { fromText = false } = {}) {
   const p = new Params();
+  if (fromText) {
+    // GET: each argument is query-string text, cast to its declared type, as PostgREST does.
+    const given = fn.args.filter((a) => Object.hasOwn(args, a.name));
+    const call = `public.${ident(fn.name)}(${given.map((a) => `${ident(a.name)} := ${p.add(String(args[a.name]))}::${a.type}`).join(", ")})`;
+    if (fn.returns === "rows") return { sql: `select coalesce(json_agg(_f), '[]')::text as body from ${call} as _f`, params: p.list };
+    return { sql: `select to_json(${call})::text as body`, params: p.list };
+  }
   const given = fn.args.filter((a) => Object.hasOwn(args, a.name));
   const call = `public.${ident(fn.name)}(${given.map((a) => `${ident(a.name)} := _a.${ident(a.name)}`).join(", ")})`;
   const record = given.length
