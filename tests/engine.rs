@@ -501,3 +501,24 @@ fn a_write_refused_as_too_large_is_only_ever_sent_alone_again() {
     e.on_batch_result(first.id, applied(&first), 3).unwrap();
     assert_eq!(ids(&e.poll_batch(3).unwrap()), ["plans/d", "plans/e"]);
 }
+
+#[test]
+fn a_merged_row_goes_in_under_the_edits_made_while_the_conflicted_write_was_away() {
+    let mut e = with_strategy(ConflictStrategy::Merge);
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "mine"}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    queue(&mut e, "plans", "p", Op::Update, json!({"weeks": 5}), Priority::Low, 1);
+    e.on_batch_result(batch.id, answer(&batch, Outcome::Conflict { row: row(json!({"id": "p", "weeks": 1})) }), 2)
+        .unwrap();
+    assert_eq!(e.take_conflicts().len(), 1);
+    let mut merged =
+        Change::new("plans", "p", Op::Upsert, row(json!({"id": "p", "name": "mine", "weeks": 1})), Priority::Critical)
+            .unwrap();
+    merged.force = true;
+    let seq = e.enqueue_resolved(merged, 3).unwrap();
+    let batch = e.poll_batch(3).unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    let write = &batch.changes[0];
+    assert_eq!((write.op, write.seq, write.force), (Op::Upsert, seq, true));
+    assert_eq!(write.data, row(json!({"id": "p", "name": "mine", "weeks": 5})), "the later edit stays on top");
+}

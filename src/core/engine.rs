@@ -335,6 +335,42 @@ impl Engine {
         Ok(seq)
     }
 
+    /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
+    /// the record while the conflicted write was on its way, so that those later edits still apply on top of
+    /// it rather than being overwritten by it.
+    pub fn enqueue_resolved(&mut self, change: Change, now: u64) -> Result<u64, EngineError> {
+        let key = self.key_for(&change.table, &change.id);
+        let quiet = !self.failed_keys.contains_key(&key) && self.in_flight_entry(&key).is_none();
+        let Some(held) = self.pending.get(&key).filter(|_| quiet).cloned() else {
+            return self.enqueue(change, now);
+        };
+        let seq = self.next_seq;
+        let resolved = Entry {
+            key: key.clone(),
+            op: change.op,
+            data: change.data.clone(),
+            last_changed: change.last_changed.clone(),
+            priority: change.priority,
+            // The held changes were queued first: the record keeps its place in the send order.
+            order: held.order,
+            seq,
+            queued_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
+            attempts: 0,
+            changes: 1,
+            force: change.force,
+            solo: false,
+        };
+        let Ok(Some(folded)) = resolved.then(held, false) else { return self.enqueue(change, now) };
+        self.pending.remove(&key);
+        // The held changes never left (their record was in flight), so their seq is unused, but the folded
+        // write is new content: it gets a seq of its own.
+        self.pending.insert(Entry { seq, ..folded });
+        self.count_enqueued(true);
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
     fn count_enqueued(&mut self, merged: bool) {
         self.counters.total_changes += 1;
         if merged {

@@ -107,14 +107,15 @@ fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static s
         drop(s);
         return failed(format!("returned a row whose {pk} is not {:?}", conflict.id));
     }
-    let change = match Change::new(&conflict.table, &conflict.id, Op::Upsert, Some(row), Priority::High) {
+    // Critical: the conflicted write was already due; its resolution should not wait another interval.
+    let change = match Change::new(&conflict.table, &conflict.id, Op::Upsert, Some(row), Priority::Critical) {
         Ok(change) => Change { force: true, ..change },
         Err(e) => {
             drop(s);
             return failed(format!("returned a bad row: {e}"));
         }
     };
-    match s.engine.enqueue(change, js::now()) {
+    match s.engine.enqueue_resolved(change, js::now()) {
         Ok(seq) => {
             for waiter in s.waiters.iter_mut().filter(|w| w.watermark >= conflict.seq) {
                 waiter.watermark = waiter.watermark.max(seq);
