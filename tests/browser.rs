@@ -1054,3 +1054,19 @@ async fn a_refused_token_without_get_access_token_waits_for_set_access_token() {
     assert_eq!(exercise(&id).await.unwrap()["name"], "after");
     sync.destroy();
 }
+
+#[wasm_bindgen_test]
+async fn a_custom_transport_may_answer_missing_which_is_never_synced() {
+    let transport = recording_transport(vec!["missing:b".into()]);
+    let options = js(json!({ "transport": {} }));
+    set(&options, "transport", &transport);
+    let sync = new_sync(options);
+    let recorder = listen(&sync);
+    queue(&sync, "comments", "a", "update", json!({ "body": "A" }), 0);
+    queue(&sync, "comments", "b", "update", json!({ "body": "B" }), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!((summary["confirmed"].as_u64(), summary["conflicts"].as_u64()), (Some(1), Some(1)), "{summary}");
+    let heard = heard(&recorder);
+    assert_eq!((&heard[0]["id"], &heard[0]["reason"]), (&json!("b"), &json!("missing")), "{heard:?}");
+    sync.destroy();
+}

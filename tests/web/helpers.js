@@ -39,7 +39,7 @@ export function tokenSource(token) {
 /**
  * A custom transport that records every batch. `script` lists what to do per call in order, then "apply":
  * "apply" answers applied for all; "reject" rejects; "malformed" resolves to garbage; "error:<id>" answers a
- * permanent error for the change with that id and applied for the rest.
+ * permanent error for the change with that id and applied for the rest; "missing:<id>" answers missing for it.
  */
 export function recordingTransport(script) {
   const transport = {
@@ -50,10 +50,13 @@ export function recordingTransport(script) {
       if (step === "reject") throw new Error("backend unreachable");
       if (step === "malformed") return [{ seq: "one", status: 7 }];
       const bad = step.startsWith("error:") ? step.slice(6) : null;
+      const gone = step.startsWith("missing:") ? step.slice(8) : null;
       return batch.changes.map((c) =>
         c.id === bad
           ? { seq: c.seq, status: "error", code: "23514", message: "check constraint violated" }
-          : { seq: c.seq, status: "applied" },
+          : c.id === gone
+            ? { seq: c.seq, status: "missing" }
+            : { seq: c.seq, status: "applied" },
       );
     },
   };
