@@ -563,6 +563,7 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
     assert!(sync.retry_failed("x".into()).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.subscribe(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.set_access_token(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
+    assert!(sync.on_conflict(JsValue::from("f")).unwrap_err().is_instance_of::<js_sys::TypeError>());
     sync.destroy();
 
     // Options.
@@ -620,7 +621,31 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
             js(json!({ "transport": { "url": url, "apiKey": "k" }, "batchsize": 5 })),
             "options.batchsize is not an option",
         ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "tokenTimeoutMs": 0 } })),
+            "options.transport.tokenTimeoutMs must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "allowAnonymous": "yes" } })),
+            "options.transport.allowAnonymous must be a boolean",
+        ),
+        (js(json!({ "transport": { "send": "f" } })), "options.transport.send must be a function"),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "tables": { "a": { "onConflict": "mine" } } })),
+            "options.tables.a.onConflict must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "tables": { "a": { "merge": "x" } } })),
+            "options.tables.a.merge is not an option",
+        ),
     ];
+    // A custom transport's timeout is checked too.
+    let custom = js(json!({ "transport": {} }));
+    let transport = recording_transport(vec![]);
+    set(&transport, "timeoutMs", &JsValue::from(-5));
+    set(&custom, "transport", &transport);
+    let error = RecordSync::new(custom).err().expect("a negative timeoutMs is refused");
+    assert!(error_text(&error).contains("options.transport.timeoutMs must be"), "{}", error_text(&error));
     for (options, expected) in bad_options {
         let error = match RecordSync::new(options) {
             Ok(_) => panic!("accepted options that should fail with {expected:?}"),
