@@ -1,9 +1,9 @@
 -- record-sync: the server side of `rpc` mode. Install as-is in a Supabase project (SQL editor or a migration);
 -- every statement is idempotent, so re-running it upgrades in place. Needs Supabase's roles and auth.uid().
 --
--- POST /rest/v1/rpc/record_sync_apply {"changes": [...], "low_water": n} applies a batch of record changes in
--- order, each in its own savepoint, as the calling user (row-level security applies), exactly once per
--- (client_id, seq), and answers one result per change. See sql/README.md for the contract.
+-- POST /rest/v1/rpc/record_sync_apply {"changes": [...], "low_water": n} applies a batch of record changes as
+-- the calling user (row-level security applies), exactly once per (user, client_id, seq), set-based per table,
+-- and answers one result per change. See sql/README.md for the contract.
 
 -- Which tables record_sync_apply may write, and each one's primary key column. A table not listed here is
 -- refused with an error result (42501), whatever the caller's grants.
@@ -17,194 +17,380 @@ drop policy if exists record_sync_tables_read on public.record_sync_tables;
 create policy record_sync_tables_read on public.record_sync_tables for select using (true);
 grant select on public.record_sync_tables to anon, authenticated, service_role;
 
+-- The installer's switches: one row. `allow_anonymous`: callers without a user id (the anon key, or the service
+-- key without a user) may call record_sync_apply; their changes are applied without replay protection, since the
+-- replay log belongs to users. Off by default: such a call is refused with 42501.
+create table if not exists public.record_sync_settings (
+  singleton boolean primary key default true check (singleton),
+  allow_anonymous boolean not null default false
+);
+insert into public.record_sync_settings default values on conflict do nothing;
+alter table public.record_sync_settings enable row level security;
+drop policy if exists record_sync_settings_read on public.record_sync_settings;
+create policy record_sync_settings_read on public.record_sync_settings for select using (true);
+grant select on public.record_sync_settings to anon, authenticated, service_role;
+
 -- What has been applied, so that a batch retried after its response was lost is answered from here instead of
--- being applied twice. Kept bounded two ways: a client's low_water (every seq below it will never be sent again)
--- deletes that client's older rows, and rows older than 30 days are pruned on every call, long after any client
+-- being applied twice. Keyed per user: a user's (client_id, seq) can never collide with, or reveal, another
+-- user's, and row-level security keeps each user to their own rows. Anonymous callers can neither read nor write
+-- it. Kept bounded two ways: a client's low_water (every seq below it will never be sent again) deletes that
+-- client's older rows, and the caller's rows older than 30 days are pruned on every call, long after any client
 -- could still be retrying them.
--- user_id ties a row to the user who wrote it: with row-level security a user only sees and writes their own
--- rows, so nobody can read another user's sync history. A row planted under another client's (client_id, seq)
--- stays invisible to that client, whose own record then fails with 23505 and its change is reported as an error,
--- never silently taken for a replay; client ids are random per device in any case.
 create table if not exists public.record_sync_applied (
+  user_id uuid not null default auth.uid(),
   client_id text not null,
   seq bigint not null,
-  status text not null check (status in ('applied', 'conflict')),
-  user_id uuid default auth.uid(),
+  status text not null,
   applied_at timestamptz not null default now(),
-  primary key (client_id, seq)
+  primary key (user_id, client_id, seq)
 );
-create index if not exists record_sync_applied_applied_at on public.record_sync_applied (applied_at);
+-- Upgrade from the first layout, keyed by (client_id, seq) with a nullable user_id: anonymous rows go (anonymous
+-- calls no longer use the log), the key gains the user.
+do $$
+begin
+  if exists (select 1 from pg_constraint
+              where conrelid = 'public.record_sync_applied'::regclass and contype = 'p'
+                and pg_get_constraintdef(oid) = 'PRIMARY KEY (client_id, seq)') then
+    delete from public.record_sync_applied where user_id is null;
+    alter table public.record_sync_applied drop constraint record_sync_applied_pkey,
+      alter column user_id set not null,
+      add primary key (user_id, client_id, seq);
+  end if;
+end $$;
+-- Re-created so that an installed copy learns each new status.
+alter table public.record_sync_applied drop constraint if exists record_sync_applied_status_check;
+alter table public.record_sync_applied
+  add constraint record_sync_applied_status_check check (status in ('applied', 'conflict', 'missing'));
+drop index if exists public.record_sync_applied_applied_at;
+create index if not exists record_sync_applied_user_applied_at on public.record_sync_applied (user_id, applied_at);
 
 alter table public.record_sync_applied enable row level security;
 drop policy if exists record_sync_applied_own on public.record_sync_applied;
 create policy record_sync_applied_own on public.record_sync_applied for all
-  using (user_id is not distinct from (select auth.uid()))
-  with check (user_id is not distinct from (select auth.uid()));
-grant select, insert, delete on public.record_sync_applied to anon, authenticated, service_role;
+  using (user_id = (select auth.uid()))
+  with check (user_id = (select auth.uid()));
+revoke all on public.record_sync_applied from anon;
+grant select, insert, delete on public.record_sync_applied to authenticated, service_role;
 
-create or replace function public.record_sync_apply(changes jsonb, low_water bigint default null)
+-- Applies one group of changes (one table, one op, the same columns, the same last-writer-wins rule) in one
+-- statement and answers [{n, status, row?}] for each. Raises if the statement fails; record_sync_apply then
+-- retries the group one change at a time. rows: [{n, data}], data holding the primary key (and last_changed
+-- when checked); for a delete, data holds only those two.
+create or replace function public.record_sync_apply_group(
+  p_table text, p_op text, p_check boolean, p_keys text[], p_rows jsonb)
 returns jsonb
 language plpgsql
 security invoker
 set search_path = pg_catalog, public
 as $fn$
 declare
-  change jsonb;
-  results jsonb := '[]'::jsonb;
-  v_client text;
-  v_seq bigint;
-  v_op text;
-  v_table text;
   v_pk text;
   v_rel text;
+  v_src text;
+  v_cols text;
+  v_sets text;
+  v_sets_ex text;
+  v_guard text;
+  v_out jsonb;
+begin
+  -- Callable on its own through /rpc too, so it checks the allowlist itself.
+  select t.pk_column into v_pk from public.record_sync_tables t where t.table_name = p_table;
+  if not found then
+    raise exception using errcode = '42501',
+      message = format('record_sync_apply: table %s is not listed in record_sync_tables', coalesce(quote_ident(p_table), 'null'));
+  end if;
+  v_rel := format('public.%I', p_table);
+  if to_regclass(v_rel) is null then
+    raise exception using errcode = '42P01', message = format('relation %s does not exist', v_rel);
+  end if;
+  if p_op not in ('insert', 'update', 'upsert', 'delete') then
+    raise exception using errcode = '22023', message = format('record_sync_apply: unknown op %s', p_op);
+  end if;
+  -- One change per record per statement: a statement cannot touch a row twice, and results map back by key.
+  if (select count(distinct e -> 'data' -> v_pk) <> count(*) from jsonb_array_elements(p_rows) e) then
+    raise exception using errcode = '21000', message = 'record_sync_apply: the same record twice in one group';
+  end if;
+
+  v_src := format('select (e ->> ''n'')::int as rs_n__, r.* from jsonb_array_elements($1) e,
+                          lateral jsonb_populate_record(null::%s, e -> ''data'') r', v_rel);
+  select string_agg(format('%I', k), ', ' order by k) into v_cols from unnest(p_keys) k;
+  v_guard := case when p_check then 't.last_changed is null or t.last_changed <= s.last_changed' else 'true' end;
+
+  if p_op = 'insert' then
+    -- An existing row fails the statement (23505), and then that change alone, in the one-by-one retry.
+    execute format('insert into %1$s (%2$s) select %2$s from (%3$s) s', v_rel, v_cols, v_src) using p_rows;
+    select jsonb_agg(jsonb_build_object('n', (e ->> 'n')::int, 'status', 'applied')) into v_out
+      from jsonb_array_elements(p_rows) e;
+    return v_out;
+  end if;
+
+  select string_agg(format('%1$I = s.%1$I', k), ', ' order by k), string_agg(format('%1$I = excluded.%1$I', k), ', ' order by k)
+    into v_sets, v_sets_ex from unnest(p_keys) k where k <> v_pk;
+  v_sets := coalesce(v_sets, format('%1$I = s.%1$I', v_pk));
+  v_sets_ex := coalesce(v_sets_ex, format('%1$I = excluded.%1$I', v_pk));
+  -- The data-modifying CTE writes; the outer query reads the table as it was before, which is the stored row
+  -- for every change that was not written.
+  execute format(
+    $q$
+    with s as materialized (%1$s),
+    done as (%2$s)
+    select jsonb_agg(case
+             when d.k__ is not null then jsonb_build_object('n', s.rs_n__, 'status', 'applied')
+             -- Only for what was not written (a CASE branch runs only when reached): the stored row decides.
+             else jsonb_build_object('n', s.rs_n__) || coalesce(
+               (select case when %4$s then jsonb_build_object('status', 'conflict', 'row', to_jsonb(c))
+                            else jsonb_build_object('status', 'missing') end
+                  from %6$s c where c.%3$I = s.%3$I),
+               jsonb_build_object('status', case when %5$L = 'delete' then 'applied' else 'missing' end))
+             end)
+      from s left join done d on d.k__ = s.%3$I
+    $q$,
+    v_src,
+    case p_op
+      when 'update' then format('update %1$s as t set %2$s from s where t.%3$I = s.%3$I and (%4$s) returning t.%3$I as k__',
+                                v_rel, v_sets, v_pk, v_guard)
+      when 'upsert' then format('insert into %1$s as t (%2$s) select %2$s from s on conflict (%3$I) do update set %4$s
+                                   where %5$s returning t.%3$I as k__',
+                                v_rel, v_cols, v_pk, v_sets_ex,
+                                case when p_check then 't.last_changed is null or t.last_changed <= excluded.last_changed'
+                                     else 'true' end)
+      else format('delete from %1$s as t using s where t.%2$I = s.%2$I and (%3$s) returning t.%2$I as k__', v_rel, v_pk, v_guard)
+    end,
+    v_pk,
+    case when p_check then 'c.last_changed > s.last_changed' else 'false' end,
+    p_op,
+    v_rel)
+    into v_out using p_rows;
+  return v_out;
+end
+$fn$;
+
+revoke all on function public.record_sync_apply_group(text, text, boolean, text[], jsonb) from public;
+grant execute on function public.record_sync_apply_group(text, text, boolean, text[], jsonb) to anon, authenticated, service_role;
+
+create or replace function public.record_sync_apply(changes jsonb, low_water bigint default null)
+returns jsonb
+language plpgsql
+security invoker
+set search_path = pg_catalog, public
+-- Timestamps without an offset are read as UTC, and rows come back in UTC, whatever the session's zone.
+set timezone = 'UTC'
+as $fn$
+declare
+  max_changes constant int := 1000;
+  v_uid uuid := auth.uid();
+  v_n int;
+  results jsonb[];
+  v_seq bigint[];
+  v_client text[];
+  v_tables jsonb;
+  v_work jsonb[];
+  change jsonb;
+  i int;
+  v_table text;
+  v_pk text;
+  v_op text;
   v_id jsonb;
   v_data jsonb;
-  v_key jsonb;
-  v_check_lc boolean;
+  v_lc jsonb;
+  v_check boolean;
+  g record;
+  e jsonb;
+  r jsonb;
   v_stored jsonb;
-  v_newer boolean;
-  v_prev text;
-  v_cols text;
-  v_vals text;
-  v_sets text;
-  v_n bigint;
-  v_result jsonb;
 begin
   if changes is null or jsonb_typeof(changes) <> 'array' then
     raise exception using errcode = '22023', message = 'record_sync_apply: changes must be a JSON array';
   end if;
-
-  if low_water is not null then
-    delete from public.record_sync_applied a
-     where a.seq < low_water
-       and a.client_id in (select distinct e ->> 'client_id' from jsonb_array_elements(changes) e);
+  v_n := jsonb_array_length(changes);
+  if v_n > max_changes then
+    raise exception using errcode = '22023',
+      message = format('record_sync_apply: a batch holds at most %s changes, this one has %s', max_changes, v_n),
+      hint = 'Send smaller batches (record-sync''s batchSize is at most 1000).';
   end if;
-  -- The 30-day bound: see the table's comment.
-  delete from public.record_sync_applied a where a.applied_at < now() - interval '30 days';
+  if v_uid is null and not coalesce((select s.allow_anonymous from public.record_sync_settings s), false) then
+    raise exception using errcode = '42501', message = 'record_sync_apply: anonymous callers are refused: sign in',
+      hint = 'An installer may allow them: update public.record_sync_settings set allow_anonymous = true';
+  end if;
+  results := array_fill(null::jsonb, array[v_n]);
+  v_seq := array_fill(null::bigint, array[v_n]);
+  v_client := array_fill(null::text, array[v_n]);
+  v_work := array_fill(null::jsonb, array[v_n]);
 
-  for change in select e.value from jsonb_array_elements(changes) with ordinality e(value, n) order by e.n loop
-    v_seq := null;
-    v_result := null;
-    -- One savepoint per change: an error undoes this change and its bookkeeping only.
-    begin
-      if jsonb_typeof(change) <> 'object' then
-        raise exception using errcode = '22023', message = 'record_sync_apply: each change must be a JSON object';
-      end if;
-      v_seq := (change ->> 'seq')::bigint;
-      v_client := change ->> 'client_id';
-      v_table := change ->> 'table';
-      v_op := change ->> 'op';
-      v_id := change -> 'id';
+  -- Each listed table once: its primary key and whether it has a last_changed column.
+  select jsonb_object_agg(t.table_name, jsonb_build_object('pk', t.pk_column, 'lc', exists (
+           select 1 from pg_attribute a
+            where a.attrelid = to_regclass(format('public.%I', t.table_name)) and a.attname = 'last_changed'
+              and a.attnum > 0 and not a.attisdropped)))
+    into v_tables
+    from public.record_sync_tables t
+   where t.table_name in (select distinct x ->> 'table' from jsonb_array_elements(changes) x where jsonb_typeof(x) = 'object');
 
-      select t.pk_column into v_pk from public.record_sync_tables t where t.table_name = v_table;
-      if not found then
-        raise exception using errcode = '42501',
-          message = format('record_sync_apply: table %s is not listed in record_sync_tables', coalesce(quote_ident(v_table), 'null'));
-      end if;
-      v_rel := format('public.%I', v_table);
-      if to_regclass(v_rel) is null then
-        raise exception using errcode = '42P01', message = format('relation %s does not exist', v_rel);
-      end if;
-      if v_id is null or jsonb_typeof(v_id) not in ('string', 'number') then
-        raise exception using errcode = '22023', message = 'record_sync_apply: id must be a string or a number';
-      end if;
-      v_key := jsonb_build_object(v_pk, v_id);
-
-      if v_client is not null and v_seq is not null then
-        select a.status into v_prev from public.record_sync_applied a where a.client_id = v_client and a.seq = v_seq;
-        if found then
-          v_result := jsonb_build_object('seq', v_seq, 'status', v_prev, 'replayed', true);
-          if v_prev = 'conflict' then
-            -- The client never saw the first answer, so it still needs the row that won.
-            execute format('select to_jsonb(t) from %1$s t where t.%2$I = (jsonb_populate_record(null::%1$s, $1)).%2$I',
-                           v_rel, v_pk) into v_stored using v_key;
-            v_result := v_result || jsonb_build_object('row', v_stored);
-          end if;
-          results := results || jsonb_build_array(v_result);
-          continue;
-        end if;
-      end if;
-
-      if v_op is null or v_op not in ('insert', 'update', 'upsert', 'delete') then
-        raise exception using errcode = '22023',
-          message = format('record_sync_apply: op must be insert, update, upsert or delete, not %s', coalesce(v_op, 'null'));
-      end if;
-
-      v_check_lc := coalesce(jsonb_typeof(change -> 'last_changed'), 'null') <> 'null'
-        and exists (select 1 from pg_attribute
-                     where attrelid = v_rel::regclass and attname = 'last_changed' and attnum > 0 and not attisdropped);
-      if v_check_lc then
-        v_key := v_key || jsonb_build_object('last_changed', change -> 'last_changed');
-      end if;
-
-      if v_op <> 'delete' then
-        v_data := change -> 'data';
-        if v_data is null or jsonb_typeof(v_data) <> 'object' then
-          raise exception using errcode = '22023', message = format('record_sync_apply: %s needs data, a JSON object', v_op);
-        end if;
-        -- id is authoritative for the key; the change's timestamp becomes the row's when data does not carry one.
-        v_data := v_data || jsonb_build_object(v_pk, v_id);
-        if v_check_lc and not v_data ? 'last_changed' then
-          v_data := v_data || jsonb_build_object('last_changed', change -> 'last_changed');
-        end if;
-        select string_agg(format('%I', k), ', '), string_agg(format('r.%I', k), ', '),
-               string_agg(format('%1$I = excluded.%1$I', k), ', ')
-          into v_cols, v_vals, v_sets
-          from jsonb_object_keys(v_data) k;
-      end if;
-
-      v_stored := null;
-      v_newer := false;
-      if v_check_lc and v_op <> 'insert' then
-        -- Lock first, so no other writer can slip in between this comparison and the write.
-        execute format(
-          'select to_jsonb(t), t.last_changed > (jsonb_populate_record(null::%1$s, $1)).last_changed
-             from %1$s t where t.%2$I = (jsonb_populate_record(null::%1$s, $1)).%2$I for update',
-          v_rel, v_pk) into v_stored, v_newer using v_key;
-      end if;
-
-      if coalesce(v_newer, false) then
-        v_result := jsonb_build_object('seq', v_seq, 'status', 'conflict', 'row', v_stored);
-      else
-        if v_op = 'insert' then
-          execute format('insert into %1$s (%2$s) select %3$s from jsonb_populate_record(null::%1$s, $1) r',
-                         v_rel, v_cols, v_vals) using v_data;
-        elsif v_op = 'update' then
-          execute format('update %1$s t set (%2$s) = (select %3$s from jsonb_populate_record(null::%1$s, $1) r)
-                           where t.%4$I = (jsonb_populate_record(null::%1$s, $1)).%4$I',
-                         v_rel, v_cols, v_vals, v_pk) using v_data;
-        elsif v_op = 'upsert' then
-          -- The WHERE guards the one race the lock cannot: a newer row inserted after we found none.
-          execute format('insert into %1$s as t (%2$s) select %3$s from jsonb_populate_record(null::%1$s, $1) r
-                           on conflict (%4$I) do update set %5$s %6$s',
-                         v_rel, v_cols, v_vals, v_pk, v_sets,
-                         case when v_check_lc
-                              then format('where t.last_changed <= (jsonb_populate_record(null::%s, $2)).last_changed', v_rel)
-                              else '' end)
-            using v_data, v_key;
-          get diagnostics v_n = row_count;
-          if v_n = 0 then
-            execute format('select to_jsonb(t) from %1$s t where t.%2$I = (jsonb_populate_record(null::%1$s, $1)).%2$I',
-                           v_rel, v_pk) into v_stored using v_key;
-            v_result := jsonb_build_object('seq', v_seq, 'status', 'conflict', 'row', v_stored);
-          end if;
-        else
-          execute format('delete from %1$s t where t.%2$I = (jsonb_populate_record(null::%1$s, $1)).%2$I',
-                         v_rel, v_pk) using v_key;
-        end if;
-        v_result := coalesce(v_result, jsonb_build_object('seq', v_seq, 'status', 'applied'));
-      end if;
-
-      if v_client is not null and v_seq is not null then
-        insert into public.record_sync_applied (client_id, seq, status) values (v_client, v_seq, v_result ->> 'status');
-      end if;
-      results := results || jsonb_build_array(v_result);
-    exception when others then
-      results := results || jsonb_build_array(
-        jsonb_build_object('seq', v_seq, 'status', 'error', 'code', sqlstate, 'message', sqlerrm));
-    end;
+  -- Validate each change without touching any table; what passes becomes work, what fails its error result.
+  i := 0;
+  for change in select x from jsonb_array_elements(changes) x loop
+    i := i + 1;
+    if jsonb_typeof(change) <> 'object' then
+      results[i] := jsonb_build_object('seq', null, 'status', 'error', 'code', '22023',
+                                       'message', 'record_sync_apply: each change must be a JSON object');
+      continue;
+    end if;
+    if jsonb_typeof(change -> 'seq') = 'number' and (change ->> 'seq') ~ '^-?\d{1,18}$' then
+      v_seq[i] := (change ->> 'seq')::bigint;
+    end if;
+    if jsonb_typeof(change -> 'client_id') = 'string' then
+      v_client[i] := change ->> 'client_id';
+    end if;
+    v_table := change ->> 'table';
+    v_op := change ->> 'op';
+    v_id := change -> 'id';
+    v_data := change -> 'data';
+    v_lc := case when jsonb_typeof(change -> 'last_changed') is distinct from 'null' then change -> 'last_changed' end;
+    if not coalesce(v_tables ? v_table, false) then
+      results[i] := jsonb_build_object('seq', v_seq[i], 'status', 'error', 'code', '42501', 'message',
+        format('record_sync_apply: table %s is not listed in record_sync_tables', coalesce(quote_ident(v_table), 'null')));
+      continue;
+    end if;
+    v_pk := v_tables -> v_table ->> 'pk';
+    if v_op is null or v_op not in ('insert', 'update', 'upsert', 'delete') then
+      results[i] := jsonb_build_object('seq', v_seq[i], 'status', 'error', 'code', '22023', 'message',
+        format('record_sync_apply: op must be insert, update, upsert or delete, not %s', coalesce(v_op, 'null')));
+      continue;
+    end if;
+    if v_id is null or jsonb_typeof(v_id) not in ('string', 'number') then
+      results[i] := jsonb_build_object('seq', v_seq[i], 'status', 'error', 'code', '22023',
+                                       'message', 'record_sync_apply: id must be a string or a number');
+      continue;
+    end if;
+    if v_op <> 'delete' and (v_data is null or jsonb_typeof(v_data) <> 'object') then
+      results[i] := jsonb_build_object('seq', v_seq[i], 'status', 'error', 'code', '22023',
+                                       'message', format('record_sync_apply: %s needs data, a JSON object', v_op));
+      continue;
+    end if;
+    if v_op = 'delete' then
+      v_data := '{}'::jsonb;
+    end if;
+    -- The change's last_changed, else the one in its data, is the change's time; it is what the check compares
+    -- and what the row gets.
+    if not (v_tables -> v_table -> 'lc')::boolean then
+      v_lc := null;
+    elsif v_lc is null and jsonb_typeof(v_data -> 'last_changed') is distinct from 'null' then
+      v_lc := v_data -> 'last_changed';
+    end if;
+    if v_lc is not null and (jsonb_typeof(v_lc) <> 'string' or lower(btrim(v_lc #>> '{}')) in ('infinity', '+infinity', '-infinity')) then
+      results[i] := jsonb_build_object('seq', v_seq[i], 'status', 'error', 'code', '22007', 'message',
+        'record_sync_apply: last_changed must be a finite timestamp string (ISO 8601; without an offset it is UTC)');
+      continue;
+    end if;
+    -- id is authoritative for the key.
+    v_data := v_data || jsonb_build_object(v_pk, v_id);
+    if v_lc is not null then
+      v_data := v_data || jsonb_build_object('last_changed', v_lc);
+    end if;
+    if v_op = 'delete' then
+      v_data := jsonb_strip_nulls(jsonb_build_object(v_pk, v_id, 'last_changed', v_lc));
+    end if;
+    v_check := v_lc is not null and change -> 'force' is distinct from 'true'::jsonb;
+    -- Assigned in place (an expanded array), so validation stays linear in the batch size.
+    v_work[i] := jsonb_build_object('n', i, 'table', v_table, 'pk', v_pk, 'op', v_op, 'check', v_check,
+                                           'id', v_id, 'data', v_data);
   end loop;
-  return results;
+
+  -- Every record this batch writes is locked before anything is applied, in one order (the lock key's), so two
+  -- batches of one user racing over the same records in different orders wait for each other, never deadlock.
+  -- Advisory locks also cover rows that do not exist yet.
+  perform pg_advisory_xact_lock(k)
+     from (select distinct hashtextextended(length(w ->> 'table') || ':' || (w ->> 'table') || (w ->> 'id'), 0) as k
+             from unnest(v_work) w where w is not null order by 1) l;
+
+  -- Replays, looked up under the locks: a retry racing its own first attempt waits for it, then finds it here.
+  if v_uid is not null then
+    if low_water is not null then
+      delete from public.record_sync_applied a
+       where a.user_id = v_uid and a.seq < low_water
+         and a.client_id in (select distinct c from unnest(v_client) c where c is not null);
+    end if;
+    -- The 30-day bound: see the table's comment.
+    delete from public.record_sync_applied a where a.user_id = v_uid and a.applied_at < now() - interval '30 days';
+
+    -- One index probe per change (a join could pick a scan of every user's log).
+    for g in
+      select * from (
+        select u.n::int as n, v_work[u.n] as w,
+               (select a.status from public.record_sync_applied a
+                 where a.user_id = v_uid and a.client_id = u.client_id and a.seq = u.seq) as status
+          from unnest(v_client, v_seq) with ordinality u(client_id, seq, n)
+         where v_work[u.n] is not null and u.client_id is not null and u.seq is not null) x
+       where x.status is not null
+    loop
+      results[g.n] := jsonb_build_object('seq', v_seq[g.n], 'status', g.status, 'replayed', true);
+      if g.status = 'conflict' then
+        -- The client never saw the first answer, so it still needs the row that won.
+        execute format('select to_jsonb(t) from public.%1$I t where t.%2$I = (jsonb_populate_record(null::public.%1$I, $1)).%2$I',
+                       g.w ->> 'table', g.w ->> 'pk')
+          into v_stored using g.w -> 'data';
+        results[g.n] := results[g.n] || jsonb_build_object('row', v_stored);
+      end if;
+    end loop;
+    -- The same (client_id, seq) twice in one batch: the first one counts.
+    for g in
+      select d.n from (select u.n::int as n, row_number() over (partition by u.client_id, u.seq order by u.n) as k
+                         from unnest(v_client, v_seq) with ordinality u(client_id, seq, n)
+                        where u.client_id is not null and u.seq is not null and v_work[u.n] is not null) d
+       where d.k > 1 and results[d.n] is null
+    loop
+      results[g.n] := jsonb_build_object('seq', v_seq[g.n], 'status', 'error', 'code', '23505',
+                                         'message', 'record_sync_apply: the same client_id and seq twice in one batch');
+    end loop;
+  end if;
+
+  -- Set-based: one statement per table, op, column set and check, tables in the order the batch first names
+  -- them (parents before children), groups within a table likewise.
+  for g in
+    select x.tbl, x.op, x.chk, x.keys,
+           jsonb_agg(jsonb_build_object('n', x.n, 'data', x.data) order by x.n) as rows
+      from (select w ->> 'table' as tbl, w ->> 'op' as op, (w ->> 'check')::boolean as chk,
+                   array(select jsonb_object_keys(w -> 'data') order by 1) as keys, (w ->> 'n')::int as n, w -> 'data' as data
+              from unnest(v_work) w
+             where w is not null and results[(w ->> 'n')::int] is null) x
+     group by x.tbl, x.op, x.chk, x.keys
+     order by min(min(x.n)) over (partition by x.tbl), min(x.n)
+  loop
+    r := null;
+    begin
+      r := public.record_sync_apply_group(g.tbl, g.op, g.chk, g.keys, g.rows);
+    exception when others then
+      -- Which change failed is not known: retry one by one, each in its own savepoint, so it fails alone.
+      r := null;
+    end;
+    if r is not null then
+      for e in select x from jsonb_array_elements(r) x loop
+        results[(e ->> 'n')::int] := jsonb_build_object('seq', v_seq[(e ->> 'n')::int]) || (e - 'n');
+      end loop;
+    else
+      for e in select x from jsonb_array_elements(g.rows) x loop
+        begin
+          r := public.record_sync_apply_group(g.tbl, g.op, g.chk, g.keys, jsonb_build_array(e)) -> 0;
+          results[(e ->> 'n')::int] := jsonb_build_object('seq', v_seq[(e ->> 'n')::int]) || (r - 'n');
+        exception when others then
+          results[(e ->> 'n')::int] := jsonb_build_object('seq', v_seq[(e ->> 'n')::int], 'status', 'error',
+                                                          'code', sqlstate, 'message', sqlerrm);
+        end;
+      end loop;
+    end if;
+  end loop;
+
+  -- Record what was decided now (not replays, not errors) in one statement; it commits with the writes.
+  if v_uid is not null then
+    insert into public.record_sync_applied (user_id, client_id, seq, status)
+    select v_uid, v_client[k], v_seq[k], results[k] ->> 'status'
+      from generate_subscripts(results, 1) k
+     where v_client[k] is not null and v_seq[k] is not null
+       and results[k] ->> 'status' in ('applied', 'conflict', 'missing') and not results[k] ? 'replayed'
+    on conflict do nothing;
+  end if;
+
+  return coalesce((select jsonb_agg(x order by k) from unnest(results) with ordinality u(x, k)), '[]'::jsonb);
 end
 $fn$;
 

@@ -45,6 +45,16 @@ extern "C" {
     fn dispatch(name: &str);
     fn uid() -> String;
     fn stringify(value: &JsValue) -> String;
+    #[wasm_bindgen(catch, js_name = serviceRest)]
+    async fn service_rest(server: &str, method: &str, path: &str, body: JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = failingToken)]
+    fn failing_token(kind: &str) -> Function;
+    #[wasm_bindgen(js_name = hangingTransport)]
+    fn hanging_transport() -> JsValue;
+    #[wasm_bindgen(js_name = conflictRecorder)]
+    fn conflict_recorder() -> Function;
+    #[wasm_bindgen(js_name = mergeFunction)]
+    fn merge_function(drop: bool) -> Function;
 }
 
 // ---------------------------------------------------------------------------------------------- helpers
@@ -553,6 +563,7 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
     assert!(sync.retry_failed("x".into()).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.subscribe(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.set_access_token(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
+    assert!(sync.on_conflict(JsValue::from("f")).unwrap_err().is_instance_of::<js_sys::TypeError>());
     sync.destroy();
 
     // Options.
@@ -610,7 +621,31 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
             js(json!({ "transport": { "url": url, "apiKey": "k" }, "batchsize": 5 })),
             "options.batchsize is not an option",
         ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "tokenTimeoutMs": 0 } })),
+            "options.transport.tokenTimeoutMs must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k", "allowAnonymous": "yes" } })),
+            "options.transport.allowAnonymous must be a boolean",
+        ),
+        (js(json!({ "transport": { "send": "f" } })), "options.transport.send must be a function"),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "tables": { "a": { "onConflict": "mine" } } })),
+            "options.tables.a.onConflict must be",
+        ),
+        (
+            js(json!({ "transport": { "url": url, "apiKey": "k" }, "tables": { "a": { "merge": "x" } } })),
+            "options.tables.a.merge is not an option",
+        ),
     ];
+    // A custom transport's timeout is checked too.
+    let custom = js(json!({ "transport": {} }));
+    let transport = recording_transport(vec![]);
+    set(&transport, "timeoutMs", &JsValue::from(-5));
+    set(&custom, "transport", &transport);
+    let error = RecordSync::new(custom).err().expect("a negative timeoutMs is refused");
+    assert!(error_text(&error).contains("options.transport.timeoutMs must be"), "{}", error_text(&error));
     for (options, expected) in bad_options {
         let error = match RecordSync::new(options) {
             Ok(_) => panic!("accepted options that should fail with {expected:?}"),
@@ -698,5 +733,365 @@ async fn callbacks_may_call_back_into_the_instance() {
     let batches = to_json(&Reflect::get(&transport, &"batches".into()).unwrap());
     let sent: Vec<&str> = batches.as_array().unwrap().iter().filter_map(|b| b["changes"][0]["id"].as_str()).collect();
     assert_eq!(sent, ["first", "follow-up"]);
+    sync.destroy();
+}
+
+// ------------------------------------------------------------------------- every "synced" is true (issue 8)
+
+const OTHER_USER: &str = "00000000-0000-4000-8000-0000000000ff";
+
+/// Writes a row as the server's owner would (service key, row-level security bypassed).
+async fn seed(table: &str, row: Value) {
+    service_rest(SERVER, "POST", &format!("/{table}"), js(row))
+        .await
+        .unwrap_or_else(|e| panic!("seed: {}", error_text(&e)));
+}
+
+async fn exercise(id: &str) -> Option<Value> {
+    server_rows("exercises", &format!("id=eq.{id}&select=*")).await.into_iter().next()
+}
+
+fn listen(sync: &RecordSync) -> Function {
+    let recorder = conflict_recorder();
+    sync.on_conflict(recorder.clone().into()).unwrap();
+    recorder
+}
+
+fn heard(recorder: &Function) -> Vec<Value> {
+    to_json(&Reflect::get(recorder, &"heard".into()).unwrap()).as_array().cloned().unwrap_or_default()
+}
+
+#[wasm_bindgen_test]
+async fn no_token_no_send_in_both_modes_and_set_access_token_resumes() {
+    for mode in ["rest", "rpc"] {
+        for kind in ["throws", "rejects", "null", "empty", "never"] {
+            let id = format!("{}-token-{kind}", uid());
+            seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
+            let options = options(mode, json!({}));
+            let transport = Reflect::get(&options, &"transport".into()).unwrap();
+            set(&transport, "getAccessToken", &failing_token(kind));
+            set(&transport, "tokenTimeoutMs", &200.into());
+            let sync = new_sync(options);
+            queue(&sync, "exercises", &id, "update", json!({ "name": "after" }), 0);
+            let done = sync.force_sync_all();
+            wait_for("needsAuth", 3000, || stats(&sync)["needsAuth"] == true).await;
+            let s = stats(&sync);
+            let why = format!("{mode}/{kind}: {s}");
+            assert_eq!((s["successfulSyncs"].as_u64(), s["requests"].as_u64()), (Some(0), Some(0)), "{why}");
+            assert_eq!((s["pending"].as_u64(), s["retries"].as_u64()), (Some(1), Some(0)), "{why}");
+            assert!(s["lastError"].as_str().is_some_and(|e| e.contains("getAccessToken")), "{why}");
+            assert_eq!(sync.pending_changes().map(|p| to_json(&p)[0]["attempts"].clone()).unwrap(), 0, "{why}");
+            assert_eq!(exercise(&id).await.unwrap()["name"], "before", "{why}: the server is unchanged");
+            sync.set_access_token(TOKEN.into()).unwrap();
+            let summary = to_json(&JsFuture::from(done).await.unwrap());
+            assert_eq!(summary["confirmed"], 1, "{why}: {summary}");
+            assert_eq!(stats(&sync)["needsAuth"], false, "{why}");
+            assert_eq!(exercise(&id).await.unwrap()["name"], "after", "{why}");
+            sync.destroy();
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_later_successful_get_access_token_resumes_and_allow_anonymous_sends_with_the_api_key() {
+    let id = format!("{}-token-later", uid());
+    seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
+    // Fails once, then gives the token: asked again on forceSyncAll().
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counter = calls.clone();
+    let get = Closure::<dyn FnMut() -> JsValue>::new(move || {
+        counter.set(counter.get() + 1);
+        if counter.get() == 1 {
+            JsValue::NULL
+        } else {
+            TOKEN.into()
+        }
+    });
+    let first = options("rest", json!({}));
+    let transport = Reflect::get(&first, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", get.as_ref());
+    let sync = new_sync(first);
+    queue(&sync, "exercises", &id, "update", json!({ "name": "after" }), 0);
+    wait_for("needsAuth", 2000, || stats(&sync)["needsAuth"] == true).await;
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert!(calls.get() >= 2);
+    assert_eq!(exercise(&id).await.unwrap()["name"], "after");
+    sync.destroy();
+
+    // allowAnonymous: the API key goes out, row-level security hides the row, and that is not "synced" either.
+    let options = options("rest", json!({}));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", &failing_token("null"));
+    set(&transport, "allowAnonymous", &true.into());
+    let sync = new_sync(options);
+    queue(&sync, "exercises", &id, "update", json!({ "name": "anon" }), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!((summary["confirmed"].as_u64(), summary["conflicts"].as_u64()), (Some(0), Some(1)), "{summary}");
+    assert_eq!(stats(&sync)["needsAuth"], false);
+    assert_eq!(exercise(&id).await.unwrap()["name"], "after");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn an_update_of_a_deleted_or_hidden_row_is_never_applied_and_the_app_is_told() {
+    for mode in ["rest", "rpc"] {
+        let gone = format!("{}-gone", uid());
+        let theirs = format!("{}-theirs", uid());
+        seed("exercises", json!({ "id": gone, "name": "x", "user_id": USER })).await;
+        service_rest(SERVER, "DELETE", &format!("/exercises?id=eq.{gone}"), JsValue::UNDEFINED).await.unwrap();
+        seed("exercises", json!({ "id": theirs, "name": "theirs", "user_id": OTHER_USER })).await;
+        let sync = new_sync(options(mode, json!({})));
+        let recorder = listen(&sync);
+        queue(&sync, "exercises", &gone, "update", json!({ "name": "mine" }), 0);
+        queue(&sync, "exercises", &theirs, "update", json!({ "name": "mine" }), 0);
+        let summary = sync_all(&sync).await;
+        assert_eq!(
+            (summary["confirmed"].as_u64(), summary["conflicts"].as_u64()),
+            (Some(0), Some(2)),
+            "{mode}: {summary}"
+        );
+        assert_eq!(stat(&sync, "successfulSyncs"), 0, "{mode}");
+        let heard = heard(&recorder);
+        assert_eq!(heard.len(), 2, "{mode}: {heard:?}");
+        for conflict in &heard {
+            assert_eq!(
+                (&conflict["reason"], &conflict["serverRow"]),
+                (&json!("missing"), &Value::Null),
+                "{mode}: {conflict}"
+            );
+            assert_eq!(conflict["resolution"], "serverWins", "{mode}");
+            assert_eq!(conflict["data"]["name"], "mine", "{mode}");
+        }
+        let listed = to_json(&sync.conflicts().unwrap());
+        assert_eq!(listed[0]["id"], theirs.as_str(), "{mode}: most recent first: {listed}");
+        assert!(exercise(&gone).await.is_none(), "{mode}: not recreated");
+        let stored = service_rest(SERVER, "GET", &format!("/exercises?id=eq.{theirs}&select=name"), JsValue::UNDEFINED)
+            .await
+            .unwrap();
+        assert_eq!(to_json(&stored)[0]["name"], "theirs", "{mode}: another user's row untouched");
+        sync.clear_conflicts().unwrap();
+        assert_eq!(to_json(&sync.conflicts().unwrap()), json!([]));
+        sync.destroy();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_2xx_html_page_or_a_redirect_is_retried_not_confirmed() {
+    for mode in ["rest", "rpc"] {
+        for fault_kind in ["htmlNext", "redirectNext"] {
+            let id = format!("{}-html", uid());
+            fault(json!({ fault_kind: 1, "paths": "/rest/v1/" })).await;
+            let sync = new_sync(options(mode, json!({})));
+            queue(&sync, "exercises", &id, "upsert", json!({ "id": id, "name": "n" }), 0);
+            wait_for("the first answer", 3000, || stat(&sync, "retries") == 1).await;
+            assert_eq!(stat(&sync, "successfulSyncs"), 0, "{mode}/{fault_kind}: not confirmed");
+            assert!(exercise(&id).await.is_none(), "{mode}/{fault_kind}: the portal did nothing");
+            let summary = sync_all(&sync).await;
+            assert_eq!(summary["confirmed"], 1, "{mode}/{fault_kind}: {summary}");
+            assert_eq!(exercise(&id).await.unwrap()["name"], "n");
+            clear_faults().await;
+            sync.destroy();
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_stale_write_against_a_newer_row_is_a_conflict_with_the_server_row_in_both_modes() {
+    for mode in ["rest", "rpc"] {
+        for op in ["update", "upsert", "delete"] {
+            let id = format!("{}-lww-{op}", uid());
+            seed(
+                "exercises",
+                json!({ "id": id, "name": "newer", "user_id": USER, "last_changed": "2030-01-01T00:00:00Z" }),
+            )
+            .await;
+            let sync = new_sync(options(mode, json!({})));
+            let recorder = listen(&sync);
+            let data = json!({ "id": id, "name": "stale", "last_changed": "2026-01-01T00:00:00Z" });
+            queue(&sync, "exercises", &id, op, data, 0);
+            let summary = sync_all(&sync).await;
+            let why = format!("{mode}/{op}: {summary}");
+            assert_eq!((summary["confirmed"].as_u64(), summary["conflicts"].as_u64()), (Some(0), Some(1)), "{why}");
+            let conflict = &heard(&recorder)[0];
+            assert_eq!(conflict["reason"], "newer", "{why}");
+            assert_eq!(conflict["serverRow"]["name"], "newer", "{why}: {conflict}");
+            assert_eq!(exercise(&id).await.unwrap()["name"], "newer", "{why}: the newer row stands");
+            sync.destroy();
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn each_conflict_strategy_against_the_dev_server() {
+    for mode in ["rest", "rpc"] {
+        // clientWins: sent again without the condition.
+        let id = format!("{}-client", uid());
+        seed(
+            "exercises",
+            json!({ "id": id, "name": "server", "user_id": USER, "last_changed": "2030-01-01T00:00:00Z" }),
+        )
+        .await;
+        let sync = new_sync(options(mode, json!({ "tables": { "exercises": { "onConflict": "clientWins" } } })));
+        queue(
+            &sync,
+            "exercises",
+            &id,
+            "update",
+            json!({ "name": "client", "last_changed": "2026-01-01T00:00:00Z" }),
+            0,
+        );
+        let summary = sync_all(&sync).await;
+        assert_eq!(
+            (summary["confirmed"].as_u64(), summary["conflicts"].as_u64()),
+            (Some(1), Some(1)),
+            "{mode}: {summary}"
+        );
+        assert_eq!(to_json(&sync.conflicts().unwrap())[0]["resolution"], "resent");
+        assert_eq!(exercise(&id).await.unwrap()["name"], "client", "{mode}");
+        // ... but a patch cannot recreate a row: that one goes to the failed list.
+        let gone = format!("{}-client-gone", uid());
+        queue(&sync, "exercises", &gone, "update", json!({ "name": "client" }), 0);
+        let summary = sync_all(&sync).await;
+        assert_eq!(summary["failed"][0]["error"]["code"], "missing", "{mode}: {summary}");
+        assert_eq!(stat(&sync, "successfulSyncs"), 1, "{mode}");
+        sync.destroy();
+
+        // A merge function: its row is queued (forced) and written.
+        for drop in [false, true] {
+            let id = format!("{}-merge", uid());
+            seed(
+                "exercises",
+                json!({ "id": id, "name": "server", "user_id": USER, "last_changed": "2030-01-01T00:00:00Z" }),
+            )
+            .await;
+            let merge = merge_function(drop);
+            let options = options(mode, json!({}));
+            let tables = js(json!({ "exercises": {} }));
+            set(&Reflect::get(&tables, &"exercises".into()).unwrap(), "onConflict", &merge);
+            set(&options, "tables", &tables);
+            let sync = new_sync(options);
+            queue(
+                &sync,
+                "exercises",
+                &id,
+                "update",
+                json!({ "name": "local", "last_changed": "2026-01-01T00:00:00Z" }),
+                0,
+            );
+            let summary = sync_all(&sync).await;
+            let calls = to_json(&Reflect::get(&merge, &"calls".into()).unwrap());
+            assert_eq!(calls[0][0]["name"], "local", "{mode}: {calls}");
+            assert_eq!(calls[0][1]["name"], "server", "{mode}: {calls}");
+            let expected = if drop { "server" } else { "server+local" };
+            assert_eq!(exercise(&id).await.unwrap()["name"], expected, "{mode} drop={drop}: {summary}");
+            let resolution = if drop { "dropped" } else { "merged" };
+            assert_eq!(to_json(&sync.conflicts().unwrap())[0]["resolution"], resolution, "{mode}");
+            assert_eq!(stat(&sync, "successfulSyncs"), u64::from(!drop), "{mode}: only the merged row counts");
+            sync.destroy();
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_413_isolates_the_oversized_change_and_applies_the_others() {
+    for mode in ["rest", "rpc"] {
+        fault(json!({ "maxBodyBytes": 4096, "paths": "/rest/v1/" })).await;
+        let sync = new_sync(options(mode, json!({ "batchSize": 10 })));
+        let ids: Vec<String> = (0..4).map(|i| format!("{}-size-{i}", uid())).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let name = if i == 2 { "x".repeat(6000) } else { format!("small {i}") };
+            queue(&sync, "exercises", id, "upsert", json!({ "id": id, "name": name }), 0);
+        }
+        let summary = sync_all(&sync).await;
+        assert_eq!(summary["confirmed"], 3, "{mode}: {summary}");
+        let failed = summary["failed"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{mode}: {summary}");
+        assert_eq!((&failed[0]["id"], &failed[0]["error"]["code"]), (&json!(ids[2]), &json!("413")), "{mode}");
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(exercise(id).await.is_some(), i != 2, "{mode}: {id}");
+        }
+        // Retried, it goes alone (and is refused alone), never in a batch with newer changes.
+        let requests = stat(&sync, "requests");
+        let other = format!("{}-size-after", uid());
+        queue(&sync, "exercises", &other, "upsert", json!({ "id": other, "name": "after" }), 3);
+        assert_eq!(sync.retry_failed(JsValue::UNDEFINED).unwrap(), 1);
+        let summary = sync_all(&sync).await;
+        assert_eq!(summary["failed"][0]["error"]["code"], "413", "{mode}: {summary}");
+        assert_eq!(stat(&sync, "requests") - requests, 2, "{mode}: the big one alone, then the other");
+        assert!(exercise(&other).await.is_some());
+        clear_faults().await;
+        sync.destroy();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_custom_send_that_never_settles_times_out_and_the_queue_moves_on() {
+    let transport = hanging_transport();
+    set(&transport, "timeoutMs", &100.into());
+    let options = js(json!({ "transport": {} }));
+    set(&options, "transport", &transport);
+    let sync = new_sync(options);
+    queue(&sync, "comments", "a", "upsert", json!({ "body": "A" }), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert_eq!(Reflect::get(&transport, &"sends".into()).unwrap().as_f64(), Some(2.0));
+    assert_eq!(stat(&sync, "retries"), 1);
+    assert!(stats(&sync)["lastError"].as_str().is_some_and(|e| e.contains("did not settle within 100 ms")));
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_primary_key_in_data_that_differs_from_the_id_is_a_type_error() {
+    let sync = new_sync(options("rest", json!({})));
+    let refused =
+        sync.queue_change("exercises".into(), "a".into(), "upsert".into(), js(json!({ "id": "b" })), 0.into());
+    let error = refused.expect_err("a mismatched id is refused");
+    assert!(
+        error.is_instance_of::<js_sys::TypeError>() && error_text(&error).contains("data.id"),
+        "{}",
+        error_text(&error)
+    );
+    queue(&sync, "exercises", "7", "upsert", json!({ "id": 7, "name": "n" }), 3);
+    assert_eq!(stat(&sync, "pending"), 1, "a numeric id matches its decimal string; the refusal queued nothing");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_token_without_get_access_token_waits_for_set_access_token() {
+    let id = format!("{}-refused", uid());
+    seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
+    let options = js(json!({ "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY, "mode": "rpc" } }));
+    let sync = new_sync(options);
+    sync.set_access_token("not-a-valid-jwt".into()).unwrap();
+    queue(&sync, "exercises", &id, "update", json!({ "name": "after" }), 0);
+    let done = sync.force_sync_all();
+    wait_for("needsAuth", 3000, || stats(&sync)["needsAuth"] == true).await;
+    // Neither a second forceSyncAll() nor time falls back to the API key.
+    let _ = sync.force_sync_all();
+    pause_ms(300).await;
+    assert_eq!(stat(&sync, "successfulSyncs"), 0);
+    assert_eq!(stats(&sync)["needsAuth"], true);
+    assert_eq!(exercise(&id).await.unwrap()["name"], "before");
+    sync.set_access_token(TOKEN.into()).unwrap();
+    let summary = to_json(&JsFuture::from(done).await.unwrap());
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert_eq!(exercise(&id).await.unwrap()["name"], "after");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_custom_transport_may_answer_missing_which_is_never_synced() {
+    let transport = recording_transport(vec!["missing:b".into()]);
+    let options = js(json!({ "transport": {} }));
+    set(&options, "transport", &transport);
+    let sync = new_sync(options);
+    let recorder = listen(&sync);
+    queue(&sync, "comments", "a", "update", json!({ "body": "A" }), 0);
+    queue(&sync, "comments", "b", "update", json!({ "body": "B" }), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!((summary["confirmed"].as_u64(), summary["conflicts"].as_u64()), (Some(1), Some(1)), "{summary}");
+    let heard = heard(&recorder);
+    assert_eq!((&heard[0]["id"], &heard[0]["reason"]), (&json!("b"), &json!("missing")), "{heard:?}");
     sync.destroy();
 }

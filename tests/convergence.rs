@@ -4,6 +4,12 @@
 //! random batch faults (transient, lost after commit, permanent, reload with or without the write applied),
 //! offline periods and configurations. Asserted: convergence (the server ends as applying, in order, every
 //! change not discarded), per-record order, parents before children, and, with a healthy server, deadlines.
+//!
+//! In `rest` mode the batches go through the real wire plan ([`Exchange`]) to a model PostgREST
+//! (tests/common/postgrest.rs), with faults of its own: 2xx HTML pages in place of any request's answer, and
+//! another device or user changing the rows a batch is about to write (a newer row, a deleted row, a row
+//! hidden by row-level security). Asserted after every batch: nothing reported applied is absent from the
+//! server, a conflict is reported only against a newer row, and no write ever lowers a row's `last_changed`.
 
 // Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
 #![cfg(not(target_arch = "wasm32"))]
@@ -11,10 +17,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
+use record_sync::core::wire::{Exchange, HttpResponse, WireConfig, WireMode};
 use record_sync::core::{
     Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Op, Outcome, OutgoingChange, Priority, Row,
 };
-use serde_json::json;
+use serde_json::{json, Value};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::postgrest::Postgrest;
 
 const TABLES: [&str; 2] = ["plans", "sessions"];
 const IDS: [&str; 3] = ["a", "b", "c"];
@@ -93,10 +104,27 @@ enum Fault {
     ReloadBeforeAnswer {
         committed: bool,
     },
+    /// `rest`: the `at`-th request of the batch is answered with a 2xx HTML page (nothing done).
+    Html {
+        at: usize,
+    },
+    /// `rest`: before the batch lands, another device or user changes the row of one of its writes.
+    Foreign {
+        what: Foreign,
+        write: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Foreign {
+    Newer,
+    Deleted,
+    Hidden,
 }
 
 #[derive(Clone, Debug)]
 struct Scenario {
+    rest: bool,
     batch_size: usize,
     max_retries: u32,
     fill_batches: bool,
@@ -127,16 +155,33 @@ fn fault() -> impl Strategy<Value = Fault> {
     ]
 }
 
+/// `rest` mode's faults; with `foreign`, other writers too.
+fn rest_fault(foreign: bool) -> impl Strategy<Value = Fault> {
+    let what = prop_oneof![Just(Foreign::Newer), Just(Foreign::Deleted), Just(Foreign::Hidden)];
+    let foreign_weight = if foreign { 2 } else { 0 };
+    prop_oneof![
+        8 => Just(Fault::None),
+        2 => proptest::option::of(0..20_000u64).prop_map(|retry_after_ms| Fault::Transient { retry_after_ms }),
+        2 => Just(Fault::LostAfterCommit),
+        2 => (0..4usize).prop_map(|at| Fault::Html { at }),
+        1 => any::<bool>().prop_map(|committed| Fault::ReloadBeforeAnswer { committed }),
+        foreign_weight => (what, 0..6usize).prop_map(|(what, write)| Fault::Foreign { what, write }),
+    ]
+}
+
 fn scenario(faulty: bool) -> impl Strategy<Value = Scenario> {
+    scenario_with(false, if faulty { fault().boxed() } else { Just(Fault::None).boxed() }, faulty)
+}
+
+fn scenario_with(rest: bool, fault: BoxedStrategy<Fault>, faulty: bool) -> impl Strategy<Value = Scenario> {
     let intervals = [Just(0u64).boxed(), (0..6_000u64).boxed(), (0..40_000u64).boxed(), (0..400_000u64).boxed()];
-    let faults =
-        if faulty { proptest::collection::vec(fault(), 1..30).boxed() } else { Just(vec![Fault::None]).boxed() };
+    let faults = proptest::collection::vec(fault, 1..30);
     (1..6usize, 0..4u32, any::<bool>(), intervals, proptest::collection::vec(step(faulty), 1..80), faults).prop_map(
-        |(batch_size, max_retries, fill_batches, [i0, i1, i2, i3], steps, faults)| {
+        move |(batch_size, max_retries, fill_batches, [i0, i1, i2, i3], steps, faults)| {
             // Intervals grow with lower priority, as any sensible configuration has them.
             let mut intervals_ms = [i0, i1, i2, i3];
             intervals_ms.sort_unstable();
-            Scenario { batch_size, max_retries, fill_batches, intervals_ms, steps, faults }
+            Scenario { rest, batch_size, max_retries, fill_batches, intervals_ms, steps, faults }
         },
     )
 }
@@ -150,6 +195,7 @@ fn config(s: &Scenario) -> Config {
         parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
         fill_batches: s.fill_batches,
         seed: 42,
+        on_conflict: HashMap::new(),
     }
 }
 
@@ -182,6 +228,19 @@ struct Harness {
     discarded: Vec<(Key, u64, u64)>,
     check_deadlines: bool,
     reloads: u32,
+    /// `rest` mode: the model PostgREST the wire plan's requests go to.
+    rest: Option<Postgrest>,
+    /// Another writer changed rows: the server no longer ends as the changes alone describe.
+    foreign_writes: bool,
+}
+
+fn rest_wire() -> WireConfig {
+    WireConfig { mode: WireMode::Rest { primary_keys: HashMap::new() }, client_id: "c".into() }
+}
+
+/// A `last_changed` stamp that orders as the virtual clock does.
+fn stamp_at(now: u64) -> String {
+    format!("{now:012}")
 }
 
 fn key_of(change: &OutgoingChange) -> Key {
@@ -205,6 +264,8 @@ impl Harness {
             discarded: Vec::new(),
             check_deadlines,
             reloads: 0,
+            rest: s.rest.then(Postgrest::default),
+            foreign_writes: false,
         }
     }
 
@@ -228,11 +289,14 @@ impl Harness {
             _ => Op::Delete,
         };
         let v = json!(value);
-        let data: Option<Row> = match op {
+        let mut data: Option<Row> = match op {
             Op::Delete => None,
             Op::Update if !full => json!({ "a": v }).as_object().cloned(),
             _ => json!({ "id": key.1, "a": v, "b": self.now }).as_object().cloned(),
         };
+        if let (Some(row), true) = (&mut data, self.rest.is_some()) {
+            row.insert("last_changed".into(), json!(stamp_at(self.now)));
+        }
         let priority = Priority::from_index(priority as u32).unwrap();
         let change = Change::new(&key.0, &key.1, op, data.clone(), priority).unwrap();
         match self.engine.enqueue(change, self.now) {
@@ -280,6 +344,9 @@ impl Harness {
     }
 
     fn answer(&mut self, batch: Batch, fault: Fault) {
+        if self.rest.is_some() {
+            return self.answer_rest(batch, fault);
+        }
         let now = self.now;
         match fault {
             Fault::None => {
@@ -317,7 +384,120 @@ impl Harness {
                 self.reload();
                 assert!(self.engine.on_batch_result(batch.id, Vec::new(), now).is_err());
             }
+            Fault::Html { .. } | Fault::Foreign { .. } => self.answer(batch, Fault::None),
         }
+    }
+
+    fn answer_rest(&mut self, batch: Batch, fault: Fault) {
+        let now = self.now;
+        match fault {
+            Fault::Transient { retry_after_ms } => {
+                self.engine.on_batch_failed(batch.id, "503", retry_after_ms, now).unwrap();
+            }
+            Fault::LostAfterCommit => {
+                self.exchange(&batch, None);
+                self.engine.on_batch_failed(batch.id, "connection reset", None, now).unwrap();
+            }
+            Fault::ReloadBeforeAnswer { .. } if self.reloads >= 20 => self.answer_rest(batch, Fault::None),
+            Fault::ReloadBeforeAnswer { committed } => {
+                self.reloads += 1;
+                if committed {
+                    self.exchange(&batch, None);
+                }
+                self.reload();
+                assert!(self.engine.on_batch_result(batch.id, Vec::new(), now).is_err());
+            }
+            Fault::Html { at } => {
+                let outcomes = self.exchange(&batch, Some(at));
+                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+            }
+            Fault::Foreign { what, write } => {
+                self.foreign(&batch, what, write);
+                let outcomes = self.exchange(&batch, None);
+                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+            }
+            Fault::None | Fault::Permanent { .. } => {
+                let outcomes = self.exchange(&batch, None);
+                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+            }
+        }
+    }
+
+    /// Another device or user changes the row of one of the batch's writes just before it lands.
+    fn foreign(&mut self, batch: &Batch, what: Foreign, write: usize) {
+        let key = key_of(&batch.changes[write % batch.changes.len()]);
+        let row = |a: u8, stamp: &str| json!({ "id": key.1, "a": a, "b": 0, "last_changed": stamp });
+        let server = self.rest.as_mut().unwrap();
+        self.foreign_writes = true;
+        match what {
+            Foreign::Newer => {
+                server.rows.insert(key.clone(), row(99, "999999999999").as_object().cloned().unwrap());
+                server.hidden.remove(&key);
+            }
+            Foreign::Deleted => {
+                server.rows.remove(&key);
+                server.hidden.remove(&key);
+            }
+            Foreign::Hidden => {
+                server.rows.insert(key.clone(), row(98, &stamp_at(0)).as_object().cloned().unwrap());
+                server.hidden.insert(key);
+            }
+        }
+    }
+
+    /// Runs the batch through the wire plan against the model PostgREST (the `html_at`-th request answered
+    /// with a portal page instead), and checks every outcome against what the server holds.
+    fn exchange(&mut self, batch: &Batch, html_at: Option<usize>) -> Vec<ChangeOutcome> {
+        let server = self.rest.as_mut().unwrap();
+        let mut exchange = Exchange::new(batch, &rest_wire());
+        let mut sent = 0;
+        while let Some(request) = exchange.next_request() {
+            let answer = if html_at == Some(sent) {
+                HttpResponse {
+                    status: 200,
+                    retry_after: None,
+                    body: "<html><body>Sign in to Wi-Fi</body></html>".into(),
+                }
+            } else {
+                server.handle(&request, "id")
+            };
+            exchange.on_response(answer);
+            sent += 1;
+        }
+        let outcomes = exchange.finish();
+        for outcome in &outcomes {
+            let change = batch.changes.iter().find(|c| c.seq == outcome.seq).expect("an outcome for a sent write");
+            let key = key_of(change);
+            let visible = server.rows.get(&key).filter(|_| !server.hidden.contains(&key));
+            match &outcome.outcome {
+                Outcome::Applied if change.op == Op::Delete => {
+                    assert!(visible.is_none(), "delete {} reported applied, row still there", change.seq);
+                }
+                Outcome::Applied => {
+                    let row = visible.unwrap_or_else(|| panic!("write {} reported applied, row absent", change.seq));
+                    for (column, value) in change.data.iter().flatten() {
+                        assert_eq!(
+                            row.get(column),
+                            Some(value),
+                            "write {} reported applied, {column} differs",
+                            change.seq
+                        );
+                    }
+                }
+                Outcome::Conflict { row } => {
+                    let theirs = row.as_ref().and_then(|r| r.get("last_changed")).and_then(Value::as_str);
+                    let mine = change.last_changed.as_ref().and_then(Value::as_str);
+                    assert!(
+                        theirs.zip(mine).is_some_and(|(theirs, mine)| theirs > mine),
+                        "conflict for write {} against a row that is not newer: {row:?}",
+                        change.seq
+                    );
+                }
+                _ => {}
+            }
+        }
+        assert!(server.regressions.is_empty(), "a write lowered last_changed: {:?}", server.regressions);
+        outcomes
     }
 
     fn write_all(&mut self, batch: &Batch, unheard: bool) -> Vec<ChangeOutcome> {
@@ -424,6 +604,20 @@ impl Harness {
     }
 
     fn check_converged(&self) {
+        let stats = self.engine.stats();
+        assert_eq!((stats.pending, stats.in_flight), (0, 0));
+        if let Some(server) = &self.rest {
+            assert!(self.discarded.is_empty(), "nothing in rest mode's faults is permanent: {:?}", self.discarded);
+            if self.foreign_writes {
+                return;
+            }
+            let mut expected = BTreeMap::new();
+            for a in &self.accepted {
+                apply(&mut expected, &a.key, a.op, a.data.as_ref());
+            }
+            assert_eq!(server.rows, expected, "server rows differ from the changes applied in order");
+            return;
+        }
         let mut expected = BTreeMap::new();
         for a in &self.accepted {
             let discarded = self.discarded.iter().any(|(k, lo, hi)| k == &a.key && (*lo..=*hi).contains(&a.seq));
@@ -474,6 +668,18 @@ proptest! {
 
     #[test]
     fn converges_under_faults_offline_periods_and_reloads(s in scenario(true)) {
+        run(&s, false);
+    }
+
+    #[test]
+    fn rest_mode_converges_through_the_wire_plan_under_faults(s in scenario_with(true, rest_fault(false).boxed(), true)) {
+        run(&s, false);
+    }
+
+    #[test]
+    fn rest_mode_reports_only_what_the_server_holds_and_the_newer_row_wins(
+        s in scenario_with(true, rest_fault(true).boxed(), true)
+    ) {
         run(&s, false);
     }
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use record_sync::core::{
-    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Op, Outcome, Priority, Row, Snapshot,
+    Backoff, Batch, Change, ChangeOutcome, Config, ConflictReason, ConflictStrategy, Engine, EngineError, Op, Outcome,
+    Priority, Resolution, Row, Snapshot,
 };
 use serde_json::{json, Value};
 
@@ -381,4 +382,143 @@ proptest! {
             let _ = Engine::restore(config(), snapshot);
         }
     }
+}
+
+fn answer(batch: &Batch, outcome: Outcome) -> Vec<ChangeOutcome> {
+    batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: outcome.clone() }).collect()
+}
+
+fn with_strategy(strategy: ConflictStrategy) -> Engine {
+    Engine::new(Config { on_conflict: HashMap::from([("plans".to_owned(), strategy)]), ..config() }).unwrap()
+}
+
+#[test]
+fn a_conflict_or_a_missing_row_is_never_counted_synced_and_the_app_hears_of_it() {
+    let server_row = row(json!({"id": "p", "name": "theirs", "last_changed": "2027"}));
+    for (outcome, reason) in [
+        (Outcome::Conflict { row: server_row.clone() }, ConflictReason::Newer),
+        (Outcome::Missing, ConflictReason::Missing),
+    ] {
+        let mut e = engine();
+        let seq = queue(&mut e, "plans", "p", Op::Update, json!({"name": "mine"}), Priority::Critical, 0);
+        let batch = e.poll_batch(0).unwrap();
+        e.on_batch_result(batch.id, answer(&batch, outcome.clone()), 10).unwrap();
+        let stats = e.stats();
+        assert_eq!((stats.successful_syncs, stats.conflicts, stats.pending, stats.failed_syncs), (0, 1, 0, 0));
+        let conflicts = e.take_conflicts();
+        assert_eq!(conflicts.len(), 1);
+        let c = &conflicts[0];
+        assert_eq!((c.seq, c.reason, c.resolution), (seq, reason, Resolution::ServerWins));
+        assert_eq!(c.data, row(json!({"name": "mine"})));
+        let expected_row = if reason == ConflictReason::Newer { server_row.clone() } else { None };
+        assert_eq!(c.server_row, expected_row);
+        assert!(e.take_conflicts().is_empty(), "each conflict is handed out once");
+    }
+}
+
+#[test]
+fn client_wins_resends_forced_once_and_a_missing_row_goes_to_the_failed_list() {
+    let mut e = with_strategy(ConflictStrategy::ClientWins);
+    let seq = queue(&mut e, "plans", "p", Op::Update, json!({"name": "mine"}), Priority::Critical, 0);
+    let watermark = e.flush_all(0);
+    let batch = e.poll_batch(0).unwrap();
+    assert!(!batch.changes[0].force);
+    e.on_batch_result(batch.id, answer(&batch, Outcome::Conflict { row: None }), 10).unwrap();
+    assert!(!e.is_settled_through(watermark), "forceSyncAll waits for the resend");
+    assert_eq!(e.take_conflicts()[0].resolution, Resolution::Resent);
+    let resent = e.poll_batch(10).unwrap();
+    assert!(resent.changes[0].seq > seq, "a new seq, so a replay log does not answer the first answer again");
+    assert!(resent.changes[0].force);
+    e.on_batch_result(resent.id, answer(&resent, Outcome::Missing), 20).unwrap();
+    assert_eq!(e.take_conflicts()[0].resolution, Resolution::Failed);
+    let failed = e.failed_changes();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error.code.as_deref(), Some("missing"));
+    assert_eq!(e.stats().successful_syncs, 0);
+    assert!(e.is_settled_through(watermark));
+}
+
+#[test]
+fn a_merge_strategy_leaves_the_result_to_the_shell_which_queues_it_forced() {
+    let mut e = with_strategy(ConflictStrategy::Merge);
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "mine"}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    e.on_batch_result(batch.id, answer(&batch, Outcome::Conflict { row: row(json!({"id": "p"})) }), 10).unwrap();
+    let conflicts = e.take_conflicts();
+    assert_eq!(conflicts[0].resolution, Resolution::Merge);
+    assert!(e.pending_changes().is_empty(), "the engine drops the write");
+    let mut merged =
+        Change::new("plans", "p", Op::Upsert, row(json!({"id": "p", "name": "both"})), Priority::Critical).unwrap();
+    merged.force = true;
+    e.enqueue(merged, 10).unwrap();
+    let batch = e.poll_batch(10).unwrap();
+    assert!(batch.changes[0].force && batch.changes[0].op == Op::Upsert);
+}
+
+#[test]
+fn no_token_returns_the_batch_untouched_and_nothing_is_sent_until_one_comes() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    e.on_batch_unsent(batch.id, "getAccessToken gave no token", 5).unwrap();
+    let stats = e.stats();
+    assert!(stats.needs_auth);
+    assert_eq!(stats.last_error.as_deref(), Some("getAccessToken gave no token"));
+    assert_eq!((stats.pending, stats.retries, stats.successful_syncs, stats.requests), (1, 0, 0, 0));
+    assert_eq!(e.pending_changes()[0].attempts, 0, "no attempt counted");
+    assert_eq!(e.poll_timeout(), None);
+    assert!(e.poll_batch(100_000).is_none());
+    e.set_needs_auth(None);
+    let batch = e.poll_batch(100_000).unwrap();
+    assert_eq!(batch.changes[0].op, Op::Insert, "never sent, so still an insert");
+    assert!(!e.stats().needs_auth);
+}
+
+#[test]
+fn a_write_refused_as_too_large_is_only_ever_sent_alone_again() {
+    let mut e = Engine::new(Config { batch_size: 5, ..config() }).unwrap();
+    for id in ["a", "big", "c"] {
+        queue(&mut e, "plans", id, Op::Upsert, json!({"id": id}), Priority::Critical, 0);
+    }
+    let batch = e.poll_batch(0).unwrap();
+    let outcomes = batch
+        .changes
+        .iter()
+        .map(|c| ChangeOutcome {
+            seq: c.seq,
+            outcome: if c.id == "big" { Outcome::TooLarge { message: "HTTP 413".into() } } else { Outcome::Applied },
+        })
+        .collect();
+    e.on_batch_result(batch.id, outcomes, 1).unwrap();
+    assert_eq!(e.failed_changes()[0].error.code.as_deref(), Some("413"));
+    assert_eq!(e.stats().successful_syncs, 2);
+    for id in ["d", "e"] {
+        queue(&mut e, "plans", id, Op::Upsert, json!({"id": id}), Priority::Critical, 2);
+    }
+    assert_eq!(e.retry_failed(None, 2), 1);
+    let first = e.poll_batch(2).unwrap();
+    assert_eq!(ids(&first), ["plans/big"], "the retried write goes alone");
+    e.on_batch_result(first.id, applied(&first), 3).unwrap();
+    assert_eq!(ids(&e.poll_batch(3).unwrap()), ["plans/d", "plans/e"]);
+}
+
+#[test]
+fn a_merged_row_goes_in_under_the_edits_made_while_the_conflicted_write_was_away() {
+    let mut e = with_strategy(ConflictStrategy::Merge);
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "mine"}), Priority::Critical, 0);
+    let batch = e.poll_batch(0).unwrap();
+    queue(&mut e, "plans", "p", Op::Update, json!({"weeks": 5}), Priority::Low, 1);
+    e.on_batch_result(batch.id, answer(&batch, Outcome::Conflict { row: row(json!({"id": "p", "weeks": 1})) }), 2)
+        .unwrap();
+    assert_eq!(e.take_conflicts().len(), 1);
+    let mut merged =
+        Change::new("plans", "p", Op::Upsert, row(json!({"id": "p", "name": "mine", "weeks": 1})), Priority::Critical)
+            .unwrap();
+    merged.force = true;
+    let seq = e.enqueue_resolved(merged, 3).unwrap();
+    let batch = e.poll_batch(3).unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    let write = &batch.changes[0];
+    assert_eq!((write.op, write.seq, write.force), (Op::Upsert, seq, true));
+    assert_eq!(write.data, row(json!({"id": "p", "name": "mine", "weeks": 5})), "the later edit stays on top");
 }

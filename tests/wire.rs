@@ -9,13 +9,26 @@ use record_sync::core::wire::{Exchange, HttpRequest, HttpResponse, WireConfig, W
 use record_sync::core::{Batch, ChangeOutcome, Op, Outcome, OutgoingChange, Priority, Row};
 use serde_json::{json, Value};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::postgrest::Postgrest;
+
 fn row(value: Value) -> Option<Row> {
     value.as_object().cloned()
 }
 
 fn change(seq: u64, table: &str, id: &str, op: Op, data: Option<Row>) -> OutgoingChange {
     let last_changed = data.as_ref().and_then(|d| d.get("last_changed")).cloned();
-    OutgoingChange { seq, table: table.into(), id: id.into(), op, data, last_changed, priority: Priority::High }
+    OutgoingChange {
+        seq,
+        table: table.into(),
+        id: id.into(),
+        op,
+        data,
+        last_changed,
+        priority: Priority::High,
+        force: false,
+    }
 }
 
 fn batch(changes: Vec<OutgoingChange>) -> Batch {
@@ -31,8 +44,9 @@ fn rpc() -> WireConfig {
     WireConfig { mode: WireMode::Rpc { function: "record_sync_apply".into() }, client_id: "c1".into() }
 }
 
+/// An answer that returns no rows.
 fn ok() -> HttpResponse {
-    HttpResponse { status: 201, retry_after: None, body: String::new() }
+    HttpResponse { status: 200, retry_after: None, body: "[]".into() }
 }
 
 fn status(status: u16, body: &str) -> HttpResponse {
@@ -51,91 +65,256 @@ fn run(batch: &Batch, config: &WireConfig, mut answers: Vec<HttpResponse>) -> (V
     (requests, exchange.finish())
 }
 
+/// Runs the exchange against the model PostgREST (primary key `id`).
+fn against(batch: &Batch, server: &mut Postgrest) -> (Vec<HttpRequest>, HashMap<u64, Outcome>) {
+    let mut exchange = Exchange::new(batch, &rest());
+    let mut requests = Vec::new();
+    while let Some(request) = exchange.next_request() {
+        exchange.on_response(server.handle(&request, "id"));
+        requests.push(request);
+    }
+    (requests, exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect())
+}
+
+fn shapes(requests: &[HttpRequest]) -> Vec<(&str, &str)> {
+    requests.iter().map(|r| (r.method, r.path.as_str())).collect()
+}
+
 fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
     request.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
 }
 
+fn key(id: &str) -> (String, String) {
+    ("plans".to_owned(), id.to_owned())
+}
+
 #[test]
-fn rest_bulk_upsert_per_table_and_column_set() {
+fn rest_bulk_insert_per_table_and_column_set_returns_what_it_wrote() {
     let b = batch(vec![
         change(1, "plans", "p1", Op::Insert, row(json!({"name": "A"}))),
         change(2, "plans", "p2", Op::Upsert, row(json!({"id": "p2", "name": "B"}))),
         change(3, "plans", "p3", Op::Upsert, row(json!({"id": "p3", "name": "C", "weeks": 4}))),
         change(4, "sessions", "s1", Op::Upsert, row(json!({"id": "s1", "plan_id": "p1"}))),
     ]);
-    let (requests, outcomes) = run(&b, &rest(), vec![]);
-    let shapes: Vec<(&str, &str)> = requests.iter().map(|r| (r.method, r.path.as_str())).collect();
+    let mut server = Postgrest::default();
+    let (requests, outcomes) = against(&b, &mut server);
     assert_eq!(
-        shapes,
+        shapes(&requests),
         [
-            ("POST", "/plans?on_conflict=id&columns=id,name"),
-            ("POST", "/plans?on_conflict=id&columns=id,name,weeks"),
-            ("POST", "/sessions?on_conflict=id&columns=id,plan_id"),
-        ]
+            ("POST", "/plans?on_conflict=id&columns=id,name&select=id"),
+            ("POST", "/plans?on_conflict=id&columns=id,name,weeks&select=id"),
+            ("POST", "/sessions?on_conflict=id&columns=id,plan_id&select=id"),
+        ],
+        "no request beyond one per group when every row is new"
     );
-    assert_eq!(header(&requests[0], "Prefer"), Some("resolution=merge-duplicates,return=minimal"));
+    assert_eq!(header(&requests[0], "Prefer"), Some("resolution=ignore-duplicates,return=representation"));
     assert_eq!(header(&requests[0], "Content-Type"), Some("application/json"));
     let body: Value = serde_json::from_str(requests[0].body.as_deref().unwrap()).unwrap();
     assert_eq!(body, json!([{"id": "p1", "name": "A"}, {"id": "p2", "name": "B"}]), "missing pk filled from the id");
     assert!(requests.iter().all(|r| r.headers.iter().all(|(n, _)| *n != "Authorization" && *n != "apikey")));
     assert_eq!(outcomes.len(), 4);
-    assert!(outcomes.iter().all(|o| o.outcome == Outcome::Applied));
+    assert!(outcomes.values().all(|o| *o == Outcome::Applied));
+    assert_eq!(server.rows.len(), 4);
 }
 
 #[test]
-fn rest_patch_and_delete_with_quoted_ids() {
+fn rest_upsert_of_an_existing_row_is_a_conditional_patch_and_a_newer_row_wins() {
+    let mut server = Postgrest::default();
+    server.rows.insert(key("old"), row(json!({"id": "old", "name": "x", "last_changed": "2026-01-01"})).unwrap());
+    server.rows.insert(key("new"), row(json!({"id": "new", "name": "x", "last_changed": "2026-12-31"})).unwrap());
     let b = batch(vec![
-        change(1, "plans", "a,b", Op::Update, row(json!({"weeks": 6}))),
-        change(2, "plans", "x.y", Op::Delete, None),
-        change(3, "plans", "he said \"hi\"", Op::Delete, None),
-        change(4, "odd", "1", Op::Delete, None),
+        change(1, "plans", "old", Op::Upsert, row(json!({"id": "old", "name": "A", "last_changed": "2026-06-01"}))),
+        change(2, "plans", "new", Op::Upsert, row(json!({"id": "new", "name": "B", "last_changed": "2026-06-01"}))),
+        change(3, "plans", "fresh", Op::Upsert, row(json!({"id": "fresh", "name": "C", "last_changed": "2026-06-01"}))),
     ]);
-    let (requests, _) = run(&b, &rest(), vec![]);
-    let shapes: Vec<(&str, &str)> = requests.iter().map(|r| (r.method, r.path.as_str())).collect();
+    let (requests, outcomes) = against(&b, &mut server);
     assert_eq!(
-        shapes,
+        shapes(&requests),
         [
-            ("PATCH", "/plans?id=in.(%22a%2Cb%22)"),
-            ("DELETE", "/plans?id=in.(%22x.y%22,%22he%20said%20%5C%22hi%5C%22%22)"),
-            ("DELETE", "/odd?%22key%20col%22=in.(%221%22)"),
+            ("POST", "/plans?on_conflict=id&columns=id,last_changed,name&select=id"),
+            ("PATCH", "/plans?id=in.(%22old%22)&or=(last_changed.is.null,last_changed.lte.%222026-06-01%22)&select=id"),
+            ("PATCH", "/plans?id=in.(%22new%22)&or=(last_changed.is.null,last_changed.lte.%222026-06-01%22)&select=id"),
+            ("GET", "/plans?id=in.(%22new%22)&select=*"),
+        ],
+        "extra requests only for the rows that existed, a read only for the one that did not land"
+    );
+    assert_eq!(outcomes[&1], Outcome::Applied);
+    assert_eq!(
+        outcomes[&2],
+        Outcome::Conflict { row: row(json!({"id": "new", "name": "x", "last_changed": "2026-12-31"})) }
+    );
+    assert_eq!(outcomes[&3], Outcome::Applied);
+    assert_eq!(server.rows[&key("new")]["name"], json!("x"), "the newer row stands");
+    assert_eq!(server.rows[&key("old")]["name"], json!("A"));
+    assert!(server.regressions.is_empty());
+}
+
+#[test]
+fn rest_update_of_a_deleted_or_hidden_row_is_missing_never_applied() {
+    let mut server = Postgrest::default();
+    server.rows.insert(key("theirs"), row(json!({"id": "theirs", "name": "x"})).unwrap());
+    server.hidden.insert(key("theirs"));
+    let b = batch(vec![
+        change(1, "plans", "gone", Op::Update, row(json!({"name": "A"}))),
+        change(2, "plans", "theirs", Op::Update, row(json!({"name": "B"}))),
+        change(3, "plans", "theirs", Op::Upsert, row(json!({"id": "theirs", "name": "C"}))),
+    ]);
+    let (_, outcomes) = against(&b, &mut server);
+    assert_eq!(outcomes[&1], Outcome::Missing);
+    assert_eq!(outcomes[&2], Outcome::Missing);
+    assert_eq!(outcomes[&3], Outcome::Missing, "an upsert over a hidden row writes nothing");
+    assert_eq!(server.rows[&key("theirs")]["name"], json!("x"));
+}
+
+#[test]
+fn rest_forced_write_is_unconditional_and_a_readable_unwritable_row_is_refused() {
+    let mut server = Postgrest::default();
+    server.rows.insert(key("p"), row(json!({"id": "p", "name": "x", "last_changed": "2027-01-01"})).unwrap());
+    let mut forced = change(1, "plans", "p", Op::Update, row(json!({"name": "A", "last_changed": "2026-01-01"})));
+    forced.force = true;
+    let (requests, outcomes) = against(&batch(vec![forced.clone()]), &mut server);
+    assert_eq!(shapes(&requests), [("PATCH", "/plans?id=in.(%22p%22)&select=id")]);
+    assert_eq!(outcomes[&1], Outcome::Applied);
+    // A row the user can read but row-level security keeps from being updated: answered with no rows.
+    let mut exchange = Exchange::new(&batch(vec![forced]), &rest());
+    exchange.next_request().unwrap();
+    exchange.on_response(ok());
+    exchange.next_request().unwrap();
+    exchange.on_response(status(200, r#"[{"id":"p","name":"x"}]"#));
+    assert!(matches!(&exchange.finish()[0].outcome, Outcome::Permanent { code: Some(c), .. } if c == "42501"));
+}
+
+#[test]
+fn rest_deletes_are_conditional_grouped_by_stamp_and_idempotent() {
+    let mut server = Postgrest::default();
+    server.rows.insert(key("a"), row(json!({"id": "a", "last_changed": "2026-01-01"})).unwrap());
+    server.rows.insert(key("newer"), row(json!({"id": "newer", "last_changed": "2027-01-01"})).unwrap());
+    server.rows.insert(key("c"), row(json!({"id": "c"})).unwrap());
+    let stamped = |seq, id: &str| {
+        let mut c = change(seq, "plans", id, Op::Delete, None);
+        c.last_changed = Some(json!("2026-06-01"));
+        c
+    };
+    let b = batch(vec![
+        stamped(1, "a"),
+        stamped(2, "newer"),
+        stamped(3, "absent"),
+        change(4, "plans", "c", Op::Delete, None),
+    ]);
+    let (requests, outcomes) = against(&b, &mut server);
+    assert_eq!(
+        shapes(&requests),
+        [
+            (
+                "DELETE",
+                "/plans?id=in.(%22a%22,%22newer%22,%22absent%22)&or=(last_changed.is.null,last_changed.lte.%222026-06-01%22)&select=id"
+            ),
+            ("GET", "/plans?id=in.(%22newer%22,%22absent%22)&select=*"),
+            ("DELETE", "/plans?id=in.(%22c%22)&select=id"),
         ]
     );
-    assert_eq!(requests[0].body.as_deref(), Some(r#"{"weeks":6}"#));
-    assert_eq!(header(&requests[1], "Prefer"), Some("return=minimal"));
-    assert_eq!(requests[1].body, None);
+    assert_eq!(header(&requests[0], "Prefer"), Some("return=representation"));
+    assert_eq!(outcomes[&1], Outcome::Applied);
+    assert!(matches!(&outcomes[&2], Outcome::Conflict { row: Some(r) } if r["last_changed"] == json!("2027-01-01")));
+    assert_eq!(outcomes[&3], Outcome::Applied, "deleting an absent row is done");
+    assert_eq!(outcomes[&4], Outcome::Applied);
+    assert_eq!(server.rows.keys().collect::<Vec<_>>(), [&key("newer")]);
+}
+
+#[test]
+fn rest_2xx_that_is_not_the_rows_asked_for_is_transient() {
+    let b = batch(vec![
+        change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1"}))),
+        change(2, "sessions", "s1", Op::Upsert, row(json!({"id": "s1"}))),
+    ]);
+    for body in ["<html><body>Sign in</body></html>", "", "{}", "[1]", "null"] {
+        let (requests, outcomes) = run(&b, &rest(), vec![status(200, body)]);
+        assert_eq!(requests.len(), 1, "{body:?}: the rest of the batch waits");
+        assert!(
+            matches!(&outcomes[..], [ChangeOutcome { seq: 1, outcome: Outcome::Transient { .. } }]),
+            "{body:?}: {outcomes:?}"
+        );
+    }
 }
 
 #[test]
 fn rest_odd_table_names_are_encoded() {
     let b = batch(vec![change(1, "Order Items/x", "1", Op::Upsert, row(json!({"id": "1", "a b": 1})))]);
     let (requests, _) = run(&b, &rest(), vec![]);
-    assert_eq!(requests[0].path, "/Order%20Items%2Fx?on_conflict=id&columns=%22a%20b%22,id");
+    assert_eq!(requests[0].path, "/Order%20Items%2Fx?on_conflict=id&columns=%22a%20b%22,id&select=id");
+    let b = batch(vec![change(1, "odd", "1", Op::Delete, None)]);
+    let (requests, _) = run(&b, &rest(), vec![]);
+    assert_eq!(requests[0].path, "/odd?%22key%20col%22=in.(%221%22)&select=%22key%20col%22");
 }
 
 #[test]
 fn rest_large_deletes_are_split_to_keep_urls_short() {
     let ids: Vec<String> = (0..200).map(|i| format!("{i:0>40}")).collect();
     let b = batch(ids.iter().enumerate().map(|(i, id)| change(i as u64 + 1, "t", id, Op::Delete, None)).collect());
-    let (requests, outcomes) = run(&b, &rest(), vec![]);
-    assert!(requests.len() > 1 && requests.iter().all(|r| r.path.len() < 4_100));
+    let (requests, outcomes) = against(&b, &mut Postgrest::default());
+    assert!(requests.len() > 2 && requests.iter().all(|r| r.path.len() < 4_200));
     assert_eq!(outcomes.len(), 200);
+    assert!(outcomes.values().all(|o| *o == Outcome::Applied));
 }
 
 #[test]
-fn rest_refused_bulk_write_is_split_to_find_the_bad_row() {
-    let b = batch(vec![
-        change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1", "name": "ok"}))),
-        change(2, "plans", "p2", Op::Upsert, row(json!({"id": "p2", "name": "bad"}))),
-        change(3, "plans", "p3", Op::Upsert, row(json!({"id": "p3", "name": "ok"}))),
-    ]);
+fn rest_refused_bulk_write_is_halved_to_find_the_bad_row() {
+    let b = batch(
+        (1..=4)
+            .map(|i| change(i, "plans", &format!("p{i}"), Op::Upsert, row(json!({"id": format!("p{i}"), "n": i}))))
+            .collect(),
+    );
     let refusal = r#"{"code":"23514","message":"violates check constraint","details":null,"hint":null}"#;
-    let (requests, outcomes) = run(&b, &rest(), vec![status(400, refusal), ok(), status(400, refusal), ok()]);
-    let bodies: Vec<usize> = requests.iter().map(|r| r.body.as_deref().unwrap().matches("\"id\"").count()).collect();
-    assert_eq!(bodies, [3, 1, 1, 1], "one bulk request, then one per row");
+    let rows = |ids: &[&str]| status(201, &Value::Array(ids.iter().map(|id| json!({"id": id})).collect()).to_string());
+    // [1 2 3 4] refused, [1 2] fine, [3 4] refused, [3] refused alone, [4] fine.
+    let answers =
+        vec![status(400, refusal), rows(&["p1", "p2"]), status(400, refusal), status(400, refusal), rows(&["p4"])];
+    let (requests, outcomes) = run(&b, &rest(), answers);
+    let sizes: Vec<usize> = requests.iter().map(|r| r.body.as_deref().unwrap().matches("\"id\"").count()).collect();
+    assert_eq!(sizes, [4, 2, 2, 1, 1]);
     let by_seq: HashMap<u64, &Outcome> = outcomes.iter().map(|o| (o.seq, &o.outcome)).collect();
-    assert_eq!(by_seq[&1], &Outcome::Applied);
-    assert!(matches!(by_seq[&2], Outcome::Permanent { code: Some(c), .. } if c == "23514"));
-    assert_eq!(by_seq[&3], &Outcome::Applied);
+    assert_eq!((by_seq[&1], by_seq[&2], by_seq[&4]), (&Outcome::Applied, &Outcome::Applied, &Outcome::Applied));
+    assert!(matches!(by_seq[&3], Outcome::Permanent { code: Some(c), .. } if c == "23514"));
+}
+
+#[test]
+fn too_large_is_halved_until_the_big_write_is_alone_in_both_modes() {
+    let big = "x".repeat(1000);
+    let b = batch(vec![
+        change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1", "n": ""}))),
+        change(2, "plans", "p2", Op::Upsert, row(json!({"id": "p2", "n": big}))),
+        change(3, "plans", "p3", Op::Upsert, row(json!({"id": "p3", "n": ""}))),
+    ]);
+    let limit = |request: &HttpRequest| request.body.as_deref().is_some_and(|b| b.len() > 500);
+    let too_large = || status(413, r#"{"code":"PGRST413","message":"Payload Too Large","details":null,"hint":null}"#);
+    for config in [rest(), rpc()] {
+        let mut exchange = Exchange::new(&b, &config);
+        let mut sent = 0;
+        while let Some(request) = exchange.next_request() {
+            sent += 1;
+            let answer = if limit(&request) {
+                too_large()
+            } else if matches!(config.mode, WireMode::Rpc { .. }) {
+                let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
+                let results: Vec<Value> = body["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| json!({"seq": c["seq"], "status": "applied"}))
+                    .collect();
+                status(200, &Value::Array(results).to_string())
+            } else {
+                let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
+                let ids: Vec<Value> = body.as_array().unwrap().iter().map(|r| json!({"id": r["id"]})).collect();
+                status(201, &Value::Array(ids).to_string())
+            };
+            exchange.on_response(answer);
+        }
+        let by_seq: HashMap<u64, Outcome> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
+        assert_eq!((&by_seq[&1], &by_seq[&3]), (&Outcome::Applied, &Outcome::Applied), "{config:?}");
+        assert!(matches!(&by_seq[&2], Outcome::TooLarge { .. }), "{config:?}: {:?}", by_seq[&2]);
+        assert!(sent <= 5, "{config:?}: {sent} requests");
+    }
 }
 
 #[test]
@@ -176,9 +355,11 @@ fn network_error_is_transient() {
 
 #[test]
 fn rpc_sends_the_batch_in_one_call() {
+    let mut forced = change(6, "plans", "p2", Op::Delete, None);
+    forced.force = true;
     let b = batch(vec![
         change(5, "plans", "p1", Op::Upsert, row(json!({"id": "p1", "last_changed": "2026-11-24T10:00:00Z"}))),
-        change(6, "plans", "p2", Op::Delete, None),
+        forced,
     ]);
     let mut exchange = Exchange::new(&b, &rpc());
     let request = exchange.next_request().unwrap();
@@ -190,7 +371,7 @@ fn rpc_sends_the_batch_in_one_call() {
             "changes": [
                 {"client_id": "c1", "seq": 5, "table": "plans", "id": "p1", "op": "upsert",
                  "data": {"id": "p1", "last_changed": "2026-11-24T10:00:00Z"}, "last_changed": "2026-11-24T10:00:00Z"},
-                {"client_id": "c1", "seq": 6, "table": "plans", "id": "p2", "op": "delete"}
+                {"client_id": "c1", "seq": 6, "table": "plans", "id": "p2", "op": "delete", "force": true}
             ],
             "low_water": 3
         })
@@ -205,6 +386,7 @@ fn rpc_results_become_outcomes() {
         change(3, "t", "c", Op::Delete, None),
         change(4, "t", "d", Op::Delete, None),
         change(5, "t", "e", Op::Delete, None),
+        change(6, "t", "f", Op::Update, row(json!({"x": 1}))),
     ]);
     let answer = json!([
         {"seq": 1, "status": "applied"},
@@ -212,6 +394,7 @@ fn rpc_results_become_outcomes() {
         {"seq": 3, "status": "conflict", "row": {"id": "c", "last_changed": "2030-01-01"}},
         {"seq": 4, "status": "error", "code": "23503", "message": "fk"},
         {"seq": 5, "status": "error", "code": "40001", "message": "serialization"},
+        {"seq": 6, "status": "missing"},
         {"seq": 99, "status": "applied"}
     ]);
     let (_, outcomes) = run(&b, &rpc(), vec![status(200, &answer.to_string())]);
@@ -221,6 +404,7 @@ fn rpc_results_become_outcomes() {
         Outcome::Conflict { row: row(json!({"id": "c", "last_changed": "2030-01-01"})) },
         Outcome::Permanent { code: Some("23503".into()), message: "fk".into() },
         Outcome::Transient { message: "serialization".into(), retry_after_ms: None },
+        Outcome::Missing,
     ];
     assert_eq!(outcomes.into_iter().map(|o| o.outcome).collect::<Vec<_>>(), expected, "unknown seqs ignored");
 }
@@ -233,7 +417,10 @@ fn rpc_garbage_or_failure_is_handled_without_panic() {
         .iter()
         .all(|o| matches!(&o.outcome, Outcome::Transient { message, .. } if message.contains("unreadable"))));
     let missing = r#"{"code":"PGRST202","message":"Could not find the function","details":null,"hint":null}"#;
-    let (requests, outcomes) = run(&b, &rpc(), vec![status(404, missing)]);
-    assert_eq!(requests.len(), 1, "an rpc batch is never split");
+    let (requests, outcomes) = run(&b, &rpc(), vec![status(404, missing), status(404, missing), status(404, missing)]);
+    assert_eq!(requests.len(), 3, "a refusal naming no write is halved until each write is alone");
     assert!(outcomes.iter().all(|o| matches!(o.outcome, Outcome::Permanent { .. })));
+    let (requests, outcomes) = run(&b, &rpc(), vec![status(503, "")]);
+    assert_eq!(requests.len(), 1, "a transient failure is not split");
+    assert!(outcomes.iter().all(|o| matches!(o.outcome, Outcome::Transient { .. })));
 }

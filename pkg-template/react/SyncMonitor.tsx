@@ -22,6 +22,7 @@ function summaryText(stats: SyncStats, failed: number): string {
   const parts: string[] = [];
   if (!stats.isOnline) parts.push("Offline");
   else if (stats.isPaused) parts.push("Paused");
+  else if (stats.needsAuth) parts.push("Waiting for sign-in");
   if (stats.inFlight > 0) parts.push(`syncing ${stats.inFlight}`);
   if (stats.pending > 0) parts.push(`${stats.pending} pending`);
   if (failed > 0) parts.push(`${failed} failed`);
@@ -90,7 +91,13 @@ export function SyncMonitor({
   );
 
   const summary = summaryText(stats, failed.length);
-  const state = !stats.isOnline ? "offline" : failed.length > 0 ? "error" : stats.pending + stats.inFlight > 0 ? "pending" : "synced";
+  const state = !stats.isOnline
+    ? "offline"
+    : failed.length > 0 || stats.needsAuth
+      ? "error"
+      : stats.pending + stats.inFlight > 0
+        ? "pending"
+        : "synced";
   const rootClass = ["rs-monitor", `rs-monitor--${position}`, className].filter(Boolean).join(" ");
   const lastError = stats.lastError ?? actionError;
 

@@ -81,6 +81,9 @@ pub struct Change {
     pub data: Option<Row>,
     pub priority: Priority,
     pub last_changed: Option<Value>,
+    /// Skip the server's last-writer-wins check: a conflict resolved for the client (`clientWins`, or a merge
+    /// function's result).
+    pub force: bool,
 }
 
 impl Change {
@@ -111,7 +114,7 @@ impl Change {
             }
             (_, data) => data,
         };
-        Ok(Change { table: table.to_owned(), id: id.to_owned(), op, data, priority, last_changed })
+        Ok(Change { table: table.to_owned(), id: id.to_owned(), op, data, priority, last_changed, force: false })
     }
 }
 

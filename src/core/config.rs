@@ -34,6 +34,22 @@ pub struct Config {
     pub fill_batches: bool,
     /// Seed of the backoff jitter; the shell passes entropy, tests pass a constant.
     pub seed: u64,
+    /// What a conflict does to the write, per table; [`ConflictStrategy::LastWriterWins`] where unset.
+    #[serde(default)]
+    pub on_conflict: HashMap<String, ConflictStrategy>,
+}
+
+/// What becomes of a write the server did not take because its row is newer (or is missing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConflictStrategy {
+    /// The server's row stands; the app is told.
+    #[default]
+    LastWriterWins,
+    /// The write is sent again without the last-writer-wins condition.
+    ClientWins,
+    /// The shell runs the app's merge function and queues its result; the engine drops the write.
+    Merge,
 }
 
 impl Default for Config {
@@ -46,11 +62,16 @@ impl Default for Config {
             parents: HashMap::new(),
             fill_batches: false,
             seed: 0,
+            on_conflict: HashMap::new(),
         }
     }
 }
 
 impl Config {
+    pub fn strategy(&self, table: &str) -> ConflictStrategy {
+        self.on_conflict.get(table).copied().unwrap_or_default()
+    }
+
     pub fn interval(&self, priority: Priority) -> u64 {
         self.intervals_ms[priority.index()]
     }

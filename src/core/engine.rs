@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::change::{Change, Op, Priority, Row};
-use super::config::Config;
+use super::config::{Config, ConflictStrategy};
 use super::error::EngineError;
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
@@ -33,6 +33,9 @@ pub struct OutgoingChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_changed: Option<Value>,
     pub priority: Priority,
+    /// Skip the last-writer-wins condition (the client won a conflict).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Writes to send in one request, in the order they must be applied.
@@ -54,6 +57,9 @@ pub enum Outcome {
     Conflict {
         row: Option<Row>,
     },
+    /// The write touched no row: the row is absent or hidden from the user (row-level security). Nothing was
+    /// written.
+    Missing,
     /// The server refused the write and will again (validation, constraint, permission).
     Permanent {
         code: Option<String>,
@@ -64,6 +70,54 @@ pub enum Outcome {
         message: String,
         retry_after_ms: Option<u64>,
     },
+    /// The server refused a request carrying this write alone as too large (413): it goes to the failed list
+    /// and is only ever sent alone again.
+    TooLarge {
+        message: String,
+    },
+}
+
+/// The failure code of a write refused as too large.
+pub const TOO_LARGE: &str = "413";
+/// The failure code of a write the client won a conflict for, but whose row is gone or hidden.
+pub const MISSING: &str = "missing";
+
+/// A write the server did not take, as the app hears of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conflict {
+    pub seq: u64,
+    pub table: String,
+    pub id: String,
+    pub op: Op,
+    pub data: Option<Row>,
+    pub last_changed: Option<Value>,
+    /// The server's row (`None` when it is missing).
+    pub server_row: Option<Row>,
+    pub reason: ConflictReason,
+    pub resolution: Resolution,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ConflictReason {
+    /// The server's row is newer.
+    Newer,
+    /// The row is absent or hidden from the user.
+    Missing,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Resolution {
+    /// The server's row stands (last writer wins); the write is dropped.
+    ServerWins,
+    /// The write was queued again, forced.
+    Resent,
+    /// The client was to win but there is no row to write over: the write is on the failed list.
+    Failed,
+    /// Left to the app's merge function (run by the shell); the write is dropped.
+    Merge,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -166,6 +220,10 @@ pub struct Engine {
     counters: Counters,
     latency: LatencyWindow,
     last_error: Option<String>,
+    /// Sending waits for an access token.
+    needs_auth: bool,
+    /// Conflicts not yet taken by the shell.
+    conflicts: Vec<Conflict>,
     version: u64,
 }
 
@@ -192,6 +250,8 @@ impl Engine {
             counters: Counters::default(),
             latency: LatencyWindow::default(),
             last_error: None,
+            needs_auth: false,
+            conflicts: Vec::new(),
             version: 0,
         };
         let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
@@ -249,6 +309,8 @@ impl Engine {
             deadline: now.saturating_add(self.config.interval(change.priority)),
             attempts: 0,
             changes: 1,
+            force: change.force,
+            solo: false,
         };
         let exists = || EngineError::RecordExists { table: change.table.clone(), id: change.id.clone() };
 
@@ -269,6 +331,42 @@ impl Engine {
             Some(folded) => self.pending.insert(folded),
             None => {}
         }
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
+    /// the record while the conflicted write was on its way, so that those later edits still apply on top of
+    /// it rather than being overwritten by it.
+    pub fn enqueue_resolved(&mut self, change: Change, now: u64) -> Result<u64, EngineError> {
+        let key = self.key_for(&change.table, &change.id);
+        let quiet = !self.failed_keys.contains_key(&key) && self.in_flight_entry(&key).is_none();
+        let Some(held) = self.pending.get(&key).filter(|_| quiet).cloned() else {
+            return self.enqueue(change, now);
+        };
+        let seq = self.next_seq;
+        let resolved = Entry {
+            key: key.clone(),
+            op: change.op,
+            data: change.data.clone(),
+            last_changed: change.last_changed.clone(),
+            priority: change.priority,
+            // The held changes were queued first: the record keeps its place in the send order.
+            order: held.order,
+            seq,
+            queued_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
+            attempts: 0,
+            changes: 1,
+            force: change.force,
+            solo: false,
+        };
+        let Ok(Some(folded)) = resolved.then(held, false) else { return self.enqueue(change, now) };
+        self.pending.remove(&key);
+        // The held changes never left (their record was in flight), so their seq is unused, but the folded
+        // write is new content: it gets a seq of its own.
+        self.pending.insert(Entry { seq, ..folded });
+        self.count_enqueued(true);
         self.next_seq += 1;
         Ok(seq)
     }
@@ -308,7 +406,7 @@ impl Engine {
     /// When the shell should call [`Engine::poll_batch`] next (absolute ms), or `None` when nothing will be
     /// due until something happens (new change, result, going online, resuming).
     pub fn poll_timeout(&self) -> Option<u64> {
-        if !self.online || self.paused || self.in_flight.is_some() {
+        if !self.online || self.paused || self.needs_auth || self.in_flight.is_some() {
             return None;
         }
         self.pending.next_deadline().map(|due| due.max(self.not_before))
@@ -316,7 +414,7 @@ impl Engine {
 
     /// The next batch to send, if one is due at `now`.
     pub fn poll_batch(&mut self, now: u64) -> Option<Batch> {
-        if !self.online || self.paused || self.in_flight.is_some() || now < self.not_before {
+        if !self.online || self.paused || self.needs_auth || self.in_flight.is_some() || now < self.not_before {
             return None;
         }
         let chosen = self.choose(now);
@@ -347,6 +445,14 @@ impl Engine {
                 break;
             }
             if chosen.contains(&order) {
+                continue;
+            }
+            if self.pending.key_at(order).and_then(|key| self.pending.get(key)).is_some_and(|e| e.solo) {
+                // Refused as too large in company before: it travels alone, so no batch it joins is refused
+                // (after its parents' earlier writes, which go in batches of their own).
+                if chosen.is_empty() && self.earlier_parents(order, 1).is_empty() {
+                    return vec![order];
+                }
                 continue;
             }
             let mut group = self.earlier_parents(order, limit);
@@ -418,6 +524,7 @@ impl Engine {
             data: entry.data.clone(),
             last_changed: entry.last_changed.clone(),
             priority: entry.priority,
+            force: entry.force,
         }
     }
 
@@ -443,6 +550,37 @@ impl Engine {
         outcomes: Vec<ChangeOutcome>,
         now: u64,
     ) -> Result<Vec<Settled>, EngineError> {
+        self.settle_batch(batch_id, outcomes, None, now)
+    }
+
+    /// The batch could not be sent (or was refused with 401) for want of an access token: writes with an
+    /// outcome settle as usual, the others go back to the queue as they were, without costing an attempt, and
+    /// nothing more is sent until [`Engine::set_needs_auth`]`(None)`.
+    pub fn on_batch_unauthorized(
+        &mut self,
+        batch_id: u64,
+        outcomes: Vec<ChangeOutcome>,
+        reason: &str,
+        now: u64,
+    ) -> Result<Vec<Settled>, EngineError> {
+        self.settle_batch(batch_id, outcomes, Some(reason), now)
+    }
+
+    /// Nothing of the batch was sent for want of an access token: as [`Engine::on_batch_unauthorized`], and
+    /// the batch does not count as a request.
+    pub fn on_batch_unsent(&mut self, batch_id: u64, reason: &str, now: u64) -> Result<Vec<Settled>, EngineError> {
+        let settled = self.settle_batch(batch_id, Vec::new(), Some(reason), now)?;
+        self.counters.requests = self.counters.requests.saturating_sub(1);
+        Ok(settled)
+    }
+
+    fn settle_batch(
+        &mut self,
+        batch_id: u64,
+        outcomes: Vec<ChangeOutcome>,
+        unauthorized: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<Settled>, EngineError> {
         let Some(flight) = self.in_flight.take_if(|f| f.id == batch_id) else {
             return Err(EngineError::UnknownBatch(batch_id));
         };
@@ -451,10 +589,17 @@ impl Engine {
         let mut retry_after: Option<u64> = None;
         let mut settled = Vec::with_capacity(flight.entries.len());
         for entry in flight.entries {
-            let outcome = by_seq.remove(&entry.seq).unwrap_or_else(|| Outcome::Transient {
-                message: "the server gave no result for this change".into(),
-                retry_after_ms: None,
-            });
+            let outcome = match (by_seq.remove(&entry.seq), unauthorized) {
+                (Some(outcome), _) => outcome,
+                (None, Some(_)) => {
+                    self.return_to_pending(entry, now);
+                    continue;
+                }
+                (None, None) => Outcome::Transient {
+                    message: "the server gave no result for this change".into(),
+                    retry_after_ms: None,
+                },
+            };
             settled.push(Settled {
                 seq: entry.seq,
                 table: self.tables[entry.key.0 as usize].to_string(),
@@ -466,9 +611,14 @@ impl Engine {
                     self.counters.successful_syncs += 1;
                     self.latency.record(now.saturating_sub(entry.queued_at));
                 }
-                Outcome::Conflict { .. } => self.counters.conflicts += 1,
+                Outcome::Conflict { row } => self.conflict(entry, row, ConflictReason::Newer, now),
+                Outcome::Missing => self.conflict(entry, None, ConflictReason::Missing, now),
                 Outcome::Permanent { code, message } => {
                     self.fail(entry, Failure { code, message, permanent: true }, now);
+                }
+                Outcome::TooLarge { message } => {
+                    let entry = Entry { solo: true, ..entry };
+                    self.fail(entry, Failure { code: Some(TOO_LARGE.into()), message, permanent: true }, now);
                 }
                 Outcome::Transient { message, retry_after_ms } => {
                     transient_failures += 1;
@@ -477,6 +627,9 @@ impl Engine {
                     self.retry_later(entry, message, now);
                 }
             }
+        }
+        if let Some(reason) = unauthorized {
+            self.set_needs_auth(Some(reason));
         }
         if transient_failures == 0 {
             self.consecutive_failures = 0;
@@ -488,6 +641,73 @@ impl Engine {
         }
         self.version += 1;
         Ok(settled)
+    }
+
+    /// A write the server did not take: the table's strategy decides what becomes of it, and the app hears
+    /// of it through [`Engine::take_conflicts`].
+    fn conflict(&mut self, entry: Entry, server_row: Option<Row>, reason: ConflictReason, now: u64) {
+        self.counters.conflicts += 1;
+        let table = self.tables[entry.key.0 as usize].to_string();
+        let resolution = match self.config.strategy(&table) {
+            ConflictStrategy::LastWriterWins => Resolution::ServerWins,
+            ConflictStrategy::Merge => Resolution::Merge,
+            // Already forced and still refused (or nothing to write over): resending would loop.
+            ConflictStrategy::ClientWins if reason == ConflictReason::Missing || entry.force => Resolution::Failed,
+            ConflictStrategy::ClientWins => Resolution::Resent,
+        };
+        self.conflicts.push(Conflict {
+            seq: entry.seq,
+            table,
+            id: entry.key.1.to_string(),
+            op: entry.op,
+            data: entry.data.clone(),
+            last_changed: entry.last_changed.clone(),
+            server_row,
+            reason,
+            resolution,
+        });
+        match resolution {
+            Resolution::Resent => {
+                // A new seq: a server that remembers the first answer for replays must not take the resend
+                // for one.
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.return_to_pending(Entry { force: true, deadline: now, seq, ..entry }, now);
+            }
+            Resolution::Failed => {
+                let (code, message) = match reason {
+                    ConflictReason::Missing => (MISSING, "the row is gone or not visible to this user"),
+                    ConflictReason::Newer => ("conflict", "the server kept a newer row though the write was forced"),
+                };
+                self.fail(entry, Failure { code: Some(code.into()), message: message.into(), permanent: true }, now);
+            }
+            Resolution::ServerWins | Resolution::Merge => {}
+        }
+    }
+
+    /// Conflicts since the last call, oldest first, for the shell to report (and, under
+    /// [`ConflictStrategy::Merge`], to resolve with the app's function).
+    pub fn take_conflicts(&mut self) -> Vec<Conflict> {
+        std::mem::take(&mut self.conflicts)
+    }
+
+    /// `Some(reason)`: no access token to be had, nothing is sent until `None` (a token came).
+    pub fn set_needs_auth(&mut self, reason: Option<&str>) {
+        let needs = reason.is_some();
+        if let Some(reason) = reason {
+            self.last_error = Some(reason.to_owned());
+        }
+        if self.needs_auth != needs {
+            self.needs_auth = needs;
+            if !needs {
+                self.not_before = 0;
+            }
+        }
+        self.version += 1;
+    }
+
+    pub fn needs_auth(&self) -> bool {
+        self.needs_auth
     }
 
     /// The whole batch failed before any write could be answered (network error, timeout, 5xx, 429).
@@ -666,6 +886,7 @@ impl Engine {
             is_online: self.online,
             is_processing: self.in_flight.is_some(),
             is_paused: self.paused,
+            needs_auth: self.needs_auth,
             last_error: self.last_error.clone(),
             latency_ms: self.latency.summary(),
         }

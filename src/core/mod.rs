@@ -14,8 +14,11 @@ pub mod wire;
 
 pub use backoff::Backoff;
 pub use change::{Change, Op, Priority, Row};
-pub use config::{Config, DEFAULT_INTERVALS_MS};
-pub use engine::{Batch, ChangeOutcome, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView, Settled};
+pub use config::{Config, ConflictStrategy, DEFAULT_INTERVALS_MS};
+pub use engine::{
+    Batch, ChangeOutcome, Conflict, ConflictReason, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView,
+    Resolution, Settled,
+};
 pub use error::{ArgumentError, EngineError};
 pub use merge::{merge, Merged};
 pub use snapshot::{SavedEntry, SavedState, Snapshot};

@@ -36,6 +36,10 @@ pub(crate) struct Entry {
     pub attempts: u32,
     /// Caller changes this entry stands for.
     pub changes: u32,
+    /// Sent without the last-writer-wins condition (see [`crate::core::Change::force`]).
+    pub force: bool,
+    /// Refused as too large in company: sent in a batch of its own from now on.
+    pub solo: bool,
 }
 
 impl Entry {
@@ -62,6 +66,10 @@ impl Entry {
                 deadline: self.deadline.min(later.deadline),
                 attempts: self.attempts.max(later.attempts),
                 changes: self.changes.saturating_add(later.changes),
+                // A forced write stays forced when the caller edits the record again: the later edit is
+                // newer still, and dropping the force would bring the same conflict back.
+                force: self.force || later.force,
+                solo: self.solo || later.solo,
             })),
         }
     }

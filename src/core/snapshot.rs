@@ -42,6 +42,10 @@ pub struct SavedEntry {
     pub deadline: u64,
     pub attempts: u32,
     pub changes: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub solo: bool,
     pub state: SavedState,
 }
 
@@ -74,6 +78,8 @@ impl Engine {
                 deadline: entry.deadline,
                 attempts: entry.attempts,
                 changes: entry.changes,
+                force: entry.force,
+                solo: entry.solo,
                 state,
             })
         };
@@ -126,6 +132,8 @@ impl Engine {
                 deadline: saved.deadline,
                 attempts: saved.attempts,
                 changes: saved.changes.max(1),
+                force: saved.force,
+                solo: saved.solo,
             };
             engine.restore_entry(entry, saved.state).map_err(|()| bad(format!("entry {} conflicts", saved.order)))?;
         }

@@ -16,7 +16,7 @@ pub struct Stats {
     pub successful_syncs: u64,
     /// Writes moved to the failed list.
     pub failed_syncs: u64,
-    /// Writes the server refused because its row was newer.
+    /// Writes the server did not take because its row was newer, or (`missing`) absent or hidden from the user.
     pub conflicts: u64,
     /// Transient failures that led to another attempt.
     pub retries: u64,
@@ -29,6 +29,8 @@ pub struct Stats {
     pub is_online: bool,
     pub is_processing: bool,
     pub is_paused: bool,
+    /// Sending waits for an access token (`getAccessToken` failed or gave none); `last_error` says why.
+    pub needs_auth: bool,
     pub last_error: Option<String>,
     /// Enqueue-to-confirmed time of recent writes.
     pub latency_ms: Option<Latency>,

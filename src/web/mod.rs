@@ -6,8 +6,11 @@
 //! `fetch`) is only ever called while no borrow of the state is held, so it may call back into the instance.
 //! A borrow that still fails becomes a JS error, never a panic (a panic would poison the module).
 
+mod auth;
+mod conflicts;
 mod js;
 mod options;
+mod timeout;
 mod transport;
 mod types;
 
@@ -22,8 +25,10 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::EventTarget;
 
+use crate::core::wire::id_text;
 use crate::core::{Batch, Change, Engine, EngineError, FailedView, Op, Priority};
 use options::Transport;
+use transport::Sent;
 
 /// How urgently a change must reach the server (deadlines set by `syncIntervals`).
 #[wasm_bindgen]
@@ -43,6 +48,11 @@ struct State {
     client_id: String,
     /// From `setAccessToken` or the last `getAccessToken()`. Kept in memory only; never logged or stored.
     token: Option<String>,
+    auth: auth::Retry,
+    conflicts: conflicts::Conflicts,
+    merges: conflicts::Merges,
+    /// Primary-key column per table where it is not `id`.
+    primary_keys: std::collections::HashMap<String, String>,
     destroyed: bool,
     timer: Option<Timer>,
     /// A microtask tick is queued.
@@ -177,21 +187,41 @@ async fn send(shared: Shared, batch: Batch) {
     };
     let result = match &*transport {
         Transport::Http(http) => transport::http(&shared, http, &batch).await,
-        Transport::Custom { send, this } => transport::custom(send, this, &client_id, &batch).await,
+        Transport::Custom { send, this, timeout_ms } => {
+            transport::custom(send, this, *timeout_ms, &client_id, &batch).await
+        }
     };
-    {
+    let unauthorized = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         if s.destroyed {
             return;
         }
         s.sending = false;
         let now = js::now();
-        // The batch is the one in flight, so neither call can fail.
-        let _ = match result {
-            Ok(outcomes) => s.engine.on_batch_result(batch.id, outcomes, now),
-            Err(failure) => s.engine.on_batch_failed(batch.id, &failure.message, failure.retry_after_ms, now),
-        };
+        // The batch is the one in flight, so none of these calls can fail.
+        match result {
+            Sent::Answered(outcomes) => {
+                let _ = s.engine.on_batch_result(batch.id, outcomes, now);
+                false
+            }
+            Sent::Failed(failure) => {
+                let _ = s.engine.on_batch_failed(batch.id, &failure.message, failure.retry_after_ms, now);
+                false
+            }
+            Sent::Unauthorized { outcomes, reason } => {
+                let _ = s.engine.on_batch_unauthorized(batch.id, outcomes, &reason, now);
+                true
+            }
+            Sent::Unsent { reason } => {
+                let _ = s.engine.on_batch_unsent(batch.id, &reason, now);
+                true
+            }
+        }
+    };
+    if unauthorized {
+        auth::ask_later(&shared);
     }
+    conflicts::report(&shared);
     schedule(&shared);
 }
 
@@ -265,6 +295,9 @@ fn online_hooks(shared: &Shared) -> Hooks {
             if let Some(shared) = weak.upgrade() {
                 if let Ok(mut s) = shared.try_borrow_mut() {
                     s.engine.set_online(online);
+                }
+                if online {
+                    auth::ask_now(&shared);
                 }
                 schedule(&shared);
             }
@@ -343,6 +376,11 @@ impl RecordSync {
             .map_err(|e| bad(format!("{} {}", e.argument, e.message)))?;
         let seq = {
             let mut s = self.shared()?;
+            // The row would be written under another key than the one the queue tracks it by.
+            let pk = s.primary_keys.get(&table_name).map_or("id", String::as_str);
+            if let Some(key) = change.data.as_ref().and_then(|row| row.get(pk)).filter(|key| id_text(key) != id) {
+                return Err(bad(format!("data.{pk} ({key}) differs from id ({id:?})")));
+            }
             s.engine.enqueue(change, js::now()).map_err(|e| match e {
                 EngineError::Argument(e) => bad(format!("{} {}", e.argument, e.message)),
                 other => js::error(format!("RecordSync.{method}: {other}")),
@@ -361,7 +399,9 @@ impl RecordSync {
             }
             s.destroyed = true;
             s.timer = None;
+            s.auth = auth::Retry::default();
             s.listeners.clear();
+            s.conflicts = conflicts::Conflicts::default();
             s.stats = None;
             (s.request.take(), std::mem::take(&mut s.waiters))
         };
@@ -392,7 +432,8 @@ impl RecordSync {
         let id_bytes: [u8; 16] = js::random_bytes();
         let client_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let seed = u64::from_le_bytes(js::random_bytes());
-        let options::Options { config, transport } = options::parse(&options, client_id.clone(), seed)?;
+        let options::Options { config, transport, merges, primary_keys } =
+            options::parse(&options, client_id.clone(), seed)?;
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),
@@ -407,6 +448,10 @@ impl RecordSync {
             transport: Rc::new(transport),
             client_id,
             token: None,
+            auth: auth::Retry::default(),
+            conflicts: conflicts::Conflicts::default(),
+            merges: Rc::new(merges),
+            primary_keys,
             destroyed: false,
             timer: None,
             tick_queued: false,
@@ -424,6 +469,7 @@ impl RecordSync {
             if let Some(shared) = weak.upgrade() {
                 if let Ok(mut s) = shared.try_borrow_mut() {
                     s.listeners.retain(|(i, _)| *i != id);
+                    s.conflicts.listeners.retain(|(i, _)| *i != id);
                 }
             }
         });
@@ -507,6 +553,7 @@ impl RecordSync {
             s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
         }
         drop(s);
+        auth::ask_now(&self.shared);
         schedule(&self.shared);
         promise
     }
@@ -602,7 +649,46 @@ impl RecordSync {
             })?;
             Some(t)
         };
+        let resumes = token.is_some();
         self.shared()?.token = token;
+        if resumes {
+            auth::resume(&self.shared);
+            schedule(&self.shared);
+        }
+        Ok(())
+    }
+
+    /// Calls `listener(conflict)` for each write the server did not take: its row is newer (`reason:
+    /// "newer"`, with `serverRow`) or missing (`reason: "missing"`, `serverRow: null`). Returns the function
+    /// that unsubscribes.
+    #[wasm_bindgen(js_name = onConflict, unchecked_return_type = "() => void")]
+    pub fn on_conflict(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(conflict: ConflictRecord) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let listener = listener.dyn_into::<Function>().map_err(|v| {
+            js::type_error(format!("RecordSync.onConflict: listener must be a function, not {}", js::describe(&v)))
+        })?;
+        let id = {
+            let mut s = self.shared()?;
+            let id = s.next_listener;
+            s.next_listener += 1;
+            s.conflicts.listeners.push((id, listener));
+            id
+        };
+        let unsubscribe: &Function = (*self.unsubscribe).as_ref().unchecked_ref();
+        Ok(unsubscribe.bind1(&JsValue::NULL, &JsValue::from(id)).into())
+    }
+
+    /// The latest conflicts, most recent first (at most 100).
+    #[wasm_bindgen(unchecked_return_type = "ConflictRecord[]")]
+    pub fn conflicts(&self) -> Result<JsValue, JsValue> {
+        Ok(self.shared()?.conflicts.list().into())
+    }
+
+    #[wasm_bindgen(js_name = clearConflicts)]
+    pub fn clear_conflicts(&self) -> Result<(), JsValue> {
+        self.shared()?.conflicts.clear();
         Ok(())
     }
 

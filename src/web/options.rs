@@ -11,19 +11,26 @@ use wasm_bindgen::JsCast;
 
 use super::js::{self, describe, get, is_object, keys};
 use crate::core::wire::{WireConfig, WireMode, DEFAULT_RPC_FUNCTION};
-use crate::core::{ArgumentError, Config};
+use crate::core::{ArgumentError, Config, ConflictStrategy};
 
 pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
+pub const DEFAULT_TOKEN_TIMEOUT_MS: u32 = 10_000;
 const MAX_TIMEOUT_MS: f64 = 600_000.0;
 
 const OPTION_KEYS: [&str; 5] = ["transport", "maxRetries", "batchSize", "syncIntervals", "tables"];
-const HTTP_KEYS: [&str; 6] = ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs"];
+const HTTP_KEYS: [&str; 8] =
+    ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs", "tokenTimeoutMs", "allowAnonymous"];
+const TABLE_KEYS: [&str; 2] = ["parents", "onConflict"];
 
 pub struct HttpTransport {
     /// Without a trailing slash; request paths start with one.
     pub base_url: String,
     pub api_key: String,
     pub get_access_token: Option<Function>,
+    /// How long `getAccessToken()` may take before it counts as giving no token.
+    pub token_timeout_ms: u32,
+    /// With `getAccessToken` and no token to be had, send with the API key instead of waiting.
+    pub allow_anonymous: bool,
     pub wire: WireConfig,
     pub timeout_ms: u32,
 }
@@ -34,12 +41,17 @@ pub enum Transport {
     Custom {
         send: Function,
         this: JsValue,
+        timeout_ms: u32,
     },
 }
 
 pub struct Options {
     pub config: Config,
     pub transport: Transport,
+    /// The app's merge functions, by table (`tables: { t: { onConflict: (local, server) => row | null } }`).
+    pub merges: HashMap<String, Function>,
+    /// Primary-key column per table where it is not `id`.
+    pub primary_keys: HashMap<String, String>,
 }
 
 fn bad(name: &str, message: impl AsRef<str>) -> JsValue {
@@ -88,6 +100,7 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
             }
         }
     }
+    let mut merges = HashMap::new();
     let tables = get(options, "tables");
     if !tables.is_undefined() {
         if !is_object(&tables) {
@@ -98,8 +111,33 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
             if !is_object(&spec) {
                 return Err(bad(&format!("tables.{table}"), "must be an object like { parents: [\"plans\"] }"));
             }
-            if let Some(unknown) = keys(&spec).into_iter().find(|k| k != "parents") {
-                return Err(bad(&format!("tables.{table}.{unknown}"), "is not an option (known: parents)"));
+            if let Some(unknown) = keys(&spec).into_iter().find(|k| !TABLE_KEYS.contains(&k.as_str())) {
+                return Err(bad(
+                    &format!("tables.{table}.{unknown}"),
+                    format!("is not an option (known: {})", TABLE_KEYS.join(", ")),
+                ));
+            }
+            let on_conflict = get(&spec, "onConflict");
+            let strategy = match on_conflict.as_string().as_deref() {
+                _ if on_conflict.is_undefined() => None,
+                Some("lastWriterWins") => Some(ConflictStrategy::LastWriterWins),
+                Some("clientWins") => Some(ConflictStrategy::ClientWins),
+                _ if on_conflict.is_function() => {
+                    merges.insert(table.clone(), on_conflict.clone().unchecked_into::<Function>());
+                    Some(ConflictStrategy::Merge)
+                }
+                _ => {
+                    return Err(bad(
+                        &format!("tables.{table}.onConflict"),
+                        format!(
+                            "must be \"lastWriterWins\", \"clientWins\" or a function (local, server) => row | null, not {}",
+                            describe(&on_conflict)
+                        ),
+                    ))
+                }
+            };
+            if let Some(strategy) = strategy {
+                config.on_conflict.insert(table.clone(), strategy);
             }
             let parents = get(&spec, "parents");
             let list: Vec<String> = if parents.is_undefined() {
@@ -116,7 +154,41 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
     config.validate().map_err(from_core)?;
 
     let transport = parse_transport(&get(options, "transport"), client_id)?;
-    Ok(Options { config, transport })
+    let primary_keys = match &transport {
+        Transport::Http(HttpTransport { wire: WireConfig { mode: WireMode::Rest { primary_keys }, .. }, .. }) => {
+            primary_keys.clone()
+        }
+        _ => primary_keys_of(&get(options, "transport"))?,
+    };
+    Ok(Options { config, transport, merges, primary_keys })
+}
+
+fn timeout(transport: &JsValue, name: &str, default: u32) -> Result<u32, JsValue> {
+    let value = get(transport, name);
+    if value.is_undefined() {
+        return Ok(default);
+    }
+    js::as_integer(&value, MAX_TIMEOUT_MS)
+        .filter(|&ms| ms > 0)
+        .map(|ms| ms as u32)
+        .ok_or_else(|| bad(&format!("transport.{name}"), format!("must be an integer from 1 to {MAX_TIMEOUT_MS}")))
+}
+
+fn primary_keys_of(transport: &JsValue) -> Result<HashMap<String, String>, JsValue> {
+    let value = get(transport, "primaryKeys");
+    let mut primary_keys = HashMap::new();
+    if !value.is_undefined() {
+        if !is_object(&value) {
+            return Err(bad("transport.primaryKeys", "must be an object mapping table to primary-key column"));
+        }
+        for table in keys(&value) {
+            let column = get(&value, &table).as_string().filter(|c| !c.is_empty());
+            let column =
+                column.ok_or_else(|| bad(&format!("transport.primaryKeys.{table}"), "must be a column name"))?;
+            primary_keys.insert(table, column);
+        }
+    }
+    Ok(primary_keys)
 }
 
 fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, JsValue> {
@@ -134,7 +206,8 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
         if !get(transport, "url").is_undefined() {
             return Err(bad("transport", "must have either send or url, not both"));
         }
-        return Ok(Transport::Custom { send, this: transport.clone() });
+        let timeout_ms = timeout(transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
+        return Ok(Transport::Custom { send, this: transport.clone(), timeout_ms });
     }
     if let Some(unknown) = keys(transport).into_iter().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
         return Err(bad(
@@ -175,19 +248,7 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
         )
     };
 
-    let value = get(transport, "primaryKeys");
-    let mut primary_keys = HashMap::new();
-    if !value.is_undefined() {
-        if !is_object(&value) {
-            return Err(bad("transport.primaryKeys", "must be an object mapping table to primary-key column"));
-        }
-        for table in keys(&value) {
-            let column = get(&value, &table).as_string().filter(|c| !c.is_empty());
-            let column =
-                column.ok_or_else(|| bad(&format!("transport.primaryKeys.{table}"), "must be a column name"))?;
-            primary_keys.insert(table, column);
-        }
-    }
+    let primary_keys = primary_keys_of(transport)?;
 
     let mode = get(transport, "mode");
     let mode = match mode.as_string().as_deref() {
@@ -197,20 +258,21 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
         _ => return Err(bad("transport.mode", format!("must be \"rest\" or \"rpc\", not {}", describe(&mode)))),
     };
 
-    let value = get(transport, "timeoutMs");
-    let timeout_ms = if value.is_undefined() {
-        DEFAULT_TIMEOUT_MS
-    } else {
-        js::as_integer(&value, MAX_TIMEOUT_MS)
-            .filter(|&ms| ms > 0)
-            .ok_or_else(|| bad("transport.timeoutMs", format!("must be an integer from 1 to {MAX_TIMEOUT_MS}")))?
-            as u32
+    let timeout_ms = timeout(transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
+    let token_timeout_ms = timeout(transport, "tokenTimeoutMs", DEFAULT_TOKEN_TIMEOUT_MS)?;
+    let value = get(transport, "allowAnonymous");
+    let allow_anonymous = match value.as_bool() {
+        Some(allow) => allow,
+        None if value.is_undefined() => false,
+        None => return Err(bad("transport.allowAnonymous", format!("must be a boolean, not {}", describe(&value)))),
     };
 
     Ok(Transport::Http(HttpTransport {
         base_url,
         api_key,
         get_access_token,
+        token_timeout_ms,
+        allow_anonymous,
         wire: WireConfig { mode, client_id },
         timeout_ms,
     }))

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, Request, RequestInit, Response};
+use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, Response};
 
+use super::auth::{self, Token};
 use super::js::{self, error_message};
 use super::options::HttpTransport;
-use super::Shared;
+use super::{timeout, Shared};
 use crate::core::wire::{Exchange, HttpRequest, HttpResponse};
 use crate::core::{Batch, ChangeOutcome, Outcome, OutgoingChange, Row};
 
@@ -53,28 +54,55 @@ fn destroyed(shared: &Shared) -> bool {
     shared.try_borrow().map_or(true, |s| s.destroyed)
 }
 
+/// What became of a batch.
+pub enum Sent {
+    Answered(Vec<ChangeOutcome>),
+    /// The whole batch failed before any write was answered.
+    Failed(BatchFailure),
+    /// No token to send with (or the server refused it): the writes without an outcome go back unsent.
+    Unauthorized {
+        outcomes: Vec<ChangeOutcome>,
+        reason: String,
+    },
+    /// No token to send with: nothing went out.
+    Unsent {
+        reason: String,
+    },
+}
+
 /// Runs the batch through the core's [`Exchange`]: one request after another, with one token refresh per
 /// request on a 401 (not reported to the engine, so it costs no attempt).
-pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Result<Vec<ChangeOutcome>, BatchFailure> {
+pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Sent {
+    let mut token = match auth::token(shared, http).await {
+        Ok(token) => token,
+        Err(reason) => return Sent::Unsent { reason },
+    };
     let mut exchange = Exchange::new(batch, &http.wire);
-    let mut token = current_token(shared, http).await;
     while let Some(request) = exchange.next_request() {
         let mut refreshed = false;
         loop {
-            let result = fetch_once(shared, http, &request, token.as_deref()).await;
+            let result = fetch_once(shared, http, &request, &token).await;
             if destroyed(shared) {
-                return Err(BatchFailure::new("destroyed"));
+                return Sent::Failed(BatchFailure::new("destroyed"));
             }
             match result {
-                Ok(response) if response.status == 401 && !refreshed && http.get_access_token.is_some() => {
-                    refreshed = true;
-                    match refresh_token(shared, http).await {
-                        Some(fresh) => token = fresh,
-                        None => {
-                            exchange.on_response(response);
-                            break;
+                Ok(response) if response.status == 401 && matches!(token, Token::Bearer(_)) => {
+                    if !refreshed && http.get_access_token.is_some() {
+                        refreshed = true;
+                        match auth::refresh(shared, http).await {
+                            Ok(fresh) => {
+                                token = fresh;
+                                continue;
+                            }
+                            Err(reason) => return Sent::Unauthorized { outcomes: exchange.finish(), reason },
                         }
                     }
+                    if let Ok(mut s) = shared.try_borrow_mut() {
+                        s.token = None;
+                    }
+                    let reason =
+                        "the server refused the access token (HTTP 401): sign in again, or call setAccessToken";
+                    return Sent::Unauthorized { outcomes: exchange.finish(), reason: reason.into() };
                 }
                 Ok(response) => {
                     exchange.on_response(response);
@@ -87,45 +115,14 @@ pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Resul
             }
         }
     }
-    Ok(exchange.finish())
-}
-
-/// The token set with `setAccessToken` or last obtained, else a first one from `getAccessToken`.
-async fn current_token(shared: &Shared, http: &HttpTransport) -> Option<String> {
-    if let Ok(state) = shared.try_borrow() {
-        if state.token.is_some() {
-            return state.token.clone();
-        }
-    }
-    if http.get_access_token.is_some() {
-        refresh_token(shared, http).await.flatten()
-    } else {
-        None
-    }
-}
-
-/// Asks `getAccessToken()` (sync or async) for a token and keeps it. `None` when it threw or rejected; `Some(None)`
-/// when it answered that there is none (the API key is sent instead).
-async fn refresh_token(shared: &Shared, http: &HttpTransport) -> Option<Option<String>> {
-    let get = http.get_access_token.as_ref()?;
-    let value = get.call0(&JsValue::UNDEFINED).ok()?;
-    let value = if value.has_type::<Promise>() || js::get(&value, "then").is_function() {
-        JsFuture::from(Promise::resolve(&value)).await.ok()?
-    } else {
-        value
-    };
-    let token = value.as_string().filter(|t| !t.is_empty());
-    if let Ok(mut state) = shared.try_borrow_mut() {
-        state.token.clone_from(&token);
-    }
-    Some(token)
+    Sent::Answered(exchange.finish())
 }
 
 async fn fetch_once(
     shared: &Shared,
     http: &HttpTransport,
     request: &HttpRequest,
-    token: Option<&str>,
+    token: &Token,
 ) -> Result<HttpResponse, String> {
     let network = |e: JsValue| format!("network error: {}", error_message(&e));
     let headers = Headers::new().map_err(network)?;
@@ -133,9 +130,15 @@ async fn fetch_once(
         headers.append(name, value).map_err(network)?;
     }
     headers.append("apikey", &http.api_key).map_err(network)?;
-    headers.append("Authorization", &format!("Bearer {}", token.unwrap_or(&http.api_key))).map_err(network)?;
+    let bearer = match token {
+        Token::Bearer(token) => token,
+        Token::ApiKey => &http.api_key,
+    };
+    headers.append("Authorization", &format!("Bearer {bearer}")).map_err(network)?;
     let init = RequestInit::new();
     init.set_method(request.method);
+    // A redirect is never PostgREST's answer (a captive portal, a login page): it fails as a network error.
+    init.set_redirect(RequestRedirect::Error);
     init.set_headers(&headers);
     if let Some(body) = &request.body {
         init.set_body(&JsValue::from_str(body));
@@ -206,12 +209,22 @@ struct JsResult {
 enum Status {
     Applied,
     Conflict,
+    /// The write touched no row (absent, or not visible to the user).
+    Missing,
     Error,
 }
 
-pub async fn custom(
+pub async fn custom(send: &Function, this: &JsValue, timeout_ms: u32, client_id: &str, batch: &Batch) -> Sent {
+    match custom_results(send, this, timeout_ms, client_id, batch).await {
+        Ok(outcomes) => Sent::Answered(outcomes),
+        Err(failure) => Sent::Failed(failure),
+    }
+}
+
+async fn custom_results(
     send: &Function,
     this: &JsValue,
+    timeout_ms: u32,
     client_id: &str,
     batch: &Batch,
 ) -> Result<Vec<ChangeOutcome>, BatchFailure> {
@@ -220,12 +233,18 @@ pub async fn custom(
     let returned = send
         .call1(this, &payload)
         .map_err(|e| BatchFailure::new(format!("transport.send threw: {}", error_message(&e))))?;
-    let resolved = JsFuture::from(Promise::resolve(&returned))
-        .await
-        .map_err(|e| BatchFailure::new(format!("transport.send rejected: {}", error_message(&e))))?;
+    let resolved = match timeout::within(&returned, timeout_ms).await {
+        None => {
+            return Err(BatchFailure::new(format!(
+                "transport.send did not settle within {timeout_ms} ms (transport.timeoutMs)"
+            )))
+        }
+        Some(Err(e)) => return Err(BatchFailure::new(format!("transport.send rejected: {}", error_message(&e)))),
+        Some(Ok(value)) => value,
+    };
     let malformed = |why: String| {
         BatchFailure::new(format!(
-            "transport.send must resolve to an array of {{ seq, status: \"applied\" | \"conflict\" | \"error\", ... }}: {why}"
+            "transport.send must resolve to an array of {{ seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }}: {why}"
         ))
     };
     if !js_sys::Array::is_array(&resolved) {
@@ -240,6 +259,7 @@ pub async fn custom(
             let outcome = match r.status {
                 Status::Applied => Outcome::Applied,
                 Status::Conflict => Outcome::Conflict { row: r.row.clone() },
+                Status::Missing => Outcome::Missing,
                 Status::Error if r.transient => Outcome::Transient {
                     message: message(),
                     retry_after_ms: r.retry_after_ms.filter(|ms| ms.is_finite() && *ms >= 0.0).map(|ms| ms as u64),

@@ -28,11 +28,19 @@ export interface PostgrestTransport {
   url: string;
   /** Sent as the `apikey` header, and as the bearer token when there is no access token. */
   apiKey: string;
-  /** Asked for a token before the first request and again, once, after a 401. */
+  /** Asked for the user's token before the first request and again, once, after a 401. No token, no send:
+   *  when it throws, rejects, takes longer than `tokenTimeoutMs` or gives null/"", nothing is sent, the queue
+   *  waits (`stats().needsAuth`, `lastError` says why) and it is asked again with backoff (at once on
+   *  `forceSyncAll()` and `online`) until it gives a token or `setAccessToken` is called. */
   getAccessToken?: () => string | null | undefined | Promise<string | null | undefined>;
+  /** How long `getAccessToken` may take, in ms (default 10000). */
+  tokenTimeoutMs?: number;
+  /** With `getAccessToken` and no token to be had, send with the API key instead of waiting (default false). */
+  allowAnonymous?: boolean;
   /** `rest` (default): bulk upserts, patches and deletes per table. `rpc`: one `record_sync_apply` call per batch. */
   mode?: "rest" | "rpc";
-  /** Primary-key column per table where it is not `id` (rest mode). */
+  /** Primary-key column per table where it is not `id`. A change whose data holds this column with a value
+   *  other than the change's id is refused with a TypeError. */
   primaryKeys?: Record<string, string>;
   /** Abort a request that has no answer after this many ms (default 15000). */
   timeoutMs?: number;
@@ -41,6 +49,34 @@ export interface PostgrestTransport {
 /** Any other backend: apply the batch's changes in order and answer one result per change. */
 export interface CustomTransport {
   send(batch: Batch): Promise<ChangeResult[]>;
+  /** A send that has not settled after this many ms counts as a transient failure (default 15000). */
+  timeoutMs?: number;
+  /** As for PostgrestTransport: checked against the data at queue time. */
+  primaryKeys?: Record<string, string>;
+}
+
+/** What becomes of a write the server did not take because its row is newer (or is missing):
+ *  `"lastWriterWins"` (default): the server's row stands and the app is told; `"clientWins"`: sent again
+ *  without the last-writer-wins condition (a missing row cannot be recreated by a patch: that write goes to the
+ *  failed list with code "missing"); a function: its row is queued as a forced upsert, `null` drops the write. */
+export type ConflictStrategy = "lastWriterWins" | "clientWins" | ((local: Row | null, server: Row | null) => RowData | null);
+
+/** A write the server did not take, as `onConflict` listeners and `conflicts()` see it. */
+export interface ConflictRecord {
+  seq: number;
+  table: string;
+  id: string;
+  op: Op;
+  /** What the write carried (null for a delete). */
+  data: Row | null;
+  lastChanged: Json | null;
+  /** The server's row; null when it is missing. */
+  serverRow: Row | null;
+  /** `newer`: the server's row is newer. `missing`: the row is gone, or hidden from this user (row-level security). */
+  reason: "newer" | "missing";
+  /** `serverWins` (dropped), `resent` (forced, clientWins), `failed` (on the failed list), `merged` (the merge
+   *  function's row is queued), `dropped` (it returned null), `mergeFailed` (it threw or returned a bad row). */
+  resolution: "serverWins" | "resent" | "failed" | "merged" | "dropped" | "mergeFailed";
 }
 
 export interface RecordSyncOptions {
@@ -51,8 +87,9 @@ export interface RecordSyncOptions {
   batchSize?: number;
   /** How long a change of each priority may wait, in ms (defaults 0, 5000, 30000, 300000). */
   syncIntervals?: Partial<Record<SyncPriority, number>>;
-  /** Parent tables per table: a batch carrying a child carries its parents' earlier changes first. */
-  tables?: Record<string, { parents?: string[] }>;
+  /** Per table: parent tables (a batch carrying a child carries its parents' earlier changes first), and what
+   *  a conflict does. */
+  tables?: Record<string, { parents?: string[]; onConflict?: ConflictStrategy }>;
 }
 
 /** One change as a custom transport receives it. */
@@ -66,6 +103,8 @@ export interface BatchChange {
   data?: Row;
   lastChanged?: Json;
   priority: PriorityName;
+  /** Apply without the last-writer-wins check: the client won a conflict. */
+  force?: boolean;
 }
 
 export interface Batch {
@@ -81,6 +120,8 @@ export interface Batch {
 export type ChangeResult =
   | { seq: number; status: "applied" }
   | { seq: number; status: "conflict"; row?: Row | null }
+  /** The write touched no row: absent, or not visible to the user. Never counted as synced. */
+  | { seq: number; status: "missing" }
   | { seq: number; status: "error"; code?: string; message?: string; transient?: boolean; retryAfterMs?: number };
 
 export interface Latency {
@@ -105,6 +146,8 @@ export interface SyncStats {
   isOnline: boolean;
   isProcessing: boolean;
   isPaused: boolean;
+  /** Sending waits for an access token (see `getAccessToken`); `lastError` says why. */
+  needsAuth: boolean;
   lastError: string | null;
   /** Enqueue-to-confirmed time of recent writes; null before the first. */
   latencyMs: Latency | null;
@@ -134,7 +177,7 @@ export interface FailedChange extends BatchChange {
 export interface SyncSummary {
   /** Writes confirmed while it waited. */
   confirmed: number;
-  /** Writes refused because the server's row was newer, while it waited. */
+  /** Writes the server did not take while it waited: its row was newer, or the row was missing. */
   conflicts: number;
   /** The failed list when it resolved (see `retryFailed` / `discardFailed`). */
   failed: FailedChange[];

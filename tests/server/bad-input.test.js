@@ -129,7 +129,11 @@ test("oversized bodies are refused with 413 before they are read", async () => {
 
 test("admin routes take no arbitrary SQL", async () => {
   for (const path of ["sql", "query", "exec"]) {
-    const res = await fetch(`${s.url}/__admin/${path}`, { method: "POST", body: JSON.stringify({ sql: "drop table training_plans" }) });
+    const res = await fetch(`${s.url}/__admin/${path}`, {
+      method: "POST",
+      headers: { apikey: s.serviceKey },
+      body: JSON.stringify({ sql: "drop table training_plans" }),
+    });
     assert.equal(res.status, 404);
   }
   assert.equal((await s.sql("select count(*)::int as n from pg_class where relname = 'training_plans'"))[0].n, 1);

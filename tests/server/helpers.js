@@ -64,7 +64,7 @@ function withHelpers(server, close) {
     admin: async (path, method = "GET", body) => {
       const res = await fetch(`${server.url}/__admin/${path}`, {
         method,
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", apikey: server.serviceKey },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       return { status: res.status, body: await res.json() };

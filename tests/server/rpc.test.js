@@ -67,14 +67,17 @@ test("parents and children in one batch apply in order, foreign keys hold", asyn
   assert.equal((await s.sql("select count(*)::int as n from selected_exercises"))[0].n, 0);
 });
 
-test("update patches only the given columns; update and delete of a missing row are no-op successes", async () => {
+test("update patches only the given columns; an update of an absent row is missing, a delete of one applied", async () => {
   await apply([change("training_plans", "p1", "insert", { name: "Plan", description: "keep me", weeks: 4 })]);
   const r = await apply([
     change("training_plans", "p1", "update", { weeks: 6 }),
     change("training_plans", "nope", "update", { weeks: 6 }),
     change("training_plans", "nope", "delete", null),
+    change("training_plans", "nope2", "update", { weeks: 6 }, { last_changed: null }),
   ]);
-  assert.deepEqual(statuses(r), ["applied", "applied", "applied"]);
+  assert.deepEqual(statuses(r), ["applied", "missing", "applied", "missing"]);
+  assert.equal(r[1].row, undefined, "missing carries no row");
+  assert.equal((await s.sql("select count(*)::int as n from training_plans where id like 'nope%'"))[0].n, 0);
   const [p] = await s.sql("select name, description, weeks from training_plans");
   assert.deepEqual({ ...p }, { name: "Plan", description: "keep me", weeks: 6 });
 });
@@ -111,6 +114,36 @@ test("last-writer-wins: an older change is a conflict carrying the stored row, a
   const [after] = await s.sql("select name, last_changed from training_plans");
   assert.equal(after.name, "Newest");
   assert.equal(new Date(after.last_changed).toISOString(), "2026-11-25T00:00:00.000Z");
+});
+
+test("force: true skips the last-writer-wins check (client wins), for update, upsert and delete", async () => {
+  await apply([change("training_plans", "p1", "upsert", { name: "Newer" }, { last_changed: T2 })]);
+  const [u] = await apply([change("training_plans", "p1", "update", { name: "Forced" }, { last_changed: T1, force: true })]);
+  assert.equal(u.status, "applied");
+  assert.equal((await s.sql("select name from training_plans"))[0].name, "Forced");
+  await apply([change("training_plans", "p1", "upsert", { name: "Newer" }, { last_changed: T2 })]);
+  const [up] = await apply([change("training_plans", "p1", "upsert", { name: "Forced up" }, { last_changed: T0, force: true })]);
+  assert.equal(up.status, "applied");
+  const [row] = await s.sql("select name, last_changed from training_plans");
+  assert.equal(row.name, "Forced up");
+  assert.equal(new Date(row.last_changed).toISOString(), T0, "the forced change's timestamp is the row's");
+  // force must be the JSON true: anything else keeps the check.
+  const [notForced] = await apply([change("training_plans", "p1", "update", { name: "x" }, { last_changed: "2026-01-01T00:00:00Z", force: "yes" })]);
+  assert.equal(notForced.status, "conflict");
+  const [d] = await apply([change("training_plans", "p1", "delete", null, { last_changed: "2026-01-01T00:00:00Z", force: true })]);
+  assert.equal(d.status, "applied");
+  assert.equal((await s.sql("select count(*)::int as n from training_plans"))[0].n, 0);
+  // A forced update of an absent row is still missing.
+  const [m] = await apply([change("training_plans", "p1", "update", { name: "x" }, { force: true })]);
+  assert.equal(m.status, "missing");
+});
+
+test("a replayed missing answers missing again, even after the row appeared", async () => {
+  const upd = change("training_plans", "late", "update", { name: "x" });
+  assert.deepEqual(await apply([upd]), [{ seq: upd.seq, status: "missing" }]);
+  await apply([change("training_plans", "late", "insert", { name: "now here" })]);
+  assert.deepEqual(await apply([upd]), [{ seq: upd.seq, status: "missing", replayed: true }]);
+  assert.equal((await s.sql("select name from training_plans"))[0].name, "now here");
 });
 
 test("a bad change in the middle leaves the rest applied", async () => {
@@ -195,8 +228,8 @@ test("row-level security: user B can neither read nor overwrite user A's rows th
   );
   assert.equal(r[0].status, "error");
   assert.equal(r[0].code, "42501");
-  // Invisible rows behave as missing ones: nothing to update or delete.
-  assert.deepEqual(statuses(r.slice(1, 3)), ["applied", "applied"]);
+  // Invisible rows behave as absent ones: an update is missing, a delete is the idempotent no-op.
+  assert.deepEqual(statuses(r.slice(1, 3)), ["missing", "applied"]);
   assert.equal(r[3].code, "42501", "B cannot write a row in A's name");
   assert.deepEqual((await s.sql("select id, name, user_id from training_plans")).map((x) => ({ ...x })), [
     { id: "pa", name: "A's plan", user_id: USER_A },

@@ -39,7 +39,7 @@ export function tokenSource(token) {
 /**
  * A custom transport that records every batch. `script` lists what to do per call in order, then "apply":
  * "apply" answers applied for all; "reject" rejects; "malformed" resolves to garbage; "error:<id>" answers a
- * permanent error for the change with that id and applied for the rest.
+ * permanent error for the change with that id and applied for the rest; "missing:<id>" answers missing for it.
  */
 export function recordingTransport(script) {
   const transport = {
@@ -50,10 +50,13 @@ export function recordingTransport(script) {
       if (step === "reject") throw new Error("backend unreachable");
       if (step === "malformed") return [{ seq: "one", status: 7 }];
       const bad = step.startsWith("error:") ? step.slice(6) : null;
+      const gone = step.startsWith("missing:") ? step.slice(8) : null;
       return batch.changes.map((c) =>
         c.id === bad
           ? { seq: c.seq, status: "error", code: "23514", message: "check constraint violated" }
-          : { seq: c.seq, status: "applied" },
+          : c.id === gone
+            ? { seq: c.seq, status: "missing" }
+            : { seq: c.seq, status: "applied" },
       );
     },
   };
@@ -109,4 +112,56 @@ export function uid() {
 
 export function stringify(value) {
   return JSON.stringify(value);
+}
+
+/** A REST call with the service key (bypasses RLS): how "another device" or "another user" changes rows. */
+export function serviceRest(server, method, path, body) {
+  return call(`${server}/rest/v1${path}`, {
+    method,
+    headers: { ...serviceHeaders, "Content-Type": "application/json", Prefer: "return=representation" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** A `getAccessToken` that fails the given way: "throws", "rejects", "null", "empty" or "never" (settles never). */
+export function failingToken(kind) {
+  const get = () => {
+    get.calls += 1;
+    if (kind === "throws") throw new Error("session expired");
+    if (kind === "rejects") return Promise.reject(new Error("refresh failed"));
+    if (kind === "null") return Promise.resolve(null);
+    if (kind === "empty") return "";
+    return new Promise(() => {});
+  };
+  get.calls = 0;
+  return get;
+}
+
+/** A custom transport whose first send never settles; later sends apply everything. */
+export function hangingTransport() {
+  return {
+    sends: 0,
+    send(batch) {
+      this.sends += 1;
+      if (this.sends === 1) return new Promise(() => {});
+      return Promise.resolve(batch.changes.map((c) => ({ seq: c.seq, status: "applied" })));
+    },
+  };
+}
+
+/** A conflict listener that keeps what it hears in `.heard`. */
+export function conflictRecorder() {
+  const listener = (conflict) => listener.heard.push(JSON.parse(JSON.stringify(conflict)));
+  listener.heard = [];
+  return listener;
+}
+
+/** A merge strategy: the server row with the local name appended, or null (drop) when `drop` is set. */
+export function mergeFunction(drop) {
+  const merge = (local, server) => {
+    merge.calls.push([local, server]);
+    return drop ? null : { ...server, name: `${server.name}+${local.name}` };
+  };
+  merge.calls = [];
+  return merge;
 }

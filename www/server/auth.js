@@ -71,9 +71,11 @@ export function createAuth({ anonKey, serviceKey, jwtSecret }) {
     if (parts !== 3) throw jwtError(`Expected 3 parts in JWT; got ${parts}`);
     let claims;
     try {
-      ({ payload: claims } = await jwtVerify(token, key, { algorithms: ["HS256"] }));
+      // A token without exp would be valid forever: refused, as Supabase never issues one.
+      ({ payload: claims } = await jwtVerify(token, key, { algorithms: ["HS256"], requiredClaims: ["exp"] }));
     } catch (e) {
       if (e instanceof joseErrors.JWTExpired) throw jwtError("JWT expired");
+      if (e instanceof joseErrors.JWTClaimValidationFailed && e.claim === "exp") throw jwtError("JWT has no exp claim");
       if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw jwtError("JWSError JWSInvalidSignature");
       throw jwtError(`JWT could not be decoded: ${e.code ?? e.message}`);
     }

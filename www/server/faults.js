@@ -1,6 +1,6 @@
 // Scripted failures for tests: POST /__admin/faults replaces the plan, DELETE clears it. Counted faults ("next N")
-// are used up one request at a time, in the order reset, hang, fail, then commit-then-drop; latency and the
-// failure rate apply to every matching request.
+// are used up one request at a time, in the order reset, hang, fail, html, redirect, then commit-then-drop;
+// latency, the failure rate and a lowered body limit apply to every matching request.
 import { ApiError } from "./errors.js";
 
 const HANG_LIMIT_MS = 60_000;
@@ -27,11 +27,14 @@ const httpStatus = (v, name) => {
   if (!Number.isInteger(v) || v < 400 || v > 599) throw bad(`${name} must be an HTTP error status (400-599)`);
   return v;
 };
-const KEYS = new Set(["failNext", "failRate", "latencyMs", "hangNext", "hangMs", "resetNext", "commitThenDropNext", "paths"]);
+const KEYS = new Set([
+  "failNext", "failRate", "latencyMs", "hangNext", "hangMs", "resetNext", "commitThenDropNext", "htmlNext", "redirectNext",
+  "maxBodyBytes", "paths",
+]);
 
 /**
  * @typedef {{kind: "reset"} | {kind: "hang", ms: number} | {kind: "fail", status: number, retryAfter?: number, body?: unknown}
- *   | {kind: "commitThenDrop"}} Fault
+ *   | {kind: "html"} | {kind: "redirect"} | {kind: "commitThenDrop"}} Fault
  */
 export class Faults {
   constructor() {
@@ -52,6 +55,9 @@ export class Faults {
       hangMs: raw.hangMs === undefined ? HANG_LIMIT_MS : Math.min(count(raw.hangMs, "hangMs"), HANG_LIMIT_MS),
       resetNext: count(raw.resetNext, "resetNext"),
       commitThenDropNext: count(raw.commitThenDropNext, "commitThenDropNext"),
+      htmlNext: count(raw.htmlNext, "htmlNext"),
+      redirectNext: count(raw.redirectNext, "redirectNext"),
+      maxBodyBytes: raw.maxBodyBytes === undefined ? null : count(raw.maxBodyBytes, "maxBodyBytes"),
       failNext: null,
       failRate: null,
     };
@@ -100,11 +106,24 @@ export class Faults {
       fault = { kind: "fail", status: p.failNext.status, retryAfter: p.failNext.retryAfter, body: p.failNext.body };
     } else if (p.failRate && p.failRate.random() < p.failRate.p) {
       fault = { kind: "fail", status: p.failRate.status };
+    } else if (p.htmlNext > 0) {
+      p.htmlNext--;
+      fault = { kind: "html" };
+    } else if (p.redirectNext > 0) {
+      p.redirectNext--;
+      fault = { kind: "redirect" };
     } else if (p.commitThenDropNext > 0) {
       p.commitThenDropNext--;
       fault = { kind: "commitThenDrop" };
     }
     return { latencyMs: p.latencyMs, fault };
+  }
+
+  /** The request-body limit for a path: the plan's lowered one when it sets one, else the server's. */
+  bodyLimit(path, serverLimit) {
+    const p = this.plan;
+    if (!p || p.maxBodyBytes === null || !path.startsWith(p.paths)) return serverLimit;
+    return p.maxBodyBytes;
   }
 
   toJSON() {

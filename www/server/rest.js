@@ -32,6 +32,9 @@ export function createRest({ db, catalog }) {
   async function asCaller(req, fn) {
     try {
       return await db.transaction(async (q) => {
+        // As PostgREST does: GET and HEAD run read-only, so a volatile function called by GET cannot write
+        // (25006, answered 405).
+        if (req.method === "GET" || req.method === "HEAD") await q("set transaction read only");
         await q(
           `select set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
                   set_config('request.jwt.claim.sub', $3, true), set_config('request.method', $4, true),
@@ -142,7 +145,7 @@ export function createRest({ db, catalog }) {
         details: `Searched for the function public.${name} with parameters ${sig || "(none)"}, but no matches were found in the schema cache.`,
       });
     }
-    const { sql, params } = rpcSql(fn, args);
+    const { sql, params } = rpcSql(fn, args, { fromText: req.method === "GET" });
     return asCaller(req, async (run) => {
       const { body } = (await run(sql, params)).rows[0];
       const reply = fn.returns === "void" ? { status: 204 } : { status: 200, headers: { "Content-Type": JSON_TYPE }, body };

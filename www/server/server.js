@@ -3,7 +3,8 @@
 import http from "node:http";
 import { createAdmin, isLoopback } from "./admin.js";
 import { createAuth, DEFAULTS } from "./auth.js";
-import { corsHeaders, preflightHeaders } from "./cors.js";
+import { createCors, LOOPBACK_ORIGINS, originMatcher } from "./cors.js";
+import { hostMatcher, isLoopbackName } from "./hosts.js";
 import { loadCatalog, loadSchema } from "./db/schema.js";
 import { ApiError } from "./errors.js";
 import { Faults } from "./faults.js";
@@ -11,7 +12,7 @@ import { createRest } from "./rest.js";
 import { Stats } from "./stats.js";
 
 export const DEFAULT_PORT = 54321;
-const BODY_LIMIT = 1024 * 1024;
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 async function openDb({ dataDir, databaseUrl }) {
   if (databaseUrl) return (await import("./db/pg.js")).openPg({ databaseUrl });
@@ -39,6 +40,13 @@ function readBody(req, limit) {
   });
 }
 
+/** Whether a request carries the service key, as `apikey` or as the bearer token. */
+function hasServiceKey(headers, serviceKey) {
+  if (headers.apikey === serviceKey) return true;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
+  return m?.[1] === serviceKey;
+}
+
 /** Which table (or `rpc/<fn>`) a /rest/v1 path names, for the per-table request counter. */
 function statsKey(path) {
   const rest = path.replace(/^\/rest\/v1\/?/, "");
@@ -52,7 +60,9 @@ function statsKey(path) {
 /**
  * Starts the server; resolves once it listens.
  * @param {{port?: number, host?: string, dataDir?: string, databaseUrl?: string, anonKey?: string,
- *   serviceKey?: string, jwtSecret?: string, bodyLimit?: number}} [opts] port 0 picks a free port
+ *   serviceKey?: string, jwtSecret?: string, bodyLimit?: number, allowOrigins?: string[], allowHosts?: string[],
+ *   admin?: boolean}} [opts] port 0 picks a free port; allowOrigins defaults to every loopback origin; allowHosts
+ *   adds Host names to the loopback ones; admin: false switches /__admin off
  */
 export async function startServer(opts = {}) {
   const cfg = {
@@ -61,8 +71,23 @@ export async function startServer(opts = {}) {
     anonKey: opts.anonKey ?? DEFAULTS.anonKey,
     serviceKey: opts.serviceKey ?? DEFAULTS.serviceKey,
     jwtSecret: opts.jwtSecret ?? DEFAULTS.jwtSecret,
-    bodyLimit: opts.bodyLimit ?? BODY_LIMIT,
+    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    allowOrigins: opts.allowOrigins?.length ? opts.allowOrigins : LOOPBACK_ORIGINS,
+    allowHosts: opts.allowHosts ?? [],
+    admin: opts.admin ?? true,
   };
+  // Anyone who can reach the server could sign tokens with the published default secret, or use the default
+  // service key: only this machine may.
+  if (!isLoopbackName(cfg.host)) {
+    const defaults = ["anonKey", "serviceKey", "jwtSecret"].filter((k) => cfg[k] === DEFAULTS[k]);
+    if (defaults.length) {
+      throw new Error(
+        `refusing to listen on ${cfg.host} (beyond loopback) with the default ${defaults.join(", ")}: set --anon-key, --service-key and --jwt-secret`,
+      );
+    }
+  }
+  const allowedHost = hostMatcher([cfg.host, ...cfg.allowHosts]);
+  const { corsHeaders, preflightHeaders } = createCors(originMatcher(cfg.allowOrigins));
   const db = await openDb(opts);
   await loadSchema(db);
   let current = await loadCatalog(db);
@@ -97,12 +122,25 @@ export async function startServer(opts = {}) {
       send(e.status, { "Content-Type": "application/json; charset=utf-8", ...e.headers }, JSON.stringify(e.body));
     };
 
+    // DNS rebinding: a page on evil.example whose name now points at 127.0.0.1 sends Host: evil.example.
+    if (!allowedHost(req.headers.host)) {
+      return sendError(new ApiError(403, null, `Host ${JSON.stringify(req.headers.host ?? "")} is not allowed`, {
+        hint: "Use a loopback name (127.0.0.1, localhost, [::1]) or start the server with --allow-host",
+      }));
+    }
+
     if (method === "OPTIONS") return send(200, preflightHeaders(req));
 
-    if (path.startsWith("/__admin/")) {
+    if (path === "/__admin" || path.startsWith("/__admin/")) {
+      if (!cfg.admin) return sendError(new ApiError(404, null, "no Route matched with those values"));
       if (!isLoopback(req.socket.remoteAddress)) return sendError(new ApiError(403, null, "Admin routes are loopback-only"));
+      if (!hasServiceKey(req.headers, cfg.serviceKey)) {
+        return sendError(new ApiError(401, null, "Admin routes need the service key", {
+          hint: "Send it as the apikey header (or Authorization: Bearer <service key>)",
+        }));
+      }
       try {
-        const r = await admin({ method, path, body: await readBody(req, cfg.bodyLimit) });
+        const r = await admin({ method, path, body: await readBody(req, DEFAULT_BODY_LIMIT) });
         return send(r.status, { "Content-Type": "application/json; charset=utf-8" }, JSON.stringify(r.body));
       } catch (e) {
         return sendError(e);
@@ -129,6 +167,13 @@ export async function startServer(opts = {}) {
       return;
     }
     if (latencyMs) await new Promise((r) => setTimeout(r, latencyMs));
+    // What a captive portal or a misrouted proxy answers: a 2xx that is not PostgREST's, nothing done.
+    if (fault?.kind === "html") {
+      return send(200, { "Content-Type": "text/html; charset=utf-8" }, "<!doctype html><title>Sign in</title><p>Sign in to the network</p>");
+    }
+    if (fault?.kind === "redirect") {
+      return send(302, { Location: "/portal", "Content-Type": "text/html; charset=utf-8" }, "");
+    }
     if (fault?.kind === "fail") {
       const body = fault.body ?? { code: null, details: null, hint: null, message: `Injected fault: HTTP ${fault.status}` };
       const headers = { "Content-Type": "application/json; charset=utf-8" };
@@ -137,7 +182,7 @@ export async function startServer(opts = {}) {
     }
 
     try {
-      const body = await readBody(req, cfg.bodyLimit);
+      const body = await readBody(req, faults.bodyLimit(path, cfg.bodyLimit));
       stats.bytesIn += body.length;
       const auth = await authenticate(req.headers, url.searchParams);
       const { reply, rows, rpc } = await rest({ method, path, query: url.searchParams, headers: req.headers, body, auth });
@@ -172,6 +217,7 @@ export async function startServer(opts = {}) {
     serviceKey: cfg.serviceKey,
     jwtSecret: cfg.jwtSecret,
     dbKind: db.kind,
+    admin: cfg.admin,
     /** Direct database access for test fixtures: runs as the server's own (superuser) connection. */
     db,
     stats,

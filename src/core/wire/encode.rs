@@ -37,6 +37,11 @@ pub fn in_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
     format!("in.({})", items.join(","))
 }
 
+/// A value in a filter such as `lte.`: quoted so that nothing in it is read as grammar, then percent-encoded.
+pub fn value(text: &str) -> String {
+    utf8_percent_encode(&quote(text), COMPONENT).to_string()
+}
+
 /// Double quotes, with `"` and `\` escaped by a backslash.
 fn quote(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 2);

@@ -1,23 +1,24 @@
 //! One batch's trip to the server as a sans-IO state machine: it hands out requests one at a time, takes each
-//! answer, and ends with an outcome per write. In `rest` mode a batch may take several requests; they go in
-//! order, a transient failure stops the rest (a child must not overtake its parent), and a bulk request
-//! refused for its content is split into one request per write, so the bad write is found and the others
-//! still go through.
+//! answer, and ends with an outcome per write. Requests go in order and a transient failure stops the rest (a
+//! child must not overtake its parent). Only the server's word confirms a write: in `rest` mode the rows
+//! PostgREST returns, in `rpc` mode the function's result per write; a 2xx that is neither is transient.
+//!
+//! A request refused as a whole (413, or a permanent error that names no single write) is split in two and
+//! each half sent on its own, until the write at fault is alone: it fails, the others go through.
 
 use std::collections::VecDeque;
 
 use super::response::{failure_outcome, HttpResponse};
-use super::rest;
+use super::rest::{self, Absent, Group, Kind};
 use super::{rpc, HttpRequest, WireConfig, WireMode};
 use crate::core::engine::{Batch, ChangeOutcome, Outcome};
 
 /// One request of the batch.
 #[derive(Clone, Debug)]
 enum Request {
-    Rest(rest::Group),
-    /// The whole batch in one call, built when the exchange starts.
+    Rest(Group),
+    /// Some of the batch's writes (all, unless a larger call was refused) in one call of the function.
     Rpc {
-        request: HttpRequest,
         members: Vec<usize>,
     },
 }
@@ -26,13 +27,30 @@ impl Request {
     fn members(&self) -> &[usize] {
         match self {
             Request::Rest(group) => &group.members,
-            Request::Rpc { members, .. } => members,
+            Request::Rpc { members } => members,
         }
+    }
+
+    /// The same request for the first and for the second half of its writes.
+    fn halves(&self) -> [Request; 2] {
+        let members = self.members();
+        let (a, b) = members.split_at(members.len() / 2);
+        match self {
+            Request::Rest(group) => [Request::Rest(group.with(a)), Request::Rest(group.with(b))],
+            Request::Rpc { .. } => [Request::Rpc { members: a.to_vec() }, Request::Rpc { members: b.to_vec() }],
+        }
+    }
+
+    /// Whether it writes (and so may be split to find a bad write); a read after a write is not.
+    fn splits(&self) -> bool {
+        !matches!(self, Request::Rest(Group { kind: Kind::Read { .. }, .. }))
     }
 }
 
 pub struct Exchange {
     batch: Batch,
+    function: String,
+    client_id: String,
     /// Requests still to send.
     todo: VecDeque<Request>,
     /// The request sent and not yet answered.
@@ -42,17 +60,23 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(batch: &Batch, config: &WireConfig) -> Exchange {
-        let todo = match &config.mode {
+        let (todo, function) = match &config.mode {
             WireMode::Rest { primary_keys } => {
-                rest::plan(&batch.changes, primary_keys).into_iter().map(Request::Rest).collect()
+                (rest::plan(&batch.changes, primary_keys).into_iter().map(Request::Rest).collect(), String::new())
             }
-            WireMode::Rpc { .. } if batch.changes.is_empty() => VecDeque::new(),
-            WireMode::Rpc { function } => VecDeque::from([Request::Rpc {
-                request: rpc::request(batch, function, &config.client_id),
-                members: (0..batch.changes.len()).collect(),
-            }]),
+            WireMode::Rpc { .. } if batch.changes.is_empty() => (VecDeque::new(), String::new()),
+            WireMode::Rpc { function } => {
+                (VecDeque::from([Request::Rpc { members: (0..batch.changes.len()).collect() }]), function.clone())
+            }
         };
-        Exchange { batch: batch.clone(), todo, current: None, outcomes: Vec::new() }
+        Exchange {
+            batch: batch.clone(),
+            function,
+            client_id: config.client_id.clone(),
+            todo,
+            current: None,
+            outcomes: Vec::new(),
+        }
     }
 
     /// The next request to send, or `None` when the batch is done (or a request is still unanswered).
@@ -63,7 +87,7 @@ impl Exchange {
         let next = self.todo.pop_front()?;
         let request = match &next {
             Request::Rest(group) => rest::request(group, &self.batch.changes),
-            Request::Rpc { request, .. } => request.clone(),
+            Request::Rpc { members } => rpc::request(&self.batch, members, &self.function, &self.client_id),
         };
         self.current = Some(next);
         Some(request)
@@ -72,27 +96,84 @@ impl Exchange {
     pub fn on_response(&mut self, response: HttpResponse) {
         let Some(sent) = self.current.take() else { return };
         if (200..300).contains(&response.status) {
-            match sent {
-                Request::Rpc { .. } => match rpc::outcomes(&self.batch, &response.body) {
-                    Ok(outcomes) => self.outcomes.extend(outcomes),
-                    Err(message) => self.settle(&sent, Outcome::Transient { message, retry_after_ms: None }),
-                },
-                Request::Rest(_) => self.settle(&sent, Outcome::Applied),
+            let result = match &sent {
+                Request::Rpc { members } => rpc::outcomes(&self.batch, members, &response.body).map(|outcomes| {
+                    self.outcomes.extend(outcomes);
+                }),
+                Request::Rest(group) => {
+                    rest::returned_rows(&response.body).map(|rows| self.on_rows(group.clone(), &rows))
+                }
+            };
+            if let Err(message) = result {
+                self.settle(&sent, Outcome::Transient { message, retry_after_ms: None });
+                self.todo.clear();
             }
             return;
         }
-        match (failure_outcome(&response), &sent) {
-            (Outcome::Permanent { .. }, Request::Rest(group)) if group.members.len() > 1 => {
-                for &member in group.members.iter().rev() {
-                    self.todo.push_front(Request::Rest(group.single(member)));
-                }
-            }
-            (outcome @ Outcome::Transient { .. }, _) => {
+        let too_large = response.status == 413;
+        match failure_outcome(&response) {
+            outcome @ Outcome::Transient { .. } => {
                 self.settle(&sent, outcome);
                 self.todo.clear();
             }
-            (outcome, _) => self.settle(&sent, outcome),
+            _ if sent.splits() && sent.members().len() > 1 => {
+                let [first, second] = sent.halves();
+                self.todo.push_front(second);
+                self.todo.push_front(first);
+            }
+            Outcome::Permanent { message, .. } if too_large => self.settle(&sent, Outcome::TooLarge { message }),
+            outcome => self.settle(&sent, outcome),
         }
+    }
+
+    /// What the rows a rest request returned say about each of its writes; follow-ups go first in line.
+    fn on_rows(&mut self, group: Group, rows: &[serde_json::Map<String, serde_json::Value>]) {
+        let changes = &self.batch.changes;
+        let returned = rest::ids_of(rows, &group.pk);
+        let (done, untouched): (Vec<usize>, Vec<usize>) =
+            group.members.iter().partition(|&&i| returned.contains(&changes[i].id));
+        let mut follow_ups: Vec<Request> = Vec::new();
+        let mut outcomes: Vec<ChangeOutcome> = Vec::new();
+        match group.kind {
+            Kind::Write { .. } => {
+                outcomes.extend(done.iter().map(|&i| (i, Outcome::Applied)).map(|(i, o)| self.outcome(i, o)));
+                // Rows that already existed: written over only where not newer.
+                follow_ups
+                    .extend(untouched.iter().map(|&i| Request::Rest(Group { kind: Kind::Patch, ..group.with(&[i]) })));
+            }
+            Kind::Patch | Kind::Delete => {
+                outcomes.extend(done.iter().map(|&i| self.outcome(i, Outcome::Applied)));
+                if !untouched.is_empty() {
+                    let absent = if group.kind == Kind::Delete { Absent::Deleted } else { Absent::Missing };
+                    follow_ups.push(Request::Rest(Group { kind: Kind::Read { absent }, ..group.with(&untouched) }));
+                }
+            }
+            Kind::Read { absent } => {
+                for &i in &group.members {
+                    let change = &changes[i];
+                    let outcome = match (rest::row_with_id(rows, &group.pk, &change.id), absent) {
+                        // The row is there, yet an unconditional write touched nothing: the user may read it
+                        // but not write it.
+                        (Some(_), _) if change.force => Outcome::Permanent {
+                            code: Some("42501".into()),
+                            message: "the row is visible but this user may not write it".into(),
+                        },
+                        (Some(row), _) => Outcome::Conflict { row: Some(row.clone()) },
+                        (None, Absent::Missing) => Outcome::Missing,
+                        (None, Absent::Deleted) => Outcome::Applied,
+                    };
+                    outcomes.push(self.outcome(i, outcome));
+                }
+            }
+        }
+        self.outcomes.extend(outcomes);
+        for request in follow_ups.into_iter().rev() {
+            self.todo.push_front(request);
+        }
+    }
+
+    fn outcome(&self, member: usize, outcome: Outcome) -> ChangeOutcome {
+        ChangeOutcome { seq: self.batch.changes[member].seq, outcome }
     }
 
     /// The request got no answer: it may or may not have been applied.
@@ -102,7 +183,8 @@ impl Exchange {
         self.todo.clear();
     }
 
-    /// The outcomes gathered; writes never answered are left out, and the engine counts them as transient.
+    /// The outcomes gathered; writes never answered are left out, and the engine counts them as transient
+    /// (or, after a 401 with no token to be had, returns them to the queue).
     pub fn finish(self) -> Vec<ChangeOutcome> {
         self.outcomes
     }

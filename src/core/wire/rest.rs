@@ -1,19 +1,27 @@
-//! PostgREST `rest` mode: consecutive inserts/upserts of a table with the same columns become one bulk
-//! `POST ... ?on_conflict=pk&columns=...` with `resolution=merge-duplicates`, each update one `PATCH`,
-//! consecutive deletes of a table one `DELETE ... ?pk=in.(...)`. Requests keep the batch's order, which is
-//! what keeps parents before children.
+//! PostgREST `rest` mode. Every request asks PostgREST to return the primary keys it touched, so that only
+//! rows it names count as written:
+//! - consecutive inserts/upserts of a table with the same columns: one bulk `POST ... ?on_conflict=pk` with
+//!   `resolution=ignore-duplicates`; a row not returned already existed and gets a conditional `PATCH` of its
+//!   full row (the only extra request, and only for existing rows);
+//! - each update: one `PATCH ...?pk=in.(id)&or=(last_changed.is.null,last_changed.lte."ts")`, so an older
+//!   write never overwrites a newer row (last-writer-wins);
+//! - consecutive deletes of a table with the same `last_changed`: one conditional `DELETE ...?pk=in.(...)`.
+//!
+//! A conditional write that touched nothing is followed by one `GET` of the rows it named: a row that is there
+//! is a conflict (with that row), one that is not is missing (an update) or already gone (a delete). Requests
+//! keep the batch's order, which is what keeps parents before children.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
 use super::encode;
 use super::HttpRequest;
-use crate::core::change::{Op, Row};
+use crate::core::change::{Op, Row, LAST_CHANGED};
 use crate::core::engine::OutgoingChange;
 
-/// Keeps a bulk delete's URL well under the 8 KB that common proxies accept.
-const MAX_DELETE_QUERY_BYTES: usize = 4_000;
+/// Keeps a bulk delete's or read's URL well under the 8 KB that common proxies accept.
+const MAX_ID_LIST_BYTES: usize = 4_000;
 
 /// The writes of the batch one request carries, by index, all of one table.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,23 +34,32 @@ pub(super) struct Group {
 
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Kind {
-    /// Insert or upsert rows that all have these columns.
-    Write {
-        columns: Vec<String>,
-    },
-    /// Patch one row.
+    /// Insert rows that all have these columns, leaving existing rows alone.
+    Write { columns: Vec<String> },
+    /// Patch one row with the write's data, if it is not newer than the write.
     Patch,
+    /// Delete rows, those not newer than the writes (which share one `last_changed`).
     Delete,
+    /// Read the rows, after a conditional write touched none of them; what an absent row means.
+    Read { absent: Absent },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Absent {
+    /// An update or upsert found nothing to write over.
+    Missing,
+    /// A delete of a row that is not there is done (idempotent).
+    Deleted,
 }
 
 impl Group {
-    /// The same request for one of its writes alone.
-    pub fn single(&self, member: usize) -> Group {
-        Group { kind: self.kind.clone(), pk: self.pk.clone(), members: vec![member] }
+    /// The same request for some of its writes.
+    pub fn with(&self, members: &[usize]) -> Group {
+        Group { kind: self.kind.clone(), pk: self.pk.clone(), members: members.to_vec() }
     }
 }
 
-fn primary_key<'a>(keys: &'a HashMap<String, String>, table: &str) -> &'a str {
+pub(super) fn primary_key<'a>(keys: &'a HashMap<String, String>, table: &str) -> &'a str {
     keys.get(table).map_or("id", String::as_str)
 }
 
@@ -64,12 +81,16 @@ pub(super) fn plan(changes: &[OutgoingChange], keys: &HashMap<String, String>) -
             Op::Delete => Kind::Delete,
         };
         if let Some(last) = groups.last_mut() {
-            let same_table = changes[last.members[0]].table == change.table;
+            let first = &changes[last.members[0]];
+            let same_table = first.table == change.table;
             let joins = match (&last.kind, &kind) {
                 (Kind::Write { columns: a }, Kind::Write { columns: b }) => same_table && a == b,
                 (Kind::Delete, Kind::Delete) => {
                     let ids = last.members.iter().chain([&index]).map(|&i| changes[i].id.as_str());
-                    same_table && encode::in_list(ids).len() <= MAX_DELETE_QUERY_BYTES
+                    same_table
+                        && first.last_changed == change.last_changed
+                        && first.force == change.force
+                        && encode::in_list(ids).len() <= MAX_ID_LIST_BYTES
                 }
                 _ => false,
             };
@@ -83,42 +104,88 @@ pub(super) fn plan(changes: &[OutgoingChange], keys: &HashMap<String, String>) -
     groups
 }
 
+/// The last-writer-wins filter of a conditional write: the stored row has no stamp or one not newer.
+fn unless_newer(change: &OutgoingChange) -> String {
+    let stamp = match &change.last_changed {
+        Some(_) if change.force => return String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => return String::new(),
+    };
+    let column = encode::column(LAST_CHANGED);
+    format!("&or=({column}.is.null,{column}.lte.{})", encode::value(&stamp))
+}
+
 pub(super) fn request(group: &Group, changes: &[OutgoingChange]) -> HttpRequest {
     let first = &changes[group.members[0]];
-    let pk = group.pk.as_str();
+    let pk = encode::column(&group.pk);
     let table = encode::path_segment(&first.table);
-    let minimal = || ("Prefer", "return=minimal".to_owned());
+    let ids = || encode::in_list(group.members.iter().map(|&i| changes[i].id.as_str()));
     let json = || ("Content-Type", "application/json".to_owned());
+    let returning = || ("Prefer", "return=representation".to_owned());
     match &group.kind {
         Kind::Write { columns } => {
             let rows: Vec<Value> =
-                group.members.iter().map(|&i| Value::Object(row_with_key(&changes[i], pk))).collect();
+                group.members.iter().map(|&i| Value::Object(row_with_key(&changes[i], &group.pk))).collect();
             HttpRequest {
                 method: "POST",
                 path: format!(
-                    "/{table}?on_conflict={}&columns={}",
-                    encode::column(pk),
+                    "/{table}?on_conflict={pk}&columns={}&select={pk}",
                     encode::columns(columns.iter().map(String::as_str))
                 ),
-                headers: vec![json(), ("Prefer", "resolution=merge-duplicates,return=minimal".to_owned())],
+                headers: vec![json(), ("Prefer", "resolution=ignore-duplicates,return=representation".to_owned())],
                 body: Some(Value::Array(rows).to_string()),
             }
         }
         Kind::Patch => HttpRequest {
             method: "PATCH",
-            path: format!("/{table}?{}={}", encode::column(pk), encode::in_list([first.id.as_str()])),
-            headers: vec![json(), minimal()],
+            path: format!("/{table}?{pk}={}{}&select={pk}", ids(), unless_newer(first)),
+            headers: vec![json(), returning()],
             body: Some(Value::Object(first.data.clone().unwrap_or_default()).to_string()),
         },
         Kind::Delete => HttpRequest {
             method: "DELETE",
-            path: format!(
-                "/{table}?{}={}",
-                encode::column(pk),
-                encode::in_list(group.members.iter().map(|&i| changes[i].id.as_str()))
-            ),
-            headers: vec![minimal()],
+            path: format!("/{table}?{pk}={}{}&select={pk}", ids(), unless_newer(first)),
+            headers: vec![returning()],
             body: None,
         },
+        Kind::Read { .. } => HttpRequest {
+            method: "GET",
+            path: format!("/{table}?{pk}={}&select=*", ids()),
+            headers: vec![],
+            body: None,
+        },
+    }
+}
+
+/// The rows of a 2xx answer, or why it is not the JSON array of rows PostgREST gives when asked to return
+/// them (an HTML page from a proxy, an empty body, an object).
+pub(super) fn returned_rows(body: &str) -> Result<Vec<Row>, String> {
+    let not_rows = || {
+        let start: String = body.trim().chars().take(80).collect();
+        format!("the server answered 2xx with something other than the rows asked for: {start:?}")
+    };
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| if let Value::Object(row) = item { Ok(row) } else { Err(not_rows()) })
+            .collect(),
+        _ => Err(not_rows()),
+    }
+}
+
+/// The ids of the rows, compared as the id strings the queue holds (a numeric key by its decimal form).
+pub(super) fn ids_of(rows: &[Row], pk: &str) -> HashSet<String> {
+    rows.iter().filter_map(|row| row.get(pk)).map(id_text).collect()
+}
+
+pub(super) fn row_with_id<'a>(rows: &'a [Row], pk: &str, id: &str) -> Option<&'a Row> {
+    rows.iter().find(|row| row.get(pk).is_some_and(|v| id_text(v) == id))
+}
+
+pub fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }

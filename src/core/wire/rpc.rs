@@ -29,6 +29,8 @@ struct WireChange<'a> {
     data: Option<&'a Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_changed: Option<&'a Value>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    force: bool,
 }
 
 #[derive(Deserialize)]
@@ -40,8 +42,9 @@ struct WireResult {
     message: Option<String>,
 }
 
-pub(super) fn request(batch: &Batch, function: &str, client_id: &str) -> HttpRequest {
-    let changes = batch.changes.iter().map(|c: &OutgoingChange| WireChange {
+/// The call for some of the batch's writes (all of them, or a part after the whole was refused).
+pub(super) fn request(batch: &Batch, members: &[usize], function: &str, client_id: &str) -> HttpRequest {
+    let changes = members.iter().filter_map(|&i| batch.changes.get(i)).map(|c: &OutgoingChange| WireChange {
         client_id,
         seq: c.seq,
         table: &c.table,
@@ -49,6 +52,7 @@ pub(super) fn request(batch: &Batch, function: &str, client_id: &str) -> HttpReq
         op: c.op,
         data: c.data.as_ref(),
         last_changed: c.last_changed.as_ref(),
+        force: c.force,
     });
     let body = Body { changes: changes.collect(), low_water: batch.low_water };
     HttpRequest {
@@ -59,12 +63,12 @@ pub(super) fn request(batch: &Batch, function: &str, client_id: &str) -> HttpReq
     }
 }
 
-/// One outcome per result the server gave for a write of this batch; writes it did not answer are left out
+/// One outcome per result the server gave for a write of the call; writes it did not answer are left out
 /// (the engine counts them as transient failures).
-pub(super) fn outcomes(batch: &Batch, body: &str) -> Result<Vec<ChangeOutcome>, String> {
+pub(super) fn outcomes(batch: &Batch, members: &[usize], body: &str) -> Result<Vec<ChangeOutcome>, String> {
     let results: Vec<WireResult> =
         serde_json::from_str(body).map_err(|e| format!("unreadable answer from the sync function: {e}"))?;
-    let sent: HashSet<u64> = batch.changes.iter().map(|c| c.seq).collect();
+    let sent: HashSet<u64> = members.iter().filter_map(|&i| batch.changes.get(i)).map(|c| c.seq).collect();
     Ok(results
         .into_iter()
         .filter(|r| sent.contains(&r.seq))
@@ -77,6 +81,7 @@ fn outcome(result: WireResult) -> Outcome {
     match result.status.as_str() {
         "applied" => Outcome::Applied,
         "conflict" => Outcome::Conflict { row: result.row },
+        "missing" => Outcome::Missing,
         "error" if result.code.as_deref().is_some_and(is_transient_sqlstate) => {
             Outcome::Transient { message: message(), retry_after_ms: None }
         }

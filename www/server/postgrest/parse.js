@@ -218,6 +218,90 @@ export function parseFilter(key, value) {
 
 export const sqlOperator = (op) => SIMPLE_OPS.get(op);
 
+/**
+ * @typedef {{op: "tree", logic: "and"|"or", negate: boolean, children: (Filter|LogicTree)[]}} LogicTree
+ */
+
+/** pLogicSingleVal: a quoted value when `,` or `)` follows its closing quote, else everything up to `,` or `)`. */
+function logicValue(sc) {
+  const start = sc.i;
+  const q = sc.quoted();
+  if (q !== null && (sc.eof || sc.peek() === "," || sc.peek() === ")")) return q;
+  sc.i = start;
+  while (!sc.eof && sc.peek() !== "," && sc.peek() !== ")") sc.i++;
+  return sc.s.slice(start, sc.i);
+}
+
+/** pLogicTree: `or(a.eq.1,and(b.is.null,c.lte."x"))`, each leaf a filter whose values may be quoted. */
+function logicTree(sc) {
+  sc.ws();
+  const negate = sc.eat("not.");
+  const logic = sc.eat("and") ? "and" : sc.eat("or") ? "or" : null;
+  if (!logic) throw sc.fail('"and" or "or"');
+  sc.ws();
+  if (!sc.eat("(")) throw sc.fail('"("');
+  const children = [];
+  do {
+    sc.ws();
+    const nested = /^(not\.)?(and|or)\(/.test(sc.s.slice(sc.i));
+    children.push(nested ? logicTree(sc) : logicFilter(sc));
+    sc.ws();
+  } while (sc.eat(","));
+  if (!sc.eat(")")) throw sc.fail('")"');
+  return { op: "tree", logic, negate, children };
+}
+
+/** pLogicFilter: `column.op.value` inside a tree. @returns {Filter} */
+function logicFilter(sc) {
+  const column = sc.fieldName();
+  sc.noJsonPath();
+  if (!sc.eat(".")) throw sc.fail('"."');
+  const negate = sc.eat("not.");
+  if (sc.eat("in.")) {
+    // The list ends at its own `)`: parse it on a copy that stops there.
+    const start = sc.i;
+    let depth = 0;
+    let j = start;
+    let inQuote = false;
+    for (; j < sc.s.length; j++) {
+      const c = sc.s[j];
+      if (inQuote) {
+        if (c === "\\") j++;
+        else if (c === '"') inQuote = false;
+      } else if (c === '"') inQuote = true;
+      else if (c === "(") depth++;
+      else if (c === ")" && --depth === 0) break;
+    }
+    const values = parseList(new Scanner(sc.s.slice(start, j + 1), sc.what));
+    sc.i = j + 1;
+    return { column, negate, op: "in", values };
+  }
+  if (sc.eat("is.")) {
+    const start = sc.i;
+    while (!sc.eof && sc.peek() !== "," && sc.peek() !== ")") sc.i++;
+    const v = sc.s.slice(start, sc.i).toLowerCase();
+    if (!TRI_VALUES.has(v)) throw sc.fail("null or trilean value (unknown, true, false)");
+    return { column, negate, op: "is", value: v };
+  }
+  const dot = sc.s.indexOf(".", sc.i);
+  const op = dot < 0 ? sc.s.slice(sc.i) : sc.s.slice(sc.i, dot);
+  if (UNSERVED_OPS.has(op.replace(/\(.*$/, ""))) throw unserved(`The ${op} operator`);
+  if (dot < 0 || !SIMPLE_OPS.has(op)) throw parseError("logic tree", sc.s, `unknown single value operator ${op}`);
+  sc.i = dot + 1;
+  return { column, negate, op, value: logicValue(sc) };
+}
+
+/**
+ * A logic-tree parameter: key `or`, `and`, `not.or` or `not.and`, value `(filter,filter,...)`.
+ * @returns {LogicTree}
+ */
+export function parseLogicTree(key, value) {
+  const sc = new Scanner(`${key}${value}`, "logic tree");
+  const tree = logicTree(sc);
+  sc.end();
+  return tree;
+}
+
 /** Whether a query parameter's value reads as a filter, by PostgREST's own test (hasOperator). */
 function looksLikeFilter(value) {
   const [first, second] = value.split(".");
@@ -245,7 +329,8 @@ export function parseQuery(params) {
     else if (key === "order") q.order = parseOrder(value);
     else if (key === "limit") q.limit = nonNegativeInt("limit", value);
     else if (key === "offset") q.offset = nonNegativeInt("offset", value);
-    else if (key === "or" || key === "and" || /\.(or|and|order|limit|offset)$/.test(key)) {
+    else if (/^(not\.)?(or|and)$/.test(key)) q.filters.push(parseLogicTree(key, value));
+    else if (/\.(or|and|order|limit|offset)$/.test(key)) {
       throw unserved(`The ${key} parameter`);
     } else if (value !== "" && looksLikeFilter(value)) q.filters.push(parseFilter(key, value));
     else q.rest.push([key, value]);

@@ -36,16 +36,22 @@ function selectList(table, select) {
 /** @param {Table} table @param {import("./parse.js").Filter[]} filters @param {Params} p */
 function where(table, filters, p) {
   if (filters.length === 0) return "";
-  const conds = filters.map((f) => {
-    const col = column(table, f.column);
-    let cond;
-    if (f.op === "in") cond = f.values.length ? `${col} in (${f.values.map((v) => p.add(v)).join(", ")})` : "false";
-    else if (f.op === "is") cond = `${col} is ${f.value}`;
-    else if (f.op === "like" || f.op === "ilike") cond = `${col} ${f.op} ${p.add(f.value.replaceAll("*", "%"))}`;
-    else cond = `${col} ${sqlOperator(f.op)} ${p.add(f.value)}`;
-    return f.negate ? `not (${cond})` : cond;
-  });
-  return ` where ${conds.join(" and ")}`;
+  return ` where ${filters.map((f) => condition(table, f, p)).join(" and ")}`;
+}
+
+/** One filter, or a logic tree of them. @param {Table} table @param {Params} p */
+function condition(table, f, p) {
+  if (f.op === "tree") {
+    const inner = f.children.map((c) => condition(table, c, p)).join(` ${f.logic} `);
+    return f.negate ? `not (${inner})` : `(${inner})`;
+  }
+  const col = column(table, f.column);
+  let cond;
+  if (f.op === "in") cond = f.values.length ? `${col} in (${f.values.map((v) => p.add(v)).join(", ")})` : "false";
+  else if (f.op === "is") cond = `${col} is ${f.value}`;
+  else if (f.op === "like" || f.op === "ilike") cond = `${col} ${f.op} ${p.add(f.value.replaceAll("*", "%"))}`;
+  else cond = `${col} ${sqlOperator(f.op)} ${p.add(f.value)}`;
+  return f.negate ? `not (${cond})` : cond;
 }
 
 /** @param {Table} table @param {import("./parse.js").OrderTerm[]} order */
@@ -187,8 +193,15 @@ export function deleteSql(table, q, prefer) {
  * @param {import("../db/schema.js").Fn} fn
  * @param {Record<string, unknown>} args
  */
-export function rpcSql(fn, args) {
+export function rpcSql(fn, args, { fromText = false } = {}) {
   const p = new Params();
+  if (fromText) {
+    // GET: each argument is query-string text, cast to its declared type, as PostgREST does.
+    const given = fn.args.filter((a) => Object.hasOwn(args, a.name));
+    const call = `public.${ident(fn.name)}(${given.map((a) => `${ident(a.name)} := ${p.add(String(args[a.name]))}::${a.type}`).join(", ")})`;
+    if (fn.returns === "rows") return { sql: `select coalesce(json_agg(_f), '[]')::text as body from ${call} as _f`, params: p.list };
+    return { sql: `select to_json(${call})::text as body`, params: p.list };
+  }
   const given = fn.args.filter((a) => Object.hasOwn(args, a.name));
   const call = `public.${ident(fn.name)}(${given.map((a) => `${ident(a.name)} := _a.${ident(a.name)}`).join(", ")})`;
   const record = given.length

@@ -1,0 +1,151 @@
+//! "No token, no send": where the bearer token comes from, and what happens while there is none.
+//!
+//! With `getAccessToken` configured, a batch goes out only with the token it gives (or one set with
+//! `setAccessToken`). When it throws, rejects, takes longer than `tokenTimeoutMs` or gives null/"", nothing is
+//! sent: the engine takes the batch back without counting an attempt and reports `needsAuth`, and the shell
+//! asks again with backoff (at once on `forceSyncAll()` and `online`) until a token comes or
+//! `setAccessToken` gives one. `allowAnonymous: true` sends with the API key instead. The token is kept in
+//! memory only; it is never logged, persisted or put in a message.
+
+use gloo_timers::callback::Timeout;
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+
+use super::js::{self, error_message};
+use super::options::{HttpTransport, Transport};
+use super::{schedule, timeout, Shared};
+
+/// The token to send with, or why there is none.
+pub enum Token {
+    /// A user's token.
+    Bearer(String),
+    /// The API key stands in (no `getAccessToken`, or `allowAnonymous`).
+    ApiKey,
+}
+
+/// Asks `getAccessToken()` (sync or async) once, within `tokenTimeoutMs`. The error says why there is no
+/// token, without the token.
+pub async fn ask(get: &Function, timeout_ms: u32) -> Result<String, String> {
+    let value = get.call0(&JsValue::UNDEFINED).map_err(|e| format!("getAccessToken threw: {}", error_message(&e)))?;
+    let value = match timeout::within(&value, timeout_ms).await {
+        None => return Err(format!("getAccessToken did not answer within {timeout_ms} ms (tokenTimeoutMs)")),
+        Some(Err(e)) => return Err(format!("getAccessToken rejected: {}", error_message(&e))),
+        Some(Ok(value)) => value,
+    };
+    match value.as_string() {
+        Some(token) if !token.is_empty() => Ok(token),
+        _ => Err(format!("getAccessToken gave no token ({}): sign in, or call setAccessToken", js::describe(&value))),
+    }
+}
+
+/// The token for the next request: the one held, else a fresh one from `getAccessToken`, else the API key
+/// where that is allowed.
+pub async fn token(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
+    if let Some(token) = shared.try_borrow().ok().and_then(|s| s.token.clone()) {
+        return Ok(Token::Bearer(token));
+    }
+    refresh(shared, http).await
+}
+
+/// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed.
+pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
+    let Some(get) = &http.get_access_token else { return Ok(Token::ApiKey) };
+    match ask(get, http.token_timeout_ms).await {
+        Ok(token) => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.token = Some(token.clone());
+            }
+            Ok(Token::Bearer(token))
+        }
+        Err(_) if http.allow_anonymous => Ok(Token::ApiKey),
+        Err(why) => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.token = None;
+            }
+            Err(why)
+        }
+    }
+}
+
+/// Asking again while sending waits for a token.
+#[derive(Default)]
+pub struct Retry {
+    failures: u32,
+    timer: Option<Timeout>,
+    asking: bool,
+}
+
+/// Asks again after 1 s, 2 s, 4 s ... up to a minute: one user, one token source, nothing to spread out.
+fn delay_ms(failures: u32) -> u32 {
+    1_000u32.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(60_000)
+}
+
+/// Arms the next ask after a failed one (nothing to ask without `getAccessToken`: `setAccessToken` resumes).
+pub fn ask_later(shared: &Shared) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let asks = matches!(&*s.transport, Transport::Http(http) if http.get_access_token.is_some());
+    if s.destroyed || !asks || s.auth.asking {
+        return;
+    }
+    s.auth.failures = s.auth.failures.saturating_add(1);
+    let weak = std::rc::Rc::downgrade(shared);
+    s.auth.timer = Some(Timeout::new(delay_ms(s.auth.failures), move || {
+        if let Some(shared) = weak.upgrade() {
+            ask_now(&shared);
+        }
+    }));
+}
+
+/// Asks at once if sending waits for a token (`forceSyncAll()`, `online`, the retry timer).
+pub fn ask_now(shared: &Shared) {
+    let http = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let asks = matches!(&*s.transport, Transport::Http(http) if http.get_access_token.is_some());
+        // Without getAccessToken only setAccessToken can end the wait (never a silent fall back to the API key).
+        if s.destroyed || s.auth.asking || !asks || !s.engine.needs_auth() {
+            return;
+        }
+        s.auth.timer = None;
+        s.auth.asking = true;
+        s.transport.clone()
+    };
+    let shared = shared.clone();
+    spawn_local(async move {
+        let Transport::Http(http) = &*http else { return };
+        let result = refresh(&shared, http).await;
+        let failed = {
+            let Ok(mut s) = shared.try_borrow_mut() else { return };
+            s.auth.asking = false;
+            if s.destroyed {
+                return;
+            }
+            match result {
+                Ok(_) => {
+                    s.auth.failures = 0;
+                    s.engine.set_needs_auth(None);
+                    false
+                }
+                Err(why) => {
+                    s.engine.set_needs_auth(Some(&why));
+                    true
+                }
+            }
+        };
+        if failed {
+            ask_later(&shared);
+        }
+        schedule(&shared);
+    });
+}
+
+/// A token came from `setAccessToken`: sending resumes.
+pub fn resume(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.auth.failures = 0;
+        s.auth.timer = None;
+        if s.engine.needs_auth() {
+            s.engine.set_needs_auth(None);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Conflicts reach the app: each write the server did not take (its row is newer, or it is missing) becomes
+//! a frozen record `{ seq, table, id, op, data, lastChanged, serverRow, reason, resolution }`, kept in a
+//! bounded list (most recent first) and handed to `onConflict` listeners. Under a merge strategy the app's
+//! `(local, server) => row | null` runs here, not in the sans-IO engine, and its row is queued as a forced
+//! upsert.
+
+use std::collections::{HashMap, VecDeque};
+
+use js_sys::{Array, Function};
+use wasm_bindgen::prelude::*;
+
+use super::js;
+use super::Shared;
+use crate::core::wire::id_text;
+use crate::core::{Change, Conflict, Op, Priority, Resolution};
+
+/// Enough to see what happened lately without holding on to every row forever.
+const KEEP: usize = 100;
+
+#[derive(Default)]
+pub struct Conflicts {
+    /// Most recent first.
+    recent: VecDeque<JsValue>,
+    pub listeners: Vec<(u32, Function)>,
+}
+
+impl Conflicts {
+    pub fn list(&self) -> Array {
+        self.recent.iter().collect()
+    }
+
+    pub fn clear(&mut self) {
+        self.recent.clear();
+    }
+}
+
+fn resolution_name(resolution: Resolution) -> &'static str {
+    match resolution {
+        Resolution::ServerWins => "serverWins",
+        Resolution::Resent => "resent",
+        Resolution::Failed => "failed",
+        Resolution::Merge => "merged",
+    }
+}
+
+/// Takes the engine's new conflicts, resolves merges, records them and tells the listeners. Called with no
+/// borrow held: merge functions and listeners may call back into the instance.
+pub fn report(shared: &Shared) {
+    let (conflicts, merges) = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        if s.destroyed {
+            return;
+        }
+        (s.engine.take_conflicts(), s.merges.clone())
+    };
+    for conflict in conflicts {
+        let resolution = match (conflict.resolution, merges.get(&conflict.table)) {
+            (Resolution::Merge, Some(merge)) => resolve(shared, &conflict, merge),
+            (resolution, _) => resolution_name(resolution),
+        };
+        let record = js::from_serde(&conflict);
+        let _ = js_sys::Reflect::set(&record, &"resolution".into(), &resolution.into());
+        let record = js::freeze(record);
+        let listeners = {
+            let Ok(mut s) = shared.try_borrow_mut() else { return };
+            s.conflicts.recent.push_front(record.clone());
+            s.conflicts.recent.truncate(KEEP);
+            s.conflicts.listeners.clone()
+        };
+        for (_, listener) in listeners {
+            if let Err(e) = listener.call1(&JsValue::UNDEFINED, &record) {
+                js::console_error("RecordSync: an onConflict() listener threw:", &e);
+            }
+        }
+    }
+}
+
+/// Runs the app's merge function and queues its row as a forced upsert; `null` drops the write. A
+/// `forceSyncAll()` that waited for the conflicted write waits for the merged one too.
+fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static str {
+    let local = conflict.data.as_ref().map_or(JsValue::NULL, js::from_serde);
+    let server = conflict.server_row.as_ref().map_or(JsValue::NULL, js::from_serde);
+    let merged = match merge.call2(&JsValue::UNDEFINED, &local, &server) {
+        Ok(merged) => merged,
+        Err(e) => {
+            js::console_error(&format!("RecordSync: the onConflict merge function of {:?} threw:", conflict.table), &e);
+            return "mergeFailed";
+        }
+    };
+    if merged.is_null() || merged.is_undefined() {
+        return "dropped";
+    }
+    let failed = |why: String| {
+        js::console_error(&format!("RecordSync: the onConflict merge function of {:?} {why}", conflict.table), &merged);
+        "mergeFailed"
+    };
+    if !js::is_plain_object(&merged) {
+        return failed("must return a plain object (the full row) or null".into());
+    }
+    let row = match js::to_row(&merged) {
+        Ok(row) => row,
+        Err(why) => return failed(format!("returned a row that is not JSON-serializable: {why}")),
+    };
+    let Ok(mut s) = shared.try_borrow_mut() else { return "mergeFailed" };
+    let pk = s.primary_keys.get(&conflict.table).map_or("id", String::as_str).to_owned();
+    if row.get(&pk).is_some_and(|v| id_text(v) != conflict.id) {
+        drop(s);
+        return failed(format!("returned a row whose {pk} is not {:?}", conflict.id));
+    }
+    // Critical: the conflicted write was already due; its resolution should not wait another interval.
+    let change = match Change::new(&conflict.table, &conflict.id, Op::Upsert, Some(row), Priority::Critical) {
+        Ok(change) => Change { force: true, ..change },
+        Err(e) => {
+            drop(s);
+            return failed(format!("returned a bad row: {e}"));
+        }
+    };
+    match s.engine.enqueue_resolved(change, js::now()) {
+        Ok(seq) => {
+            for waiter in s.waiters.iter_mut().filter(|w| w.watermark >= conflict.seq) {
+                waiter.watermark = waiter.watermark.max(seq);
+            }
+            "merged"
+        }
+        Err(e) => {
+            drop(s);
+            failed(format!("returned a row that could not be queued: {e}"))
+        }
+    }
+}
+
+/// The merge functions by table, shared with the state.
+pub type Merges = std::rc::Rc<HashMap<String, Function>>;

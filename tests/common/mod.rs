@@ -1,0 +1,3 @@
+//! Test support shared by the native test targets.
+
+pub mod postgrest;
