@@ -1,5 +1,5 @@
 -- The demo app's schema: a training-plan editor, the application record-sync was designed for. Install after
--- record_sync.sql (it registers its tables there). Idempotent.
+-- record_sync.sql and record_sync_feed.sql (it registers its tables with both). Idempotent.
 --
 -- Every table has a text primary key (ids are made on the client, so offline edits need no server round trip),
 -- the owner's user_id (filled from the caller's JWT), and last_changed for last-writer-wins conflict checks.
@@ -129,5 +129,7 @@ begin
     execute format('grant select, insert, update, delete on public.%I to anon, authenticated', t);
     execute format('grant all on public.%I to service_role', t);
     insert into public.record_sync_tables (table_name, pk_column) values (t, 'id') on conflict (table_name) do nothing;
+    -- The change feed (record_sync_feed.sql): versions, tombstones, catch-up under the same owner rule.
+    perform public.record_sync_feed_enable(t, 'user_id');
   end loop;
 end $$;

@@ -303,6 +303,11 @@ begin
      from (select distinct hashtextextended(length(w ->> 'table') || ':' || (w ->> 'table') || (w ->> 'id'), 0) as k
              from unnest(v_work) w where w is not null order by 1) l;
 
+  -- The change feed (record_sync_feed.sql) marks each row this batch writes with its client, so that the client
+  -- recognises its own writes. A batch of several clients (record-sync never sends one) marks nothing.
+  perform set_config('record_sync.origin',
+                     coalesce((select min(c) from unnest(v_client) c having count(distinct c) = 1), ''), true);
+
   -- Replays, looked up under the locks: a retry racing its own first attempt waits for it, then finds it here.
   if v_uid is not null then
     if low_water is not null then

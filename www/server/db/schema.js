@@ -7,7 +7,10 @@ const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 export const SCHEMA_FILES = [
   here("../supabase_shim.sql"),
   here("../../../sql/record_sync.sql"),
+  here("../../../sql/record_sync_feed.sql"),
   here("../../../sql/demo_schema.sql"),
+  // The dev server's own: NOTIFY from the feed's tables, for its realtime endpoint (not for Supabase).
+  here("../realtime/notify.sql"),
 ];
 
 /** @param {import("./types.js").Db} db */
