@@ -8,15 +8,17 @@ export const isLoopback = (addr = "") =>
 
 /**
  * @param {{db: import("./db/types.js").Db, faults: import("./faults.js").Faults, stats: import("./stats.js").Stats,
- *   catalog: {get: Function, reload: () => Promise<void>}}} deps
+ *   catalog: {get: Function, reload: () => Promise<void>}, realtime: () => {dropAll: () => number}|null}} deps
  */
-export function createAdmin({ db, faults, stats, catalog }) {
+export function createAdmin({ db, faults, stats, catalog, realtime }) {
   /** Empties every table record_sync may write (the demo tables, plus any registered since) and its replay log. */
   async function reset() {
     await catalog.reload();
     const { rows } = await db.query("select table_name from public.record_sync_tables order by table_name");
     const tables = rows.map((r) => r.table_name).filter((n) => catalog.get().tables.has(n));
-    await db.query(`truncate ${[...tables.map((n) => `public.${ident(n)}`), "public.record_sync_applied"].join(", ")}`);
+    const logs = ["public.record_sync_applied", "public.record_sync_tombstones"];
+    await db.query(`truncate ${[...tables.map((n) => `public.${ident(n)}`), ...logs].join(", ")}`);
+    await db.query("update public.record_sync_feed_state set pruned_xid = '0', pruned_version = 0");
     stats.reset();
     faults.clear();
   }
@@ -45,12 +47,15 @@ export function createAdmin({ db, faults, stats, catalog }) {
         return { status: 200, body: { faults: null } };
       case "GET /__admin/stats":
         return { status: 200, body: stats };
+      // Every realtime socket is cut, as a network failure would: clients reconnect and catch up.
+      case "POST /__admin/realtime/drop":
+        return { status: 200, body: { dropped: realtime()?.dropAll() ?? 0 } };
       case "POST /__admin/reset":
         await reset();
         return { status: 200, body: { reset: true } };
       default:
         throw new ApiError(404, null, `No admin route ${route}`, {
-          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, POST /__admin/reset",
+          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, POST /__admin/reset, POST /__admin/realtime/drop",
         });
     }
   };

@@ -8,6 +8,7 @@ import { hostMatcher, isLoopbackName } from "./hosts.js";
 import { loadCatalog, loadSchema } from "./db/schema.js";
 import { ApiError } from "./errors.js";
 import { Faults } from "./faults.js";
+import { attachRealtime } from "./realtime/index.js";
 import { createRest } from "./rest.js";
 import { Stats } from "./stats.js";
 
@@ -61,8 +62,9 @@ function statsKey(path) {
  * Starts the server; resolves once it listens.
  * @param {{port?: number, host?: string, dataDir?: string, databaseUrl?: string, anonKey?: string,
  *   serviceKey?: string, jwtSecret?: string, bodyLimit?: number, allowOrigins?: string[], allowHosts?: string[],
- *   admin?: boolean}} [opts] port 0 picks a free port; allowOrigins defaults to every loopback origin; allowHosts
- *   adds Host names to the loopback ones; admin: false switches /__admin off
+ *   admin?: boolean, realtimeIdleMs?: number}} [opts] port 0 picks a free port; allowOrigins defaults to every
+ *   loopback origin; allowHosts adds Host names to the loopback ones; admin: false switches /__admin off;
+ *   realtimeIdleMs: a realtime socket silent for this long is closed (default 60 s)
  */
 export async function startServer(opts = {}) {
   const cfg = {
@@ -87,7 +89,8 @@ export async function startServer(opts = {}) {
     }
   }
   const allowedHost = hostMatcher([cfg.host, ...cfg.allowHosts]);
-  const { corsHeaders, preflightHeaders } = createCors(originMatcher(cfg.allowOrigins));
+  const allowedOrigin = originMatcher(cfg.allowOrigins);
+  const { corsHeaders, preflightHeaders } = createCors(allowedOrigin);
   const db = await openDb(opts);
   await loadSchema(db);
   let current = await loadCatalog(db);
@@ -101,7 +104,9 @@ export async function startServer(opts = {}) {
   const faults = new Faults();
   const authenticate = createAuth(cfg);
   const rest = createRest({ db, catalog });
-  const admin = createAdmin({ db, faults, stats, catalog });
+  /** @type {Awaited<ReturnType<typeof attachRealtime>>|null} set once the server listens */
+  let realtime = null;
+  const admin = createAdmin({ db, faults, stats, catalog, realtime: () => realtime });
   const hangs = new Set();
 
   async function handle(req, res) {
@@ -206,12 +211,14 @@ export async function startServer(opts = {}) {
     server.once("error", reject);
     server.listen(cfg.port, cfg.host, resolve);
   });
+  realtime = await attachRealtime(server, { ...cfg, db, allowedHost, allowedOrigin, idleMs: opts.realtimeIdleMs });
   const port = /** @type {import("node:net").AddressInfo} */ (server.address()).port;
   const url = `http://${cfg.host}:${port}`;
 
   return {
     url,
     restUrl: `${url}/rest/v1`,
+    realtimeUrl: `${url.replace(/^http/, "ws")}/realtime/v1`,
     port,
     anonKey: cfg.anonKey,
     serviceKey: cfg.serviceKey,
@@ -222,7 +229,9 @@ export async function startServer(opts = {}) {
     db,
     stats,
     faults,
+    realtime,
     async close() {
+      await realtime?.close();
       for (const t of hangs) clearTimeout(t);
       hangs.clear();
       server.closeAllConnections();

@@ -7,6 +7,8 @@ import pg from "pg";
  */
 export async function openPg({ databaseUrl }) {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 8 });
+  /** @type {Set<pg.Client>} */
+  const listeners = new Set();
   // An idle client that loses its connection must not crash the server; the next checkout gets a fresh one.
   pool.on("error", () => {});
   const q = (client) => async (sql, params = []) => {
@@ -33,6 +35,28 @@ export async function openPg({ databaseUrl }) {
         client.release();
       }
     },
-    close: () => pool.end(),
+    listen: async (channel, onPayload, onLost) => {
+      // A connection of its own: LISTEN holds its session, which a pooled client would hand to others.
+      const client = new pg.Client({ connectionString: databaseUrl });
+      client.on("error", (e) => console.error(`[db] LISTEN ${channel} connection failed: ${e.message}`));
+      client.on("notification", (m) => {
+        if (m.channel === channel) onPayload(m.payload ?? "");
+      });
+      // Notifications sent while no session listens are gone: whoever relies on them must hear of the gap.
+      client.on("end", () => {
+        if (listeners.delete(client)) onLost?.();
+      });
+      await client.connect();
+      await client.query(`listen ${channel}`);
+      listeners.add(client);
+      return async () => {
+        listeners.delete(client);
+        await client.end().catch(() => {});
+      };
+    },
+    close: async () => {
+      await Promise.all([...listeners].map((c) => c.end().catch(() => {})));
+      await pool.end();
+    },
   };
 }

@@ -23,6 +23,8 @@ export async function openPglite({ dataDir } = {}) {
     query: (sql, params) => serialised(() => q(pg)(sql, params)),
     exec: (sql) => serialised(() => pg.exec(sql)),
     transaction: (fn) => serialised(() => pg.transaction((tx) => fn(q(tx)))),
+    // Notifications arrive once the notifying transaction commits, as on PostgreSQL.
+    listen: (channel, onPayload) => serialised(() => pg.listen(channel, onPayload)),
     close: () => serialised(() => pg.close()),
   };
 }
