@@ -10,10 +10,11 @@ import { signToken } from "../../www/server/auth.js";
 export const USER_A = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 export const USER_B = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
 
-export async function start() {
+/** @param {Parameters<typeof startServer>[0]} [opts] more options for startServer */
+export async function start(opts = {}) {
   const base = process.env.DATABASE_URL;
   if (!base) {
-    const server = await startServer({ port: 0 });
+    const server = await startServer({ ...opts, port: 0 });
     return withHelpers(server, () => server.close());
   }
   const name = `rs_test_${process.pid}_${randomUUID().slice(0, 8)}`;
@@ -22,8 +23,8 @@ export async function start() {
   await admin.query(`create database ${name}`);
   const url = new URL(base);
   url.pathname = `/${name}`;
-  const server = await startServer({ port: 0, databaseUrl: url.toString() });
-  return withHelpers(server, async () => {
+  const server = await startServer({ ...opts, port: 0, databaseUrl: url.toString() });
+  return withHelpers({ ...server, databaseUrl: url.toString() }, async () => {
     await server.close();
     await admin.query(`drop database ${name} with (force)`);
     await admin.end();
