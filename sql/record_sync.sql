@@ -73,8 +73,9 @@ revoke all on public.record_sync_applied from anon;
 grant select, insert, delete on public.record_sync_applied to authenticated, service_role;
 
 -- The one statement that applies a group of changes (one table, one op, the same columns, the same check) and
--- answers [{n, status, row?}] for each change it did not apply (null when it applied them all), given $1 = [{n, data}], data holding the primary key (and last_changed
--- when checked); for a delete, data holds only those two. Builds text only: it reads no table. For an update,
+-- answers [{n, status, row?}] for each change it did not apply (null when it applied them all), n numbering the
+-- group's changes from 1, given $1 = [data, ...], each holding the primary key (and last_changed when checked;
+-- for a delete, only those two). Builds text only: it reads no table. For an update,
 -- upsert or delete, the data-modifying CTE writes and the outer query reads the table as it was before, which is
 -- the stored row for every change that was not written.
 create or replace function public.record_sync_group_sql(p_table text, p_pk text, p_op text, p_check boolean, p_keys text[])
@@ -92,8 +93,8 @@ declare
   v_guard text := case when p_check then 't.last_changed is null or t.last_changed <= s.last_changed' else 'true' end;
   v_write text;
 begin
-  v_src := format('select (e ->> ''n'')::int as rs_n__, r.* from jsonb_array_elements($1) e,
-                          lateral jsonb_populate_record(null::%s, e -> ''data'') r', v_rel);
+  v_src := format('select r.ordinality::int as rs_n__, r.* from rows from (jsonb_populate_recordset(null::%s, $1)) with ordinality r',
+                  v_rel);
   select string_agg(format('%I', k), ', ' order by k) into v_cols from unnest(p_keys) k;
   if p_op = 'insert' then
     -- An existing row fails the statement (23505), and then that change alone, in the one-by-one retry.
@@ -159,6 +160,8 @@ declare
   v_ok boolean;
   v_name text;
   v_prepared boolean;
+  v_j int;
+  v_k int;
 begin
   if changes is null or jsonb_typeof(changes) <> 'array' then
     raise exception using errcode = '22023', message = 'record_sync_apply: changes must be a JSON array';
@@ -294,7 +297,7 @@ begin
   -- them (parents before children), groups within a table likewise.
   for g in
     select x.tbl, min(x.pk) as pk, x.op, x.chk, x.keys, count(distinct x.id) < count(*) as dup,
-           jsonb_agg(jsonb_build_object('n', x.n, 'data', x.data) order by x.n) as rows
+           jsonb_agg(x.data order by x.n) as rows, array_agg(x.n order by x.n) as ns
       from (select w ->> 'table' as tbl, w ->> 'pk' as pk, w ->> 'op' as op, (w ->> 'check')::boolean as chk,
                    array(select jsonb_object_keys(w -> 'data') order by 1) as keys, (w ->> 'n')::int as n,
                    w -> 'data' as data, w -> 'id' as id
@@ -337,23 +340,24 @@ begin
         v_ok := false;
       end;
     end if;
+    -- The statement numbers the group's changes 1, 2, ...; g.ns maps them back to the batch.
     if v_ok then
       for e in select x from jsonb_array_elements(r) x loop
-        results[(e ->> 'n')::int] := jsonb_build_object('seq', v_seq[(e ->> 'n')::int]) || (e - 'n');
+        v_k := g.ns[(e ->> 'n')::int];
+        results[v_k] := jsonb_build_object('seq', v_seq[v_k]) || (e - 'n');
       end loop;
     else
-      for e in select x from jsonb_array_elements(g.rows) x loop
+      for v_j in 1 .. cardinality(g.ns) loop
+        v_k := g.ns[v_j];
         begin
           if v_prepared then
-            execute format('execute %I(%L)', v_name, jsonb_build_array(e)) into r;
+            execute format('execute %I(%L)', v_name, jsonb_build_array(g.rows -> (v_j - 1))) into r;
           else
-            execute v_sql into r using jsonb_build_array(e);
+            execute v_sql into r using jsonb_build_array(g.rows -> (v_j - 1));
           end if;
-          results[(e ->> 'n')::int] := jsonb_build_object('seq', v_seq[(e ->> 'n')::int])
-            || coalesce((r -> 0) - 'n', jsonb_build_object('status', 'applied'));
+          results[v_k] := jsonb_build_object('seq', v_seq[v_k]) || coalesce((r -> 0) - 'n', jsonb_build_object('status', 'applied'));
         exception when others then
-          results[(e ->> 'n')::int] := jsonb_build_object('seq', v_seq[(e ->> 'n')::int], 'status', 'error',
-                                                          'code', sqlstate, 'message', sqlerrm);
+          results[v_k] := jsonb_build_object('seq', v_seq[v_k], 'status', 'error', 'code', sqlstate, 'message', sqlerrm);
         end;
       end loop;
     end if;
