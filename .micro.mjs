@@ -17,6 +17,6 @@ const UPSERT = `insert into public.training_plans as t (id, name, weeks, descrip
 for (let rep = 0; rep < 2; rep++) {
 await time("upsert", (k) => c.query(UPSERT, [JSON.stringify(batch(k).map((x) => ({ ...x.data, id: x.id, last_changed: x.last_changed })))]));
 await time("rpc   ", (k) => c.query("select record_sync_apply($1::jsonb)", [JSON.stringify(batch(k))]));
-await time("group ", (k) => c.query("select record_sync_apply_group('training_plans','upsert',true,$2,$1::jsonb)", [JSON.stringify(batch(k).map((x,i) => ({ n: i+1, data: { ...x.data, id: x.id, last_changed: x.last_changed } }))), ["description","id","last_changed","name","weeks"]]));
+
 }
 await c.end();

@@ -1,0 +1,15 @@
+import pg from "pg";
+const c = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:55439/postgres" });
+await c.connect();
+const rows = (k) => JSON.stringify(Array.from({ length: 50 }, (_, i) => ({ n: i+1, data: { id: `r${i}`, name: `n${k}`, weeks: 2, description: "x".repeat(40), last_changed: new Date(Date.UTC(2026,0,1) + k*1000 + 5e9).toISOString() } })));
+const { rows: [{ q }] } = await c.query("select public.record_sync_group_sql('training_plans','id','upsert',true,array['description','id','last_changed','name','weeks']) q");
+await c.query("begin"); await c.query("select set_config('request.jwt.claim.sub', '00000000-0000-4000-8000-000000000001', true)");
+const r = await c.query("explain (analyze, timing on, summary on) " + q, [rows(1)]);
+console.log(r.rows.map((x) => x["QUERY PLAN"]).join("\n"));
+await c.query("rollback");
+const UPSERT = `insert into public.training_plans as t (id, name, weeks, description, last_changed) select r.id, r.name, r.weeks, r.description, r.last_changed from jsonb_populate_recordset(null::public.training_plans, $1::jsonb) r order by r.id on conflict (id) do update set name = excluded.name, weeks = excluded.weeks, description = excluded.description, last_changed = excluded.last_changed where t.last_changed is null or t.last_changed <= excluded.last_changed`;
+await c.query("begin"); await c.query("select set_config('request.jwt.claim.sub', '00000000-0000-4000-8000-000000000001', true)");
+const r2 = await c.query("explain (analyze, timing on, summary on) " + UPSERT, [JSON.stringify(JSON.parse(rows(2)).map((x) => x.data))]);
+console.log(r2.rows.map((x) => x["QUERY PLAN"]).join("\n"));
+await c.query("rollback");
+await c.end();
