@@ -151,7 +151,13 @@ declare
   v_seq bigint[];
   v_client text[];
   v_tables jsonb;
-  v_work jsonb[];
+  -- Per valid change, by position (null for an invalid one): table, key column, op, check, id as text, data.
+  v_tbl text[];
+  v_pk text[];
+  v_op text[];
+  v_chk boolean[];
+  v_idt text[];
+  v_data jsonb[];
   g record;
   e jsonb;
   r jsonb;
@@ -179,7 +185,7 @@ begin
   results := '{}';
   v_seq := '{}';
   v_client := '{}';
-  v_work := '{}';
+  v_tbl := '{}';
 
   -- Each listed table once: its primary key and whether it has a last_changed column.
   select jsonb_object_agg(t.table_name, jsonb_build_object('pk', t.pk_column, 'lc', exists (
@@ -194,21 +200,25 @@ begin
   -- change's position), what fails its error result.
   if v_n > 0 then
     select array_agg(y.err order by y.n), array_agg(y.seq order by y.n), array_agg(y.client order by y.n),
-           array_agg(y.work order by y.n)
-      into results, v_seq, v_client, v_work
+           array_agg(y.tbl order by y.n), array_agg(y.pk order by y.n), array_agg(y.op order by y.n),
+           array_agg(y.chk order by y.n), array_agg(y.idt order by y.n), array_agg(y.data order by y.n)
+      into results, v_seq, v_client, v_tbl, v_pk, v_op, v_chk, v_idt, v_data
       from (
         select x.n, x.seq, x.client,
                case when x.err is not null
                     then jsonb_build_object('seq', x.seq, 'status', 'error', 'code', x.err[1], 'message', x.err[2]) end as err,
-               case when x.err is null then jsonb_build_object(
-                 'n', x.n, 'table', x.tbl, 'pk', x.pk, 'op', x.op, 'id', x.id,
-                 -- force: the client-wins resend, written whatever the stored row's age.
-                 'check', x.lc is not null and x.c -> 'force' is distinct from 'true'::jsonb,
-                 -- id is authoritative for the key; the change's time is the row's.
-                 'data', case when x.op = 'delete' then jsonb_strip_nulls(jsonb_build_object(x.pk, x.id, 'last_changed', x.lc))
-                              else x.data || jsonb_build_object(x.pk, x.id)
-                                   || case when x.lc is not null then jsonb_build_object('last_changed', x.lc) else '{}' end
-                         end) end as work
+               case when x.err is null then x.tbl end as tbl,
+               case when x.err is null then x.pk end as pk,
+               case when x.err is null then x.op end as op,
+               -- force: the client-wins resend, written whatever the stored row's age.
+               case when x.err is null then x.lc is not null and x.c -> 'force' is distinct from 'true'::jsonb end as chk,
+               case when x.err is null then x.id #>> '{}' end as idt,
+               -- id is authoritative for the key; the change's time is the row's.
+               case when x.err is null then
+                 case when x.op = 'delete' then jsonb_strip_nulls(jsonb_build_object(x.pk, x.id, 'last_changed', x.lc))
+                      else x.data || jsonb_build_object(x.pk, x.id)
+                           || case when x.lc is not null then jsonb_build_object('last_changed', x.lc) else '{}' end
+                 end end as data
           from (
             select v.*,
                    case
@@ -249,8 +259,8 @@ begin
   -- batches of one user racing over the same records in different orders wait for each other, never deadlock.
   -- Advisory locks also cover rows that do not exist yet.
   perform pg_advisory_xact_lock(k)
-     from (select distinct hashtextextended(length(w ->> 'table') || ':' || (w ->> 'table') || (w ->> 'id'), 0) as k
-             from unnest(v_work) w where w is not null order by 1) l;
+     from (select distinct hashtextextended(length(u.t) || ':' || u.t || u.i, 0) as k
+             from unnest(v_tbl, v_idt) u(t, i) where u.t is not null order by 1) l;
 
   -- Replays, looked up under the locks: a retry racing its own first attempt waits for it, then finds it here.
   if v_uid is not null then
@@ -265,19 +275,19 @@ begin
     -- One index probe per change (a join could pick a scan of every user's log).
     for g in
       select * from (
-        select u.n::int as n, v_work[u.n] as w,
+        select u.n::int as n,
                (select a.status from public.record_sync_applied a
                  where a.user_id = v_uid and a.client_id = u.client_id and a.seq = u.seq) as status
           from unnest(v_client, v_seq) with ordinality u(client_id, seq, n)
-         where v_work[u.n] is not null and u.client_id is not null and u.seq is not null) x
+         where v_tbl[u.n] is not null and u.client_id is not null and u.seq is not null) x
        where x.status is not null
     loop
       results[g.n] := jsonb_build_object('seq', v_seq[g.n], 'status', g.status, 'replayed', true);
       if g.status = 'conflict' then
         -- The client never saw the first answer, so it still needs the row that won.
         execute format('select to_jsonb(t) from public.%1$I t where t.%2$I = (jsonb_populate_record(null::public.%1$I, $1)).%2$I',
-                       g.w ->> 'table', g.w ->> 'pk')
-          into v_stored using g.w -> 'data';
+                       v_tbl[g.n], v_pk[g.n])
+          into v_stored using v_data[g.n];
         results[g.n] := results[g.n] || jsonb_build_object('row', v_stored);
       end if;
     end loop;
@@ -285,7 +295,7 @@ begin
     for g in
       select d.n from (select u.n::int as n, row_number() over (partition by u.client_id, u.seq order by u.n) as k
                          from unnest(v_client, v_seq) with ordinality u(client_id, seq, n)
-                        where u.client_id is not null and u.seq is not null and v_work[u.n] is not null) d
+                        where u.client_id is not null and u.seq is not null and v_tbl[u.n] is not null) d
        where d.k > 1 and results[d.n] is null
     loop
       results[g.n] := jsonb_build_object('seq', v_seq[g.n], 'status', 'error', 'code', '23505',
@@ -296,13 +306,12 @@ begin
   -- Set-based: one statement per table, op, column set and check, tables in the order the batch first names
   -- them (parents before children), groups within a table likewise.
   for g in
-    select x.tbl, min(x.pk) as pk, x.op, x.chk, x.keys, count(distinct x.id) < count(*) as dup,
+    select x.tbl, min(x.pk) as pk, x.op, x.chk, x.keys, count(distinct x.idt) < count(*) as dup,
            jsonb_agg(x.data order by x.n) as rows, array_agg(x.n order by x.n) as ns
-      from (select w ->> 'table' as tbl, w ->> 'pk' as pk, w ->> 'op' as op, (w ->> 'check')::boolean as chk,
-                   array(select jsonb_object_keys(w -> 'data') order by 1) as keys, (w ->> 'n')::int as n,
-                   w -> 'data' as data, w -> 'id' as id
-              from unnest(v_work) w
-             where w is not null and results[(w ->> 'n')::int] is null) x
+      from (select u.tbl, u.pk, u.op, u.chk, array(select jsonb_object_keys(u.data) order by 1) as keys, u.n::int as n,
+                   u.data, u.idt
+              from unnest(v_tbl, v_pk, v_op, v_chk, v_data, v_idt) with ordinality u(tbl, pk, op, chk, data, idt, n)
+             where u.tbl is not null and results[u.n] is null) x
      group by x.tbl, x.op, x.chk, x.keys
      order by min(min(x.n)) over (partition by x.tbl), min(x.n)
   loop
@@ -367,8 +376,8 @@ begin
   if v_uid is not null then
     insert into public.record_sync_applied (user_id, client_id, seq, status)
     select v_uid, v_client[k], v_seq[k], coalesce(results[k] ->> 'status', 'applied')
-      from generate_subscripts(v_work, 1) k
-     where v_work[k] is not null and v_client[k] is not null and v_seq[k] is not null
+      from generate_subscripts(v_tbl, 1) k
+     where v_tbl[k] is not null and v_client[k] is not null and v_seq[k] is not null
        and coalesce(results[k] ->> 'status', 'applied') in ('applied', 'conflict', 'missing')
        and not coalesce(results[k] ? 'replayed', false)
     on conflict do nothing;
