@@ -151,7 +151,8 @@ function expected(devices) {
 const AS_USER = `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true),
                         set_config('request.jwt.claim.sub', $2, true)`;
 
-const RPC = `select public.record_sync_apply($1::jsonb, null)::text as r`;
+// low_water as a client sends it: every seq below this batch's first was answered.
+const RPC = `select public.record_sync_apply($1::jsonb, $2)::text as r`;
 // The baseline: what a hand-written bulk upsert with the same guard costs. Rows sorted by key so that two such
 // statements cannot deadlock each other.
 const UPSERT = `insert into public.training_plans as t (id, name, weeks, description, last_changed)
@@ -182,7 +183,7 @@ async function race(url, devices, kind) {
         await client.query("begin");
         await client.query(AS_USER, [claims, dev.user]);
         if (kind === "rpc") {
-          const { rows } = await client.query(RPC, [JSON.stringify(batch)]);
+          const { rows } = await client.query(RPC, [JSON.stringify(batch), batch[0].seq]);
           for (const r of JSON.parse(rows[0].r)) {
             statuses[r.status] = (statuses[r.status] ?? 0) + 1;
             if (r.status === "error") codes[r.code] = (codes[r.code] ?? 0) + 1;
