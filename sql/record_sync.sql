@@ -250,7 +250,11 @@ begin
                        end as lc
                   from jsonb_array_elements(changes) with ordinality u(c, n)
                   left join lateral (select v_tables -> (u.c ->> 'table') as info) t on jsonb_typeof(u.c) = 'object'
+                offset 0
               ) v
+            -- offset 0 keeps each level a separate step, so err and lc are computed once per change rather than
+            -- once per reference.
+            offset 0
           ) x
       ) y;
   end if;
@@ -377,13 +381,12 @@ begin
 
   -- Record what was decided now (not replays, not errors) in one statement; it commits with the writes.
   if v_uid is not null then
+    -- No conflict is possible: replays and repeats were answered above, under the records' locks.
     insert into public.record_sync_applied (user_id, client_id, seq, status)
-    select v_uid, v_client[k], v_seq[k], coalesce(results[k] ->> 'status', 'applied')
-      from generate_subscripts(v_tbl, 1) k
-     where v_tbl[k] is not null and v_client[k] is not null and v_seq[k] is not null
-       and coalesce(results[k] ->> 'status', 'applied') in ('applied', 'conflict', 'missing')
-       and not coalesce(results[k] ? 'replayed', false)
-    on conflict do nothing;
+    select v_uid, u.client_id, u.seq, coalesce(u.r ->> 'status', 'applied')
+      from unnest(v_tbl, v_client, v_seq, results) u(tbl, client_id, seq, r)
+     where u.tbl is not null and u.client_id is not null and u.seq is not null
+       and (u.r is null or (u.r ->> 'status' in ('applied', 'conflict', 'missing') and not u.r ? 'replayed'));
   end if;
 
   -- A valid change with no result yet was written by its group's statement: applied.
