@@ -75,9 +75,9 @@ grant select, insert, delete on public.record_sync_applied to authenticated, ser
 -- The one statement that applies a group of changes (one table, one op, the same columns, the same check) and
 -- answers [{n, status, row?}] for each change it did not apply (null when it applied them all), n numbering the
 -- group's changes from 1, given $1 = [data, ...], each holding the primary key (and last_changed when checked;
--- for a delete, only those two). Builds text only: it reads no table. For an update,
--- upsert or delete, the data-modifying CTE writes and the outer query reads the table as it was before, which is
--- the stored row for every change that was not written.
+-- for a delete, only those two). Builds text only: it reads no table. For an update, upsert or delete, the
+-- data-modifying CTE writes and the outer query reads the table as it was before, which is the stored row for
+-- every change that was not written. (A table column named ordinality, rs_n__ or k__ would clash with these.)
 create or replace function public.record_sync_group_sql(p_table text, p_pk text, p_op text, p_check boolean, p_keys text[])
 returns text
 language plpgsql
@@ -110,7 +110,9 @@ begin
                               v_rel, v_sets, p_pk, v_guard)
     when 'upsert' then format('insert into %1$s as t (%2$s) select %2$s from s on conflict (%3$I) do update set %4$s
                                  where %5$s returning t.%3$I as k__',
-                              v_rel, v_cols, p_pk, v_sets_ex, replace(v_guard, 's.last_changed', 'excluded.last_changed'))
+                              v_rel, v_cols, p_pk, v_sets_ex,
+                              case when p_check then 't.last_changed is null or t.last_changed <= excluded.last_changed'
+                                   else 'true' end)
     else format('delete from %1$s as t using s where t.%2$I = s.%2$I and (%3$s) returning t.%2$I as k__', v_rel, p_pk, v_guard)
   end;
   return format(
