@@ -201,3 +201,19 @@ test("two devices of one user racing over the same records in opposite orders: n
     assert.equal(new Date(r.last_changed).toISOString(), last);
   }
 });
+
+test("a retry racing its own first attempt waits for it, then answers replayed (PostgreSQL only)", { skip: !process.env.DATABASE_URL && "PGlite is one connection: nothing can race" }, async () => {
+  const batch = [change("race1", "upsert", { name: "once" }, { last_changed: T1 }), change("race2", "upsert", { name: "once" }, { last_changed: T1 })];
+  let retry;
+  await s.db.transaction(async (q) => {
+    await q("select set_config('role', 'authenticated', true), set_config('request.jwt.claim.sub', $1, true)", [USER_A]);
+    const [first] = (await q("select public.record_sync_apply($1::jsonb)::text as r", [JSON.stringify(batch)])).rows;
+    assert.deepEqual(JSON.parse(first.r).map((r) => r.status), ["applied", "applied"]);
+    // The first attempt has not committed: the retry must wait on the records' locks, not apply again.
+    retry = call(batch);
+    await new Promise((r) => setTimeout(r, 300));
+  });
+  const again = await retry;
+  assert.deepEqual(again.map((r) => [r.status, r.replayed]), [["applied", true], ["applied", true]]);
+  assert.equal((await s.sql("select count(*)::int as n from record_sync_applied where client_id = 'c-rules'"))[0].n, 2);
+});
