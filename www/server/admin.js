@@ -8,9 +8,26 @@ export const isLoopback = (addr = "") =>
 
 /**
  * @param {{db: import("./db/types.js").Db, faults: import("./faults.js").Faults, stats: import("./stats.js").Stats,
- *   catalog: {get: Function, reload: () => Promise<void>}}} deps
+ *   catalog: {get: Function, reload: () => Promise<void>}, settings: {allowAnonymousRpc: boolean}}} deps
+ *   settings: what the server started with, restored by reset
  */
-export function createAdmin({ db, faults, stats, catalog }) {
+export function createAdmin({ db, faults, stats, catalog, settings }) {
+  /** record_sync_settings as the admin routes show it. */
+  async function readSettings() {
+    const { rows } = await db.query("select allow_anonymous from public.record_sync_settings");
+    return { allowAnonymousRpc: rows[0]?.allow_anonymous === true };
+  }
+  async function writeSettings(raw) {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw bodyError("Settings must be a JSON object");
+    for (const k of Object.keys(raw)) {
+      if (k !== "allowAnonymousRpc") throw bodyError(`Unknown setting ${k}: only allowAnonymousRpc`);
+    }
+    if (raw.allowAnonymousRpc !== undefined) {
+      if (typeof raw.allowAnonymousRpc !== "boolean") throw bodyError("allowAnonymousRpc must be true or false");
+      await db.query("update public.record_sync_settings set allow_anonymous = $1", [raw.allowAnonymousRpc]);
+    }
+  }
+
   /** Empties every table record_sync may write (the demo tables, plus any registered since) and its replay log. */
   async function reset() {
     await catalog.reload();
@@ -19,6 +36,7 @@ export function createAdmin({ db, faults, stats, catalog }) {
     await db.query(`truncate ${[...tables.map((n) => `public.${ident(n)}`), "public.record_sync_applied"].join(", ")}`);
     stats.reset();
     faults.clear();
+    await writeSettings(settings);
   }
 
   /**
@@ -45,12 +63,24 @@ export function createAdmin({ db, faults, stats, catalog }) {
         return { status: 200, body: { faults: null } };
       case "GET /__admin/stats":
         return { status: 200, body: stats };
+      case "GET /__admin/settings":
+        return { status: 200, body: await readSettings() };
+      case "POST /__admin/settings": {
+        let raw;
+        try {
+          raw = JSON.parse(body.toString("utf8"));
+        } catch {
+          throw bodyError();
+        }
+        await writeSettings(raw);
+        return { status: 200, body: await readSettings() };
+      }
       case "POST /__admin/reset":
         await reset();
         return { status: 200, body: { reset: true } };
       default:
         throw new ApiError(404, null, `No admin route ${route}`, {
-          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, POST /__admin/reset",
+          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, GET|POST /__admin/settings, POST /__admin/reset",
         });
     }
   };

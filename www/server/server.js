@@ -61,8 +61,10 @@ function statsKey(path) {
  * Starts the server; resolves once it listens.
  * @param {{port?: number, host?: string, dataDir?: string, databaseUrl?: string, anonKey?: string,
  *   serviceKey?: string, jwtSecret?: string, bodyLimit?: number, allowOrigins?: string[], allowHosts?: string[],
- *   admin?: boolean}} [opts] port 0 picks a free port; allowOrigins defaults to every loopback origin; allowHosts
- *   adds Host names to the loopback ones; admin: false switches /__admin off
+ *   admin?: boolean, db?: import("./db/types.js").Db, allowAnonymousRpc?: boolean}} [opts] port 0 picks a free
+ *   port; allowAnonymousRpc sets record_sync_settings.allow_anonymous at start (and on reset); allowOrigins defaults to
+ *   every loopback origin; allowHosts adds Host names to the loopback ones; admin: false switches /__admin off;
+ *   db: an already open database with the schema loaded (another server's), used instead of opening one
  */
 export async function startServer(opts = {}) {
   const cfg = {
@@ -88,8 +90,10 @@ export async function startServer(opts = {}) {
   }
   const allowedHost = hostMatcher([cfg.host, ...cfg.allowHosts]);
   const { corsHeaders, preflightHeaders } = createCors(originMatcher(cfg.allowOrigins));
-  const db = await openDb(opts);
-  await loadSchema(db);
+  // A second server over the same open database (tests of start-up options) neither loads nor closes it.
+  const ownsDb = !opts.db;
+  const db = opts.db ?? (await openDb(opts));
+  if (ownsDb) await loadSchema(db);
   let current = await loadCatalog(db);
   const catalog = {
     get: () => current,
@@ -101,7 +105,9 @@ export async function startServer(opts = {}) {
   const faults = new Faults();
   const authenticate = createAuth(cfg);
   const rest = createRest({ db, catalog });
-  const admin = createAdmin({ db, faults, stats, catalog });
+  const settings = { allowAnonymousRpc: opts.allowAnonymousRpc ?? false };
+  const admin = createAdmin({ db, faults, stats, catalog, settings });
+  if (ownsDb) await db.query("update public.record_sync_settings set allow_anonymous = $1", [settings.allowAnonymousRpc]);
   const hangs = new Set();
 
   async function handle(req, res) {
@@ -227,7 +233,7 @@ export async function startServer(opts = {}) {
       hangs.clear();
       server.closeAllConnections();
       await new Promise((r) => server.close(() => r()));
-      await db.close();
+      if (ownsDb) await db.close();
     },
   };
 }
