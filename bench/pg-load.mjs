@@ -100,11 +100,13 @@ function seeded(seed) {
 }
 
 /**
- * The workload: for each user and device, BATCHES batches of BATCH upserts over that user's RECORDS records;
- * device 0 walks them forwards, device 1 backwards, so their row orders always cross. Every change gets a
- * distinct timestamp, shuffled, so arrival order says nothing about which is newest.
+ * The workloads. "racing": for each user and device, BATCHES batches of BATCH upserts over that user's RECORDS
+ * records; device 0 walks them forwards, device 1 backwards, so their row orders always cross. Every change gets
+ * a distinct timestamp, shuffled, so arrival order says nothing about which is newest. "disjoint": the same
+ * sizes, but every device writes records of its own, with rising timestamps: no contention and no conflicts,
+ * the cost of the function itself.
  */
-function workload() {
+function workload(shape) {
   const random = seeded(7);
   const total = USERS * DEVICES * BATCHES * BATCH;
   const stamps = Array.from({ length: total }, (_, i) => i);
@@ -119,11 +121,12 @@ function workload() {
     for (let d = 0; d < DEVICES; d++) {
       const batches = [];
       for (let b = 0; b < BATCHES; b++) {
-        const ids = Array.from({ length: BATCH }, (_, i) => `u${u}-r${String((b * BATCH + i) % RECORDS).padStart(4, "0")}`);
-        if (d === 1) ids.reverse();
+        const owner = shape === "racing" ? `u${u}` : `u${u}-d${d}`;
+        const ids = Array.from({ length: BATCH }, (_, i) => `${owner}-r${String((b * BATCH + i) % RECORDS).padStart(4, "0")}`);
+        if (d === 1 && shape === "racing") ids.reverse();
         batches.push(
           ids.map((id, i) => {
-            const lc = new Date(base + stamps[k++]).toISOString();
+            const lc = new Date(base + (shape === "racing" ? stamps[k++] : k++)).toISOString();
             return { client_id: `u${u}-dev${d}`, seq: b * BATCH + i + 1, table: "training_plans", id, op: "upsert",
                      data: { name: `${id} by dev${d} batch ${b}`, weeks: 1 + (b % 8), description: "x".repeat(40) }, last_changed: lc };
           }),
@@ -148,7 +151,8 @@ function expected(devices) {
 const AS_USER = `select set_config('role', 'authenticated', true), set_config('request.jwt.claims', $1, true),
                         set_config('request.jwt.claim.sub', $2, true)`;
 
-const RPC = `select public.record_sync_apply($1::jsonb, null)::text as r`;
+// low_water as a client sends it: every seq below this batch's first was answered.
+const RPC = `select public.record_sync_apply($1::jsonb, $2)::text as r`;
 // The baseline: what a hand-written bulk upsert with the same guard costs. Rows sorted by key so that two such
 // statements cannot deadlock each other.
 const UPSERT = `insert into public.training_plans as t (id, name, weeks, description, last_changed)
@@ -179,7 +183,7 @@ async function race(url, devices, kind) {
         await client.query("begin");
         await client.query(AS_USER, [claims, dev.user]);
         if (kind === "rpc") {
-          const { rows } = await client.query(RPC, [JSON.stringify(batch)]);
+          const { rows } = await client.query(RPC, [JSON.stringify(batch), batch[0].seq]);
           for (const r of JSON.parse(rows[0].r)) {
             statuses[r.status] = (statuses[r.status] ?? 0) + 1;
             if (r.status === "error") codes[r.code] = (codes[r.code] ?? 0) + 1;
@@ -225,30 +229,38 @@ await db.connect();
 let failed = false;
 try {
   for (const f of SCHEMA_FILES) await db.query(readFileSync(f, "utf8"));
-  const devices = workload();
-  const want = expected(devices);
-  const total = devices.reduce((n, d) => n + d.batches.length * BATCH, 0);
-  say(`${server.version}; ${USERS} users x ${DEVICES} devices, ${BATCHES} batches of ${BATCH} upserts each over ${RECORDS} shared records per user (${total} changes per run)`);
-
-  const runs = {};
-  // Warm-up (plans, caches) and then each kind on a fresh table, twice, alternating; the better run counts.
-  for (const kind of ["upsert", "rpc", "upsert", "rpc"]) {
-    await db.query("truncate public.training_plans cascade; truncate public.record_sync_applied");
-    const r = await race(url.toString(), devices, kind);
-    const c = await check(db, want);
-    r.wrong = c.wrong;
-    if (!runs[kind] || r.rate > runs[kind].rate) runs[kind] = r;
-    say(`${kind}: ${r.changes} changes in ${r.seconds.toFixed(2)} s = ${Math.round(r.rate)}/s, batch p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, errors ${JSON.stringify(r.codes)}${kind === "rpc" ? `, results ${JSON.stringify(r.statuses)}` : ""}, records where the newest did not win: ${c.wrong}/${c.records}`);
-    if (c.wrong || Object.keys(r.codes).length) failed = true;
+  const results = {};
+  for (const shape of ["disjoint", "racing"]) {
+    const devices = workload(shape);
+    const want = expected(devices);
+    const total = devices.reduce((n, d) => n + d.batches.length * BATCH, 0);
+    say(`${shape}: ${USERS} users x ${DEVICES} devices, ${BATCHES} batches of ${BATCH} upserts each, ${shape === "racing" ? `both devices of a user over the same ${RECORDS} records in opposite orders, timestamps shuffled` : `each device over ${RECORDS} records of its own, timestamps rising`} (${total} changes per run)`);
+    const runs = {};
+    // Each kind on a fresh table, twice, alternating (the first pair also warms up); the better run counts.
+    for (const kind of ["upsert", "rpc", "upsert", "rpc"]) {
+      await db.query("truncate public.training_plans cascade; truncate public.record_sync_applied");
+      const r = await race(url.toString(), devices, kind);
+      const c = await check(db, want);
+      r.wrong = c.wrong;
+      if (!runs[kind] || r.rate > runs[kind].rate) runs[kind] = r;
+      say(`  ${kind}: ${r.changes} changes in ${r.seconds.toFixed(2)} s = ${Math.round(r.rate)}/s, batch p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, errors ${JSON.stringify(r.codes)}${kind === "rpc" ? `, results ${JSON.stringify(r.statuses)}` : ""}, records where the newest did not win: ${c.wrong}/${c.records}`);
+      if (c.wrong || Object.keys(r.codes).length) failed = true;
+    }
+    results[shape] = runs;
   }
-  const ratio = runs.rpc.rate / runs.upsert.rate;
-  const deadlocks = (runs.rpc.codes["40P01"] ?? 0) + (runs.upsert.codes["40P01"] ?? 0);
-  console.log(`record_sync_apply   ${String(Math.round(runs.rpc.rate)).padStart(7)} changes/s  (batch p50 ${runs.rpc.p50.toFixed(1)} ms, p99 ${runs.rpc.p99.toFixed(1)} ms)`);
-  console.log(`set-based upsert    ${String(Math.round(runs.upsert.rate)).padStart(7)} rows/s     (batch p50 ${runs.upsert.p50.toFixed(1)} ms, p99 ${runs.upsert.p99.toFixed(1)} ms)`);
-  console.log(`ratio               ${(ratio * 100).toFixed(0)} %`);
-  console.log(`deadlocks           ${deadlocks}`);
-  console.log(`newest write won    ${runs.rpc.wrong === 0 && runs.upsert.wrong === 0 ? "on every record" : "NO"}`);
-  if (deadlocks) failed = true;
+  console.log(`${server.version}, ${USERS} users x ${DEVICES} devices, batches of ${BATCH}, ${BATCHES} per device; best of two runs each`);
+  console.log(`workload   record_sync_apply   set-based upsert, same guard   ratio   deadlocks   newest write won`);
+  for (const [shape, runs] of Object.entries(results)) {
+    const deadlocks = (runs.rpc.codes["40P01"] ?? 0) + (runs.upsert.codes["40P01"] ?? 0);
+    if (deadlocks) failed = true;
+    const won = runs.rpc.wrong === 0 && runs.upsert.wrong === 0 ? "on every record" : "NO";
+    console.log(
+      `${shape.padEnd(10)} ${String(Math.round(runs.rpc.rate)).padStart(7)} changes/s   ${String(Math.round(runs.upsert.rate)).padStart(7)} rows/s` +
+        `                ${String(Math.round((runs.rpc.rate / runs.upsert.rate) * 100)).padStart(3)} %   ${String(deadlocks).padStart(9)}   ${won}`,
+    );
+  }
+  const lat = (r) => `${r.p50.toFixed(0)}/${r.p99.toFixed(0)}`;
+  console.log(`batch latency p50/p99 ms: ${Object.entries(results).map(([shape, r]) => `${shape}: rpc ${lat(r.rpc)}, upsert ${lat(r.upsert)}`).join("; ")}`);
 } catch (e) {
   console.error(e);
   failed = true;

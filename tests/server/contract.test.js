@@ -170,7 +170,7 @@ test("body limit: 413 with a PostgREST-style JSON error; the fault plan lowers i
 
 test("--max-body-bytes (startServer bodyLimit) sets the server's limit", async () => {
   const { startServer } = await import("../../www/server/server.js");
-  const small = await startServer({ port: 0, bodyLimit: 100 });
+  const small = await startServer({ port: 0, db: s.db, bodyLimit: 100 });
   try {
     const res = await fetch(`${small.restUrl}/rpc/record_sync_apply`, {
       method: "POST",

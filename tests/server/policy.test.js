@@ -44,7 +44,7 @@ test("CORS: every loopback origin by default; any other origin gets no CORS head
 });
 
 test("CORS: allowOrigins (--allow-origin) replaces the default; :* allows any port", async () => {
-  const other = await startServer({ port: 0, allowOrigins: ["http://app.test:5173", "http://dev.test:*"] });
+  const other = await startServer({ port: 0, db: s.db, allowOrigins: ["http://app.test:5173", "http://dev.test:*"] });
   try {
     const origin = (o) => fetch(`${other.restUrl}/training_plans`, { headers: { apikey: other.anonKey, Origin: o } });
     assert.equal((await origin("http://app.test:5173")).headers.get("access-control-allow-origin"), "http://app.test:5173");
@@ -70,7 +70,7 @@ test("Host: loopback names on any port are answered; another name is 403 (DNS re
   assert.equal((await raw(`${s.url}/__admin/stats`, { headers: { Host: "evil.example", apikey: s.serviceKey } })).status, 403);
   assert.equal((await raw(url, { method: "OPTIONS", headers: { Host: "evil.example", Origin: "http://127.0.0.1:1" } })).status, 403);
 
-  const other = await startServer({ port: 0, allowHosts: ["sync.test"] });
+  const other = await startServer({ port: 0, db: s.db, allowHosts: ["sync.test"] });
   try {
     const res = await raw(`${other.restUrl}/training_plans`, { headers: { Host: `sync.test:${other.port}`, apikey: other.anonKey } });
     assert.equal(res.status, 200);
@@ -95,7 +95,7 @@ test("admin routes need the service key (apikey or bearer); the anon key or a us
 });
 
 test("admin: false (--no-admin) switches the admin routes off", async () => {
-  const other = await startServer({ port: 0, admin: false });
+  const other = await startServer({ port: 0, db: s.db, admin: false });
   try {
     for (const path of ["stats", "faults", "reset"]) {
       const res = await fetch(`${other.url}/__admin/${path}`, { method: path === "stats" ? "GET" : "POST", headers: { apikey: other.serviceKey }, body: path === "stats" ? undefined : "{}" });
@@ -121,9 +121,9 @@ test("GET /rpc/record_sync_apply is refused as PostgREST refuses it: a read-only
 });
 
 test("binding beyond loopback with any default key or secret is refused; with keys of one's own it starts", async () => {
-  await assert.rejects(startServer({ port: 0, host: "0.0.0.0" }), /refusing to listen on 0\.0\.0\.0.*default/);
-  await assert.rejects(startServer({ port: 0, host: "0.0.0.0", anonKey: "a", serviceKey: "s" }), /jwtSecret/);
-  const own = await startServer({ port: 0, host: "0.0.0.0", anonKey: "a-key", serviceKey: "s-key", jwtSecret: "a-secret-of-my-own" });
+  await assert.rejects(startServer({ port: 0, db: s.db, host: "0.0.0.0" }), /refusing to listen on 0\.0\.0\.0.*default/);
+  await assert.rejects(startServer({ port: 0, db: s.db, host: "0.0.0.0", anonKey: "a", serviceKey: "s" }), /jwtSecret/);
+  const own = await startServer({ port: 0, db: s.db, host: "0.0.0.0", anonKey: "a-key", serviceKey: "s-key", jwtSecret: "a-secret-of-my-own" });
   try {
     const res = await fetch(`http://127.0.0.1:${own.port}/rest/v1/training_plans`, { headers: { apikey: "a-key" } });
     assert.equal(res.status, 200);

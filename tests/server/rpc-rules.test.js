@@ -11,10 +11,7 @@ before(async () => {
   tokenA = await s.token(USER_A);
   tokenB = await s.token(USER_B);
 });
-beforeEach(async () => {
-  await s.admin("reset", "POST");
-  await s.sql("update record_sync_settings set allow_anonymous = false");
-});
+beforeEach(() => s.admin("reset", "POST"));
 after(() => s.close());
 
 let seq = 1000;
@@ -39,7 +36,11 @@ test("anonymous callers are refused with 42501 (401) unless the installer opts i
   assert.equal(refused.code, "42501");
   assert.match(refused.hint, /allow_anonymous/);
 
-  await s.sql("update record_sync_settings set allow_anonymous = true");
+  // The opt-in, through the dev server's admin route (what --allow-anonymous-rpc sets at start).
+  assert.deepEqual((await s.admin("settings")).body, { allowAnonymousRpc: false });
+  assert.deepEqual((await s.admin("settings", "POST", { allowAnonymousRpc: true })).body, { allowAnonymousRpc: true });
+  assert.deepEqual((await s.sql("select allow_anonymous from record_sync_settings")).map((r) => r.allow_anonymous), [true]);
+  assert.equal((await s.admin("settings", "POST", { allowAnonymousRpc: "yes" })).status, 400);
   // The demo schema lets anon write nothing, so the change itself is refused by the table's policy, as a result.
   const [r] = await call([change("anon1", "upsert", { name: "x" })], { token: null });
   assert.equal(r.status, "error");
@@ -55,6 +56,10 @@ test("anonymous callers are refused with 42501 (401) unless the installer opts i
   const again = await call([c], { token: null });
   assert.equal(again[0].code, "23505", "no replay protection without a user: the insert runs again");
   assert.equal((await s.sql("select count(*)::int as n from record_sync_applied"))[0].n, 0);
+
+  // Reset restores what the server started with.
+  await s.admin("reset", "POST");
+  assert.equal((await call([c], { token: null, status: 401 })).code, "42501");
 });
 
 test("the replay log is per user: the same client_id and seq from two users are two changes; anon reads none", async () => {
@@ -195,4 +200,20 @@ test("two devices of one user racing over the same records in opposite orders: n
     assert.equal(r.name, `dev1-${rounds - 1}`);
     assert.equal(new Date(r.last_changed).toISOString(), last);
   }
+});
+
+test("a retry racing its own first attempt waits for it, then answers replayed (PostgreSQL only)", { skip: !process.env.DATABASE_URL && "PGlite is one connection: nothing can race" }, async () => {
+  const batch = [change("race1", "upsert", { name: "once" }, { last_changed: T1 }), change("race2", "upsert", { name: "once" }, { last_changed: T1 })];
+  let retry;
+  await s.db.transaction(async (q) => {
+    await q("select set_config('role', 'authenticated', true), set_config('request.jwt.claim.sub', $1, true)", [USER_A]);
+    const [first] = (await q("select public.record_sync_apply($1::jsonb)::text as r", [JSON.stringify(batch)])).rows;
+    assert.deepEqual(JSON.parse(first.r).map((r) => r.status), ["applied", "applied"]);
+    // The first attempt has not committed: the retry must wait on the records' locks, not apply again.
+    retry = call(batch);
+    await new Promise((r) => setTimeout(r, 300));
+  });
+  const again = await retry;
+  assert.deepEqual(again.map((r) => [r.status, r.replayed]), [["applied", true], ["applied", true]]);
+  assert.equal((await s.sql("select count(*)::int as n from record_sync_applied where client_id = 'c-rules'"))[0].n, 2);
 });

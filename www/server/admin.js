@@ -8,9 +8,27 @@ export const isLoopback = (addr = "") =>
 
 /**
  * @param {{db: import("./db/types.js").Db, faults: import("./faults.js").Faults, stats: import("./stats.js").Stats,
- *   catalog: {get: Function, reload: () => Promise<void>}, realtime: () => {dropAll: () => number}|null}} deps
+ *   catalog: {get: Function, reload: () => Promise<void>}, settings: {allowAnonymousRpc: boolean},
+ *   realtime: () => {dropAll: () => number}|null}} deps
+ *   settings: what the server started with, restored by reset
  */
-export function createAdmin({ db, faults, stats, catalog, realtime }) {
+export function createAdmin({ db, faults, stats, catalog, settings, realtime }) {
+  /** record_sync_settings as the admin routes show it. */
+  async function readSettings() {
+    const { rows } = await db.query("select allow_anonymous from public.record_sync_settings");
+    return { allowAnonymousRpc: rows[0]?.allow_anonymous === true };
+  }
+  async function writeSettings(raw) {
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw bodyError("Settings must be a JSON object");
+    for (const k of Object.keys(raw)) {
+      if (k !== "allowAnonymousRpc") throw bodyError(`Unknown setting ${k}: only allowAnonymousRpc`);
+    }
+    if (raw.allowAnonymousRpc !== undefined) {
+      if (typeof raw.allowAnonymousRpc !== "boolean") throw bodyError("allowAnonymousRpc must be true or false");
+      await db.query("update public.record_sync_settings set allow_anonymous = $1", [raw.allowAnonymousRpc]);
+    }
+  }
+
   /** Empties every table record_sync may write (the demo tables, plus any registered since) and its replay log. */
   async function reset() {
     await catalog.reload();
@@ -21,6 +39,7 @@ export function createAdmin({ db, faults, stats, catalog, realtime }) {
     await db.query("update public.record_sync_feed_state set pruned_xid = '0', pruned_version = 0");
     stats.reset();
     faults.clear();
+    await writeSettings(settings);
   }
 
   /**
@@ -50,12 +69,24 @@ export function createAdmin({ db, faults, stats, catalog, realtime }) {
       // Every realtime socket is cut, as a network failure would: clients reconnect and catch up.
       case "POST /__admin/realtime/drop":
         return { status: 200, body: { dropped: realtime()?.dropAll() ?? 0 } };
+      case "GET /__admin/settings":
+        return { status: 200, body: await readSettings() };
+      case "POST /__admin/settings": {
+        let raw;
+        try {
+          raw = JSON.parse(body.toString("utf8"));
+        } catch {
+          throw bodyError();
+        }
+        await writeSettings(raw);
+        return { status: 200, body: await readSettings() };
+      }
       case "POST /__admin/reset":
         await reset();
         return { status: 200, body: { reset: true } };
       default:
         throw new ApiError(404, null, `No admin route ${route}`, {
-          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, POST /__admin/reset, POST /__admin/realtime/drop",
+          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, GET|POST /__admin/settings, POST /__admin/reset, POST /__admin/realtime/drop",
         });
     }
   };

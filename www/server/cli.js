@@ -5,11 +5,12 @@ import { parseArgs } from "node:util";
 import { DEFAULT_BODY_LIMIT, DEFAULT_PORT, startServer } from "./server.js";
 
 const usage = `usage: npm run server -- [--port ${DEFAULT_PORT}] [--data-dir DIR] [--anon-key KEY] [--service-key KEY] [--jwt-secret SECRET]
-  [--max-body-bytes ${DEFAULT_BODY_LIMIT}] [--allow-origin ORIGIN]... [--allow-host NAME]... [--no-admin]
+  [--max-body-bytes ${DEFAULT_BODY_LIMIT}] [--allow-origin ORIGIN]... [--allow-host NAME]... [--no-admin] [--allow-anonymous-rpc]
   --allow-origin (or RECORD_SYNC_ALLOWED_ORIGINS, comma separated): origins that get CORS headers; an entry ending
     in :* allows any port. Default: http://127.0.0.1:*, http://localhost:*, http://[::1]:*
   --allow-host (or RECORD_SYNC_ALLOWED_HOSTS): Host names answered besides the loopback ones
-  --no-admin: no /__admin routes (faults, stats, reset)
+  --no-admin: no /__admin routes (faults, stats, settings, reset)
+  --allow-anonymous-rpc: record_sync_apply accepts callers without a user (record_sync_settings.allow_anonymous)
   --host beyond loopback needs --anon-key, --service-key and --jwt-secret of your own
   storage: PGlite in memory, or in --data-dir; DATABASE_URL=postgres://... for a real PostgreSQL`;
 
@@ -27,6 +28,7 @@ try {
       "allow-origin": { type: "string", multiple: true },
       "allow-host": { type: "string", multiple: true },
       "no-admin": { type: "boolean" },
+      "allow-anonymous-rpc": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   }));
@@ -66,6 +68,7 @@ try {
     allowOrigins: values["allow-origin"] ?? list(process.env.RECORD_SYNC_ALLOWED_ORIGINS),
     allowHosts: values["allow-host"] ?? list(process.env.RECORD_SYNC_ALLOWED_HOSTS),
     admin: !values["no-admin"],
+    allowAnonymousRpc: values["allow-anonymous-rpc"] ?? false,
   });
 } catch (e) {
   console.error(`server: could not start: ${e.message}`);

@@ -62,8 +62,10 @@ function statsKey(path) {
  * Starts the server; resolves once it listens.
  * @param {{port?: number, host?: string, dataDir?: string, databaseUrl?: string, anonKey?: string,
  *   serviceKey?: string, jwtSecret?: string, bodyLimit?: number, allowOrigins?: string[], allowHosts?: string[],
- *   admin?: boolean, realtimeIdleMs?: number}} [opts] port 0 picks a free port; allowOrigins defaults to every
- *   loopback origin; allowHosts adds Host names to the loopback ones; admin: false switches /__admin off;
+ *   admin?: boolean, db?: import("./db/types.js").Db, allowAnonymousRpc?: boolean, realtimeIdleMs?: number}} [opts]
+ *   port 0 picks a free port; allowAnonymousRpc sets record_sync_settings.allow_anonymous at start (and on reset); allowOrigins defaults to
+ *   every loopback origin; allowHosts adds Host names to the loopback ones; admin: false switches /__admin off;
+ *   db: an already open database with the schema loaded (another server's), used instead of opening one;
  *   realtimeIdleMs: a realtime socket silent for this long is closed (default 60 s)
  */
 export async function startServer(opts = {}) {
@@ -91,8 +93,10 @@ export async function startServer(opts = {}) {
   const allowedHost = hostMatcher([cfg.host, ...cfg.allowHosts]);
   const allowedOrigin = originMatcher(cfg.allowOrigins);
   const { corsHeaders, preflightHeaders } = createCors(allowedOrigin);
-  const db = await openDb(opts);
-  await loadSchema(db);
+  // A second server over the same open database (tests of start-up options) neither loads nor closes it.
+  const ownsDb = !opts.db;
+  const db = opts.db ?? (await openDb(opts));
+  if (ownsDb) await loadSchema(db);
   let current = await loadCatalog(db);
   const catalog = {
     get: () => current,
@@ -106,7 +110,9 @@ export async function startServer(opts = {}) {
   const rest = createRest({ db, catalog });
   /** @type {Awaited<ReturnType<typeof attachRealtime>>|null} set once the server listens */
   let realtime = null;
-  const admin = createAdmin({ db, faults, stats, catalog, realtime: () => realtime });
+  const settings = { allowAnonymousRpc: opts.allowAnonymousRpc ?? false };
+  const admin = createAdmin({ db, faults, stats, catalog, settings, realtime: () => realtime });
+  if (ownsDb) await db.query("update public.record_sync_settings set allow_anonymous = $1", [settings.allowAnonymousRpc]);
   const hangs = new Set();
 
   async function handle(req, res) {
@@ -236,7 +242,7 @@ export async function startServer(opts = {}) {
       hangs.clear();
       server.closeAllConnections();
       await new Promise((r) => server.close(() => r()));
-      await db.close();
+      if (ownsDb) await db.close();
     },
   };
 }
