@@ -47,7 +47,7 @@ function withHelpers(server, close) {
     supabase: (token) =>
       createClient(server.url, server.anonKey, {
         auth: { persistSession: false, autoRefreshToken: false },
-        // The dev server has no realtime; Node 20 has no WebSocket, and none is needed.
+        // REST only: realtime.test.js opens its sockets with the ws package (Node 20 has no WebSocket).
         realtime: { transport: class {} },
         ...(token ? { accessToken: async () => token } : {}),
       }),
