@@ -3,19 +3,20 @@ import { fileURLToPath } from "node:url";
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
-/** Scripts loaded at start, in order: Supabase's pieces where missing, then the project's SQL. */
+/** What a Supabase project runs, in order: Supabase's pieces where missing, then the project's SQL. */
 export const SCHEMA_FILES = [
   here("../supabase_shim.sql"),
   here("../../../sql/record_sync.sql"),
   here("../../../sql/record_sync_feed.sql"),
   here("../../../sql/demo_schema.sql"),
-  // The dev server's own: NOTIFY from the feed's tables, for its realtime endpoint (not for Supabase).
-  here("../realtime/notify.sql"),
 ];
+
+/** Loaded at start: the above, then the dev server's own NOTIFY from the feed's tables, for its realtime endpoint. */
+export const DEV_SCHEMA_FILES = [...SCHEMA_FILES, here("../realtime/notify.sql")];
 
 /** @param {import("./types.js").Db} db */
 export async function loadSchema(db) {
-  for (const file of SCHEMA_FILES) await db.exec(await readFile(file, "utf8"));
+  for (const file of DEV_SCHEMA_FILES) await db.exec(await readFile(file, "utf8"));
 }
 
 /**
