@@ -44,6 +44,8 @@ begin
 end
 $fn$;
 
+revoke all on function public.record_sync_notify_attach(text, text, text) from public;
+
 -- Tables enabled later (record_sync_feed_enable) notify too.
 create or replace function public.record_sync_notify_on_enable()
 returns trigger
