@@ -5,7 +5,8 @@
 -- Each enabled table gets three columns, set by a trigger and never by the client:
 --   record_sync_version  bigint  grows with every write of the row (one sequence for all tables)
 --   record_sync_xid      xid8    the writing transaction, so that readers never skip a row (see below)
---   record_sync_origin   text    the record-sync client that wrote it (record_sync_apply's client_id), or null
+--   record_sync_origin   text    the record-sync client that wrote it (record_sync_apply's client_id, or the
+--                                 X-Record-Sync-Origin request header), or null
 -- Deletes leave tombstones in record_sync_tombstones, pruned after record_sync_feed_state.retention (30 days).
 --
 -- POST /rest/v1/rpc/record_sync_changes {"since": <cursor>|null, "tables": [...]|null, "page_size": 500} answers
@@ -61,6 +62,33 @@ drop policy if exists record_sync_feed_state_read on public.record_sync_feed_sta
 create policy record_sync_feed_state_read on public.record_sync_feed_state for select using (true);
 grant select on public.record_sync_feed_state to anon, authenticated, service_role;
 
+-- Who writes, for the rows of this transaction: record_sync_apply's client_id (it sets record_sync.origin), else
+-- the request's X-Record-Sync-Origin header (PostgREST puts the headers in request.headers: record-sync's rest
+-- mode sends it), else nobody. The header is read once per transaction; the marker setting holds the transaction
+-- it was read in, since a custom setting left by an earlier transaction on a pooled connection reads as ''.
+create or replace function public.record_sync_feed_origin()
+returns text
+language plpgsql
+set search_path = pg_catalog
+as $fn$
+declare
+  v_origin text := nullif(current_setting('record_sync.origin', true), '');
+  v_xid text;
+begin
+  if v_origin is not null then
+    return v_origin;
+  end if;
+  v_xid := pg_current_xact_id()::text;
+  if current_setting('record_sync.origin_checked', true) is distinct from v_xid then
+    perform set_config('record_sync.origin_checked', v_xid, true);
+    v_origin := nullif(left(nullif(current_setting('request.headers', true), '')::json ->> 'x-record-sync-origin', 200), '');
+    perform set_config('record_sync.origin', coalesce(v_origin, ''), true);
+  end if;
+  return v_origin;
+end
+$fn$;
+revoke all on function public.record_sync_feed_origin() from public;
+
 -- BEFORE INSERT OR UPDATE, each row (arguments: the primary key and owner columns): the server's version, the
 -- writing transaction and the origin. An update that changes nothing keeps the row's stamps, so a replayed or
 -- echoed write makes no feed entry. A row that moves to another key or owner leaves a tombstone for the old one;
@@ -76,7 +104,7 @@ as $fn$
 declare
   v_pk text := tg_argv[0];
   v_owner text := tg_argv[1];
-  v_origin text := nullif(current_setting('record_sync.origin', true), '');
+  v_origin text := public.record_sync_feed_origin();
   v_old jsonb;
   v_new jsonb;
   v_arrives boolean := tg_op = 'INSERT';
@@ -103,7 +131,6 @@ begin
   end if;
   new.record_sync_version := nextval('public.record_sync_version_seq');
   new.record_sync_xid := pg_current_xact_id();
-  -- Set for the transaction by record_sync_apply (the batch's client_id).
   new.record_sync_origin := v_origin;
   if v_arrives and exists (select 1 from public.record_sync_tombstones t where t.table_name = tg_table_name) then
     v_new := coalesce(v_new, to_jsonb(new));
@@ -165,7 +192,7 @@ begin
     on conflict (table_name, owner, id) do update
       set version = excluded.version, xid = excluded.xid, origin = excluded.origin, deleted_at = excluded.deleted_at
     $q$, tg_argv[0], tg_argv[1])
-    using tg_table_name, nullif(current_setting('record_sync.origin', true), '');
+    using tg_table_name, public.record_sync_feed_origin();
   if exists (select 1 from public.record_sync_tombstones t
               where t.deleted_at < now() - (select s.retention from public.record_sync_feed_state s)) then
     perform public.record_sync_feed_prune();

@@ -209,7 +209,25 @@ test("origin: rows written by record_sync_apply carry the batch's client_id, in 
   assert.deepEqual(second.changes.map((c) => [c.id, c.origin]), [["s1", "phone-7"]]);
   // The setting lives for one transaction: a later write by someone else is not marked with it.
   await s.sql("update sessions set notes = 'by hand' where id = 's1'");
-  assert.deepEqual((await feed({ since: second.cursor })).changes.map((c) => c.origin), [null]);
+  const third = await feed({ since: second.cursor });
+  assert.deepEqual(third.changes.map((c) => c.origin), [null]);
+
+  // Plain PostgREST writes (record-sync's rest mode) name their client in a header; without it, no origin.
+  const patch = (name, headers) =>
+    s.rest("sessions?id=eq.s1", { method: "PATCH", token: tokenA, headers, body: JSON.stringify({ name }) });
+  assert.equal((await patch("Legs (rest)", { "X-Record-Sync-Origin": "rest-tab" })).status, 204);
+  const fourth = await feed({ since: third.cursor });
+  assert.deepEqual(fourth.changes.map((c) => [c.id, c.origin, c.row.name]), [["s1", "rest-tab", "Legs (rest)"]]);
+  // Several requests, so that pooled connections that served a header before serve one without it.
+  for (let i = 0; i < 4; i++) {
+    assert.equal((await patch(`Legs ${i}`)).status, 204);
+    const [r] = await s.sql("select record_sync_origin from sessions where id = 's1'");
+    assert.equal(r.record_sync_origin, null);
+  }
+  const del = await s.rest("sessions?id=eq.s1", { method: "DELETE", token: tokenA, headers: { "X-Record-Sync-Origin": "rest-tab" } });
+  assert.equal(del.status, 204);
+  const fifth = await feed({ since: fourth.cursor });
+  assert.deepEqual(fifth.changes.map((c) => [c.op, c.origin]), [["delete", "rest-tab"]]);
 });
 
 test("PostgreSQL: a transaction that commits after a later one is never skipped by a cursor", { skip: !process.env.DATABASE_URL && "PGlite has one connection: no concurrent transactions" }, async () => {

@@ -38,8 +38,9 @@ export function createRest({ db, catalog }) {
         await q(
           `select set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
                   set_config('request.jwt.claim.sub', $3, true), set_config('request.method', $4, true),
-                  set_config('request.path', $5, true)`,
-          [req.auth.role, JSON.stringify(req.auth.claims), String(req.auth.claims.sub ?? ""), req.method, req.path],
+                  set_config('request.path', $5, true), set_config('request.headers', $6, true)`,
+          [req.auth.role, JSON.stringify(req.auth.claims), String(req.auth.claims.sub ?? ""), req.method, req.path,
+           JSON.stringify(req.headers)],
         );
         return fn(q);
       });
