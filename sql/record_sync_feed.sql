@@ -94,7 +94,7 @@ revoke all on function public.record_sync_feed_origin() from public;
 -- echoed write makes no feed entry. A row that moves to another key or owner leaves a tombstone for the old one;
 -- a row that appears where a tombstone is clears it. Row-level with static SQL (plans cached per table):
 -- statement-level triggers with transition tables and dynamic SQL cost record_sync_apply a fifth of its
--- throughput (bench:pg); this costs it next to nothing when the table has no tombstones.
+-- throughput (bench:pg), this about a tenth (sql/README.md).
 create or replace function public.record_sync_feed_stamp()
 returns trigger
 language plpgsql
