@@ -731,6 +731,24 @@ impl Engine {
         self.blocked.values()
     }
 
+    // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.
+    pub(crate) fn existing_key(&self, table: &str, id: &str) -> Option<Key> {
+        self.table_ids.get(table).map(|&t| (t, Rc::from(id)))
+    }
+
+    pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry> {
+        self.pending.get(key)
+    }
+
+    pub(crate) fn blocked_entry(&self, key: &Key) -> Option<&Entry> {
+        self.blocked.get(key)
+    }
+
+    pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry, &Failure, u64)> {
+        let failed = self.failed.get(self.failed_keys.get(key)?)?;
+        Some((&failed.entry, &failed.failure, failed.failed_at))
+    }
+
     pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry, &Failure, u64)> + '_ {
         self.failed.values().map(|f| (&f.entry, &f.failure, f.failed_at))
     }

@@ -14,7 +14,7 @@ use super::engine::{Engine, Failure};
 use super::error::EngineError;
 use super::queue::Entry;
 
-const VERSION: u32 = 1;
+pub const VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,37 +60,59 @@ pub enum SavedState {
 impl Engine {
     pub fn export(&self) -> Snapshot {
         let mut entries: Vec<SavedEntry> = Vec::new();
-        let mut save = |engine: &Engine, entry: &Entry, state: SavedState| {
-            entries.push(SavedEntry {
-                table: engine.table_name(entry).to_owned(),
-                id: entry.key.1.to_string(),
-                op: entry.op,
-                data: entry.data.clone(),
-                last_changed: entry.last_changed.clone(),
-                priority: entry.priority,
-                order: entry.order,
-                seq: entry.seq,
-                queued_at: entry.queued_at,
-                deadline: entry.deadline,
-                attempts: entry.attempts,
-                changes: entry.changes,
-                state,
-            })
-        };
         for entry in self.in_flight_entries() {
-            save(self, &entry.clone().after_uncertain_attempt(), SavedState::Pending);
+            entries.push(self.saved(&entry.clone().after_uncertain_attempt(), SavedState::Pending));
         }
         for entry in self.queued_entries() {
-            save(self, entry, SavedState::Pending);
+            entries.push(self.saved(entry, SavedState::Pending));
         }
         for (entry, failure, failed_at) in self.failed_entries() {
-            save(self, entry, SavedState::Failed { failure: failure.clone(), failed_at });
+            entries.push(self.saved(entry, SavedState::Failed { failure: failure.clone(), failed_at }));
         }
         for entry in self.blocked_entries() {
-            save(self, entry, SavedState::Blocked);
+            entries.push(self.saved(entry, SavedState::Blocked));
         }
-        entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+        sort_saved(&mut entries);
         Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
+    }
+
+    /// The writes of one record as [`Engine::export`] would save them (none once it is settled): what the
+    /// journal persists for a record the last tick touched.
+    pub fn export_record(&self, table: &str, id: &str) -> Vec<SavedEntry> {
+        let Some(key) = self.existing_key(table, id) else { return Vec::new() };
+        let mut entries: Vec<SavedEntry> = Vec::new();
+        for entry in self.in_flight_entries().filter(|e| e.key == key) {
+            entries.push(self.saved(&entry.clone().after_uncertain_attempt(), SavedState::Pending));
+        }
+        if let Some(entry) = self.queued_entry(&key) {
+            entries.push(self.saved(entry, SavedState::Pending));
+        }
+        if let Some((entry, failure, failed_at)) = self.failed_entry(&key) {
+            entries.push(self.saved(entry, SavedState::Failed { failure: failure.clone(), failed_at }));
+        }
+        if let Some(entry) = self.blocked_entry(&key) {
+            entries.push(self.saved(entry, SavedState::Blocked));
+        }
+        sort_saved(&mut entries);
+        entries
+    }
+
+    fn saved(&self, entry: &Entry, state: SavedState) -> SavedEntry {
+        SavedEntry {
+            table: self.table_name(entry).to_owned(),
+            id: entry.key.1.to_string(),
+            op: entry.op,
+            data: entry.data.clone(),
+            last_changed: entry.last_changed.clone(),
+            priority: entry.priority,
+            order: entry.order,
+            seq: entry.seq,
+            queued_at: entry.queued_at,
+            deadline: entry.deadline,
+            attempts: entry.attempts,
+            changes: entry.changes,
+            state,
+        }
     }
 
     /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
@@ -132,4 +154,9 @@ impl Engine {
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)
     }
+}
+
+/// Send order, a blocked write after the failed one of its record.
+pub fn sort_saved(entries: &mut [SavedEntry]) {
+    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
 }
