@@ -8,6 +8,7 @@
 
 mod js;
 mod options;
+mod storage;
 mod transport;
 mod types;
 
@@ -55,6 +56,8 @@ struct State {
     notified_version: u64,
     stats: Option<(u64, JsValue)>,
     waiters: Vec<Waiter>,
+    /// Durable queue (H3): store, journal, owner, tab lock.
+    durable: storage::Durable,
 }
 
 /// The one engine timer, armed for `deadline`.
@@ -135,11 +138,22 @@ fn tick(shared: &Shared) {
             return;
         }
         let now = js::now();
-        let batch = if s.sending { None } else { s.engine.poll_batch(now) };
+        // Durable queue (H3): nothing goes out before the stored queue is restored or while it waits for
+        // its owner's token; what the batch takes out of the queue is journaled.
+        let may_send = storage::may_send(&s);
+        let batch = if s.sending || !may_send { None } else { s.engine.poll_batch(now) };
         s.sending |= batch.is_some();
-        arm_timer(&mut s, shared, now);
+        if let Some(batch) = &batch {
+            storage::touch_batch(&mut s, batch);
+        }
+        if may_send {
+            arm_timer(&mut s, shared, now);
+        } else {
+            s.timer = None;
+        }
         batch
     };
+    storage::persist(shared);
     if let Some(batch) = batch {
         spawn_local(send(shared.clone(), batch));
     }
@@ -175,6 +189,14 @@ async fn send(shared: Shared, batch: Batch) {
     else {
         return;
     };
+    // Durable queue (H3): a queue is only ever sent with its owner's token.
+    if let Transport::Http(http) = &*transport {
+        let token = transport::current_token(&shared, http).await;
+        if let Err(why) = storage::check_owner(&shared, token.as_deref()) {
+            storage::hold(&shared, batch, why);
+            return;
+        }
+    }
     let result = match &*transport {
         Transport::Http(http) => transport::http(&shared, http, &batch).await,
         Transport::Custom { send, this } => transport::custom(send, this, &client_id, &batch).await,
@@ -191,6 +213,7 @@ async fn send(shared: Shared, batch: Batch) {
             Ok(outcomes) => s.engine.on_batch_result(batch.id, outcomes, now),
             Err(failure) => s.engine.on_batch_failed(batch.id, &failure.message, failure.retry_after_ms, now),
         };
+        storage::touch_batch(&mut s, &batch);
     }
     schedule(&shared);
 }
@@ -227,21 +250,26 @@ fn settle_waiters(shared: &Shared) {
 
 /// The stats object, rebuilt only when the engine's version moved (so React sees the same object until then).
 fn stats_value(s: &mut State) -> JsValue {
-    let version = s.engine.version();
+    let version = observed_version(s);
     if let Some((cached, value)) = &s.stats {
         if *cached == version {
             return value.clone();
         }
     }
-    let value = js::freeze(js::from_serde(&s.engine.stats()));
+    let value = js::freeze(storage::stats(s));
     s.stats = Some((version, value.clone()));
     value
+}
+
+/// The engine's version and the durable queue's together (H3).
+fn observed_version(s: &State) -> u64 {
+    s.engine.version() ^ (s.durable.version << 40)
 }
 
 fn notify(shared: &Shared) {
     let (listeners, stats) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
-        let version = s.engine.version();
+        let version = observed_version(&s);
         if s.destroyed || s.listeners.is_empty() || version == s.notified_version {
             return;
         }
@@ -343,10 +371,12 @@ impl RecordSync {
             .map_err(|e| bad(format!("{} {}", e.argument, e.message)))?;
         let seq = {
             let mut s = self.shared()?;
-            s.engine.enqueue(change, js::now()).map_err(|e| match e {
+            let seq = s.engine.enqueue(change, js::now()).map_err(|e| match e {
                 EngineError::Argument(e) => bad(format!("{} {}", e.argument, e.message)),
                 other => js::error(format!("RecordSync.{method}: {other}")),
-            })?
+            })?;
+            storage::touch(&mut s, &table_name, &id);
+            seq
         };
         schedule(&self.shared);
         Ok(seq as f64)
@@ -354,6 +384,8 @@ impl RecordSync {
 
     /// Everything `destroy()` does; also run when JS frees the object.
     fn teardown(&self) {
+        // Durable queue (H3): what this task queued is written before the instance stops.
+        storage::persist(&self.shared);
         let (request, waiters) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else { return };
             if s.destroyed {
@@ -363,6 +395,7 @@ impl RecordSync {
             s.timer = None;
             s.listeners.clear();
             s.stats = None;
+            storage::release(&mut s);
             (s.request.take(), std::mem::take(&mut s.waiters))
         };
         if let Some(request) = request {
@@ -393,6 +426,7 @@ impl RecordSync {
         let client_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let seed = u64::from_le_bytes(js::random_bytes());
         let options::Options { config, transport } = options::parse(&options, client_id.clone(), seed)?;
+        let durable = storage::parse(&options)?;
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),
@@ -417,7 +451,9 @@ impl RecordSync {
             notified_version,
             stats: None,
             waiters: Vec::new(),
+            durable,
         }));
+        storage::start(&shared);
         let hooks = online_hooks(&shared);
         let weak = Rc::downgrade(&shared);
         let unsubscribe = Closure::<dyn FnMut(u32)>::new(move |id: u32| {
@@ -507,7 +543,7 @@ impl RecordSync {
             s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
         }
         drop(s);
-        schedule(&self.shared);
+        storage::release_hold(&self.shared);
         promise
     }
 
@@ -555,7 +591,11 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "retryFailed")?;
-        let count = self.shared()?.engine.retry_failed(only, js::now());
+        let count = {
+            let mut s = self.shared()?;
+            storage::touch_all(&mut s);
+            s.engine.retry_failed(only, js::now())
+        };
         schedule(&self.shared);
         Ok(count as u32)
     }
@@ -567,7 +607,11 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "discardFailed")?;
-        let count = self.shared()?.engine.discard_failed(only);
+        let count = {
+            let mut s = self.shared()?;
+            storage::touch_all(&mut s);
+            s.engine.discard_failed(only)
+        };
         schedule(&self.shared);
         Ok(count as u32)
     }
@@ -603,6 +647,7 @@ impl RecordSync {
             Some(t)
         };
         self.shared()?.token = token;
+        storage::release_hold(&self.shared);
         Ok(())
     }
 
@@ -610,6 +655,18 @@ impl RecordSync {
     /// rejects pending `forceSyncAll()` promises. Later calls throw; calling it again does nothing.
     pub fn destroy(&self) {
         self.teardown();
+    }
+
+    /// Stops this instance like `destroy()` and deletes its user's stored queue (for a sign-out that must
+    /// discard unsent changes). Resolves once the stored queue is gone.
+    #[wasm_bindgen(js_name = clearPersisted, unchecked_return_type = "Promise<void>")]
+    pub fn clear_persisted(&self) -> Promise {
+        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
+            return Promise::reject(&js::error(DESTROYED));
+        }
+        let cleared = storage::clear(&self.shared);
+        self.teardown();
+        cleared
     }
 }
 

@@ -91,7 +91,7 @@ pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Resul
 }
 
 /// The token set with `setAccessToken` or last obtained, else a first one from `getAccessToken`.
-async fn current_token(shared: &Shared, http: &HttpTransport) -> Option<String> {
+pub(super) async fn current_token(shared: &Shared, http: &HttpTransport) -> Option<String> {
     if let Ok(state) = shared.try_borrow() {
         if state.token.is_some() {
             return state.token.clone();
