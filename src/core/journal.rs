@@ -16,16 +16,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::engine::Engine;
-use super::snapshot::{sort_saved, SavedEntry, Snapshot, VERSION as SNAPSHOT_VERSION};
+use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
 pub const FORMAT: u32 = 2;
 /// Log records between two replacing ones.
 pub const COMPACT_EVERY: u32 = 64;
 
-#[derive(Serialize, Deserialize)]
+/// A stored record (its `v`, the format version, is checked before it is read as one).
+#[derive(Deserialize)]
 struct Record {
-    /// The format version.
-    v: u32,
     /// Client id.
     c: String,
     /// Owner (user id), when known.
@@ -40,11 +39,30 @@ struct Record {
     w: Vec<Writes>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Writes {
     t: String,
     i: String,
     e: Vec<SavedEntry>,
+}
+
+/// [`Record`] as written: borrowed from the engine.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    v: u32,
+    c: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<&'a str>,
+    n: u64,
+    r: bool,
+    w: Vec<WritesOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct WritesOut<'a> {
+    t: &'a str,
+    i: &'a str,
+    e: Vec<SavedRef<'a>>,
 }
 
 /// A text to store, and whether it replaces everything stored so far for the queue.
@@ -85,32 +103,24 @@ impl Journal {
             return None;
         }
         let replace = self.replace || self.since_replace >= COMPACT_EVERY;
-        let writes = if replace {
-            let mut by_record: BTreeMap<(String, String), Vec<SavedEntry>> = BTreeMap::new();
-            for entry in engine.export().entries {
-                by_record.entry((entry.table.clone(), entry.id.clone())).or_default().push(entry);
+        let touched = std::mem::take(&mut self.touched);
+        let writes: Vec<WritesOut<'_>> = if replace {
+            let mut writes: Vec<WritesOut<'_>> = Vec::new();
+            let mut at: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            for entry in engine.export_refs() {
+                let index = *at.entry((entry.table, entry.id)).or_insert_with(|| {
+                    writes.push(WritesOut { t: entry.table, i: entry.id, e: Vec::new() });
+                    writes.len() - 1
+                });
+                writes[index].e.push(entry);
             }
-            by_record.into_iter().map(|((t, i), e)| Writes { t, i, e }).collect()
+            writes
         } else {
-            std::mem::take(&mut self.touched)
-                .into_iter()
-                .map(|(t, i)| {
-                    let e = engine.export_record(&t, &i);
-                    Writes { t, i, e }
-                })
-                .collect()
+            touched.iter().map(|(t, i)| WritesOut { t, i, e: engine.export_record(t, i) }).collect()
         };
-        self.touched.clear();
         self.replace = false;
         self.since_replace = if replace { 0 } else { self.since_replace + 1 };
-        let record = Record {
-            v: FORMAT,
-            c: client_id.to_owned(),
-            o: owner.map(str::to_owned),
-            n: engine.next_seq(),
-            r: replace,
-            w: writes,
-        };
+        let record = RecordOut { v: FORMAT, c: client_id, o: owner, n: engine.next_seq(), r: replace, w: writes };
         // Plain data with string keys: serializing it cannot fail.
         let text = serde_json::to_string(&record).unwrap_or_default();
         Some(Written { text, replace })

@@ -246,6 +246,15 @@ fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
     if s.durable.owner.is_none() {
         s.durable.owner = stored.owner;
     }
+    // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
+    if !s.waiters.is_empty() {
+        let watermark = engine.flush_all(js::now());
+        for waiter in &mut s.waiters {
+            waiter.watermark = watermark;
+            waiter.confirmed_before = 0;
+            waiter.conflicts_before = 0;
+        }
+    }
     s.engine = engine;
     s.stats = None;
     s.notified_version = u64::MAX;
