@@ -7,6 +7,7 @@
 //! A borrow that still fails becomes a JS error, never a panic (a panic would poison the module).
 
 mod js;
+mod lifecycle;
 mod options;
 mod storage;
 mod transport;

@@ -71,6 +71,9 @@ pub struct Durable {
     pub version: u64,
     release: Option<Function>,
     clearing: bool,
+    /// The page is hidden: requests go with `keepalive`.
+    pub hidden: bool,
+    lifecycle: Option<super::lifecycle::Listeners>,
 }
 
 /// Reads the `user` and `storage` options.
@@ -126,11 +129,17 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         version: 0,
         release: None,
         clearing: false,
+        hidden: false,
+        lifecycle: None,
     })
 }
 
-/// Starts restoring the stored queue (when there is a store).
+/// Starts restoring the stored queue (when there is a store) and watching the page's lifecycle.
 pub fn start(shared: &Shared) {
+    let listeners = super::lifecycle::listen(shared);
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.lifecycle = listeners;
+    }
     if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Restoring) {
         spawn_local(restore(Rc::downgrade(shared)));
     }
@@ -418,6 +427,9 @@ pub fn stats(s: &State) -> JsValue {
 /// Lets the tab lock go (after the last write was started, so the next holder reads it).
 pub fn release(s: &mut State) {
     s.durable.recheck = None;
+    if let Some(listeners) = s.durable.lifecycle.take() {
+        listeners.remove();
+    }
     if let Some(release) = s.durable.release.take() {
         let _ = release.call0(&JsValue::UNDEFINED);
     }

@@ -140,6 +140,11 @@ async fn fetch_once(
     if let Some(body) = &request.body {
         init.set_body(&JsValue::from_str(body));
     }
+    // Durable queue (H3): while the page is hidden, a request small enough for the keepalive budget outlives it.
+    let hidden = shared.try_borrow().is_ok_and(|s| s.durable.hidden);
+    if hidden && request.body.as_ref().map_or(0, String::len) <= super::lifecycle::KEEPALIVE_BODY_BYTES {
+        let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
+    }
     let controller = AbortController::new().map_err(network)?;
     init.set_signal(Some(&controller.signal()));
     let url = format!("{}{}", http.base_url, request.path);

@@ -202,6 +202,32 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("leaving the page sends what is due soon with keepalive; the rest waits in storage", async () => {
+    const context = await browser.newContext();
+    try {
+      let page = await openPage(context, site.url);
+      await create(page, { mode: "rpc" });
+      const before = await written();
+      await queue(page, "hide-soon-", 5, "queueMediumChange");
+      await queue(page, "hide-later-", 5, "queueLowChange");
+      // Navigating away fires pagehide; the medium changes (due in 30 s) must not wait for that.
+      await page.goto("about:blank");
+      await waitFor(async () => (await rowsOf(tokenA, "hide-soon-")).length === 5, 5000, () => "the medium changes did not arrive");
+      assert.equal((await rowsOf(tokenA, "hide-later-")).length, 0, "low-priority changes stay queued");
+      await page.close();
+      page = await openPage(context, site.url);
+      await create(page, { mode: "rpc" });
+      // The page went before the answer came: the medium writes are still stored, with their seqs, and their
+      // resend is answered from the replay log.
+      const pending = await page.evaluate(() => window.t.sync.pendingChanges().map((p) => p.id).sort());
+      assert.deepEqual(pending, [...[0, 1, 2, 3, 4].map((i) => `hide-later-${i}`), ...[0, 1, 2, 3, 4].map((i) => `hide-soon-${i}`)]);
+      assert.equal((await flush(page)).failed, 0);
+      assert.equal((await written()) - before, 10, "each change applied once");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a store that throws: lastError says so, nothing in memory is lost, and it all syncs", async () => {
     const context = await browser.newContext();
     try {
