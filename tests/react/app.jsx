@@ -87,7 +87,7 @@ t.options = (slow = false) => ({
   syncIntervals: slow ? { 0: 0, 1: 300000, 2: 300000, 3: 300000 } : { 0: 0, 1: 50, 2: 50, 3: 50 },
 });
 
-t.mount = ({ strict = false, monitor = false, external = false, slow = false } = {}) => {
+t.mount = ({ strict = false, monitor = false, external = false, slow = false, flushOnHide } = {}) => {
   const el = document.createElement("div");
   document.body.append(el);
   t.root = createRoot(el);
@@ -97,7 +97,7 @@ t.mount = ({ strict = false, monitor = false, external = false, slow = false } =
       <Harness monitor={monitor} />
     </RecordSyncProvider>
   ) : (
-    <RecordSyncProvider options={t.options(slow)}>
+    <RecordSyncProvider options={t.options(slow)} flushOnHide={flushOnHide}>
       <Harness monitor={monitor} />
     </RecordSyncProvider>
   );
