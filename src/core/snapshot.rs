@@ -46,7 +46,7 @@ pub struct SavedEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(tag = "kind", rename_all = "camelCase", try_from = "StateFields")]
 pub enum SavedState {
     Pending,
     /// Waiting behind the failed write of the same record.
@@ -55,6 +55,30 @@ pub enum SavedState {
         failure: Failure,
         failed_at: u64,
     },
+}
+
+/// [`SavedState`] as read: the same JSON through a plain struct, because serde's reader for internally tagged
+/// enums buffers every value first and costs the wasm about ten times as much code.
+#[derive(Deserialize)]
+struct StateFields {
+    kind: String,
+    #[serde(default)]
+    failure: Option<Failure>,
+    #[serde(default)]
+    failed_at: Option<u64>,
+}
+
+impl TryFrom<StateFields> for SavedState {
+    type Error = String;
+
+    fn try_from(fields: StateFields) -> Result<SavedState, String> {
+        match (fields.kind.as_str(), fields.failure, fields.failed_at) {
+            ("pending", _, _) => Ok(SavedState::Pending),
+            ("blocked", _, _) => Ok(SavedState::Blocked),
+            ("failed", Some(failure), Some(failed_at)) => Ok(SavedState::Failed { failure, failed_at }),
+            (kind, _, _) => Err(format!("unknown or incomplete state {kind:?}")),
+        }
+    }
 }
 
 /// A write as [`SavedEntry`] serializes it, borrowed from the engine: the journal writes these every tick,

@@ -203,7 +203,7 @@ describe("record-sync/react in Chromium", () => {
   test("by default a hidden page sends what is due soon and keeps the rest stored", async () => {
     const { context, page } = await open();
     try {
-      await page.evaluate(() => window.rsTest.mount({ slow: true }));
+      await page.evaluate(() => window.rsTest.mount({ slow: "hide" }));
       await page.waitForFunction(() => window.rsTest.instances.length === 1);
       await page.waitForFunction(() => window.rsTest.instances[0].stats().durable === true);
       await page.evaluate(() => {
