@@ -69,6 +69,11 @@ pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Resul
                 Ok(response) if response.status == 401 && !refreshed && http.get_access_token.is_some() => {
                     refreshed = true;
                     match refresh_token(shared, http).await {
+                        // Durable queue (H3): a fresh token of another user carries nothing of this queue.
+                        Some(fresh) if super::storage::check_owner(shared, fresh.as_deref()).is_err() => {
+                            exchange.on_response(response);
+                            break;
+                        }
                         Some(fresh) => token = fresh,
                         None => {
                             exchange.on_response(response);
