@@ -61,7 +61,11 @@ export function indexedDbStore(name) {
     const n = next.get(user) ?? 0;
     next.set(user, n + 1);
     store.put(text, [user, n]);
-    return committed(tx);
+    const done = committed(tx);
+    // Commit now rather than after the request's callbacks: the page may be on its way out (a reload in the
+    // same task).
+    tx.commit?.();
+    return done;
   };
   return {
     async load(user) {
@@ -88,13 +92,14 @@ export function indexedDbStore(name) {
 }
 
 /** Holds the Web Lock `name` until the returned function is called. Resolves to that function, to null when
- *  another holder kept it for `waitMs`, or to undefined where there are no Web Locks. */
+ *  another holder kept it for `waitMs` (0: wait as long as it takes), or to undefined where there are no Web
+ *  Locks. */
 export function holdLock(name, waitMs) {
   const locks = globalThis.navigator?.locks;
   if (!locks || typeof AbortController === "undefined") return Promise.resolve(undefined);
   return new Promise((resolve) => {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), waitMs);
+    const timer = waitMs > 0 ? setTimeout(() => controller.abort(), waitMs) : undefined;
     locks
       .request(name, { signal: controller.signal }, () => {
         clearTimeout(timer);
@@ -102,4 +107,8 @@ export function holdLock(name, waitMs) {
       })
       .catch(() => resolve(null));
   });
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

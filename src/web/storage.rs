@@ -27,6 +27,7 @@ extern "C" {
     fn indexed_db_store(name: &str) -> JsValue;
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str, wait_ms: u32) -> Promise;
+    fn sleep(ms: u32) -> Promise;
 }
 
 const DATABASE: &str = "record-sync";
@@ -152,31 +153,41 @@ async fn restore(weak: Weak<std::cell::RefCell<State>>) {
     }) else {
         return;
     };
-    // One tab at a time owns a user's stored queue (it alone writes it and sends it).
-    let lock = JsFuture::from(hold_lock(&format!("record-sync:{key}"), LOCK_WAIT_MS)).await.unwrap_or(JsValue::NULL);
-    // `holdLock` answers null when another tab kept the lock, undefined where there are no Web Locks (this
-    // tab then goes ahead alone).
-    let locked_out = lock.is_null();
-    let release = lock.dyn_into::<Function>().ok();
-    let Some(shared) = weak.upgrade() else {
-        if let Some(release) = release {
-            let _ = release.call0(&JsValue::UNDEFINED);
+    // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
+    // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
+    let name = format!("record-sync:{key}");
+    let mut wait_ms = LOCK_WAIT_MS;
+    let (shared, release) = loop {
+        let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
+        // `holdLock` answers null when another tab kept the lock, undefined where there are no Web Locks (this
+        // tab then goes ahead alone).
+        let locked_out = lock.is_null();
+        let release = lock.dyn_into::<Function>().ok();
+        let shared = weak.upgrade().filter(|shared| shared.try_borrow().is_ok_and(|s| !s.destroyed));
+        let Some(shared) = shared else {
+            if let Some(release) = release {
+                let _ = release.call0(&JsValue::UNDEFINED);
+            }
+            return;
+        };
+        if locked_out {
+            give_up(&shared, "another tab holds this user's stored queue; this tab keeps its changes in memory".into());
+            wait_ms = 0;
+            continue;
         }
-        return;
+        if wait_ms == 0 {
+            take_over(&shared).await;
+        }
+        break (shared, release);
     };
-    let gone = shared.try_borrow().map_or(true, |s| s.destroyed);
-    if gone {
-        if let Some(release) = release {
-            let _ = release.call0(&JsValue::UNDEFINED);
+    match shared.try_borrow_mut() {
+        Ok(mut s) if !s.destroyed => s.durable.release = release,
+        _ => {
+            if let Some(release) = release {
+                let _ = release.call0(&JsValue::UNDEFINED);
+            }
+            return;
         }
-        return;
-    }
-    if locked_out {
-        give_up(&shared, "another tab holds this user's stored queue; this tab keeps its changes in memory".into());
-        return;
-    }
-    if let Ok(mut s) = shared.try_borrow_mut() {
-        s.durable.release = release;
     }
     let loaded = call(&store, &store.load, &[JsValue::from_str(&key)]);
     let loaded = match loaded {
@@ -207,6 +218,19 @@ async fn restore(weak: Weak<std::cell::RefCell<State>>) {
             }
             schedule(&shared);
         }
+    }
+}
+
+/// The tab that held the stored queue is gone: stop sending, let the request on its way settle, then restore the
+/// stored queue with this tab's memory queue behind it (as for changes queued while restoring).
+async fn take_over(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.phase = Phase::Restoring;
+        s.durable.error = None;
+        s.durable.version += 1;
+    }
+    while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
+        let _ = JsFuture::from(sleep(20)).await;
     }
 }
 
