@@ -1,6 +1,7 @@
 // The durable queue in real Chromium with real IndexedDB, against the dev server, through the built package:
-// a reload, an abruptly killed browser (persistent profile), a crashed tab, a sign-out and another user's
-// sign-in, failing and foreign storage, and the previous stored format. Both wire modes where the wire matters.
+// a reload, an abruptly killed browser (persistent profile), a crashed tab, a second tab taking over, leaving
+// the page, a sign-out and another user's sign-in, failing and foreign storage, and the previous stored format.
+// Both wire modes where the wire matters.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";

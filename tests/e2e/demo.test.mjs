@@ -324,6 +324,8 @@ for (const mode of ["rpc", "rest"]) {
       await session4.click();
       await session4.press("End");
       await session4.pressSequentially(" reloaded", { delay: 10 });
+      // Reload as soon as the app has the edit (in its local database, a few ms after the last keystroke).
+      await waitFor(async () => (await localRows(page, `training-plans-${mode}`)).sessions.some((s) => s.name === "Session 4 reloaded"), 5000);
       const before = (await rows(server, "training_plans", token))[0].weeks;
       assert.equal(before, 9, "the clicks had not reached the server before the reload");
       await page.reload();
