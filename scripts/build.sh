@@ -28,6 +28,8 @@ mkdir -p "$stage" pkg/react
 # the real generated types while they are compiled.
 cp build/wasm/record_sync.js build/wasm/record_sync.d.ts build/wasm/record_sync_bg.wasm "$stage/"
 [ -f build/wasm/record_sync_bg.wasm.d.ts ] && cp build/wasm/record_sync_bg.wasm.d.ts "$stage/"
+# JS snippets the wasm imports (the IndexedDB store), referenced by record_sync.js as ./snippets/...
+[ -d build/wasm/snippets ] && cp -r build/wasm/snippets "$stage/snippets"
 cp pkg-template/package.json pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md "$stage/"
 cp -r pkg-template/react "$stage/react"
 
@@ -45,6 +47,7 @@ tsc -p "$stage/react/tsconfig.json" --outDir pkg/react
 for f in "$stage"/*; do
   [ -f "$f" ] && cp "$f" pkg/
 done
+[ -d "$stage/snippets" ] && cp -r "$stage/snippets" pkg/snippets
 
 # A quick self-check: every file package.json names exists, and importing the package in Node (as server-side
 # rendering does) works.
@@ -69,5 +72,5 @@ report() {
   done
   printf '[build]   %-32s %8d / %7d\n' "total" "$total_raw" "$total_gz" >&2
 }
-report pkg/index.js pkg/record_sync.js pkg/record_sync_bg.wasm pkg/react/*.js
+report pkg/index.js pkg/record_sync.js pkg/record_sync_bg.wasm $(find pkg/snippets -name "*.js" 2>/dev/null) pkg/react/*.js
 say "pkg/ ready: record-sync@$version"

@@ -79,8 +79,10 @@ fn set(object: &JsValue, key: &str, value: &JsValue) {
 /// timeout and `extra` merged in.
 fn options(mode: &str, extra: Value) -> JsValue {
     assert!(!TOKEN.is_empty(), "run through scripts/test-browser.sh, which mints RECORD_SYNC_TEST_TOKEN");
+    // `storage: null`: each test starts from an empty queue in memory (tests/durable covers the stored one).
     let mut options = json!({
         "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY, "mode": mode, "timeoutMs": 3000 },
+        "storage": null,
     });
     for (key, value) in extra.as_object().cloned().unwrap_or_default() {
         options[key] = value;

@@ -15,9 +15,11 @@ export type RecordSyncProviderProps =
       options: RecordSyncOptions;
       instance?: undefined;
       /**
-       * Send everything queued when the page is hidden (tab switched, window minimised, page closed or
-       * navigated away), whatever its priority: the queue lives in memory, so this is the last chance to send
-       * it. Default true.
+       * Also send everything queued, whatever its priority, when the page is hidden (tab switched, window
+       * minimised, page closed or navigated away). Default false: the queue is stored (IndexedDB) by the end of
+       * the task that queued each change, and the instance itself sends what is due within 30 s when the page is
+       * hidden (with `keepalive`); the rest goes from the next page. Set it where the server should have every
+       * edit as soon as the user leaves, or where the queue is kept in memory (`storage: null`).
        */
       flushOnHide?: boolean;
       children?: ReactNode;
@@ -26,13 +28,13 @@ export type RecordSyncProviderProps =
       /** A RecordSync you created and destroy yourself; the provider only observes it. */
       instance: RecordSyncLike;
       options?: undefined;
-      /** As above; default true. */
+      /** As above; default false. */
       flushOnHide?: boolean;
       children?: ReactNode;
     };
 
 export function RecordSyncProvider(props: RecordSyncProviderProps) {
-  const { options, instance, children, flushOnHide = true } = props;
+  const { options, instance, children, flushOnHide = false } = props;
   if ((options === undefined) === (instance === undefined)) {
     throw new TypeError("RecordSyncProvider: pass exactly one of `options` or `instance`");
   }

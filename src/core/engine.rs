@@ -952,6 +952,31 @@ impl Engine {
         self.blocked.values()
     }
 
+    /// The page is going away (durable queue, H3): what is due within `within_ms` goes now, so it reaches
+    /// the server before the page is gone; the rest is stored and goes when its deadline comes.
+    pub fn flush_soon(&mut self, within_ms: u64, now: u64) {
+        self.pending.make_due_by(now.saturating_add(within_ms), now);
+        self.version += 1;
+    }
+
+    // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.
+    pub(crate) fn existing_key(&self, table: &str, id: &str) -> Option<Key> {
+        self.table_ids.get(table).map(|&t| (t, Rc::from(id)))
+    }
+
+    pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry> {
+        self.pending.get(key)
+    }
+
+    pub(crate) fn blocked_entry(&self, key: &Key) -> Option<&Entry> {
+        self.blocked.get(key)
+    }
+
+    pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry, &Failure, u64)> {
+        let failed = self.failed.get(self.failed_keys.get(key)?)?;
+        Some((&failed.entry, &failed.failure, failed.failed_at))
+    }
+
     pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry, &Failure, u64)> + '_ {
         self.failed.values().map(|f| (&f.entry, &f.failure, f.failed_at))
     }

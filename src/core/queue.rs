@@ -171,7 +171,13 @@ impl Queue {
 
     /// Makes every entry due by `now` (a forced flush); later deadlines are pulled in, earlier ones kept.
     pub fn make_all_due(&mut self, now: u64) {
-        let late: Vec<(u64, u64)> = self.due.range((now + 1, 0)..).copied().collect();
+        self.make_due_by(u64::MAX, now);
+    }
+
+    /// Makes the entries due by `horizon` due at `now`.
+    pub fn make_due_by(&mut self, horizon: u64, now: u64) {
+        let late: Vec<(u64, u64)> =
+            self.due.range((now + 1, 0)..).take_while(|(deadline, _)| *deadline <= horizon).copied().collect();
         for (deadline, order) in late {
             self.due.remove(&(deadline, order));
             self.due.insert((now, order));

@@ -14,7 +14,7 @@ use super::engine::{Engine, Failure};
 use super::error::EngineError;
 use super::queue::Entry;
 
-const VERSION: u32 = 1;
+pub const VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,7 +50,7 @@ pub struct SavedEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(tag = "kind", rename_all = "camelCase", try_from = "StateFields")]
 pub enum SavedState {
     Pending,
     /// Waiting behind the failed write of the same record.
@@ -61,42 +61,145 @@ pub enum SavedState {
     },
 }
 
+/// [`SavedState`] as read: the same JSON through a plain struct, because serde's reader for internally tagged
+/// enums buffers every value first and costs the wasm about ten times as much code.
+#[derive(Deserialize)]
+struct StateFields {
+    kind: String,
+    #[serde(default)]
+    failure: Option<Failure>,
+    #[serde(default)]
+    failed_at: Option<u64>,
+}
+
+impl TryFrom<StateFields> for SavedState {
+    type Error = String;
+
+    fn try_from(fields: StateFields) -> Result<SavedState, String> {
+        match (fields.kind.as_str(), fields.failure, fields.failed_at) {
+            ("pending", _, _) => Ok(SavedState::Pending),
+            ("blocked", _, _) => Ok(SavedState::Blocked),
+            ("failed", Some(failure), Some(failed_at)) => Ok(SavedState::Failed { failure, failed_at }),
+            (kind, _, _) => Err(format!("unknown or incomplete state {kind:?}")),
+        }
+    }
+}
+
+/// A write as [`SavedEntry`] serializes it, borrowed from the engine: the journal writes these every tick,
+/// without copying rows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedRef<'a> {
+    pub table: &'a str,
+    pub id: &'a str,
+    pub op: Op,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed: Option<&'a Value>,
+    pub priority: Priority,
+    pub order: u64,
+    pub seq: u64,
+    pub queued_at: u64,
+    pub deadline: u64,
+    pub attempts: u32,
+    pub changes: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub solo: bool,
+    pub state: SavedState,
+}
+
+impl SavedRef<'_> {
+    pub fn to_owned(&self) -> SavedEntry {
+        SavedEntry {
+            table: self.table.to_owned(),
+            id: self.id.to_owned(),
+            op: self.op,
+            data: self.data.cloned(),
+            last_changed: self.last_changed.cloned(),
+            priority: self.priority,
+            order: self.order,
+            seq: self.seq,
+            queued_at: self.queued_at,
+            deadline: self.deadline,
+            attempts: self.attempts,
+            changes: self.changes,
+            force: self.force,
+            solo: self.solo,
+            state: self.state.clone(),
+        }
+    }
+}
+
 impl Engine {
     pub fn export(&self) -> Snapshot {
-        let mut entries: Vec<SavedEntry> = Vec::new();
-        let mut save = |engine: &Engine, entry: &Entry, state: SavedState| {
-            entries.push(SavedEntry {
-                table: engine.table_name(entry).to_owned(),
-                id: entry.key.1.to_string(),
-                op: entry.op,
-                data: entry.data.clone(),
-                last_changed: entry.last_changed.clone(),
-                priority: entry.priority,
-                order: entry.order,
-                seq: entry.seq,
-                queued_at: entry.queued_at,
-                deadline: entry.deadline,
-                attempts: entry.attempts,
-                changes: entry.changes,
-                force: entry.force,
-                solo: entry.solo,
-                state,
-            })
-        };
+        let entries = self.export_refs().iter().map(SavedRef::to_owned).collect();
+        Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
+    }
+
+    /// Every write, in send order, as [`Engine::export`] saves them.
+    pub fn export_refs(&self) -> Vec<SavedRef<'_>> {
+        let mut entries: Vec<SavedRef<'_>> = Vec::new();
         for entry in self.in_flight_entries() {
-            save(self, &entry.clone().after_uncertain_attempt(), SavedState::Pending);
+            entries.push(self.saved(entry, true, SavedState::Pending));
         }
         for entry in self.queued_entries() {
-            save(self, entry, SavedState::Pending);
+            entries.push(self.saved(entry, false, SavedState::Pending));
         }
         for (entry, failure, failed_at) in self.failed_entries() {
-            save(self, entry, SavedState::Failed { failure: failure.clone(), failed_at });
+            entries.push(self.saved(entry, false, SavedState::Failed { failure: failure.clone(), failed_at }));
         }
         for entry in self.blocked_entries() {
-            save(self, entry, SavedState::Blocked);
+            entries.push(self.saved(entry, false, SavedState::Blocked));
         }
-        entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
-        Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
+        sort_refs(&mut entries);
+        entries
+    }
+
+    /// The writes of one record as [`Engine::export`] would save them (none once it is settled): what the
+    /// journal persists for a record the last tick touched.
+    pub fn export_record(&self, table: &str, id: &str) -> Vec<SavedRef<'_>> {
+        let Some(key) = self.existing_key(table, id) else { return Vec::new() };
+        let mut entries: Vec<SavedRef<'_>> = Vec::new();
+        for entry in self.in_flight_entries().filter(|e| e.key == key) {
+            entries.push(self.saved(entry, true, SavedState::Pending));
+        }
+        if let Some(entry) = self.queued_entry(&key) {
+            entries.push(self.saved(entry, false, SavedState::Pending));
+        }
+        if let Some((entry, failure, failed_at)) = self.failed_entry(&key) {
+            entries.push(self.saved(entry, false, SavedState::Failed { failure: failure.clone(), failed_at }));
+        }
+        if let Some(entry) = self.blocked_entry(&key) {
+            entries.push(self.saved(entry, false, SavedState::Blocked));
+        }
+        sort_refs(&mut entries);
+        entries
+    }
+
+    /// A write in flight is saved as pending: its request may or may not have reached the server, so an
+    /// insert is saved as an upsert (see `Entry::after_uncertain_attempt`).
+    fn saved<'a>(&'a self, entry: &'a Entry, in_flight: bool, state: SavedState) -> SavedRef<'a> {
+        let op = if in_flight && entry.op == Op::Insert { Op::Upsert } else { entry.op };
+        SavedRef {
+            table: self.table_name(entry),
+            id: &entry.key.1,
+            op,
+            data: entry.data.as_ref(),
+            last_changed: entry.last_changed.as_ref(),
+            priority: entry.priority,
+            order: entry.order,
+            seq: entry.seq,
+            queued_at: entry.queued_at,
+            deadline: entry.deadline,
+            attempts: entry.attempts,
+            changes: entry.changes,
+            force: entry.force,
+            solo: entry.solo,
+            state,
+        }
     }
 
     /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
@@ -140,4 +243,13 @@ impl Engine {
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)
     }
+}
+
+/// Send order, a blocked write after the failed one of its record.
+pub fn sort_saved(entries: &mut [SavedEntry]) {
+    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+}
+
+fn sort_refs(entries: &mut [SavedRef<'_>]) {
+    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
 }

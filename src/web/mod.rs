@@ -9,7 +9,9 @@
 mod auth;
 mod conflicts;
 mod js;
+mod lifecycle;
 mod options;
+mod storage;
 mod timeout;
 mod transport;
 mod types;
@@ -65,6 +67,8 @@ struct State {
     notified_version: u64,
     stats: Option<(u64, JsValue)>,
     waiters: Vec<Waiter>,
+    /// Durable queue (H3): store, journal, owner, tab lock.
+    durable: storage::Durable,
 }
 
 /// The one engine timer, armed for `deadline`.
@@ -145,11 +149,22 @@ fn tick(shared: &Shared) {
             return;
         }
         let now = js::now();
-        let batch = if s.sending { None } else { s.engine.poll_batch(now) };
+        // Durable queue (H3): nothing goes out before the stored queue is restored or while it waits for
+        // its owner's token; what the batch takes out of the queue is journaled.
+        let may_send = storage::may_send(&s);
+        let batch = if s.sending || !may_send { None } else { s.engine.poll_batch(now) };
         s.sending |= batch.is_some();
-        arm_timer(&mut s, shared, now);
+        if let Some(batch) = &batch {
+            storage::touch_batch(&mut s, batch);
+        }
+        if may_send {
+            arm_timer(&mut s, shared, now);
+        } else {
+            s.timer = None;
+        }
         batch
     };
+    storage::persist(shared);
     if let Some(batch) = batch {
         spawn_local(send(shared.clone(), batch));
     }
@@ -218,6 +233,9 @@ async fn send(shared: Shared, batch: Batch) {
             }
         }
     };
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        storage::touch_batch(&mut s, &batch);
+    }
     if unauthorized {
         auth::ask_later(&shared);
     }
@@ -257,21 +275,26 @@ fn settle_waiters(shared: &Shared) {
 
 /// The stats object, rebuilt only when the engine's version moved (so React sees the same object until then).
 fn stats_value(s: &mut State) -> JsValue {
-    let version = s.engine.version();
+    let version = observed_version(s);
     if let Some((cached, value)) = &s.stats {
         if *cached == version {
             return value.clone();
         }
     }
-    let value = js::freeze(js::from_serde(&s.engine.stats()));
+    let value = js::freeze(storage::stats(s));
     s.stats = Some((version, value.clone()));
     value
+}
+
+/// The engine's version and the durable queue's together (H3).
+fn observed_version(s: &State) -> u64 {
+    s.engine.version() ^ (s.durable.version << 40)
 }
 
 fn notify(shared: &Shared) {
     let (listeners, stats) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
-        let version = s.engine.version();
+        let version = observed_version(&s);
         if s.destroyed || s.listeners.is_empty() || version == s.notified_version {
             return;
         }
@@ -381,10 +404,12 @@ impl RecordSync {
             if let Some(key) = change.data.as_ref().and_then(|row| row.get(pk)).filter(|key| id_text(key) != id) {
                 return Err(bad(format!("data.{pk} ({key}) differs from id ({id:?})")));
             }
-            s.engine.enqueue(change, js::now()).map_err(|e| match e {
+            let seq = s.engine.enqueue(change, js::now()).map_err(|e| match e {
                 EngineError::Argument(e) => bad(format!("{} {}", e.argument, e.message)),
                 other => js::error(format!("RecordSync.{method}: {other}")),
-            })?
+            })?;
+            storage::touch(&mut s, &table_name, &id);
+            seq
         };
         schedule(&self.shared);
         Ok(seq as f64)
@@ -392,6 +417,8 @@ impl RecordSync {
 
     /// Everything `destroy()` does; also run when JS frees the object.
     fn teardown(&self) {
+        // Durable queue (H3): what this task queued is written before the instance stops.
+        storage::persist(&self.shared);
         let (request, waiters) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else { return };
             if s.destroyed {
@@ -403,6 +430,7 @@ impl RecordSync {
             s.listeners.clear();
             s.conflicts = conflicts::Conflicts::default();
             s.stats = None;
+            storage::release(&mut s);
             (s.request.take(), std::mem::take(&mut s.waiters))
         };
         if let Some(request) = request {
@@ -434,6 +462,7 @@ impl RecordSync {
         let seed = u64::from_le_bytes(js::random_bytes());
         let options::Options { config, transport, merges, primary_keys } =
             options::parse(&options, client_id.clone(), seed)?;
+        let durable = storage::parse(&options)?;
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),
@@ -462,7 +491,9 @@ impl RecordSync {
             notified_version,
             stats: None,
             waiters: Vec::new(),
+            durable,
         }));
+        storage::start(&shared);
         let hooks = online_hooks(&shared);
         let weak = Rc::downgrade(&shared);
         let unsubscribe = Closure::<dyn FnMut(u32)>::new(move |id: u32| {
@@ -602,7 +633,11 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "retryFailed")?;
-        let count = self.shared()?.engine.retry_failed(only, js::now());
+        let count = {
+            let mut s = self.shared()?;
+            storage::touch_all(&mut s);
+            s.engine.retry_failed(only, js::now())
+        };
         schedule(&self.shared);
         Ok(count as u32)
     }
@@ -614,7 +649,11 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "discardFailed")?;
-        let count = self.shared()?.engine.discard_failed(only);
+        let count = {
+            let mut s = self.shared()?;
+            storage::touch_all(&mut s);
+            s.engine.discard_failed(only)
+        };
         schedule(&self.shared);
         Ok(count as u32)
     }
@@ -696,6 +735,18 @@ impl RecordSync {
     /// rejects pending `forceSyncAll()` promises. Later calls throw; calling it again does nothing.
     pub fn destroy(&self) {
         self.teardown();
+    }
+
+    /// Stops this instance like `destroy()` and deletes its user's stored queue (for a sign-out that must
+    /// discard unsent changes). Resolves once the stored queue is gone.
+    #[wasm_bindgen(js_name = clearPersisted, unchecked_return_type = "Promise<void>")]
+    pub fn clear_persisted(&self) -> Promise {
+        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
+            return Promise::reject(&js::error(DESTROYED));
+        }
+        let cleared = storage::clear(&self.shared);
+        self.teardown();
+        cleared
     }
 }
 

@@ -17,7 +17,8 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
 pub const DEFAULT_TOKEN_TIMEOUT_MS: u32 = 10_000;
 const MAX_TIMEOUT_MS: f64 = 600_000.0;
 
-const OPTION_KEYS: [&str; 5] = ["transport", "maxRetries", "batchSize", "syncIntervals", "tables"];
+// "user" and "storage" are read by storage.rs (durable queue).
+const OPTION_KEYS: [&str; 7] = ["transport", "maxRetries", "batchSize", "syncIntervals", "tables", "user", "storage"];
 const HTTP_KEYS: [&str; 8] =
     ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs", "tokenTimeoutMs", "allowAnonymous"];
 const TABLE_KEYS: [&str; 2] = ["parents", "onConflict"];

@@ -15,6 +15,7 @@ use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, R
 use super::auth::{self, Token};
 use super::js::{self, error_message};
 use super::options::HttpTransport;
+use super::storage;
 use super::{timeout, Shared};
 use crate::core::wire::{Exchange, HttpRequest, HttpResponse};
 use crate::core::{Batch, ChangeOutcome, Outcome, OutgoingChange, Row};
@@ -50,6 +51,15 @@ impl Pending {
     }
 }
 
+/// A queue is only ever sent with its owner's token (durable queue): another user's token is no token for it,
+/// so the batch waits unsent, as it does while there is none.
+fn owned_by_queue(shared: &Shared, token: Token) -> Result<Token, String> {
+    match &token {
+        Token::Bearer(bearer) => storage::check_owner(shared, Some(bearer)).map(|()| token),
+        Token::ApiKey => Ok(token),
+    }
+}
+
 fn destroyed(shared: &Shared) -> bool {
     shared.try_borrow().map_or(true, |s| s.destroyed)
 }
@@ -73,7 +83,7 @@ pub enum Sent {
 /// Runs the batch through the core's [`Exchange`]: one request after another, with one token refresh per
 /// request on a 401 (not reported to the engine, so it costs no attempt).
 pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Sent {
-    let mut token = match auth::token(shared, http).await {
+    let mut token = match auth::token(shared, http).await.and_then(|token| owned_by_queue(shared, token)) {
         Ok(token) => token,
         Err(reason) => return Sent::Unsent { reason },
     };
@@ -89,7 +99,7 @@ pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Sent 
                 Ok(response) if response.status == 401 && matches!(token, Token::Bearer(_)) => {
                     if !refreshed && http.get_access_token.is_some() {
                         refreshed = true;
-                        match auth::refresh(shared, http).await {
+                        match auth::refresh(shared, http).await.and_then(|token| owned_by_queue(shared, token)) {
                             Ok(fresh) => {
                                 token = fresh;
                                 continue;
@@ -142,6 +152,11 @@ async fn fetch_once(
     init.set_headers(&headers);
     if let Some(body) = &request.body {
         init.set_body(&JsValue::from_str(body));
+    }
+    // Durable queue (H3): while the page is hidden, a request small enough for the keepalive budget outlives it.
+    let hidden = shared.try_borrow().is_ok_and(|s| s.durable.hidden);
+    if hidden && request.body.as_ref().map_or(0, String::len) <= super::lifecycle::KEEPALIVE_BODY_BYTES {
+        let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
     }
     let controller = AbortController::new().map_err(network)?;
     init.set_signal(Some(&controller.signal()));

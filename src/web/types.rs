@@ -90,6 +90,24 @@ export interface RecordSyncOptions {
   /** Per table: parent tables (a batch carrying a child carries its parents' earlier changes first), and what
    *  a conflict does. */
   tables?: Record<string, { parents?: string[]; onConflict?: ConflictStrategy }>;
+  /** The signed-in user's id (e.g. Supabase's `session.user.id`, the JWT's `sub`). The stored queue is kept per
+   *  user, and is only ever sent with a token whose `sub` is this user. Without it the queue belongs to the
+   *  user of the first token it is sent with. Another user: a new instance (`destroy()` keeps this one's queue). */
+  user?: string | null;
+  /** Where the queue is kept: IndexedDB by default; `null` keeps it in memory only; or a custom store. */
+  storage?: QueueStore | null;
+}
+
+/** A custom store for the queue. Records are opaque strings, to be handed back by `load` in the order they were
+ *  appended; `append` calls must be applied in call order. A rejected or throwing call is reported as
+ *  `lastError` and the whole queue is written again with the next change. */
+export interface QueueStore {
+  /** Every record stored for `user` ("" without a user option), oldest first. */
+  load(user: string): Promise<string[]>;
+  /** Stores one record; with `replace`, it replaces everything stored for `user`. */
+  append(user: string, record: string, replace: boolean): Promise<void> | void;
+  /** Deletes everything stored for `user`. */
+  clear(user: string): Promise<void> | void;
 }
 
 /** One change as a custom transport receives it. */
@@ -151,6 +169,11 @@ export interface SyncStats {
   lastError: string | null;
   /** Enqueue-to-confirmed time of recent writes; null before the first. */
   latencyMs: Latency | null;
+  /** The queue is restored from and written to storage. False while restoring, without a store, after a
+   *  storage fault (then `lastError` says which), and in a second tab while another holds this user's queue. */
+  durable: boolean;
+  /** Whose queue this is: the `user` option, or the `sub` of the token it was first sent with. */
+  user: string | null;
 }
 
 /** A write not yet confirmed: the change as it will be sent, and where it stands. */

@@ -315,6 +315,38 @@ for (const mode of ["rpc", "rest"]) {
       assert.equal((await rows(server, "comments", token)).length, 2);
     });
 
+    test("reload at once after editing: nothing is lost, nothing reconciled by hand", async () => {
+      // Low-priority clicks (weeks, due in 3.5 s here) and a high-priority name, then a reload right away.
+      await page.getByRole("button", { name: "More weeks" }).click();
+      await page.getByRole("button", { name: "More weeks" }).click();
+      await waitFor(async () => (await page.getByTestId("weeks").textContent()) === "11", 5000);
+      const session4 = page.getByRole("textbox", { name: "Session name" }).nth(3);
+      await session4.click();
+      await session4.press("End");
+      await session4.pressSequentially(" reloaded", { delay: 10 });
+      // Reload as soon as the app has the edit (in its local database, a few ms after the last keystroke).
+      await waitFor(async () => (await localRows(page, `training-plans-${mode}`)).sessions.some((s) => s.name === "Session 4 reloaded"), 5000);
+      const before = (await rows(server, "training_plans", token))[0].weeks;
+      assert.equal(before, 9, "the clicks had not reached the server before the reload");
+      await page.reload();
+      await page.getByRole("button", { name: "Create plan" }).waitFor();
+      await monitor(page).waitFor();
+      await waitFor(async () => (await rows(server, "training_plans", token))[0].weeks === 11, 15_000, () => "the weeks did not arrive");
+      await waitFor(async () => (await rows(server, "sessions", token)).some((s) => s.name === "Session 4 reloaded"), 15_000);
+      await waitSynced(page);
+      await assertServerMatchesLocal(page, `training-plans-${mode}`);
+      // Put the name back, for the next test's expectations.
+      await page.getByRole("button", { name: /Spring strength/ }).click().catch(() => {});
+      const name = page.getByRole("textbox", { name: "Session name" }).nth(3);
+      await name.fill("Session 4");
+      await monitor(page).getByRole("button", { name: "Sync now" }).click();
+      await waitFor(async () => (await rows(server, "sessions", token)).some((s) => s.name === "Session 4"), 15_000);
+      await page.getByRole("button", { name: "Fewer weeks" }).click();
+      await page.getByRole("button", { name: "Fewer weeks" }).click();
+      await monitor(page).getByRole("button", { name: "Sync now" }).click();
+      await waitFor(async () => (await rows(server, "training_plans", token))[0].weeks === 9, 15_000);
+    });
+
     test("another browser of the same user starts from the server's rows (no duplicate catalog)", async () => {
       const other = await browser.newContext({ viewport: { width: 1440, height: 900 } });
       try {

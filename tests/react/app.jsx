@@ -97,10 +97,12 @@ function Harness({ monitor }) {
 t.options = (slow = false) => ({
   transport,
   batchSize: 10,
-  syncIntervals: slow ? { 0: 0, 1: 300000, 2: 300000, 3: 300000 } : { 0: 0, 1: 50, 2: 50, 3: 50 },
+  // "hide": high changes due within the 30 s a hidden page sends early, the rest later.
+  syncIntervals:
+    slow === "hide" ? { 0: 0, 1: 20000, 2: 300000, 3: 300000 } : slow ? { 0: 0, 1: 300000, 2: 300000, 3: 300000 } : { 0: 0, 1: 50, 2: 50, 3: 50 },
 });
 
-t.mount = ({ strict = false, monitor = false, external = false, slow = false } = {}) => {
+t.mount = ({ strict = false, monitor = false, external = false, slow = false, flushOnHide } = {}) => {
   const el = document.createElement("div");
   document.body.append(el);
   t.root = createRoot(el);
@@ -110,7 +112,7 @@ t.mount = ({ strict = false, monitor = false, external = false, slow = false } =
       <Harness monitor={monitor} />
     </RecordSyncProvider>
   ) : (
-    <RecordSyncProvider options={t.options(slow)}>
+    <RecordSyncProvider options={t.options(slow)} flushOnHide={flushOnHide}>
       <Harness monitor={monitor} />
     </RecordSyncProvider>
   );

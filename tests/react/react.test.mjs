@@ -219,10 +219,10 @@ describe("record-sync/react in Chromium", () => {
     }
   });
 
-  test("the provider sends everything queued when the page is hidden (pagehide), whatever the priority", async () => {
+  test("with flushOnHide the provider sends everything queued when the page is hidden, whatever the priority", async () => {
     const { context, page } = await open();
     try {
-      await page.evaluate(() => window.rsTest.mount({ slow: true }));
+      await page.evaluate(() => window.rsTest.mount({ slow: true, flushOnHide: true }));
       await page.waitForFunction(() => window.rsTest.instances.length === 1);
       await page.evaluate(() => window.rsTest.api.queueLowChange("items", "late", "upsert", { id: "late" }));
       await page.waitForTimeout(200);
@@ -230,6 +230,29 @@ describe("record-sync/react in Chromium", () => {
       await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide")));
       await page.waitForFunction(() => window.rsTest.sends.length === 1);
       await page.waitForFunction(() => document.querySelector("[data-testid=hook]").textContent.includes("synced 1"));
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("by default a hidden page sends what is due soon and keeps the rest stored", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount({ slow: "hide" }));
+      await page.waitForFunction(() => window.rsTest.instances.length === 1);
+      await page.waitForFunction(() => window.rsTest.instances[0].stats().durable === true);
+      await page.evaluate(() => {
+        window.rsTest.api.queueLowChange("items", "later", "upsert", { id: "later" });
+        window.rsTest.api.queueHighChange("items", "soon", "upsert", { id: "soon" });
+      });
+      await page.waitForTimeout(200);
+      assert.equal(await page.evaluate(() => window.rsTest.sends.length), 0, "both wait for their deadlines");
+      await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide")));
+      await page.waitForFunction(() => window.rsTest.sends.length === 1);
+      await page.waitForTimeout(200);
+      const r = await page.evaluate(() => ({ sends: window.rsTest.sends, pending: window.rsTest.instances[0].pendingChanges().map((p) => p.id) }));
+      assert.deepEqual(r.sends, [1], "only the change due soon left");
+      assert.deepEqual(r.pending, ["later"], "the low-priority change stays queued (and stored)");
     } finally {
       await context.close();
     }

@@ -11,7 +11,17 @@ import "./styles.css";
 const config = await loadConfig();
 const db = openDb(config.dbName);
 
+// The queue is stored per user (and only ever sent with that user's token): name the user, here from the JWT.
+function userOf(token: string | null): string | null {
+  try {
+    return token ? (JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub ?? null) : null;
+  } catch {
+    return null;
+  }
+}
+
 const options: RecordSyncOptions = {
+  user: userOf(config.accessToken),
   transport: {
     url: config.url,
     apiKey: config.anonKey,

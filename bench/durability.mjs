@@ -1,0 +1,78 @@
+// `npm run bench:durability` (needs `npm run build` first): what durability costs, in headless Chromium with
+// real IndexedDB, through the built package, persistence on and off in the same run.
+//   - commit time of the one IndexedDB transaction that stores 1,000 changes queued in one tick
+//     (creation of the readwrite transaction to its `complete` event);
+//   - main-thread cost of queueChange: 1,000 calls plus the tick that follows them (where the write is
+//     prepared and started), per change, with the default IndexedDB store, with `storage: null`, and with a
+//     custom store that keeps nothing (the library's own share of the cost).
+import { launchBrowser } from "../tests/e2e/helpers.mjs";
+import { servePage, openPage } from "../tests/durable/page.mjs";
+
+const ROUNDS = Number(process.env.ROUNDS || 15);
+const site = await servePage();
+const browser = await launchBrowser();
+try {
+  const context = await browser.newContext();
+  const page = await openPage(context, site.url);
+  const result = await page.evaluate(async (rounds) => {
+    const { RecordSync } = window.t.rs;
+    // Times every readwrite transaction from creation to `complete`.
+    const commits = [];
+    const transaction = IDBDatabase.prototype.transaction;
+    IDBDatabase.prototype.transaction = function (...args) {
+      const tx = transaction.apply(this, args);
+      if (args[1] === "readwrite") {
+        const start = performance.now();
+        tx.addEventListener("complete", () => commits.push(performance.now() - start));
+      }
+      return tx;
+    };
+    const macrotask = () => new Promise((r) => { const c = new MessageChannel(); c.port1.onmessage = r; c.port2.postMessage(0); });
+    const transport = { send: async (batch) => batch.changes.map((c) => ({ seq: c.seq, status: "applied" })) };
+    const make = async (storage, user) => {
+      const sync = new RecordSync({ transport, user, ...(storage === undefined ? {} : { storage }) });
+      if (storage !== null) while (!sync.stats().durable) await new Promise((r) => setTimeout(r, 5));
+      return sync;
+    };
+    const on = await make(undefined, "bench-on");
+    const off = await make(null, "bench-off");
+    // A store that keeps nothing: the part of the cost that is the library's own (journal and JSON).
+    const noop = await make({ async load() { return []; }, append() {}, async clear() {} }, "bench-noop");
+    await macrotask();
+    const cost = { on: [], off: [], noop: [] };
+    const commit = [];
+    const row = (i, r) => ({ id: `r${r}-${i}`, name: `exercise ${i}`, series: 3, reps: 10, weight: 42.5, notes: "x".repeat(200), last_changed: new Date().toISOString() });
+    for (let r = 0; r < rounds; r++) {
+      const order = [["on", on], ["off", off], ["noop", noop]];
+      for (const [name, sync] of r % 2 ? order.reverse() : order) {
+        await macrotask();
+        const before = commits.length;
+        const t0 = performance.now();
+        for (let i = 0; i < 1000; i++) sync.queueLowChange("selected_exercises", `r${r}-${i}`, "upsert", row(i, r));
+        await macrotask(); // the tick (a microtask) has run
+        cost[name].push((performance.now() - t0) / 1000);
+        if (name === "on") {
+          while (commits.length === before) await new Promise((res) => setTimeout(res, 1));
+          commit.push(commits[before]);
+        }
+      }
+    }
+    on.destroy();
+    off.destroy();
+    noop.destroy();
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const max = (xs) => Math.max(...xs);
+    return {
+      rounds,
+      commitMs: { median: median(commit), max: max(commit) },
+      queueChangeUs: { on: median(cost.on) * 1000, off: median(cost.off) * 1000, noop: median(cost.noop) * 1000 },
+    };
+  }, ROUNDS);
+  const ratio = result.queueChangeUs.on / result.queueChangeUs.off;
+  console.log(`durability (headless Chromium, ${result.rounds} rounds of 1,000 changes of ~300 bytes queued in one tick)`);
+  console.log(`  IndexedDB commit of the tick's one transaction: median ${result.commitMs.median.toFixed(1)} ms, max ${result.commitMs.max.toFixed(1)} ms`);
+  console.log(`  queueChange + its tick, per change: persistence on ${result.queueChangeUs.on.toFixed(2)} us, off ${result.queueChangeUs.off.toFixed(2)} us (on/off ${ratio.toFixed(2)}); with a store that keeps nothing ${result.queueChangeUs.noop.toFixed(2)} us`);
+} finally {
+  await browser.close();
+  await site.close();
+}

@@ -1,0 +1,192 @@
+//! What the shell persists, and how a stored queue is read back. Sans-IO: the shell tells the journal which
+//! records a tick touched and writes the text [`Journal::take`] returns; [`replay`] turns the stored texts,
+//! oldest first, into a [`Snapshot`] for [`Engine::restore`].
+//!
+//! Layout (DESIGN.md, IndexedDB facts): one record per tick, holding the current writes of every queue record
+//! the tick touched, as one JSON string; every [`COMPACT_EVERY`] records (and after a failed write) a record
+//! that holds the whole queue and replaces everything stored before it. Committing 1,000 changes is then one
+//! put of one string, not 1,000 puts.
+//!
+//! Format 2 (this one) adds the client id (the replay identity the server knows the seqs by) and the owner;
+//! format 1 is [`Snapshot`] as `Engine::export` writes it, read as a replacing record without a client id.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::engine::Engine;
+use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
+
+pub const FORMAT: u32 = 2;
+/// Log records between two replacing ones.
+pub const COMPACT_EVERY: u32 = 64;
+
+/// A stored record (its `v`, the format version, is checked before it is read as one).
+#[derive(Deserialize)]
+struct Record {
+    /// Client id.
+    c: String,
+    /// Owner (user id), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<String>,
+    /// Next seq.
+    n: u64,
+    /// Replaces everything stored before it.
+    #[serde(default)]
+    r: bool,
+    /// The writes of each record touched, as they are now (none: settled).
+    w: Vec<Writes>,
+}
+
+#[derive(Deserialize)]
+struct Writes {
+    t: String,
+    i: String,
+    e: Vec<SavedEntry>,
+}
+
+/// [`Record`] as written: borrowed from the engine.
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    v: u32,
+    c: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    o: Option<&'a str>,
+    n: u64,
+    r: bool,
+    w: Vec<WritesOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct WritesOut<'a> {
+    t: &'a str,
+    i: &'a str,
+    e: Vec<SavedRef<'a>>,
+}
+
+/// A text to store, and whether it replaces everything stored so far for the queue.
+#[derive(Debug, PartialEq)]
+pub struct Written {
+    pub text: String,
+    pub replace: bool,
+}
+
+/// The records touched since the last [`Journal::take`].
+#[derive(Default)]
+pub struct Journal {
+    touched: BTreeSet<(String, String)>,
+    replace: bool,
+    since_replace: u32,
+}
+
+impl Journal {
+    pub fn touch(&mut self, table: &str, id: &str) {
+        if !self.replace {
+            self.touched.insert((table.to_owned(), id.to_owned()));
+        }
+    }
+
+    /// The next record holds the whole queue (after a restore, a failed write, or a change of identity).
+    pub fn touch_all(&mut self) {
+        self.replace = true;
+        self.touched.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.replace && self.touched.is_empty()
+    }
+
+    /// What to store now, or `None` when nothing was touched.
+    pub fn take(&mut self, engine: &Engine, client_id: &str, owner: Option<&str>) -> Option<Written> {
+        if self.is_empty() {
+            return None;
+        }
+        let replace = self.replace || self.since_replace >= COMPACT_EVERY;
+        let touched = std::mem::take(&mut self.touched);
+        let writes: Vec<WritesOut<'_>> = if replace {
+            let mut writes: Vec<WritesOut<'_>> = Vec::new();
+            let mut at: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            for entry in engine.export_refs() {
+                let index = *at.entry((entry.table, entry.id)).or_insert_with(|| {
+                    writes.push(WritesOut { t: entry.table, i: entry.id, e: Vec::new() });
+                    writes.len() - 1
+                });
+                writes[index].e.push(entry);
+            }
+            writes
+        } else {
+            touched.iter().map(|(t, i)| WritesOut { t, i, e: engine.export_record(t, i) }).collect()
+        };
+        self.replace = false;
+        self.since_replace = if replace { 0 } else { self.since_replace + 1 };
+        let record = RecordOut { v: FORMAT, c: client_id, o: owner, n: engine.next_seq(), r: replace, w: writes };
+        // Plain data with string keys: serializing it cannot fail.
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        Some(Written { text, replace })
+    }
+}
+
+/// A queue read back from storage.
+#[derive(Debug, PartialEq)]
+pub struct Stored {
+    pub snapshot: Snapshot,
+    /// `None` for a format-1 snapshot: the shell picks a new one.
+    pub client_id: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. An error names the record and why
+/// (not JSON, not ours, a newer format); the shell then leaves storage as it is.
+pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
+    if texts.is_empty() {
+        return Ok(None);
+    }
+    let mut records: BTreeMap<(String, String), Vec<SavedEntry>> = BTreeMap::new();
+    let (mut next_seq, mut client_id, mut owner) = (1, None, None);
+    for (index, text) in texts.iter().enumerate() {
+        let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
+        let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON ({e})")))?;
+        if value.get("version").is_some() {
+            let snapshot: Snapshot = serde_json::from_value(value).map_err(|e| bad(format!("not a queue ({e})")))?;
+            if snapshot.version != SNAPSHOT_VERSION {
+                return Err(bad(format!("format version {} is not known", snapshot.version)));
+            }
+            records.clear();
+            for entry in snapshot.entries {
+                records.entry((entry.table.clone(), entry.id.clone())).or_default().push(entry);
+            }
+            next_seq = snapshot.next_seq;
+            client_id = None;
+            continue;
+        }
+        let version = value.get("v").and_then(Value::as_u64);
+        match version {
+            Some(v) if v == u64::from(FORMAT) => {}
+            Some(v) if v > u64::from(FORMAT) => {
+                return Err(bad(format!("written by a newer record-sync (format {v}; this one reads up to {FORMAT})")))
+            }
+            _ => return Err(bad("not a record-sync queue record".into())),
+        }
+        let record: Record = serde_json::from_value(value).map_err(|e| bad(format!("not a queue record ({e})")))?;
+        if record.r {
+            records.clear();
+        }
+        for writes in record.w {
+            if writes.e.iter().any(|e| e.table != writes.t || e.id != writes.i) {
+                return Err(bad(format!("writes filed under the wrong record {}/{}", writes.t, writes.i)));
+            }
+            if writes.e.is_empty() {
+                records.remove(&(writes.t, writes.i));
+            } else {
+                records.insert((writes.t, writes.i), writes.e);
+            }
+        }
+        next_seq = next_seq.max(record.n);
+        client_id = Some(record.c);
+        owner = record.o.or(owner);
+    }
+    let mut entries: Vec<SavedEntry> = records.into_values().flatten().collect();
+    sort_saved(&mut entries);
+    Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner }))
+}

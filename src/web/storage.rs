@@ -1,0 +1,435 @@
+//! The durable queue in the browser: where it is stored (IndexedDB by default, a custom store, or memory),
+//! restoring it at construction, writing what each tick touched, the tab lock, and whose queue it is.
+//!
+//! Every change is stored by the end of the task that queued it: queuing schedules a microtask tick, and the
+//! tick starts one write (one IndexedDB transaction) holding the records the engine touched since the last
+//! one ([`Journal`]). Restoring is asynchronous; until it is done nothing is sent, and changes queued
+//! meanwhile are queued again behind the restored ones when it is.
+
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use super::js::{self, describe, error_message, get};
+use super::options::Transport;
+use super::{schedule, Shared, State};
+use crate::core::journal::{self, Journal, Stored};
+use crate::core::owner::jwt_subject;
+use crate::core::{Batch, Change, Engine, Op};
+
+#[wasm_bindgen(module = "/src/web/storage.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = indexedDbStore)]
+    fn indexed_db_store(name: &str) -> JsValue;
+    #[wasm_bindgen(js_name = holdLock)]
+    fn hold_lock(name: &str, wait_ms: u32) -> Promise;
+    fn sleep(ms: u32) -> Promise;
+}
+
+const DATABASE: &str = "record-sync";
+/// How long a new instance waits for the queue's tab lock before it keeps its changes in memory only.
+const LOCK_WAIT_MS: u32 = 1_000;
+
+/// A queue store: the default IndexedDB one or the app's (`storage` option), called with the store as `this`.
+struct Store {
+    this: JsValue,
+    load: Function,
+    append: Function,
+    clear: Function,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading the stored queue; nothing is sent.
+    Restoring,
+    Durable,
+    /// No store, or it failed to load: the queue lives in memory only.
+    Memory,
+}
+
+pub struct Durable {
+    store: Option<Rc<Store>>,
+    phase: Phase,
+    journal: Journal,
+    /// The queue's key in the store: the `user` option, "" without one.
+    key: String,
+    /// Whose changes these are: the `user` option, else the subject of the first token sent with, or the
+    /// stored owner.
+    owner: Option<String>,
+    /// A storage problem, shown as `lastError` until a later write succeeds.
+    error: Option<(u64, String)>,
+    writes: u64,
+    /// Bumped when anything `stats()` shows from here changes.
+    pub version: u64,
+    release: Option<Function>,
+    clearing: bool,
+    /// The page is hidden: requests go with `keepalive`.
+    pub hidden: bool,
+    lifecycle: Option<super::lifecycle::Listeners>,
+}
+
+/// Reads the `user` and `storage` options.
+pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
+    let bad = |name: &str, what: String| js::type_error(format!("RecordSync: options.{name} {what}"));
+    let user = get(options, "user");
+    let user = if user.is_undefined() || user.is_null() {
+        None
+    } else {
+        Some(user.as_string().filter(|u| !u.is_empty() && u.len() <= 256).ok_or_else(|| {
+            bad(
+                "user",
+                format!("must be a non-empty string (the signed-in user's id) or null, not {}", describe(&user)),
+            )
+        })?)
+    };
+    let storage = get(options, "storage");
+    let store = if storage.is_undefined() {
+        let store = indexed_db_store(DATABASE);
+        (!store.is_null() && !store.is_undefined()).then_some(store)
+    } else if storage.is_null() || storage.as_bool() == Some(false) {
+        None
+    } else if js::is_object(&storage) {
+        Some(storage)
+    } else {
+        return Err(bad(
+            "storage",
+            format!("must be a store {{ load, append, clear }} or null, not {}", describe(&storage)),
+        ));
+    };
+    let store = match store {
+        None => None,
+        Some(this) => {
+            let method = |name: &str| {
+                get(&this, name)
+                    .dyn_into::<Function>()
+                    .map_err(|v| bad(&format!("storage.{name}"), format!("must be a function, not {}", describe(&v))))
+            };
+            let (load, append, clear) = (method("load")?, method("append")?, method("clear")?);
+            Some(Rc::new(Store { this, load, append, clear }))
+        }
+    };
+    Ok(Durable {
+        phase: if store.is_some() { Phase::Restoring } else { Phase::Memory },
+        store,
+        journal: Journal::default(),
+        key: user.clone().unwrap_or_default(),
+        owner: user,
+        error: None,
+        writes: 0,
+        version: 0,
+        release: None,
+        clearing: false,
+        hidden: false,
+        lifecycle: None,
+    })
+}
+
+/// Starts restoring the stored queue (when there is a store) and watching the page's lifecycle.
+pub fn start(shared: &Shared) {
+    let listeners = super::lifecycle::listen(shared);
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.lifecycle = listeners;
+    }
+    if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Restoring) {
+        spawn_local(restore(Rc::downgrade(shared)));
+    }
+}
+
+async fn restore(weak: Weak<std::cell::RefCell<State>>) {
+    let Some((store, key)) = weak.upgrade().and_then(|shared| {
+        let s = shared.try_borrow().ok()?;
+        Some((s.durable.store.clone()?, s.durable.key.clone()))
+    }) else {
+        return;
+    };
+    // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
+    // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
+    let name = format!("record-sync:{key}");
+    let mut wait_ms = LOCK_WAIT_MS;
+    let (shared, release) = loop {
+        let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
+        // `holdLock` answers null when another tab kept the lock, undefined where there are no Web Locks (this
+        // tab then goes ahead alone).
+        let locked_out = lock.is_null();
+        let release = lock.dyn_into::<Function>().ok();
+        let shared = weak.upgrade().filter(|shared| shared.try_borrow().is_ok_and(|s| !s.destroyed));
+        let Some(shared) = shared else {
+            if let Some(release) = release {
+                let _ = release.call0(&JsValue::UNDEFINED);
+            }
+            return;
+        };
+        if locked_out {
+            give_up(&shared, "another tab holds this user's stored queue; this tab keeps its changes in memory".into());
+            wait_ms = 0;
+            continue;
+        }
+        if wait_ms == 0 {
+            take_over(&shared).await;
+        }
+        break (shared, release);
+    };
+    match shared.try_borrow_mut() {
+        Ok(mut s) if !s.destroyed => s.durable.release = release,
+        _ => {
+            if let Some(release) = release {
+                let _ = release.call0(&JsValue::UNDEFINED);
+            }
+            return;
+        }
+    }
+    let loaded = call(&store, &store.load, &[JsValue::from_str(&key)]);
+    let loaded = match loaded {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(e) => Err(e),
+    };
+    let texts: Result<Vec<String>, String> = match loaded {
+        Err(e) => Err(format!("could not read the stored queue ({})", error_message(&e))),
+        Ok(value) if Array::is_array(&value) => Array::from(&value)
+            .iter()
+            .map(|v| v.as_string().ok_or_else(|| format!("a stored record is not a string but {}", describe(&v))))
+            .collect(),
+        Ok(value) => Err(format!("storage.load must resolve to an array of strings, not {}", describe(&value))),
+    };
+    let stored = texts.and_then(|texts| journal::replay(&texts));
+    match stored {
+        Err(why) => give_up(&shared, format!("{why}; it is left as it is and this session keeps changes in memory")),
+        Ok(stored) => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                if s.destroyed {
+                    return;
+                }
+                if let Err(why) = adopt(&mut s, stored) {
+                    drop(s);
+                    give_up(&shared, why);
+                    return;
+                }
+            }
+            schedule(&shared);
+        }
+    }
+}
+
+/// The tab that held the stored queue is gone: stop sending, let the request on its way settle, then restore the
+/// stored queue with this tab's memory queue behind it (as for changes queued while restoring).
+async fn take_over(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.phase = Phase::Restoring;
+        s.durable.error = None;
+        s.durable.version += 1;
+    }
+    while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
+        let _ = JsFuture::from(sleep(20)).await;
+    }
+}
+
+/// The queue stays in memory for this instance; the stored one is not touched.
+fn give_up(shared: &Shared, why: String) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        let d = &mut s.durable;
+        d.phase = Phase::Memory;
+        d.error = Some((u64::MAX, format!("storage: {why}")));
+        d.version += 1;
+        if let Some(release) = d.release.take() {
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+    }
+    schedule(shared);
+}
+
+/// Replaces the engine by the restored queue, with the changes queued meanwhile queued again behind it.
+fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
+    s.durable.phase = Phase::Durable;
+    s.durable.version += 1;
+    s.durable.journal.touch_all();
+    let Some(stored) = stored else { return Ok(()) };
+    let config = s.engine.config().clone();
+    let mut engine =
+        Engine::restore(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
+    engine.set_online(s.engine.is_online());
+    engine.set_paused(s.engine.stats().is_paused);
+    for saved in s.engine.export().entries {
+        // Nothing was sent before the restore, so every entry is a pending one.
+        let again = |op: Op| Change::new(&saved.table, &saved.id, op, saved.data.clone(), saved.priority);
+        let queued = again(saved.op).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+        // An insert of a record the stored queue already writes becomes an upsert of the new row.
+        if queued.is_none() && saved.op != Op::Delete {
+            let _ = again(Op::Upsert).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+        }
+    }
+    if let Some(client_id) = stored.client_id {
+        if let Some(Transport::Http(http)) = Rc::get_mut(&mut s.transport) {
+            http.wire.client_id.clone_from(&client_id);
+            s.client_id = client_id;
+        } else if matches!(*s.transport, Transport::Custom { .. }) {
+            s.client_id = client_id;
+        }
+    }
+    if s.durable.owner.is_none() {
+        s.durable.owner = stored.owner;
+    }
+    // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
+    if !s.waiters.is_empty() {
+        let watermark = engine.flush_all(js::now());
+        for waiter in &mut s.waiters {
+            waiter.watermark = watermark;
+            waiter.confirmed_before = 0;
+            waiter.conflicts_before = 0;
+        }
+    }
+    s.engine = engine;
+    s.stats = None;
+    s.notified_version = u64::MAX;
+    Ok(())
+}
+
+fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValue> {
+    let returned = f.apply(&store.this, &args.iter().collect::<Array>())?;
+    Ok(Promise::resolve(&returned))
+}
+
+/// Whether the engine may hand out a batch: not before the stored queue is restored.
+pub fn may_send(s: &State) -> bool {
+    s.durable.phase != Phase::Restoring
+}
+
+pub fn touch(s: &mut State, table: &str, id: &str) {
+    if s.durable.phase != Phase::Memory {
+        s.durable.journal.touch(table, id);
+    }
+}
+
+pub fn touch_batch(s: &mut State, batch: &Batch) {
+    for change in &batch.changes {
+        touch(s, &change.table, &change.id);
+    }
+}
+
+pub fn touch_all(s: &mut State) {
+    if s.durable.phase != Phase::Memory {
+        s.durable.journal.touch_all();
+    }
+}
+
+/// Writes what the engine touched since the last write: one store call (one IndexedDB transaction).
+pub fn persist(shared: &Shared) {
+    let (store, key, written, number) = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let s = &mut *s;
+        if s.durable.phase != Phase::Durable || s.durable.clearing {
+            return;
+        }
+        let Some(store) = s.durable.store.clone() else { return };
+        let owner = s.durable.owner.clone();
+        let Some(written) = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref()) else { return };
+        s.durable.writes += 1;
+        (store, s.durable.key.clone(), written, s.durable.writes)
+    };
+    let args = [JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
+    let result = call(&store, &store.append, &args);
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let result = match result {
+            Ok(promise) => JsFuture::from(promise).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let Some(shared) = weak.upgrade() else { return };
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let d = &mut s.durable;
+        match result {
+            Ok(()) => {
+                if d.error.as_ref().is_some_and(|(at, _)| *at < number) {
+                    d.error = None;
+                    d.version += 1;
+                }
+            }
+            Err(e) => {
+                // The queue is whole in memory; the next write stores all of it again.
+                d.error = Some((
+                    number,
+                    format!("storage: could not save the queue ({}); it is kept in memory", error_message(&e)),
+                ));
+                d.journal.touch_all();
+                d.version += 1;
+            }
+        }
+        drop(s);
+        // Subscribers hear of it now; the write itself is tried again with the next tick that has something
+        // to do (a tick of its own would retry a failing store in a tight loop).
+        super::notify(&shared);
+    });
+}
+
+/// Checks the token a batch is about to be sent with against the queue's owner. A queue without an owner
+/// takes the token's subject as its owner.
+pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
+    let Some(token) = token else { return Ok(()) };
+    let Ok(mut s) = shared.try_borrow_mut() else { return Ok(()) };
+    let subject = jwt_subject(token);
+    match (&s.durable.owner, subject) {
+        (Some(owner), Some(subject)) if *owner == subject => Ok(()),
+        (None, Some(subject)) => {
+            s.durable.owner = Some(subject);
+            s.durable.version += 1;
+            touch_all(&mut s);
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        (Some(owner), subject) => Err(format!(
+            "waiting for user {owner}'s sign-in: the queue holds that user's changes and the access token is {}",
+            subject.map_or_else(|| "not a user's".to_owned(), |s| format!("user {s}'s"))
+        )),
+    }
+}
+
+/// `stats()`: the engine's figures with `durable`, `user`, and the storage or owner problem as `lastError`.
+pub fn stats(s: &State) -> JsValue {
+    let value = js::from_serde(&s.engine.stats());
+    let d = &s.durable;
+    let set = |key: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(&value, &JsValue::from_str(key), &v);
+    };
+    set("durable", JsValue::from_bool(d.phase == Phase::Durable && d.error.is_none()));
+    set("user", d.owner.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+    if let Some((_, why)) = &d.error {
+        set("lastError", JsValue::from_str(why));
+    }
+    value
+}
+
+/// Lets the tab lock go (after the last write was started, so the next holder reads it).
+pub fn release(s: &mut State) {
+    if let Some(listeners) = s.durable.lifecycle.take() {
+        listeners.remove();
+    }
+    if let Some(release) = s.durable.release.take() {
+        let _ = release.call0(&JsValue::UNDEFINED);
+    }
+}
+
+/// Stops persisting and deletes the stored queue of this instance's user; resolves when it is gone.
+pub fn clear(shared: &Shared) -> Promise {
+    let Ok(mut s) = shared.try_borrow_mut() else {
+        return Promise::reject(&js::error("RecordSync: re-entrant call while the instance is busy"));
+    };
+    s.durable.clearing = true;
+    let Some(store) = s.durable.store.clone() else { return Promise::resolve(&JsValue::UNDEFINED) };
+    let key = s.durable.key.clone();
+    let release = s.durable.release.take();
+    drop(s);
+    let result = call(&store, &store.clear, &[JsValue::from_str(&key)]);
+    let cleared = match result {
+        Ok(promise) => promise,
+        Err(e) => Promise::reject(&e),
+    };
+    let Some(release) = release else { return cleared };
+    // Held until the delete is committed, so no other tab reads the queue in between.
+    wasm_bindgen_futures::future_to_promise(async move {
+        let result = JsFuture::from(cleared).await;
+        let _ = release.call0(&JsValue::UNDEFINED);
+        result.map(|_| JsValue::UNDEFINED)
+    })
+}

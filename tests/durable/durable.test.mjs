@@ -1,0 +1,358 @@
+// The durable queue in real Chromium with real IndexedDB, against the dev server, through the built package:
+// a reload, an abruptly killed browser (persistent profile), a crashed tab, a second tab taking over, leaving
+// the page, a sign-out and another user's sign-in, failing and foreign storage, and the previous stored format.
+// Both wire modes where the wire matters.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { CHROMIUM_ARGS, launchBrowser, startDevServer, devToken, admin, rows, tempDir, waitFor } from "../e2e/helpers.mjs";
+import { servePage, openPage } from "./page.mjs";
+
+const USER_A = "aaaaaaaa-0000-4000-8000-00000000000a";
+const USER_B = "bbbbbbbb-0000-4000-8000-00000000000b";
+let server, site, browser, tokenA, tokenB;
+
+before(async () => {
+  server = await startDevServer();
+  site = await servePage();
+  browser = await launchBrowser();
+  tokenA = devToken(USER_A);
+  tokenB = devToken(USER_B);
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await server?.close();
+});
+
+const written = async () => (await admin(server, "stats")).rowsWritten.user_preferences ?? 0;
+const rowsOf = (token, prefix) => rows(server, "user_preferences", token, `id=like.${prefix}*`);
+
+/** Creates an instance in the page for `user` with `token` and waits until its stored queue is restored. */
+async function create(page, { mode = "rpc", user = USER_A, token = tokenA, ...rest } = {}) {
+  const durable = await page.evaluate(
+    ({ url, mode, user, token, rest }) => {
+      window.t.token = token;
+      window.t.create({ url, mode, user, ...rest });
+      return window.t.durable();
+    },
+    { url: server.restUrl, mode, user, token, rest },
+  );
+  return durable;
+}
+
+function queue(page, prefix, count, method = "queueLowChange") {
+  return page.evaluate(
+    ({ prefix, count, method }) => {
+      for (let i = 0; i < count; i++) window.t.sync[method]("user_preferences", `${prefix}${i}`, "upsert", { id: `${prefix}${i}`, theme: `t${i}` });
+      return window.t.sync.stats().pending;
+    },
+    { prefix, count, method },
+  );
+}
+
+async function flush(page) {
+  return page.evaluate(async () => {
+    const s = await window.t.sync.forceSyncAll();
+    return { confirmed: s.confirmed, failed: s.failed.length };
+  });
+}
+
+for (const mode of ["rpc", "rest"]) {
+  describe(`durable queue, ${mode} mode`, () => {
+    test("1,000 low-priority changes, then a reload before they are due: all reach the server once", async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await openPage(context, site.url);
+        assert.equal(await create(page, { mode, batchSize: 250 }), true, "IndexedDB is the default store");
+        const before = await written();
+        const prefix = `reload-${mode}-`;
+        const navigated = page.waitForEvent("load");
+        // Queue and reload in the same task: the write must have started by the end of it.
+        await page
+          .evaluate((prefix) => {
+            for (let i = 0; i < 1000; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}${i}`, "upsert", { id: `${prefix}${i}`, theme: `t${i}` });
+            location.reload();
+          }, prefix)
+          .catch(() => {});
+        await navigated;
+        await page.waitForFunction(() => window.ready === true);
+        assert.equal(await create(page, { mode, batchSize: 250 }), true);
+        const restored = await page.evaluate(() => {
+          const pending = window.t.sync.pendingChanges();
+          return { count: pending.length, notDue: pending.every((p) => p.dueAt > Date.now()), sent: window.t.sent.length };
+        });
+        assert.deepEqual(restored, { count: 1000, notDue: true, sent: 0 }, "restored with their original deadlines, nothing sent yet");
+        assert.deepEqual(await flush(page), { confirmed: 1000, failed: 0 });
+        assert.equal((await rowsOf(tokenA, prefix)).length, 1000);
+        assert.equal((await written()) - before, 1000, "the server applied each change exactly once");
+        assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 0);
+      } finally {
+        await context.close();
+      }
+    });
+
+    test("user A's changes are never sent with user B's token, and arrive when A is back", async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await openPage(context, site.url);
+        await create(page, { mode });
+        const prefixA = `owner-a-${mode}-`;
+        // Rows without user_id: the server files them under the token's user, so the wrong token would
+        // make them B's rows.
+        await queue(page, prefixA, 20);
+        // A signs out and B signs in, and the app forgets to switch the instance: nothing may go.
+        const held = await page.evaluate(async (tokenB) => {
+          window.t.token = tokenB;
+          window.t.sync.setAccessToken(tokenB);
+          window.t.sync.forceSyncAll().catch(() => {});
+          await new Promise((r) => setTimeout(r, 300));
+          const s = window.t.sync.stats();
+          return { pending: s.pending, user: s.user, lastError: s.lastError, failed: s.failedSyncs };
+        }, tokenB);
+        assert.equal(held.pending, 20);
+        assert.equal(held.user, USER_A);
+        assert.equal(held.failed, 0, "waiting costs no attempt");
+        assert.match(held.lastError, /waiting for user aaaaaaaa/);
+        // The app switches properly: A's instance stops (its queue stays stored), B's starts.
+        await page.evaluate(() => window.t.sync.destroy());
+        assert.equal(await create(page, { mode, user: USER_B, token: tokenB }), true);
+        assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 0, "B does not see A's queue");
+        await queue(page, `owner-b-${mode}-`, 5, "queueHighChange");
+        assert.deepEqual(await flush(page), { confirmed: 5, failed: 0 });
+        await page.evaluate(() => window.t.sync.destroy());
+        // A signs in again.
+        assert.equal(await create(page, { mode, user: USER_A, token: tokenA }), true);
+        // The ten the held flush made due go at once; forceSyncAll sends the rest.
+        assert.equal((await flush(page)).failed, 0);
+        assert.equal(await page.evaluate(() => window.t.sync.stats().successfulSyncs), 20);
+        const sent = await page.evaluate(() => window.t.sent);
+        const leaked = sent.filter((r) => r.sub !== USER_A && r.body.includes(prefixA));
+        assert.deepEqual(leaked, [], "no request carried A's changes with another token");
+        assert.equal((await rowsOf(tokenA, prefixA)).length, 20, "A's rows are A's");
+        assert.equal((await rowsOf(tokenB, prefixA)).length, 0);
+        assert.equal((await rowsOf(tokenB, `owner-b-${mode}-`)).length, 5);
+      } finally {
+        await context.close();
+      }
+    });
+  });
+}
+
+describe("durable queue across crashes and storage faults", () => {
+  test("a browser killed with 500 changes pending (persistent profile) sends them when reopened", async () => {
+    const { chromium } = await import("playwright-core");
+    const profile = tempDir("record-sync-profile-");
+    const launch = () =>
+      chromium.launchPersistentContext(profile.dir, {
+        executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+        headless: true,
+        args: CHROMIUM_ARGS,
+      });
+    try {
+      let context = await launch();
+      let page = await openPage(context, site.url);
+      await create(page);
+      await queue(page, "killed-", 500);
+      // Let the one transaction of that tick commit, then kill the browser: no pagehide, no unload.
+      await page.waitForTimeout(200);
+      const pids = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          const cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
+          return cmd.includes(profile.dir) && !cmd.includes("--type=");
+        } catch {
+          return false;
+        }
+      });
+      assert.ok(pids.length >= 1, "found the browser process");
+      for (const pid of pids) process.kill(Number(pid), "SIGKILL");
+      await context.close().catch(() => {});
+      const before = await written();
+      context = await launch();
+      page = await openPage(context, site.url);
+      assert.equal(await create(page), true);
+      assert.equal(await page.evaluate(() => window.t.sync.pendingChanges().length), 500);
+      assert.deepEqual(await flush(page), { confirmed: 500, failed: 0 });
+      assert.equal((await written()) - before, 500);
+      await context.close();
+    } finally {
+      profile.remove();
+    }
+  });
+
+  test("a crashed tab's queue is sent by another tab of the same profile", async () => {
+    const context = await browser.newContext();
+    try {
+      const crashed = await openPage(context, site.url);
+      await create(crashed);
+      await queue(crashed, "crashed-", 300);
+      await crashed.waitForTimeout(100);
+      const cdp = await context.newCDPSession(crashed);
+      const gone = new Promise((ok) => crashed.once("crash", ok));
+      cdp.send("Page.crash").catch(() => {});
+      await gone;
+      const page = await openPage(context, site.url);
+      // The crashed tab's lock goes with its process; the new tab restores the queue.
+      assert.equal(await create(page), true);
+      assert.equal(await page.evaluate(() => window.t.sync.pendingChanges().length), 300);
+      assert.deepEqual(await flush(page), { confirmed: 300, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "crashed-")).length, 300);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a second tab works in memory while the first holds the queue, and takes it over when the first crashes", async () => {
+    const context = await browser.newContext();
+    try {
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first), true);
+      await queue(first, "tab-first-", 200);
+      const second = await openPage(context, site.url);
+      assert.equal(await create(second), false, "the first tab holds this user's queue");
+      assert.match(await second.evaluate(() => window.t.sync.stats().lastError), /another tab holds/);
+      await queue(second, "tab-second-", 50);
+      await first.waitForTimeout(100);
+      const cdp = await context.newCDPSession(first);
+      const gone = new Promise((ok) => first.once("crash", ok));
+      cdp.send("Page.crash").catch(() => {});
+      await gone;
+      const crashedAt = Date.now();
+      await second.waitForFunction(() => window.t.sync.stats().durable === true, null, { timeout: 5000 });
+      const tookOverMs = Date.now() - crashedAt;
+      assert.ok(tookOverMs < 1000, `took over in ${tookOverMs} ms`);
+      assert.equal(await second.evaluate(() => window.t.sync.pendingChanges().length), 250, "the first tab's queue and its own");
+      assert.equal((await flush(second)).failed, 0);
+      assert.equal((await rowsOf(tokenA, "tab-first-")).length, 200);
+      assert.equal((await rowsOf(tokenA, "tab-second-")).length, 50);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("leaving the page sends what is due soon with keepalive; the rest waits in storage", async () => {
+    const context = await browser.newContext();
+    try {
+      let page = await openPage(context, site.url);
+      await create(page, { mode: "rpc" });
+      const before = await written();
+      await queue(page, "hide-soon-", 5, "queueMediumChange");
+      await queue(page, "hide-later-", 5, "queueLowChange");
+      // Navigating away fires pagehide; the medium changes (due in 30 s) must not wait for that.
+      await page.goto("about:blank");
+      await waitFor(async () => (await rowsOf(tokenA, "hide-soon-")).length === 5, 5000, () => "the medium changes did not arrive");
+      assert.equal((await rowsOf(tokenA, "hide-later-")).length, 0, "low-priority changes stay queued");
+      await page.close();
+      page = await openPage(context, site.url);
+      await create(page, { mode: "rpc" });
+      // When the page went before the answer came, the medium writes are still stored, with their seqs, and
+      // their resend is answered from the replay log; when the answer came first, they are settled.
+      const pending = await page.evaluate(() => window.t.sync.pendingChanges().map((p) => p.id).sort());
+      const later = [0, 1, 2, 3, 4].map((i) => `hide-later-${i}`);
+      const soon = [0, 1, 2, 3, 4].map((i) => `hide-soon-${i}`);
+      assert.ok([later.join(), [...later, ...soon].join()].includes(pending.join()), `pending: ${pending}`);
+      assert.equal((await flush(page)).failed, 0);
+      assert.equal((await written()) - before, 10, "each change applied once");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a store that throws: lastError says so, nothing in memory is lost, and it all syncs", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const result = await page.evaluate(async (args) => {
+        window.t.token = args.token;
+        const calls = [];
+        const sync = window.t.create({
+          url: args.url,
+          mode: "rpc",
+          user: args.user,
+          storage: {
+            async load() { return []; },
+            append(user, text, replace) { calls.push(replace); throw new DOMException("The quota has been exceeded.", "QuotaExceededError"); },
+            async clear() {},
+          },
+        });
+        await window.t.durable();
+        for (let i = 0; i < 10; i++) sync.queueLowChange("user_preferences", `faulty-${i}`, "upsert", { id: `faulty-${i}`, theme: "x" });
+        await new Promise((r) => setTimeout(r, 50));
+        const s = sync.stats();
+        const pending = sync.pendingChanges().length;
+        const summary = await sync.forceSyncAll();
+        return { lastError: s.lastError, pending, calls: calls.length, confirmed: summary.confirmed };
+      }, { url: server.restUrl, user: USER_A, token: tokenA });
+      assert.match(result.lastError, /storage: could not save the queue \(QuotaExceededError/);
+      assert.equal(result.pending, 10);
+      assert.ok(result.calls >= 1);
+      assert.equal(result.confirmed, 10);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a corrupt stored record: clear lastError, left as it is, the queue works in memory", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      await page.evaluate((user) => window.t.idb((store) => store.put("{not json", [user, 0])), USER_A);
+      const durable = await create(page);
+      assert.equal(durable, false);
+      const s = await page.evaluate(() => window.t.sync.stats());
+      assert.match(s.lastError, /storage: stored record 1 of 1: not JSON/);
+      await queue(page, "corrupt-", 3);
+      assert.deepEqual(await flush(page), { confirmed: 3, failed: 0 });
+      const kept = await page.evaluate((user) => window.t.idb((store) => store.get([user, 0])), USER_A);
+      assert.equal(kept, "{not json", "the stored record is not overwritten");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a queue stored in the previous format (core snapshot v1) is restored and sent", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const now = Date.now();
+      const v1 = JSON.stringify({
+        version: 1,
+        nextSeq: 3,
+        entries: [1, 2].map((n) => ({
+          table: "user_preferences", id: `v1-${n}`, op: "upsert", data: { id: `v1-${n}`, theme: "old" }, priority: "low",
+          order: n, seq: n, queuedAt: now, deadline: now + 300000, attempts: 0, changes: 1, state: { kind: "pending" },
+        })),
+      });
+      await page.evaluate(({ user, v1 }) => window.t.idb((store) => store.put(v1, [user, 0])), { user: USER_A, v1 });
+      assert.equal(await create(page), true);
+      const pending = await page.evaluate(() => window.t.sync.pendingChanges().map((p) => `${p.id}:${p.seq}`));
+      assert.deepEqual(pending, ["v1-1:1", "v1-2:2"]);
+      assert.deepEqual(await flush(page), { confirmed: 2, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "v1-")).length, 2);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("without IndexedDB the queue is in memory and says so; clearPersisted drops a stored queue", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const memory = await page.evaluate(({ url }) => {
+        const sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key" }, storage: null });
+        const s = sync.stats();
+        sync.destroy();
+        return { durable: s.durable, user: s.user };
+      }, { url: server.restUrl });
+      assert.deepEqual(memory, { durable: false, user: null });
+      await create(page);
+      await queue(page, "cleared-", 5);
+      await page.evaluate(() => window.t.sync.clearPersisted());
+      assert.equal(await create(page), true);
+      assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 0, "the stored queue was dropped");
+    } finally {
+      await context.close();
+    }
+  });
+});

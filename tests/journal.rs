@@ -1,0 +1,167 @@
+//! The durable queue's journal: whatever the engine goes through, replaying the stored texts gives back the
+//! queue the engine holds (the shell touches the records each step touched, as src/web does), and bad or
+//! foreign stored texts are refused with a reason instead of being half-read.
+
+// Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
+#![cfg(not(target_arch = "wasm32"))]
+
+use proptest::prelude::*;
+use record_sync::core::journal::{replay, Journal, COMPACT_EVERY};
+use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority};
+use serde_json::json;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Queue { record: u8, op: u8, priority: u8 },
+    Send,
+    Answer { how: u8 },
+    Retry,
+    Discard,
+    Advance(u32),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u8..6, 0u8..4, 0u8..4).prop_map(|(record, op, priority)| Step::Queue { record, op, priority }),
+        2 => Just(Step::Send),
+        2 => (0u8..4).prop_map(|how| Step::Answer { how }),
+        1 => Just(Step::Retry),
+        1 => Just(Step::Discard),
+        1 => (0u32..400_000).prop_map(Step::Advance),
+    ]
+}
+
+fn stored_equals_engine(texts: &[String], engine: &Engine) {
+    let stored = replay(texts).unwrap().expect("something was stored");
+    assert_eq!(stored.snapshot, engine.export());
+    assert!(Engine::restore(Config::default(), stored.snapshot).is_ok(), "the stored queue restores");
+    assert_eq!(stored.client_id.as_deref(), Some("client-1"));
+    assert_eq!(stored.owner.as_deref(), Some("user-a"));
+}
+
+proptest! {
+    #[test]
+    fn replaying_the_stored_records_gives_the_engine_queue(steps in prop::collection::vec(step(), 1..120)) {
+        let mut engine = Engine::new(Config::default()).unwrap();
+        let mut journal = Journal::default();
+        let mut texts: Vec<String> = Vec::new();
+        let mut now = 1_000u64;
+        let mut flight = None;
+        for step in steps {
+            match step {
+                Step::Queue { record, op, priority } => {
+                    let op = [Op::Insert, Op::Update, Op::Upsert, Op::Delete][op as usize];
+                    let id = format!("r{record}");
+                    let data = if op == Op::Delete { None } else { json!({"id": id, "v": now}).as_object().cloned() };
+                    let change = Change::new("items", &id, op, data, Priority::from_index(priority.into()).unwrap()).unwrap();
+                    if engine.enqueue(change, now).is_ok() {
+                        journal.touch("items", &id);
+                    }
+                }
+                Step::Send => {
+                    if let Some(batch) = engine.poll_batch(now) {
+                        for c in &batch.changes {
+                            journal.touch(&c.table, &c.id);
+                        }
+                        flight = Some(batch);
+                    }
+                }
+                Step::Answer { how } => {
+                    if let Some(batch) = flight.take() {
+                        let outcome = match how {
+                            0 => Outcome::Applied,
+                            1 => Outcome::Conflict { row: None },
+                            2 => Outcome::Permanent { code: Some("23505".into()), message: "dup".into() },
+                            _ => Outcome::Transient { message: "503".into(), retry_after_ms: None },
+                        };
+                        let outcomes = batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: outcome.clone() }).collect();
+                        engine.on_batch_result(batch.id, outcomes, now).unwrap();
+                        for c in &batch.changes {
+                            journal.touch(&c.table, &c.id);
+                        }
+                    }
+                }
+                Step::Retry => {
+                    engine.retry_failed(None, now);
+                    journal.touch_all();
+                }
+                Step::Discard => {
+                    engine.discard_failed(None);
+                    journal.touch_all();
+                }
+                Step::Advance(ms) => now += u64::from(ms),
+            }
+            if let Some(written) = journal.take(&engine, "client-1", Some("user-a")) {
+                if written.replace {
+                    texts.clear();
+                }
+                texts.push(written.text);
+                stored_equals_engine(&texts, &engine);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_restored_queue_resumes_with_its_seqs_and_deadlines() {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut journal = Journal::default();
+    let data = json!({"id": "a", "v": 1}).as_object().cloned();
+    let seq = engine.enqueue(Change::new("items", "a", Op::Insert, data, Priority::Low).unwrap(), 1_000).unwrap();
+    journal.touch("items", "a");
+    let written = journal.take(&engine, "client-1", None).unwrap();
+    assert!(!written.replace, "a tick's record is a log record");
+    let stored = replay(&[written.text]).unwrap().unwrap();
+    assert_eq!(stored.client_id.as_deref(), Some("client-1"));
+    let mut restored = Engine::restore(Config::default(), stored.snapshot).unwrap();
+    assert_eq!(restored.poll_timeout(), Some(1_000 + 300_000), "the original deadline");
+    let batch = restored.poll_batch(301_000).unwrap();
+    assert_eq!(batch.changes[0].seq, seq, "the same replay identity");
+    let next = restored.enqueue(Change::new("items", "b", Op::Delete, None, Priority::Low).unwrap(), 2_000).unwrap();
+    assert!(next > seq, "new changes number after the restored ones");
+}
+
+#[test]
+fn every_so_often_a_record_replaces_the_log() {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut journal = Journal::default();
+    let mut replaced = 0;
+    for i in 0..(COMPACT_EVERY * 2 + 2) {
+        let id = format!("r{i}");
+        let data = json!({"id": id}).as_object().cloned();
+        engine.enqueue(Change::new("items", &id, Op::Upsert, data, Priority::Low).unwrap(), 0).unwrap();
+        journal.touch("items", &id);
+        replaced += u32::from(journal.take(&engine, "c", None).unwrap().replace);
+    }
+    assert_eq!(replaced, 2);
+    assert!(journal.take(&engine, "c", None).is_none(), "nothing touched, nothing written");
+}
+
+#[test]
+fn the_previous_format_is_read_as_a_whole_queue() {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let data = json!({"id": "a"}).as_object().cloned();
+    engine.enqueue(Change::new("items", "a", Op::Upsert, data, Priority::High).unwrap(), 5).unwrap();
+    let v1 = serde_json::to_string(&engine.export()).unwrap();
+    assert!(v1.contains("\"version\":1"));
+    let stored = replay(&[v1]).unwrap().unwrap();
+    assert_eq!(stored.snapshot, engine.export());
+    assert_eq!(stored.client_id, None, "format 1 kept no client id");
+}
+
+#[test]
+fn foreign_corrupt_and_newer_records_are_refused_with_a_reason() {
+    let cases = [
+        ("{not json", "not JSON"),
+        ("{\"hello\":1}", "not a record-sync queue record"),
+        ("{\"v\":3,\"c\":\"x\",\"n\":1,\"w\":[]}", "newer record-sync"),
+        ("{\"v\":2,\"c\":\"x\",\"n\":1,\"w\":[{\"t\":\"a\"}]}", "not a queue record"),
+        ("{\"version\":7,\"nextSeq\":1,\"entries\":[]}", "format version 7"),
+        ("[]", "not a record-sync queue record"),
+    ];
+    for (text, why) in cases {
+        let error = replay(&[text.to_owned()]).unwrap_err();
+        assert!(error.contains(why), "{text}: {error}");
+    }
+    assert_eq!(replay(&[]).unwrap(), None);
+}
