@@ -502,7 +502,7 @@ async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_onc
     sync.destroy();
     unsubscribe.call0(&JsValue::NULL).expect("unsubscribing twice, after destroy, is harmless");
     // And after the object itself is freed (what JS's `free()` or garbage collection does).
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &recording_transport(vec![]));
     let other = new_sync(options);
     let unsubscribe: Function = other.subscribe(listener.as_ref().clone()).unwrap().unchecked_into();
@@ -512,7 +512,7 @@ async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_onc
 
 #[wasm_bindgen_test]
 async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_alone() {
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &recording_transport(vec![]));
     let sync = new_sync(options);
     queue(&sync, "comments", "kept", "insert", json!({ "body": "kept" }), 3);
@@ -642,7 +642,7 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
         ),
     ];
     // A custom transport's timeout is checked too.
-    let custom = js(json!({ "transport": {} }));
+    let custom = js(json!({ "transport": {}, "storage": null }));
     let transport = recording_transport(vec![]);
     set(&transport, "timeoutMs", &JsValue::from(-5));
     set(&custom, "transport", &transport);
@@ -700,7 +700,7 @@ async fn callbacks_may_call_back_into_the_instance() {
     use std::cell::RefCell;
     use std::rc::Rc;
     let transport = recording_transport(vec![]);
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = Rc::new(new_sync(options));
     let errors = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -1031,7 +1031,7 @@ async fn a_413_isolates_the_oversized_change_and_applies_the_others() {
 async fn a_custom_send_that_never_settles_times_out_and_the_queue_moves_on() {
     let transport = hanging_transport();
     set(&transport, "timeoutMs", &100.into());
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = new_sync(options);
     queue(&sync, "comments", "a", "upsert", json!({ "body": "A" }), 0);
@@ -1085,7 +1085,7 @@ async fn a_refused_token_without_get_access_token_waits_for_set_access_token() {
 #[wasm_bindgen_test]
 async fn a_custom_transport_may_answer_missing_which_is_never_synced() {
     let transport = recording_transport(vec!["missing:b".into()]);
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = new_sync(options);
     let recorder = listen(&sync);
