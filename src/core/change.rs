@@ -104,6 +104,17 @@ impl Change {
             }
         }
         let last_changed = data.as_ref().and_then(|row| row.get(LAST_CHANGED)).filter(|v| !v.is_null()).cloned();
+        if let Some(stamp) = &last_changed {
+            if !stamp.as_str().is_some_and(is_timestamp) {
+                return Err(ArgumentError::new(
+                    "data",
+                    format!(
+                        "has last_changed {stamp}: it must be an ISO 8601 date-time string such as \
+                         \"2026-11-25T10:00:00.000Z\" (new Date().toISOString()), or null"
+                    ),
+                ));
+            }
+        }
         let data = match (op, data) {
             (Op::Delete, _) => None,
             (Op::Update, Some(row)) if row.is_empty() => {
@@ -116,6 +127,58 @@ impl Change {
         };
         Ok(Change { table: table.to_owned(), id: id.to_owned(), op, data, priority, last_changed, force: false })
     }
+}
+
+/// An ISO 8601 date, or date and time with an optional fraction and offset (`Z`, `+hh`, `+hh:mm`, `+hhmm`):
+/// what Postgres reads as a `timestamptz` the same way on every server. Words it also reads (`now`,
+/// `infinity`, `yesterday`) are refused: `infinity` would make a row that no later write can replace, and the
+/// others mean a different time on every retry.
+fn is_timestamp(text: &str) -> bool {
+    fn digits(bytes: &[u8], at: usize, n: usize) -> Option<u32> {
+        let part = bytes.get(at..at + n)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |v, d| v * 10 + u32::from(d - b'0')))
+    }
+    let b = text.as_bytes();
+    let date = (|| {
+        let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+        (b[4] == b'-' && b[7] == b'-' && year >= 1 && (1..=12).contains(&month) && (1..=31).contains(&day))
+            .then_some(())
+    })();
+    if date.is_none() {
+        return false;
+    }
+    if b.len() == 10 {
+        return true;
+    }
+    let time = (|| {
+        let (hour, minute) = (digits(b, 11, 2)?, digits(b, 14, 2)?);
+        let mut at = 16;
+        ((b[10] == b'T' || b[10] == b' ') && b[13] == b':' && hour <= 24 && minute <= 59).then_some(())?;
+        if b.get(at) == Some(&b':') {
+            (digits(b, at + 1, 2)? <= 60).then_some(())?;
+            at += 3;
+            if b.get(at) == Some(&b'.') {
+                let fraction = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+                (fraction > 0).then_some(())?;
+                at += 1 + fraction;
+            }
+        }
+        let offset_ok = match &b[at..] {
+            [] | [b'Z'] => true,
+            [b'+' | b'-', rest @ ..] => {
+                let hours = digits(rest, 0, 2).is_some_and(|h| h <= 15);
+                match rest.len() {
+                    2 => hours,
+                    4 => hours && digits(rest, 2, 2).is_some_and(|m| m <= 59),
+                    5 => hours && rest[2] == b':' && digits(rest, 3, 2).is_some_and(|m| m <= 59),
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        offset_ok.then_some(())
+    })();
+    time.is_some()
 }
 
 fn check_identifier(argument: &'static str, name: &str) -> Result<(), ArgumentError> {
@@ -150,6 +213,43 @@ mod tests {
         ];
         let names: Vec<_> = cases.into_iter().map(|c| c.unwrap_err().argument).collect();
         assert_eq!(names, ["table", "table", "id", "id", "data", "data", "data"]);
+    }
+
+    #[test]
+    fn last_changed_must_be_an_iso_timestamp() {
+        for good in [
+            "2026-01-01",
+            "2026-11-25T10:00:00.000Z",
+            "2026-11-25T10:00:00Z",
+            "2026-11-25 10:00:00+02",
+            "2026-11-25T10:00:00.123456+05:30",
+            "2026-11-25T10:00-0800",
+            "2026-11-25T10:00:00",
+        ] {
+            let data = row(json!({ "last_changed": good }));
+            assert!(Change::new("t", "1", Op::Upsert, data, Priority::Low).is_ok(), "{good}");
+        }
+        for bad in [
+            json!("infinity"),
+            json!("-infinity"),
+            json!("now"),
+            json!("yesterday"),
+            json!("2026"),
+            json!("2026-13-01"),
+            json!("2026-01-01T25:00:00Z"),
+            json!("2026-01-01T10:00:00.Z"),
+            json!("2026-01-01T10:00:00+1"),
+            json!("2026-01-01T10:00:00 UTC"),
+            json!(12345),
+            json!(true),
+        ] {
+            let data = row(json!({ "last_changed": bad }));
+            let error = Change::new("t", "1", Op::Upsert, data, Priority::Low).unwrap_err();
+            assert_eq!(error.argument, "data", "{bad}");
+            assert!(error.message.contains("last_changed"), "{bad}: {}", error.message);
+        }
+        let null = row(json!({ "last_changed": null }));
+        assert!(Change::new("t", "1", Op::Upsert, null, Priority::Low).is_ok());
     }
 
     #[test]
