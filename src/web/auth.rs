@@ -77,7 +77,7 @@ pub struct Retry {
 }
 
 /// Asks again after 1 s, 2 s, 4 s ... up to a minute: one user, one token source, nothing to spread out.
-fn delay_ms(failures: u32) -> u32 {
+pub fn delay_ms(failures: u32) -> u32 {
     1_000u32.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(60_000)
 }
 

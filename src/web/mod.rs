@@ -689,7 +689,13 @@ impl RecordSync {
             Some(t)
         };
         let resumes = token.is_some();
-        self.shared()?.token = token;
+        {
+            let mut s = self.shared()?;
+            if let Some(token) = &token {
+                storage::token_known(&mut s, token);
+            }
+            s.token = token;
+        }
         if resumes {
             auth::resume(&self.shared);
             schedule(&self.shared);

@@ -6,6 +6,7 @@
 //! one ([`Journal`]). Restoring is asynchronous; until it is done nothing is sent, and changes queued
 //! meanwhile are queued again behind the restored ones when it is.
 
+use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise};
@@ -15,7 +16,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::js::{self, describe, error_message, get};
 use super::options::Transport;
-use super::{schedule, Shared, State};
+use super::{auth, schedule, Shared, State};
 use crate::core::journal::{self, Journal, Stored};
 use crate::core::owner::jwt_subject;
 use crate::core::{Batch, Change, Engine, Op};
@@ -54,10 +55,11 @@ pub struct Durable {
     store: Option<Rc<Store>>,
     phase: Phase,
     journal: Journal,
-    /// The queue's key in the store: the `user` option, "" without one.
-    key: String,
-    /// Whose changes these are: the `user` option, else the subject of the first token sent with, or the
-    /// stored owner.
+    /// The queue's key in the store: the `user` option, else its owner once known ([`identify`]); "" where
+    /// no token is ever known (API key only). `None` until then: nothing is read or written.
+    key: Option<String>,
+    /// Whose changes these are: the `user` option, else the subject of the first token known (asked at
+    /// construction, or given to `setAccessToken`), or the stored owner where no token is known.
     owner: Option<String>,
     /// A storage problem, shown as `lastError` until a later write succeeds.
     error: Option<(u64, String)>,
@@ -115,7 +117,7 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         phase: if store.is_some() { Phase::Restoring } else { Phase::Memory },
         store,
         journal: Journal::default(),
-        key: user.clone().unwrap_or_default(),
+        key: user.clone(),
         owner: user,
         error: None,
         writes: 0,
@@ -133,16 +135,91 @@ pub fn start(shared: &Shared) {
     if let Ok(mut s) = shared.try_borrow_mut() {
         s.durable.lifecycle = listeners;
     }
+    let weak = Rc::downgrade(shared);
     if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Restoring) {
-        spawn_local(restore(Rc::downgrade(shared)));
+        spawn_local(restore(weak));
+    } else if shared.try_borrow().is_ok_and(|s| s.durable.key.is_none()) {
+        spawn_local(async move {
+            identify(&weak).await;
+        });
     }
 }
 
-async fn restore(weak: Weak<std::cell::RefCell<State>>) {
-    let Some((store, key)) = weak.upgrade().and_then(|shared| {
-        let s = shared.try_borrow().ok()?;
-        Some((s.durable.store.clone()?, s.durable.key.clone()))
-    }) else {
+/// Fixes the queue's owner as soon as a token is known, and with it the stored queue's key: a change queued
+/// while user A is signed in is never sent with user B's token, whatever the app does. Asks `getAccessToken`
+/// at once, then with backoff until it gives a token or `setAccessToken` does ([`token_known`]). Returns the
+/// key, or `None` when the instance is gone.
+async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
+    let (mut failures, mut next_ask) = (0u32, 0u64);
+    loop {
+        let ask = {
+            let shared = weak.upgrade()?;
+            let mut s = shared.try_borrow_mut().ok()?;
+            if s.destroyed {
+                return None;
+            }
+            if let Some(key) = &s.durable.key {
+                return Some(key.clone());
+            }
+            if let Some(owner) = s.durable.owner.clone() {
+                s.durable.key = Some(owner.clone());
+                return Some(owner);
+            }
+            match &*s.transport {
+                Transport::Http(http) => http.get_access_token.clone().map(|get| (get, http.token_timeout_ms)),
+                Transport::Custom { .. } => None,
+            }
+        };
+        let Some((get, timeout_ms)) = ask else {
+            // No token source: the API key is sent, and the queue is nobody's until `setAccessToken`.
+            let shared = weak.upgrade()?;
+            let mut s = shared.try_borrow_mut().ok()?;
+            s.durable.key = Some(String::new());
+            return Some(String::new());
+        };
+        if js::now() >= next_ask {
+            let asked = auth::ask(&get, timeout_ms).await;
+            let shared = weak.upgrade()?;
+            let mut s = shared.try_borrow_mut().ok()?;
+            match asked {
+                Ok(token) => {
+                    token_known(&mut s, &token);
+                    // A token that is not a user's (no `sub`): nobody's queue, as with the API key.
+                    if s.durable.key.is_none() && s.durable.owner.is_none() {
+                        s.durable.key = Some(String::new());
+                    }
+                    if s.token.is_none() {
+                        s.token = Some(token);
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    next_ask = js::now() + u64::from(auth::delay_ms(failures));
+                }
+            }
+        }
+        // Short naps, so that a token from `setAccessToken` ends the wait at once.
+        let _ = JsFuture::from(sleep(50)).await;
+    }
+}
+
+/// A token is known (`setAccessToken`, or the ask at construction): a queue without an owner takes its
+/// subject. The token itself is not kept here.
+pub fn token_known(s: &mut State, token: &str) {
+    if s.durable.owner.is_some() {
+        return;
+    }
+    if let Some(subject) = jwt_subject(token) {
+        s.durable.owner = Some(subject);
+        s.durable.version += 1;
+        touch_all(s);
+    }
+}
+
+async fn restore(weak: Weak<RefCell<State>>) {
+    let Some(key) = identify(&weak).await else { return };
+    let Some(store) = weak.upgrade().and_then(|shared| shared.try_borrow().ok()?.durable.store.clone()) else {
         return;
     };
     // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
@@ -246,6 +323,13 @@ fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
     s.durable.version += 1;
     s.durable.journal.touch_all();
     let Some(stored) = stored else { return Ok(()) };
+    if let (Some(mine), Some(theirs)) = (&s.durable.owner, &stored.owner) {
+        if mine != theirs {
+            return Err(format!(
+                "the stored queue holds user {theirs}'s changes and this instance is user {mine}'s; it is left as it is"
+            ));
+        }
+    }
     let config = s.engine.config().clone();
     let mut engine =
         Engine::restore(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
@@ -326,7 +410,8 @@ pub fn persist(shared: &Shared) {
         let owner = s.durable.owner.clone();
         let Some(written) = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref()) else { return };
         s.durable.writes += 1;
-        (store, s.durable.key.clone(), written, s.durable.writes)
+        let Some(key) = s.durable.key.clone() else { return };
+        (store, key, written, s.durable.writes)
     };
     let args = [JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
     let result = call(&store, &store.append, &args);
@@ -416,8 +501,9 @@ pub fn clear(shared: &Shared) -> Promise {
         return Promise::reject(&js::error("RecordSync: re-entrant call while the instance is busy"));
     };
     s.durable.clearing = true;
-    let Some(store) = s.durable.store.clone() else { return Promise::resolve(&JsValue::UNDEFINED) };
-    let key = s.durable.key.clone();
+    let (Some(store), Some(key)) = (s.durable.store.clone(), s.durable.key.clone()) else {
+        return Promise::resolve(&JsValue::UNDEFINED);
+    };
     let release = s.durable.release.take();
     drop(s);
     let result = call(&store, &store.clear, &[JsValue::from_str(&key)]);

@@ -140,6 +140,117 @@ for (const mode of ["rpc", "rest"]) {
   });
 }
 
+describe("whose queue it is without the user option (issue 9)", () => {
+  /** Queues `count` inserts without user_id (the server files them under the token's user). */
+  const inserts = (page, prefix, count) =>
+    page.evaluate(({ prefix, count }) => {
+      for (let i = 0; i < count; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}${i}`, "insert", { id: `${prefix}${i}`, theme: "x" });
+    }, { prefix, count });
+  /** Switches the token, asks for a flush, and reports what the instance shows 300 ms later. */
+  const switchTo = (page, token, set) =>
+    page.evaluate(async ({ token, set }) => {
+      window.t.token = token;
+      if (set) window.t.sync.setAccessToken(token);
+      window.t.sync.forceSyncAll().catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+      const s = window.t.sync.stats();
+      return { pending: s.pending, user: s.user, lastError: s.lastError };
+    }, { token, set });
+
+  test("the owner is fixed by the first token known: getAccessToken switching to B sends nothing of A's", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      assert.equal(await create(page, { user: null }), true);
+      await inserts(page, "gat-switch-", 3);
+      // The instance may still hold A's token (then the rows go as A's) or ask again (then they wait).
+      const held = await switchTo(page, tokenB, false);
+      assert.equal(held.user, USER_A);
+      assert.equal((await rowsOf(tokenB, "gat-switch-")).length, 0, "nothing written as B's");
+      const leaked = (await page.evaluate(() => window.t.sent)).filter((r) => r.sub !== USER_A && r.body.includes("gat-switch-"));
+      assert.deepEqual(leaked, [], "no request carried A's changes with another token");
+      await page.evaluate((tokenA) => { window.t.token = tokenA; window.t.sync.setAccessToken(tokenA); }, tokenA);
+      assert.equal((await flush(page)).failed, 0);
+      assert.equal((await rowsOf(tokenA, "gat-switch-")).length, 3);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      await page.evaluate(({ url, tokenA }) => {
+        window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" }, storage: null });
+        window.t.sync.setAccessToken(tokenA);
+      }, { url: server.restUrl, tokenA });
+      await inserts(page, "set-switch-", 3);
+      const held = await switchTo(page, tokenB, true);
+      assert.deepEqual({ pending: held.pending, user: held.user }, { pending: 3, user: USER_A });
+      assert.equal((await rowsOf(tokenB, "set-switch-")).length, 0, "nothing written as B's");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("A's stored queue is not restored by B's instance; A's next instance sends it", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      assert.equal(await create(page, { user: null }), true);
+      await inserts(page, "restore-a-", 3);
+      await page.waitForTimeout(50);
+      await page.evaluate(() => window.t.sync.destroy());
+      assert.equal(await create(page, { user: null, token: tokenB }), true);
+      assert.equal(await page.evaluate(() => window.t.sync.stats().user), USER_B);
+      assert.equal(await page.evaluate(() => window.t.sync.pendingChanges().length), 0, "B does not see A's queue");
+      assert.deepEqual(await flush(page), { confirmed: 0, failed: 0 });
+      await page.evaluate(() => window.t.sync.destroy());
+      assert.equal(await create(page, { user: null, token: tokenA }), true);
+      assert.deepEqual(await flush(page), { confirmed: 3, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "restore-a-")).length, 3);
+      assert.equal((await rowsOf(tokenB, "restore-a-")).length, 0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a tab of user B does not take over user A's stored queue when A's tab crashes", async () => {
+    const context = await browser.newContext();
+    try {
+      // API key only (no getAccessToken): both tabs use the queue keyed "", and setAccessToken fixes the owner.
+      // The token comes a moment after construction, so the tab has already locked the queue keyed "".
+      const open = (page, token) =>
+        page.evaluate(async ({ url, token }) => {
+          window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
+          await new Promise((r) => setTimeout(r, 50));
+          window.t.sync.setAccessToken(token);
+          return window.t.durable();
+        }, { url: server.restUrl, token });
+      const first = await openPage(context, site.url);
+      assert.equal(await open(first, tokenA), true);
+      await inserts(first, "takeover-a-", 3);
+      const second = await openPage(context, site.url);
+      assert.equal(await open(second, tokenB), false, "the first tab holds the queue");
+      await first.waitForTimeout(100);
+      const cdp = await context.newCDPSession(first);
+      const gone = new Promise((ok) => first.once("crash", ok));
+      cdp.send("Page.crash").catch(() => {});
+      await gone;
+      await second.waitForFunction(() => /user aaaaaaaa/.test(window.t.sync.stats().lastError ?? ""), null, { timeout: 5000 });
+      const s = await second.evaluate(async () => {
+        await window.t.sync.forceSyncAll();
+        return { pending: window.t.sync.stats().pending, user: window.t.sync.stats().user };
+      });
+      assert.deepEqual(s, { pending: 0, user: USER_B });
+      assert.equal((await rowsOf(tokenB, "takeover-a-")).length, 0, "A's changes were not sent as B's");
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe("durable queue across crashes and storage faults", () => {
   test("a browser killed with 500 changes pending (persistent profile) sends them when reopened", async () => {
     const { chromium } = await import("playwright-core");
