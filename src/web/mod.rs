@@ -246,7 +246,8 @@ async fn send(shared: Shared, batch: Batch) {
 fn settle_waiters(shared: &Shared) {
     let settled: Vec<(Waiter, JsValue)> = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
-        if s.waiters.is_empty() {
+        // Until the stored queue is restored, an empty queue is not settled: it is not all there yet.
+        if s.waiters.is_empty() || !storage::may_send(&s) {
             return;
         }
         let (done, waiting): (Vec<Waiter>, Vec<Waiter>) =

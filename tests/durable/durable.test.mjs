@@ -370,6 +370,27 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("forceSyncAll() right after construction waits for the stored queue", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      await create(page);
+      await queue(page, "early-flush-", 3);
+      await page.waitForTimeout(50);
+      await page.evaluate(() => window.t.sync.destroy());
+      const summary = await page.evaluate(async ({ url, token, user }) => {
+        window.t.token = token;
+        const sync = window.t.create({ url, mode: "rpc", user });
+        const s = await sync.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.length, pending: sync.stats().pending };
+      }, { url: server.restUrl, token: tokenA, user: USER_A });
+      assert.deepEqual(summary, { confirmed: 3, failed: 0, pending: 0 });
+      assert.equal((await rowsOf(tokenA, "early-flush-")).length, 3);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a store that throws: lastError says so, nothing in memory is lost, and it all syncs", async () => {
     const context = await browser.newContext();
     try {
