@@ -16,7 +16,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::js::{self, describe, error_message, get};
 use super::options::Transport;
-use super::{auth, schedule, Shared, State};
+use super::{auth, schedule, timeout, Shared, State};
 use crate::core::journal::{self, Journal, Stored};
 use crate::core::owner::jwt_subject;
 use crate::core::{Batch, Change, Engine, Op};
@@ -33,6 +33,8 @@ extern "C" {
 const DATABASE: &str = "record-sync";
 /// How long a new instance waits for the queue's tab lock before it keeps its changes in memory only.
 const LOCK_WAIT_MS: u32 = 1_000;
+/// How long the stored queue may take to load before the instance works in memory.
+const LOAD_TIMEOUT_MS: u32 = 10_000;
 
 /// A queue store: the default IndexedDB one or the app's (`storage` option), called with the store as `this`.
 struct Store {
@@ -258,13 +260,18 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         }
     }
-    let loaded = call(&store, &store.load, &[JsValue::from_str(&key)]);
-    let loaded = match loaded {
-        Ok(promise) => JsFuture::from(promise).await,
-        Err(e) => Err(e),
+    let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
+    let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
+        Err(e) => Err(unreadable(&e)),
+        // A store that never answers would hold the queue back for good (nothing is sent while restoring).
+        Ok(promise) => match timeout::within(&promise, LOAD_TIMEOUT_MS).await {
+            None => Err(format!("storage.load did not answer within {} s", LOAD_TIMEOUT_MS / 1_000)),
+            Some(Err(e)) => Err(unreadable(&e)),
+            Some(Ok(value)) => Ok(value),
+        },
     };
     let texts: Result<Vec<String>, String> = match loaded {
-        Err(e) => Err(format!("could not read the stored queue ({})", error_message(&e))),
+        Err(why) => Err(why),
         Ok(value) if Array::is_array(&value) => Array::from(&value)
             .iter()
             .map(|v| v.as_string().ok_or_else(|| format!("a stored record is not a string but {}", describe(&v))))

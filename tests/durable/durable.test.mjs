@@ -425,6 +425,31 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("a store whose load never settles: after 10 s the queue works in memory and says why", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const result = await page.evaluate(async (args) => {
+        window.t.token = args.token;
+        const sync = window.t.create({
+          url: args.url,
+          mode: "rpc",
+          user: args.user,
+          storage: { load: () => new Promise(() => {}), async append() {}, async clear() {} },
+        });
+        for (let i = 0; i < 3; i++) sync.queueHighChange("user_preferences", `stalled-${i}`, "upsert", { id: `stalled-${i}`, theme: "x" });
+        const stalled = new Promise((r) => setTimeout(() => r("stalled"), 15000));
+        const summary = await Promise.race([sync.forceSyncAll(), stalled]);
+        return { summary: summary === "stalled" ? summary : summary.confirmed, lastError: sync.stats().lastError, durable: sync.stats().durable };
+      }, { url: server.restUrl, user: USER_A, token: tokenA });
+      assert.equal(result.summary, 3);
+      assert.equal(result.durable, false);
+      assert.match(result.lastError, /storage: storage\.load did not answer within 10 s/);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a corrupt stored record: clear lastError, left as it is, the queue works in memory", async () => {
     const context = await browser.newContext();
     try {
