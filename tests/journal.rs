@@ -150,18 +150,25 @@ fn the_previous_format_is_read_as_a_whole_queue() {
 }
 
 #[test]
-fn foreign_corrupt_and_newer_records_are_refused_with_a_reason() {
-    let cases = [
-        ("{not json", "not JSON"),
-        ("{\"hello\":1}", "not a record-sync queue record"),
+fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
+    for (text, why) in [
         ("{\"v\":3,\"c\":\"x\",\"n\":1,\"w\":[]}", "newer record-sync"),
-        ("{\"v\":2,\"c\":\"x\",\"n\":1,\"w\":[{\"t\":\"a\"}]}", "not a queue record"),
         ("{\"version\":7,\"nextSeq\":1,\"entries\":[]}", "format version 7"),
-        ("[]", "not a record-sync queue record"),
-    ];
-    for (text, why) in cases {
+    ] {
         let error = replay(&[text.to_owned()]).unwrap_err();
         assert!(error.contains(why), "{text}: {error}");
+    }
+    for (text, why) in [
+        ("{not json", "not JSON"),
+        ("{\"hello\":1}", "not a record-sync queue record"),
+        ("{\"v\":2,\"c\":\"x\",\"n\":1,\"w\":[{\"t\":\"a\"}]}", "not a queue record"),
+        ("[]", "not a record-sync queue record"),
+    ] {
+        let stored = replay(&[text.to_owned()]).unwrap().unwrap();
+        assert_eq!(stored.skipped.len(), 1, "{text}");
+        assert_eq!(stored.skipped[0].0, 0);
+        assert!(stored.skipped[0].1.contains(why), "{text}: {:?}", stored.skipped);
+        assert!(stored.snapshot.entries.is_empty());
     }
     assert_eq!(replay(&[]).unwrap(), None);
 }

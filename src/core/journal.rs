@@ -134,21 +134,38 @@ pub struct Stored {
     /// `None` for a format-1 snapshot: the shell picks a new one.
     pub client_id: Option<String>,
     pub owner: Option<String>,
+    /// Records that could not be read and were left out (their index among the texts, and why): one
+    /// corrupt record costs its own writes, not the whole queue.
+    pub skipped: Vec<(usize, String)>,
 }
 
-/// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. An error names the record and why
-/// (not JSON, not ours, a newer format); the shell then leaves storage as it is.
+/// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not JSON,
+/// not ours) is left out and named in `skipped`; one in a newer format is an error naming it (a newer
+/// record-sync's queue must not be overwritten), and the shell then leaves storage as it is.
 pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
     if texts.is_empty() {
         return Ok(None);
     }
     let mut records: BTreeMap<(String, String), Vec<SavedEntry>> = BTreeMap::new();
-    let (mut next_seq, mut client_id, mut owner) = (1, None, None);
+    let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
-        let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON ({e})")))?;
+        let mut skip = |why: String| skipped.push((index, bad(why)));
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                skip(format!("not JSON ({e})"));
+                continue;
+            }
+        };
         if value.get("version").is_some() {
-            let snapshot: Snapshot = serde_json::from_value(value).map_err(|e| bad(format!("not a queue ({e})")))?;
+            let snapshot: Snapshot = match serde_json::from_value(value) {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    skip(format!("not a queue ({e})"));
+                    continue;
+                }
+            };
             if snapshot.version != SNAPSHOT_VERSION {
                 return Err(bad(format!("format version {} is not known", snapshot.version)));
             }
@@ -166,16 +183,26 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
             Some(v) if v > u64::from(FORMAT) => {
                 return Err(bad(format!("written by a newer record-sync (format {v}; this one reads up to {FORMAT})")))
             }
-            _ => return Err(bad("not a record-sync queue record".into())),
+            _ => {
+                skip("not a record-sync queue record".into());
+                continue;
+            }
         }
-        let record: Record = serde_json::from_value(value).map_err(|e| bad(format!("not a queue record ({e})")))?;
+        let record: Record = match serde_json::from_value(value) {
+            Ok(record) => record,
+            Err(e) => {
+                skip(format!("not a queue record ({e})"));
+                continue;
+            }
+        };
+        if let Some(writes) = record.w.iter().find(|w| w.e.iter().any(|e| e.table != w.t || e.id != w.i)) {
+            skip(format!("writes filed under the wrong record {}/{}", writes.t, writes.i));
+            continue;
+        }
         if record.r {
             records.clear();
         }
         for writes in record.w {
-            if writes.e.iter().any(|e| e.table != writes.t || e.id != writes.i) {
-                return Err(bad(format!("writes filed under the wrong record {}/{}", writes.t, writes.i)));
-            }
             if writes.e.is_empty() {
                 records.remove(&(writes.t, writes.i));
             } else {
@@ -188,5 +215,5 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
     }
     let mut entries: Vec<SavedEntry> = records.into_values().flatten().collect();
     sort_saved(&mut entries);
-    Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner }))
+    Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner, skipped }))
 }

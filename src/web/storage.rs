@@ -63,6 +63,9 @@ pub struct Durable {
     /// Whose changes these are: the `user` option, else the subject of the first token known (asked at
     /// construction, or given to `setAccessToken`), or the stored owner where no token is known.
     owner: Option<String>,
+    /// Stored records the restore left out, shown as `lastError` when there is no storage problem: the queue
+    /// is durable, but some changes could not be read.
+    notice: Option<String>,
     /// A storage problem, shown as `lastError` until a later write succeeds.
     error: Option<(u64, String)>,
     writes: u64,
@@ -121,6 +124,7 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         journal: Journal::default(),
         key: user.clone(),
         owner: user,
+        notice: None,
         error: None,
         writes: 0,
         version: 0,
@@ -278,10 +282,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
             .collect(),
         Ok(value) => Err(format!("storage.load must resolve to an array of strings, not {}", describe(&value))),
     };
-    let stored = texts.and_then(|texts| journal::replay(&texts));
+    let stored = texts.and_then(|texts| journal::replay(&texts).map(|stored| (texts, stored)));
     match stored {
         Err(why) => give_up(&shared, format!("{why}; it is left as it is and this session keeps changes in memory")),
-        Ok(stored) => {
+        Ok((texts, mut stored)) => {
+            let skipped = stored.as_mut().map(|stored| std::mem::take(&mut stored.skipped)).unwrap_or_default();
             if let Ok(mut s) = shared.try_borrow_mut() {
                 if s.destroyed {
                     return;
@@ -291,10 +296,32 @@ async fn restore(weak: Weak<RefCell<State>>) {
                     give_up(&shared, why);
                     return;
                 }
+                if !skipped.is_empty() {
+                    s.durable.notice = Some(set_aside(&store, &key, &texts, &skipped));
+                    s.durable.version += 1;
+                }
             }
             schedule(&shared);
         }
     }
+}
+
+/// Stores the records the restore could not read under a key of their own, before the next write replaces the
+/// queue's records, so that they can still be looked at. Returns the `lastError` naming them.
+fn set_aside(store: &Store, key: &str, texts: &[String], skipped: &[(usize, String)]) -> String {
+    let aside = format!("{key}#unreadable-{}", js::now());
+    for (index, _) in skipped {
+        let text = texts.get(*index).map_or("", String::as_str);
+        let args = [JsValue::from_str(&aside), JsValue::from_str(text), JsValue::from_bool(false)];
+        // A failure here is left to the store's next write to report: the queue itself is not at stake.
+        if let Ok(promise) = call(store, &store.append, &args) {
+            spawn_local(async move {
+                let _ = JsFuture::from(promise).await;
+            });
+        }
+    }
+    let whys: Vec<&str> = skipped.iter().map(|(_, why)| why.as_str()).collect();
+    format!("storage: {}; left out of the restored queue and set aside under the key {aside:?}", whys.join("; "))
 }
 
 /// The tab that held the stored queue is gone: stop sending, let the request on its way settle, then restore the
@@ -487,6 +514,8 @@ pub fn stats(s: &State) -> JsValue {
     set("durable", JsValue::from_bool(d.phase == Phase::Durable && d.error.is_none()));
     set("user", d.owner.as_deref().map_or(JsValue::NULL, JsValue::from_str));
     if let Some((_, why)) = &d.error {
+        set("lastError", JsValue::from_str(why));
+    } else if let Some(why) = d.notice.as_ref().filter(|_| js::get(&value, "lastError").is_null()) {
         set("lastError", JsValue::from_str(why));
     }
     value

@@ -450,19 +450,30 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
-  test("a corrupt stored record: clear lastError, left as it is, the queue works in memory", async () => {
+  test("a corrupt stored record is set aside: the rest is restored, durability stays on, lastError names it", async () => {
     const context = await browser.newContext();
     try {
-      const page = await openPage(context, site.url);
-      await page.evaluate((user) => window.t.idb((store) => store.put("{not json", [user, 0])), USER_A);
-      const durable = await create(page);
-      assert.equal(durable, false);
-      const s = await page.evaluate(() => window.t.sync.stats());
-      assert.match(s.lastError, /storage: stored record 1 of 1: not JSON/);
+      let page = await openPage(context, site.url);
+      await create(page);
       await queue(page, "corrupt-", 3);
-      assert.deepEqual(await flush(page), { confirmed: 3, failed: 0 });
-      const kept = await page.evaluate((user) => window.t.idb((store) => store.get([user, 0])), USER_A);
-      assert.equal(kept, "{not json", "the stored record is not overwritten");
+      await page.waitForTimeout(50);
+      await page.evaluate(() => window.t.sync.destroy());
+      // A record after the good ones that cannot be read.
+      await page.evaluate((user) => window.t.idb((store) => store.put("{not json", [user, 1000])), USER_A);
+      assert.equal(await create(page), true, "durability stays on");
+      const s = await page.evaluate(() => ({ ...window.t.sync.stats(), ids: window.t.sync.pendingChanges().map((p) => p.id) }));
+      assert.match(s.lastError, /storage: stored record (\d+) of \1: not JSON .*set aside under the key "aaaaaaaa-0000-4000-8000-00000000000a#unreadable-\d+"/);
+      assert.deepEqual(s.ids.sort(), ["corrupt-0", "corrupt-1", "corrupt-2"]);
+      await queue(page, "corrupt-more-", 2);
+      await page.waitForTimeout(50);
+      const kept = await page.evaluate(() => window.t.idb((store) => store.getAll()));
+      assert.ok(kept.includes("{not json"), "the unreadable record is kept aside");
+      // Durable again: a reload restores the queue, without the unreadable record.
+      await page.close();
+      page = await openPage(context, site.url);
+      assert.equal(await create(page), true);
+      assert.equal(await page.evaluate(() => window.t.sync.stats().lastError), null);
+      assert.deepEqual(await flush(page), { confirmed: 5, failed: 0 });
     } finally {
       await context.close();
     }
