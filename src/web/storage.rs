@@ -171,6 +171,11 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
                 s.durable.key = Some(owner.clone());
                 return Some(owner);
             }
+            // `setAccessToken` gave a token that is not a user's (no `sub`): nobody's queue, nothing to ask.
+            if s.token.is_some() {
+                s.durable.key = Some(String::new());
+                return Some(String::new());
+            }
             match &*s.transport {
                 Transport::Http(http) => http.get_access_token.clone().map(|get| (get, http.token_timeout_ms)),
                 Transport::Custom { .. } => None,
