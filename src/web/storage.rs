@@ -33,6 +33,8 @@ extern "C" {
 const DATABASE: &str = "record-sync";
 /// How long a new instance waits for the queue's tab lock before it keeps its changes in memory only.
 const LOCK_WAIT_MS: u32 = 1_000;
+/// `lastError` while the restore waits for a token to know whose stored queue it is.
+const WAITING: &str = "storage: waiting for a user's token to restore their stored queue";
 /// How long the stored queue may take to load before the instance works in memory.
 const LOAD_TIMEOUT_MS: u32 = 10_000;
 
@@ -167,14 +169,19 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
             if let Some(key) = &s.durable.key {
                 return Some(key.clone());
             }
-            if let Some(owner) = s.durable.owner.clone() {
-                s.durable.key = Some(owner.clone());
-                return Some(owner);
+            // A token is held (`setAccessToken`, a send's ask): its user's queue; a token without `sub` is not a
+            // user's, and the queue is nobody's, as with the API key.
+            if let Some(token) = s.token.clone() {
+                token_known(&mut s, &token);
             }
-            // `setAccessToken` gave a token that is not a user's (no `sub`): nobody's queue, nothing to ask.
-            if s.token.is_some() {
-                s.durable.key = Some(String::new());
-                return Some(String::new());
+            if s.durable.owner.is_some() || s.token.is_some() {
+                let key = s.durable.owner.clone().unwrap_or_default();
+                s.durable.key = Some(key.clone());
+                if s.durable.error.as_ref().is_some_and(|(_, why)| why.starts_with(WAITING)) {
+                    s.durable.error = None;
+                    s.durable.version += 1;
+                }
+                return Some(key);
             }
             match &*s.transport {
                 Transport::Http(http) => http.get_access_token.clone().map(|get| (get, http.token_timeout_ms)),
@@ -195,16 +202,18 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
             match asked {
                 Ok(token) => {
                     token_known(&mut s, &token);
-                    // A token that is not a user's (no `sub`): nobody's queue, as with the API key.
-                    if s.durable.key.is_none() && s.durable.owner.is_none() {
-                        s.durable.key = Some(String::new());
-                    }
                     if s.token.is_none() {
                         s.token = Some(token);
                     }
                     continue;
                 }
-                Err(_) => {
+                Err(why) => {
+                    if s.durable.phase == Phase::Restoring {
+                        s.durable.error = Some((u64::MAX, format!("{WAITING}: {why}")));
+                        s.durable.version += 1;
+                        drop(s);
+                        super::notify(&shared);
+                    }
                     failures = failures.saturating_add(1);
                     next_ask = js::now() + u64::from(auth::delay_ms(failures));
                 }

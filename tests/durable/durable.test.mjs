@@ -177,6 +177,30 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("signed out at construction: changes wait in memory, then join the queue of the user who signs in", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const waiting = await page.evaluate(async (url) => {
+        window.t.token = null;
+        window.t.create({ url, mode: "rpc", user: null });
+        for (let i = 0; i < 2; i++) window.t.sync.queueHighChange("user_preferences", `signed-out-${i}`, "insert", { id: `signed-out-${i}`, theme: "x" });
+        await new Promise((r) => setTimeout(r, 100));
+        const s = window.t.sync.stats();
+        return { pending: s.pending, user: s.user, durable: s.durable, lastError: s.lastError };
+      }, server.restUrl);
+      assert.deepEqual({ ...waiting, lastError: undefined }, { pending: 2, user: null, durable: false, lastError: undefined });
+      assert.match(waiting.lastError, /storage: waiting for a user's token to restore their stored queue: getAccessToken gave no token/);
+      await page.evaluate((tokenA) => { window.t.token = tokenA; window.t.sync.setAccessToken(tokenA); }, tokenA);
+      assert.equal(await page.evaluate(() => window.t.durable()), true);
+      assert.equal(await page.evaluate(() => window.t.sync.stats().lastError), null);
+      assert.deepEqual(await flush(page), { confirmed: 2, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "signed-out-")).length, 2);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {
