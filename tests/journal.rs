@@ -1,6 +1,6 @@
 //! The durable queue's journal: whatever the engine goes through, replaying the stored texts gives back the
-//! queue the engine holds (the shell touches the records each step touched, as src/web does), and bad or
-//! foreign stored texts are refused with a reason instead of being half-read.
+//! queue the engine holds (the shell touches the records each step touched, as src/web does); an unreadable
+//! stored text is left out with a reason, and one of a newer format is refused.
 
 // Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
 #![cfg(not(target_arch = "wasm32"))]
@@ -171,4 +171,25 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
         assert!(stored.snapshot.entries.is_empty());
     }
     assert_eq!(replay(&[]).unwrap(), None);
+}
+
+#[test]
+fn an_unreadable_record_between_readable_ones_costs_only_itself() {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut journal = Journal::default();
+    let mut texts = Vec::new();
+    for id in ["a", "b"] {
+        let change = Change::new("t", id, Op::Upsert, json!({ "id": id }).as_object().cloned(), Priority::Low).unwrap();
+        engine.enqueue(change, 1_000).unwrap();
+        journal.touch("t", id);
+        texts.push(journal.take(&engine, "client-1", Some("user-a")).unwrap().text);
+        if id == "a" {
+            texts.push("{not json".to_owned());
+        }
+    }
+    let stored = replay(&texts).unwrap().unwrap();
+    assert_eq!(stored.skipped.len(), 1);
+    assert_eq!(stored.skipped[0].0, 1);
+    assert!(stored.skipped[0].1.starts_with("stored record 2 of 3: not JSON"), "{:?}", stored.skipped);
+    assert_eq!(stored.snapshot, engine.export());
 }
