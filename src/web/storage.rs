@@ -518,7 +518,7 @@ pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
     }
 }
 
-/// `stats()`: the engine's figures with `durable`, `user`, and the storage or owner problem as `lastError`.
+/// `stats()`: the engine's figures with `durable`, `restoring`, `user`, and the storage or owner problem as `lastError`.
 pub fn stats(s: &State) -> JsValue {
     let value = js::from_serde(&s.engine.stats());
     let d = &s.durable;
@@ -526,6 +526,7 @@ pub fn stats(s: &State) -> JsValue {
         let _ = js_sys::Reflect::set(&value, &JsValue::from_str(key), &v);
     };
     set("durable", JsValue::from_bool(d.phase == Phase::Durable && d.error.is_none()));
+    set("restoring", JsValue::from_bool(d.phase == Phase::Restoring));
     set("user", d.owner.as_deref().map_or(JsValue::NULL, JsValue::from_str));
     if let Some((_, why)) = &d.error {
         set("lastError", JsValue::from_str(why));

@@ -172,7 +172,11 @@ export interface SyncStats {
   /** The queue is restored from and written to storage. False while restoring, without a store, after a
    *  storage fault (then `lastError` says which), and in a second tab while another holds this user's queue. */
   durable: boolean;
-  /** Whose queue this is: the `user` option, or the `sub` of the token it was first sent with. */
+  /** The stored queue is being read (or waits for a token that says whose it is): `pending` and
+   *  `pendingChanges()` do not count it yet, nothing is sent, and `forceSyncAll()` waits for it. */
+  restoring: boolean;
+  /** Whose queue this is: the `user` option, else the `sub` of the first token known (asked at construction,
+   *  or given to `setAccessToken`), or the owner stored with a queue kept under no user. */
   user: string | null;
 }
 

@@ -187,13 +187,13 @@ describe("whose queue it is without the user option (issue 9)", () => {
         for (let i = 0; i < 2; i++) window.t.sync.queueHighChange("user_preferences", `signed-out-${i}`, "insert", { id: `signed-out-${i}`, theme: "x" });
         await new Promise((r) => setTimeout(r, 100));
         const s = window.t.sync.stats();
-        return { pending: s.pending, user: s.user, durable: s.durable, lastError: s.lastError };
+        return { pending: s.pending, user: s.user, durable: s.durable, restoring: s.restoring, lastError: s.lastError };
       }, server.restUrl);
-      assert.deepEqual({ ...waiting, lastError: undefined }, { pending: 2, user: null, durable: false, lastError: undefined });
+      assert.deepEqual({ ...waiting, lastError: undefined }, { pending: 2, user: null, durable: false, restoring: true, lastError: undefined });
       assert.match(waiting.lastError, /storage: waiting for a user's token to restore their stored queue: getAccessToken gave no token/);
       await page.evaluate((tokenA) => { window.t.token = tokenA; window.t.sync.setAccessToken(tokenA); }, tokenA);
       assert.equal(await page.evaluate(() => window.t.durable()), true);
-      assert.equal(await page.evaluate(() => window.t.sync.stats().lastError), null);
+      assert.deepEqual(await page.evaluate(() => [window.t.sync.stats().lastError, window.t.sync.stats().restoring]), [null, false]);
       assert.deepEqual(await flush(page), { confirmed: 2, failed: 0 });
       assert.equal((await rowsOf(tokenA, "signed-out-")).length, 2);
     } finally {
