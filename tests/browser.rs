@@ -192,7 +192,8 @@ async fn each_priority_deadline_is_met() {
     let deadlines = [0.0, 300.0, 600.0, 900.0];
     for (i, at) in confirmed.iter().enumerate() {
         let at = at.unwrap();
-        // Sent at the deadline (not before: nothing fills batches early), confirmed shortly after.
+        // Sent at the deadline (not before: no record is idle for the second that lets a write ride along with an
+        // earlier request), confirmed shortly after.
         assert!(at <= deadlines[i] + 400.0, "{} confirmed after {at} ms, deadline {}", names[i], deadlines[i]);
         assert!(
             at >= deadlines[i] - 20.0,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::change::{Change, Op, Priority, Row};
-use super::config::{Config, ConflictStrategy};
+use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
@@ -307,6 +307,7 @@ impl Engine {
             seq,
             queued_at: now,
             deadline: now.saturating_add(self.config.interval(change.priority)),
+            touched_at: now,
             attempts: 0,
             changes: 1,
             force: change.force,
@@ -356,6 +357,7 @@ impl Engine {
             seq,
             queued_at: now,
             deadline: now.saturating_add(self.config.interval(change.priority)),
+            touched_at: now,
             attempts: 0,
             changes: 1,
             force: change.force,
@@ -437,12 +439,18 @@ impl Engine {
     fn choose(&self, now: u64) -> Vec<u64> {
         let limit = self.config.batch_size;
         let mut chosen: Vec<u64> = Vec::with_capacity(limit);
+        let mut scan = limit.saturating_mul(FILL_SCAN_FACTOR);
         for (deadline, order) in self.pending.by_deadline() {
             let due = deadline <= now;
-            // Not-yet-due writes only ride along with a batch that goes out anyway.
-            let fills = self.config.fill_batches && !chosen.is_empty();
-            if !(due || fills) {
-                break;
+            if !due {
+                // Not-yet-due writes only ride along with a batch that goes out anyway.
+                if chosen.is_empty() || scan == 0 || self.config.fill == Fill::DueOnly {
+                    break;
+                }
+                scan -= 1;
+                if !self.carries(order, now) {
+                    continue;
+                }
             }
             if chosen.contains(&order) {
                 continue;
@@ -474,6 +482,19 @@ impl Engine {
             }
         }
         self.send_order(chosen)
+    }
+
+    /// Whether the not-yet-due write at `order` rides along (see [`Fill`]).
+    fn carries(&self, order: u64, now: u64) -> bool {
+        match self.config.fill {
+            Fill::DueOnly => false,
+            Fill::All => true,
+            Fill::Idle { idle_ms } => self
+                .pending
+                .key_at(order)
+                .and_then(|key| self.pending.get(key))
+                .is_some_and(|e| now.saturating_sub(e.touched_at) >= idle_ms),
+        }
     }
 
     /// Queue order, except that a write follows the writes of its ancestor tables that it was queued after

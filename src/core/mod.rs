@@ -16,7 +16,7 @@ pub mod wire;
 
 pub use backoff::Backoff;
 pub use change::{Change, Op, Priority, Row};
-pub use config::{Config, ConflictStrategy, DEFAULT_INTERVALS_MS};
+pub use config::{Config, ConflictStrategy, Fill, DEFAULT_INTERVALS_MS};
 pub use engine::{
     Batch, ChangeOutcome, Conflict, ConflictReason, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView,
     Resolution, Settled,

@@ -30,6 +30,8 @@ pub(crate) struct Entry {
     pub seq: u64,
     /// When the first change was queued, for latency.
     pub queued_at: u64,
+    /// When the latest change was folded in (how long the record has been idle, see [`crate::core::Fill`]).
+    pub touched_at: u64,
     /// When the entry must be on its way: the earliest deadline of the changes folded in.
     pub deadline: u64,
     /// Transient failures so far.
@@ -63,6 +65,7 @@ impl Entry {
                 order: self.order,
                 seq: later.seq,
                 queued_at: self.queued_at,
+                touched_at: self.touched_at.max(later.touched_at),
                 deadline: self.deadline.min(later.deadline),
                 attempts: self.attempts.max(later.attempts),
                 changes: self.changes.saturating_add(later.changes),

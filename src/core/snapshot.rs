@@ -232,6 +232,7 @@ impl Engine {
                 order: saved.order,
                 seq: saved.seq,
                 queued_at: saved.queued_at,
+                touched_at: saved.queued_at,
                 deadline: saved.deadline,
                 attempts: saved.attempts,
                 changes: saved.changes.max(1),
