@@ -17,6 +17,7 @@ use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
+use super::sort::{sort_by_key, sort_names};
 use super::stats::{LatencyWindow, PendingByPriority, Stats};
 
 /// A write on its way to the server.
@@ -255,7 +256,7 @@ impl Engine {
             version: 0,
         };
         let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
-        tables.sort_unstable();
+        sort_names(&mut tables);
         for table in tables {
             let ancestors: Vec<TableId> =
                 engine.config.ancestors(&table).iter().map(|name| engine.intern(name)).collect();
@@ -508,7 +509,7 @@ impl Engine {
             .map(|entry| (entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
             .collect();
         // A table has strictly more ancestors than any of its ancestors: a topological order.
-        items.sort_unstable_by_key(|(entry, ancestors)| (ancestors.len(), entry.order));
+        sort_by_key(&mut items, |(entry, ancestors)| [ancestors.len() as u64, entry.order, 0]);
         let mut rank: HashMap<u64, u64> = HashMap::with_capacity(items.len());
         for (entry, ancestors) in &items {
             let after = items
@@ -518,8 +519,8 @@ impl Engine {
                 .max();
             rank.insert(entry.order, after.unwrap_or(0).max(entry.order));
         }
-        items.sort_unstable_by_key(|(entry, ancestors)| {
-            (rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len(), entry.order)
+        sort_by_key(&mut items, |(entry, ancestors)| {
+            [rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len() as u64, entry.order]
         });
         items.into_iter().map(|(entry, _)| entry.order).collect()
     }
@@ -531,7 +532,7 @@ impl Engine {
         let Some(ancestors) = self.ancestors.get(&entry.key.0) else { return Vec::new() };
         let mut orders: Vec<u64> =
             ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.seq, limit)).collect();
-        orders.sort_unstable();
+        sort_by_key(&mut orders, |&order| [order, 0, 0]);
         orders.truncate(limit);
         orders
     }
@@ -918,7 +919,7 @@ impl Engine {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter()).map(|e| self.view(e, true, false));
         let queued = self.pending.iter().map(|e| self.view(e, false, false));
         let mut blocked: Vec<&Entry> = self.blocked.values().collect();
-        blocked.sort_unstable_by_key(|e| e.order);
+        sort_by_key(&mut blocked, |e| [e.order, 0, 0]);
         in_flight.chain(queued).chain(blocked.into_iter().map(|e| self.view(e, false, true))).collect()
     }
 

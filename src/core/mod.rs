@@ -11,6 +11,7 @@ mod merge;
 pub mod owner;
 mod queue;
 mod snapshot;
+mod sort;
 mod stats;
 pub mod wire;
 

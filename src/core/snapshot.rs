@@ -14,6 +14,7 @@ use super::engine::{Engine, Failure};
 use super::error::EngineError;
 use super::queue::Entry;
 
+use super::sort::sort_by_key;
 pub const VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -247,10 +248,10 @@ impl Engine {
 }
 
 /// Send order, a blocked write after the failed one of its record.
-pub fn sort_saved(entries: &mut [SavedEntry]) {
-    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+pub fn sort_saved(entries: &mut Vec<SavedEntry>) {
+    sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
 
-fn sort_refs(entries: &mut [SavedRef<'_>]) {
-    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+fn sort_refs(entries: &mut Vec<SavedRef<'_>>) {
+    sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
