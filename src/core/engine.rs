@@ -165,7 +165,7 @@ pub struct FailedView {
     pub failed_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,8 +307,8 @@ impl Engine {
             order: seq,
             seq,
             queued_at: now,
-            deadline: now.saturating_add(self.config.interval(change.priority)),
             touched_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
             attempts: 0,
             changes: 1,
             force: change.force,
@@ -357,8 +357,8 @@ impl Engine {
             order: held.order,
             seq,
             queued_at: now,
-            deadline: now.saturating_add(self.config.interval(change.priority)),
             touched_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
             attempts: 0,
             changes: 1,
             force: change.force,

@@ -12,41 +12,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::engine::Engine;
+use super::read::Fields;
 use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
 pub const FORMAT: u32 = 2;
 /// Log records between two replacing ones.
 pub const COMPACT_EVERY: u32 = 64;
 
-/// A stored record (its `v`, the format version, is checked before it is read as one).
-#[derive(Deserialize)]
-struct Record {
-    /// Client id.
-    c: String,
-    /// Owner (user id), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    o: Option<String>,
-    /// Next seq.
-    n: u64,
-    /// Replaces everything stored before it.
-    #[serde(default)]
-    r: bool,
-    /// The writes of each record touched, as they are now (none: settled).
-    w: Vec<Writes>,
-}
-
-#[derive(Deserialize)]
-struct Writes {
-    t: String,
-    i: String,
-    e: Vec<SavedEntry>,
-}
-
-/// [`Record`] as written: borrowed from the engine.
+/// A stored record, as [`replay`] reads it (field by field, see [`Fields`]): `v` the format, `c` the client id,
+/// `o` the owner (user id) when known, `n` the next seq, `r` whether it replaces everything stored before it,
+/// `w` the writes of each record touched, as they are now (none: settled).
+///
+/// As written: borrowed from the engine.
 #[derive(Serialize)]
 struct RecordOut<'a> {
     v: u32,
@@ -146,9 +127,9 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
     let (mut next_seq, mut client_id, mut owner) = (1, None, None);
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
-        let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON ({e})")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| bad(super::wire::not_json(&e)))?;
         if value.get("version").is_some() {
-            let snapshot: Snapshot = serde_json::from_value(value).map_err(|e| bad(format!("not a queue ({e})")))?;
+            let snapshot = Snapshot::read(&value).map_err(|e| bad(format!("not a queue ({e})")))?;
             if snapshot.version != SNAPSHOT_VERSION {
                 return Err(bad(format!("format version {} is not known", snapshot.version)));
             }
@@ -168,23 +149,33 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
             }
             _ => return Err(bad("not a record-sync queue record".into())),
         }
-        let record: Record = serde_json::from_value(value).map_err(|e| bad(format!("not a queue record ({e})")))?;
-        if record.r {
+        let record = Fields::of(&value, "record").map_err(&bad)?;
+        let not_a_record = |e: String| bad(format!("not a queue record ({e})"));
+        if record.flag("r").map_err(not_a_record)? {
             records.clear();
         }
-        for writes in record.w {
-            if writes.e.iter().any(|e| e.table != writes.t || e.id != writes.i) {
-                return Err(bad(format!("writes filed under the wrong record {}/{}", writes.t, writes.i)));
+        for writes in record.array("w").map_err(not_a_record)? {
+            let writes = Fields::of(writes, "record.w[]").map_err(not_a_record)?;
+            let (table, id) = (writes.str("t").map_err(not_a_record)?, writes.str("i").map_err(not_a_record)?);
+            let entries: Vec<SavedEntry> = writes
+                .array("e")
+                .map_err(not_a_record)?
+                .iter()
+                .map(SavedEntry::read)
+                .collect::<Result<_, _>>()
+                .map_err(not_a_record)?;
+            if entries.iter().any(|e| e.table != table || e.id != id) {
+                return Err(bad(format!("writes filed under the wrong record {table}/{id}")));
             }
-            if writes.e.is_empty() {
-                records.remove(&(writes.t, writes.i));
+            if entries.is_empty() {
+                records.remove(&(table.to_owned(), id.to_owned()));
             } else {
-                records.insert((writes.t, writes.i), writes.e);
+                records.insert((table.to_owned(), id.to_owned()), entries);
             }
         }
-        next_seq = next_seq.max(record.n);
-        client_id = Some(record.c);
-        owner = record.o.or(owner);
+        next_seq = next_seq.max(record.u64("n").map_err(not_a_record)?);
+        client_id = Some(record.str("c").map_err(not_a_record)?.to_owned());
+        owner = record.opt_str("o").map_err(not_a_record)?.or(owner);
     }
     let mut entries: Vec<SavedEntry> = records.into_values().flatten().collect();
     sort_saved(&mut entries);

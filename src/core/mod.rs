@@ -10,6 +10,7 @@ pub mod journal;
 mod merge;
 pub mod owner;
 mod queue;
+mod read;
 mod snapshot;
 mod sort;
 mod stats;
