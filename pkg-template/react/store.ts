@@ -46,9 +46,12 @@ export const INITIAL_STATS: SyncStats = Object.freeze({
   isOnline: true,
   isProcessing: false,
   isPaused: false,
+  needsAuth: false,
   lastError: null,
   latencyMs: null,
-}) as SyncStats;
+  durable: false,
+  user: null,
+});
 
 const EMPTY: readonly never[] = Object.freeze([]);
 
