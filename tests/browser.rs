@@ -409,7 +409,8 @@ async fn commit_then_drop_neither_duplicates_nor_loses() {
 #[wasm_bindgen_test]
 async fn a_401_refreshes_the_token_once() {
     assert!(!TOKEN.is_empty(), "run through scripts/test-browser.sh, which mints RECORD_SYNC_TEST_TOKEN");
-    let options = js(json!({ "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY } }));
+    let options =
+        js(json!({ "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY }, "storage": null }));
     let transport = Reflect::get(&options, &"transport".into()).unwrap();
     let get_token = token_source(TOKEN);
     set(&transport, "getAccessToken", &get_token);
@@ -448,7 +449,7 @@ async fn offline_holds_and_online_drains() {
 #[wasm_bindgen_test]
 async fn a_custom_transport_works() {
     let transport = recording_transport(vec!["reject".into(), "malformed".into(), "error:b".into()]);
-    let options = js(json!({ "maxRetries": 5, "transport": {} }));
+    let options = js(json!({ "maxRetries": 5, "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = new_sync(options);
     queue(&sync, "comments", "a", "upsert", json!({ "body": "A", "last_changed": "2026-01-01T00:00:00Z" }), 0);
@@ -475,7 +476,7 @@ async fn a_custom_transport_works() {
 #[wasm_bindgen_test]
 async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_once_per_tick() {
     let transport = recording_transport(vec![]);
-    let options = js(json!({ "transport": {}, "syncIntervals": { "3": 60000 } }));
+    let options = js(json!({ "transport": {}, "syncIntervals": { "3": 60000 }, "storage": null }));
     set(&options, "transport", &transport);
     let sync = new_sync(options);
     let first = sync.stats().unwrap();
@@ -503,7 +504,7 @@ async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_onc
     sync.destroy();
     unsubscribe.call0(&JsValue::NULL).expect("unsubscribing twice, after destroy, is harmless");
     // And after the object itself is freed (what JS's `free()` or garbage collection does).
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &recording_transport(vec![]));
     let other = new_sync(options);
     let unsubscribe: Function = other.subscribe(listener.as_ref().clone()).unwrap().unchecked_into();
@@ -513,7 +514,7 @@ async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_onc
 
 #[wasm_bindgen_test]
 async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_alone() {
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &recording_transport(vec![]));
     let sync = new_sync(options);
     queue(&sync, "comments", "kept", "insert", json!({ "body": "kept" }), 3);
@@ -701,7 +702,7 @@ async fn callbacks_may_call_back_into_the_instance() {
     use std::cell::RefCell;
     use std::rc::Rc;
     let transport = recording_transport(vec![]);
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = Rc::new(new_sync(options));
     let errors = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -1032,7 +1033,7 @@ async fn a_413_isolates_the_oversized_change_and_applies_the_others() {
 async fn a_custom_send_that_never_settles_times_out_and_the_queue_moves_on() {
     let transport = hanging_transport();
     set(&transport, "timeoutMs", &100.into());
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = new_sync(options);
     queue(&sync, "comments", "a", "upsert", json!({ "body": "A" }), 0);
@@ -1064,7 +1065,10 @@ async fn a_primary_key_in_data_that_differs_from_the_id_is_a_type_error() {
 async fn a_refused_token_without_get_access_token_waits_for_set_access_token() {
     let id = format!("{}-refused", uid());
     seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
-    let options = js(json!({ "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY, "mode": "rpc" } }));
+    let options = js(json!({
+        "transport": { "url": format!("{SERVER}/rest/v1"), "apiKey": ANON_KEY, "mode": "rpc" },
+        "storage": null,
+    }));
     let sync = new_sync(options);
     sync.set_access_token("not-a-valid-jwt".into()).unwrap();
     queue(&sync, "exercises", &id, "update", json!({ "name": "after" }), 0);
@@ -1086,7 +1090,7 @@ async fn a_refused_token_without_get_access_token_waits_for_set_access_token() {
 #[wasm_bindgen_test]
 async fn a_custom_transport_may_answer_missing_which_is_never_synced() {
     let transport = recording_transport(vec!["missing:b".into()]);
-    let options = js(json!({ "transport": {} }));
+    let options = js(json!({ "transport": {}, "storage": null }));
     set(&options, "transport", &transport);
     let sync = new_sync(options);
     let recorder = listen(&sync);
