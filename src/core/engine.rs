@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::change::{Change, Op, Priority, Row};
 use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
+use super::merge::{self, InsertOfExisting};
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
 use super::sort::{sort_by_key, sort_names};
@@ -322,9 +323,21 @@ impl Engine {
         let failed = self.failed_keys.get(&key).and_then(|order| self.failed.get(order)).map(|f| f.entry.clone());
         let blocked = failed.is_some();
         let ahead = failed.or_else(|| self.in_flight_entry(&key).cloned());
-        let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) }.cloned();
-        let folded = Self::fold_behind(ahead, held, entry).map_err(|()| exists())?;
-        let merged = if blocked { self.blocked.remove(&key).is_some() } else { self.pending.remove(&key).is_some() };
+        let ahead_is_none = ahead.is_none();
+        let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) };
+        if let Some(ahead) = ahead {
+            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| exists())?;
+        }
+        if held.is_some_and(|held| merge::refuses(held.op, entry.op)) {
+            return Err(exists());
+        }
+        // Checked: the fold cannot be refused now, so the held write is taken out, not copied.
+        let held = if blocked { self.blocked.remove(&key) } else { self.pending.remove(&key) };
+        let merged = held.is_some();
+        let folded = match held {
+            None => Some(entry),
+            Some(held) => held.then(entry, ahead_is_none).map_err(|_| exists())?,
+        };
         self.count_enqueued(merged);
         match folded {
             Some(folded) if blocked => {
@@ -382,24 +395,18 @@ impl Engine {
         self.version += 1;
     }
 
-    /// Folds a new change into the write `held` for its record. When another write of the record is `ahead`
-    /// (in flight, or failed and waiting for the caller), the change must also be able to follow it and the
-    /// held one, as if none had been sent: that keeps a later retry of `ahead` mergeable with `held`.
-    fn fold_behind(ahead: Option<Entry>, held: Option<Entry>, new: Entry) -> Result<Option<Entry>, ()> {
-        let alone = ahead.is_none();
-        if let Some(ahead) = ahead {
-            let effective = match &held {
-                None => Some(ahead),
-                Some(held) => ahead.then(held.clone(), false)?,
-            };
-            if let Some(effective) = effective {
-                effective.then(new.clone(), false)?;
-            }
+    /// When another write of the record is `ahead` (in flight, or failed and waiting for the caller), a new
+    /// change must also be able to follow it and the write `held` behind it, as if none had been sent: that
+    /// keeps a later retry of `ahead` mergeable with `held`.
+    fn check_behind(ahead: Entry, held: Option<Entry>, new: &Entry) -> Result<(), InsertOfExisting> {
+        let effective = match held {
+            None => Some(ahead),
+            Some(held) => ahead.then(held, false)?,
+        };
+        if let Some(effective) = effective {
+            effective.then(new.clone(), false)?;
         }
-        match held {
-            None => Ok(Some(new)),
-            Some(held) => held.then(new, alone),
-        }
+        Ok(())
     }
 
     fn in_flight_entry(&self, key: &Key) -> Option<&Entry> {
@@ -776,7 +783,7 @@ impl Engine {
             Some(held) => match entry.clone().then(held.clone(), false) {
                 Ok(Some(folded)) => self.pending.insert(folded),
                 Ok(None) => {}
-                Err(()) => {
+                Err(InsertOfExisting) => {
                     // Unreachable by the check in `enqueue`; kept total so no input can lose a write.
                     self.pending.insert(held);
                     let message = "could not be merged with a newer change of the same record".to_owned();
@@ -852,7 +859,7 @@ impl Engine {
                 // as they are until the caller discards one.
                 Some(blocked) => match entry.then(blocked.clone(), false) {
                     Ok(folded) => folded,
-                    Err(()) => continue,
+                    Err(InsertOfExisting) => continue,
                 },
             };
             self.failed.remove(&order);
@@ -1013,7 +1020,7 @@ impl Engine {
             SavedState::Pending => match self.pending.remove(&key) {
                 None => self.pending.insert(entry),
                 Some(earlier) => {
-                    if let Some(folded) = earlier.then(entry, false)? {
+                    if let Some(folded) = earlier.then(entry, false).map_err(|_| ())? {
                         self.pending.insert(folded);
                     }
                 }

@@ -24,6 +24,6 @@ pub use engine::{
     Resolution, Settled,
 };
 pub use error::{ArgumentError, EngineError};
-pub use merge::{merge, Merged};
+pub use merge::{merge, InsertOfExisting, Merged};
 pub use snapshot::{SavedEntry, SavedState, Snapshot};
 pub use stats::{Latency, PendingByPriority, Stats};

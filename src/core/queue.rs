@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::change::{Op, Priority, Row};
-use super::merge::{self, Merged};
+use super::merge::{self, InsertOfExisting, Merged};
 
 /// Interned table name: a million pending rows of one table share one string.
 pub(crate) type TableId = u32;
@@ -49,8 +49,8 @@ impl Entry {
     /// which an insert and a delete only do when `alone`: no earlier write of the record is in flight or
     /// failed. Otherwise that write may leave a row behind (a failed delete, say), so the pair becomes a
     /// delete.
-    pub fn then(self, later: Entry, alone: bool) -> Result<Option<Entry>, ()> {
-        let merged = match merge::merge(self.op, self.data.as_ref(), later.op, later.data)? {
+    pub fn then(self, later: Entry, alone: bool) -> Result<Option<Entry>, InsertOfExisting> {
+        let merged = match merge::merge(self.op, self.data, later.op, later.data)? {
             Merged::Cancelled if !alone => Merged::Into(Op::Delete, None),
             merged => merged,
         };
