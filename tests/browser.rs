@@ -644,7 +644,7 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
         ),
     ];
     // A custom transport's timeout is checked too.
-    let custom = js(json!({ "transport": {} }));
+    let custom = js(json!({ "transport": {}, "storage": null }));
     let transport = recording_transport(vec![]);
     set(&transport, "timeoutMs", &JsValue::from(-5));
     set(&custom, "transport", &transport);

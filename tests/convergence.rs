@@ -244,8 +244,11 @@ fn rest_wire() -> WireConfig {
 }
 
 /// A `last_changed` stamp that orders as the virtual clock does.
+/// An ISO 8601 stamp for a virtual time (ms), whose text order is its time order (fixed width, UTC).
 fn stamp_at(now: u64) -> String {
-    format!("{now:012}")
+    let (days, ms) = (now / 86_400_000, now % 86_400_000);
+    let (hours, minutes, seconds, millis) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1_000 % 60, ms % 1_000);
+    format!("2026-{:02}-{:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z", 1 + days / 28 % 12, 1 + days % 28)
 }
 
 fn key_of(change: &OutgoingChange) -> Key {

@@ -473,6 +473,39 @@ fn a_merge_strategy_leaves_the_result_to_the_shell_which_queues_it_forced() {
 }
 
 #[test]
+fn a_merged_row_that_is_refused_again_goes_to_the_failed_list_instead_of_merging_forever() {
+    // A merge function's row for a record hidden by row-level security is "missing" again: merging it once
+    // more would loop (seen: hundreds of merges a second), so it fails and the caller decides.
+    let mut e = with_strategy(ConflictStrategy::Merge);
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "mine"}), Priority::Critical, 0);
+    let watermark = e.flush_all(0);
+    let batch = e.poll_batch(0).unwrap();
+    e.on_batch_result(batch.id, answer(&batch, Outcome::Missing), 10).unwrap();
+    assert_eq!(e.take_conflicts()[0].resolution, Resolution::Merge);
+    let mut merged =
+        Change::new("plans", "p", Op::Upsert, row(json!({"id": "p", "name": "both"})), Priority::Critical).unwrap();
+    merged.force = true;
+    e.enqueue(merged, 10).unwrap();
+    for outcome in [Outcome::Missing, Outcome::Conflict { row: None }] {
+        let mut e2 = with_strategy(ConflictStrategy::Merge);
+        let mut again =
+            Change::new("plans", "p", Op::Upsert, row(json!({"id": "p", "name": "both"})), Priority::Critical).unwrap();
+        again.force = true;
+        e2.enqueue(again, 10).unwrap();
+        let batch = e2.poll_batch(10).unwrap();
+        e2.on_batch_result(batch.id, answer(&batch, outcome), 20).unwrap();
+        assert_eq!(e2.take_conflicts()[0].resolution, Resolution::Failed);
+        assert_eq!(e2.failed_changes().len(), 1);
+        assert!(e2.poll_batch(100_000).is_none(), "nothing is sent again");
+    }
+    let batch = e.poll_batch(10).unwrap();
+    e.on_batch_result(batch.id, answer(&batch, Outcome::Missing), 20).unwrap();
+    assert_eq!(e.take_conflicts()[0].resolution, Resolution::Failed);
+    assert!(e.is_settled_through(watermark));
+    assert_eq!(e.stats().successful_syncs, 0);
+}
+
+#[test]
 fn no_token_returns_the_batch_untouched_and_nothing_is_sent_until_one_comes() {
     let mut e = engine();
     queue(&mut e, "plans", "p", Op::Insert, json!({"id": "p"}), Priority::Critical, 0);

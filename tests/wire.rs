@@ -424,3 +424,25 @@ fn rpc_garbage_or_failure_is_handled_without_panic() {
     assert_eq!(requests.len(), 1, "a transient failure is not split");
     assert!(outcomes.iter().all(|o| matches!(o.outcome, Outcome::Transient { .. })));
 }
+
+#[test]
+fn rest_a_row_written_by_someone_else_between_the_write_and_the_read_is_no_conflict_unless_newer() {
+    // The conditional PATCH touched nothing (no row then); before the follow-up read, another device wrote the
+    // row. Only a row newer than the write is a conflict; an older one means: try again.
+    let update =
+        change(1, "plans", "p", Op::Update, row(json!({"name": "A", "last_changed": "2028-01-01T00:00:00.000Z"})));
+    let read_after_patch = |stored: &str| {
+        let mut exchange = Exchange::new(&batch(vec![update.clone()]), &rest());
+        assert_eq!(exchange.next_request().unwrap().method, "PATCH");
+        exchange.on_response(ok());
+        assert_eq!(exchange.next_request().unwrap().method, "GET");
+        exchange.on_response(status(200, &format!(r#"[{{"id":"p","name":"B","last_changed":{stored}}}]"#)));
+        exchange.finish().remove(0).outcome
+    };
+    assert!(matches!(read_after_patch(r#""2026-01-01T00:00:00+00:00""#), Outcome::Transient { .. }));
+    assert!(matches!(read_after_patch("null"), Outcome::Transient { .. }));
+    // Same instant written another way: not newer.
+    assert!(matches!(read_after_patch(r#""2028-01-01T01:00:00+01:00""#), Outcome::Transient { .. }));
+    assert!(matches!(read_after_patch(r#""2028-01-01T00:00:00.001+00:00""#), Outcome::Conflict { row: Some(_) }));
+    assert!(matches!(read_after_patch(r#""not a time""#), Outcome::Conflict { row: Some(_) }));
+}

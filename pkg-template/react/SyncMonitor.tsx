@@ -26,6 +26,10 @@ function summaryText(stats: SyncStats, failed: number): string {
   if (stats.inFlight > 0) parts.push(`syncing ${stats.inFlight}`);
   if (stats.pending > 0) parts.push(`${stats.pending} pending`);
   if (failed > 0) parts.push(`${failed} failed`);
+  // A conflict is a write the server did not take as sent: never call that "synced".
+  if (parts.length === 0 && stats.conflicts > 0) {
+    return `Nothing pending; ${stats.conflicts} conflict${stats.conflicts === 1 ? "" : "s"} (the server's row stood or was merged)`;
+  }
   if (parts.length === 0) return stats.totalChanges > 0 ? "All changes synced" : "No changes yet";
   const text = parts.join(", ");
   return text.charAt(0).toUpperCase() + text.slice(1);
@@ -97,7 +101,9 @@ export function SyncMonitor({
       ? "error"
       : stats.pending + stats.inFlight > 0
         ? "pending"
-        : "synced";
+        : stats.conflicts > 0
+          ? "conflict"
+          : "synced";
   const rootClass = ["rs-monitor", `rs-monitor--${position}`, className].filter(Boolean).join(" ");
   const lastError = stats.lastError ?? actionError;
 
@@ -158,7 +164,8 @@ export function SyncMonitor({
             </>
           )}
           <dt>Last error</dt>
-          <dd data-stat="last-error" className={lastError ? "rs-monitor__error" : undefined}>
+          {/* lastError is the latest error ever seen: red only while something is still wrong. */}
+          <dd data-stat="last-error" className={lastError && state === "error" ? "rs-monitor__error" : undefined}>
             {lastError ?? "None"}
           </dd>
         </dl>
@@ -281,6 +288,7 @@ const CSS = `
 .rs-monitor[data-state=pending] .rs-monitor__dot{background:#bf8700}
 .rs-monitor[data-state=offline] .rs-monitor__dot{background:#6e7781}
 .rs-monitor[data-state=error] .rs-monitor__dot{background:#cf222e}
+.rs-monitor[data-state=conflict] .rs-monitor__dot{background:#bf8700}
 .rs-monitor__body{padding:0 12px 12px;max-height:60vh;overflow:auto;border-top:1px solid #d8dee4}
 .rs-monitor__stats{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:8px 0}
 .rs-monitor__stats dt{color:#57606a}

@@ -113,6 +113,17 @@ impl Change {
             }
         }
         let last_changed = data.as_ref().and_then(|row| row.get(LAST_CHANGED)).filter(|v| !v.is_null()).cloned();
+        if let Some(stamp) = &last_changed {
+            if !stamp.as_str().is_some_and(is_timestamp) {
+                return Err(ArgumentError::new(
+                    "data",
+                    format!(
+                        "has last_changed {stamp}: it must be an ISO 8601 date-time string such as \
+                         \"2026-11-25T10:00:00.000Z\" (new Date().toISOString()), or null"
+                    ),
+                ));
+            }
+        }
         let data = match (op, data) {
             (Op::Delete, _) => None,
             (Op::Update, Some(row)) if row.is_empty() => {
@@ -125,6 +136,72 @@ impl Change {
         };
         Ok(Change { table: table.to_owned(), id: id.to_owned(), op, data, priority, last_changed, force: false })
     }
+}
+
+/// An ISO 8601 date, or date and time with an optional fraction and offset (`Z`, `+hh`, `+hh:mm`, `+hhmm`):
+/// what Postgres reads as a `timestamptz` the same way on every server. Words it also reads (`now`,
+/// `infinity`, `yesterday`) are refused: `infinity` would make a row that no later write can replace, and the
+/// others mean a different time on every retry.
+fn is_timestamp(text: &str) -> bool {
+    timestamp_micros(text).is_some()
+}
+
+/// Microseconds since 1970-01-01 UTC of such a timestamp (no offset: UTC, as `record_sync_apply` reads it), so
+/// that stamps written differently (`Z` or `+00:00`, milliseconds or microseconds) compare by time.
+pub(crate) fn timestamp_micros(text: &str) -> Option<i64> {
+    fn digits(bytes: &[u8], at: usize, n: usize) -> Option<i64> {
+        let part = bytes.get(at..at + n)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |v, d| v * 10 + i64::from(d - b'0')))
+    }
+    let b = text.as_bytes();
+    let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+    let date_ok = b[4] == b'-' && b[7] == b'-' && year >= 1 && (1..=12).contains(&month) && (1..=31).contains(&day);
+    date_ok.then_some(())?;
+    // Days from the civil date (Howard Hinnant's algorithm), exact for the proleptic Gregorian calendar.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    if b.len() == 10 {
+        return Some(days * 86_400_000_000);
+    }
+    let (hour, minute) = (digits(b, 11, 2)?, digits(b, 14, 2)?);
+    ((b[10] == b'T' || b[10] == b' ') && b[13] == b':' && hour <= 24 && minute <= 59).then_some(())?;
+    let (mut at, mut second, mut micros) = (16, 0, 0);
+    if b.get(at) == Some(&b':') {
+        second = digits(b, at + 1, 2).filter(|&s| s <= 60)?;
+        at += 3;
+        if b.get(at) == Some(&b'.') {
+            let fraction = b[at + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            (fraction > 0).then_some(())?;
+            micros = b[at + 1..at + 1 + fraction.min(6)].iter().fold(0, |v, d| v * 10 + i64::from(d - b'0'))
+                * 10_i64.pow(6 - fraction.min(6) as u32);
+            at += 1 + fraction;
+        }
+    }
+    let offset_minutes = match &b[at..] {
+        [] | [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let hours = digits(rest, 0, 2).filter(|&h| h <= 15)?;
+            let minutes = match rest.len() {
+                2 => 0,
+                4 => digits(rest, 2, 2)?,
+                5 if rest[2] == b':' => digits(rest, 3, 2)?,
+                _ => return None,
+            };
+            (minutes <= 59).then_some(())?;
+            let offset = hours * 60 + minutes;
+            if *sign == b'-' {
+                -offset
+            } else {
+                offset
+            }
+        }
+        _ => return None,
+    };
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
+    Some(seconds * 1_000_000 + micros)
 }
 
 fn check_identifier(argument: &'static str, name: &str) -> Result<(), ArgumentError> {
@@ -159,6 +236,50 @@ mod tests {
         ];
         let names: Vec<_> = cases.into_iter().map(|c| c.unwrap_err().argument).collect();
         assert_eq!(names, ["table", "table", "id", "id", "data", "data", "data"]);
+    }
+
+    #[test]
+    fn last_changed_must_be_an_iso_timestamp() {
+        for good in [
+            "2026-01-01",
+            "2026-11-25T10:00:00.000Z",
+            "2026-11-25T10:00:00Z",
+            "2026-11-25 10:00:00+02",
+            "2026-11-25T10:00:00.123456+05:30",
+            "2026-11-25T10:00-0800",
+            "2026-11-25T10:00:00",
+        ] {
+            let data = row(json!({ "last_changed": good }));
+            assert!(Change::new("t", "1", Op::Upsert, data, Priority::Low).is_ok(), "{good}");
+        }
+        for bad in [
+            json!("infinity"),
+            json!("-infinity"),
+            json!("now"),
+            json!("yesterday"),
+            json!("2026"),
+            json!("2026-13-01"),
+            json!("2026-01-01T25:00:00Z"),
+            json!("2026-01-01T10:00:00.Z"),
+            json!("2026-01-01T10:00:00+1"),
+            json!("2026-01-01T10:00:00 UTC"),
+            json!(12345),
+            json!(true),
+        ] {
+            let data = row(json!({ "last_changed": bad }));
+            let error = Change::new("t", "1", Op::Upsert, data, Priority::Low).unwrap_err();
+            assert_eq!(error.argument, "data", "{bad}");
+            assert!(error.message.contains("last_changed"), "{bad}: {}", error.message);
+        }
+        let at = |text: &str| timestamp_micros(text).unwrap();
+        assert_eq!(at("1970-01-01"), 0);
+        assert_eq!(at("2026-11-25T10:00:00.000Z"), at("2026-11-25T10:00:00+00:00"));
+        assert_eq!(at("2026-11-25T12:00:00+02"), at("2026-11-25T10:00:00Z"));
+        assert_eq!(at("2026-11-25T10:00:00.5Z") - at("2026-11-25T10:00:00Z"), 500_000);
+        assert_eq!(at("2026-03-01T00:00:00Z") - at("2026-02-28T00:00:00Z"), 86_400_000_000);
+        assert!(at("2026-11-25T10:00:00.123456+00:00") > at("2026-11-25T10:00:00.123Z"));
+        let null = row(json!({ "last_changed": null }));
+        assert!(Change::new("t", "1", Op::Upsert, null, Priority::Low).is_ok());
     }
 
     #[test]

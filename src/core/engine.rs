@@ -678,10 +678,13 @@ impl Engine {
         self.counters.conflicts += 1;
         let table = self.tables[entry.key.0 as usize].to_string();
         let resolution = match self.config.strategy(&table) {
+            // Already resolved once (a client-wins resend or a merge function's row) and still refused, e.g. a
+            // row hidden by row-level security: resolving it again would loop, so the caller decides.
+            _ if entry.force => Resolution::Failed,
             ConflictStrategy::LastWriterWins => Resolution::ServerWins,
             ConflictStrategy::Merge => Resolution::Merge,
-            // Already forced and still refused (or nothing to write over): resending would loop.
-            ConflictStrategy::ClientWins if reason == ConflictReason::Missing || entry.force => Resolution::Failed,
+            // A patch cannot recreate a row that is gone.
+            ConflictStrategy::ClientWins if reason == ConflictReason::Missing => Resolution::Failed,
             ConflictStrategy::ClientWins => Resolution::Resent,
         };
         self.conflicts.push(Conflict {

@@ -36,7 +36,9 @@ export const transport = {
     return batch.changes.map((c) =>
       t.failMode === "permanent"
         ? { seq: c.seq, status: "error", code: "23514", message: "check constraint violated", transient: false }
-        : { seq: c.seq, status: "applied" },
+        : t.failMode === "conflict"
+          ? { seq: c.seq, status: "conflict", row: { id: c.id, last_changed: "2099-01-01T00:00:00Z" } }
+          : { seq: c.seq, status: "applied" },
     );
   },
 };

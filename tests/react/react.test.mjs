@@ -309,6 +309,19 @@ describe("record-sync/react in Chromium", () => {
       await waitFor(async () => (await region.getByRole("list", { name: /Failed changes/ }).count()) === 0, 10_000);
       await waitText(region.locator("[data-stat=successful]"), "4");
       assert.match(await region.getByRole("status").textContent(), /All changes synced/);
+      assert.doesNotMatch(await region.locator("[data-stat=last-error]").getAttribute("class") ?? "", /error/);
+
+      // A write the server did not take (a newer row stood): never "All changes synced".
+      await page.evaluate(() => {
+        window.rsTest.failMode = "conflict";
+        window.rsTest.api.queueCriticalChange("items", "c", "upsert", { id: "c" });
+      });
+      await waitText(region.locator("[data-stat=conflicts]"), "1");
+      const status = await region.getByRole("status").textContent();
+      assert.doesNotMatch(status, /All changes synced/);
+      assert.match(status, /1 conflict/);
+      assert.equal(await region.getAttribute("data-state"), "conflict");
+      await page.evaluate(() => (window.rsTest.failMode = null));
     } finally {
       await context.close();
     }

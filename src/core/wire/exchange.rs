@@ -11,7 +11,10 @@ use std::collections::VecDeque;
 use super::response::{failure_outcome, HttpResponse};
 use super::rest::{self, Absent, Group, Kind};
 use super::{rpc, HttpRequest, WireConfig, WireMode};
-use crate::core::engine::{Batch, ChangeOutcome, Outcome};
+use serde_json::{Map, Value};
+
+use crate::core::change::{timestamp_micros, LAST_CHANGED};
+use crate::core::engine::{Batch, ChangeOutcome, Outcome, OutgoingChange};
 
 /// One request of the batch.
 #[derive(Clone, Debug)]
@@ -127,7 +130,7 @@ impl Exchange {
     }
 
     /// What the rows a rest request returned say about each of its writes; follow-ups go first in line.
-    fn on_rows(&mut self, group: Group, rows: &[serde_json::Map<String, serde_json::Value>]) {
+    fn on_rows(&mut self, group: Group, rows: &[Map<String, Value>]) {
         let changes = &self.batch.changes;
         let returned = rest::ids_of(rows, &group.pk);
         let (done, untouched): (Vec<usize>, Vec<usize>) =
@@ -158,7 +161,15 @@ impl Exchange {
                             code: Some("42501".into()),
                             message: "the row is visible but this user may not write it".into(),
                         },
-                        (Some(row), _) => Outcome::Conflict { row: Some(row.clone()) },
+                        (Some(row), _) if is_newer(row, change) => Outcome::Conflict { row: Some(row.clone()) },
+                        // Written by someone else between the conditional write and this read, and not newer:
+                        // no conflict; the next attempt's conditional write settles it.
+                        (Some(_), _) => Outcome::Transient {
+                            message: "the row changed while it was being written; trying again".into(),
+                            retry_after_ms: None,
+                        },
+                        // Absent or hidden by row-level security (an upsert that found the row but could not
+                        // write it lands here too: from here the two look the same).
                         (None, Absent::Missing) => Outcome::Missing,
                         (None, Absent::Deleted) => Outcome::Applied,
                     };
@@ -194,5 +205,20 @@ impl Exchange {
             let seq = self.batch.changes[member].seq;
             self.outcomes.push(ChangeOutcome { seq, outcome: outcome.clone() });
         }
+    }
+}
+
+/// Whether the stored row is newer than the write, by time: only then is it a conflict. A row without a stamp
+/// is older than any write (as `record_sync_apply` has it), and so is every row for a write without one; a stamp
+/// that cannot be read counts as newer, so the server's row stands.
+fn is_newer(row: &Map<String, Value>, change: &OutgoingChange) -> bool {
+    let theirs = match row.get(LAST_CHANGED) {
+        None | Some(Value::Null) => return false,
+        Some(stamp) => stamp.as_str().and_then(timestamp_micros),
+    };
+    let Some(ours) = &change.last_changed else { return false };
+    match (theirs, ours.as_str().and_then(timestamp_micros)) {
+        (Some(theirs), Some(ours)) => theirs > ours,
+        _ => true,
     }
 }
