@@ -1,6 +1,6 @@
 // The native core (benches/core.rs, release build): enqueue and take-due per change at 10k, 100k and 1M writes
 // pending, heap bytes per pending write beyond its payload, and the editing trace replayed on a virtual clock
-// with and without `fill_batches` (handed to the trace section). Runs `cargo bench --bench core -- --machine`
+// under each `Fill` policy (handed to the trace section). Runs `cargo bench --bench core -- --machine`
 // and reads its `#bench {...}` lines.
 export const title = "Native core (cargo bench --bench core)";
 export const order = 30;
@@ -38,7 +38,7 @@ export async function bench(ctx) {
   if (ctx.quick) ctx.note("--quick: 10k pending only (the full run adds 100k and 1M).");
   const trace = {};
   for (const l of lines.filter((l) => l.figure.startsWith("trace_"))) {
-    (trace[l.fill_batches ? "fill" : "due"] ??= {})[l.figure.slice("trace_".length)] = l.value;
+    (trace[{ "due only": "due", "fill all": "fill", "idle 1 s": "idle" }[l.fill]] ??= {})[l.figure.slice("trace_".length)] = l.value;
   }
   ctx.shared.set("nativeTrace", trace);
 }

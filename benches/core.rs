@@ -2,7 +2,7 @@
 //!
 //! - enqueue and take-due cost per change with 10k, 100k and 1M writes pending;
 //! - bytes per pending write beyond its payload, by counting allocations;
-//! - the `fill_batches` policy on an editing workload: requests and writes with and without it;
+//! - the `Fill` policies on an editing workload: requests and writes with each;
 //! - the same on the editing trace `npm run bench` replays in the browser (bench/traces/editing.json), with
 //!   deadline misses.
 //!
@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
-use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
+use record_sync::core::{Change, ChangeOutcome, Config, Engine, Fill, Op, Outcome, Priority, Row};
 use serde_json::{json, Value};
 
 struct Counting;
@@ -110,8 +110,8 @@ fn overhead_bytes(n: usize) -> f64 {
 
 /// A person editing a plan for ten minutes: creates exercises (critical), types names in bursts (high),
 /// tweaks properties (medium) and weeks (low). Returns (requests, writes sent) with an instant server.
-fn editing_workload(fill_batches: bool) -> (u64, u64) {
-    let config = Config { fill_batches, seed: 1, ..Config::default() };
+fn editing_workload(fill: Fill) -> (u64, u64) {
+    let config = Config { fill, seed: 1, ..Config::default() };
     let mut engine = Engine::new(config).expect("valid config");
     let mut rng = fastrand::Rng::with_seed(7);
     let mut writes = 0u64;
@@ -166,7 +166,7 @@ struct TraceRun {
 /// Replays bench/traces/editing.json (the browser replay's trace) on a virtual clock: each change is queued at
 /// its time, each batch is sent when the engine's timer says and answered at once. A change misses its deadline
 /// when the write that carries it leaves later than its time plus its priority's interval.
-fn replay_trace(trace: &Value, fill_batches: bool) -> TraceRun {
+fn replay_trace(trace: &Value, fill: Fill) -> TraceRun {
     let parents = trace["parents"]
         .as_object()
         .map(|o| {
@@ -178,7 +178,7 @@ fn replay_trace(trace: &Value, fill_batches: bool) -> TraceRun {
                 .collect()
         })
         .unwrap_or_default();
-    let config = Config { fill_batches, parents, seed: 1, ..Config::default() };
+    let config = Config { fill, parents, seed: 1, ..Config::default() };
     let intervals = config.intervals_ms;
     let mut engine = Engine::new(config).expect("valid config");
     let mut run = TraceRun { requests: 0, writes: 0, misses: 0, max_late_ms: 0 };
@@ -225,6 +225,10 @@ fn replay_trace(trace: &Value, fill_batches: bool) -> TraceRun {
     run
 }
 
+/// The batching policies compared (the default is the idle one).
+const POLICIES: [(&str, Fill); 3] =
+    [("due only", Fill::DueOnly), ("fill all", Fill::All), ("idle 1 s", Fill::Idle { idle_ms: 1_000 })];
+
 static MACHINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// One figure for `npm run bench`, as a JSON line (with `--machine` only).
@@ -268,11 +272,11 @@ fn main() {
         );
     }
 
-    println!("\nfill_batches on a 10-minute editing workload (instant server):");
+    println!("\nFill policies on a 10-minute editing workload (instant server):");
     println!("{:>14} | {:>9} | {:>7}", "policy", "requests", "writes");
-    for fill in [false, true] {
+    for (policy, fill) in POLICIES {
         let (requests, writes) = editing_workload(fill);
-        println!("{:>14} | {requests:>9} | {writes:>7}", if fill { "fill batches" } else { "due only" });
+        println!("{policy:>14} | {requests:>9} | {writes:>7}");
     }
 
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/traces/editing.json");
@@ -283,14 +287,13 @@ fn main() {
                 "{:>14} | {:>9} | {:>7} | {:>15} | {:>11}",
                 "policy", "requests", "writes", "deadline misses", "max late ms"
             );
-            for fill in [false, true] {
+            for (policy, fill) in POLICIES {
                 let run = replay_trace(&trace, fill);
-                let policy = if fill { "fill batches" } else { "due only" };
                 println!(
                     "{policy:>14} | {:>9} | {:>7} | {:>15} | {:>11}",
                     run.requests, run.writes, run.misses, run.max_late_ms
                 );
-                let extra = json!({ "fill_batches": fill });
+                let extra = json!({ "fill": policy });
                 machine("trace_requests", run.requests as f64, extra.clone());
                 machine("trace_writes", run.writes as f64, extra.clone());
                 machine("trace_deadline_misses", run.misses as f64, extra);

@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use record_sync::core::wire::{Exchange, HttpResponse, WireConfig, WireMode};
 use record_sync::core::{
-    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Op, Outcome, OutgoingChange, Priority, Row,
+    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Fill, Op, Outcome, OutgoingChange, Priority,
+    Row,
 };
 use serde_json::{json, Value};
 
@@ -127,7 +128,7 @@ struct Scenario {
     rest: bool,
     batch_size: usize,
     max_retries: u32,
-    fill_batches: bool,
+    fill: Fill,
     intervals_ms: [u64; 4],
     steps: Vec<Step>,
     faults: Vec<Fault>,
@@ -176,14 +177,18 @@ fn scenario(faulty: bool) -> impl Strategy<Value = Scenario> {
 fn scenario_with(rest: bool, fault: BoxedStrategy<Fault>, faulty: bool) -> impl Strategy<Value = Scenario> {
     let intervals = [Just(0u64).boxed(), (0..6_000u64).boxed(), (0..40_000u64).boxed(), (0..400_000u64).boxed()];
     let faults = proptest::collection::vec(fault, 1..30);
-    (1..6usize, 0..4u32, any::<bool>(), intervals, proptest::collection::vec(step(faulty), 1..80), faults).prop_map(
-        move |(batch_size, max_retries, fill_batches, [i0, i1, i2, i3], steps, faults)| {
+    (1..6usize, 0..4u32, fill(), intervals, proptest::collection::vec(step(faulty), 1..80), faults).prop_map(
+        move |(batch_size, max_retries, fill, [i0, i1, i2, i3], steps, faults)| {
             // Intervals grow with lower priority, as any sensible configuration has them.
             let mut intervals_ms = [i0, i1, i2, i3];
             intervals_ms.sort_unstable();
-            Scenario { rest, batch_size, max_retries, fill_batches, intervals_ms, steps, faults }
+            Scenario { rest, batch_size, max_retries, fill, intervals_ms, steps, faults }
         },
     )
+}
+
+fn fill() -> impl Strategy<Value = Fill> {
+    prop_oneof![Just(Fill::DueOnly), Just(Fill::All), (0..5_000u64).prop_map(|idle_ms| Fill::Idle { idle_ms })]
 }
 
 fn config(s: &Scenario) -> Config {
@@ -193,7 +198,7 @@ fn config(s: &Scenario) -> Config {
         max_retries: s.max_retries,
         backoff: Backoff { base_ms: 100, max_ms: 5_000 },
         parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
-        fill_batches: s.fill_batches,
+        fill: s.fill,
         seed: 42,
         on_conflict: HashMap::new(),
     }

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use record_sync::core::{
-    Backoff, Batch, Change, ChangeOutcome, Config, ConflictReason, ConflictStrategy, Engine, EngineError, Op, Outcome,
-    Priority, Resolution, Row, Snapshot,
+    Backoff, Batch, Change, ChangeOutcome, Config, ConflictReason, ConflictStrategy, Engine, EngineError, Fill, Op,
+    Outcome, Priority, Resolution, Row, Snapshot,
 };
 use serde_json::{json, Value};
 
@@ -16,8 +16,11 @@ fn row(value: Value) -> Option<Row> {
     value.as_object().cloned()
 }
 
+/// Due only: these tests pin one rule each, and writes riding along early (the default `Fill::Idle`, tested on
+/// its own below) would blur which write a batch carries.
 fn config() -> Config {
     Config {
+        fill: Fill::DueOnly,
         backoff: Backoff { base_ms: 1_000, max_ms: 60_000 },
         parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
         ..Config::default()
@@ -96,6 +99,20 @@ fn batch_size_is_respected_and_the_rest_follows_at_once() {
     }
     assert_eq!(sizes, [3, 3, 1]);
     assert_eq!(e.stats().successful_syncs, 7);
+}
+
+#[test]
+fn a_request_that_goes_anyway_carries_the_writes_of_idle_records_only() {
+    let mut e = Engine::new(Config { fill: Fill::Idle { idle_ms: 1_000 }, ..Config::default() }).unwrap();
+    queue(&mut e, "t", "idle", Op::Upsert, json!({"id": "idle"}), Priority::Low, 0);
+    queue(&mut e, "t", "typing", Op::Upsert, json!({"id": "typing"}), Priority::High, 0);
+    queue(&mut e, "t", "typing", Op::Update, json!({"name": "ab"}), Priority::High, 1_500);
+    assert!(e.poll_batch(2_000).is_none(), "nothing is due, so nothing goes early");
+    queue(&mut e, "t", "now", Op::Upsert, json!({"id": "now"}), Priority::Critical, 2_000);
+    let batch = e.poll_batch(2_000).unwrap();
+    assert_eq!(ids(&batch), ["t/idle", "t/now"], "the record edited 500 ms ago waits for more edits");
+    e.on_batch_result(batch.id, applied(&batch), 2_000).unwrap();
+    assert_eq!(e.poll_timeout(), Some(5_000), "the busy record keeps its own deadline");
 }
 
 #[test]

@@ -6,8 +6,11 @@ import { RecordSync, SyncPriority } from "/pkg/index.js";
 const BLOCK = 20;
 const DAY = 86_400_000;
 
-// Nothing is sent while measuring: every interval is a day, and the transport answers without a network.
+// Nothing is sent while measuring: every interval is a day, and the transport answers without a network. The
+// queue stays in memory (`storage: null`): each instance starts empty, and the cost of persisting is
+// bench/durability.mjs's figure (with persistence on, one instance would restore the previous one's queue).
 const options = () => ({
+  storage: null,
   transport: { send: async (batch) => batch.changes.map((c) => ({ seq: c.seq, status: "applied" })) },
   syncIntervals: { [SyncPriority.CRITICAL]: DAY, [SyncPriority.HIGH]: DAY, [SyncPriority.MEDIUM]: DAY, [SyncPriority.LOW]: DAY },
 });

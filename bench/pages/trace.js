@@ -48,7 +48,14 @@ export async function replay(trace, { url, apiKey, token, mode, batchSize, start
   };
 
   const tables = Object.fromEntries(Object.entries(trace.parents).map(([t, parents]) => [t, { parents }]));
-  const sync = new RecordSync({ transport: { url, apiKey, getAccessToken: () => token, mode }, batchSize, tables });
+  // In memory (`storage: null`): the replay measures requests and deadlines, and a stored queue would be restored
+  // by the next replay in the same browser (the cost of persisting is bench/durability.mjs's figure).
+  const sync = new RecordSync({
+    transport: { url, apiKey, getAccessToken: () => token, mode },
+    batchSize,
+    tables,
+    storage: null,
+  });
   let notified = 0;
   sync.subscribe(() => notified++);
 

@@ -46,9 +46,13 @@ export const INITIAL_STATS: SyncStats = Object.freeze({
   isOnline: true,
   isProcessing: false,
   isPaused: false,
+  needsAuth: false,
   lastError: null,
   latencyMs: null,
-}) as SyncStats;
+  durable: false,
+  restoring: false,
+  user: null,
+});
 
 const EMPTY: readonly never[] = Object.freeze([]);
 

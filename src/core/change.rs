@@ -62,6 +62,15 @@ pub enum Priority {
 impl Priority {
     pub const ALL: [Priority; 4] = [Priority::Critical, Priority::High, Priority::Medium, Priority::Low];
 
+    /// The name as serialized (`critical`, `high`, `medium`, `low`).
+    pub fn parse(name: &str) -> Option<Priority> {
+        Priority::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        ["critical", "high", "medium", "low"][self.index()]
+    }
+
     pub fn from_index(index: u32) -> Option<Priority> {
         Priority::ALL.get(index as usize).copied()
     }

@@ -13,10 +13,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::change::{Change, Op, Priority, Row};
-use super::config::{Config, ConflictStrategy};
+use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
+use super::merge::{self, InsertOfExisting};
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
+use super::sort::{sort_by_key, sort_names};
 use super::stats::{LatencyWindow, PendingByPriority, Stats};
 
 /// A write on its way to the server.
@@ -164,7 +166,7 @@ pub struct FailedView {
     pub failed_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -255,7 +257,7 @@ impl Engine {
             version: 0,
         };
         let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
-        tables.sort_unstable();
+        sort_names(&mut tables);
         for table in tables {
             let ancestors: Vec<TableId> =
                 engine.config.ancestors(&table).iter().map(|name| engine.intern(name)).collect();
@@ -306,6 +308,7 @@ impl Engine {
             order: seq,
             seq,
             queued_at: now,
+            touched_at: now,
             deadline: now.saturating_add(self.config.interval(change.priority)),
             attempts: 0,
             changes: 1,
@@ -320,9 +323,21 @@ impl Engine {
         let failed = self.failed_keys.get(&key).and_then(|order| self.failed.get(order)).map(|f| f.entry.clone());
         let blocked = failed.is_some();
         let ahead = failed.or_else(|| self.in_flight_entry(&key).cloned());
-        let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) }.cloned();
-        let folded = Self::fold_behind(ahead, held, entry).map_err(|()| exists())?;
-        let merged = if blocked { self.blocked.remove(&key).is_some() } else { self.pending.remove(&key).is_some() };
+        let ahead_is_none = ahead.is_none();
+        let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) };
+        if let Some(ahead) = ahead {
+            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| exists())?;
+        }
+        if held.is_some_and(|held| merge::refuses(held.op, entry.op)) {
+            return Err(exists());
+        }
+        // Checked: the fold cannot be refused now, so the held write is taken out, not copied.
+        let held = if blocked { self.blocked.remove(&key) } else { self.pending.remove(&key) };
+        let merged = held.is_some();
+        let folded = match held {
+            None => Some(entry),
+            Some(held) => held.then(entry, ahead_is_none).map_err(|_| exists())?,
+        };
         self.count_enqueued(merged);
         match folded {
             Some(folded) if blocked => {
@@ -355,6 +370,7 @@ impl Engine {
             order: held.order,
             seq,
             queued_at: now,
+            touched_at: now,
             deadline: now.saturating_add(self.config.interval(change.priority)),
             attempts: 0,
             changes: 1,
@@ -379,24 +395,18 @@ impl Engine {
         self.version += 1;
     }
 
-    /// Folds a new change into the write `held` for its record. When another write of the record is `ahead`
-    /// (in flight, or failed and waiting for the caller), the change must also be able to follow it and the
-    /// held one, as if none had been sent: that keeps a later retry of `ahead` mergeable with `held`.
-    fn fold_behind(ahead: Option<Entry>, held: Option<Entry>, new: Entry) -> Result<Option<Entry>, ()> {
-        let alone = ahead.is_none();
-        if let Some(ahead) = ahead {
-            let effective = match &held {
-                None => Some(ahead),
-                Some(held) => ahead.then(held.clone(), false)?,
-            };
-            if let Some(effective) = effective {
-                effective.then(new.clone(), false)?;
-            }
+    /// When another write of the record is `ahead` (in flight, or failed and waiting for the caller), a new
+    /// change must also be able to follow it and the write `held` behind it, as if none had been sent: that
+    /// keeps a later retry of `ahead` mergeable with `held`.
+    fn check_behind(ahead: Entry, held: Option<Entry>, new: &Entry) -> Result<(), InsertOfExisting> {
+        let effective = match held {
+            None => Some(ahead),
+            Some(held) => ahead.then(held, false)?,
+        };
+        if let Some(effective) = effective {
+            effective.then(new.clone(), false)?;
         }
-        match held {
-            None => Ok(Some(new)),
-            Some(held) => held.then(new, alone),
-        }
+        Ok(())
     }
 
     fn in_flight_entry(&self, key: &Key) -> Option<&Entry> {
@@ -437,12 +447,18 @@ impl Engine {
     fn choose(&self, now: u64) -> Vec<u64> {
         let limit = self.config.batch_size;
         let mut chosen: Vec<u64> = Vec::with_capacity(limit);
+        let mut scan = limit.saturating_mul(FILL_SCAN_FACTOR);
         for (deadline, order) in self.pending.by_deadline() {
             let due = deadline <= now;
-            // Not-yet-due writes only ride along with a batch that goes out anyway.
-            let fills = self.config.fill_batches && !chosen.is_empty();
-            if !(due || fills) {
-                break;
+            if !due {
+                // Not-yet-due writes only ride along with a batch that goes out anyway.
+                if chosen.is_empty() || scan == 0 || self.config.fill == Fill::DueOnly {
+                    break;
+                }
+                scan -= 1;
+                if !self.carries(order, now) {
+                    continue;
+                }
             }
             if chosen.contains(&order) {
                 continue;
@@ -476,6 +492,19 @@ impl Engine {
         self.send_order(chosen)
     }
 
+    /// Whether the not-yet-due write at `order` rides along (see [`Fill`]).
+    fn carries(&self, order: u64, now: u64) -> bool {
+        match self.config.fill {
+            Fill::DueOnly => false,
+            Fill::All => true,
+            Fill::Idle { idle_ms } => self
+                .pending
+                .key_at(order)
+                .and_then(|key| self.pending.get(key))
+                .is_some_and(|e| now.saturating_sub(e.touched_at) >= idle_ms),
+        }
+    }
+
     /// Queue order, except that a write follows the writes of its ancestor tables that it was queued after
     /// (a child updated to point at a parent created after the child began goes after that parent), and a
     /// parent goes before its child when the two tie.
@@ -487,7 +516,7 @@ impl Engine {
             .map(|entry| (entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
             .collect();
         // A table has strictly more ancestors than any of its ancestors: a topological order.
-        items.sort_unstable_by_key(|(entry, ancestors)| (ancestors.len(), entry.order));
+        sort_by_key(&mut items, |(entry, ancestors)| [ancestors.len() as u64, entry.order, 0]);
         let mut rank: HashMap<u64, u64> = HashMap::with_capacity(items.len());
         for (entry, ancestors) in &items {
             let after = items
@@ -497,8 +526,8 @@ impl Engine {
                 .max();
             rank.insert(entry.order, after.unwrap_or(0).max(entry.order));
         }
-        items.sort_unstable_by_key(|(entry, ancestors)| {
-            (rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len(), entry.order)
+        sort_by_key(&mut items, |(entry, ancestors)| {
+            [rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len() as u64, entry.order]
         });
         items.into_iter().map(|(entry, _)| entry.order).collect()
     }
@@ -510,7 +539,7 @@ impl Engine {
         let Some(ancestors) = self.ancestors.get(&entry.key.0) else { return Vec::new() };
         let mut orders: Vec<u64> =
             ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.seq, limit)).collect();
-        orders.sort_unstable();
+        sort_by_key(&mut orders, |&order| [order, 0, 0]);
         orders.truncate(limit);
         orders
     }
@@ -757,7 +786,7 @@ impl Engine {
             Some(held) => match entry.clone().then(held.clone(), false) {
                 Ok(Some(folded)) => self.pending.insert(folded),
                 Ok(None) => {}
-                Err(()) => {
+                Err(InsertOfExisting) => {
                     // Unreachable by the check in `enqueue`; kept total so no input can lose a write.
                     self.pending.insert(held);
                     let message = "could not be merged with a newer change of the same record".to_owned();
@@ -833,7 +862,7 @@ impl Engine {
                 // as they are until the caller discards one.
                 Some(blocked) => match entry.then(blocked.clone(), false) {
                     Ok(folded) => folded,
-                    Err(()) => continue,
+                    Err(InsertOfExisting) => continue,
                 },
             };
             self.failed.remove(&order);
@@ -900,7 +929,7 @@ impl Engine {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter()).map(|e| self.view(e, true, false));
         let queued = self.pending.iter().map(|e| self.view(e, false, false));
         let mut blocked: Vec<&Entry> = self.blocked.values().collect();
-        blocked.sort_unstable_by_key(|e| e.order);
+        sort_by_key(&mut blocked, |e| [e.order, 0, 0]);
         in_flight.chain(queued).chain(blocked.into_iter().map(|e| self.view(e, false, true))).collect()
     }
 
@@ -994,7 +1023,7 @@ impl Engine {
             SavedState::Pending => match self.pending.remove(&key) {
                 None => self.pending.insert(entry),
                 Some(earlier) => {
-                    if let Some(folded) = earlier.then(entry, false)? {
+                    if let Some(folded) = earlier.then(entry, false).map_err(|_| ())? {
                         self.pending.insert(folded);
                     }
                 }

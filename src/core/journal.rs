@@ -12,41 +12,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::engine::Engine;
+use super::read::Fields;
 use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
 pub const FORMAT: u32 = 2;
 /// Log records between two replacing ones.
 pub const COMPACT_EVERY: u32 = 64;
 
-/// A stored record (its `v`, the format version, is checked before it is read as one).
-#[derive(Deserialize)]
-struct Record {
-    /// Client id.
-    c: String,
-    /// Owner (user id), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    o: Option<String>,
-    /// Next seq.
-    n: u64,
-    /// Replaces everything stored before it.
-    #[serde(default)]
-    r: bool,
-    /// The writes of each record touched, as they are now (none: settled).
-    w: Vec<Writes>,
-}
-
-#[derive(Deserialize)]
-struct Writes {
-    t: String,
-    i: String,
-    e: Vec<SavedEntry>,
-}
-
-/// [`Record`] as written: borrowed from the engine.
+/// A stored record, as [`replay`] reads it (field by field, see [`Fields`]): `v` the format, `c` the client id,
+/// `o` the owner (user id) when known, `n` the next seq, `r` whether it replaces everything stored before it,
+/// `w` the writes of each record touched, as they are now (none: settled).
+///
+/// As written: borrowed from the engine.
 #[derive(Serialize)]
 struct RecordOut<'a> {
     v: u32,
@@ -150,19 +131,18 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
-        let mut skip = |why: String| skipped.push((index, bad(why)));
         let value: Value = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(e) => {
-                skip(format!("not JSON ({e})"));
+                skipped.push((index, bad(super::wire::not_json(&e))));
                 continue;
             }
         };
         if value.get("version").is_some() {
-            let snapshot: Snapshot = match serde_json::from_value(value) {
+            let snapshot = match Snapshot::read(&value) {
                 Ok(snapshot) => snapshot,
                 Err(e) => {
-                    skip(format!("not a queue ({e})"));
+                    skipped.push((index, bad(format!("not a queue ({e})"))));
                     continue;
                 }
             };
@@ -184,36 +164,69 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
                 return Err(bad(format!("written by a newer record-sync (format {v}; this one reads up to {FORMAT})")))
             }
             _ => {
-                skip("not a record-sync queue record".into());
+                skipped.push((index, bad("not a record-sync queue record".into())));
                 continue;
             }
         }
-        let record: Record = match serde_json::from_value(value) {
+        let record = match read_record(&value) {
             Ok(record) => record,
-            Err(e) => {
-                skip(format!("not a queue record ({e})"));
+            Err(why) => {
+                skipped.push((index, bad(why)));
                 continue;
             }
         };
-        if let Some(writes) = record.w.iter().find(|w| w.e.iter().any(|e| e.table != w.t || e.id != w.i)) {
-            skip(format!("writes filed under the wrong record {}/{}", writes.t, writes.i));
-            continue;
-        }
-        if record.r {
+        if record.replace {
             records.clear();
         }
-        for writes in record.w {
-            if writes.e.is_empty() {
-                records.remove(&(writes.t, writes.i));
+        for (table, id, entries) in record.writes {
+            if entries.is_empty() {
+                records.remove(&(table, id));
             } else {
-                records.insert((writes.t, writes.i), writes.e);
+                records.insert((table, id), entries);
             }
         }
-        next_seq = next_seq.max(record.n);
-        client_id = Some(record.c);
-        owner = record.o.or(owner);
+        next_seq = next_seq.max(record.next_seq);
+        client_id = Some(record.client_id);
+        owner = record.owner.or(owner);
     }
     let mut entries: Vec<SavedEntry> = records.into_values().flatten().collect();
     sort_saved(&mut entries);
     Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner, skipped }))
+}
+
+/// One stored record, read whole before any of it is applied, so that an unreadable one changes nothing.
+struct ReadRecord {
+    replace: bool,
+    writes: Vec<(String, String, Vec<SavedEntry>)>,
+    next_seq: u64,
+    client_id: String,
+    owner: Option<String>,
+}
+
+fn read_record(value: &Value) -> Result<ReadRecord, String> {
+    let record = Fields::of(value, "record")?;
+    let not_a_record = |e: String| format!("not a queue record ({e})");
+    let mut writes = Vec::new();
+    for w in record.array("w").map_err(not_a_record)? {
+        let w = Fields::of(w, "record.w[]").map_err(not_a_record)?;
+        let (table, id) = (w.str("t").map_err(not_a_record)?, w.str("i").map_err(not_a_record)?);
+        let entries: Vec<SavedEntry> = w
+            .array("e")
+            .map_err(not_a_record)?
+            .iter()
+            .map(SavedEntry::read)
+            .collect::<Result<_, _>>()
+            .map_err(not_a_record)?;
+        if entries.iter().any(|e| e.table != table || e.id != id) {
+            return Err(format!("writes filed under the wrong record {table}/{id}"));
+        }
+        writes.push((table.to_owned(), id.to_owned(), entries));
+    }
+    Ok(ReadRecord {
+        replace: record.flag("r").map_err(not_a_record)?,
+        writes,
+        next_seq: record.u64("n").map_err(not_a_record)?,
+        client_id: record.str("c").map_err(not_a_record)?.to_owned(),
+        owner: record.opt_str("o").map_err(not_a_record)?,
+    })
 }

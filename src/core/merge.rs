@@ -36,13 +36,28 @@ pub enum Merged {
     Cancelled,
 }
 
-/// The merge table above. `Err(())` is the one refused cell (an insert for a record that exists); the caller
-/// turns it into an error naming the record.
-#[allow(clippy::result_unit_err)]
-pub fn merge(pending: Op, pending_data: Option<&Row>, new: Op, new_data: Option<Row>) -> Result<Merged, ()> {
+/// The one refused cell of the table above: an insert for a record that exists (pending insert or update). The
+/// caller turns it into an error naming the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InsertOfExisting;
+
+/// Whether [`merge`] refuses `new` after `pending`: callers check this before they give up the pending write.
+pub fn refuses(pending: Op, new: Op) -> bool {
+    matches!((pending, new), (Op::Insert | Op::Update, Op::Insert))
+}
+
+/// The merge table above. Takes the pending columns by value: a patch extends them in place, without a copy.
+pub fn merge(
+    pending: Op,
+    pending_data: Option<Row>,
+    new: Op,
+    new_data: Option<Row>,
+) -> Result<Merged, InsertOfExisting> {
     use Op::*;
+    if refuses(pending, new) {
+        return Err(InsertOfExisting);
+    }
     let merged = match (pending, new) {
-        (Insert, Insert) | (Update, Insert) => return Err(()),
         (Insert, Delete) => Merged::Cancelled,
         (Insert, Update) => Merged::Into(Insert, Some(patch(pending_data, new_data))),
         (Upsert, Update) => Merged::Into(Upsert, Some(patch(pending_data, new_data))),
@@ -51,16 +66,15 @@ pub fn merge(pending: Op, pending_data: Option<&Row>, new: Op, new_data: Option<
         (Insert, Upsert) => Merged::Into(Insert, new_data),
         (Update | Upsert | Delete, Upsert) | (Upsert | Delete, Insert) => Merged::Into(Upsert, new_data),
         (_, Delete) => Merged::Into(Delete, None),
+        (Insert | Update, Insert) => return Err(InsertOfExisting),
     };
     Ok(merged)
 }
 
 /// The pending columns overwritten by the new ones.
-fn patch(base: Option<&Row>, changes: Option<Row>) -> Row {
-    let mut row = base.cloned().unwrap_or_default();
-    for (column, value) in changes.unwrap_or_default() {
-        row.insert(column, value);
-    }
+fn patch(base: Option<Row>, changes: Option<Row>) -> Row {
+    let mut row = base.unwrap_or_default();
+    row.extend(changes.unwrap_or_default());
     row
 }
 
@@ -78,7 +92,7 @@ mod tests {
         value.as_object().cloned().unwrap()
     }
 
-    fn cell(pending: Op, new: Op) -> Result<Merged, ()> {
+    fn cell(pending: Op, new: Op) -> Result<Merged, InsertOfExisting> {
         let pending_data = match pending {
             Op::Delete => None,
             _ => Some(row(json!({"id": "1", "a": 1, "b": 1}))),
@@ -87,10 +101,10 @@ mod tests {
             Op::Delete => None,
             _ => Some(row(json!({"b": 2, "c": 2}))),
         };
-        merge(pending, pending_data.as_ref(), new, new_data)
+        merge(pending, pending_data, new, new_data)
     }
 
-    fn into(op: Op, data: Value) -> Result<Merged, ()> {
+    fn into(op: Op, data: Value) -> Result<Merged, InsertOfExisting> {
         Ok(Merged::Into(op, Some(row(data))))
     }
 
@@ -102,7 +116,7 @@ mod tests {
         assert_eq!(cell(Op::Insert, Op::Update), into(Op::Insert, PATCHED()));
         assert_eq!(cell(Op::Insert, Op::Upsert), into(Op::Insert, NEW()));
         assert_eq!(cell(Op::Insert, Op::Delete), Ok(Merged::Cancelled));
-        assert_eq!(cell(Op::Insert, Op::Insert), Err(()));
+        assert_eq!(cell(Op::Insert, Op::Insert), Err(InsertOfExisting));
     }
 
     #[test]
@@ -110,7 +124,7 @@ mod tests {
         assert_eq!(cell(Op::Update, Op::Update), into(Op::Update, PATCHED()));
         assert_eq!(cell(Op::Update, Op::Upsert), into(Op::Upsert, NEW()));
         assert_eq!(cell(Op::Update, Op::Delete), Ok(Merged::Into(Op::Delete, None)));
-        assert_eq!(cell(Op::Update, Op::Insert), Err(()));
+        assert_eq!(cell(Op::Update, Op::Insert), Err(InsertOfExisting));
     }
 
     #[test]

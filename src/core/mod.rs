@@ -10,18 +10,20 @@ pub mod journal;
 mod merge;
 pub mod owner;
 mod queue;
+mod read;
 mod snapshot;
+mod sort;
 mod stats;
 pub mod wire;
 
 pub use backoff::Backoff;
 pub use change::{Change, Op, Priority, Row};
-pub use config::{Config, ConflictStrategy, DEFAULT_INTERVALS_MS};
+pub use config::{Config, ConflictStrategy, Fill, DEFAULT_INTERVALS_MS};
 pub use engine::{
     Batch, ChangeOutcome, Conflict, ConflictReason, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView,
     Resolution, Settled,
 };
 pub use error::{ArgumentError, EngineError};
-pub use merge::{merge, Merged};
+pub use merge::{merge, InsertOfExisting, Merged};
 pub use snapshot::{SavedEntry, SavedState, Snapshot};
 pub use stats::{Latency, PendingByPriority, Stats};

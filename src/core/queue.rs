@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use super::change::{Op, Priority, Row};
-use super::merge::{self, Merged};
+use super::merge::{self, InsertOfExisting, Merged};
 
 /// Interned table name: a million pending rows of one table share one string.
 pub(crate) type TableId = u32;
@@ -30,6 +30,8 @@ pub(crate) struct Entry {
     pub seq: u64,
     /// When the first change was queued, for latency.
     pub queued_at: u64,
+    /// When the latest change was folded in (how long the record has been idle, see [`crate::core::Fill`]).
+    pub touched_at: u64,
     /// When the entry must be on its way: the earliest deadline of the changes folded in.
     pub deadline: u64,
     /// Transient failures so far.
@@ -47,8 +49,8 @@ impl Entry {
     /// which an insert and a delete only do when `alone`: no earlier write of the record is in flight or
     /// failed. Otherwise that write may leave a row behind (a failed delete, say), so the pair becomes a
     /// delete.
-    pub fn then(self, later: Entry, alone: bool) -> Result<Option<Entry>, ()> {
-        let merged = match merge::merge(self.op, self.data.as_ref(), later.op, later.data)? {
+    pub fn then(self, later: Entry, alone: bool) -> Result<Option<Entry>, InsertOfExisting> {
+        let merged = match merge::merge(self.op, self.data, later.op, later.data)? {
             Merged::Cancelled if !alone => Merged::Into(Op::Delete, None),
             merged => merged,
         };
@@ -63,6 +65,7 @@ impl Entry {
                 order: self.order,
                 seq: later.seq,
                 queued_at: self.queued_at,
+                touched_at: self.touched_at.max(later.touched_at),
                 deadline: self.deadline.min(later.deadline),
                 attempts: self.attempts.max(later.attempts),
                 changes: self.changes.saturating_add(later.changes),

@@ -5,7 +5,8 @@
 //! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
 //! a replay as applied.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::change::{Change, Op, Priority, Row};
@@ -13,10 +14,12 @@ use super::config::Config;
 use super::engine::{Engine, Failure};
 use super::error::EngineError;
 use super::queue::Entry;
+use super::read::Fields;
+use super::sort::sort_by_key;
 
 pub const VERSION: u32 = 1;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot {
     pub version: u32,
@@ -25,7 +28,7 @@ pub struct Snapshot {
     pub entries: Vec<SavedEntry>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SavedEntry {
     pub table: String,
@@ -49,8 +52,8 @@ pub struct SavedEntry {
     pub state: SavedState,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", try_from = "StateFields")]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum SavedState {
     Pending,
     /// Waiting behind the failed write of the same record.
@@ -61,26 +64,66 @@ pub enum SavedState {
     },
 }
 
-/// [`SavedState`] as read: the same JSON through a plain struct, because serde's reader for internally tagged
-/// enums buffers every value first and costs the wasm about ten times as much code.
-#[derive(Deserialize)]
-struct StateFields {
-    kind: String,
-    #[serde(default)]
-    failure: Option<Failure>,
-    #[serde(default)]
-    failed_at: Option<u64>,
+impl Snapshot {
+    /// Reads a snapshot as [`Snapshot`] serializes it (the one reader; see [`Fields`]).
+    pub fn read(value: &Value) -> Result<Snapshot, String> {
+        let f = Fields::of(value, "snapshot")?;
+        let entries = f.array("entries")?.iter().map(SavedEntry::read).collect::<Result<_, _>>()?;
+        Ok(Snapshot { version: f.u32("version")?, next_seq: f.u64("nextSeq")?, entries })
+    }
 }
 
-impl TryFrom<StateFields> for SavedState {
-    type Error = String;
+/// Native callers (tests, tools) read snapshots through serde; it goes through [`Snapshot::read`].
+impl<'de> Deserialize<'de> for Snapshot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Snapshot, D::Error> {
+        Snapshot::read(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
 
-    fn try_from(fields: StateFields) -> Result<SavedState, String> {
-        match (fields.kind.as_str(), fields.failure, fields.failed_at) {
-            ("pending", _, _) => Ok(SavedState::Pending),
-            ("blocked", _, _) => Ok(SavedState::Blocked),
-            ("failed", Some(failure), Some(failed_at)) => Ok(SavedState::Failed { failure, failed_at }),
-            (kind, _, _) => Err(format!("unknown or incomplete state {kind:?}")),
+impl SavedEntry {
+    pub fn read(value: &Value) -> Result<SavedEntry, String> {
+        let f = Fields::of(value, "entry")?;
+        let op = f.str("op")?;
+        let priority = f.str("priority")?;
+        Ok(SavedEntry {
+            table: f.str("table")?.to_owned(),
+            id: f.str("id")?.to_owned(),
+            op: Op::parse(op).ok_or_else(|| format!("entry.op {op} is not an op"))?,
+            data: f.row("data")?,
+            last_changed: f.get("lastChanged").cloned(),
+            priority: Priority::parse(priority)
+                .ok_or_else(|| format!("entry.priority {priority} is not a priority"))?,
+            order: f.u64("order")?,
+            seq: f.u64("seq")?,
+            queued_at: f.u64("queuedAt")?,
+            deadline: f.u64("deadline")?,
+            attempts: f.u32("attempts")?,
+            changes: f.u32("changes")?,
+            force: f.flag("force")?,
+            solo: f.flag("solo")?,
+            state: SavedState::read(f.get("state").unwrap_or(&Value::Null))?,
+        })
+    }
+}
+
+impl SavedState {
+    /// `{ kind: "pending" | "blocked" }` or `{ kind: "failed", failure, failed_at }` (the field names serde's
+    /// tagged form gives a struct variant).
+    fn read(value: &Value) -> Result<SavedState, String> {
+        let f = Fields::of(value, "entry.state")?;
+        match f.str("kind")? {
+            "pending" => Ok(SavedState::Pending),
+            "blocked" => Ok(SavedState::Blocked),
+            "failed" => {
+                let failure = Fields::of(f.get("failure").unwrap_or(&Value::Null), "entry.state.failure")?;
+                let failure = Failure {
+                    code: failure.opt_str("code")?,
+                    message: failure.str("message")?.to_owned(),
+                    permanent: failure.required_flag("permanent")?,
+                };
+                Ok(SavedState::Failed { failure, failed_at: f.u64("failed_at")? })
+            }
+            kind => Err(format!("unknown state {kind}")),
         }
     }
 }
@@ -232,6 +275,7 @@ impl Engine {
                 order: saved.order,
                 seq: saved.seq,
                 queued_at: saved.queued_at,
+                touched_at: saved.queued_at,
                 deadline: saved.deadline,
                 attempts: saved.attempts,
                 changes: saved.changes.max(1),
@@ -246,10 +290,10 @@ impl Engine {
 }
 
 /// Send order, a blocked write after the failed one of its record.
-pub fn sort_saved(entries: &mut [SavedEntry]) {
-    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+pub fn sort_saved(entries: &mut Vec<SavedEntry>) {
+    sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
 
-fn sort_refs(entries: &mut [SavedRef<'_>]) {
-    entries.sort_unstable_by_key(|e| (e.order, matches!(e.state, SavedState::Blocked)));
+fn sort_refs(entries: &mut Vec<SavedRef<'_>>) {
+    sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }

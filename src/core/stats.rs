@@ -1,5 +1,6 @@
 //! Counters the engine keeps and the figures it reports, in the shape the JS side shows them.
 
+use super::sort::sort_by_key;
 use serde::Serialize;
 
 /// How many latency samples the percentiles are computed over: recent enough to move, small enough to sort.
@@ -82,7 +83,7 @@ impl LatencyWindow {
 
     pub fn summary(&self) -> Option<Latency> {
         let mut sorted = self.samples.clone();
-        sorted.sort_unstable();
+        sort_by_key(&mut sorted, |&ms| [ms, 0, 0]);
         let last = sorted.len().checked_sub(1)?;
         // Nearest-rank percentile over the window.
         let rank = |p: usize| sorted[(last * p).div_ceil(100)];

@@ -113,9 +113,14 @@ pub fn json_text(value: &JsValue) -> Result<String, String> {
     text.as_string().ok_or_else(|| "it has no JSON form".to_owned())
 }
 
-/// A JS object as a row: parsed straight into the map type, so a non-object is refused by the parser.
+/// A JS object as a row. Parsed as any JSON value, then taken apart: parsing into the map type would bring
+/// serde's typed-error formatting (floats included, about 19 KB gzip) into the binary.
 pub fn to_row(value: &JsValue) -> Result<Row, String> {
-    serde_json::from_str(&json_text(value)?).map_err(|e| e.to_string())
+    match serde_json::from_str(&json_text(value)?) {
+        Ok(serde_json::Value::Object(row)) => Ok(row),
+        Ok(_) => Err("its JSON form is not an object".to_owned()),
+        Err(e) => Err(crate::core::wire::not_json(&e)),
+    }
 }
 
 /// A Rust value as a fresh JS value, through `JSON.parse`.

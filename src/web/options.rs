@@ -15,7 +15,8 @@ use crate::core::{ArgumentError, Config, ConflictStrategy};
 
 pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
 pub const DEFAULT_TOKEN_TIMEOUT_MS: u32 = 10_000;
-const MAX_TIMEOUT_MS: f64 = 600_000.0;
+/// An integer, not an `f64`: putting an `f64` in a message links float formatting (13 KB of wasm).
+const MAX_TIMEOUT_MS: u32 = 600_000;
 
 // "user" and "storage" are read by storage.rs (durable queue).
 const OPTION_KEYS: [&str; 7] = ["transport", "maxRetries", "batchSize", "syncIntervals", "tables", "user", "storage"];
@@ -169,7 +170,7 @@ fn timeout(transport: &JsValue, name: &str, default: u32) -> Result<u32, JsValue
     if value.is_undefined() {
         return Ok(default);
     }
-    js::as_integer(&value, MAX_TIMEOUT_MS)
+    js::as_integer(&value, f64::from(MAX_TIMEOUT_MS))
         .filter(|&ms| ms > 0)
         .map(|ms| ms as u32)
         .ok_or_else(|| bad(&format!("transport.{name}"), format!("must be an integer from 1 to {MAX_TIMEOUT_MS}")))

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Promise};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -17,8 +17,8 @@ use super::js::{self, error_message};
 use super::options::HttpTransport;
 use super::storage;
 use super::{timeout, Shared};
-use crate::core::wire::{Exchange, HttpRequest, HttpResponse};
-use crate::core::{Batch, ChangeOutcome, Outcome, OutgoingChange, Row};
+use crate::core::wire::{decode_result, Exchange, HttpRequest, HttpResponse};
+use crate::core::{Batch, ChangeOutcome, OutgoingChange};
 
 #[wasm_bindgen]
 extern "C" {
@@ -201,34 +201,6 @@ struct JsBatch<'a> {
     changes: &'a [OutgoingChange],
 }
 
-/// What a custom `send` resolves to, one per change.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JsResult {
-    seq: u64,
-    status: Status,
-    #[serde(default)]
-    row: Option<Row>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    transient: bool,
-    #[serde(default)]
-    retry_after_ms: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Status {
-    Applied,
-    Conflict,
-    /// The write touched no row (absent, or not visible to the user).
-    Missing,
-    Error,
-}
-
 pub async fn custom(send: &Function, this: &JsValue, timeout_ms: u32, client_id: &str, batch: &Batch) -> Sent {
     match custom_results(send, this, timeout_ms, client_id, batch).await {
         Ok(outcomes) => Sent::Answered(outcomes),
@@ -266,22 +238,8 @@ async fn custom_results(
         return Err(malformed(format!("got {}", js::describe(&resolved))));
     }
     let json = js::json_text(&resolved).map_err(malformed)?;
-    let results: Vec<JsResult> = serde_json::from_str(&json).map_err(|e| malformed(e.to_string()))?;
-    Ok(results
-        .into_iter()
-        .map(|r| {
-            let message = || r.message.clone().unwrap_or_else(|| "the transport reported an error".to_owned());
-            let outcome = match r.status {
-                Status::Applied => Outcome::Applied,
-                Status::Conflict => Outcome::Conflict { row: r.row.clone() },
-                Status::Missing => Outcome::Missing,
-                Status::Error if r.transient => Outcome::Transient {
-                    message: message(),
-                    retry_after_ms: r.retry_after_ms.filter(|ms| ms.is_finite() && *ms >= 0.0).map(|ms| ms as u64),
-                },
-                Status::Error => Outcome::Permanent { code: r.code.clone(), message: message() },
-            };
-            ChangeOutcome { seq: r.seq, outcome }
-        })
-        .collect())
+    let Ok(serde_json::Value::Array(results)) = serde_json::from_str(&json) else {
+        return Err(malformed("not a JSON array".into()));
+    };
+    results.iter().map(decode_result).collect::<Result<_, _>>().map_err(malformed)
 }

@@ -3,14 +3,14 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::encode;
-use super::response::is_transient_sqlstate;
+use super::response::{decode_result, not_json};
 use super::HttpRequest;
 use crate::core::change::{Op, Row};
-use crate::core::engine::{Batch, ChangeOutcome, Outcome, OutgoingChange};
+use crate::core::engine::{Batch, ChangeOutcome, OutgoingChange};
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -31,15 +31,6 @@ struct WireChange<'a> {
     last_changed: Option<&'a Value>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     force: bool,
-}
-
-#[derive(Deserialize)]
-struct WireResult {
-    seq: u64,
-    status: String,
-    row: Option<Row>,
-    code: Option<String>,
-    message: Option<String>,
 }
 
 /// The call for some of the batch's writes (all of them, or a part after the whole was refused).
@@ -66,26 +57,19 @@ pub(super) fn request(batch: &Batch, members: &[usize], function: &str, client_i
 /// One outcome per result the server gave for a write of the call; writes it did not answer are left out
 /// (the engine counts them as transient failures).
 pub(super) fn outcomes(batch: &Batch, members: &[usize], body: &str) -> Result<Vec<ChangeOutcome>, String> {
-    let results: Vec<WireResult> =
-        serde_json::from_str(body).map_err(|e| format!("unreadable answer from the sync function: {e}"))?;
+    let unreadable = |why: String| format!("unreadable answer from the sync function: {why}");
+    let results = match serde_json::from_str::<Value>(body) {
+        Ok(Value::Array(results)) => results,
+        Ok(_) => return Err(unreadable("not an array".into())),
+        Err(e) => return Err(unreadable(not_json(&e))),
+    };
     let sent: HashSet<u64> = members.iter().filter_map(|&i| batch.changes.get(i)).map(|c| c.seq).collect();
-    Ok(results
-        .into_iter()
-        .filter(|r| sent.contains(&r.seq))
-        .map(|r| ChangeOutcome { seq: r.seq, outcome: outcome(r) })
-        .collect())
-}
-
-fn outcome(result: WireResult) -> Outcome {
-    let message = || result.message.clone().unwrap_or_else(|| format!("the server answered {}", result.status));
-    match result.status.as_str() {
-        "applied" => Outcome::Applied,
-        "conflict" => Outcome::Conflict { row: result.row },
-        "missing" => Outcome::Missing,
-        "error" if result.code.as_deref().is_some_and(is_transient_sqlstate) => {
-            Outcome::Transient { message: message(), retry_after_ms: None }
+    let mut outcomes = Vec::with_capacity(results.len());
+    for result in &results {
+        let outcome = decode_result(result).map_err(unreadable)?;
+        if sent.contains(&outcome.seq) {
+            outcomes.push(outcome);
         }
-        "error" => Outcome::Permanent { code: result.code.clone(), message: message() },
-        _ => Outcome::Transient { message: message(), retry_after_ms: None },
     }
+    Ok(outcomes)
 }
