@@ -16,6 +16,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { SCHEMA_FILES } from "../www/server/db/schema.js";
+// mulberry32: the same workload every run.
+import { seeded } from "../www/server/faults.js";
 
 const { values: opt } = parseArgs({
   options: {
@@ -87,17 +89,6 @@ async function postgres() {
 }
 
 const uuid = (u) => `00000000-0000-4000-8000-${String(u + 1).padStart(12, "0")}`;
-/** A seeded generator (mulberry32): the same workload every run. */
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The workloads. "racing": for each user and device, BATCHES batches of BATCH upserts over that user's RECORDS

@@ -9,6 +9,7 @@
 // The trace is data kept in the repository; regenerate it only to change the workload, and say so in the commit.
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { seeded } from "../../www/server/faults.js";
 
 const SEED = 20260101;
 const DURATION_MS = 1_200_000;
@@ -25,16 +26,9 @@ const PARENTS = {
   comments: ["training_plans"],
 };
 
-/** mulberry32: a small seeded PRNG, so the trace is the same on every run. */
+/** The dev server's seeded PRNG (mulberry32), so the trace is the same on every run. */
 function rng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seeded(seed);
   const int = (lo, hi) => lo + Math.floor(next() * (hi - lo + 1));
   return { next, int, pick: (list) => list[int(0, list.length - 1)] };
 }

@@ -5,8 +5,9 @@ import { ApiError } from "./errors.js";
 
 const HANG_LIMIT_MS = 60_000;
 
-/** A small seeded generator (mulberry32), so a failure rate with a seed fails the same requests every run. */
-function seeded(seed) {
+/** A small seeded generator (mulberry32), so a failure rate with a seed fails the same requests every run (the
+ *  benchmarks use it too, for workloads that are the same on every run). */
+export function seeded(seed) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
