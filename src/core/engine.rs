@@ -299,23 +299,7 @@ impl Engine {
     pub fn enqueue(&mut self, change: Change, now: u64) -> Result<u64, EngineError> {
         let key = self.key_for(&change.table, &change.id);
         let seq = self.next_seq;
-        let entry = Entry {
-            key: key.clone(),
-            op: change.op,
-            data: change.data,
-            last_changed: change.last_changed,
-            priority: change.priority,
-            order: seq,
-            seq,
-            queued_at: now,
-            touched_at: now,
-            deadline: now.saturating_add(self.config.interval(change.priority)),
-            attempts: 0,
-            changes: 1,
-            force: change.force,
-            solo: false,
-        };
-        let exists = || EngineError::RecordExists { table: change.table.clone(), id: change.id.clone() };
+        let entry = self.new_entry(key.clone(), change, seq, seq, now);
 
         // A record whose last write failed collects its new changes in `blocked`, one whose write is in flight
         // in `pending` (held there until the flight settles); either way they must be able to follow that
@@ -326,17 +310,17 @@ impl Engine {
         let ahead_is_none = ahead.is_none();
         let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) };
         if let Some(ahead) = ahead {
-            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| exists())?;
+            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| self.record_exists(&key))?;
         }
         if held.is_some_and(|held| merge::refuses(held.op, entry.op)) {
-            return Err(exists());
+            return Err(self.record_exists(&key));
         }
         // Checked: the fold cannot be refused now, so the held write is taken out, not copied.
         let held = if blocked { self.blocked.remove(&key) } else { self.pending.remove(&key) };
         let merged = held.is_some();
         let folded = match held {
             None => Some(entry),
-            Some(held) => held.then(entry, ahead_is_none).map_err(|_| exists())?,
+            Some(held) => held.then(entry, ahead_is_none).map_err(|_| self.record_exists(&key))?,
         };
         self.count_enqueued(merged);
         match folded {
@@ -360,23 +344,8 @@ impl Engine {
             return self.enqueue(change, now);
         };
         let seq = self.next_seq;
-        let resolved = Entry {
-            key: key.clone(),
-            op: change.op,
-            data: change.data.clone(),
-            last_changed: change.last_changed.clone(),
-            priority: change.priority,
-            // The held changes were queued first: the record keeps its place in the send order.
-            order: held.order,
-            seq,
-            queued_at: now,
-            touched_at: now,
-            deadline: now.saturating_add(self.config.interval(change.priority)),
-            attempts: 0,
-            changes: 1,
-            force: change.force,
-            solo: false,
-        };
+        // The held changes were queued first: the record keeps its place in the send order.
+        let resolved = self.new_entry(key.clone(), change.clone(), held.order, seq, now);
         let Ok(Some(folded)) = resolved.then(held, false) else { return self.enqueue(change, now) };
         self.pending.remove(&key);
         // The held changes never left (their record was in flight), so their seq is unused, but the folded
@@ -385,6 +354,32 @@ impl Engine {
         self.count_enqueued(true);
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// The pending write a change starts as, queued at `now`: due by its priority's interval, at `order` in the
+    /// send order, sent with `seq`.
+    fn new_entry(&self, key: Key, change: Change, order: u64, seq: u64, now: u64) -> Entry {
+        Entry {
+            key,
+            op: change.op,
+            data: change.data,
+            last_changed: change.last_changed,
+            priority: change.priority,
+            order,
+            seq,
+            queued_at: now,
+            touched_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
+            attempts: 0,
+            changes: 1,
+            force: change.force,
+            solo: false,
+        }
+    }
+
+    /// The error for an insert the record's queued writes cannot take, naming the record.
+    fn record_exists(&self, key: &Key) -> EngineError {
+        EngineError::RecordExists { table: self.tables[key.0 as usize].to_string(), id: key.1.to_string() }
     }
 
     fn count_enqueued(&mut self, merged: bool) {
