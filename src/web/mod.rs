@@ -213,6 +213,8 @@ async fn send(shared: Shared, batch: Batch) {
         }
         s.sending = false;
         let now = js::now();
+        // The journal stores what became of the batch's records, whatever the answer.
+        storage::touch_batch(&mut s, &batch);
         // The batch is the one in flight, so none of these calls can fail.
         match result {
             Sent::Answered(outcomes) => {
@@ -233,9 +235,6 @@ async fn send(shared: Shared, batch: Batch) {
             }
         }
     };
-    if let Ok(mut s) = shared.try_borrow_mut() {
-        storage::touch_batch(&mut s, &batch);
-    }
     if unauthorized {
         auth::ask_later(&shared);
     }
