@@ -1,7 +1,7 @@
 // queueChange in headless Chromium through the built pkg/: p50 and p99 per call for distinct records (ten-column
 // rows) and for repeated patches of one record, without and with a subscriber, both back to back (a burst) and
 // each call with its own microtask tick (one call per input event); and 20,000 changes queued in one task.
-import { serveBenchSite } from "./lib/site.mjs";
+import { openBenchPage, serveBenchSite } from "./lib/site.mjs";
 
 export const title = "queueChange in Chromium (pkg/)";
 export const order = 20;
@@ -13,11 +13,7 @@ export async function bench(ctx) {
   const browser = await ctx.browser();
   const context = await browser.newContext();
   try {
-    const page = await context.newPage();
-    const errors = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`${site.url}/index.html`);
-    await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
+    const { page, errors } = await openBenchPage(context, site);
     const calls = ctx.quick ? 4_000 : 20_000;
     const measure = (o) =>
       page.evaluate(async (o) => (await import("/queue.js")).measure(o), { calls, ...o });

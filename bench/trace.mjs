@@ -4,7 +4,7 @@
 // trace. The library runs its default batching policy (`Fill::Idle`, 1 s); the other policies are not options of
 // the JS API, so their figures come from the native replay of the same trace (bench/core.mjs).
 import { ANON_KEY, rows } from "../tests/e2e/helpers.mjs";
-import { serveBenchSite } from "./lib/site.mjs";
+import { openBenchPage, serveBenchSite } from "./lib/site.mjs";
 import { TABLES, baselines, compare, deadlines, finalModel, loadTrace } from "./lib/trace.mjs";
 
 export const title = "Editing trace against the dev server (virtual clock)";
@@ -29,11 +29,7 @@ export async function bench(ctx) {
       const context = await browser.newContext();
       let result;
       try {
-        const page = await context.newPage();
-        const errors = [];
-        page.on("pageerror", (e) => errors.push(e.message));
-        await page.goto(`${site.url}/index.html`);
-        await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
+        const { page, errors } = await openBenchPage(context, site);
         result = await page.evaluate(
           async ({ trace, options }) => (await import("/trace.js")).replay(trace, options),
           { trace, options: { url: server.restUrl, apiKey: ANON_KEY, token, mode, batchSize: 10, start: Date.UTC(2026, 0, 1, 9, 0, 0) } },

@@ -29,3 +29,14 @@ export async function serveBenchSite(root, extra = {}) {
   const { port } = server.address();
   return { url: `http://127.0.0.1:${port}`, close: () => new Promise((ok) => server.close(() => ok())) };
 }
+
+/** Opens the benchmark page in `context` and waits until it says it is ready. `errors` collects the page's
+ *  uncaught errors, which a section checks once it has measured. */
+export async function openBenchPage(context, site) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${site.url}/index.html`);
+  await page.waitForFunction(() => window.benchReady === true, null, { timeout: 30_000 });
+  return { page, errors };
+}
