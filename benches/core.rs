@@ -46,13 +46,13 @@ fn payload(i: usize) -> Row {
     json!({ "id": format!("rec-{i:08}"), "name": "Back squat", "series": 5 }).as_object().cloned().unwrap_or_default()
 }
 
-fn change(i: usize, priority: Priority) -> Change {
+fn change(i: usize, priority: Priority) -> Change<Row> {
     Change::new("selected_exercises", &format!("rec-{i:08}"), Op::Upsert, Some(payload(i)), priority)
         .expect("valid change")
 }
 
 /// An engine holding `n` low-priority writes that are not due yet.
-fn filled(n: usize) -> Engine {
+fn filled(n: usize) -> Engine<Row> {
     let mut engine = Engine::new(Config::default()).expect("valid config");
     for i in 0..n {
         engine.enqueue(change(i, Priority::Low), 0).expect("enqueue");
@@ -66,7 +66,7 @@ fn ns_per(start: Instant, count: usize) -> f64 {
 
 fn enqueue_cost(pending: usize) -> f64 {
     let mut engine = filled(pending);
-    let changes: Vec<Change> = (pending..pending + MEASURED).map(|i| change(i, Priority::Low)).collect();
+    let changes: Vec<Change<Row>> = (pending..pending + MEASURED).map(|i| change(i, Priority::Low)).collect();
     let start = Instant::now();
     for c in changes {
         black_box(engine.enqueue(c, 1).expect("enqueue"));
@@ -95,8 +95,8 @@ fn take_due_cost(pending: usize) -> f64 {
 /// Heap bytes per pending write, minus what its payload and change alone occupy.
 fn overhead_bytes(n: usize) -> f64 {
     let before = LIVE_BYTES.load(Ordering::Relaxed);
-    let changes: Vec<Change> = (0..n).map(|i| change(i, Priority::Low)).collect();
-    let payload_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before - (n * std::mem::size_of::<Change>()) as isize;
+    let changes: Vec<Change<Row>> = (0..n).map(|i| change(i, Priority::Low)).collect();
+    let payload_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before - (n * std::mem::size_of::<Change<Row>>()) as isize;
     let mut engine = Engine::new(Config::default()).expect("valid config");
     let start = LIVE_BYTES.load(Ordering::Relaxed);
     for c in changes {
@@ -184,7 +184,12 @@ fn replay_trace(trace: &Value, fill: Fill) -> TraceRun {
     let mut run = TraceRun { requests: 0, writes: 0, misses: 0, max_late_ms: 0 };
     // Per record: the deadlines of its changes not yet sent.
     let mut waiting: HashMap<(String, String), Vec<u64>> = HashMap::new();
-    fn send_due(engine: &mut Engine, upto: u64, run: &mut TraceRun, waiting: &mut HashMap<(String, String), Vec<u64>>) {
+    fn send_due(
+        engine: &mut Engine<Row>,
+        upto: u64,
+        run: &mut TraceRun,
+        waiting: &mut HashMap<(String, String), Vec<u64>>,
+    ) {
         while let Some(at) = engine.poll_timeout().filter(|&at| at <= upto) {
             let Some(batch) = engine.poll_batch(at) else { break };
             run.requests += 1;

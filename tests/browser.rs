@@ -512,6 +512,29 @@ async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_onc
     unsubscribe.call0(&JsValue::NULL).expect("unsubscribing after free is harmless");
 }
 
+/// The queue keeps its own copy of a row: the app changing its object afterwards changes nothing queued,
+/// and neither does changing what `pendingChanges()` returned. Columns JSON leaves out are left out.
+#[wasm_bindgen_test]
+async fn a_queued_row_is_a_copy_of_what_the_app_passed() {
+    let options = js(json!({ "transport": {}, "storage": null }));
+    set(&options, "transport", &recording_transport(vec![]));
+    let sync = new_sync(options);
+    let data = js(json!({ "id": "r", "name": "first", "tags": ["a"] }));
+    set(&data, "skip", &Function::new_no_args("return 1"));
+    sync.queue_change("t".into(), "r".into(), "upsert".into(), data.clone(), 3.into()).unwrap();
+    set(&data, "name", &"changed".into());
+    set(&data, "added", &1.into());
+    let pending = sync.pending_changes().unwrap();
+    assert_eq!(to_json(&pending)[0]["data"], json!({ "id": "r", "name": "first", "tags": ["a"] }));
+    let shown = Reflect::get(&Reflect::get(&pending, &0.into()).unwrap(), &"data".into()).unwrap();
+    set(&shown, "name", &"edited view".into());
+    queue(&sync, "t", "r", "update", json!({ "extra": true }), 3);
+    assert_eq!(
+        to_json(&sync.pending_changes().unwrap())[0]["data"],
+        json!({ "id": "r", "name": "first", "tags": ["a"], "extra": true })
+    );
+    sync.destroy();
+}
 #[wasm_bindgen_test]
 async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_alone() {
     let options = js(json!({ "transport": {}, "storage": null }));
@@ -521,6 +544,10 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
     let before = (stringify(&sync.pending_changes().unwrap()), stat(&sync, "totalChanges"));
     let date = js_sys::Date::new_0();
     let instance = js_sys::Map::new();
+    // Values only JS can make: cycles, BigInts, getters that throw.
+    let made = |body: &str| Function::new_no_args(body).call0(&JsValue::NULL).unwrap();
+    let none = || JsValue::UNDEFINED;
+    const SERIAL: &str = "data must be JSON-serializable";
     let cases: Vec<(JsValue, JsValue, JsValue, JsValue, JsValue, &str)> = vec![
         (
             JsValue::from(5),
@@ -546,6 +573,36 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
         ("t".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), JsValue::from(4), "priority must be"),
         ("t".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), JsValue::from(1.5), "priority must be"),
         ("t".into(), "1".into(), "upsert".into(), js(json!({"a": 1})), "HIGH".into(), "priority must be"),
+        ("t".into(), "1".into(), "upsert".into(), made("const o = { a: 1 }; o.self = o; return o;"), none(), SERIAL),
+        ("t".into(), "1".into(), "upsert".into(), made("const o = { a: {} }; o.a.o = o; return o;"), none(), SERIAL),
+        ("t".into(), "1".into(), "upsert".into(), made("return { a: 1n };"), none(), SERIAL),
+        ("t".into(), "1".into(), "upsert".into(), made("return { a: { b: [2n] } };"), none(), SERIAL),
+        (
+            "t".into(),
+            "1".into(),
+            "upsert".into(),
+            made("return { get a() { throw new Error('no'); } };"),
+            none(),
+            SERIAL,
+        ),
+        ("t".into(), "1".into(), "upsert".into(), made("return { a: { toJSON() { throw 1; } } };"), none(), SERIAL),
+        (
+            "t".into(),
+            "1".into(),
+            "upsert".into(),
+            made("return { [''.padEnd(64, 'c')]: 1 };"),
+            none(),
+            "data has an invalid",
+        ),
+        ("t".into(), "1".into(), "upsert".into(), made("return { ['\\0']: 1 };"), none(), "data has an invalid"),
+        (
+            "t".into(),
+            "1".into(),
+            "upsert".into(),
+            made("return new Proxy({}, { ownKeys() { throw 1; } });"),
+            none(),
+            SERIAL,
+        ),
     ];
     for (table, id, op, data, priority, expected) in cases {
         let error = sync.queue_change(table, id, op, data, priority).expect_err(expected);

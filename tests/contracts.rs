@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use record_sync::core::{Change, ChangeOutcome, Config, Engine, Fill, Op, Outcome, Priority};
+use record_sync::core::{Change, ChangeOutcome, Config, Engine, Fill, Op, Outcome, Priority, Row};
 use serde_json::{json, Value};
 
 fn source(path: &str) -> String {
@@ -107,7 +107,7 @@ fn shell_stats(engine_stats: Value) -> Value {
 }
 
 /// An engine that has confirmed one write (latency), failed one, and holds one pending.
-fn busy_engine() -> Engine {
+fn busy_engine() -> Engine<Row> {
     let mut e = Engine::new(Config { fill: Fill::DueOnly, ..Config::default() }).unwrap();
     let row = |v: Value| v.as_object().cloned();
     let data = row(json!({"id": "a", "last_changed": "2026-01-01T00:00:00Z"}));
@@ -171,7 +171,7 @@ fn initial_stats_are_what_a_new_instance_reports() {
     json_text.pop();
     json_text.push('}');
     let initial: Value = serde_json::from_str(&json_text).unwrap_or_else(|e| panic!("{json_text}: {e}"));
-    let fresh = shell_stats(serde_json::to_value(Engine::new(Config::default()).unwrap().stats()).unwrap());
+    let fresh = shell_stats(serde_json::to_value(Engine::<Row>::new(Config::default()).unwrap().stats()).unwrap());
     assert_eq!(initial, fresh, "INITIAL_STATS (pkg-template/react/store.ts) against a new engine's stats");
 }
 

@@ -66,7 +66,7 @@ fn apply(rows: &mut BTreeMap<Key, Row>, key: &Key, op: Op, data: Option<&Row>) -
 }
 
 impl Server {
-    fn write(&mut self, change: &OutgoingChange) -> Outcome {
+    fn write(&mut self, change: &OutgoingChange<Row>) -> Outcome<Row> {
         if self.applied.contains(&change.seq) {
             return Outcome::Applied;
         }
@@ -216,7 +216,7 @@ struct Accepted {
 
 struct Harness {
     config: Config,
-    engine: Engine,
+    engine: Engine<Row>,
     server: Server,
     now: u64,
     faults: Vec<Fault>,
@@ -251,7 +251,7 @@ fn stamp_at(now: u64) -> String {
     format!("2026-{:02}-{:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z", 1 + days / 28 % 12, 1 + days % 28)
 }
 
-fn key_of(change: &OutgoingChange) -> Key {
+fn key_of(change: &OutgoingChange<Row>) -> Key {
     (change.table.clone(), change.id.clone())
 }
 
@@ -351,7 +351,7 @@ impl Harness {
         panic!("the engine kept producing batches at one instant");
     }
 
-    fn answer(&mut self, batch: Batch, fault: Fault) {
+    fn answer(&mut self, batch: Batch<Row>, fault: Fault) {
         if self.rest.is_some() {
             return self.answer_rest(batch, fault);
         }
@@ -396,7 +396,7 @@ impl Harness {
         }
     }
 
-    fn answer_rest(&mut self, batch: Batch, fault: Fault) {
+    fn answer_rest(&mut self, batch: Batch<Row>, fault: Fault) {
         let now = self.now;
         match fault {
             Fault::Transient { retry_after_ms } => {
@@ -432,7 +432,7 @@ impl Harness {
     }
 
     /// Another device or user changes the row of one of the batch's writes just before it lands.
-    fn foreign(&mut self, batch: &Batch, what: Foreign, write: usize) {
+    fn foreign(&mut self, batch: &Batch<Row>, what: Foreign, write: usize) {
         let key = key_of(&batch.changes[write % batch.changes.len()]);
         let row = |a: u8, stamp: &str| json!({ "id": key.1, "a": a, "b": 0, "last_changed": stamp });
         let server = self.rest.as_mut().unwrap();
@@ -455,7 +455,7 @@ impl Harness {
 
     /// Runs the batch through the wire plan against the model PostgREST (the `html_at`-th request answered
     /// with a portal page instead), and checks every outcome against what the server holds.
-    fn exchange(&mut self, batch: &Batch, html_at: Option<usize>) -> Vec<ChangeOutcome> {
+    fn exchange(&mut self, batch: &Batch<Row>, html_at: Option<usize>) -> Vec<ChangeOutcome<Row>> {
         let server = self.rest.as_mut().unwrap();
         let mut exchange = Exchange::new(batch, &rest_wire());
         let mut sent = 0;
@@ -494,7 +494,7 @@ impl Harness {
                 }
                 Outcome::Conflict { row } => {
                     let theirs = row.as_ref().and_then(|r| r.get("last_changed")).and_then(Value::as_str);
-                    let mine = change.last_changed.as_ref().and_then(Value::as_str);
+                    let mine = change.last_changed.as_deref();
                     assert!(
                         theirs.zip(mine).is_some_and(|(theirs, mine)| theirs > mine),
                         "conflict for write {} against a row that is not newer: {row:?}",
@@ -508,11 +508,11 @@ impl Harness {
         outcomes
     }
 
-    fn write_all(&mut self, batch: &Batch, unheard: bool) -> Vec<ChangeOutcome> {
+    fn write_all(&mut self, batch: &Batch<Row>, unheard: bool) -> Vec<ChangeOutcome<Row>> {
         batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: self.write_one(c, unheard) }).collect()
     }
 
-    fn write_one(&mut self, change: &OutgoingChange, unheard: bool) -> Outcome {
+    fn write_one(&mut self, change: &OutgoingChange<Row>, unheard: bool) -> Outcome<Row> {
         let key = key_of(change);
         if change.table == TABLES[1] {
             let failed: HashSet<Key> =
@@ -541,7 +541,7 @@ impl Harness {
         outcome
     }
 
-    fn check_batch(&mut self, batch: &Batch) {
+    fn check_batch(&mut self, batch: &Batch<Row>) {
         assert!(!batch.changes.is_empty() && batch.changes.len() <= self.config.batch_size);
         let keys: HashSet<Key> = batch.changes.iter().map(key_of).collect();
         assert_eq!(keys.len(), batch.changes.len(), "one write per record per batch");

@@ -27,20 +27,20 @@ fn config() -> Config {
     }
 }
 
-fn engine() -> Engine {
+fn engine() -> Engine<Row> {
     Engine::new(config()).unwrap()
 }
 
-fn queue(e: &mut Engine, table: &str, id: &str, op: Op, data: Value, priority: Priority, now: u64) -> u64 {
+fn queue(e: &mut Engine<Row>, table: &str, id: &str, op: Op, data: Value, priority: Priority, now: u64) -> u64 {
     let data = if op == Op::Delete { None } else { row(data) };
     e.enqueue(Change::new(table, id, op, data, priority).unwrap(), now).unwrap()
 }
 
-fn applied(batch: &Batch) -> Vec<ChangeOutcome> {
+fn applied(batch: &Batch<Row>) -> Vec<ChangeOutcome<Row>> {
     batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied }).collect()
 }
 
-fn ids(batch: &Batch) -> Vec<String> {
+fn ids(batch: &Batch<Row>) -> Vec<String> {
     batch.changes.iter().map(|c| format!("{}/{}", c.table, c.id)).collect()
 }
 
@@ -310,7 +310,7 @@ fn a_snapshot_restores_pending_failed_and_blocked_writes() {
     let batch = e.poll_batch(0).unwrap();
     queue(&mut e, "plans", "p", Op::Update, json!({"n": 1}), Priority::High, 1);
     let json = serde_json::to_string(&e.export()).unwrap();
-    let mut restored = Engine::restore(config(), serde_json::from_str::<Snapshot>(&json).unwrap()).unwrap();
+    let mut restored = Engine::restore(config(), serde_json::from_str::<Snapshot<Row>>(&json).unwrap()).unwrap();
     assert!(restored.on_batch_result(batch.id, vec![], 2).is_err(), "the old flight is forgotten");
     let pending = restored.pending_changes();
     assert_eq!(pending.len(), 2);
@@ -341,7 +341,7 @@ fn bad_snapshots_are_refused_whole() {
 #[test]
 fn configuration_is_validated() {
     assert!(matches!(
-        Engine::new(Config { batch_size: 0, ..config() }),
+        Engine::<Row>::new(Config { batch_size: 0, ..config() }),
         Err(EngineError::Argument(e)) if e.argument == "batchSize"
     ));
 }
@@ -388,24 +388,24 @@ proptest! {
     /// Any JSON is either restored or refused, never a panic.
     #[test]
     fn restore_never_panics(text in "\\PC{0,300}", seq in any::<u64>(), order in any::<u64>()) {
-        if let Ok(snapshot) = serde_json::from_str::<Snapshot>(&text) {
+        if let Ok(snapshot) = serde_json::from_str::<Snapshot<Row>>(&text) {
             let _ = Engine::restore(config(), snapshot);
         }
         let crafted = json!({"version": 1, "nextSeq": seq, "entries": [{
             "table": "t", "id": text, "op": "update", "priority": "low", "order": order, "seq": seq,
             "queuedAt": 0, "deadline": u64::MAX, "attempts": u32::MAX, "changes": 0, "state": {"kind": "blocked"}
         }]});
-        if let Ok(snapshot) = serde_json::from_value::<Snapshot>(crafted) {
+        if let Ok(snapshot) = serde_json::from_value::<Snapshot<Row>>(crafted) {
             let _ = Engine::restore(config(), snapshot);
         }
     }
 }
 
-fn answer(batch: &Batch, outcome: Outcome) -> Vec<ChangeOutcome> {
+fn answer(batch: &Batch<Row>, outcome: Outcome<Row>) -> Vec<ChangeOutcome<Row>> {
     batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: outcome.clone() }).collect()
 }
 
-fn with_strategy(strategy: ConflictStrategy) -> Engine {
+fn with_strategy(strategy: ConflictStrategy) -> Engine<Row> {
     Engine::new(Config { on_conflict: HashMap::from([("plans".to_owned(), strategy)]), ..config() }).unwrap()
 }
 

@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use record_sync::core::journal::{replay, Journal, COMPACT_EVERY};
-use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority};
+use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
 use serde_json::json;
 
 #[derive(Clone, Debug)]
@@ -31,7 +31,7 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn stored_equals_engine(texts: &[String], engine: &Engine) {
+fn stored_equals_engine(texts: &[String], engine: &Engine<Row>) {
     let stored = replay(texts).unwrap().expect("something was stored");
     assert_eq!(stored.snapshot, engine.export());
     assert!(Engine::restore(Config::default(), stored.snapshot).is_ok(), "the stored queue restores");
@@ -111,7 +111,7 @@ fn a_restored_queue_resumes_with_its_seqs_and_deadlines() {
     journal.touch("items", "a");
     let written = journal.take(&engine, "client-1", None).unwrap();
     assert!(!written.replace, "a tick's record is a log record");
-    let stored = replay(&[written.text]).unwrap().unwrap();
+    let stored = replay::<Row>(&[written.text]).unwrap().unwrap();
     assert_eq!(stored.client_id.as_deref(), Some("client-1"));
     let mut restored = Engine::restore(Config::default(), stored.snapshot).unwrap();
     assert_eq!(restored.poll_timeout(), Some(1_000 + 300_000), "the original deadline");
@@ -155,7 +155,7 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
         ("{\"v\":3,\"c\":\"x\",\"n\":1,\"w\":[]}", "newer record-sync"),
         ("{\"version\":7,\"nextSeq\":1,\"entries\":[]}", "format version 7"),
     ] {
-        let error = replay(&[text.to_owned()]).unwrap_err();
+        let error = replay::<Row>(&[text.to_owned()]).unwrap_err();
         assert!(error.contains(why), "{text}: {error}");
     }
     for (text, why) in [
@@ -164,13 +164,13 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
         ("{\"v\":2,\"c\":\"x\",\"n\":1,\"w\":[{\"t\":\"a\"}]}", "not a queue record"),
         ("[]", "not a record-sync queue record"),
     ] {
-        let stored = replay(&[text.to_owned()]).unwrap().unwrap();
+        let stored = replay::<Row>(&[text.to_owned()]).unwrap().unwrap();
         assert_eq!(stored.skipped.len(), 1, "{text}");
         assert_eq!(stored.skipped[0].0, 0);
         assert!(stored.skipped[0].1.contains(why), "{text}: {:?}", stored.skipped);
         assert!(stored.snapshot.entries.is_empty());
     }
-    assert_eq!(replay(&[]).unwrap(), None);
+    assert_eq!(replay::<Row>(&[]).unwrap(), None);
 }
 
 #[test]

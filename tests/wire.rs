@@ -17,8 +17,8 @@ fn row(value: Value) -> Option<Row> {
     value.as_object().cloned()
 }
 
-fn change(seq: u64, table: &str, id: &str, op: Op, data: Option<Row>) -> OutgoingChange {
-    let last_changed = data.as_ref().and_then(|d| d.get("last_changed")).cloned();
+fn change(seq: u64, table: &str, id: &str, op: Op, data: Option<Row>) -> OutgoingChange<Row> {
+    let last_changed = data.as_ref().and_then(|d| d.get("last_changed")?.as_str()).map(str::to_owned);
     OutgoingChange {
         seq,
         table: table.into(),
@@ -31,7 +31,7 @@ fn change(seq: u64, table: &str, id: &str, op: Op, data: Option<Row>) -> Outgoin
     }
 }
 
-fn batch(changes: Vec<OutgoingChange>) -> Batch {
+fn batch(changes: Vec<OutgoingChange<Row>>) -> Batch<Row> {
     Batch { id: 7, changes, low_water: 3 }
 }
 
@@ -54,7 +54,11 @@ fn status(status: u16, body: &str) -> HttpResponse {
 }
 
 /// Runs the exchange, answering each request with the next response, and returns the requests and outcomes.
-fn run(batch: &Batch, config: &WireConfig, mut answers: Vec<HttpResponse>) -> (Vec<HttpRequest>, Vec<ChangeOutcome>) {
+fn run(
+    batch: &Batch<Row>,
+    config: &WireConfig,
+    mut answers: Vec<HttpResponse>,
+) -> (Vec<HttpRequest>, Vec<ChangeOutcome<Row>>) {
     let mut exchange = Exchange::new(batch, config);
     let mut requests = Vec::new();
     answers.reverse();
@@ -66,7 +70,7 @@ fn run(batch: &Batch, config: &WireConfig, mut answers: Vec<HttpResponse>) -> (V
 }
 
 /// Runs the exchange against the model PostgREST (primary key `id`).
-fn against(batch: &Batch, server: &mut Postgrest) -> (Vec<HttpRequest>, HashMap<u64, Outcome>) {
+fn against(batch: &Batch<Row>, server: &mut Postgrest) -> (Vec<HttpRequest>, HashMap<u64, Outcome<Row>>) {
     let mut exchange = Exchange::new(batch, &rest());
     let mut requests = Vec::new();
     while let Some(request) = exchange.next_request() {
@@ -192,7 +196,7 @@ fn rest_deletes_are_conditional_grouped_by_stamp_and_idempotent() {
     server.rows.insert(key("c"), row(json!({"id": "c"})).unwrap());
     let stamped = |seq, id: &str| {
         let mut c = change(seq, "plans", id, Op::Delete, None);
-        c.last_changed = Some(json!("2026-06-01"));
+        c.last_changed = Some("2026-06-01".to_owned());
         c
     };
     let b = batch(vec![
@@ -272,7 +276,7 @@ fn rest_refused_bulk_write_is_halved_to_find_the_bad_row() {
     let (requests, outcomes) = run(&b, &rest(), answers);
     let sizes: Vec<usize> = requests.iter().map(|r| r.body.as_deref().unwrap().matches("\"id\"").count()).collect();
     assert_eq!(sizes, [4, 2, 2, 1, 1]);
-    let by_seq: HashMap<u64, &Outcome> = outcomes.iter().map(|o| (o.seq, &o.outcome)).collect();
+    let by_seq: HashMap<u64, &Outcome<Row>> = outcomes.iter().map(|o| (o.seq, &o.outcome)).collect();
     assert_eq!((by_seq[&1], by_seq[&2], by_seq[&4]), (&Outcome::Applied, &Outcome::Applied, &Outcome::Applied));
     assert!(matches!(by_seq[&3], Outcome::Permanent { code: Some(c), .. } if c == "23514"));
 }
@@ -310,7 +314,7 @@ fn too_large_is_halved_until_the_big_write_is_alone_in_both_modes() {
             };
             exchange.on_response(answer);
         }
-        let by_seq: HashMap<u64, Outcome> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
+        let by_seq: HashMap<u64, Outcome<Row>> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
         assert_eq!((&by_seq[&1], &by_seq[&3]), (&Outcome::Applied, &Outcome::Applied), "{config:?}");
         assert!(matches!(&by_seq[&2], Outcome::TooLarge { .. }), "{config:?}: {:?}", by_seq[&2]);
         assert!(sent <= 5, "{config:?}: {sent} requests");

@@ -1,12 +1,9 @@
 //! One change to one record, validated on the way in so that nothing malformed ever reaches the queue.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::error::ArgumentError;
-
-/// A row or a patch: column name to JSON value.
-pub type Row = serde_json::Map<String, Value>;
+use super::payload::{Column, Payload};
 
 /// Postgres truncates identifiers longer than this, so a longer table or column name can only be a mistake.
 const MAX_IDENTIFIER_BYTES: usize = 63;
@@ -83,22 +80,22 @@ impl Priority {
 /// A validated change. `data` is `None` only for deletes; `last_changed` is lifted out of the data so that a
 /// delete can still carry one.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Change {
+pub struct Change<P> {
     pub table: String,
     pub id: String,
     pub op: Op,
-    pub data: Option<Row>,
+    pub data: Option<P>,
     pub priority: Priority,
-    pub last_changed: Option<Value>,
+    pub last_changed: Option<String>,
     /// Skip the server's last-writer-wins check: a conflict resolved for the client (`clientWins`, or a merge
     /// function's result).
     pub force: bool,
 }
 
-impl Change {
+impl<P: Payload> Change<P> {
     /// Checks every argument and names the first bad one. A delete may carry data, of which only
     /// `last_changed` is kept (it lets the server refuse a delete older than the stored row).
-    pub fn new(table: &str, id: &str, op: Op, data: Option<Row>, priority: Priority) -> Result<Change, ArgumentError> {
+    pub fn new(table: &str, id: &str, op: Op, data: Option<P>, priority: Priority) -> Result<Change<P>, ArgumentError> {
         check_identifier("table", table)?;
         if id.is_empty() || id.len() > MAX_ID_BYTES || id.contains('\0') {
             return Err(ArgumentError::new(
@@ -106,27 +103,31 @@ impl Change {
                 format!("must be a non-empty string or number of at most {MAX_ID_BYTES} bytes without NUL"),
             ));
         }
-        if let Some(row) = &data {
-            for column in row.keys() {
-                check_identifier("data", column)
-                    .map_err(|_| ArgumentError::new("data", format!("has an invalid column name {column:?}")))?;
-            }
+        if let Some(column) = data.as_ref().and_then(Payload::invalid_column) {
+            let mut message = String::from("has an invalid column name ");
+            super::json::write_str(&mut message, &column);
+            return Err(ArgumentError::new("data", message));
         }
-        let last_changed = data.as_ref().and_then(|row| row.get(LAST_CHANGED)).filter(|v| !v.is_null()).cloned();
-        if let Some(stamp) = &last_changed {
-            if !stamp.as_str().is_some_and(is_timestamp) {
-                return Err(ArgumentError::new(
-                    "data",
-                    format!(
-                        "has last_changed {stamp}: it must be an ISO 8601 date-time string such as \
-                         \"2026-11-25T10:00:00.000Z\" (new Date().toISOString()), or null"
-                    ),
-                ));
+        let last_changed = match data.as_ref().map_or(Column::Absent, |row| row.column(LAST_CHANGED)) {
+            Column::Absent | Column::Null => None,
+            Column::Text(stamp) if is_timestamp(&stamp) => Some(stamp),
+            stamp => {
+                let mut message = String::from("has last_changed ");
+                match stamp {
+                    Column::Text(text) => super::json::write_str(&mut message, &text),
+                    Column::Other(json) => message.push_str(&json),
+                    Column::Absent | Column::Null => {}
+                }
+                message.push_str(
+                    ": it must be an ISO 8601 date-time string such as \"2026-11-25T10:00:00.000Z\" \
+                     (new Date().toISOString()), or null",
+                );
+                return Err(ArgumentError::new("data", message));
             }
-        }
+        };
         let data = match (op, data) {
             (Op::Delete, _) => None,
-            (Op::Update, Some(row)) if row.is_empty() => {
+            (Op::Update, Some(row)) if Payload::is_empty(&row) => {
                 return Err(ArgumentError::new("data", "an update needs at least one column"));
             }
             (_, None) => {
@@ -204,8 +205,13 @@ pub(crate) fn timestamp_micros(text: &str) -> Option<i64> {
     Some(seconds * 1_000_000 + micros)
 }
 
+/// A table or column name Postgres keeps as written: not empty, not truncated, no NUL.
+pub fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_IDENTIFIER_BYTES && !name.contains('\0')
+}
+
 fn check_identifier(argument: &'static str, name: &str) -> Result<(), ArgumentError> {
-    if name.is_empty() || name.len() > MAX_IDENTIFIER_BYTES || name.contains('\0') {
+    if !is_identifier(name) {
         return Err(ArgumentError::new(
             argument,
             format!("must be a non-empty name of at most {MAX_IDENTIFIER_BYTES} bytes without NUL"),
@@ -217,7 +223,8 @@ fn check_identifier(argument: &'static str, name: &str) -> Result<(), ArgumentEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::Row;
+    use serde_json::{json, Value};
 
     fn row(value: Value) -> Option<Row> {
         value.as_object().cloned()
@@ -288,7 +295,7 @@ mod tests {
             Change::new("t", "1", Op::Delete, row(json!({"last_changed": "2026-01-01", "x": 1})), Priority::Low)
                 .unwrap();
         assert_eq!(change.data, None);
-        assert_eq!(change.last_changed, Some(json!("2026-01-01")));
+        assert_eq!(change.last_changed.as_deref(), Some("2026-01-01"));
     }
 
     #[test]

@@ -114,7 +114,10 @@ impl Config {
             }
         }
         if let Some(table) = self.parents.keys().find(|t| self.ancestors(t).iter().any(|a| a == *t)) {
-            return Err(ArgumentError::new("tables", format!("parents of {table:?} form a cycle")));
+            return Err(ArgumentError::new(
+                "tables",
+                format!("parents of {} form a cycle", super::json::quoted(table)),
+            ));
         }
         Ok(())
     }

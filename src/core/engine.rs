@@ -10,12 +10,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use super::change::{Change, Op, Priority, Row};
+use super::change::{Change, Op, Priority};
 use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
 use super::merge::{self, InsertOfExisting};
+use super::payload::Payload;
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
 use super::sort::{sort_by_key, sort_names};
@@ -24,16 +24,16 @@ use super::stats::{LatencyWindow, PendingByPriority, Stats};
 /// A write on its way to the server.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OutgoingChange {
+pub struct OutgoingChange<P> {
     /// Unique per client; the server recognises a replay by it.
     pub seq: u64,
     pub table: String,
     pub id: String,
     pub op: Op,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<Row>,
+    pub data: Option<P>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_changed: Option<Value>,
+    pub last_changed: Option<String>,
     pub priority: Priority,
     /// Skip the last-writer-wins condition (the client won a conflict).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -43,9 +43,9 @@ pub struct OutgoingChange {
 /// Writes to send in one request, in the order they must be applied.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Batch {
+pub struct Batch<P> {
     pub id: u64,
-    pub changes: Vec<OutgoingChange>,
+    pub changes: Vec<OutgoingChange<P>>,
     /// Every seq below this will never be sent again, so the server may forget it.
     pub low_water: u64,
 }
@@ -53,11 +53,11 @@ pub struct Batch {
 /// What the server did with one write.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
-pub enum Outcome {
+pub enum Outcome<P> {
     Applied,
     /// The server's row is newer; nothing was written.
     Conflict {
-        row: Option<Row>,
+        row: Option<P>,
     },
     /// The write touched no row: the row is absent or hidden from the user (row-level security). Nothing was
     /// written.
@@ -87,15 +87,15 @@ pub const MISSING: &str = "missing";
 /// A write the server did not take, as the app hears of it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Conflict {
+pub struct Conflict<P> {
     pub seq: u64,
     pub table: String,
     pub id: String,
     pub op: Op,
-    pub data: Option<Row>,
-    pub last_changed: Option<Value>,
+    pub data: Option<P>,
+    pub last_changed: Option<String>,
     /// The server's row (`None` when it is missing).
-    pub server_row: Option<Row>,
+    pub server_row: Option<P>,
     pub reason: ConflictReason,
     pub resolution: Resolution,
 }
@@ -123,28 +123,28 @@ pub enum Resolution {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct ChangeOutcome {
+pub struct ChangeOutcome<P> {
     pub seq: u64,
-    pub outcome: Outcome,
+    pub outcome: Outcome<P>,
 }
 
 /// A write of the settled batch and what became of it (transient: it is pending again, or failed if it ran
 /// out of retries).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Settled {
+pub struct Settled<P> {
     pub seq: u64,
     pub table: String,
     pub id: String,
-    pub outcome: Outcome,
+    pub outcome: Outcome<P>,
 }
 
 /// A pending write as the caller sees it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PendingView {
+pub struct PendingView<P> {
     #[serde(flatten)]
-    pub write: OutgoingChange,
+    pub write: OutgoingChange<P>,
     pub queued_at: u64,
     pub due_at: u64,
     pub attempts: u32,
@@ -156,9 +156,9 @@ pub struct PendingView {
 /// A write on the failed list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FailedView {
+pub struct FailedView<P> {
     #[serde(flatten)]
-    pub write: OutgoingChange,
+    pub write: OutgoingChange<P>,
     /// Seq of the first change this write stands for: it covers its record's changes from here to `seq`.
     pub first_seq: u64,
     pub attempts: u32,
@@ -176,15 +176,15 @@ pub struct Failure {
     pub permanent: bool,
 }
 
-pub(crate) struct FailedEntry {
-    pub entry: Entry,
+pub(crate) struct FailedEntry<P> {
+    pub entry: Entry<P>,
     pub failure: Failure,
     pub failed_at: u64,
 }
 
-struct InFlight {
+struct InFlight<P> {
     id: u64,
-    entries: Vec<Entry>,
+    entries: Vec<Entry<P>>,
 }
 
 #[derive(Default)]
@@ -198,18 +198,18 @@ struct Counters {
     requests: u64,
 }
 
-pub struct Engine {
+pub struct Engine<P> {
     config: Config,
     tables: Vec<Rc<str>>,
     table_ids: HashMap<Rc<str>, TableId>,
     /// Ancestor tables of each table that has any, by id.
     ancestors: HashMap<TableId, Vec<TableId>>,
-    pending: Queue,
-    in_flight: Option<InFlight>,
+    pending: Queue<P>,
+    in_flight: Option<InFlight<P>>,
     /// Writes waiting behind a failed write of the same record.
-    blocked: HashMap<Key, Entry>,
+    blocked: HashMap<Key, Entry<P>>,
     /// By order; at most one per record.
-    failed: BTreeMap<u64, FailedEntry>,
+    failed: BTreeMap<u64, FailedEntry<P>>,
     failed_keys: HashMap<Key, u64>,
     next_seq: u64,
     next_batch: u64,
@@ -225,12 +225,12 @@ pub struct Engine {
     /// Sending waits for an access token.
     needs_auth: bool,
     /// Conflicts not yet taken by the shell.
-    conflicts: Vec<Conflict>,
+    conflicts: Vec<Conflict<P>>,
     version: u64,
 }
 
-impl Engine {
-    pub fn new(config: Config) -> Result<Engine, EngineError> {
+impl<P: Payload> Engine<P> {
+    pub fn new(config: Config) -> Result<Engine<P>, EngineError> {
         config.validate()?;
         let mut engine = Engine {
             rng: fastrand::Rng::with_seed(config.seed),
@@ -296,7 +296,7 @@ impl Engine {
 
     /// Queues a change and returns its seq. Fails, changing nothing, when the change cannot follow what is
     /// already queued for its record (an insert of a record the queue holds as existing).
-    pub fn enqueue(&mut self, change: Change, now: u64) -> Result<u64, EngineError> {
+    pub fn enqueue(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
         let key = self.key_for(&change.table, &change.id);
         let seq = self.next_seq;
         let entry = self.new_entry(key.clone(), change, seq, seq, now);
@@ -337,7 +337,7 @@ impl Engine {
     /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
     /// the record while the conflicted write was on its way, so that those later edits still apply on top of
     /// it rather than being overwritten by it.
-    pub fn enqueue_resolved(&mut self, change: Change, now: u64) -> Result<u64, EngineError> {
+    pub fn enqueue_resolved(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
         let key = self.key_for(&change.table, &change.id);
         let quiet = !self.failed_keys.contains_key(&key) && self.in_flight_entry(&key).is_none();
         let Some(held) = self.pending.get(&key).filter(|_| quiet).cloned() else {
@@ -358,7 +358,7 @@ impl Engine {
 
     /// The pending write a change starts as, queued at `now`: due by its priority's interval, at `order` in the
     /// send order, sent with `seq`.
-    fn new_entry(&self, key: Key, change: Change, order: u64, seq: u64, now: u64) -> Entry {
+    fn new_entry(&self, key: Key, change: Change<P>, order: u64, seq: u64, now: u64) -> Entry<P> {
         Entry {
             key,
             op: change.op,
@@ -379,7 +379,7 @@ impl Engine {
 
     /// The error for an insert the record's queued writes cannot take, naming the record.
     fn record_exists(&self, key: &Key) -> EngineError {
-        EngineError::RecordExists { table: self.tables[key.0 as usize].to_string(), id: key.1.to_string() }
+        EngineError::RecordExists { table: String::from(&*self.tables[key.0 as usize]), id: String::from(&*key.1) }
     }
 
     fn count_enqueued(&mut self, merged: bool) {
@@ -393,7 +393,7 @@ impl Engine {
     /// When another write of the record is `ahead` (in flight, or failed and waiting for the caller), a new
     /// change must also be able to follow it and the write `held` behind it, as if none had been sent: that
     /// keeps a later retry of `ahead` mergeable with `held`.
-    fn check_behind(ahead: Entry, held: Option<Entry>, new: &Entry) -> Result<(), InsertOfExisting> {
+    fn check_behind(ahead: Entry<P>, held: Option<Entry<P>>, new: &Entry<P>) -> Result<(), InsertOfExisting> {
         let effective = match held {
             None => Some(ahead),
             Some(held) => ahead.then(held, false)?,
@@ -404,7 +404,7 @@ impl Engine {
         Ok(())
     }
 
-    fn in_flight_entry(&self, key: &Key) -> Option<&Entry> {
+    fn in_flight_entry(&self, key: &Key) -> Option<&Entry<P>> {
         self.in_flight.as_ref()?.entries.iter().find(|e| &e.key == key)
     }
 
@@ -418,7 +418,7 @@ impl Engine {
     }
 
     /// The next batch to send, if one is due at `now`.
-    pub fn poll_batch(&mut self, now: u64) -> Option<Batch> {
+    pub fn poll_batch(&mut self, now: u64) -> Option<Batch<P>> {
         if !self.online || self.paused || self.needs_auth || self.in_flight.is_some() || now < self.not_before {
             return None;
         }
@@ -426,7 +426,7 @@ impl Engine {
         if chosen.is_empty() {
             return None;
         }
-        let entries: Vec<Entry> = chosen.into_iter().filter_map(|order| self.pending.remove_order(order)).collect();
+        let entries: Vec<Entry<P>> = chosen.into_iter().filter_map(|order| self.pending.remove_order(order)).collect();
         let id = self.next_batch;
         self.next_batch += 1;
         let changes = entries.iter().map(|e| self.outgoing(e)).collect();
@@ -505,7 +505,7 @@ impl Engine {
     /// parent goes before its child when the two tie.
     fn send_order(&self, chosen: Vec<u64>) -> Vec<u64> {
         let no_ancestors = Vec::new();
-        let mut items: Vec<(&Entry, &Vec<TableId>)> = chosen
+        let mut items: Vec<(&Entry<P>, &Vec<TableId>)> = chosen
             .iter()
             .filter_map(|&order| self.pending.key_at(order).and_then(|key| self.pending.get(key)))
             .map(|entry| (entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
@@ -539,11 +539,11 @@ impl Engine {
         orders
     }
 
-    fn outgoing(&self, entry: &Entry) -> OutgoingChange {
+    fn outgoing(&self, entry: &Entry<P>) -> OutgoingChange<P> {
         OutgoingChange {
             seq: entry.seq,
-            table: self.tables[entry.key.0 as usize].to_string(),
-            id: entry.key.1.to_string(),
+            table: String::from(&*self.tables[entry.key.0 as usize]),
+            id: String::from(&*entry.key.1),
             op: entry.op,
             data: entry.data.clone(),
             last_changed: entry.last_changed.clone(),
@@ -571,9 +571,9 @@ impl Engine {
     pub fn on_batch_result(
         &mut self,
         batch_id: u64,
-        outcomes: Vec<ChangeOutcome>,
+        outcomes: Vec<ChangeOutcome<P>>,
         now: u64,
-    ) -> Result<Vec<Settled>, EngineError> {
+    ) -> Result<Vec<Settled<P>>, EngineError> {
         self.settle_batch(batch_id, outcomes, None, now)
     }
 
@@ -583,16 +583,16 @@ impl Engine {
     pub fn on_batch_unauthorized(
         &mut self,
         batch_id: u64,
-        outcomes: Vec<ChangeOutcome>,
+        outcomes: Vec<ChangeOutcome<P>>,
         reason: &str,
         now: u64,
-    ) -> Result<Vec<Settled>, EngineError> {
+    ) -> Result<Vec<Settled<P>>, EngineError> {
         self.settle_batch(batch_id, outcomes, Some(reason), now)
     }
 
     /// Nothing of the batch was sent for want of an access token: as [`Engine::on_batch_unauthorized`], and
     /// the batch does not count as a request.
-    pub fn on_batch_unsent(&mut self, batch_id: u64, reason: &str, now: u64) -> Result<Vec<Settled>, EngineError> {
+    pub fn on_batch_unsent(&mut self, batch_id: u64, reason: &str, now: u64) -> Result<Vec<Settled<P>>, EngineError> {
         let settled = self.settle_batch(batch_id, Vec::new(), Some(reason), now)?;
         self.counters.requests = self.counters.requests.saturating_sub(1);
         Ok(settled)
@@ -601,14 +601,14 @@ impl Engine {
     fn settle_batch(
         &mut self,
         batch_id: u64,
-        outcomes: Vec<ChangeOutcome>,
+        outcomes: Vec<ChangeOutcome<P>>,
         unauthorized: Option<&str>,
         now: u64,
-    ) -> Result<Vec<Settled>, EngineError> {
+    ) -> Result<Vec<Settled<P>>, EngineError> {
         let Some(flight) = self.in_flight.take_if(|f| f.id == batch_id) else {
             return Err(EngineError::UnknownBatch(batch_id));
         };
-        let mut by_seq: HashMap<u64, Outcome> = outcomes.into_iter().map(|o| (o.seq, o.outcome)).collect();
+        let mut by_seq: HashMap<u64, Outcome<P>> = outcomes.into_iter().map(|o| (o.seq, o.outcome)).collect();
         let mut transient_failures = 0;
         let mut retry_after: Option<u64> = None;
         let mut settled = Vec::with_capacity(flight.entries.len());
@@ -626,8 +626,8 @@ impl Engine {
             };
             settled.push(Settled {
                 seq: entry.seq,
-                table: self.tables[entry.key.0 as usize].to_string(),
-                id: entry.key.1.to_string(),
+                table: String::from(&*self.tables[entry.key.0 as usize]),
+                id: String::from(&*entry.key.1),
                 outcome: outcome.clone(),
             });
             match outcome {
@@ -669,9 +669,9 @@ impl Engine {
 
     /// A write the server did not take: the table's strategy decides what becomes of it, and the app hears
     /// of it through [`Engine::take_conflicts`].
-    fn conflict(&mut self, entry: Entry, server_row: Option<Row>, reason: ConflictReason, now: u64) {
+    fn conflict(&mut self, entry: Entry<P>, server_row: Option<P>, reason: ConflictReason, now: u64) {
         self.counters.conflicts += 1;
-        let table = self.tables[entry.key.0 as usize].to_string();
+        let table = String::from(&*self.tables[entry.key.0 as usize]);
         let resolution = match self.config.strategy(&table) {
             // Already resolved once (a client-wins resend or a merge function's row) and still refused, e.g. a
             // row hidden by row-level security: resolving it again would loop, so the caller decides.
@@ -685,7 +685,7 @@ impl Engine {
         self.conflicts.push(Conflict {
             seq: entry.seq,
             table,
-            id: entry.key.1.to_string(),
+            id: String::from(&*entry.key.1),
             op: entry.op,
             data: entry.data.clone(),
             last_changed: entry.last_changed.clone(),
@@ -714,7 +714,7 @@ impl Engine {
 
     /// Conflicts since the last call, oldest first, for the shell to report (and, under
     /// [`ConflictStrategy::Merge`], to resolve with the app's function).
-    pub fn take_conflicts(&mut self) -> Vec<Conflict> {
+    pub fn take_conflicts(&mut self) -> Vec<Conflict<P>> {
         std::mem::take(&mut self.conflicts)
     }
 
@@ -744,7 +744,7 @@ impl Engine {
         message: &str,
         retry_after_ms: Option<u64>,
         now: u64,
-    ) -> Result<Vec<Settled>, EngineError> {
+    ) -> Result<Vec<Settled<P>>, EngineError> {
         let outcomes = match &self.in_flight {
             Some(flight) if flight.id == batch_id => flight
                 .entries
@@ -760,7 +760,7 @@ impl Engine {
     }
 
     /// A transient failure: another attempt, unless the write has used them all. Offline failures are free.
-    fn retry_later(&mut self, entry: Entry, message: String, now: u64) {
+    fn retry_later(&mut self, entry: Entry<P>, message: String, now: u64) {
         let mut entry = entry.after_uncertain_attempt();
         if self.online {
             entry.attempts = entry.attempts.saturating_add(1);
@@ -775,7 +775,7 @@ impl Engine {
     }
 
     /// Puts a write back in the queue ahead of whatever was held behind it.
-    fn return_to_pending(&mut self, entry: Entry, now: u64) {
+    fn return_to_pending(&mut self, entry: Entry<P>, now: u64) {
         match self.pending.remove(&entry.key) {
             None => self.pending.insert(entry),
             Some(held) => match entry.clone().then(held.clone(), false) {
@@ -792,7 +792,7 @@ impl Engine {
     }
 
     /// Moves a write to the failed list; later writes of its record wait until it is retried or discarded.
-    fn fail(&mut self, entry: Entry, failure: Failure, now: u64) {
+    fn fail(&mut self, entry: Entry<P>, failure: Failure, now: u64) {
         self.counters.failed_syncs += 1;
         self.last_error = Some(failure.message.clone());
         if let Some(held) = self.pending.remove(&entry.key) {
@@ -920,15 +920,15 @@ impl Engine {
     }
 
     /// Every write not yet confirmed or failed, in send order: in flight first, then queued, then blocked.
-    pub fn pending_changes(&self) -> Vec<PendingView> {
+    pub fn pending_changes(&self) -> Vec<PendingView<P>> {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter()).map(|e| self.view(e, true, false));
         let queued = self.pending.iter().map(|e| self.view(e, false, false));
-        let mut blocked: Vec<&Entry> = self.blocked.values().collect();
+        let mut blocked: Vec<&Entry<P>> = self.blocked.values().collect();
         sort_by_key(&mut blocked, |e| [e.order, 0, 0]);
         in_flight.chain(queued).chain(blocked.into_iter().map(|e| self.view(e, false, true))).collect()
     }
 
-    fn view(&self, e: &Entry, in_flight: bool, blocked: bool) -> PendingView {
+    fn view(&self, e: &Entry<P>, in_flight: bool, blocked: bool) -> PendingView<P> {
         PendingView {
             write: self.outgoing(e),
             queued_at: e.queued_at,
@@ -939,7 +939,7 @@ impl Engine {
         }
     }
 
-    pub fn failed_changes(&self) -> Vec<FailedView> {
+    pub fn failed_changes(&self) -> Vec<FailedView<P>> {
         self.failed
             .values()
             .map(|f| FailedView {
@@ -954,8 +954,8 @@ impl Engine {
 }
 
 /// What the snapshot module reads and writes.
-impl Engine {
-    pub(crate) fn table_name(&self, entry: &Entry) -> &str {
+impl<P: Payload> Engine<P> {
+    pub(crate) fn table_name(&self, entry: &Entry<P>) -> &str {
         &self.tables[entry.key.0 as usize]
     }
 
@@ -967,15 +967,15 @@ impl Engine {
         self.next_seq = next_seq;
     }
 
-    pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+    pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
         self.in_flight.iter().flat_map(|f| f.entries.iter())
     }
 
-    pub(crate) fn queued_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+    pub(crate) fn queued_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
         self.pending.iter()
     }
 
-    pub(crate) fn blocked_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+    pub(crate) fn blocked_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
         self.blocked.values()
     }
 
@@ -991,26 +991,26 @@ impl Engine {
         self.table_ids.get(table).map(|&t| (t, Rc::from(id)))
     }
 
-    pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry> {
+    pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry<P>> {
         self.pending.get(key)
     }
 
-    pub(crate) fn blocked_entry(&self, key: &Key) -> Option<&Entry> {
+    pub(crate) fn blocked_entry(&self, key: &Key) -> Option<&Entry<P>> {
         self.blocked.get(key)
     }
 
-    pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry, &Failure, u64)> {
+    pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry<P>, &Failure, u64)> {
         let failed = self.failed.get(self.failed_keys.get(key)?)?;
         Some((&failed.entry, &failed.failure, failed.failed_at))
     }
 
-    pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry, &Failure, u64)> + '_ {
+    pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry<P>, &Failure, u64)> + '_ {
         self.failed.values().map(|f| (&f.entry, &f.failure, f.failed_at))
     }
 
     /// Places a saved write; entries come in send order, so a write that was in flight arrives before the
     /// one held behind it and they merge as they would have after a transient failure.
-    pub(crate) fn restore_entry(&mut self, entry: Entry, state: SavedState) -> Result<(), ()> {
+    pub(crate) fn restore_entry(&mut self, entry: Entry<P>, state: SavedState) -> Result<(), ()> {
         let key = entry.key.clone();
         let failed = self.failed_keys.contains_key(&key);
         match state {

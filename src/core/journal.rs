@@ -12,10 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
-use serde_json::Value;
-
 use super::engine::Engine;
+use super::json::{Json, ObjectWriter};
+use super::payload::Payload;
 use super::read::Fields;
 use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
@@ -27,23 +26,11 @@ pub const COMPACT_EVERY: u32 = 64;
 /// `o` the owner (user id) when known, `n` the next seq, `r` whether it replaces everything stored before it,
 /// `w` the writes of each record touched, as they are now (none: settled).
 ///
-/// As written: borrowed from the engine.
-#[derive(Serialize)]
-struct RecordOut<'a> {
-    v: u32,
-    c: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    o: Option<&'a str>,
-    n: u64,
-    r: bool,
-    w: Vec<WritesOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct WritesOut<'a> {
+/// As written: borrowed from the engine. The entries of one record, as a record stores them.
+struct WritesOut<'a, P> {
     t: &'a str,
     i: &'a str,
-    e: Vec<SavedRef<'a>>,
+    e: Vec<SavedRef<'a, P>>,
 }
 
 /// A text to store, and whether it replaces everything stored so far for the queue.
@@ -79,14 +66,14 @@ impl Journal {
     }
 
     /// What to store now, or `None` when nothing was touched.
-    pub fn take(&mut self, engine: &Engine, client_id: &str, owner: Option<&str>) -> Option<Written> {
+    pub fn take<P: Payload>(&mut self, engine: &Engine<P>, client_id: &str, owner: Option<&str>) -> Option<Written> {
         if self.is_empty() {
             return None;
         }
         let replace = self.replace || self.since_replace >= COMPACT_EVERY;
         let touched = std::mem::take(&mut self.touched);
-        let writes: Vec<WritesOut<'_>> = if replace {
-            let mut writes: Vec<WritesOut<'_>> = Vec::new();
+        let writes: Vec<WritesOut<'_, P>> = if replace {
+            let mut writes: Vec<WritesOut<'_, P>> = Vec::new();
             let mut at: BTreeMap<(&str, &str), usize> = BTreeMap::new();
             for entry in engine.export_refs() {
                 let index = *at.entry((entry.table, entry.id)).or_insert_with(|| {
@@ -101,17 +88,28 @@ impl Journal {
         };
         self.replace = false;
         self.since_replace = if replace { 0 } else { self.since_replace + 1 };
-        let record = RecordOut { v: FORMAT, c: client_id, o: owner, n: engine.next_seq(), r: replace, w: writes };
-        // Plain data with string keys: serializing it cannot fail.
-        let text = serde_json::to_string(&record).unwrap_or_default();
+        let mut text = String::new();
+        let mut o = ObjectWriter::new(&mut text);
+        o.u64("v", FORMAT.into()).str("c", client_id);
+        if let Some(owner) = owner {
+            o.str("o", owner);
+        }
+        o.u64("n", engine.next_seq()).bool("r", replace);
+        super::json::write_array(o.key("w"), &writes, |write, out| {
+            let mut w = ObjectWriter::new(out);
+            w.str("t", write.t).str("i", write.i);
+            super::json::write_array(w.key("e"), &write.e, SavedRef::write_json);
+            w.end();
+        });
+        o.end();
         Some(Written { text, replace })
     }
 }
 
 /// A queue read back from storage.
 #[derive(Debug, PartialEq)]
-pub struct Stored {
-    pub snapshot: Snapshot,
+pub struct Stored<P> {
+    pub snapshot: Snapshot<P>,
     /// `None` for a format-1 snapshot: the shell picks a new one.
     pub client_id: Option<String>,
     pub owner: Option<String>,
@@ -123,18 +121,18 @@ pub struct Stored {
 /// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not JSON,
 /// not ours) is left out and named in `skipped`; one in a newer format is an error naming it (a newer
 /// record-sync's queue must not be overwritten), and the shell then leaves storage as it is.
-pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
+pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String> {
     if texts.is_empty() {
         return Ok(None);
     }
-    let mut records: BTreeMap<(String, String), Vec<SavedEntry>> = BTreeMap::new();
+    let mut records: BTreeMap<(String, String), Vec<SavedEntry<P>>> = BTreeMap::new();
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
-        let value: Value = match serde_json::from_str(text) {
+        let value = match Json::parse(text) {
             Ok(value) => value,
             Err(e) => {
-                skipped.push((index, bad(super::wire::not_json(&e))));
+                skipped.push((index, bad(e)));
                 continue;
             }
         };
@@ -157,7 +155,7 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
             client_id = None;
             continue;
         }
-        let version = value.get("v").and_then(Value::as_u64);
+        let version = value.get("v").and_then(Json::as_u64);
         match version {
             Some(v) if v == u64::from(FORMAT) => {}
             Some(v) if v > u64::from(FORMAT) => {
@@ -189,28 +187,28 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
         client_id = Some(record.client_id);
         owner = record.owner.or(owner);
     }
-    let mut entries: Vec<SavedEntry> = records.into_values().flatten().collect();
+    let mut entries: Vec<SavedEntry<P>> = records.into_values().flatten().collect();
     sort_saved(&mut entries);
     Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner, skipped }))
 }
 
 /// One stored record, read whole before any of it is applied, so that an unreadable one changes nothing.
-struct ReadRecord {
+struct ReadRecord<P> {
     replace: bool,
-    writes: Vec<(String, String, Vec<SavedEntry>)>,
+    writes: Vec<(String, String, Vec<SavedEntry<P>>)>,
     next_seq: u64,
     client_id: String,
     owner: Option<String>,
 }
 
-fn read_record(value: &Value) -> Result<ReadRecord, String> {
+fn read_record<P: Payload>(value: &Json<'_>) -> Result<ReadRecord<P>, String> {
     let record = Fields::of(value, "record")?;
     let not_a_record = |e: String| format!("not a queue record ({e})");
     let mut writes = Vec::new();
     for w in record.array("w").map_err(not_a_record)? {
         let w = Fields::of(w, "record.w[]").map_err(not_a_record)?;
         let (table, id) = (w.str("t").map_err(not_a_record)?, w.str("i").map_err(not_a_record)?);
-        let entries: Vec<SavedEntry> = w
+        let entries: Vec<SavedEntry<P>> = w
             .array("e")
             .map_err(not_a_record)?
             .iter()

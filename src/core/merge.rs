@@ -23,15 +23,14 @@
 //! failed list: such a write may leave a row behind (a delete that fails), so there the pair is sent as a delete
 //! (see `Entry::then`).
 
-use serde_json::Value;
-
-use super::change::{Op, Row};
+use super::change::Op;
+use super::payload::Payload;
 
 /// The result of folding a new change into a pending one.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Merged {
+pub enum Merged<P> {
     /// One change that has the effect of both.
-    Into(Op, Option<Row>),
+    Into(Op, Option<P>),
     /// The two cancel out: the record never reached the server and should not.
     Cancelled,
 }
@@ -47,12 +46,12 @@ pub fn refuses(pending: Op, new: Op) -> bool {
 }
 
 /// The merge table above. Takes the pending columns by value: a patch extends them in place, without a copy.
-pub fn merge(
+pub fn merge<P: Payload>(
     pending: Op,
-    pending_data: Option<Row>,
+    pending_data: Option<P>,
     new: Op,
-    new_data: Option<Row>,
-) -> Result<Merged, InsertOfExisting> {
+    new_data: Option<P>,
+) -> Result<Merged<P>, InsertOfExisting> {
     use Op::*;
     if refuses(pending, new) {
         return Err(InsertOfExisting);
@@ -72,27 +71,32 @@ pub fn merge(
 }
 
 /// The pending columns overwritten by the new ones.
-fn patch(base: Option<Row>, changes: Option<Row>) -> Row {
-    let mut row = base.unwrap_or_default();
-    row.extend(changes.unwrap_or_default());
-    row
+fn patch<P: Payload>(base: Option<P>, changes: Option<P>) -> P {
+    match (base, changes) {
+        (Some(mut row), Some(changes)) => {
+            row.patch(changes);
+            row
+        }
+        (row, changes) => row.or(changes).unwrap_or_default(),
+    }
 }
 
 /// The later of two `last_changed` stamps: a merged change speaks for its newest part.
-pub(crate) fn newer_stamp(pending: Option<Value>, new: Option<Value>) -> Option<Value> {
+pub(crate) fn newer_stamp(pending: Option<String>, new: Option<String>) -> Option<String> {
     new.or(pending)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::Row;
+    use serde_json::{json, Value};
 
     fn row(value: Value) -> Row {
         value.as_object().cloned().unwrap()
     }
 
-    fn cell(pending: Op, new: Op) -> Result<Merged, InsertOfExisting> {
+    fn cell(pending: Op, new: Op) -> Result<Merged<Row>, InsertOfExisting> {
         let pending_data = match pending {
             Op::Delete => None,
             _ => Some(row(json!({"id": "1", "a": 1, "b": 1}))),
@@ -104,7 +108,7 @@ mod tests {
         merge(pending, pending_data, new, new_data)
     }
 
-    fn into(op: Op, data: Value) -> Result<Merged, InsertOfExisting> {
+    fn into(op: Op, data: Value) -> Result<Merged<Row>, InsertOfExisting> {
         Ok(Merged::Into(op, Some(row(data))))
     }
 
@@ -145,7 +149,8 @@ mod tests {
 
     #[test]
     fn later_stamp_wins_and_absent_keeps_earlier() {
-        assert_eq!(newer_stamp(Some(json!(1)), Some(json!(2))), Some(json!(2)));
-        assert_eq!(newer_stamp(Some(json!(1)), None), Some(json!(1)));
+        let stamp = |s: &str| Some(s.to_owned());
+        assert_eq!(newer_stamp(stamp("1"), stamp("2")), stamp("2"));
+        assert_eq!(newer_stamp(stamp("1"), None), stamp("1"));
     }
 }

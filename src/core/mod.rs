@@ -7,17 +7,20 @@ mod config;
 mod engine;
 mod error;
 pub mod journal;
+pub mod json;
 mod merge;
 pub mod owner;
+mod payload;
 mod queue;
 mod read;
 mod snapshot;
 mod sort;
 mod stats;
+mod views;
 pub mod wire;
 
 pub use backoff::Backoff;
-pub use change::{Change, Op, Priority, Row};
+pub use change::{Change, Op, Priority};
 pub use config::{Config, ConflictStrategy, Fill, DEFAULT_INTERVALS_MS};
 pub use engine::{
     Batch, ChangeOutcome, Conflict, ConflictReason, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView,
@@ -25,5 +28,8 @@ pub use engine::{
 };
 pub use error::{ArgumentError, EngineError};
 pub use merge::{merge, InsertOfExisting, Merged};
+#[cfg(any(test, not(target_arch = "wasm32")))]
+pub use payload::Row;
+pub use payload::{Column, Payload};
 pub use snapshot::{SavedEntry, SavedState, Snapshot};
 pub use stats::{Latency, PendingByPriority, Stats};

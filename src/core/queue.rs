@@ -5,10 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 
-use serde_json::Value;
-
-use super::change::{Op, Priority, Row};
+use super::change::{Op, Priority};
 use super::merge::{self, InsertOfExisting, Merged};
+use super::payload::Payload;
 
 /// Interned table name: a million pending rows of one table share one string.
 pub(crate) type TableId = u32;
@@ -17,11 +16,11 @@ pub(crate) type Key = (TableId, Rc<str>);
 
 /// One pending write, standing for one or more changes the caller queued for the same record.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Entry {
+pub(crate) struct Entry<P> {
     pub key: Key,
     pub op: Op,
-    pub data: Option<Row>,
-    pub last_changed: Option<Value>,
+    pub data: Option<P>,
+    pub last_changed: Option<String>,
     pub priority: Priority,
     /// Seq of the first change folded in: the entry's place in the send order, kept across merges so that a
     /// row created before its children is still sent before them.
@@ -44,12 +43,12 @@ pub(crate) struct Entry {
     pub solo: bool,
 }
 
-impl Entry {
+impl<P: Payload> Entry<P> {
     /// Folds a later entry of the same record into this one (see [`merge::merge`]). `Ok(None)`: they cancel,
     /// which an insert and a delete only do when `alone`: no earlier write of the record is in flight or
     /// failed. Otherwise that write may leave a row behind (a failed delete, say), so the pair becomes a
     /// delete.
-    pub fn then(self, later: Entry, alone: bool) -> Result<Option<Entry>, InsertOfExisting> {
+    pub fn then(self, later: Entry<P>, alone: bool) -> Result<Option<Entry<P>>, InsertOfExisting> {
         let merged = match merge::merge(self.op, self.data, later.op, later.data)? {
             Merged::Cancelled if !alone => Merged::Into(Op::Delete, None),
             merged => merged,
@@ -79,7 +78,7 @@ impl Entry {
 
     /// After a request that may or may not have reached the server, an insert is resent as an upsert: if the
     /// row was written, a second insert would fail on the duplicate key.
-    pub fn after_uncertain_attempt(mut self) -> Entry {
+    pub fn after_uncertain_attempt(mut self) -> Entry<P> {
         if self.op == Op::Insert {
             self.op = Op::Upsert;
         }
@@ -88,8 +87,8 @@ impl Entry {
 }
 
 #[derive(Default)]
-pub(crate) struct Queue {
-    entries: HashMap<Key, Entry>,
+pub(crate) struct Queue<P> {
+    entries: HashMap<Key, Entry<P>>,
     by_order: BTreeMap<u64, Key>,
     /// (deadline, order) of every entry.
     due: BTreeSet<(u64, u64)>,
@@ -98,10 +97,14 @@ pub(crate) struct Queue {
     per_priority: [u64; 4],
 }
 
-impl Queue {
+impl<P> Queue<P> {
     /// Only the tables marked here are indexed by table (parents, which children pull along).
     pub fn index_table(&mut self, table: TableId) {
-        let orders = self.entries.values().filter(|e| e.key.0 == table).map(|e| e.order).collect();
+        // Inserted one by one: collecting into a BTreeSet links a stable sort.
+        let mut orders = BTreeSet::new();
+        for entry in self.entries.values().filter(|e| e.key.0 == table) {
+            orders.insert(entry.order);
+        }
         self.by_table.insert(table, orders);
     }
 
@@ -109,7 +112,7 @@ impl Queue {
         self.entries.len()
     }
 
-    pub fn get(&self, key: &Key) -> Option<&Entry> {
+    pub fn get(&self, key: &Key) -> Option<&Entry<P>> {
         self.entries.get(key)
     }
 
@@ -118,7 +121,7 @@ impl Queue {
     }
 
     /// Adds an entry for a record that has none here.
-    pub fn insert(&mut self, entry: Entry) {
+    pub fn insert(&mut self, entry: Entry<P>) {
         debug_assert!(!self.entries.contains_key(&entry.key));
         self.by_order.insert(entry.order, entry.key.clone());
         self.due.insert((entry.deadline, entry.order));
@@ -129,7 +132,7 @@ impl Queue {
         self.entries.insert(entry.key.clone(), entry);
     }
 
-    pub fn remove(&mut self, key: &Key) -> Option<Entry> {
+    pub fn remove(&mut self, key: &Key) -> Option<Entry<P>> {
         let entry = self.entries.remove(key)?;
         self.by_order.remove(&entry.order);
         self.due.remove(&(entry.deadline, entry.order));
@@ -140,7 +143,7 @@ impl Queue {
         Some(entry)
     }
 
-    pub fn remove_order(&mut self, order: u64) -> Option<Entry> {
+    pub fn remove_order(&mut self, order: u64) -> Option<Entry<P>> {
         let key = self.by_order.get(&order)?.clone();
         self.remove(&key)
     }
@@ -164,7 +167,7 @@ impl Queue {
     }
 
     /// Every entry in send order.
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
         self.by_order.values().filter_map(|key| self.entries.get(key))
     }
 

@@ -1,27 +1,24 @@
-//! Reading stored JSON back field by field, from a parsed [`Value`]. Not serde's derived readers: in the wasm
-//! binary those bring serde's typed-error formatting along (floats included), which measured about 19 KB gzip
-//! for the few records the journal reads once per start.
+//! Reading stored JSON back field by field, from a parsed [`Json`] (the core's own reader: see json.rs).
 
-use serde_json::{Map, Value};
-
-use super::change::Row;
+use super::json::Json;
+use super::payload::Payload;
 
 /// The fields of one JSON object, named `what` in errors.
-pub(crate) struct Fields<'a> {
-    object: &'a Map<String, Value>,
+pub(crate) struct Fields<'a, 't> {
+    object: &'a Json<'t>,
     what: &'static str,
 }
 
-impl<'a> Fields<'a> {
-    pub fn of(value: &'a Value, what: &'static str) -> Result<Fields<'a>, String> {
+impl<'a, 't> Fields<'a, 't> {
+    pub fn of(value: &'a Json<'t>, what: &'static str) -> Result<Fields<'a, 't>, String> {
         match value {
-            Value::Object(object) => Ok(Fields { object, what }),
+            Json::Object(..) => Ok(Fields { object: value, what }),
             _ => Err(format!("{what} is not an object")),
         }
     }
 
     /// The value at `key`; `null` counts as absent.
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
+    pub fn get(&self, key: &str) -> Option<&'a Json<'t>> {
         self.object.get(key).filter(|v| !v.is_null())
     }
 
@@ -30,7 +27,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn u64(&self, key: &str) -> Result<u64, String> {
-        self.get(key).and_then(Value::as_u64).ok_or_else(|| self.bad(key, "a whole number"))
+        self.get(key).and_then(Json::as_u64).ok_or_else(|| self.bad(key, "a whole number"))
     }
 
     pub fn u32(&self, key: &str) -> Result<u32, String> {
@@ -38,7 +35,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn str(&self, key: &str) -> Result<&'a str, String> {
-        self.get(key).and_then(Value::as_str).ok_or_else(|| self.bad(key, "a string"))
+        self.get(key).and_then(Json::as_str).ok_or_else(|| self.bad(key, "a string"))
     }
 
     pub fn opt_str(&self, key: &str) -> Result<Option<String>, String> {
@@ -51,14 +48,16 @@ impl<'a> Fields<'a> {
     }
 
     pub fn required_flag(&self, key: &str) -> Result<bool, String> {
-        self.get(key).and_then(Value::as_bool).ok_or_else(|| self.bad(key, "true or false"))
+        self.get(key).and_then(Json::as_bool).ok_or_else(|| self.bad(key, "true or false"))
     }
 
-    pub fn row(&self, key: &str) -> Result<Option<Row>, String> {
-        self.get(key).map(|v| v.as_object().cloned().ok_or_else(|| self.bad(key, "an object"))).transpose()
+    pub fn row<P: Payload>(&self, key: &str) -> Result<Option<P>, String> {
+        self.get(key)
+            .map(|v| v.object_text().and_then(P::from_json).ok_or_else(|| self.bad(key, "an object")))
+            .transpose()
     }
 
-    pub fn array(&self, key: &str) -> Result<&'a [Value], String> {
-        self.get(key).and_then(Value::as_array).map(Vec::as_slice).ok_or_else(|| self.bad(key, "an array"))
+    pub fn array(&self, key: &str) -> Result<&'a [Json<'t>], String> {
+        self.get(key).and_then(Json::as_array).ok_or_else(|| self.bad(key, "an array"))
     }
 }

@@ -5,14 +5,14 @@
 //! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
 //! a replay as applied.
 
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde::Serialize;
 
-use super::change::{Change, Op, Priority, Row};
+use super::change::{Change, Op, Priority};
 use super::config::Config;
 use super::engine::{Engine, Failure};
 use super::error::EngineError;
+use super::json::{Json, ObjectWriter};
+use super::payload::Payload;
 use super::queue::Entry;
 use super::read::Fields;
 use super::sort::sort_by_key;
@@ -21,23 +21,23 @@ pub const VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Snapshot {
+pub struct Snapshot<P> {
     pub version: u32,
     pub next_seq: u64,
     /// In send order.
-    pub entries: Vec<SavedEntry>,
+    pub entries: Vec<SavedEntry<P>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SavedEntry {
+pub struct SavedEntry<P> {
     pub table: String,
     pub id: String,
     pub op: Op,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Row>,
+    pub data: Option<P>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_changed: Option<Value>,
+    pub last_changed: Option<String>,
     pub priority: Priority,
     pub order: u64,
     pub seq: u64,
@@ -64,9 +64,14 @@ pub enum SavedState {
     },
 }
 
-impl Snapshot {
+impl<P: Payload> Snapshot<P> {
+    /// Reads a snapshot from its JSON text.
+    pub fn parse(text: &str) -> Result<Snapshot<P>, String> {
+        Snapshot::read(&Json::parse(text)?)
+    }
+
     /// Reads a snapshot as [`Snapshot`] serializes it (the one reader; see [`Fields`]).
-    pub fn read(value: &Value) -> Result<Snapshot, String> {
+    pub fn read(value: &Json<'_>) -> Result<Snapshot<P>, String> {
         let f = Fields::of(value, "snapshot")?;
         let entries = f.array("entries")?.iter().map(SavedEntry::read).collect::<Result<_, _>>()?;
         Ok(Snapshot { version: f.u32("version")?, next_seq: f.u64("nextSeq")?, entries })
@@ -74,14 +79,17 @@ impl Snapshot {
 }
 
 /// Native callers (tests, tools) read snapshots through serde; it goes through [`Snapshot::read`].
-impl<'de> Deserialize<'de> for Snapshot {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Snapshot, D::Error> {
-        Snapshot::read(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+/// Natively, tests read snapshots with serde_json: through the one reader.
+#[cfg(any(test, not(target_arch = "wasm32")))]
+impl<'de, P: Payload> serde::Deserialize<'de> for Snapshot<P> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Snapshot<P>, D::Error> {
+        let text = serde_json::Value::deserialize(deserializer)?.to_string();
+        Snapshot::parse(&text).map_err(<D::Error as serde::de::Error>::custom)
     }
 }
 
-impl SavedEntry {
-    pub fn read(value: &Value) -> Result<SavedEntry, String> {
+impl<P: Payload> SavedEntry<P> {
+    pub fn read(value: &Json<'_>) -> Result<SavedEntry<P>, String> {
         let f = Fields::of(value, "entry")?;
         let op = f.str("op")?;
         let priority = f.str("priority")?;
@@ -90,7 +98,10 @@ impl SavedEntry {
             id: f.str("id")?.to_owned(),
             op: Op::parse(op).ok_or_else(|| format!("entry.op {op} is not an op"))?,
             data: f.row("data")?,
-            last_changed: f.get("lastChanged").cloned(),
+            last_changed: match f.get("lastChanged") {
+                None => None,
+                Some(stamp) => Some(stamp.as_str().ok_or("entry.lastChanged is not a string")?.to_owned()),
+            },
             priority: Priority::parse(priority)
                 .ok_or_else(|| format!("entry.priority {priority} is not a priority"))?,
             order: f.u64("order")?,
@@ -101,7 +112,7 @@ impl SavedEntry {
             changes: f.u32("changes")?,
             force: f.flag("force")?,
             solo: f.flag("solo")?,
-            state: SavedState::read(f.get("state").unwrap_or(&Value::Null))?,
+            state: SavedState::read(f.get("state").unwrap_or(&Json::Null))?,
         })
     }
 }
@@ -109,13 +120,13 @@ impl SavedEntry {
 impl SavedState {
     /// `{ kind: "pending" | "blocked" }` or `{ kind: "failed", failure, failed_at }` (the field names serde's
     /// tagged form gives a struct variant).
-    fn read(value: &Value) -> Result<SavedState, String> {
+    fn read(value: &Json<'_>) -> Result<SavedState, String> {
         let f = Fields::of(value, "entry.state")?;
         match f.str("kind")? {
             "pending" => Ok(SavedState::Pending),
             "blocked" => Ok(SavedState::Blocked),
             "failed" => {
-                let failure = Fields::of(f.get("failure").unwrap_or(&Value::Null), "entry.state.failure")?;
+                let failure = Fields::of(f.get("failure").unwrap_or(&Json::Null), "entry.state.failure")?;
                 let failure = Failure {
                     code: failure.opt_str("code")?,
                     message: failure.str("message")?.to_owned(),
@@ -132,14 +143,14 @@ impl SavedState {
 /// without copying rows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SavedRef<'a> {
+pub struct SavedRef<'a, P> {
     pub table: &'a str,
     pub id: &'a str,
     pub op: Op,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub data: Option<&'a Row>,
+    pub data: Option<&'a P>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_changed: Option<&'a Value>,
+    pub last_changed: Option<&'a str>,
     pub priority: Priority,
     pub order: u64,
     pub seq: u64,
@@ -154,14 +165,49 @@ pub struct SavedRef<'a> {
     pub state: SavedState,
 }
 
-impl SavedRef<'_> {
-    pub fn to_owned(&self) -> SavedEntry {
+impl<P: Payload> SavedRef<'_, P> {
+    /// Appends the entry as JSON, as [`SavedEntry::read`] reads it (the fields and order serde gave it, so
+    /// that records written before and after read the same).
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        o.str("table", self.table).str("id", self.id).str("op", self.op.as_str());
+        if let Some(data) = self.data {
+            data.write_json(o.key("data"));
+        }
+        if let Some(stamp) = self.last_changed {
+            o.str("lastChanged", stamp);
+        }
+        o.str("priority", self.priority.name()).u64("order", self.order).u64("seq", self.seq);
+        o.u64("queuedAt", self.queued_at).u64("deadline", self.deadline);
+        o.u64("attempts", self.attempts.into()).u64("changes", self.changes.into());
+        if self.force {
+            o.bool("force", true);
+        }
+        if self.solo {
+            o.bool("solo", true);
+        }
+        let state = o.key("state");
+        let mut s = ObjectWriter::new(state);
+        match &self.state {
+            SavedState::Pending => s.str("kind", "pending"),
+            SavedState::Blocked => s.str("kind", "blocked"),
+            SavedState::Failed { failure, failed_at } => {
+                s.str("kind", "failed");
+                failure.write_json(s.key("failure"));
+                s.u64("failed_at", *failed_at)
+            }
+        }
+        .end();
+        o.end();
+    }
+
+    pub fn to_owned(&self) -> SavedEntry<P> {
         SavedEntry {
             table: self.table.to_owned(),
             id: self.id.to_owned(),
             op: self.op,
             data: self.data.cloned(),
-            last_changed: self.last_changed.cloned(),
+            last_changed: self.last_changed.map(str::to_owned),
             priority: self.priority,
             order: self.order,
             seq: self.seq,
@@ -176,15 +222,15 @@ impl SavedRef<'_> {
     }
 }
 
-impl Engine {
-    pub fn export(&self) -> Snapshot {
+impl<P: Payload> Engine<P> {
+    pub fn export(&self) -> Snapshot<P> {
         let entries = self.export_refs().iter().map(SavedRef::to_owned).collect();
         Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
     }
 
     /// Every write, in send order, as [`Engine::export`] saves them.
-    pub fn export_refs(&self) -> Vec<SavedRef<'_>> {
-        let mut entries: Vec<SavedRef<'_>> = Vec::new();
+    pub fn export_refs(&self) -> Vec<SavedRef<'_, P>> {
+        let mut entries: Vec<SavedRef<'_, P>> = Vec::new();
         for entry in self.in_flight_entries() {
             entries.push(self.saved(entry, true, SavedState::Pending));
         }
@@ -203,9 +249,9 @@ impl Engine {
 
     /// The writes of one record as [`Engine::export`] would save them (none once it is settled): what the
     /// journal persists for a record the last tick touched.
-    pub fn export_record(&self, table: &str, id: &str) -> Vec<SavedRef<'_>> {
+    pub fn export_record(&self, table: &str, id: &str) -> Vec<SavedRef<'_, P>> {
         let Some(key) = self.existing_key(table, id) else { return Vec::new() };
-        let mut entries: Vec<SavedRef<'_>> = Vec::new();
+        let mut entries: Vec<SavedRef<'_, P>> = Vec::new();
         for entry in self.in_flight_entries().filter(|e| e.key == key) {
             entries.push(self.saved(entry, true, SavedState::Pending));
         }
@@ -224,14 +270,14 @@ impl Engine {
 
     /// A write in flight is saved as pending: its request may or may not have reached the server, so an
     /// insert is saved as an upsert (see `Entry::after_uncertain_attempt`).
-    fn saved<'a>(&'a self, entry: &'a Entry, in_flight: bool, state: SavedState) -> SavedRef<'a> {
+    fn saved<'a>(&'a self, entry: &'a Entry<P>, in_flight: bool, state: SavedState) -> SavedRef<'a, P> {
         let op = if in_flight && entry.op == Op::Insert { Op::Upsert } else { entry.op };
         SavedRef {
             table: self.table_name(entry),
             id: &entry.key.1,
             op,
             data: entry.data.as_ref(),
-            last_changed: entry.last_changed.as_ref(),
+            last_changed: entry.last_changed.as_deref(),
             priority: entry.priority,
             order: entry.order,
             seq: entry.seq,
@@ -247,7 +293,7 @@ impl Engine {
 
     /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
     /// snapshot that does not fit together is refused whole.
-    pub fn restore(config: Config, snapshot: Snapshot) -> Result<Engine, EngineError> {
+    pub fn restore(config: Config, snapshot: Snapshot<P>) -> Result<Engine<P>, EngineError> {
         let bad = |why: String| EngineError::BadSnapshot(why);
         if snapshot.version != VERSION {
             return Err(bad(format!("version {} is not {VERSION}", snapshot.version)));
@@ -290,10 +336,10 @@ impl Engine {
 }
 
 /// Send order, a blocked write after the failed one of its record.
-pub fn sort_saved(entries: &mut Vec<SavedEntry>) {
+pub fn sort_saved<P>(entries: &mut Vec<SavedEntry<P>>) {
     sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
 
-fn sort_refs(entries: &mut Vec<SavedRef<'_>>) {
+fn sort_refs<P>(entries: &mut Vec<SavedRef<'_, P>>) {
     sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }

@@ -10,9 +10,12 @@ use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
 use super::js;
+use super::row::JsRow;
 use super::Shared;
-use crate::core::wire::id_text;
-use crate::core::{Change, Conflict, Op, Priority, Resolution};
+use crate::core::json::quoted;
+use crate::core::{Change, Op, Payload, Priority, Resolution};
+
+type Conflict = crate::core::Conflict<JsRow>;
 
 /// Enough to see what happened lately without holding on to every row forever.
 const KEEP: usize = 100;
@@ -58,7 +61,7 @@ pub fn report(shared: &Shared) {
             (Resolution::Merge, Some(merge)) => resolve(shared, &conflict, merge),
             (resolution, _) => resolution_name(resolution),
         };
-        let record = js::from_serde(&conflict);
+        let record = js::view(|out| conflict.write_json(out));
         let _ = js_sys::Reflect::set(&record, &"resolution".into(), &resolution.into());
         let record = js::freeze(record);
         let listeners = {
@@ -78,12 +81,15 @@ pub fn report(shared: &Shared) {
 /// Runs the app's merge function and queues its row as a forced upsert; `null` drops the write. A
 /// `forceSyncAll()` that waited for the conflicted write waits for the merged one too.
 fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static str {
-    let local = conflict.data.as_ref().map_or(JsValue::NULL, js::from_serde);
-    let server = conflict.server_row.as_ref().map_or(JsValue::NULL, js::from_serde);
+    let local = conflict.data.as_ref().map_or(JsValue::NULL, JsRow::to_js);
+    let server = conflict.server_row.as_ref().map_or(JsValue::NULL, JsRow::to_js);
     let merged = match merge.call2(&JsValue::UNDEFINED, &local, &server) {
         Ok(merged) => merged,
         Err(e) => {
-            js::console_error(&format!("RecordSync: the onConflict merge function of {:?} threw:", conflict.table), &e);
+            js::console_error(
+                &format!("RecordSync: the onConflict merge function of {} threw:", quoted(&conflict.table)),
+                &e,
+            );
             return "mergeFailed";
         }
     };
@@ -91,21 +97,24 @@ fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static s
         return "dropped";
     }
     let failed = |why: String| {
-        js::console_error(&format!("RecordSync: the onConflict merge function of {:?} {why}", conflict.table), &merged);
+        js::console_error(
+            &format!("RecordSync: the onConflict merge function of {} {why}", quoted(&conflict.table)),
+            &merged,
+        );
         "mergeFailed"
     };
     if !js::is_plain_object(&merged) {
         return failed("must return a plain object (the full row) or null".into());
     }
-    let row = match js::to_row(&merged) {
+    let row = match JsRow::from_js(&merged) {
         Ok(row) => row,
-        Err(why) => return failed(format!("returned a row that is not JSON-serializable: {why}")),
+        Err(why) => return failed(format!("returned a row that {why}")),
     };
     let Ok(mut s) = shared.try_borrow_mut() else { return "mergeFailed" };
     let pk = s.primary_keys.get(&conflict.table).map_or("id", String::as_str).to_owned();
-    if row.get(&pk).is_some_and(|v| id_text(v) != conflict.id) {
+    if row.column(&pk).id_text().is_some_and(|key| key != conflict.id) {
         drop(s);
-        return failed(format!("returned a row whose {pk} is not {:?}", conflict.id));
+        return failed(format!("returned a row whose {pk} is not {}", quoted(&conflict.id)));
     }
     // Critical: the conflicted write was already due; its resolution should not wait another interval.
     let change = match Change::new(&conflict.table, &conflict.id, Op::Upsert, Some(row), Priority::Critical) {

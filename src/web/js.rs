@@ -1,15 +1,11 @@
 //! Small helpers between JS values and Rust: reading properties, checking kinds, JSON both ways, errors.
 //!
-//! Data crosses the boundary as JSON text (`JSON.stringify` on the way in, `JSON.parse` on the way out) with
-//! the `serde_json` the core already links: no second serializer in the binary, and every value the core
-//! sees has the exact shape it would have on the wire.
+//! Rows stay JS objects (row.rs). Views the core writes as JSON text (stats, pending and failed writes,
+//! conflicts) become JS values by `JSON.parse`.
 
 use js_sys::{Array, Object, Reflect, JSON};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-
-use crate::core::Row;
 
 #[wasm_bindgen]
 extern "C" {
@@ -84,7 +80,7 @@ pub fn describe(value: &JsValue) -> String {
     }
     if let Some(text) = value.as_string() {
         let short: String = text.chars().take(40).collect();
-        return format!("the string {short:?}");
+        return format!("the string {}", crate::core::json::quoted(&short));
     }
     if let Some(flag) = value.as_bool() {
         return format!("boolean {flag}");
@@ -113,19 +109,16 @@ pub fn json_text(value: &JsValue) -> Result<String, String> {
     text.as_string().ok_or_else(|| "it has no JSON form".to_owned())
 }
 
-/// A JS object as a row. Parsed as any JSON value, then taken apart: parsing into the map type would bring
-/// serde's typed-error formatting (floats included, about 19 KB gzip) into the binary.
-pub fn to_row(value: &JsValue) -> Result<Row, String> {
-    match serde_json::from_str(&json_text(value)?) {
-        Ok(serde_json::Value::Object(row)) => Ok(row),
-        Ok(_) => Err("its JSON form is not an object".to_owned()),
-        Err(e) => Err(crate::core::wire::not_json(&e)),
-    }
+/// A fresh JS value from JSON text the core wrote (`null` if it is not JSON, which the core never writes).
+pub fn parse(text: &str) -> JsValue {
+    JSON::parse(text).unwrap_or(JsValue::NULL)
 }
 
-/// A Rust value as a fresh JS value, through `JSON.parse`.
-pub fn from_serde<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    serde_json::to_string(value).ok().and_then(|text| JSON::parse(&text).ok()).unwrap_or(JsValue::NULL)
+/// A fresh JS value from a view the core writes as JSON.
+pub fn view(write: impl FnOnce(&mut String)) -> JsValue {
+    let mut text = String::new();
+    write(&mut text);
+    parse(&text)
 }
 
 pub fn freeze(value: JsValue) -> JsValue {

@@ -11,6 +11,7 @@ mod conflicts;
 mod js;
 mod lifecycle;
 mod options;
+mod row;
 mod storage;
 mod timeout;
 mod transport;
@@ -21,15 +22,16 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Promise};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::EventTarget;
 
-use crate::core::wire::id_text;
-use crate::core::{Batch, Change, Engine, EngineError, FailedView, Op, Priority};
+use crate::core::json::quoted;
+use crate::core::json::{write_array, ObjectWriter};
+use crate::core::{Change, Column, EngineError, Op, Payload, Priority};
 use options::Transport;
+use row::JsRow;
 use transport::Sent;
 
 /// How urgently a change must reach the server (deadlines set by `syncIntervals`).
@@ -43,6 +45,9 @@ pub enum SyncPriority {
 }
 
 type Shared = Rc<RefCell<State>>;
+/// The core's types with rows as JS objects.
+type Engine = crate::core::Engine<JsRow>;
+type Batch = crate::core::Batch<JsRow>;
 
 struct State {
     engine: Engine,
@@ -85,13 +90,6 @@ struct Waiter {
     conflicts_before: u64,
     resolve: Function,
     reject: Function,
-}
-
-#[derive(Serialize)]
-struct Summary {
-    confirmed: u64,
-    conflicts: u64,
-    failed: Vec<FailedView>,
 }
 
 /// Window listeners, removed by `destroy()`.
@@ -259,12 +257,14 @@ fn settle_waiters(shared: &Shared) {
         let failed = s.engine.failed_changes();
         done.into_iter()
             .map(|w| {
-                let summary = Summary {
-                    confirmed: stats.successful_syncs.saturating_sub(w.confirmed_before),
-                    conflicts: stats.conflicts.saturating_sub(w.conflicts_before),
-                    failed: failed.clone(),
-                };
-                (w, js::from_serde(&summary))
+                let summary = js::view(|out| {
+                    let mut o = ObjectWriter::new(out);
+                    o.u64("confirmed", stats.successful_syncs.saturating_sub(w.confirmed_before));
+                    o.u64("conflicts", stats.conflicts.saturating_sub(w.conflicts_before));
+                    write_array(o.key("failed"), &failed, |f, out| f.write_json(out));
+                    o.end();
+                });
+                (w, summary)
             })
             .collect()
     };
@@ -391,7 +391,7 @@ impl RecordSync {
         let row = if data.is_undefined() || data.is_null() {
             None
         } else if js::is_plain_object(data) {
-            Some(js::to_row(data).map_err(|why| bad(format!("data must be JSON-serializable: {why}")))?)
+            Some(JsRow::from_js(data).map_err(|why| bad(format!("data {why}")))?)
         } else {
             return Err(bad(format!("data must be a plain object of column values, not {}", js::describe(data))));
         };
@@ -401,8 +401,13 @@ impl RecordSync {
             let mut s = self.shared()?;
             // The row would be written under another key than the one the queue tracks it by.
             let pk = s.primary_keys.get(&table_name).map_or("id", String::as_str);
-            if let Some(key) = change.data.as_ref().and_then(|row| row.get(pk)).filter(|key| id_text(key) != id) {
-                return Err(bad(format!("data.{pk} ({key}) differs from id ({id:?})")));
+            let key = change.data.as_ref().map_or(Column::Absent, |row| row.column(pk));
+            if key.id_text().is_some_and(|key| key != id) {
+                let shown = match key {
+                    Column::Text(text) => quoted(&text),
+                    other => other.id_text().unwrap_or_default().to_owned(),
+                };
+                return Err(bad(format!("data.{pk} ({shown}) differs from id ({})", quoted(&id))));
             }
             let seq = s.engine.enqueue(change, js::now()).map_err(|e| match e {
                 EngineError::Argument(e) => bad(format!("{} {}", e.argument, e.message)),
@@ -618,12 +623,14 @@ impl RecordSync {
     /// Every write not yet confirmed or failed, in send order (in flight, queued, blocked).
     #[wasm_bindgen(js_name = pendingChanges, unchecked_return_type = "PendingChange[]")]
     pub fn pending_changes(&self) -> Result<JsValue, JsValue> {
-        Ok(js::from_serde(&self.shared()?.engine.pending_changes()))
+        let pending = self.shared()?.engine.pending_changes();
+        Ok(js::view(|out| write_array(out, &pending, |v, out| v.write_json(out))))
     }
 
     #[wasm_bindgen(js_name = failedChanges, unchecked_return_type = "FailedChange[]")]
     pub fn failed_changes(&self) -> Result<JsValue, JsValue> {
-        Ok(js::from_serde(&self.shared()?.engine.failed_changes()))
+        let failed = self.shared()?.engine.failed_changes();
+        Ok(js::view(|out| write_array(out, &failed, |v, out| v.write_json(out))))
     }
 
     /// Puts failed writes (all, or the one numbered `seq`) back in the queue, due now. Returns how many.

@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use super::js::{self, describe, get, is_object, keys};
+use crate::core::json::quoted;
 use crate::core::wire::{WireConfig, WireMode, DEFAULT_RPC_FUNCTION};
 use crate::core::{ArgumentError, Config, ConflictStrategy};
 
@@ -93,7 +94,12 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
         for key in keys(&intervals) {
             let index = match key.as_str() {
                 "0" | "1" | "2" | "3" => key.parse::<usize>().unwrap_or(0),
-                _ => return Err(bad("syncIntervals", format!("has {key:?}, which is not a SyncPriority (0 to 3)"))),
+                _ => {
+                    return Err(bad(
+                        "syncIntervals",
+                        format!("has {}, which is not a SyncPriority (0 to 3)", quoted(&key)),
+                    ))
+                }
             };
             let ms = get(&intervals, &key);
             if !ms.is_undefined() {

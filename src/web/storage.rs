@@ -16,10 +16,13 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::js::{self, describe, error_message, get};
 use super::options::Transport;
+use super::row::JsRow;
 use super::{auth, schedule, timeout, Shared, State};
+use super::{Batch, Engine};
 use crate::core::journal::{self, Journal, Stored};
+use crate::core::json::quoted;
 use crate::core::owner::jwt_subject;
-use crate::core::{Batch, Change, Engine, Op};
+use crate::core::{Change, Op};
 
 #[wasm_bindgen(module = "/src/web/storage.js")]
 extern "C" {
@@ -335,7 +338,11 @@ fn set_aside(store: &Store, key: &str, texts: &[String], skipped: &[(usize, Stri
         }
     }
     let whys: Vec<&str> = skipped.iter().map(|(_, why)| why.as_str()).collect();
-    format!("storage: {}; left out of the restored queue and set aside under the key {aside:?}", whys.join("; "))
+    format!(
+        "storage: {}; left out of the restored queue and set aside under the key {}",
+        whys.join("; "),
+        quoted(&aside)
+    )
 }
 
 /// The tab that held the stored queue is gone: stop sending, let the request on its way settle, then restore the
@@ -366,7 +373,7 @@ fn give_up(shared: &Shared, why: String) {
 }
 
 /// Replaces the engine by the restored queue, with the changes queued meanwhile queued again behind it.
-fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
+fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
     s.durable.phase = Phase::Durable;
     s.durable.version += 1;
     s.durable.journal.touch_all();
@@ -520,7 +527,8 @@ pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
 
 /// `stats()`: the engine's figures with `durable`, `restoring`, `user`, and the storage or owner problem as `lastError`.
 pub fn stats(s: &State) -> JsValue {
-    let value = js::from_serde(&s.engine.stats());
+    let stats = s.engine.stats();
+    let value = js::view(|out| stats.write_json(out));
     let d = &s.durable;
     let set = |key: &str, v: JsValue| {
         let _ = js_sys::Reflect::set(&value, &JsValue::from_str(key), &v);

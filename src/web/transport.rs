@@ -6,7 +6,6 @@ use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 use js_sys::{Function, Promise};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -15,10 +14,14 @@ use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, R
 use super::auth::{self, Token};
 use super::js::{self, error_message};
 use super::options::HttpTransport;
+use super::row::JsRow;
 use super::storage;
+use super::Batch;
 use super::{timeout, Shared};
+use crate::core::json::{write_array, Json, ObjectWriter};
 use crate::core::wire::{decode_result, Exchange, HttpRequest, HttpResponse};
-use crate::core::{Batch, ChangeOutcome, OutgoingChange};
+
+type ChangeOutcome = crate::core::ChangeOutcome<JsRow>;
 
 #[wasm_bindgen]
 extern "C" {
@@ -191,16 +194,6 @@ async fn fetch_once(
     result.map_err(|e| if timed_out.get() { format!("no answer within {} ms", http.timeout_ms) } else { network(e) })
 }
 
-/// What a custom `send` receives.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsBatch<'a> {
-    id: u64,
-    client_id: &'a str,
-    low_water: u64,
-    changes: &'a [OutgoingChange],
-}
-
 pub async fn custom(send: &Function, this: &JsValue, timeout_ms: u32, client_id: &str, batch: &Batch) -> Sent {
     match custom_results(send, this, timeout_ms, client_id, batch).await {
         Ok(outcomes) => Sent::Answered(outcomes),
@@ -215,8 +208,13 @@ async fn custom_results(
     client_id: &str,
     batch: &Batch,
 ) -> Result<Vec<ChangeOutcome>, BatchFailure> {
-    let payload =
-        js::from_serde(&JsBatch { id: batch.id, client_id, low_water: batch.low_water, changes: &batch.changes });
+    // What a custom `send` receives: `{ id, clientId, lowWater, changes }`.
+    let payload = js::view(|out| {
+        let mut o = ObjectWriter::new(out);
+        o.u64("id", batch.id).str("clientId", client_id).u64("lowWater", batch.low_water);
+        write_array(o.key("changes"), &batch.changes, |c, out| c.write_json(out));
+        o.end();
+    });
     let returned = send
         .call1(this, &payload)
         .map_err(|e| BatchFailure::new(format!("transport.send threw: {}", error_message(&e))))?;
@@ -238,7 +236,7 @@ async fn custom_results(
         return Err(malformed(format!("got {}", js::describe(&resolved))));
     }
     let json = js::json_text(&resolved).map_err(malformed)?;
-    let Ok(serde_json::Value::Array(results)) = serde_json::from_str(&json) else {
+    let Ok(Json::Array(results)) = Json::parse(&json) else {
         return Err(malformed("not a JSON array".into()));
     };
     results.iter().map(decode_result).collect::<Result<_, _>>().map_err(malformed)

@@ -14,15 +14,20 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(
 const RESERVED: &[char] = &[',', '.', ':', '(', ')', '"', '\\', ' ', '\t', '\n', '\r', '*', '!', '-', '>', '<'];
 
 /// A table name as a path segment.
+/// Percent-encoded, through `Cow` rather than `Display` (which would link the formatting machinery).
+fn encoded(text: &str) -> String {
+    std::borrow::Cow::from(utf8_percent_encode(text, COMPONENT)).into_owned()
+}
+
 pub fn path_segment(name: &str) -> String {
-    utf8_percent_encode(name, COMPONENT).to_string()
+    encoded(name)
 }
 
 /// A column name as it appears in `columns=`, `on_conflict=` and filter keys: quoted when it holds
 /// anything PostgREST would read as grammar, then percent-encoded.
 pub fn column(name: &str) -> String {
     let quoted = if name.contains(RESERVED) { quote(name) } else { name.to_owned() };
-    utf8_percent_encode(&quoted, COMPONENT).to_string()
+    encoded(&quoted)
 }
 
 /// A comma-separated list of columns.
@@ -33,13 +38,13 @@ pub fn columns<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 /// An `in.(...)` filter value holding exactly these ids. Every id is quoted so that none is read as a
 /// number, `null`, or grammar.
 pub fn in_list<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
-    let items: Vec<String> = ids.into_iter().map(|id| utf8_percent_encode(&quote(id), COMPONENT).to_string()).collect();
+    let items: Vec<String> = ids.into_iter().map(|id| encoded(&quote(id))).collect();
     format!("in.({})", items.join(","))
 }
 
 /// A value in a filter such as `lte.`: quoted so that nothing in it is read as grammar, then percent-encoded.
 pub fn value(text: &str) -> String {
-    utf8_percent_encode(&quote(text), COMPONENT).to_string()
+    encoded(&quote(text))
 }
 
 /// Double quotes, with `"` and `\` escaped by a backslash.

@@ -11,10 +11,11 @@ use std::collections::VecDeque;
 use super::response::{failure_outcome, HttpResponse};
 use super::rest::{self, Absent, Group, Kind};
 use super::{rpc, HttpRequest, WireConfig, WireMode};
-use serde_json::{Map, Value};
 
 use crate::core::change::{timestamp_micros, LAST_CHANGED};
 use crate::core::engine::{Batch, ChangeOutcome, Outcome, OutgoingChange};
+use crate::core::json::Json;
+use crate::core::payload::Payload;
 
 /// One request of the batch.
 #[derive(Clone, Debug)]
@@ -50,19 +51,19 @@ impl Request {
     }
 }
 
-pub struct Exchange {
-    batch: Batch,
+pub struct Exchange<P> {
+    batch: Batch<P>,
     function: String,
     client_id: String,
     /// Requests still to send.
     todo: VecDeque<Request>,
     /// The request sent and not yet answered.
     current: Option<Request>,
-    outcomes: Vec<ChangeOutcome>,
+    outcomes: Vec<ChangeOutcome<P>>,
 }
 
-impl Exchange {
-    pub fn new(batch: &Batch, config: &WireConfig) -> Exchange {
+impl<P: Payload> Exchange<P> {
+    pub fn new(batch: &Batch<P>, config: &WireConfig) -> Exchange<P> {
         let (todo, function) = match &config.mode {
             WireMode::Rest { primary_keys } => {
                 (rest::plan(&batch.changes, primary_keys).into_iter().map(Request::Rest).collect(), String::new())
@@ -130,13 +131,13 @@ impl Exchange {
     }
 
     /// What the rows a rest request returned say about each of its writes; follow-ups go first in line.
-    fn on_rows(&mut self, group: Group, rows: &[Map<String, Value>]) {
+    fn on_rows(&mut self, group: Group, rows: &[Json<'_>]) {
         let changes = &self.batch.changes;
         let returned = rest::ids_of(rows, &group.pk);
         let (done, untouched): (Vec<usize>, Vec<usize>) =
             group.members.iter().partition(|&&i| returned.contains(&changes[i].id));
         let mut follow_ups: Vec<Request> = Vec::new();
-        let mut outcomes: Vec<ChangeOutcome> = Vec::new();
+        let mut outcomes: Vec<ChangeOutcome<P>> = Vec::new();
         match group.kind {
             Kind::Write { .. } => {
                 outcomes.extend(done.iter().map(|&i| (i, Outcome::Applied)).map(|(i, o)| self.outcome(i, o)));
@@ -161,7 +162,9 @@ impl Exchange {
                             code: Some("42501".into()),
                             message: "the row is visible but this user may not write it".into(),
                         },
-                        (Some(row), _) if is_newer(row, change) => Outcome::Conflict { row: Some(row.clone()) },
+                        (Some(row), _) if is_newer(row, change) => {
+                            Outcome::Conflict { row: row.object_text().and_then(P::from_json) }
+                        }
                         // Written by someone else between the conditional write and this read, and not newer:
                         // no conflict; the next attempt's conditional write settles it.
                         (Some(_), _) => Outcome::Transient {
@@ -183,7 +186,7 @@ impl Exchange {
         }
     }
 
-    fn outcome(&self, member: usize, outcome: Outcome) -> ChangeOutcome {
+    fn outcome(&self, member: usize, outcome: Outcome<P>) -> ChangeOutcome<P> {
         ChangeOutcome { seq: self.batch.changes[member].seq, outcome }
     }
 
@@ -196,11 +199,11 @@ impl Exchange {
 
     /// The outcomes gathered; writes never answered are left out, and the engine counts them as transient
     /// (or, after a 401 with no token to be had, returns them to the queue).
-    pub fn finish(self) -> Vec<ChangeOutcome> {
+    pub fn finish(self) -> Vec<ChangeOutcome<P>> {
         self.outcomes
     }
 
-    fn settle(&mut self, sent: &Request, outcome: Outcome) {
+    fn settle(&mut self, sent: &Request, outcome: Outcome<P>) {
         for &member in sent.members() {
             let seq = self.batch.changes[member].seq;
             self.outcomes.push(ChangeOutcome { seq, outcome: outcome.clone() });
@@ -211,13 +214,13 @@ impl Exchange {
 /// Whether the stored row is newer than the write, by time: only then is it a conflict. A row without a stamp
 /// is older than any write (as `record_sync_apply` has it), and so is every row for a write without one; a stamp
 /// that cannot be read counts as newer, so the server's row stands.
-fn is_newer(row: &Map<String, Value>, change: &OutgoingChange) -> bool {
+fn is_newer<P>(row: &Json<'_>, change: &OutgoingChange<P>) -> bool {
     let theirs = match row.get(LAST_CHANGED) {
-        None | Some(Value::Null) => return false,
+        None | Some(Json::Null) => return false,
         Some(stamp) => stamp.as_str().and_then(timestamp_micros),
     };
     let Some(ours) = &change.last_changed else { return false };
-    match (theirs, ours.as_str().and_then(timestamp_micros)) {
+    match (theirs, timestamp_micros(ours)) {
         (Some(theirs), Some(ours)) => theirs > ours,
         _ => true,
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 pub use encode::{column, columns, in_list, path_segment};
 pub use exchange::Exchange;
-pub use response::{decode_result, failure_outcome, is_transient_sqlstate, not_json, retry_after_ms, HttpResponse};
+pub use response::{decode_result, failure_outcome, is_transient_sqlstate, retry_after_ms, HttpResponse};
 pub use rest::id_text;
 
 #[derive(Clone, Debug, PartialEq)]

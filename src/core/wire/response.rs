@@ -1,9 +1,9 @@
 //! From what the server answered to what happened to each write: transient failures retry, permanent ones
 //! go to the failed list.
 
-use serde_json::Value;
-
 use crate::core::engine::{ChangeOutcome, Outcome};
+use crate::core::json::Json;
+use crate::core::payload::Payload;
 
 /// One HTTP answer, as much of it as the engine needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,8 +26,8 @@ struct PostgrestError {
 
 impl PostgrestError {
     fn parse(body: &str) -> PostgrestError {
-        let Ok(Value::Object(error)) = serde_json::from_str::<Value>(body) else { return PostgrestError::default() };
-        let text = |key: &str| error.get(key).and_then(Value::as_str).map(str::to_owned);
+        let Ok(error @ Json::Object(..)) = Json::parse(body) else { return PostgrestError::default() };
+        let text = |key: &str| error.get(key).and_then(Json::as_str).map(str::to_owned);
         PostgrestError { code: text("code"), message: text("message"), details: text("details"), hint: text("hint") }
     }
 }
@@ -44,7 +44,7 @@ pub fn is_transient_sqlstate(code: &str) -> bool {
 /// The outcome of a request that answered with a status other than 2xx, for every write it carried.
 /// Network trouble, 401 after the shell's one token refresh, 408, 429 and 5xx are transient; other 4xx are
 /// permanent unless their SQLSTATE says otherwise.
-pub fn failure_outcome(response: &HttpResponse) -> Outcome {
+pub fn failure_outcome<P>(response: &HttpResponse) -> Outcome<P> {
     let error = PostgrestError::parse(&response.body);
     let message = describe(response.status, &error, &response.body);
     let transient_status = matches!(response.status, 401 | 408 | 429 | 500..=599) || response.status < 200;
@@ -90,40 +90,30 @@ pub fn retry_after_ms(header: Option<&str>) -> Option<u64> {
     seconds.checked_mul(1_000)?.checked_add(millis)
 }
 
-/// Why a body is not JSON, without `serde_json::Error`'s `Display`: that one links the texts of every I/O error
-/// kind and of every parser error into the wasm binary (measured: 7 KB raw).
-pub fn not_json(error: &serde_json::Error) -> String {
-    format!("not JSON (line {}, column {})", error.line(), error.column())
-}
-
 /// One write's result, as the sync function answers it and as a custom transport's `send` resolves it:
 /// `{ seq, status: "applied" | "conflict" | "missing" | "error", row?, code?, message?, transient?,
 /// retryAfterMs? }`. The one decoder of per-write results. An error is transient when it says so or its
 /// SQLSTATE class is one of the moment's; a status this version does not know is transient (the write is
 /// retried, never taken as written).
-pub fn decode_result(result: &Value) -> Result<ChangeOutcome, String> {
-    let seq = result.get("seq").and_then(Value::as_u64).ok_or("a result without a numeric seq")?;
-    let status = result.get("status").and_then(Value::as_str).ok_or("a result without a string status")?;
-    let text = |key: &str| result.get(key).and_then(Value::as_str).map(str::to_owned);
+pub fn decode_result<P: Payload>(result: &Json<'_>) -> Result<ChangeOutcome<P>, String> {
+    let seq = result.get("seq").and_then(Json::as_u64).ok_or("a result without a numeric seq")?;
+    let status = result.get("status").and_then(Json::as_str).ok_or("a result without a string status")?;
+    let text = |key: &str| result.get(key).and_then(Json::as_str).map(str::to_owned);
     let message = || text("message").unwrap_or_else(|| format!("the server answered {status}"));
     let code = text("code");
     let outcome = match status {
         "applied" => Outcome::Applied,
-        "conflict" => Outcome::Conflict { row: result.get("row").and_then(Value::as_object).cloned() },
+        "conflict" => Outcome::Conflict { row: result.get("row").and_then(Json::object_text).and_then(P::from_json) },
         "missing" => Outcome::Missing,
         "error"
-            if result.get("transient").and_then(Value::as_bool) != Some(true)
+            if result.get("transient").and_then(Json::as_bool) != Some(true)
                 && !code.as_deref().is_some_and(is_transient_sqlstate) =>
         {
             Outcome::Permanent { code, message: message() }
         }
         _ => Outcome::Transient {
             message: message(),
-            retry_after_ms: result
-                .get("retryAfterMs")
-                .and_then(Value::as_f64)
-                .filter(|ms| *ms >= 0.0)
-                .map(|ms| ms as u64),
+            retry_after_ms: result.get("retryAfterMs").and_then(Json::whole_part),
         },
     };
     Ok(ChangeOutcome { seq, outcome })
@@ -132,6 +122,10 @@ pub fn decode_result(result: &Value) -> Result<ChangeOutcome, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn failure_outcome(response: &HttpResponse) -> Outcome<crate::core::Row> {
+        super::failure_outcome(response)
+    }
 
     fn response(status: u16, body: &str, retry_after: Option<&str>) -> HttpResponse {
         HttpResponse { status, retry_after: retry_after.map(str::to_owned), body: body.to_owned() }
@@ -189,7 +183,10 @@ mod tests {
 
     #[test]
     fn one_decoder_reads_the_sync_functions_and_a_custom_transports_results() {
-        let decode = |v: Value| decode_result(&v).map(|r| (r.seq, r.outcome));
+        let decode = |v: serde_json::Value| {
+            let text = v.to_string();
+            decode_result::<crate::core::Row>(&Json::parse(&text).unwrap()).map(|r| (r.seq, r.outcome))
+        };
         assert_eq!(decode(serde_json::json!({"seq": 1, "status": "applied"})), Ok((1, Outcome::Applied)));
         assert_eq!(decode(serde_json::json!({"seq": 2, "status": "missing"})), Ok((2, Outcome::Missing)));
         let row = serde_json::json!({"id": "a"}).as_object().cloned();

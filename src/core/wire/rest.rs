@@ -13,12 +13,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
-
 use super::encode;
 use super::HttpRequest;
-use crate::core::change::{Op, Row, LAST_CHANGED};
+use crate::core::change::{Op, LAST_CHANGED};
 use crate::core::engine::OutgoingChange;
+use crate::core::json::{write_str, Json};
+use crate::core::payload::{Column, Payload};
+use crate::core::sort::sort_names;
 
 /// Keeps a bulk delete's or read's URL well under the 8 KB that common proxies accept.
 const MAX_ID_LIST_BYTES: usize = 4_000;
@@ -64,19 +65,45 @@ pub(super) fn primary_key<'a>(keys: &'a HashMap<String, String>, table: &str) ->
 }
 
 /// The row a bulk write sends: the data, with the primary key filled from the id when the data lacks it.
-fn row_with_key(change: &OutgoingChange, pk: &str) -> Row {
-    let mut row = change.data.clone().unwrap_or_default();
-    row.entry(pk.to_owned()).or_insert_with(|| Value::String(change.id.clone()));
-    row
+fn columns_with_key<P: Payload>(change: &OutgoingChange<P>, pk: &str) -> Vec<String> {
+    let mut columns = change.data.as_ref().map(Payload::columns).unwrap_or_default();
+    if !columns.iter().any(|c| c == pk) {
+        columns.push(pk.to_owned());
+    }
+    sort_names(&mut columns);
+    columns
+}
+
+/// Appends the row, with the primary key set to the record's id where the row does not name it.
+fn write_row_with_key<P: Payload>(out: &mut String, change: &OutgoingChange<P>, pk: &str) {
+    let mut row = String::new();
+    match &change.data {
+        Some(data) => data.write_json(&mut row),
+        None => row.push_str("{}"),
+    }
+    let has_key = change.data.as_ref().is_some_and(|data| data.column(pk) != Column::Absent);
+    if has_key || !row.starts_with('{') {
+        out.push_str(&row);
+        return;
+    }
+    out.push('{');
+    write_str(out, pk);
+    out.push(':');
+    write_str(out, &change.id);
+    let rest = &row[1..];
+    if !rest.trim_start().starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
 }
 
 /// Splits a batch into requests, in order.
-pub(super) fn plan(changes: &[OutgoingChange], keys: &HashMap<String, String>) -> Vec<Group> {
+pub(super) fn plan<P: Payload>(changes: &[OutgoingChange<P>], keys: &HashMap<String, String>) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for (index, change) in changes.iter().enumerate() {
         let pk = primary_key(keys, &change.table);
         let kind = match change.op {
-            Op::Insert | Op::Upsert => Kind::Write { columns: row_with_key(change, pk).keys().cloned().collect() },
+            Op::Insert | Op::Upsert => Kind::Write { columns: columns_with_key(change, pk) },
             Op::Update => Kind::Patch,
             Op::Delete => Kind::Delete,
         };
@@ -105,18 +132,17 @@ pub(super) fn plan(changes: &[OutgoingChange], keys: &HashMap<String, String>) -
 }
 
 /// The last-writer-wins filter of a conditional write: the stored row has no stamp or one not newer.
-fn unless_newer(change: &OutgoingChange) -> String {
+fn unless_newer<P>(change: &OutgoingChange<P>) -> String {
     let stamp = match &change.last_changed {
         Some(_) if change.force => return String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(stamp) => stamp,
         None => return String::new(),
     };
     let column = encode::column(LAST_CHANGED);
-    format!("&or=({column}.is.null,{column}.lte.{})", encode::value(&stamp))
+    format!("&or=({column}.is.null,{column}.lte.{})", encode::value(stamp))
 }
 
-pub(super) fn request(group: &Group, changes: &[OutgoingChange]) -> HttpRequest {
+pub(super) fn request<P: Payload>(group: &Group, changes: &[OutgoingChange<P>]) -> HttpRequest {
     let first = &changes[group.members[0]];
     let pk = encode::column(&group.pk);
     let table = encode::path_segment(&first.table);
@@ -125,8 +151,11 @@ pub(super) fn request(group: &Group, changes: &[OutgoingChange]) -> HttpRequest 
     let returning = || ("Prefer", "return=representation".to_owned());
     match &group.kind {
         Kind::Write { columns } => {
-            let rows: Vec<Value> =
-                group.members.iter().map(|&i| Value::Object(row_with_key(&changes[i], &group.pk))).collect();
+            let members: Vec<&OutgoingChange<P>> = group.members.iter().map(|&i| &changes[i]).collect();
+            let mut rows = String::new();
+            crate::core::json::write_array(&mut rows, &members, |change, out| {
+                write_row_with_key(out, change, &group.pk)
+            });
             HttpRequest {
                 method: "POST",
                 path: format!(
@@ -134,14 +163,21 @@ pub(super) fn request(group: &Group, changes: &[OutgoingChange]) -> HttpRequest 
                     encode::columns(columns.iter().map(String::as_str))
                 ),
                 headers: vec![json(), ("Prefer", "resolution=ignore-duplicates,return=representation".to_owned())],
-                body: Some(Value::Array(rows).to_string()),
+                body: Some(rows),
             }
         }
         Kind::Patch => HttpRequest {
             method: "PATCH",
             path: format!("/{table}?{pk}={}{}&select={pk}", ids(), unless_newer(first)),
             headers: vec![json(), returning()],
-            body: Some(Value::Object(first.data.clone().unwrap_or_default()).to_string()),
+            body: Some(first.data.as_ref().map_or_else(
+                || "{}".to_owned(),
+                |data| {
+                    let mut body = String::new();
+                    data.write_json(&mut body);
+                    body
+                },
+            )),
         },
         Kind::Delete => HttpRequest {
             method: "DELETE",
@@ -160,32 +196,31 @@ pub(super) fn request(group: &Group, changes: &[OutgoingChange]) -> HttpRequest 
 
 /// The rows of a 2xx answer, or why it is not the JSON array of rows PostgREST gives when asked to return
 /// them (an HTML page from a proxy, an empty body, an object).
-pub(super) fn returned_rows(body: &str) -> Result<Vec<Row>, String> {
+pub(super) fn returned_rows(body: &str) -> Result<Vec<Json<'_>>, String> {
     let not_rows = || {
         let start: String = body.trim().chars().take(80).collect();
-        format!("the server answered 2xx with something other than the rows asked for: {start:?}")
+        let mut message = String::from("the server answered 2xx with something other than the rows asked for: ");
+        write_str(&mut message, &start);
+        message
     };
-    match serde_json::from_str::<Value>(body) {
-        Ok(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| if let Value::Object(row) = item { Ok(row) } else { Err(not_rows()) })
-            .collect(),
+    match Json::parse(body) {
+        Ok(Json::Array(items)) if items.iter().all(|item| matches!(item, Json::Object(..))) => Ok(items),
         _ => Err(not_rows()),
     }
 }
 
-/// The ids of the rows, compared as the id strings the queue holds (a numeric key by its decimal form).
-pub(super) fn ids_of(rows: &[Row], pk: &str) -> HashSet<String> {
+pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> HashSet<String> {
     rows.iter().filter_map(|row| row.get(pk)).map(id_text).collect()
 }
 
-pub(super) fn row_with_id<'a>(rows: &'a [Row], pk: &str, id: &str) -> Option<&'a Row> {
+pub(super) fn row_with_id<'r, 't>(rows: &'r [Json<'t>], pk: &str, id: &str) -> Option<&'r Json<'t>> {
     rows.iter().find(|row| row.get(pk).is_some_and(|v| id_text(v) == id))
 }
 
-pub fn id_text(value: &Value) -> String {
+/// A key value as a record id: strings as they are, anything else as its JSON text (`7` is record "7").
+pub fn id_text(value: &Json<'_>) -> String {
     match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Json::String(s) => String::from(&**s),
+        other => other.to_text(),
     }
 }

@@ -1,0 +1,96 @@
+//! What the core needs of a row: the engine is generic over it, so that in the browser rows stay JavaScript
+//! objects (merged by property assignment, serialized once by `JSON.stringify` when sent) and natively, in
+//! tests, they are `serde_json` maps.
+
+/// A row or a patch: column name to value. `Clone` must copy (a later change to one copy must not show in
+/// the other): the engine clones a pending write to send it while it keeps it.
+pub trait Payload: Clone + Default {
+    /// Later columns win: `changes` written over `self`.
+    fn patch(&mut self, changes: Self);
+
+    fn is_empty(&self) -> bool;
+
+    /// Column names, in the payload's order.
+    fn columns(&self) -> Vec<String>;
+
+    /// The first column name that is not a valid identifier, by [`super::change::is_identifier`]. A payload
+    /// type that checks its names when a row is made may answer `None`.
+    fn invalid_column(&self) -> Option<String>;
+
+    /// One column's value, as far as the core reads values: `last_changed` and primary keys.
+    fn column(&self, name: &str) -> Column;
+
+    /// Appends the row as a JSON object.
+    fn write_json(&self, out: &mut String);
+
+    /// A row from the text of a JSON object (a stored record, a server's answer). `None` if it is not one.
+    fn from_json(text: &str) -> Option<Self>;
+}
+
+/// A column's value as the core sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Column {
+    Absent,
+    Null,
+    Text(String),
+    /// Any other value, as JSON text (`7`, `true`, `{"a":1}`).
+    Other(String),
+}
+
+impl Column {
+    /// The value as a record id: strings as they are, numbers as written (`7` names the record `"7"`).
+    pub fn id_text(&self) -> Option<&str> {
+        match self {
+            Column::Text(text) | Column::Other(text) => Some(text),
+            Column::Absent | Column::Null => None,
+        }
+    }
+}
+
+/// The payload natively: a `serde_json` map (tests, benches, property tests against a model server).
+#[cfg(any(test, not(target_arch = "wasm32")))]
+mod native {
+    use serde_json::{Map, Value};
+
+    use super::{Column, Payload};
+
+    pub type Row = Map<String, Value>;
+
+    impl Payload for Row {
+        fn patch(&mut self, changes: Self) {
+            self.extend(changes);
+        }
+
+        fn is_empty(&self) -> bool {
+            Map::is_empty(self)
+        }
+
+        fn columns(&self) -> Vec<String> {
+            self.keys().cloned().collect()
+        }
+
+        fn invalid_column(&self) -> Option<String> {
+            self.keys().find(|k| !crate::core::change::is_identifier(k)).cloned()
+        }
+
+        fn column(&self, name: &str) -> Column {
+            match self.get(name) {
+                None => Column::Absent,
+                Some(Value::Null) => Column::Null,
+                Some(Value::String(s)) => Column::Text(s.clone()),
+                Some(other) => Column::Other(other.to_string()),
+            }
+        }
+
+        fn write_json(&self, out: &mut String) {
+            out.push_str(&serde_json::to_string(self).unwrap_or_default());
+        }
+
+        fn from_json(text: &str) -> Option<Self> {
+            serde_json::from_str(text).ok()
+        }
+    }
+}
+
+#[cfg(any(test, not(target_arch = "wasm32")))]
+pub use native::Row;

@@ -1,0 +1,75 @@
+// Rows as the queue holds them in the browser: plain JS objects, copied once when queued and serialized once
+// when sent. Pure JS work stays here, in one call per row, instead of a property-by-property walk from wasm.
+
+// Postgres keeps 63 bytes of a name; a JS string of at most 21 UTF-16 units is at most 63 UTF-8 bytes.
+function nameBytes(name) {
+  if (name.length <= 21) return name.length;
+  let bytes = 0;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? 4 : c >= 0xdc00 && c < 0xe000 ? 0 : 3;
+  }
+  return bytes;
+}
+
+/** A shallow copy of the row's JSON-visible columns (values `JSON.stringify` would drop are left out), so that
+ *  the app changing its object later cannot change the queued change. Returns a string saying what is wrong
+ *  with a column name; throws what `JSON.stringify` would throw for a value (a cycle, a BigInt) or what a
+ *  getter throws. */
+export function copyRow(data) {
+  const copy = {};
+  for (const key of Object.keys(data)) {
+    const value = data[key];
+    const kind = typeof value;
+    if (value === undefined || kind === "function" || kind === "symbol") continue;
+    if (key === "" || key.includes("\0") || nameBytes(key) > 63) return "has an invalid column name " + JSON.stringify(key);
+    if (kind === "object" || kind === "bigint") JSON.stringify(value);
+    copy[key] = value;
+  }
+  return copy;
+}
+
+export function cloneRow(row) {
+  return Object.assign({}, row);
+}
+
+export function isEmptyRow(row) {
+  for (const _ in row) return false;
+  return true;
+}
+
+/** A column as the core reads it: undefined (absent), null, a string, or any other value's JSON text. */
+export function rowColumn(row, name) {
+  if (!Object.prototype.hasOwnProperty.call(row, name)) return undefined;
+  const value = row[name];
+  if (value === null || typeof value === "string") return value;
+  return { json: JSON.stringify(value) ?? "null" };
+}
+
+/** The row's JSON text; a value whose `toJSON` throws at send time (a Date made invalid later) is sent as
+ *  `null` rather than stopping the whole batch. */
+export function rowJson(row) {
+  try {
+    return JSON.stringify(row);
+  } catch {
+    const safe = {};
+    for (const key of Object.keys(row)) {
+      try {
+        safe[key] = JSON.parse(JSON.stringify(row[key]) ?? "null");
+      } catch {
+        safe[key] = null;
+      }
+    }
+    return JSON.stringify(safe);
+  }
+}
+
+/** A row from JSON text, or null if the text is not a JSON object. */
+export function parseRow(text) {
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === "object" && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,99 @@
+//! The payload in the browser: the app's row as a JS object (see row.js). Copied shallowly when queued,
+//! merged by property assignment, written by `JSON.stringify` when sent; never parsed into Rust values.
+
+use js_sys::Object;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::core::{Column, Payload};
+
+#[wasm_bindgen(module = "/src/web/row.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = copyRow, catch)]
+    fn copy_row(data: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(js_name = cloneRow)]
+    fn clone_row(row: &Object) -> Object;
+    #[wasm_bindgen(js_name = isEmptyRow)]
+    fn is_empty_row(row: &Object) -> bool;
+    #[wasm_bindgen(js_name = rowColumn)]
+    fn row_column(row: &Object, name: &str) -> JsValue;
+    #[wasm_bindgen(js_name = rowJson)]
+    fn row_json(row: &Object) -> String;
+    #[wasm_bindgen(js_name = parseRow)]
+    fn parse_row(text: &str) -> JsValue;
+}
+
+/// A row the queue owns: no one else holds this object.
+#[derive(Debug)]
+pub struct JsRow(Object);
+
+impl JsRow {
+    /// The queue's own copy of a plain object the app passed. `Err`: what is wrong with it, for a TypeError.
+    pub fn from_js(data: &JsValue) -> Result<JsRow, String> {
+        match copy_row(data) {
+            Ok(copy) => match copy.as_string() {
+                Some(problem) => Err(problem),
+                None => Ok(JsRow(copy.unchecked_into())),
+            },
+            Err(e) => Err(format!("must be JSON-serializable: {}", super::js::error_message(&e))),
+        }
+    }
+
+    /// A copy for the app (a view, a merge function's argument): changing it changes nothing queued.
+    pub fn to_js(&self) -> JsValue {
+        clone_row(&self.0).into()
+    }
+}
+
+impl Clone for JsRow {
+    fn clone(&self) -> JsRow {
+        JsRow(clone_row(&self.0))
+    }
+}
+
+impl Default for JsRow {
+    fn default() -> JsRow {
+        JsRow(Object::new())
+    }
+}
+
+impl Payload for JsRow {
+    fn patch(&mut self, changes: JsRow) {
+        Object::assign(&self.0, &changes.0);
+    }
+
+    fn is_empty(&self) -> bool {
+        is_empty_row(&self.0)
+    }
+
+    fn columns(&self) -> Vec<String> {
+        Object::keys(&self.0).iter().filter_map(|k| k.as_string()).collect()
+    }
+
+    /// Checked by [`JsRow::from_js`], the only way a row comes in from the app.
+    fn invalid_column(&self) -> Option<String> {
+        None
+    }
+
+    fn column(&self, name: &str) -> Column {
+        let value = row_column(&self.0, name);
+        if value.is_undefined() {
+            Column::Absent
+        } else if value.is_null() {
+            Column::Null
+        } else if let Some(text) = value.as_string() {
+            Column::Text(text)
+        } else {
+            Column::Other(super::js::get(&value, "json").as_string().unwrap_or_default())
+        }
+    }
+
+    fn write_json(&self, out: &mut String) {
+        out.push_str(&row_json(&self.0));
+    }
+
+    fn from_json(text: &str) -> Option<JsRow> {
+        let row = parse_row(text);
+        (!row.is_null()).then(|| JsRow(row.unchecked_into()))
+    }
+}
