@@ -90,7 +90,7 @@ fn write_row_with_key<P: Payload>(out: &mut String, change: &OutgoingChange<P>, 
     write_str(out, pk);
     out.push(':');
     write_str(out, &change.id);
-    let rest = &row[1..];
+    let rest = row.get(1..).unwrap_or_default();
     if !rest.trim_start().starts_with('}') {
         out.push(',');
     }
