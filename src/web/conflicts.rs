@@ -10,7 +10,7 @@ use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 
 use super::js;
-use super::row::JsRow;
+use super::row::{JsRow, Refused};
 use super::Shared;
 use crate::core::json::quoted;
 use crate::core::{Change, Op, Payload, Priority, Resolution};
@@ -103,12 +103,10 @@ fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static s
         );
         "mergeFailed"
     };
-    if !js::is_plain_object(&merged) {
-        return failed("must return a plain object (the full row) or null".into());
-    }
     let row = match JsRow::from_js(&merged) {
         Ok(row) => row,
-        Err(why) => return failed(format!("returned a row that {why}")),
+        Err(Refused::NotPlain) => return failed("must return a plain object (the full row) or null".into()),
+        Err(Refused::Bad(why)) => return failed(format!("returned a row that {why}")),
     };
     let Ok(mut s) = shared.try_borrow_mut() else { return "mergeFailed" };
     let pk = s.primary_keys.get(&conflict.table).map_or("id", String::as_str).to_owned();

@@ -50,15 +50,6 @@ pub fn is_object(value: &JsValue) -> bool {
     value.is_object() && !Array::is_array(value) && !value.is_function()
 }
 
-/// A plain object: `{...}` or `Object.create(null)`, not an array, a Date, a Map or a class instance.
-pub fn is_plain_object(value: &JsValue) -> bool {
-    if !value.is_object() || Array::is_array(value) {
-        return false;
-    }
-    let proto = Object::get_prototype_of(value);
-    proto.is_null() || proto == Object::get_prototype_of(&Object::new())
-}
-
 /// What a value is, for error messages.
 pub fn describe(value: &JsValue) -> String {
     if value.is_undefined() {

@@ -390,10 +390,15 @@ impl RecordSync {
         })?;
         let row = if data.is_undefined() || data.is_null() {
             None
-        } else if js::is_plain_object(data) {
-            Some(JsRow::from_js(data).map_err(|why| bad(format!("data {why}")))?)
         } else {
-            return Err(bad(format!("data must be a plain object of column values, not {}", js::describe(data))));
+            match JsRow::from_js(data) {
+                Ok(row) => Some(row),
+                Err(row::Refused::NotPlain) => {
+                    let what = js::describe(data);
+                    return Err(bad(format!("data must be a plain object of column values, not {what}")));
+                }
+                Err(row::Refused::Bad(why)) => return Err(bad(format!("data {why}"))),
+            }
         };
         let change = Change::new(&table_name, &id, op, row, priority)
             .map_err(|e| bad(format!("{} {}", e.argument, e.message)))?;

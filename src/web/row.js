@@ -12,11 +12,15 @@ function nameBytes(name) {
   return bytes;
 }
 
-/** A shallow copy of the row's JSON-visible columns (values `JSON.stringify` would drop are left out), so that
+/** `false` for anything but a plain object; otherwise a shallow copy of the row's JSON-visible columns (values `JSON.stringify` would drop are left out), so that
  *  the app changing its object later cannot change the queued change. Returns a string saying what is wrong
  *  with a column name; throws what `JSON.stringify` would throw for a value (a cycle, a BigInt) or what a
  *  getter throws. */
 export function copyRow(data) {
+  // Only plain objects (`{...}`, `Object.create(null)`): not an array, a Date, a Map, a class instance.
+  if (typeof data !== "object" || data === null || Array.isArray(data)) return false;
+  const proto = Object.getPrototypeOf(data);
+  if (proto !== null && proto !== Object.prototype) return false;
   const copy = {};
   for (const key of Object.keys(data)) {
     const value = data[key];

@@ -23,19 +23,28 @@ extern "C" {
     fn parse_row(text: &str) -> JsValue;
 }
 
+/// Why a JS value is not a row.
+pub enum Refused {
+    /// Not a plain object (`{...}` or `Object.create(null)`): an array, a Date, a Map, a class instance.
+    NotPlain,
+    /// What is wrong with a column name or value.
+    Bad(String),
+}
+
 /// A row the queue owns: no one else holds this object.
 #[derive(Debug)]
 pub struct JsRow(Object);
 
 impl JsRow {
-    /// The queue's own copy of a plain object the app passed. `Err`: what is wrong with it, for a TypeError.
-    pub fn from_js(data: &JsValue) -> Result<JsRow, String> {
+    /// The queue's own copy of a plain object the app passed, or why there is none (for a TypeError).
+    pub fn from_js(data: &JsValue) -> Result<JsRow, Refused> {
         match copy_row(data) {
+            Ok(copy) if copy.is_falsy() => Err(Refused::NotPlain),
             Ok(copy) => match copy.as_string() {
-                Some(problem) => Err(problem),
+                Some(problem) => Err(Refused::Bad(problem)),
                 None => Ok(JsRow(copy.unchecked_into())),
             },
-            Err(e) => Err(format!("must be JSON-serializable: {}", super::js::error_message(&e))),
+            Err(e) => Err(Refused::Bad(format!("must be JSON-serializable: {}", super::js::error_message(&e)))),
         }
     }
 
