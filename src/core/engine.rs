@@ -208,9 +208,10 @@ pub struct Engine<P> {
     in_flight: Option<InFlight<P>>,
     /// Writes waiting behind a failed write of the same record.
     blocked: HashMap<Key, Entry<P>>,
-    /// By order; at most one per record.
-    failed: BTreeMap<u64, FailedEntry<P>>,
-    failed_keys: HashMap<Key, u64>,
+    /// The failed writes' records by order (at most one write per record, in `failed_keys`). Keyed like the
+    /// queue's `by_order`, so the wasm holds one copy of that map's code.
+    failed: BTreeMap<u64, Key>,
+    failed_keys: HashMap<Key, FailedEntry<P>>,
     next_seq: u64,
     next_batch: u64,
     /// No batch before this time (backoff after transient failures).
@@ -304,7 +305,7 @@ impl<P: Payload> Engine<P> {
         // A record whose last write failed collects its new changes in `blocked`, one whose write is in flight
         // in `pending` (held there until the flight settles); either way they must be able to follow that
         // write.
-        let failed = self.failed_keys.get(&key).and_then(|order| self.failed.get(order)).map(|f| f.entry.clone());
+        let failed = self.failed_keys.get(&key).map(|f| f.entry.clone());
         let blocked = failed.is_some();
         let ahead = failed.or_else(|| self.in_flight_entry(&key).cloned());
         let ahead_is_none = ahead.is_none();
@@ -798,8 +799,8 @@ impl<P: Payload> Engine<P> {
         if let Some(held) = self.pending.remove(&entry.key) {
             self.blocked.insert(held.key.clone(), held);
         }
-        self.failed_keys.insert(entry.key.clone(), entry.order);
-        self.failed.insert(entry.order, FailedEntry { entry, failure, failed_at: now });
+        self.failed.insert(entry.order, entry.key.clone());
+        self.failed_keys.insert(entry.key.clone(), FailedEntry { entry, failure, failed_at: now });
     }
 
     pub fn set_online(&mut self, online: bool) {
@@ -848,7 +849,7 @@ impl<P: Payload> Engine<P> {
         let orders = self.failed_orders(only);
         let mut retried = 0;
         for order in orders {
-            let Some(failed) = self.failed.get(&order) else { continue };
+            let Some(failed) = self.failed.get(&order).and_then(|key| self.failed_keys.get(key)) else { continue };
             let key = failed.entry.key.clone();
             let entry = Entry { attempts: 0, deadline: now, ..failed.entry.clone() };
             let folded = match self.blocked.get(&key) {
@@ -877,9 +878,9 @@ impl<P: Payload> Engine<P> {
     pub fn discard_failed(&mut self, only: Option<u64>) -> usize {
         let orders = self.failed_orders(only);
         for &order in &orders {
-            if let Some(failed) = self.failed.remove(&order) {
-                self.failed_keys.remove(&failed.entry.key);
-                if let Some(blocked) = self.blocked.remove(&failed.entry.key) {
+            if let Some(key) = self.failed.remove(&order) {
+                self.failed_keys.remove(&key);
+                if let Some(blocked) = self.blocked.remove(&key) {
                     self.pending.insert(blocked);
                 }
             }
@@ -888,8 +889,13 @@ impl<P: Payload> Engine<P> {
         orders.len()
     }
 
+    /// The failed writes in send order.
+    fn failed_in_order(&self) -> impl Iterator<Item = &FailedEntry<P>> + '_ {
+        self.failed.values().filter_map(|key| self.failed_keys.get(key))
+    }
+
     fn failed_orders(&self, only: Option<u64>) -> Vec<u64> {
-        self.failed.iter().filter(|(_, f)| only.is_none_or(|seq| f.entry.seq == seq)).map(|(&o, _)| o).collect()
+        self.failed_in_order().filter(|f| only.is_none_or(|seq| f.entry.seq == seq)).map(|f| f.entry.order).collect()
     }
 
     pub fn stats(&self) -> Stats {
@@ -940,8 +946,7 @@ impl<P: Payload> Engine<P> {
     }
 
     pub fn failed_changes(&self) -> Vec<FailedView<P>> {
-        self.failed
-            .values()
+        self.failed_in_order()
             .map(|f| FailedView {
                 write: self.outgoing(&f.entry),
                 first_seq: f.entry.order,
@@ -1000,12 +1005,12 @@ impl<P: Payload> Engine<P> {
     }
 
     pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry<P>, &Failure, u64)> {
-        let failed = self.failed.get(self.failed_keys.get(key)?)?;
+        let failed = self.failed_keys.get(key)?;
         Some((&failed.entry, &failed.failure, failed.failed_at))
     }
 
     pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry<P>, &Failure, u64)> + '_ {
-        self.failed.values().map(|f| (&f.entry, &f.failure, f.failed_at))
+        self.failed_in_order().map(|f| (&f.entry, &f.failure, f.failed_at))
     }
 
     /// Places a saved write; entries come in send order, so a write that was in flight arrives before the
@@ -1029,8 +1034,8 @@ impl<P: Payload> Engine<P> {
             }
             SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(()),
             SavedState::Failed { failure, failed_at } => {
-                self.failed_keys.insert(key, entry.order);
-                self.failed.insert(entry.order, FailedEntry { entry, failure, failed_at });
+                self.failed.insert(entry.order, key.clone());
+                self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at });
             }
         }
         self.version += 1;

@@ -93,7 +93,8 @@ pub(crate) struct Queue<P> {
     /// (deadline, order) of every entry.
     due: BTreeSet<(u64, u64)>,
     /// Orders of the entries of each table that is some table's parent; other tables are not indexed.
-    by_table: HashMap<TableId, BTreeSet<u64>>,
+    /// `(order, 0)`: the same set type as `due`, so the wasm holds one copy of its code, not two.
+    by_table: HashMap<TableId, BTreeSet<(u64, u64)>>,
     per_priority: [u64; 4],
 }
 
@@ -103,7 +104,7 @@ impl<P> Queue<P> {
         // Inserted one by one: collecting into a BTreeSet links a stable sort.
         let mut orders = BTreeSet::new();
         for entry in self.entries.values().filter(|e| e.key.0 == table) {
-            orders.insert(entry.order);
+            orders.insert((entry.order, 0));
         }
         self.by_table.insert(table, orders);
     }
@@ -126,7 +127,7 @@ impl<P> Queue<P> {
         self.by_order.insert(entry.order, entry.key.clone());
         self.due.insert((entry.deadline, entry.order));
         if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
-            orders.insert(entry.order);
+            orders.insert((entry.order, 0));
         }
         self.per_priority[entry.priority.index()] += 1;
         self.entries.insert(entry.key.clone(), entry);
@@ -137,7 +138,7 @@ impl<P> Queue<P> {
         self.by_order.remove(&entry.order);
         self.due.remove(&(entry.deadline, entry.order));
         if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
-            orders.remove(&entry.order);
+            orders.remove(&(entry.order, 0));
         }
         self.per_priority[entry.priority.index()] -= 1;
         Some(entry)
@@ -163,7 +164,8 @@ impl<P> Queue<P> {
 
     /// Up to `limit` orders of `table`'s entries that come before `before`, earliest first.
     pub fn earlier_in_table(&self, table: TableId, before: u64, limit: usize) -> impl Iterator<Item = u64> + '_ {
-        self.by_table.get(&table).into_iter().flat_map(move |orders| orders.range(..before).take(limit).copied())
+        let orders = self.by_table.get(&table).into_iter();
+        orders.flat_map(move |orders| orders.range(..(before, 0)).take(limit).map(|&(order, _)| order))
     }
 
     /// Every entry in send order.
