@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::change::{Change, Op, Priority};
 use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
+use super::hash::FastMap;
 use super::merge::{self, InsertOfExisting};
 use super::payload::Payload;
 use super::queue::{Entry, Key, Queue, TableId};
@@ -201,17 +202,17 @@ struct Counters {
 pub struct Engine<P> {
     config: Config,
     tables: Vec<Rc<str>>,
-    table_ids: HashMap<Rc<str>, TableId>,
+    table_ids: FastMap<Rc<str>, TableId>,
     /// Ancestor tables of each table that has any, by id.
-    ancestors: HashMap<TableId, Vec<TableId>>,
+    ancestors: FastMap<TableId, Vec<TableId>>,
     pending: Queue<P>,
     in_flight: Option<InFlight<P>>,
     /// Writes waiting behind a failed write of the same record.
-    blocked: HashMap<Key, Entry<P>>,
+    blocked: FastMap<Key, Entry<P>>,
     /// The failed writes' records by order (at most one write per record, in `failed_keys`). Keyed like the
     /// queue's `by_order`, so the wasm holds one copy of that map's code.
     failed: BTreeMap<u64, Key>,
-    failed_keys: HashMap<Key, FailedEntry<P>>,
+    failed_keys: FastMap<Key, FailedEntry<P>>,
     next_seq: u64,
     next_batch: u64,
     /// No batch before this time (backoff after transient failures).
@@ -237,13 +238,13 @@ impl<P: Payload> Engine<P> {
             rng: fastrand::Rng::with_seed(config.seed),
             config,
             tables: Vec::new(),
-            table_ids: HashMap::new(),
-            ancestors: HashMap::new(),
+            table_ids: FastMap::default(),
+            ancestors: FastMap::default(),
             pending: Queue::default(),
             in_flight: None,
-            blocked: HashMap::new(),
+            blocked: FastMap::default(),
             failed: BTreeMap::new(),
-            failed_keys: HashMap::new(),
+            failed_keys: FastMap::default(),
             next_seq: 1,
             next_batch: 1,
             not_before: 0,

@@ -6,6 +6,7 @@ mod change;
 mod config;
 mod engine;
 mod error;
+mod hash;
 pub mod journal;
 pub mod json;
 mod merge;

@@ -2,10 +2,11 @@
 //! time, and (for parent tables) by table. Enqueue and removal are O(log n); taking k due entries is
 //! O(k log n).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use super::change::{Op, Priority};
+use super::hash::FastMap;
 use super::merge::{self, InsertOfExisting, Merged};
 use super::payload::Payload;
 
@@ -88,13 +89,13 @@ impl<P: Payload> Entry<P> {
 
 #[derive(Default)]
 pub(crate) struct Queue<P> {
-    entries: HashMap<Key, Entry<P>>,
+    entries: FastMap<Key, Entry<P>>,
     by_order: BTreeMap<u64, Key>,
     /// (deadline, order) of every entry.
     due: BTreeSet<(u64, u64)>,
     /// Orders of the entries of each table that is some table's parent; other tables are not indexed.
     /// `(order, 0)`: the same set type as `due`, so the wasm holds one copy of its code, not two.
-    by_table: HashMap<TableId, BTreeSet<(u64, u64)>>,
+    by_table: FastMap<TableId, BTreeSet<(u64, u64)>>,
     per_priority: [u64; 4],
 }
 

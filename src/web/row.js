@@ -12,25 +12,39 @@ function nameBytes(name) {
   return bytes;
 }
 
-/** `false` for anything but a plain object; otherwise a shallow copy of the row's JSON-visible columns (values `JSON.stringify` would drop are left out), so that
- *  the app changing its object later cannot change the queued change. Returns a string saying what is wrong
- *  with a column name; throws what `JSON.stringify` would throw for a value (a cycle, a BigInt) or what a
- *  getter throws. */
+/** `false` for anything but a plain object; otherwise a shallow copy of the row's JSON-visible columns (values
+ *  `JSON.stringify` would drop are left out), so that the app changing its object later cannot change the
+ *  queued change; or a string saying what is wrong: a column name, or a value `JSON.stringify` would throw on
+ *  (a cycle, a BigInt) or a getter that throws. Never throws itself: a call that may throw costs more to
+ *  make from wasm. */
 export function copyRow(data) {
-  // Only plain objects (`{...}`, `Object.create(null)`): not an array, a Date, a Map, a class instance.
-  if (typeof data !== "object" || data === null || Array.isArray(data)) return false;
-  const proto = Object.getPrototypeOf(data);
-  if (proto !== null && proto !== Object.prototype) return false;
-  const copy = {};
-  for (const key of Object.keys(data)) {
-    const value = data[key];
-    const kind = typeof value;
-    if (value === undefined || kind === "function" || kind === "symbol") continue;
-    if (key === "" || key.includes("\0") || nameBytes(key) > 63) return "has an invalid column name " + JSON.stringify(key);
-    if (kind === "object" || kind === "bigint") JSON.stringify(value);
-    copy[key] = value;
+  try {
+    // Only plain objects (`{...}`, `Object.create(null)`): not an array, a Date, a Map, a class instance.
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return false;
+    const proto = Object.getPrototypeOf(data);
+    if (proto !== null && proto !== Object.prototype) return false;
+    const copy = {};
+    for (const key of Object.keys(data)) {
+      const value = data[key];
+      const kind = typeof value;
+      if (value === undefined || kind === "function" || kind === "symbol") continue;
+      if (key === "" || key.includes("\0") || nameBytes(key) > 63) return "has an invalid column name " + JSON.stringify(key);
+      if (kind === "object" || kind === "bigint") JSON.stringify(value);
+      copy[key] = value;
+    }
+    return copy;
+  } catch (e) {
+    return "must be JSON-serializable: " + describeError(e);
   }
-  return copy;
+}
+
+function describeError(e) {
+  try {
+    if (e instanceof Error) return e.name && e.name !== "Error" ? `${e.name}: ${e.message}` : e.message;
+    return String(e);
+  } catch {
+    return "it threw";
+  }
 }
 
 export function cloneRow(row) {
@@ -42,7 +56,8 @@ export function isEmptyRow(row) {
   return true;
 }
 
-/** A column as the core reads it: undefined (absent), null, a string, or any other value's JSON text. */
+/** A column as the core reads it: undefined (absent), null, a string, or any other value's JSON text.
+ *  `name` is a JS string the wasm keeps, so that no text is decoded per call. */
 export function rowColumn(row, name) {
   if (!Object.prototype.hasOwnProperty.call(row, name)) return undefined;
   const value = row[name];
