@@ -20,6 +20,9 @@ pub trait Payload: Clone + Default {
     /// One column's value, as far as the core reads values: `last_changed` and primary keys.
     fn column(&self, name: &str) -> Column;
 
+    /// Leaves a column out (the catch-up feed's own columns, before a remote row reaches the app).
+    fn remove_column(&mut self, name: &str);
+
     /// Appends the row as a JSON object.
     fn write_json(&self, out: &mut String);
 
@@ -80,6 +83,10 @@ mod native {
                 Some(Value::String(s)) => Column::Text(s.clone()),
                 Some(other) => Column::Other(other.to_string()),
             }
+        }
+
+        fn remove_column(&mut self, name: &str) {
+            self.remove(name);
         }
 
         fn write_json(&self, out: &mut String) {

@@ -116,6 +116,10 @@ impl Payload for JsRow {
         }
     }
 
+    fn remove_column(&mut self, name: &str) {
+        let _ = js_sys::Reflect::delete_property(&self.0, &JsValue::from_str(name));
+    }
+
     fn write_json(&self, out: &mut String) {
         out.push_str(&row_json(&self.0));
     }
