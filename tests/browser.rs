@@ -533,6 +533,13 @@ async fn a_queued_row_is_a_copy_of_what_the_app_passed() {
         to_json(&sync.pending_changes().unwrap())[0]["data"],
         json!({ "id": "r", "name": "first", "tags": ["a"], "extra": true })
     );
+    // A Date is what JSON makes of it: last_changed as a Date is its ISO string.
+    let dated = Function::new_no_args("return { last_changed: new Date(Date.UTC(2026, 10, 25, 10)) };")
+        .call0(&JsValue::NULL)
+        .unwrap();
+    sync.queue_change("t".into(), "d".into(), "upsert".into(), dated, 3.into()).unwrap();
+    let pending = to_json(&sync.pending_changes().unwrap());
+    assert_eq!(pending[1]["lastChanged"], json!("2026-11-25T10:00:00.000Z"), "{pending}");
     sync.destroy();
 }
 #[wasm_bindgen_test]

@@ -62,7 +62,9 @@ export function rowColumn(row, name) {
   if (!Object.prototype.hasOwnProperty.call(row, name)) return undefined;
   const value = row[name];
   if (value === null || typeof value === "string") return value;
-  return { json: JSON.stringify(value) ?? "null" };
+  // As it will be sent: a Date (or anything whose toJSON gives a string) is the string it becomes.
+  const json = JSON.stringify(value) ?? "null";
+  return json.startsWith('"') ? JSON.parse(json) : { json };
 }
 
 /** The row's JSON text; a value whose `toJSON` throws at send time (a Date made invalid later) is sent as
