@@ -4,7 +4,7 @@
 //! collided on ids like "record-19" and "record-94" (a byte's difference only moves higher bits). Its keys
 //! are the app's own record ids, not an adversary's choice, so SipHash's flooding resistance buys nothing here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 #[derive(Clone, Copy, Default)]
@@ -54,6 +54,7 @@ impl Hasher for FoldHasher {
 
 /// A HashMap keyed by records or tables.
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FoldHasher>>;
 
 #[cfg(test)]
 mod tests {

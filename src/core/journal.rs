@@ -10,9 +10,8 @@
 //! Format 2 (this one) adds the client id (the replay identity the server knows the seqs by) and the owner;
 //! format 1 is [`Snapshot`] as `Engine::export` writes it, read as a replacing record without a client id.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use super::engine::Engine;
+use super::hash::{FastMap, FastSet};
 use super::json::{Json, ObjectWriter};
 use super::payload::Payload;
 use super::read::Fields;
@@ -43,7 +42,9 @@ pub struct Written {
 /// The records touched since the last [`Journal::take`].
 #[derive(Default)]
 pub struct Journal {
-    touched: BTreeSet<(String, String)>,
+    /// Hashed, not ordered: a record's writes may be stored in any order, and a BTree of another key type is
+    /// another copy of its code in the wasm.
+    touched: FastSet<(String, String)>,
     replace: bool,
     since_replace: u32,
 }
@@ -74,7 +75,7 @@ impl Journal {
         let touched = std::mem::take(&mut self.touched);
         let writes: Vec<WritesOut<'_, P>> = if replace {
             let mut writes: Vec<WritesOut<'_, P>> = Vec::new();
-            let mut at: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+            let mut at: FastMap<(&str, &str), usize> = FastMap::default();
             for entry in engine.export_refs() {
                 let index = *at.entry((entry.table, entry.id)).or_insert_with(|| {
                     writes.push(WritesOut { t: entry.table, i: entry.id, e: Vec::new() });
@@ -125,7 +126,8 @@ pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String>
     if texts.is_empty() {
         return Ok(None);
     }
-    let mut records: BTreeMap<(String, String), Vec<SavedEntry<P>>> = BTreeMap::new();
+    // In any order: the entries are sorted by their send order below.
+    let mut records: FastMap<(String, String), Vec<SavedEntry<P>>> = FastMap::default();
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
