@@ -52,6 +52,9 @@ export const INITIAL_STATS: SyncStats = Object.freeze({
   durable: false,
   restoring: false,
   user: null,
+  lastPullAt: null,
+  realtimeConnected: false,
+  remoteChangesReceived: 0,
 });
 
 const EMPTY: readonly never[] = Object.freeze([]);

@@ -159,6 +159,11 @@ impl Remote {
         }
     }
 
+    /// The id this client's writes carry as their origin (a restored queue brings its own).
+    pub fn set_client_id(&mut self, client_id: &str) {
+        client_id.clone_into(&mut self.client_id);
+    }
+
     /// Changes whenever something the stats show changes.
     pub fn version(&self) -> u64 {
         self.version
@@ -245,6 +250,8 @@ impl Remote {
         }
         let number = self.running.take().unwrap_or(0);
         self.last_pull_at = Some(now);
+        // A whole catch-up went through: an earlier refusal or listener error is behind us.
+        self.last_error = None;
         self.release(number, local);
         Ok(false)
     }
@@ -307,11 +314,6 @@ impl Remote {
 
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
-    }
-
-    pub fn set_last_error(&mut self, why: String) {
-        self.last_error = Some(why);
-        self.version += 1;
     }
 
     /// Changes handed to the app so far.
