@@ -1266,3 +1266,53 @@ async fn pull_options_are_checked_and_a_throwing_listener_does_not_stop_the_othe
     other.destroy();
     sync.destroy();
 }
+
+#[wasm_bindgen_test]
+async fn realtime_brings_another_devices_edit_within_a_second_and_a_dropped_socket_misses_nothing() {
+    let p = uid();
+    let (sync, recorder) = puller(json!({ "realtime": true }));
+    wait_for("realtimeConnected", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    let other = new_sync(options("rest", json!({})));
+    let id = format!("{p}-rt");
+    queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "live" }), 0);
+    sync_all(&other).await;
+    // No pull(): the socket brings it.
+    wait_for("the realtime change", 1000, || heard_of(&recorder, &p).len() == 1).await;
+    assert_eq!(heard_of(&recorder, &p)[0], (id.clone(), "upsert".into(), json!("live"), false));
+
+    // A delete carries only the key: the catch-up it starts delivers it.
+    queue(&other, "exercises", &id, "delete", Value::Null, 0);
+    sync_all(&other).await;
+    wait_for("the delete", 2000, || heard_of(&recorder, &p).len() == 2).await;
+    assert_eq!(heard_of(&recorder, &p)[1].1, "delete");
+
+    // The socket is cut; what is written meanwhile arrives by the catch-up that follows the rejoin.
+    admin(SERVER, "POST", "/__admin/realtime/drop", JsValue::UNDEFINED).await.expect("drop");
+    wait_for("the drop is seen", 2000, || stats(&sync)["realtimeConnected"] == false).await;
+    let gap = format!("{p}-gap");
+    queue(&other, "exercises", &gap, "upsert", json!({ "id": gap, "name": "while cut" }), 0);
+    sync_all(&other).await;
+    wait_for("the gap's change", 8000, || heard_of(&recorder, &p).len() == 3).await;
+    assert_eq!(heard_of(&recorder, &p)[2], (gap, "upsert".into(), json!("while cut"), false));
+    wait_for("rejoined", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    // setAccessToken gives the channel the new token; the channel stays joined with a valid one.
+    sync.set_access_token(TOKEN.into()).unwrap();
+    pause_ms(100).await;
+    assert_eq!(stats(&sync)["realtimeConnected"], true);
+    sync.destroy();
+    other.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn rest_mode_writes_come_back_marked_as_own() {
+    let p = uid();
+    let id = format!("{p}-own");
+    let sync = new_sync(options("rest", json!({ "pull": { "tables": ["exercises"] } })));
+    let recorder = conflict_recorder();
+    sync.on_remote_changes(recorder.clone().into()).unwrap();
+    queue(&sync, "exercises", &id, "upsert", json!({ "id": id, "name": "mine" }), 0);
+    sync_all(&sync).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p), [(id, "upsert".into(), json!("mine"), true)], "X-Record-Sync-Origin names it");
+    sync.destroy();
+}

@@ -12,6 +12,7 @@ mod js;
 mod lifecycle;
 mod options;
 mod pull;
+mod realtime;
 mod storage;
 mod timeout;
 mod transport;
@@ -712,6 +713,7 @@ impl RecordSync {
         }
         if resumes {
             auth::resume(&self.shared);
+            pull::token_changed(&self.shared);
             schedule(&self.shared);
         }
         Ok(())

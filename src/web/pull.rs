@@ -52,6 +52,10 @@ struct PullSummary {
 
 pub struct Pull {
     pub remote: Remote,
+    pub tables: Vec<String>,
+    /// With `realtime: true`: where the socket connects.
+    pub realtime_url: Option<String>,
+    pub socket: Option<super::realtime::Socket>,
     pub realtime_connected: bool,
     interval_ms: Option<u32>,
     pub listeners: Vec<(u32, Function)>,
@@ -100,9 +104,11 @@ pub fn parse(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| bad("tables", "must be a non-empty array of table names whose feed is enabled"))?;
     let realtime = get(&pull, "realtime");
-    if !realtime.is_undefined() && realtime.as_bool().is_none() {
-        return Err(bad("realtime", format!("must be a boolean, not {}", describe(&realtime))));
-    }
+    let realtime = match realtime.as_bool() {
+        Some(on) => on,
+        None if realtime.is_undefined() => false,
+        None => return Err(bad("realtime", format!("must be a boolean, not {}", describe(&realtime)))),
+    };
     let value = get(&pull, "pageSize");
     let page_size = if value.is_undefined() {
         DEFAULT_PAGE_SIZE
@@ -120,12 +126,21 @@ pub fn parse(
             bad("intervalMs", format!("must be an integer from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"))
         })? as u32)
     };
-    if !matches!(transport, Transport::Http(_)) {
+    let Transport::Http(http) = transport else {
         return Err(bad("tables", "needs transport.url: the feed is read from PostgREST (rpc/record_sync_changes)"));
-    }
-    let options = PullOptions { tables, page_size, primary_keys: primary_keys.clone() };
+    };
+    let realtime_url = match realtime {
+        false => None,
+        true => Some(super::realtime::socket_url(&http.base_url, &http.api_key).ok_or_else(|| {
+            bad("realtime", "needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)")
+        })?),
+    };
+    let options = PullOptions { tables: tables.clone(), page_size, primary_keys: primary_keys.clone() };
     Ok(Some(Pull {
         remote: Remote::new(client_id, options),
+        tables,
+        realtime_url,
+        socket: None,
         realtime_connected: false,
         interval_ms,
         listeners: Vec::new(),
@@ -158,6 +173,12 @@ pub fn start(shared: &Shared) {
     kick(shared);
 }
 
+/// A new token from `setAccessToken`: the realtime channel gets it too.
+pub fn token_changed(shared: &Shared) {
+    super::realtime::sync_token(shared);
+    request(shared);
+}
+
 /// Asks for a catch-up (`online`, the interval, `pull()`).
 pub fn request(shared: &Shared) {
     if let Ok(mut s) = shared.try_borrow_mut() {
@@ -182,7 +203,7 @@ pub fn after_tick(shared: &Shared) {
 }
 
 /// Starts the catch-up task if one is wanted and none runs.
-fn kick(shared: &Shared) {
+pub fn kick(shared: &Shared) {
     {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         // Not before the stored queue (and its cursor) is read.
@@ -216,7 +237,11 @@ async fn run(shared: Shared) {
         };
         let Transport::Http(http) = &*transport else { return };
         let result = pages(&shared, http).await;
+        let pulled = result.is_ok();
         finish(&shared, number, result);
+        if pulled {
+            super::realtime::ensure(&shared);
+        }
         deliver(&shared);
         notify(&shared);
         let again = shared.try_borrow().is_ok_and(|s| {
@@ -277,7 +302,11 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
 async fn bearer(shared: &Shared, http: &HttpTransport, fresh: bool) -> Result<String, String> {
     let token = if fresh { auth::refresh(shared, http).await } else { auth::token(shared, http).await };
     match token {
-        Ok(Token::Bearer(token)) => storage::check_owner(shared, Some(&token)).map(|()| token),
+        Ok(Token::Bearer(token)) => {
+            storage::check_owner(shared, Some(&token))?;
+            super::realtime::sync_token(shared);
+            Ok(token)
+        }
         Ok(Token::ApiKey) => Err("catch-up needs a user's access token (getAccessToken or setAccessToken)".into()),
         Err(why) => {
             if let Ok(mut s) = shared.try_borrow_mut() {
@@ -485,6 +514,10 @@ pub fn stop(s: &mut State) -> Vec<Function> {
     let Some(pull) = s.pull.as_mut() else { return Vec::new() };
     pull.interval = None;
     pull.retry = None;
+    if let Some(socket) = pull.socket.take() {
+        socket.close();
+    }
+    pull.realtime_connected = false;
     pull.listeners.clear();
     if let Some(controller) = pull.controller.take() {
         controller.abort();
