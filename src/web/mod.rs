@@ -328,6 +328,7 @@ fn online_hooks(shared: &Shared) -> Hooks {
                 }
                 if online {
                     auth::ask_now(&shared);
+                    pull::request(&shared);
                 }
                 schedule(&shared);
             }
