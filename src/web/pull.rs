@@ -290,6 +290,8 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
             more?
         };
         storage::persist(shared);
+        // Reading a page and handing it over are two tasks, so neither holds the main thread for both.
+        yield_to_browser().await;
         deliver(shared);
         if !more {
             return Ok(());
