@@ -534,6 +534,32 @@ mod tests {
     }
 
     #[test]
+    fn realtime_rows_that_cannot_be_ordered_are_refused_and_ask_for_a_catch_up() {
+        let local = Local::default();
+        let mut r = remote();
+        r.begin_pull();
+        r.on_page(&json!({"changes": [], "cursor": null, "more": false}), &local, 1).unwrap();
+        assert!(!r.wants_pull());
+        let row = |v: Value| v.as_object().cloned().unwrap();
+        for (table, bad) in [
+            ("t", row(json!({"id": "a", "x": 1}))),
+            ("t", row(json!({"x": 1, "record_sync_version": 3}))),
+            ("t", row(json!({"id": null, "record_sync_version": 3}))),
+            ("u", row(json!({"id": "a", "record_sync_version": 3}))),
+        ] {
+            assert!(r.on_realtime_row(table, &bad, &local).is_err(), "{bad:?}");
+            assert!(r.wants_pull());
+            assert!(r.last_error().is_some_and(|e| e.starts_with("refused a realtime message")));
+            assert!(r.take_ready().is_empty());
+        }
+        // A version as text (bigint) is read; a duplicate of it is dropped.
+        let good = row(json!({"id": 7, "record_sync_version": "12", "record_sync_origin": "other"}));
+        r.on_realtime_row("t", &good, &local).unwrap();
+        r.on_realtime_row("t", &good, &local).unwrap();
+        assert_eq!(r.take_ready().iter().map(|c| (c.id.as_str(), c.version)).collect::<Vec<_>>(), [("7", 12)]);
+    }
+
+    #[test]
     fn feed_columns_are_stripped_and_own_writes_marked() {
         let local = Local::default();
         let mut r = remote();

@@ -99,6 +99,11 @@ test("two devices of one user: realtime within a second, catch-up after offline,
   await waitFor(async () => (await drained(a.page)) && (await drained(b.page)), 10_000);
   const weeks = await serverWeeks();
   await waitFor(async () => (await weeksShown(a.page)) === weeks && (await weeksShown(b.page)) === weeks, 10_000, () => `server ${weeks}`);
+  // B reloads: catch-up goes on from the cursor stored with its queue, so nothing already seen comes again.
+  await b.page.reload();
+  await waitFor(async () => (await stat(b.page, "remote")).includes("last pull"), 10_000, () => b.page.log.slice(-5).join(" | "));
+  assert.match(await stat(b.page, "remote"), /^0 received/, "a reload does not read the feed from the start");
+  assert.equal(await weeksShown(b.page), weeks);
   for (const d of [a, b]) {
     assert.ok(!d.page.log.some((l) => l.startsWith("[pageerror]")), d.page.log.join("\n"));
     await d.context.close();
