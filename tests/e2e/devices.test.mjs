@@ -96,9 +96,20 @@ test("two devices of one user: realtime within a second, catch-up after offline,
     a.page.getByRole("button", { name: "More weeks" }).click(),
     b.page.getByRole("button", { name: "Fewer weeks" }).click(),
   ]);
-  await waitFor(async () => (await drained(a.page)) && (await drained(b.page)), 10_000);
+  // Each wrote an absolute value (start + 4, start + 2); last writer wins on the server, and both devices must
+  // end on the server's value, whichever it is. (The demo queues its patch after its local write, so "nothing
+  // pending" right after the clicks says nothing yet: the three must agree on a value one of them wrote.)
+  let seen = "";
+  await waitFor(
+    async () => {
+      const [server, onA, onB] = [await serverWeeks(), await weeksShown(a.page), await weeksShown(b.page)];
+      seen = `server ${server}, A ${onA}, B ${onB}`;
+      return (server === start + 4 || server === start + 2) && onA === server && onB === server && (await drained(a.page)) && (await drained(b.page));
+    },
+    15_000,
+    () => seen,
+  );
   const weeks = await serverWeeks();
-  await waitFor(async () => (await weeksShown(a.page)) === weeks && (await weeksShown(b.page)) === weeks, 10_000, () => `server ${weeks}`);
   // B reloads: catch-up goes on from the cursor stored with its queue, so nothing already seen comes again.
   await b.page.reload();
   await waitFor(async () => (await stat(b.page, "remote")).includes("last pull"), 10_000, () => b.page.log.slice(-5).join(" | "));
