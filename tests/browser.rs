@@ -1295,10 +1295,17 @@ async fn realtime_brings_another_devices_edit_within_a_second_and_a_dropped_sock
     wait_for("the gap's change", 8000, || heard_of(&recorder, &p).len() == 3).await;
     assert_eq!(heard_of(&recorder, &p)[2], (gap, "upsert".into(), json!("while cut"), false));
     wait_for("rejoined", 5000, || stats(&sync)["realtimeConnected"] == true).await;
-    // setAccessToken gives the channel the new token; the channel stays joined with a valid one.
-    sync.set_access_token(TOKEN.into()).unwrap();
-    pause_ms(100).await;
-    assert_eq!(stats(&sync)["realtimeConnected"], true);
+    // setAccessToken gives the joined channel the new token: one with a broken signature makes the server close
+    // the channel (so it was sent); the catch-up that follows gets a 401, asks getAccessToken for a good token,
+    // and the channel rejoins with it.
+    let (head, _) = TOKEN.rsplit_once('.').unwrap();
+    sync.set_access_token(format!("{head}.c2lnbmF0dXJlLW5vdC12YWxpZA").into()).unwrap();
+    wait_for("the channel closed for the bad token", 3000, || stats(&sync)["realtimeConnected"] == false).await;
+    wait_for("rejoined with a good token", 8000, || stats(&sync)["realtimeConnected"] == true).await;
+    let back = format!("{p}-back");
+    queue(&other, "exercises", &back, "upsert", json!({ "id": back, "name": "after the token" }), 0);
+    sync_all(&other).await;
+    wait_for("a change after the new token", 2000, || heard_of(&recorder, &p).len() == 4).await;
     sync.destroy();
     other.destroy();
 }
