@@ -1323,3 +1323,33 @@ async fn rest_mode_writes_come_back_marked_as_own() {
     assert_eq!(heard_of(&recorder, &p), [(id, "upsert".into(), json!("mine"), true)], "X-Record-Sync-Origin names it");
     sync.destroy();
 }
+
+#[wasm_bindgen_test]
+async fn a_remote_delete_of_a_record_with_a_pending_update_is_a_conflict_and_then_a_delete() {
+    let p = uid();
+    let id = format!("{p}-gone");
+    let (sync, recorder) = puller(json!({}));
+    let conflicts = listen(&sync);
+    let other = new_sync(options("rpc", json!({})));
+    queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "first" }), 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    queue(&sync, "exercises", &id, "update", json!({ "name": "mine" }), 3);
+    queue(&other, "exercises", &id, "delete", Value::Null, 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p).len(), 1, "the delete is held while the update is pending");
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["conflicts"], 1, "{summary}");
+    let heard = heard(&conflicts);
+    assert_eq!(
+        (heard[0]["id"].as_str(), heard[0]["reason"].as_str()),
+        (Some(id.as_str()), Some("missing")),
+        "{heard:?}"
+    );
+    wait_for("the held delete", 3000, || heard_of(&recorder, &p).len() == 2).await;
+    assert_eq!(heard_of(&recorder, &p)[1].1, "delete");
+    assert_eq!(exercise(&id).await, None);
+    sync.destroy();
+    other.destroy();
+}
