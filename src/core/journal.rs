@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::engine::Engine;
 use super::read::Fields;
+use super::remote::SavedCursor;
 use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
 pub const FORMAT: u32 = 2;
@@ -37,6 +38,16 @@ struct RecordOut<'a> {
     n: u64,
     r: bool,
     w: Vec<WritesOut<'a>>,
+    /// The remote feed's cursor (issue 11), when it moved or the record replaces everything; absent in older
+    /// records and where nothing is pulled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p: Option<CursorOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct CursorOut<'a> {
+    t: &'a str,
+    c: &'a str,
 }
 
 #[derive(Serialize)]
@@ -59,6 +70,9 @@ pub struct Journal {
     touched: BTreeSet<(String, String)>,
     replace: bool,
     since_replace: u32,
+    /// The remote feed's cursor to store with the queue (issue 11), and whether it moved since the last take.
+    remote: Option<SavedCursor>,
+    remote_moved: bool,
 }
 
 impl Journal {
@@ -75,7 +89,13 @@ impl Journal {
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.replace && self.touched.is_empty()
+        !self.replace && self.touched.is_empty() && !self.remote_moved
+    }
+
+    /// The remote feed's cursor moved: the next record stores it.
+    pub fn set_remote_cursor(&mut self, cursor: Option<SavedCursor>) {
+        self.remote_moved |= self.remote != cursor;
+        self.remote = cursor;
     }
 
     /// What to store now, or `None` when nothing was touched.
@@ -101,7 +121,10 @@ impl Journal {
         };
         self.replace = false;
         self.since_replace = if replace { 0 } else { self.since_replace + 1 };
-        let record = RecordOut { v: FORMAT, c: client_id, o: owner, n: engine.next_seq(), r: replace, w: writes };
+        let remote = self.remote.as_ref().filter(|_| replace || self.remote_moved);
+        let p = remote.map(|r| CursorOut { t: &r.tables, c: &r.cursor });
+        self.remote_moved = false;
+        let record = RecordOut { v: FORMAT, c: client_id, o: owner, n: engine.next_seq(), r: replace, w: writes, p };
         // Plain data with string keys: serializing it cannot fail.
         let text = serde_json::to_string(&record).unwrap_or_default();
         Some(Written { text, replace })
@@ -118,6 +141,8 @@ pub struct Stored {
     /// Records that could not be read and were left out (their index among the texts, and why): one
     /// corrupt record costs its own writes, not the whole queue.
     pub skipped: Vec<(usize, String)>,
+    /// Where catch-up of the remote feed had got to (issue 11).
+    pub remote_cursor: Option<SavedCursor>,
 }
 
 /// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not JSON,
@@ -129,6 +154,7 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
     }
     let mut records: BTreeMap<(String, String), Vec<SavedEntry>> = BTreeMap::new();
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
+    let mut remote_cursor = None;
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
         let value: Value = match serde_json::from_str(text) {
@@ -188,10 +214,17 @@ pub fn replay(texts: &[String]) -> Result<Option<Stored>, String> {
         next_seq = next_seq.max(record.next_seq);
         client_id = Some(record.client_id);
         owner = record.owner.or(owner);
+        remote_cursor = record.remote_cursor.or(remote_cursor);
     }
     let mut entries: Vec<SavedEntry> = records.into_values().flatten().collect();
     sort_saved(&mut entries);
-    Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner, skipped }))
+    Ok(Some(Stored {
+        snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries },
+        client_id,
+        owner,
+        skipped,
+        remote_cursor,
+    }))
 }
 
 /// One stored record, read whole before any of it is applied, so that an unreadable one changes nothing.
@@ -201,6 +234,7 @@ struct ReadRecord {
     next_seq: u64,
     client_id: String,
     owner: Option<String>,
+    remote_cursor: Option<SavedCursor>,
 }
 
 fn read_record(value: &Value) -> Result<ReadRecord, String> {
@@ -228,5 +262,13 @@ fn read_record(value: &Value) -> Result<ReadRecord, String> {
         next_seq: record.u64("n").map_err(not_a_record)?,
         client_id: record.str("c").map_err(not_a_record)?.to_owned(),
         owner: record.opt_str("o").map_err(not_a_record)?,
+        remote_cursor: match record.get("p") {
+            None => None,
+            Some(p) => {
+                let p = Fields::of(p, "record.p").map_err(not_a_record)?;
+                let (t, c) = (p.str("t").map_err(not_a_record)?, p.str("c").map_err(not_a_record)?);
+                Some(SavedCursor { tables: t.to_owned(), cursor: c.to_owned() })
+            }
+        },
     })
 }

@@ -11,6 +11,7 @@ mod merge;
 pub mod owner;
 mod queue;
 mod read;
+pub mod remote;
 mod snapshot;
 mod sort;
 mod stats;

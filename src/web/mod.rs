@@ -11,6 +11,8 @@ mod conflicts;
 mod js;
 mod lifecycle;
 mod options;
+mod pull;
+mod realtime;
 mod storage;
 mod timeout;
 mod transport;
@@ -69,6 +71,8 @@ struct State {
     waiters: Vec<Waiter>,
     /// Durable queue (H3): store, journal, owner, tab lock.
     durable: storage::Durable,
+    /// Remote changes coming in (issue 11), with the `pull` option.
+    pull: Option<pull::Pull>,
 }
 
 /// The one engine timer, armed for `deadline`.
@@ -170,6 +174,7 @@ fn tick(shared: &Shared) {
     }
     settle_waiters(shared);
     notify(shared);
+    pull::after_tick(shared);
 }
 
 fn arm_timer(s: &mut State, shared: &Shared, now: u64) {
@@ -281,14 +286,16 @@ fn stats_value(s: &mut State) -> JsValue {
             return value.clone();
         }
     }
-    let value = js::freeze(storage::stats(s));
+    let value = storage::stats(s);
+    pull::add_stats(s, &value);
+    let value = js::freeze(value);
     s.stats = Some((version, value.clone()));
     value
 }
 
 /// The engine's version and the durable queue's together (H3).
 fn observed_version(s: &State) -> u64 {
-    s.engine.version() ^ (s.durable.version << 40)
+    s.engine.version() ^ (s.durable.version << 40) ^ pull::version(s).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 fn notify(shared: &Shared) {
@@ -321,6 +328,7 @@ fn online_hooks(shared: &Shared) -> Hooks {
                 }
                 if online {
                     auth::ask_now(&shared);
+                    pull::request(&shared);
                 }
                 schedule(&shared);
             }
@@ -419,7 +427,7 @@ impl RecordSync {
     fn teardown(&self) {
         // Durable queue (H3): what this task queued is written before the instance stops.
         storage::persist(&self.shared);
-        let (request, waiters) = {
+        let (request, waiters, pulls) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else { return };
             if s.destroyed {
                 return;
@@ -431,7 +439,8 @@ impl RecordSync {
             s.conflicts = conflicts::Conflicts::default();
             s.stats = None;
             storage::release(&mut s);
-            (s.request.take(), std::mem::take(&mut s.waiters))
+            let pulls = pull::stop(&mut s);
+            (s.request.take(), std::mem::take(&mut s.waiters), pulls)
         };
         if let Some(request) = request {
             request.abort();
@@ -446,6 +455,9 @@ impl RecordSync {
             let _ = waiter
                 .reject
                 .call1(&JsValue::UNDEFINED, &js::error("RecordSync: destroyed before everything was synced"));
+        }
+        for reject in pulls {
+            let _ = reject.call1(&JsValue::UNDEFINED, &js::error("RecordSync: destroyed before the catch-up ended"));
         }
     }
 }
@@ -463,6 +475,7 @@ impl RecordSync {
         let options::Options { config, transport, merges, primary_keys } =
             options::parse(&options, client_id.clone(), seed)?;
         let durable = storage::parse(&options)?;
+        let pull = pull::parse(&options, &transport, &primary_keys, &client_id)?;
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),
@@ -492,8 +505,10 @@ impl RecordSync {
             stats: None,
             waiters: Vec::new(),
             durable,
+            pull,
         }));
         storage::start(&shared);
+        pull::start(&shared);
         let hooks = online_hooks(&shared);
         let weak = Rc::downgrade(&shared);
         let unsubscribe = Closure::<dyn FnMut(u32)>::new(move |id: u32| {
@@ -501,6 +516,7 @@ impl RecordSync {
                 if let Ok(mut s) = shared.try_borrow_mut() {
                     s.listeners.retain(|(i, _)| *i != id);
                     s.conflicts.listeners.retain(|(i, _)| *i != id);
+                    pull::remove_listener(&mut s, id);
                 }
             }
         });
@@ -698,6 +714,7 @@ impl RecordSync {
         }
         if resumes {
             auth::resume(&self.shared);
+            pull::token_changed(&self.shared);
             schedule(&self.shared);
         }
         Ok(())
@@ -735,6 +752,38 @@ impl RecordSync {
     pub fn clear_conflicts(&self) -> Result<(), JsValue> {
         self.shared()?.conflicts.clear();
         Ok(())
+    }
+
+    /// Reads the remote feed from the cursor now (issue 11); resolves with `{ changes }` (how many reached the
+    /// `onRemoteChanges` listeners meanwhile) once a catch-up begun after this call is complete.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PullSummary>")]
+    pub fn pull(&self) -> Promise {
+        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
+            return Promise::reject(&js::error(DESTROYED));
+        }
+        pull::pull_now(&self.shared)
+    }
+
+    /// Calls `listener(changes)` with each batch of other devices' changes, in order per record; a record
+    /// with an unsettled local change gets its remote change after that change settles. Returns the function
+    /// that unsubscribes.
+    #[wasm_bindgen(js_name = onRemoteChanges, unchecked_return_type = "() => void")]
+    pub fn on_remote_changes(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(changes: RemoteChange[]) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let listener = listener.dyn_into::<Function>().map_err(|v| {
+            js::type_error(format!("RecordSync.onRemoteChanges: listener must be a function, not {}", js::describe(&v)))
+        })?;
+        {
+            let mut s = self.shared()?;
+            let id = s.next_listener;
+            pull::add_listener(&mut s, id, listener)?;
+            s.next_listener += 1;
+            drop(s);
+            let unsubscribe: &Function = (*self.unsubscribe).as_ref().unchecked_ref();
+            Ok(unsubscribe.bind1(&JsValue::NULL, &JsValue::from(id)).into())
+        }
     }
 
     /// Stops the timer, aborts the request on its way, removes the window listeners and subscribers, and

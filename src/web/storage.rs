@@ -19,6 +19,7 @@ use super::options::Transport;
 use super::{auth, schedule, timeout, Shared, State};
 use crate::core::journal::{self, Journal, Stored};
 use crate::core::owner::jwt_subject;
+use crate::core::remote::SavedCursor;
 use crate::core::{Batch, Change, Engine, Op};
 
 #[wasm_bindgen(module = "/src/web/storage.js")]
@@ -403,6 +404,9 @@ fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
     if s.durable.owner.is_none() {
         s.durable.owner = stored.owner;
     }
+    // Issue 11: catch-up goes on from where the stored cursor says.
+    s.durable.journal.set_remote_cursor(stored.remote_cursor.clone());
+    super::pull::restored(s, stored.remote_cursor);
     // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
     if !s.waiters.is_empty() {
         let watermark = engine.flush_all(js::now());
@@ -437,6 +441,13 @@ pub fn touch(s: &mut State, table: &str, id: &str) {
 pub fn touch_batch(s: &mut State, batch: &Batch) {
     for change in &batch.changes {
         touch(s, &change.table, &change.id);
+    }
+}
+
+/// The remote feed's cursor moved (issue 11): it is stored with the queue.
+pub fn remote_cursor(s: &mut State, cursor: Option<SavedCursor>) {
+    if s.durable.phase != Phase::Memory {
+        s.durable.journal.set_remote_cursor(cursor);
     }
 }
 

@@ -1,0 +1,378 @@
+//! Property tests of hold-and-rebase (src/core/remote.rs) against a model, on a virtual clock.
+//!
+//! One device runs the engine and the remote side, and keeps the app's local copy of the rows (what a Dexie
+//! store would hold). Another device writes the model server directly. Interleaved at random: local edits
+//! (upsert, patch, delete), the other device's writes, a batch sent and answered later (applied, failed
+//! before commit, or lost after commit), catch-up pages one at a time (a page may fail on the network or
+//! come back malformed), realtime messages, and realtime dropping and coming back.
+//!
+//! Asserted throughout: a record with a local change the server has not settled keeps the app's own value
+//! (no remote change overwrites it); per record, the app gets versions in increasing order only; a malformed
+//! page is refused and moves no cursor. Asserted at the end, once the queue drains and a catch-up ran:
+//! the app's copy equals the server's rows.
+
+// Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use proptest::prelude::*;
+use record_sync::core::remote::{LocalChanges, PullOptions, Remote, RemoteOp};
+use record_sync::core::{Batch, Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
+use serde_json::{json, Value};
+
+const IDS: [&str; 3] = ["a", "b", "c"];
+const ME: &str = "me";
+const PAGE: usize = 2;
+
+#[derive(Clone, Debug)]
+enum Step {
+    LocalUpsert(usize, u8),
+    LocalPatch(usize, u8),
+    LocalDelete(usize),
+    OtherUpsert(usize, u8),
+    OtherPatch(usize, u8),
+    OtherDelete(usize),
+    Send,
+    /// 0 applied, 1 failed before commit, 2 lost after commit.
+    Answer(u8),
+    PullPage,
+    PullFails,
+    MalformedPage,
+    Realtime,
+    RealtimeDrops,
+    RealtimeBack,
+    Wait(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let id = 0..IDS.len();
+    prop_oneof![
+        3 => (id.clone(), any::<u8>()).prop_map(|(i, v)| Step::LocalUpsert(i, v)),
+        3 => (id.clone(), any::<u8>()).prop_map(|(i, v)| Step::LocalPatch(i, v)),
+        1 => id.clone().prop_map(Step::LocalDelete),
+        3 => (id.clone(), any::<u8>()).prop_map(|(i, v)| Step::OtherUpsert(i, v)),
+        2 => (id.clone(), any::<u8>()).prop_map(|(i, v)| Step::OtherPatch(i, v)),
+        1 => id.prop_map(Step::OtherDelete),
+        3 => Just(Step::Send),
+        3 => (0u8..3).prop_map(Step::Answer),
+        4 => Just(Step::PullPage),
+        1 => Just(Step::PullFails),
+        1 => Just(Step::MalformedPage),
+        3 => Just(Step::Realtime),
+        1 => Just(Step::RealtimeDrops),
+        1 => Just(Step::RealtimeBack),
+        1 => (0u64..10_000).prop_map(Step::Wait),
+    ]
+}
+
+/// The model server: rows and tombstones with the version of their last write, from one growing sequence.
+#[derive(Default)]
+struct Server {
+    rows: BTreeMap<String, (Row, u64, &'static str)>,
+    tombstones: BTreeMap<String, (u64, &'static str)>,
+    version: u64,
+    /// Realtime messages on their way while the socket is up: (id, row) of a write, or (id, None) of a delete.
+    socket: Option<VecDeque<(String, Option<Row>)>>,
+}
+
+impl Server {
+    fn write(&mut self, id: &str, op: Op, data: Option<&Row>, origin: &'static str) -> Outcome {
+        let row = match (op, self.rows.get(id)) {
+            (Op::Update, None) => return Outcome::Missing,
+            (Op::Update, Some((row, _, _))) => {
+                let mut row = row.clone();
+                row.extend(data.cloned().unwrap_or_default());
+                Some(row)
+            }
+            (Op::Delete, _) => None,
+            (_, _) => data.cloned(),
+        };
+        self.version += 1;
+        let version = self.version;
+        match &row {
+            Some(row) => {
+                self.tombstones.remove(id);
+                self.rows.insert(id.to_owned(), (row.clone(), version, origin));
+            }
+            None if self.rows.remove(id).is_some() => {
+                self.tombstones.insert(id.to_owned(), (version, origin));
+            }
+            None => {}
+        }
+        if let Some(socket) = &mut self.socket {
+            let message = row.map(|mut row| {
+                row.insert("record_sync_version".into(), json!(version));
+                row.insert("record_sync_origin".into(), json!(origin));
+                row
+            });
+            socket.push_back((id.to_owned(), message));
+        }
+        Outcome::Applied
+    }
+
+    /// `record_sync_changes` over the model: each record's latest state after `since`, in version order.
+    fn page(&self, since: Option<&str>) -> Value {
+        let since: u64 = since.and_then(|c| c.split_once('-')).map_or(0, |(_, v)| v.parse().unwrap());
+        let mut changes: Vec<(u64, Value)> = self
+            .rows
+            .iter()
+            .filter(|(_, (_, v, _))| *v > since)
+            .map(|(id, (row, v, origin))| {
+                let mut row = row.clone();
+                row.insert("record_sync_version".into(), json!(v));
+                (*v, json!({"table": "t", "id": id, "op": "upsert", "row": row, "version": v, "origin": origin}))
+            })
+            .chain(self.tombstones.iter().filter(|(_, (v, _))| *v > since).map(|(id, (v, origin))| {
+                (*v, json!({"table": "t", "id": id, "op": "delete", "row": null, "version": v, "origin": origin}))
+            }))
+            .collect();
+        changes.sort_by_key(|(v, _)| *v);
+        let more = changes.len() > PAGE;
+        changes.truncate(PAGE);
+        let cursor = changes.last().map(|(v, _)| format!("1-{v}"));
+        let changes: Vec<Value> = changes.into_iter().map(|(_, c)| c).collect();
+        json!({"changes": changes, "cursor": cursor.or_else(|| since.gt(&0).then(|| format!("1-{since}"))), "more": more})
+    }
+}
+
+fn row(id: &str, a: u8, b: u8) -> Row {
+    json!({"id": id, "a": a, "b": b}).as_object().cloned().unwrap()
+}
+
+struct World {
+    server: Server,
+    engine: Engine,
+    remote: Remote,
+    /// The app's local copy of the rows.
+    app: BTreeMap<String, Row>,
+    /// What the app last wrote for each record it edited (None: deleted).
+    mine: HashMap<String, Option<Row>>,
+    delivered: HashMap<String, u64>,
+    flight: Option<Batch>,
+    now: u64,
+    conflicts: u64,
+    missing: u64,
+}
+
+impl World {
+    fn new() -> World {
+        let config = Config { max_retries: 100, seed: 7, ..Config::default() };
+        let options = PullOptions { tables: vec!["t".into()], page_size: PAGE as u32, primary_keys: HashMap::new() };
+        World {
+            server: Server { socket: Some(VecDeque::new()), ..Server::default() },
+            engine: Engine::new(config).unwrap(),
+            remote: Remote::new(ME, options),
+            app: BTreeMap::new(),
+            mine: HashMap::new(),
+            delivered: HashMap::new(),
+            flight: None,
+            now: 0,
+            conflicts: 0,
+            missing: 0,
+        }
+    }
+
+    fn local(&mut self, id: &str, op: Op, data: Option<Row>) {
+        let change = Change::new("t", id, op, data.clone(), Priority::High).unwrap();
+        if self.engine.enqueue(change, self.now).is_err() {
+            return;
+        }
+        match op {
+            Op::Delete => {
+                self.app.remove(id);
+            }
+            Op::Update => {
+                if let Some(row) = self.app.get_mut(id) {
+                    row.extend(data.unwrap_or_default());
+                }
+            }
+            _ => {
+                self.app.insert(id.to_owned(), data.unwrap_or_default());
+            }
+        }
+        self.mine.insert(id.to_owned(), self.app.get(id).cloned());
+    }
+
+    fn step(&mut self, step: Step) {
+        match step {
+            Step::LocalUpsert(i, v) => self.local(IDS[i], Op::Upsert, Some(row(IDS[i], v, v))),
+            Step::LocalPatch(i, v) if self.app.contains_key(IDS[i]) => {
+                self.local(IDS[i], Op::Update, json!({"a": v}).as_object().cloned())
+            }
+            Step::LocalDelete(i) if self.app.contains_key(IDS[i]) => self.local(IDS[i], Op::Delete, None),
+            Step::LocalPatch(..) | Step::LocalDelete(_) => {}
+            Step::OtherUpsert(i, v) => {
+                self.server.write(IDS[i], Op::Upsert, Some(&row(IDS[i], v, 255 - v)), "other");
+            }
+            Step::OtherPatch(i, v) => {
+                self.server.write(IDS[i], Op::Update, json!({"b": v}).as_object(), "other");
+            }
+            Step::OtherDelete(i) => {
+                self.server.write(IDS[i], Op::Delete, None, "other");
+            }
+            Step::Send if self.flight.is_none() => {
+                if let Some(at) = self.engine.poll_timeout() {
+                    self.now = self.now.max(at);
+                }
+                self.flight = self.engine.poll_batch(self.now);
+            }
+            Step::Send => {}
+            Step::Answer(fault) => self.answer(fault),
+            Step::PullPage => self.pull_page(),
+            Step::PullFails if self.remote.is_pulling() => self.remote.pull_failed("network"),
+            Step::PullFails => {}
+            Step::MalformedPage => {
+                if self.remote.is_pulling() || self.remote.begin_pull().is_some() {
+                    let before = self.remote.cursor().map(str::to_owned);
+                    let bad = json!({"changes": [{"table": "t", "op": "upsert", "row": {"a": 1}, "version": 1}],
+                                     "cursor": "1-999", "more": false});
+                    assert!(self.remote.on_page(&bad, &self.engine, self.now).is_err());
+                    assert_eq!(self.remote.cursor().map(str::to_owned), before);
+                }
+            }
+            Step::Realtime => {
+                if let Some((id, message)) = self.server.socket.as_mut().and_then(VecDeque::pop_front) {
+                    match message {
+                        Some(row) => self.remote.on_realtime_row("t", &row, &self.engine).unwrap(),
+                        None => self.remote.on_realtime_other(None),
+                    }
+                    let _ = id;
+                }
+            }
+            Step::RealtimeDrops => self.server.socket = None,
+            Step::RealtimeBack if self.server.socket.is_none() => {
+                self.server.socket = Some(VecDeque::new());
+                // What the socket missed comes by catch-up.
+                self.remote.request_pull();
+            }
+            Step::RealtimeBack => {}
+            Step::Wait(ms) => self.now += ms,
+        }
+        self.settle();
+    }
+
+    fn answer(&mut self, fault: u8) {
+        let Some(batch) = self.flight.take() else { return };
+        let outcomes: Vec<ChangeOutcome> = batch
+            .changes
+            .iter()
+            .map(|c| {
+                let outcome =
+                    if fault == 1 { Outcome::Applied } else { self.server.write(&c.id, c.op, c.data.as_ref(), ME) };
+                if outcome == Outcome::Missing && fault == 0 {
+                    self.missing += 1;
+                }
+                ChangeOutcome { seq: c.seq, outcome }
+            })
+            .collect();
+        if fault == 0 {
+            self.engine.on_batch_result(batch.id, outcomes, self.now).unwrap();
+        } else {
+            self.engine.on_batch_failed(batch.id, "network", None, self.now).unwrap();
+        }
+        self.conflicts += self.engine.take_conflicts().len() as u64;
+    }
+
+    fn pull_page(&mut self) {
+        if !self.remote.is_pulling() && self.remote.begin_pull().is_none() {
+            return;
+        }
+        let page = self.server.page(self.remote.cursor());
+        self.remote.on_page(&page, &self.engine, self.now).unwrap();
+    }
+
+    /// What the shell does after every event: settle held records, deliver what is ready, and check that no
+    /// record with an unsettled local change was touched.
+    fn settle(&mut self) {
+        self.remote.settle(&self.engine);
+        for change in self.remote.take_ready() {
+            let last = self.delivered.insert(change.id.clone(), change.version);
+            assert!(last.is_none_or(|v| v < change.version), "{} delivered out of order", change.id);
+            assert!(!self.engine.has_local_change("t", &change.id), "{} delivered over a local change", change.id);
+            match change.op {
+                RemoteOp::Upsert => {
+                    let row = change.row.unwrap();
+                    assert!(row.keys().all(|k| !k.starts_with("record_sync_")));
+                    self.app.insert(change.id, row);
+                }
+                RemoteOp::Delete => {
+                    self.app.remove(&change.id);
+                }
+            }
+        }
+        for id in IDS {
+            if self.engine.has_local_change("t", id) {
+                assert_eq!(self.app.get(id), self.mine.get(id).and_then(Option::as_ref), "{id} lost its local edit");
+            }
+        }
+    }
+
+    /// Everything sent and answered, then catch-up until nothing is held or wanted.
+    fn drain(&mut self) {
+        for _ in 0..200 {
+            self.step(Step::Answer(0));
+            self.step(Step::Send);
+            if self.flight.is_none() && self.engine.stats().pending == 0 {
+                break;
+            }
+        }
+        assert_eq!(self.engine.stats().pending, 0, "the queue drains");
+        for _ in 0..50 {
+            if !self.remote.is_pulling() && !self.remote.wants_pull() && self.remote.held_count() == 0 {
+                break;
+            }
+            self.step(Step::PullPage);
+        }
+        // One full catch-up more, so that anything the socket dropped is read.
+        self.remote.request_pull();
+        for _ in 0..50 {
+            self.step(Step::PullPage);
+            if !self.remote.is_pulling() {
+                break;
+            }
+        }
+        assert_eq!(self.remote.held_count(), 0);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn local_edits_win_until_settled_and_every_device_converges(steps in proptest::collection::vec(step(), 1..80)) {
+        let mut world = World::new();
+        for step in steps {
+            world.step(step);
+        }
+        world.drain();
+        let server: BTreeMap<String, Row> =
+            world.server.rows.iter().map(|(id, (row, _, _))| (id.clone(), row.clone())).collect();
+        prop_assert_eq!(&world.app, &server);
+        // An update that met a row another device deleted is a conflict the app hears of.
+        prop_assert_eq!(world.conflicts, world.missing);
+    }
+}
+
+/// A remote delete held against a pending local update: the update meets a gone row (a conflict), and the
+/// delete reaches the app after the catch-up that follows.
+#[test]
+fn a_remote_delete_of_a_record_with_a_pending_update_is_a_conflict_then_a_delete() {
+    let mut w = World::new();
+    w.step(Step::LocalUpsert(0, 1));
+    w.step(Step::Send);
+    w.step(Step::Answer(0));
+    w.drain();
+    w.step(Step::LocalPatch(0, 9));
+    w.step(Step::OtherDelete(0));
+    w.step(Step::Realtime); // the upsert's echo
+    w.step(Step::Realtime); // the delete: a catch-up is asked for
+    w.step(Step::PullPage);
+    assert_eq!(w.app.get("a").and_then(|r| r.get("a")), Some(&json!(9)), "held while the update is pending");
+    w.step(Step::Send);
+    w.step(Step::Answer(0));
+    assert_eq!((w.conflicts, w.missing), (1, 1));
+    assert!(w.app.contains_key("a"), "still held until a catch-up after the update settled");
+    w.drain();
+    assert!(!w.app.contains_key("a"));
+}
