@@ -98,6 +98,7 @@ fn shell_stats(engine_stats: Value) -> Value {
             "durable" => json!(false),
             "restoring" => json!(false),
             "user" => Value::Null,
+            "leader" => json!(true),
             "lastError" => continue,
             other => panic!("storage::stats sets {other:?}: give it its initial value here and in INITIAL_STATS"),
         };

@@ -52,6 +52,7 @@ export const INITIAL_STATS: SyncStats = Object.freeze({
   durable: false,
   restoring: false,
   user: null,
+  leader: true,
 });
 
 const EMPTY: readonly never[] = Object.freeze([]);

@@ -19,7 +19,7 @@ use super::options::Transport;
 use super::{auth, schedule, timeout, Shared, State};
 use crate::core::journal::{self, Journal, Stored};
 use crate::core::owner::jwt_subject;
-use crate::core::{Batch, Change, Engine, Op};
+use crate::core::{Batch, Change, Engine, Op, SavedEntry};
 
 #[wasm_bindgen(module = "/src/web/storage.js")]
 extern "C" {
@@ -33,6 +33,9 @@ extern "C" {
 const DATABASE: &str = "record-sync";
 /// How long a new instance waits for the queue's tab lock before it keeps its changes in memory only.
 const LOCK_WAIT_MS: u32 = 1_000;
+/// The same where it can follow the tab that holds the lock (src/web/tabs.rs): long enough for a reload's
+/// hand-over, short because a follower's changes are stored at once while a restoring tab's are not.
+const FOLLOW_WAIT_MS: u32 = 100;
 /// `lastError` while the restore waits for a token to know whose stored queue it is.
 const WAITING: &str = "storage: waiting for a user's token to restore their stored queue";
 /// How long the stored queue may take to load before the instance works in memory.
@@ -47,10 +50,12 @@ struct Store {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub enum Phase {
     /// Reading the stored queue; nothing is sent.
     Restoring,
     Durable,
+    /// Another tab holds the queue: changes go to its inbox, and this tab shows its state (src/web/tabs.rs).
+    Follower,
     /// No store, or it failed to load: the queue lives in memory only.
     Memory,
 }
@@ -78,6 +83,49 @@ pub struct Durable {
     /// The page is hidden: requests go with `keepalive`.
     pub hidden: bool,
     lifecycle: Option<super::lifecycle::Listeners>,
+    /// The shared queue of live tabs: channel, inbox, mirror of the leader's state.
+    pub tabs: super::tabs::Tabs,
+}
+
+impl Durable {
+    pub fn store_object(&self) -> Option<JsValue> {
+        self.store.as_ref().map(|store| store.this.clone())
+    }
+
+    pub fn key(&self) -> Option<String> {
+        self.key.clone()
+    }
+
+    pub fn owner(&self) -> Option<String> {
+        self.owner.clone()
+    }
+
+    pub fn notice_unreadable(&mut self, why: String) {
+        self.notice = Some(why);
+        self.version += 1;
+    }
+}
+
+pub fn phase(s: &State) -> Phase {
+    s.durable.phase
+}
+
+pub fn set_phase(s: &mut State, phase: Phase) {
+    let d = &mut s.durable;
+    d.phase = phase;
+    d.error = None;
+    d.version += 1;
+    // A follower's first write holds what it queued so far.
+    d.journal.touch_all();
+}
+
+/// A storage problem that is not a write's, as `lastError`.
+pub fn report(shared: &Shared, why: String) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.error = Some((u64::MAX, why));
+        s.durable.version += 1;
+    }
+    super::notify(shared);
 }
 
 /// Reads the `user` and `storage` options.
@@ -134,6 +182,7 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         clearing: false,
         hidden: false,
         lifecycle: None,
+        tabs: super::tabs::Tabs::default(),
     })
 }
 
@@ -245,7 +294,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
     // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
     let name = format!("record-sync:{key}");
-    let mut wait_ms = LOCK_WAIT_MS;
+    let mut wait_ms = if super::tabs::may_follow(&store.this) { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
         let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
         // `holdLock` answers null when another tab kept the lock, undefined where there are no Web Locks (this
@@ -260,7 +309,12 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         };
         if locked_out {
-            give_up(&shared, "another tab holds this user's stored queue; this tab keeps its changes in memory".into());
+            if !super::tabs::follow(&shared, &key) {
+                give_up(
+                    &shared,
+                    "another tab holds this user's stored queue; this tab keeps its changes in memory".into(),
+                );
+            }
             wait_ms = 0;
             continue;
         }
@@ -315,6 +369,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                     s.durable.version += 1;
                 }
             }
+            super::tabs::lead(&shared, &key);
             schedule(&shared);
         }
     }
@@ -385,12 +440,7 @@ fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
     engine.set_paused(s.engine.stats().is_paused);
     for saved in s.engine.export().entries {
         // Nothing was sent before the restore, so every entry is a pending one.
-        let again = |op: Op| Change::new(&saved.table, &saved.id, op, saved.data.clone(), saved.priority);
-        let queued = again(saved.op).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
-        // An insert of a record the stored queue already writes becomes an upsert of the new row.
-        if queued.is_none() && saved.op != Op::Delete {
-            let _ = again(Op::Upsert).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
-        }
+        enqueue_again(&mut engine, &saved);
     }
     if let Some(client_id) = stored.client_id {
         if let Some(Transport::Http(http)) = Rc::get_mut(&mut s.transport) {
@@ -418,6 +468,22 @@ fn adopt(s: &mut State, stored: Option<Stored>) -> Result<(), String> {
     Ok(())
 }
 
+/// Queues a saved write again, as a new change behind the queue's own (a restored queue, another tab's inbox).
+fn enqueue_again(engine: &mut Engine, saved: &SavedEntry) {
+    let again = |op: Op| Change::new(&saved.table, &saved.id, op, saved.data.clone(), saved.priority);
+    let queued = again(saved.op).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+    // An insert of a record the queue already writes becomes an upsert of the new row.
+    if queued.is_none() && saved.op != Op::Delete {
+        let _ = again(Op::Upsert).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+    }
+}
+
+/// Another tab's change, taken in from the inbox by the tab that holds the queue.
+pub fn requeue(s: &mut State, saved: &SavedEntry) {
+    enqueue_again(&mut s.engine, saved);
+    touch(s, &saved.table, &saved.id);
+}
+
 fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValue> {
     let returned = f.apply(&store.this, &args.iter().collect::<Array>())?;
     Ok(Promise::resolve(&returned))
@@ -425,7 +491,7 @@ fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValu
 
 /// Whether the engine may hand out a batch: not before the stored queue is restored.
 pub fn may_send(s: &State) -> bool {
-    s.durable.phase != Phase::Restoring
+    matches!(s.durable.phase, Phase::Durable | Phase::Memory) && !s.durable.tabs.holding
 }
 
 pub fn touch(s: &mut State, table: &str, id: &str) {
@@ -448,21 +514,31 @@ pub fn touch_all(s: &mut State) {
 
 /// Writes what the engine touched since the last write: one store call (one IndexedDB transaction).
 pub fn persist(shared: &Shared) {
+    write(shared, None);
+}
+
+/// [`persist`], deleting the inbox records `drained` (src/web/tabs.rs) in the same transaction. Returns the write.
+pub fn write(shared: &Shared, drained: Option<JsValue>) -> Option<Promise> {
+    if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Follower) {
+        return write_inbox(shared);
+    }
     let (store, key, written, number) = {
-        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.phase != Phase::Durable || s.durable.clearing {
-            return;
+            return None;
         }
-        let Some(store) = s.durable.store.clone() else { return };
+        let store = s.durable.store.clone()?;
         let owner = s.durable.owner.clone();
-        let Some(written) = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref()) else { return };
+        let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
         s.durable.writes += 1;
-        let Some(key) = s.durable.key.clone() else { return };
+        let key = s.durable.key.clone()?;
         (store, key, written, s.durable.writes)
     };
-    let args = [JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
+    let mut args = vec![JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
+    args.extend(drained);
     let result = call(&store, &store.append, &args);
+    let returned = result.as_ref().ok().cloned();
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
         let result = match result {
@@ -494,6 +570,67 @@ pub fn persist(shared: &Shared) {
         // to do (a tick of its own would retry a failing store in a tight loop).
         super::notify(&shared);
     });
+    returned
+}
+
+/// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
+/// leader's state is what it shows). A failed write puts them back, to be tried again with the next tick.
+fn write_inbox(shared: &Shared) -> Option<Promise> {
+    let (store, key, text) = {
+        let mut s = shared.try_borrow_mut().ok()?;
+        let s = &mut *s;
+        if s.durable.clearing || s.durable.journal.is_empty() || s.engine.export_refs().is_empty() {
+            return None;
+        }
+        s.durable.journal.touch_all();
+        let owner = s.durable.owner.clone();
+        let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
+        // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
+        let mut snapshot = s.engine.export();
+        snapshot.entries.clear();
+        let mut empty = Engine::restore(s.engine.config().clone(), snapshot).ok()?;
+        empty.set_online(s.engine.is_online());
+        empty.set_paused(s.engine.stats().is_paused);
+        s.engine = empty;
+        (s.durable.store.clone()?, s.durable.key.clone()?, written.text)
+    };
+    let inbox = get(&store.this, "inbox").dyn_into::<Function>().ok()?;
+    let result = call(&store, &inbox, &[JsValue::from_str(&key), JsValue::from_str(&text)]);
+    let promise = match result {
+        Ok(promise) => promise,
+        Err(e) => Promise::reject(&e),
+    };
+    super::tabs::inboxed(shared, &promise);
+    let weak = Rc::downgrade(shared);
+    let written = promise.clone();
+    spawn_local(async move {
+        let result = JsFuture::from(written).await;
+        let Some(shared) = weak.upgrade() else { return };
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        match result {
+            Ok(_) => {
+                if s.durable.error.take().is_some() {
+                    s.durable.version += 1;
+                }
+            }
+            Err(e) => {
+                if let Ok(Some(stored)) = journal::replay(std::slice::from_ref(&text)) {
+                    for saved in &stored.snapshot.entries {
+                        enqueue_again(&mut s.engine, saved);
+                    }
+                }
+                s.durable.journal.touch_all();
+                s.durable.error = Some((
+                    u64::MAX,
+                    format!("storage: could not save the queue ({}); it is kept in memory", error_message(&e)),
+                ));
+                s.durable.version += 1;
+            }
+        }
+        drop(s);
+        super::notify(&shared);
+    });
+    Some(promise)
 }
 
 /// Checks the token a batch is about to be sent with against the queue's owner. A queue without an owner
@@ -520,14 +657,17 @@ pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
 
 /// `stats()`: the engine's figures with `durable`, `restoring`, `user`, and the storage or owner problem as `lastError`.
 pub fn stats(s: &State) -> JsValue {
-    let value = js::from_serde(&s.engine.stats());
+    // A follower shows the shared queue: the leader's figures, with its own storage fields.
+    let value = super::tabs::mirrored_stats(s).unwrap_or_else(|| js::from_serde(&s.engine.stats()));
     let d = &s.durable;
     let set = |key: &str, v: JsValue| {
         let _ = js_sys::Reflect::set(&value, &JsValue::from_str(key), &v);
     };
-    set("durable", JsValue::from_bool(d.phase == Phase::Durable && d.error.is_none()));
+    let durable = matches!(d.phase, Phase::Durable | Phase::Follower) && d.error.is_none();
+    set("durable", JsValue::from_bool(durable));
     set("restoring", JsValue::from_bool(d.phase == Phase::Restoring));
     set("user", d.owner.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+    set("leader", JsValue::from_bool(d.phase != Phase::Follower));
     if let Some((_, why)) = &d.error {
         set("lastError", JsValue::from_str(why));
     } else if let Some(why) = d.notice.as_ref().filter(|_| js::get(&value, "lastError").is_null()) {
@@ -541,6 +681,7 @@ pub fn release(s: &mut State) {
     if let Some(listeners) = s.durable.lifecycle.take() {
         listeners.remove();
     }
+    s.durable.tabs.close();
     if let Some(release) = s.durable.release.take() {
         let _ = release.call0(&JsValue::UNDEFINED);
     }

@@ -178,6 +178,9 @@ export interface SyncStats {
   /** Whose queue this is: the `user` option, else the `sub` of the first token known (asked at construction,
    *  or given to `setAccessToken`), or the owner stored with a queue kept under no user. */
   user: string | null;
+  /** This tab sends the queue. False in a tab that follows another tab of the same user: its changes go to the
+   *  shared queue through IndexedDB, and the figures, `pendingChanges()` and `failedChanges()` are that tab's. */
+  leader: boolean;
 }
 
 /** A write not yet confirmed: the change as it will be sent, and where it stands. */

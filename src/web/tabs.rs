@@ -1,0 +1,502 @@
+//! Live tabs of one user share one queue. The tab holding the user's Web Lock (storage.rs) leads: it alone
+//! stores and sends the queue. Every other tab follows:
+//! - a change it queues is stored by the end of the task that queued it, in an IndexedDB inbox (one record per
+//!   tick, in the journal's format), and a BroadcastChannel message tells the leader;
+//! - the leader reads the inbox, queues those changes in its engine (merging them with the other tabs' changes
+//!   to the same records) and stores the result in the same IndexedDB transaction that deletes the inbox
+//!   records, before it sends any of them: a change is stored once, in one place or the other, so a takeover
+//!   neither loses it nor sends it under two seqs;
+//! - the leader publishes its `stats()`, `pendingChanges()` and `failedChanges()` on the channel after each tick
+//!   that changed them, and followers show those; `forceSyncAll()`, `retryFailed()` and `discardFailed()` are
+//!   forwarded to the leader.
+//!
+//! When the leader closes or crashes, its lock goes and one follower takes over (storage.rs `restore`), then
+//! takes in the inbox. Without BroadcastChannel, or with a custom store (no inbox), a tab that cannot have the
+//! lock keeps its changes in memory and sends them itself, as before.
+
+use js_sys::{Array, Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+
+use super::js::{self, error_message, get};
+use super::storage::{self, Phase};
+use super::Shared;
+use crate::core::journal;
+
+#[wasm_bindgen(module = "/src/web/tabs.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = channel)]
+    fn open_channel(name: &str, on_message: &Function) -> JsValue;
+}
+
+/// A `forceSyncAll()` waiting for the inbox to be read: a follower's (its id), or the leader's own.
+enum Request {
+    Follower(JsValue),
+    Own(Function, Function),
+}
+
+/// What the leader last published.
+struct Mirror {
+    stats: JsValue,
+    pending: JsValue,
+    failed: JsValue,
+}
+
+#[derive(Default)]
+pub struct Tabs {
+    channel: Option<JsValue>,
+    on_message: Option<Closure<dyn FnMut(JsValue)>>,
+    /// Leader: a follower said hello, so ticks publish the queue's state.
+    followers: bool,
+    published: Option<u64>,
+    /// Leader: reading the inbox; `again`: a message came meanwhile.
+    draining: bool,
+    again: bool,
+    /// Leader: changes taken from the inbox are not sent until the write that stores them (and deletes the
+    /// inbox records) has committed.
+    pub holding: bool,
+    /// Leader: `forceSyncAll()` calls (followers' and its own) that the next read of the inbox covers.
+    requests: Vec<Request>,
+    /// Follower: the leader's last published state.
+    mirror: Option<Mirror>,
+    /// Follower: `forceSyncAll()` calls waiting for the leader's answer.
+    asked: Vec<(String, Function, Function)>,
+    next_ask: u32,
+    /// Follower: the last inbox write, which a `forceSyncAll()` waits for before it asks the leader.
+    last_write: Option<Promise>,
+}
+
+impl Tabs {
+    fn post(&self, message: &JsValue) {
+        if let Some(channel) = &self.channel {
+            if let Ok(post) = get(channel, "postMessage").dyn_into::<Function>() {
+                let _ = post.call1(channel, message);
+            }
+        }
+    }
+
+    /// Closes the channel; follower `forceSyncAll()` calls still waiting are rejected.
+    pub fn close(&mut self) {
+        if let Some(channel) = self.channel.take() {
+            if let Ok(close) = get(&channel, "close").dyn_into::<Function>() {
+                let _ = close.call0(&channel);
+            }
+        }
+        self.on_message = None;
+        let destroyed = js::error("RecordSync: destroyed before everything was synced");
+        for (_, _, reject) in self.asked.drain(..) {
+            let _ = reject.call1(&JsValue::UNDEFINED, &destroyed);
+        }
+        for request in self.requests.drain(..) {
+            if let Request::Own(_, reject) = request {
+                let _ = reject.call1(&JsValue::UNDEFINED, &destroyed);
+            }
+        }
+    }
+}
+
+fn message(fields: &[(&str, JsValue)]) -> JsValue {
+    let object = Object::new();
+    for (key, value) in fields {
+        let _ = Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object.into()
+}
+
+fn kind(t: &str) -> (&'static str, JsValue) {
+    ("t", JsValue::from_str(t))
+}
+
+/// Whether the store can carry a shared queue (the default IndexedDB store can; a custom store has no inbox).
+fn shares(store: &JsValue) -> bool {
+    ["inbox", "readInbox", "warm"].iter().all(|m| get(store, m).is_function())
+}
+
+/// Whether a tab locked out of the queue could follow the one that holds it.
+pub fn may_follow(store: &JsValue) -> bool {
+    shares(store) && get(&js_sys::global(), "BroadcastChannel").is_function()
+}
+
+/// Opens the user's channel once. False where there is none (no BroadcastChannel, a custom store).
+fn open(shared: &Shared, key: &str) -> bool {
+    let Ok(mut s) = shared.try_borrow_mut() else { return false };
+    if s.durable.tabs.channel.is_some() {
+        return true;
+    }
+    let Some(store) = s.durable.store_object().filter(shares) else { return false };
+    let weak = std::rc::Rc::downgrade(shared);
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |data: JsValue| {
+        if let Some(shared) = weak.upgrade() {
+            received(&shared, &data);
+        }
+    });
+    let channel = open_channel(&format!("record-sync:{key}"), on_message.as_ref().unchecked_ref());
+    if channel.is_null() || channel.is_undefined() {
+        return false;
+    }
+    if let Ok(warm) = get(&store, "warm").dyn_into::<Function>() {
+        let _ = warm.call0(&store);
+    }
+    s.durable.tabs.channel = Some(channel);
+    s.durable.tabs.on_message = Some(on_message);
+    true
+}
+
+/// Another tab holds the queue: this one follows it, when it can. What it queued so far goes to the inbox.
+/// Only a queue named by its user is shared: the queue kept under no user ("", API key only) takes its owner
+/// from a token, so two tabs holding it may be two users.
+pub fn follow(shared: &Shared, key: &str) -> bool {
+    if key.is_empty() || !open(shared, key) {
+        return false;
+    }
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        storage::set_phase(&mut s, Phase::Follower);
+        s.durable.tabs.post(&message(&[kind("hello")]));
+    }
+    super::schedule(shared);
+    true
+}
+
+/// This tab now holds the queue (restored): it takes in the inbox, answers the followers, and its own
+/// `forceSyncAll()` calls that waited for a leader become its own.
+pub fn lead(shared: &Shared, key: &str) {
+    if !open(shared, key) {
+        return;
+    }
+    let asked = match shared.try_borrow_mut() {
+        Ok(mut s) => {
+            let tabs = &mut s.durable.tabs;
+            tabs.mirror = None;
+            tabs.published = None;
+            tabs.last_write = None;
+            tabs.post(&message(&[kind("leader")]));
+            std::mem::take(&mut tabs.asked)
+        }
+        Err(_) => return,
+    };
+    drain_soon(shared);
+    for (_, resolve, reject) in asked {
+        settle(shared, resolve, reject);
+    }
+}
+
+/// Settles a `forceSyncAll()` promise made earlier as this instance's own flush settles.
+fn settle(shared: &Shared, resolve: Function, reject: Function) {
+    let promise = super::flush_all(shared);
+    spawn_local(async move {
+        let _ = match JsFuture::from(promise).await {
+            Ok(summary) => resolve.call1(&JsValue::UNDEFINED, &summary),
+            Err(e) => reject.call1(&JsValue::UNDEFINED, &e),
+        };
+    });
+}
+
+fn received(shared: &Shared, data: &JsValue) {
+    let t = get(data, "t").as_string().unwrap_or_default();
+    let phase = match shared.try_borrow() {
+        Ok(s) if !s.destroyed => storage::phase(&s),
+        _ => return,
+    };
+    if phase == Phase::Follower {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        match t.as_str() {
+            "state" => {
+                s.durable.tabs.mirror = Some(Mirror {
+                    stats: get(data, "stats"),
+                    pending: get(data, "pending"),
+                    failed: get(data, "failed"),
+                });
+                s.durable.version += 1;
+                drop(s);
+                super::notify(shared);
+            }
+            "leader" => s.durable.tabs.post(&message(&[kind("hello")])),
+            "flushed" => {
+                let id = get(data, "id").as_string().unwrap_or_default();
+                let tabs = &mut s.durable.tabs;
+                let Some(at) = tabs.asked.iter().position(|(asked, _, _)| *asked == id) else { return };
+                let (_, resolve, reject) = tabs.asked.remove(at);
+                drop(s);
+                let error = get(data, "error");
+                if let Some(why) = error.as_string() {
+                    let _ = reject.call1(&JsValue::UNDEFINED, &js::error(why));
+                } else {
+                    let _ = resolve.call1(&JsValue::UNDEFINED, &get(data, "summary"));
+                }
+            }
+            _ => {}
+        }
+        return;
+    }
+    match t.as_str() {
+        "hello" => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.durable.tabs.followers = true;
+                s.durable.tabs.published = None;
+            }
+            // A follower that reloads or crashes may have written before it could say so.
+            drain_soon(shared);
+            super::schedule(shared);
+        }
+        "inbox" => drain_soon(shared),
+        "flush" => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.durable.tabs.requests.push(Request::Follower(get(data, "id")));
+            }
+            drain_soon(shared);
+        }
+        "retry" | "discard" => {
+            let only = get(data, "seq").as_f64().map(|n| n as u64);
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                storage::touch_all(&mut s);
+                if t == "retry" {
+                    s.engine.retry_failed(only, js::now());
+                } else {
+                    s.engine.discard_failed(only);
+                }
+            }
+            super::schedule(shared);
+        }
+        _ => {}
+    }
+}
+
+fn drain_soon(shared: &Shared) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    if storage::phase(&s) != Phase::Durable || s.durable.tabs.channel.is_none() || s.durable.tabs.draining {
+        s.durable.tabs.again = true;
+        return;
+    }
+    s.durable.tabs.draining = true;
+    drop(s);
+    spawn_local(drain(std::rc::Rc::downgrade(shared)));
+}
+
+/// Takes the inbox in, as often as messages came meanwhile.
+async fn drain(weak: std::rc::Weak<std::cell::RefCell<super::State>>) {
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let (store, key, requests) = {
+            let Ok(mut s) = shared.try_borrow_mut() else { return };
+            s.durable.tabs.again = false;
+            match (s.durable.store_object(), s.durable.key()) {
+                (Some(store), Some(key)) if !s.destroyed => (store, key, std::mem::take(&mut s.durable.tabs.requests)),
+                _ => {
+                    s.durable.tabs.draining = false;
+                    return;
+                }
+            }
+        };
+        let read = match get(&store, "readInbox").dyn_into::<Function>() {
+            Ok(read) => read.call1(&store, &JsValue::from_str(&key)).map(|p| Promise::resolve(&p)),
+            Err(v) => Err(v),
+        };
+        let read = match read {
+            Ok(promise) => JsFuture::from(promise).await,
+            Err(e) => Err(e),
+        };
+        drop(shared);
+        let Some(shared) = weak.upgrade() else { return };
+        let write = match read {
+            Err(e) => {
+                storage::report(
+                    &shared,
+                    format!("storage: could not read the other tabs' changes ({})", error_message(&e)),
+                );
+                None
+            }
+            Ok(read) => take_in(&shared, &get(&read, "keys"), &get(&read, "texts")),
+        };
+        // Answered once what they asked to flush is in the queue.
+        for request in requests {
+            match request {
+                Request::Follower(id) => answer(&shared, id),
+                Request::Own(resolve, reject) => settle(&shared, resolve, reject),
+            }
+        }
+        if let Some(write) = write {
+            let _ = JsFuture::from(write).await;
+        }
+        let again = match shared.try_borrow_mut() {
+            Ok(mut s) => {
+                s.durable.tabs.holding = false;
+                s.durable.tabs.draining = s.durable.tabs.again && !s.destroyed;
+                s.durable.tabs.draining
+            }
+            Err(_) => false,
+        };
+        super::schedule(&shared);
+        if !again {
+            return;
+        }
+    }
+}
+
+/// Queues the inbox's changes behind the queue's own and starts the write that stores them and deletes the
+/// inbox records. Returns that write.
+fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> {
+    let (keys, texts) = (Array::from(keys), Array::from(texts));
+    if texts.length() == 0 {
+        return None;
+    }
+    let taken = Array::new();
+    {
+        let mut s = shared.try_borrow_mut().ok()?;
+        let mut unreadable = Vec::new();
+        for (index, text) in texts.iter().enumerate() {
+            let text = text.as_string().unwrap_or_default();
+            let read = journal::replay(std::slice::from_ref(&text));
+            // Never another user's changes (they stay in the inbox for a tab of theirs).
+            if let (Ok(Some(stored)), Some(mine)) = (&read, &s.durable.owner()) {
+                if stored.owner.as_ref().is_some_and(|theirs| theirs != mine) {
+                    continue;
+                }
+            }
+            taken.push(&keys.get(index as u32));
+            match read {
+                Ok(Some(stored)) => {
+                    for saved in &stored.snapshot.entries {
+                        storage::requeue(&mut s, saved);
+                    }
+                    unreadable.extend(stored.skipped.into_iter().map(|(_, why)| why));
+                }
+                Ok(None) => {}
+                Err(why) => unreadable.push(format!("{why} (inbox record {})", index + 1)),
+            }
+        }
+        if !unreadable.is_empty() {
+            // Deleted with the rest: a record no version of this library can read would otherwise stay forever.
+            s.durable.notice_unreadable(format!(
+                "storage: another tab's change could not be read and was dropped: {}",
+                unreadable.join("; ")
+            ));
+        }
+        s.durable.tabs.holding = true;
+    }
+    let write = storage::write(shared, Some(taken.into()));
+    if write.is_none() {
+        if let Ok(mut s) = shared.try_borrow_mut() {
+            s.durable.tabs.holding = false;
+        }
+    }
+    write
+}
+
+/// A follower's `forceSyncAll()`: resolves with the leader's summary once the leader's queue has settled it.
+fn answer(shared: &Shared, id: JsValue) {
+    let promise = super::flush_all(shared);
+    let weak = std::rc::Rc::downgrade(shared);
+    spawn_local(async move {
+        let result = JsFuture::from(promise).await;
+        let Some(shared) = weak.upgrade() else { return };
+        let Ok(s) = shared.try_borrow() else { return };
+        let reply = match result {
+            Ok(summary) => message(&[kind("flushed"), ("id", id), ("summary", summary)]),
+            Err(e) => message(&[kind("flushed"), ("id", id), ("error", JsValue::from_str(&error_message(&e)))]),
+        };
+        s.durable.tabs.post(&reply);
+    });
+}
+
+/// Leader: after a tick, the queue's state for the followers, when it changed and someone listens.
+pub fn publish(shared: &Shared) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let version = super::observed_version(&s);
+    let tabs = &s.durable.tabs;
+    if s.destroyed || !tabs.followers || tabs.published == Some(version) || storage::phase(&s) != Phase::Durable {
+        return;
+    }
+    let stats = super::stats_value(&mut s);
+    let pending = js::from_serde(&s.engine.pending_changes());
+    let failed = js::from_serde(&s.engine.failed_changes());
+    s.durable.tabs.published = Some(version);
+    s.durable.tabs.post(&message(&[kind("state"), ("stats", stats), ("pending", pending), ("failed", failed)]));
+}
+
+/// `forceSyncAll()` where tabs share the queue. The leader reads the inbox first (a follower may have closed
+/// or crashed before it said that it wrote there); a follower asks the leader once its changes are in the
+/// inbox. `None`: a lone tab, which flushes its own queue.
+pub fn flush(shared: &Shared) -> Option<Promise> {
+    let phase = shared.try_borrow().ok().filter(|s| s.durable.tabs.channel.is_some()).map(|s| storage::phase(&s))?;
+    if phase == Phase::Durable {
+        let mut slot = None;
+        let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+        let (resolve, reject) = slot?;
+        shared.try_borrow_mut().ok()?.durable.tabs.requests.push(Request::Own(resolve, reject));
+        drain_soon(shared);
+        return Some(promise);
+    }
+    if phase != Phase::Follower {
+        return None;
+    }
+    storage::persist(shared);
+    let mut s = shared.try_borrow_mut().ok()?;
+    let id = format!("{}:{}", s.client_id, s.durable.tabs.next_ask);
+    s.durable.tabs.next_ask += 1;
+    let mut slot = None;
+    let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+    let (resolve, reject) = slot?;
+    s.durable.tabs.asked.push((id.clone(), resolve, reject));
+    let written = s.durable.tabs.last_write.clone();
+    drop(s);
+    let weak = std::rc::Rc::downgrade(shared);
+    spawn_local(async move {
+        if let Some(written) = written {
+            let _ = JsFuture::from(written).await;
+        }
+        let Some(shared) = weak.upgrade() else { return };
+        let Ok(s) = shared.try_borrow() else { return };
+        s.durable.tabs.post(&message(&[kind("flush"), ("id", JsValue::from_str(&id))]));
+    });
+    Some(promise)
+}
+
+/// Follower: an inbox write started; tells the leader once it is committed.
+pub fn inboxed(shared: &Shared, write: &Promise) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.tabs.last_write = Some(write.clone());
+    }
+    let weak = std::rc::Rc::downgrade(shared);
+    let write = write.clone();
+    spawn_local(async move {
+        if JsFuture::from(write).await.is_ok() {
+            if let Some(shared) = weak.upgrade() {
+                if let Ok(s) = shared.try_borrow() {
+                    s.durable.tabs.post(&message(&[kind("inbox")]));
+                }
+            }
+        }
+    });
+}
+
+/// Follower: `retryFailed()` / `discardFailed()` go to the leader; the count is that of the published list.
+pub fn forward(shared: &Shared, what: &str, only: Option<u64>) -> Option<u32> {
+    let s = shared.try_borrow().ok()?;
+    if storage::phase(&s) != Phase::Follower {
+        return None;
+    }
+    let seq = only.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64));
+    s.durable.tabs.post(&message(&[kind(what), ("seq", seq)]));
+    let failed = s.durable.tabs.mirror.as_ref().map(|m| Array::from(&m.failed)).unwrap_or_default();
+    let count = failed.iter().filter(|f| only.is_none_or(|n| get(f, "seq").as_f64() == Some(n as f64))).count();
+    Some(count as u32)
+}
+
+/// Follower: the leader's list (`pendingChanges()` / `failedChanges()`), when one was published.
+pub fn mirrored(s: &super::State, failed: bool) -> Option<JsValue> {
+    if storage::phase(s) != Phase::Follower {
+        return None;
+    }
+    let mirror = s.durable.tabs.mirror.as_ref()?;
+    Some(if failed { &mirror.failed } else { &mirror.pending }.clone())
+}
+
+/// Follower: a copy of the leader's stats, for `stats()` to set this tab's own fields on.
+pub fn mirrored_stats(s: &super::State) -> Option<JsValue> {
+    if storage::phase(s) != Phase::Follower {
+        return None;
+    }
+    let stats = &s.durable.tabs.mirror.as_ref()?.stats;
+    Some(Object::assign(&Object::new(), stats.unchecked_ref()).into())
+}
