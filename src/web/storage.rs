@@ -85,6 +85,11 @@ pub struct Durable {
     lifecycle: Option<super::lifecycle::Listeners>,
     /// The shared queue of live tabs: channel, inbox, mirror of the leader's state.
     pub tabs: super::tabs::Tabs,
+    /// Failed writes in a row, and whether a retry is on its way ([`retry_later`]).
+    failures: u32,
+    retrying: bool,
+    /// Ends [`identify`]'s wait between two asks as soon as a token is known.
+    wake: Option<Function>,
 }
 
 impl Durable {
@@ -100,8 +105,19 @@ impl Durable {
         self.owner.clone()
     }
 
+    /// The next write is made even if no record was touched (it deletes inbox records that held nothing).
+    pub fn write_anyway(&mut self) {
+        if self.journal.is_empty() {
+            self.journal.touch_all();
+        }
+    }
+
+    /// Adds to what `lastError` says of unreadable records.
     pub fn notice_unreadable(&mut self, why: String) {
-        self.notice = Some(why);
+        self.notice = Some(match self.notice.take() {
+            Some(before) => format!("{before}; {why}"),
+            None => why,
+        });
         self.version += 1;
     }
 }
@@ -183,6 +199,9 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         hidden: false,
         lifecycle: None,
         tabs: super::tabs::Tabs::default(),
+        failures: 0,
+        retrying: false,
+        wake: None,
     })
 }
 
@@ -268,14 +287,21 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
                 }
             }
         }
-        // Short naps, so that a token from `setAccessToken` ends the wait at once.
-        let _ = JsFuture::from(sleep(50)).await;
+        // Until the next ask, or a token from `setAccessToken` ([`token_known`]), whichever comes first.
+        let mut wake = None;
+        let woken = Promise::new(&mut |resolve, _| wake = Some(resolve));
+        weak.upgrade()?.try_borrow_mut().ok()?.durable.wake = wake;
+        let wait = next_ask.saturating_sub(js::now()).min(60_000) as u32;
+        let _ = timeout::within(&woken, wait).await;
     }
 }
 
 /// A token is known (`setAccessToken`, or the ask at construction): a queue without an owner takes its
 /// subject. The token itself is not kept here.
 pub fn token_known(s: &mut State, token: &str) {
+    if let Some(wake) = s.durable.wake.take() {
+        let _ = wake.call0(&JsValue::UNDEFINED);
+    }
     if s.durable.owner.is_some() {
         return;
     }
@@ -375,13 +401,20 @@ async fn restore(weak: Weak<RefCell<State>>) {
     }
 }
 
+/// The key the records a restore could not read are set aside under.
+fn aside_key(key: &str) -> String {
+    format!("{key}#unreadable")
+}
+
 /// Stores the records the restore could not read under a key of their own, before the next write replaces the
-/// queue's records, so that they can still be looked at. Returns the `lastError` naming them.
+/// queue's records, so that they can still be looked at. Policy: they replace those an earlier restore set
+/// aside (storage stays bounded whatever goes wrong, and the latest are the ones to look at), and
+/// `clearPersisted()` deletes them with the queue. Returns the `lastError` naming them.
 fn set_aside(store: &Store, key: &str, texts: &[String], skipped: &[(usize, String)]) -> String {
-    let aside = format!("{key}#unreadable-{}", js::now());
-    for (index, _) in skipped {
+    let aside = aside_key(key);
+    for (n, (index, _)) in skipped.iter().enumerate() {
         let text = texts.get(*index).map_or("", String::as_str);
-        let args = [JsValue::from_str(&aside), JsValue::from_str(text), JsValue::from_bool(false)];
+        let args = [JsValue::from_str(&aside), JsValue::from_str(text), JsValue::from_bool(n == 0)];
         // A failure here is left to the store's next write to report: the queue itself is not at stake.
         if let Ok(promise) = call(store, &store.append, &args) {
             spawn_local(async move {
@@ -547,9 +580,11 @@ pub fn write(shared: &Shared, drained: Option<JsValue>) -> Option<Promise> {
         };
         let Some(shared) = weak.upgrade() else { return };
         let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let failed = result.is_err();
         let d = &mut s.durable;
         match result {
             Ok(()) => {
+                d.failures = 0;
                 if d.error.as_ref().is_some_and(|(at, _)| *at < number) {
                     d.error = None;
                     d.version += 1;
@@ -566,11 +601,38 @@ pub fn write(shared: &Shared, drained: Option<JsValue>) -> Option<Promise> {
             }
         }
         drop(s);
-        // Subscribers hear of it now; the write itself is tried again with the next tick that has something
-        // to do (a tick of its own would retry a failing store in a tight loop).
         super::notify(&shared);
+        if failed {
+            retry_later(&shared);
+        }
     });
     returned
+}
+
+/// After a failed write, the whole queue is written again after a backoff (250 ms, doubling up to 30 s), not
+/// only with the next change: until then the store holds records the failed write should have replaced (writes
+/// since settled), which a reload would restore and send again.
+fn retry_later(shared: &Shared) {
+    let delay = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let destroyed = s.destroyed;
+        let d = &mut s.durable;
+        d.failures = d.failures.saturating_add(1);
+        if d.retrying || destroyed {
+            return;
+        }
+        d.retrying = true;
+        250u32.saturating_mul(1 << d.failures.saturating_sub(1).min(7)).min(30_000)
+    };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let _ = JsFuture::from(sleep(delay)).await;
+        let Some(shared) = weak.upgrade() else { return };
+        if let Ok(mut s) = shared.try_borrow_mut() {
+            s.durable.retrying = false;
+        }
+        schedule(&shared);
+    });
 }
 
 /// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
@@ -607,8 +669,10 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         let result = JsFuture::from(written).await;
         let Some(shared) = weak.upgrade() else { return };
         let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let failed = result.is_err();
         match result {
             Ok(_) => {
+                s.durable.failures = 0;
                 if s.durable.error.take().is_some() {
                     s.durable.version += 1;
                 }
@@ -629,6 +693,9 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         }
         drop(s);
         super::notify(&shared);
+        if failed {
+            retry_later(&shared);
+        }
     });
     Some(promise)
 }
@@ -703,6 +770,12 @@ pub fn clear(shared: &Shared) -> Promise {
         Ok(promise) => promise,
         Err(e) => Promise::reject(&e),
     };
+    // What a restore set aside goes too (the queue's own delete decides the answer).
+    if let Ok(promise) = call(&store, &store.clear, &[JsValue::from_str(&aside_key(&key))]) {
+        spawn_local(async move {
+            let _ = JsFuture::from(promise).await;
+        });
+    }
     let Some(release) = release else { return cleared };
     // Held until the delete is committed, so no other tab reads the queue in between.
     wasm_bindgen_futures::future_to_promise(async move {

@@ -373,6 +373,7 @@ fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> 
             ));
         }
         s.durable.tabs.holding = true;
+        s.durable.write_anyway();
     }
     let write = storage::write(shared, Some(taken.into()));
     if write.is_none() {
