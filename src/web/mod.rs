@@ -629,14 +629,14 @@ impl RecordSync {
     /// Every write not yet confirmed or failed, in send order (in flight, queued, blocked).
     #[wasm_bindgen(js_name = pendingChanges, unchecked_return_type = "PendingChange[]")]
     pub fn pending_changes(&self) -> Result<JsValue, JsValue> {
-        let s = self.shared()?;
-        Ok(tabs::mirrored(&s, false).unwrap_or_else(|| js::from_serde(&s.engine.pending_changes())))
+        let mut s = self.shared()?;
+        Ok(tabs::mirrored(&mut s, false).unwrap_or_else(|| js::from_serde(&s.engine.pending_changes())))
     }
 
     #[wasm_bindgen(js_name = failedChanges, unchecked_return_type = "FailedChange[]")]
     pub fn failed_changes(&self) -> Result<JsValue, JsValue> {
-        let s = self.shared()?;
-        Ok(tabs::mirrored(&s, true).unwrap_or_else(|| js::from_serde(&s.engine.failed_changes())))
+        let mut s = self.shared()?;
+        Ok(tabs::mirrored(&mut s, true).unwrap_or_else(|| js::from_serde(&s.engine.failed_changes())))
     }
 
     /// Puts failed writes (all, or the one numbered `seq`) back in the queue, due now. Returns how many.

@@ -648,8 +648,8 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         let owner = s.durable.owner.clone();
         let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
-        let mut snapshot = s.engine.export();
-        snapshot.entries.clear();
+        let mut snapshot = Engine::new(s.engine.config().clone()).ok()?.export();
+        snapshot.next_seq = s.engine.next_seq();
         let mut empty = Engine::restore(s.engine.config().clone(), snapshot).ok()?;
         empty.set_online(s.engine.is_online());
         empty.set_paused(s.engine.stats().is_paused);

@@ -6,9 +6,10 @@
 //!   to the same records) and stores the result in the same IndexedDB transaction that deletes the inbox
 //!   records, before it sends any of them: a change is stored once, in one place or the other, so a takeover
 //!   neither loses it nor sends it under two seqs;
-//! - the leader publishes its `stats()`, `pendingChanges()` and `failedChanges()` on the channel after each tick
-//!   that changed them, and followers show those; `forceSyncAll()`, `retryFailed()` and `discardFailed()` are
-//!   forwarded to the leader.
+//! - the leader publishes its `stats()` on the channel after each tick that changed them, and followers show
+//!   them; the `pendingChanges()` and `failedChanges()` lists go along while a follower reads them (serializing
+//!   a long queue's list every tick would cost the leader's main thread for nothing); `forceSyncAll()`,
+//!   `retryFailed()` and `discardFailed()` are forwarded to the leader.
 //!
 //! When the leader closes or crashes, its lock goes and one follower takes over (storage.rs `restore`), then
 //! takes in the inbox. Without BroadcastChannel, or with a custom store (no inbox), a tab that cannot have the
@@ -36,11 +37,15 @@ enum Request {
     Own(Function, Function),
 }
 
-/// What the leader last published.
+/// How long the leader keeps publishing the lists after a follower asked for them.
+const LISTS_FOR_MS: u64 = 5_000;
+
+/// What the leader last published: its stats, and the lists when a follower reads them (of the same version as
+/// the stats, or older).
 struct Mirror {
     stats: JsValue,
-    pending: JsValue,
-    failed: JsValue,
+    version: f64,
+    lists: Option<(f64, JsValue, JsValue)>,
 }
 
 #[derive(Default)]
@@ -50,6 +55,12 @@ pub struct Tabs {
     /// Leader: a follower said hello, so ticks publish the queue's state.
     followers: bool,
     published: Option<u64>,
+    /// Leader: until when the lists go along with the stats.
+    lists_until: u64,
+    /// Leader: states published so far (the number followers compare their lists' age by).
+    publishes: u64,
+    /// Follower: asked the leader for the lists of the current version.
+    wanted: Option<f64>,
     /// Leader: reading the inbox; `again`: a message came meanwhile.
     draining: bool,
     again: bool,
@@ -202,11 +213,14 @@ fn received(shared: &Shared, data: &JsValue) {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         match t.as_str() {
             "state" => {
-                s.durable.tabs.mirror = Some(Mirror {
-                    stats: get(data, "stats"),
-                    pending: get(data, "pending"),
-                    failed: get(data, "failed"),
-                });
+                let version = get(data, "version").as_f64().unwrap_or(0.0);
+                let lists = get(data, "pending");
+                let lists = if lists.is_undefined() {
+                    s.durable.tabs.mirror.take().and_then(|m| m.lists)
+                } else {
+                    Some((version, lists, get(data, "failed")))
+                };
+                s.durable.tabs.mirror = Some(Mirror { stats: get(data, "stats"), version, lists });
                 s.durable.version += 1;
                 drop(s);
                 super::notify(shared);
@@ -240,6 +254,13 @@ fn received(shared: &Shared, data: &JsValue) {
             super::schedule(shared);
         }
         "inbox" => drain_soon(shared),
+        "lists" => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.durable.tabs.lists_until = js::now() + LISTS_FOR_MS;
+                s.durable.tabs.published = None;
+            }
+            super::schedule(shared);
+        }
         "flush" => {
             if let Ok(mut s) = shared.try_borrow_mut() {
                 s.durable.tabs.requests.push(Request::Follower(get(data, "id")));
@@ -408,11 +429,15 @@ pub fn publish(shared: &Shared) {
     if s.destroyed || !tabs.followers || tabs.published == Some(version) || storage::phase(&s) != Phase::Durable {
         return;
     }
-    let stats = super::stats_value(&mut s);
-    let pending = js::from_serde(&s.engine.pending_changes());
-    let failed = js::from_serde(&s.engine.failed_changes());
+    s.durable.tabs.publishes += 1;
+    let number = JsValue::from_f64(s.durable.tabs.publishes as f64);
+    let mut fields = vec![kind("state"), ("stats", super::stats_value(&mut s)), ("version", number)];
+    if js::now() < s.durable.tabs.lists_until {
+        fields.push(("pending", js::from_serde(&s.engine.pending_changes())));
+        fields.push(("failed", js::from_serde(&s.engine.failed_changes())));
+    }
     s.durable.tabs.published = Some(version);
-    s.durable.tabs.post(&message(&[kind("state"), ("stats", stats), ("pending", pending), ("failed", failed)]));
+    s.durable.tabs.post(&message(&fields));
 }
 
 /// `forceSyncAll()` where tabs share the queue. The leader reads the inbox first (a follower may have closed
@@ -479,18 +504,30 @@ pub fn forward(shared: &Shared, what: &str, only: Option<u64>) -> Option<u32> {
     }
     let seq = only.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64));
     s.durable.tabs.post(&message(&[kind(what), ("seq", seq)]));
-    let failed = s.durable.tabs.mirror.as_ref().map(|m| Array::from(&m.failed)).unwrap_or_default();
+    let failed =
+        s.durable.tabs.mirror.as_ref().and_then(|m| m.lists.as_ref()).map(|l| Array::from(&l.2)).unwrap_or_default();
     let count = failed.iter().filter(|f| only.is_none_or(|n| get(f, "seq").as_f64() == Some(n as f64))).count();
     Some(count as u32)
 }
 
-/// Follower: the leader's list (`pendingChanges()` / `failedChanges()`), when one was published.
-pub fn mirrored(s: &super::State, failed: bool) -> Option<JsValue> {
+/// Follower: the leader's list (`pendingChanges()` / `failedChanges()`), the last one published (empty before
+/// any). When it is older than the stats, the leader is asked for fresh ones, and sends them with its stats for
+/// the next [`LISTS_FOR_MS`].
+pub fn mirrored(s: &mut super::State, failed: bool) -> Option<JsValue> {
     if storage::phase(s) != Phase::Follower {
         return None;
     }
-    let mirror = s.durable.tabs.mirror.as_ref()?;
-    Some(if failed { &mirror.failed } else { &mirror.pending }.clone())
+    let tabs = &mut s.durable.tabs;
+    let (version, lists) = match &tabs.mirror {
+        Some(mirror) => (mirror.version, mirror.lists.as_ref()),
+        None => (-1.0, None),
+    };
+    let list = lists.map(|(_, pending, failed_list)| if failed { failed_list } else { pending }.clone());
+    if lists.is_none_or(|(at, _, _)| *at < version) && tabs.wanted != Some(version) {
+        tabs.wanted = Some(version);
+        tabs.post(&message(&[kind("lists")]));
+    }
+    Some(list.unwrap_or_else(|| Array::new().into()))
 }
 
 /// Follower: a copy of the leader's stats, for `stats()` to set this tab's own fields on.

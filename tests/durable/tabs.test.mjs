@@ -148,6 +148,8 @@ describe("tabs share one queue", () => {
         window.t.sync.queueLowChange("user_preferences", `${prefix}a0`, "update", { theme: "from-b" });
       }, prefix);
       await b.waitForFunction(() => window.t.sync.stats().pending === 40, null, { timeout: 2000 });
+      // The lists come from the leader once a follower reads them (asked on the first read).
+      await b.waitForFunction((prefix) => window.t.sync.pendingChanges().filter((c) => c.id.startsWith(prefix)).length === 40, prefix, { timeout: 2000 });
       for (const page of [a, b]) {
         const seen = await page.evaluate((prefix) => {
           const s = window.t.sync.stats();
