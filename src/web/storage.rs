@@ -647,6 +647,8 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         s.durable.journal.touch_all();
         let owner = s.durable.owner.clone();
         let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
+        let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
+        s.durable.tabs.inboxed.extend(records);
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
         let mut snapshot = Engine::new(s.engine.config().clone()).ok()?.export();
         snapshot.next_seq = s.engine.next_seq();

@@ -61,6 +61,10 @@ pub struct Tabs {
     publishes: u64,
     /// Follower: asked the leader for the lists of the current version.
     wanted: Option<f64>,
+    /// Leader: took in inbox records since the last publish.
+    took_in: bool,
+    /// Follower: records written to the inbox that the leader has not said it took in yet.
+    pub inboxed: std::collections::BTreeSet<(String, String)>,
     /// Leader: reading the inbox; `again`: a message came meanwhile.
     draining: bool,
     again: bool,
@@ -221,6 +225,9 @@ fn received(shared: &Shared, data: &JsValue) {
                     Some((version, lists, get(data, "failed")))
                 };
                 s.durable.tabs.mirror = Some(Mirror { stats: get(data, "stats"), version, lists });
+                if get(data, "tookIn").is_truthy() {
+                    s.durable.tabs.inboxed.clear();
+                }
                 s.durable.version += 1;
                 drop(s);
                 super::notify(shared);
@@ -394,6 +401,7 @@ fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> 
             ));
         }
         s.durable.tabs.holding = true;
+        s.durable.tabs.took_in = true;
         s.durable.write_anyway();
     }
     let write = storage::write(shared, Some(taken.into()));
@@ -436,8 +444,32 @@ pub fn publish(shared: &Shared) {
         fields.push(("pending", js::from_serde(&s.engine.pending_changes())));
         fields.push(("failed", js::from_serde(&s.engine.failed_changes())));
     }
+    if std::mem::take(&mut s.durable.tabs.took_in) {
+        fields.push(("tookIn", JsValue::TRUE));
+    }
     s.durable.tabs.published = Some(version);
     s.durable.tabs.post(&message(&fields));
+}
+
+/// Whether a change of this tab's user to the record is pending or in flight in the queue this tab shows: the one
+/// place issue 11's hold-and-rebase rule asks. In a follower: its changes not yet written to the inbox, those the
+/// leader has not yet said it took in (cleared by the first state the leader publishes after a read of the inbox,
+/// which may be a read that began a few milliseconds before this tab's last write), and the leader's last
+/// published pending list (asked for on the first call).
+#[expect(dead_code, reason = "issue 11's hold-and-rebase rule calls it (CONTRACT §3) once h11-remote is merged")]
+pub fn has_local_change(s: &mut super::State, table: &str, id: &str) -> bool {
+    use crate::core::SavedState;
+    let own = s.engine.export_record(table, id).iter().any(|e| !matches!(e.state, SavedState::Failed { .. }));
+    if own || storage::phase(s) != Phase::Follower {
+        return own;
+    }
+    if s.durable.tabs.inboxed.contains(&(table.to_owned(), id.to_owned())) {
+        return true;
+    }
+    let Some(list) = mirrored(s, false) else { return false };
+    Array::from(&list).iter().any(|c| {
+        get(&c, "table").as_string().as_deref() == Some(table) && get(&c, "id").as_string().as_deref() == Some(id)
+    })
 }
 
 /// `forceSyncAll()` where tabs share the queue. The leader reads the inbox first (a follower may have closed
