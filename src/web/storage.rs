@@ -511,6 +511,20 @@ fn enqueue_again(engine: &mut Engine, saved: &SavedEntry) {
     }
 }
 
+/// Empties the queue (keeping the replay identity: the seqs go on), and the next write stores it empty.
+pub fn drop_queue(s: &mut State) {
+    let config = s.engine.config().clone();
+    let Some(mut snapshot) = Engine::new(config.clone()).ok().map(|e| e.export()) else { return };
+    snapshot.next_seq = s.engine.next_seq();
+    let Ok(mut empty) = Engine::restore(config, snapshot) else { return };
+    empty.set_online(s.engine.is_online());
+    empty.set_paused(s.engine.stats().is_paused);
+    s.engine = empty;
+    s.stats = None;
+    s.notified_version = u64::MAX;
+    touch_all(s);
+}
+
 /// Another tab's change, taken in from the inbox by the tab that holds the queue.
 pub fn requeue(s: &mut State, saved: &SavedEntry) {
     enqueue_again(&mut s.engine, saved);
@@ -650,12 +664,7 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
         s.durable.tabs.inboxed.extend(records);
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
-        let mut snapshot = Engine::new(s.engine.config().clone()).ok()?.export();
-        snapshot.next_seq = s.engine.next_seq();
-        let mut empty = Engine::restore(s.engine.config().clone(), snapshot).ok()?;
-        empty.set_online(s.engine.is_online());
-        empty.set_paused(s.engine.stats().is_paused);
-        s.engine = empty;
+        drop_queue(s);
         (s.durable.store.clone()?, s.durable.key.clone()?, written.text)
     };
     let inbox = get(&store.this, "inbox").dyn_into::<Function>().ok()?;
@@ -772,6 +781,7 @@ pub fn clear(shared: &Shared) -> Promise {
         Ok(promise) => promise,
         Err(e) => Promise::reject(&e),
     };
+    super::tabs::cleared(shared);
     // What a restore set aside goes too (the queue's own delete decides the answer).
     if let Ok(promise) = call(&store, &store.clear, &[JsValue::from_str(&aside_key(&key))]) {
         spawn_local(async move {

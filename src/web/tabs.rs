@@ -274,6 +274,13 @@ fn received(shared: &Shared, data: &JsValue) {
             }
             drain_soon(shared);
         }
+        // A follower's clearPersisted(): the user's unsent changes are dropped in every tab, not only stored ones.
+        "cleared" => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                storage::drop_queue(&mut s);
+            }
+            super::schedule(shared);
+        }
         "retry" | "discard" => {
             let only = get(data, "seq").as_f64().map(|n| n as u64);
             if let Ok(mut s) = shared.try_borrow_mut() {
@@ -508,6 +515,15 @@ pub fn flush(shared: &Shared) -> Option<Promise> {
         s.durable.tabs.post(&message(&[kind("flush"), ("id", JsValue::from_str(&id))]));
     });
     Some(promise)
+}
+
+/// Follower: `clearPersisted()` deleted the stored queue; the leader drops the one it holds.
+pub fn cleared(shared: &Shared) {
+    if let Ok(s) = shared.try_borrow() {
+        if storage::phase(&s) == Phase::Follower {
+            s.durable.tabs.post(&message(&[kind("cleared")]));
+        }
+    }
 }
 
 /// Follower: an inbox write started; tells the leader once it is committed.

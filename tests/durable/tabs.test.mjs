@@ -216,4 +216,30 @@ describe("tabs share one queue", () => {
       await context.close();
     }
   });
+
+  test("clearPersisted() in a follower drops the user's unsent changes in every tab", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `cleared-${Date.now()}-`;
+      await a.evaluate((prefix) => {
+        for (let i = 0; i < 5; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}a${i}`, "upsert", { id: `${prefix}a${i}`, theme: "z" });
+      }, prefix);
+      await b.evaluate((prefix) => {
+        for (let i = 0; i < 5; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}b${i}`, "upsert", { id: `${prefix}b${i}`, theme: "z" });
+      }, prefix);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 10, null, { timeout: 2000 });
+      await b.evaluate(() => window.t.sync.clearPersisted());
+      await a.waitForFunction(() => window.t.sync.stats().pending === 0, null, { timeout: 2000 });
+      await a.reload();
+      await a.waitForFunction(() => window.ready === true);
+      await create(a);
+      assert.equal(await a.evaluate(() => window.t.sync.pendingChanges().length), 0, "nothing stored either");
+    } finally {
+      await context.close();
+    }
+  });
 });
