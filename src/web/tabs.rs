@@ -232,7 +232,13 @@ fn received(shared: &Shared, data: &JsValue) {
                 drop(s);
                 super::notify(shared);
             }
-            "leader" => s.durable.tabs.post(&message(&[kind("hello")])),
+            // A new leader (a takeover) numbers its states from the start.
+            "leader" => {
+                let tabs = &mut s.durable.tabs;
+                tabs.mirror = None;
+                tabs.wanted = None;
+                tabs.post(&message(&[kind("hello")]));
+            }
             "flushed" => {
                 let id = get(data, "id").as_string().unwrap_or_default();
                 let tabs = &mut s.durable.tabs;
