@@ -652,7 +652,7 @@ fn retry_later(shared: &Shared) {
 /// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
 /// leader's state is what it shows). A failed write puts them back, to be tried again with the next tick.
 fn write_inbox(shared: &Shared) -> Option<Promise> {
-    let (store, key, text) = {
+    let (store, key, text, due) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.clearing || s.durable.journal.is_empty() || s.engine.export_refs().is_empty() {
@@ -663,10 +663,14 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
         let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
         s.durable.tabs.inboxed.extend(records);
+        let due = s.engine.poll_timeout();
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
         drop_queue(s);
-        (s.durable.store.clone()?, s.durable.key.clone()?, written.text)
+        (s.durable.store.clone()?, s.durable.key.clone()?, written.text, due)
     };
+    if let Some(due) = due {
+        super::tabs::wake_leader_at(shared, due);
+    }
     let inbox = get(&store.this, "inbox").dyn_into::<Function>().ok()?;
     let result = call(&store, &inbox, &[JsValue::from_str(&key), JsValue::from_str(&text)]);
     let promise = match result {

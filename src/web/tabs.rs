@@ -65,6 +65,8 @@ pub struct Tabs {
     took_in: bool,
     /// Follower: records written to the inbox that the leader has not said it took in yet.
     pub inboxed: std::collections::BTreeSet<(String, String)>,
+    /// Follower: wakes the leader at the earliest deadline of the changes this tab queued.
+    alarm: Option<(u64, gloo_timers::callback::Timeout)>,
     /// Leader: reading the inbox; `again`: a message came meanwhile.
     draining: bool,
     again: bool,
@@ -99,6 +101,7 @@ impl Tabs {
             }
         }
         self.on_message = None;
+        self.alarm = None;
         let destroyed = js::error("RecordSync: destroyed before everything was synced");
         for (_, _, reject) in self.asked.drain(..) {
             let _ = reject.call1(&JsValue::UNDEFINED, &destroyed);
@@ -267,6 +270,7 @@ fn received(shared: &Shared, data: &JsValue) {
             super::schedule(shared);
         }
         "inbox" => drain_soon(shared),
+        "wake" => super::schedule(shared),
         "lists" => {
             if let Ok(mut s) = shared.try_borrow_mut() {
                 s.durable.tabs.lists_until = js::now() + LISTS_FOR_MS;
@@ -530,6 +534,29 @@ pub fn cleared(shared: &Shared) {
             s.durable.tabs.post(&message(&[kind("cleared")]));
         }
     }
+}
+
+/// Follower: the changes just written to the inbox are due at `deadline`. The leader's timer may be throttled (a
+/// hidden tab's timers run once a minute in Chromium after a while), so this tab, where the user is, wakes it then.
+pub fn wake_leader_at(shared: &Shared, deadline: u64) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let now = js::now();
+    if let Some((at, _)) = &s.durable.tabs.alarm {
+        if *at <= deadline && *at > now {
+            return;
+        }
+    }
+    let weak = std::rc::Rc::downgrade(shared);
+    let delay = deadline.saturating_sub(now).min(i32::MAX as u64) as u32;
+    let timeout = gloo_timers::callback::Timeout::new(delay, move || {
+        if let Some(shared) = weak.upgrade() {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.durable.tabs.alarm = None;
+                s.durable.tabs.post(&message(&[kind("wake")]));
+            }
+        }
+    });
+    s.durable.tabs.alarm = Some((deadline, timeout));
 }
 
 /// Follower: an inbox write started; tells the leader once it is committed.

@@ -242,4 +242,25 @@ describe("tabs share one queue", () => {
       await context.close();
     }
   });
+
+  test("a follower wakes the leader when its changes are due (the leader's timers may be throttled in a hidden tab)", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      // The leader's long timers never fire, as in a hidden tab under Chromium's intensive throttling.
+      await a.evaluate(() => {
+        const real = window.setTimeout;
+        window.setTimeout = (fn, ms, ...rest) => (ms > 200 ? 0 : real(fn, ms, ...rest));
+      });
+      await create(a, { syncIntervals: { 1: 400 } });
+      assert.deepEqual(await create(b, { syncIntervals: { 1: 400 } }), { durable: true, leader: false });
+      const id = `wake-${Date.now()}`;
+      await b.evaluate((id) => window.t.sync.queueHighChange("user_preferences", id, "upsert", { id, theme: "w" }), id);
+      await b.waitForTimeout(2000);
+      assert.equal((await rows(server, "user_preferences", token, `id=eq.${id}`)).length, 1, "sent at its deadline");
+    } finally {
+      await context.close();
+    }
+  });
 });
