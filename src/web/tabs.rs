@@ -580,7 +580,7 @@ pub fn inboxed(shared: &Shared, write: &Promise) {
 /// Follower: `retryFailed()` / `discardFailed()` go to the leader; the count is that of the published list.
 pub fn forward(shared: &Shared, what: &str, only: Option<u64>) -> Option<u32> {
     let s = shared.try_borrow().ok()?;
-    if storage::phase(&s) != Phase::Follower {
+    if s.destroyed || storage::phase(&s) != Phase::Follower {
         return None;
     }
     let seq = only.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64));

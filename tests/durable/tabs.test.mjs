@@ -263,4 +263,31 @@ describe("tabs share one queue", () => {
       await context.close();
     }
   });
+
+  test("a follower shows the failed list, and its retryFailed and discardFailed act on the shared queue", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const id = `refused-${Date.now()}`;
+      // The schema refuses the unit: a permanent failure, on the failed list.
+      const summary = await b.evaluate((id) => {
+        window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, units: "stone" });
+        return window.t.sync.forceSyncAll().then((s) => ({ failed: s.failed.map((f) => f.id) }));
+      }, id);
+      assert.deepEqual(summary.failed, [id]);
+      await b.waitForFunction((id) => window.t.sync.failedChanges().some((f) => f.id === id), id, { timeout: 2000 });
+      assert.equal(await b.evaluate(() => window.t.sync.stats().failedSyncs), 1);
+      assert.equal(await b.evaluate(() => window.t.sync.retryFailed()), 1);
+      await a.waitForFunction(() => window.t.sync.stats().failedSyncs === 2, null, { timeout: 2000 });
+      await b.waitForFunction((id) => window.t.sync.failedChanges().some((f) => f.id === id), id, { timeout: 2000 });
+      assert.equal(await b.evaluate(() => window.t.sync.discardFailed()), 1);
+      await a.waitForFunction(() => window.t.sync.failedChanges().length === 0, null, { timeout: 2000 });
+      await b.waitForFunction(() => window.t.sync.failedChanges().length === 0, null, { timeout: 2000 });
+    } finally {
+      await context.close();
+    }
+  });
 });
