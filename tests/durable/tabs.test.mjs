@@ -139,6 +139,11 @@ describe("tabs share one queue", () => {
       await create(a);
       assert.deepEqual(await create(b), { durable: true, leader: false });
       const prefix = `mirror-${Date.now()}-`;
+      // What a SyncMonitor in the follower hears: its subscribe() listeners.
+      await b.evaluate(() => {
+        window.heard = [];
+        window.t.sync.subscribe((s) => window.heard.push({ pending: s.pending, leader: s.leader }));
+      });
       await a.evaluate((prefix) => {
         for (let i = 0; i < 30; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}a${i}`, "upsert", { id: `${prefix}a${i}`, theme: "x" });
       }, prefix);
@@ -148,6 +153,7 @@ describe("tabs share one queue", () => {
         window.t.sync.queueLowChange("user_preferences", `${prefix}a0`, "update", { theme: "from-b" });
       }, prefix);
       await b.waitForFunction(() => window.t.sync.stats().pending === 40, null, { timeout: 2000 });
+      assert.deepEqual(await b.evaluate(() => window.heard.at(-1)), { pending: 40, leader: false }, "subscribers hear the shared queue");
       // The lists come from the leader once a follower reads them (asked on the first read).
       await b.waitForFunction((prefix) => window.t.sync.pendingChanges().filter((c) => c.id.startsWith(prefix)).length === 40, prefix, { timeout: 2000 });
       for (const page of [a, b]) {
