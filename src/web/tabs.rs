@@ -122,6 +122,11 @@ fn message(fields: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
+/// `value` as an array; an empty one for anything else (a message from another script on the channel).
+fn array(value: &JsValue) -> Array {
+    value.dyn_ref::<Array>().cloned().unwrap_or_default()
+}
+
 fn kind(t: &str) -> (&'static str, JsValue) {
     ("t", JsValue::from_str(t))
 }
@@ -381,7 +386,7 @@ async fn drain(weak: std::rc::Weak<std::cell::RefCell<super::State>>) {
 /// Queues the inbox's changes behind the queue's own and starts the write that stores them and deletes the
 /// inbox records. Returns that write.
 fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> {
-    let (keys, texts) = (Array::from(keys), Array::from(texts));
+    let (keys, texts) = (array(keys), array(texts));
     if texts.length() == 0 {
         return None;
     }
@@ -484,7 +489,7 @@ pub fn has_local_change(s: &mut super::State, table: &str, id: &str) -> bool {
         return true;
     }
     let Some(list) = mirrored(s, false) else { return false };
-    Array::from(&list).iter().any(|c| {
+    array(&list).iter().any(|c| {
         get(&c, "table").as_string().as_deref() == Some(table) && get(&c, "id").as_string().as_deref() == Some(id)
     })
 }
@@ -585,8 +590,7 @@ pub fn forward(shared: &Shared, what: &str, only: Option<u64>) -> Option<u32> {
     }
     let seq = only.map_or(JsValue::UNDEFINED, |n| JsValue::from_f64(n as f64));
     s.durable.tabs.post(&message(&[kind(what), ("seq", seq)]));
-    let failed =
-        s.durable.tabs.mirror.as_ref().and_then(|m| m.lists.as_ref()).map(|l| Array::from(&l.2)).unwrap_or_default();
+    let failed = s.durable.tabs.mirror.as_ref().and_then(|m| m.lists.as_ref()).map(|l| array(&l.2)).unwrap_or_default();
     let count = failed.iter().filter(|f| only.is_none_or(|n| get(f, "seq").as_f64() == Some(n as f64))).count();
     Some(count as u32)
 }
