@@ -62,12 +62,18 @@ export function indexedDbStore(name) {
   const write = (db, user, text, replace, drained) => {
     const tx = db.transaction(STORE, "readwrite");
     const store = tx.objectStore(STORE);
-    if (replace) store.delete(range(user));
-    // The inbox records the queue took in go in the same transaction: stored once, in one place or the other.
-    for (const key of drained ?? []) store.delete(key);
-    const n = next.get(user) ?? 0;
-    next.set(user, n + 1);
-    store.put(text, [user, n]);
+    try {
+      if (replace) store.delete(range(user));
+      // The inbox records the queue took in go in the same transaction: stored once, in one place or the other.
+      for (const key of drained ?? []) store.delete(key);
+      const n = next.get(user) ?? 0;
+      next.set(user, n + 1);
+      store.put(text, [user, n]);
+    } catch (e) {
+      // A put that throws must not leave the deletes to commit on their own.
+      tx.abort();
+      throw e;
+    }
     const done = committed(tx);
     // Commit now rather than after the request's callbacks: the page may be on its way out (a reload in the
     // same task).

@@ -561,15 +561,16 @@ pub fn touch_all(s: &mut State) {
 
 /// Writes what the engine touched since the last write: one store call (one IndexedDB transaction).
 pub fn persist(shared: &Shared) {
-    write(shared, None);
+    write(shared);
 }
 
-/// [`persist`], deleting the inbox records `drained` (src/web/tabs.rs) in the same transaction. Returns the write.
-pub fn write(shared: &Shared, drained: Option<JsValue>) -> Option<Promise> {
+/// [`persist`], returning the write. The leader's write also deletes the inbox records it took in (src/web/tabs.rs),
+/// in the same transaction.
+pub fn write(shared: &Shared) -> Option<Promise> {
     if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Follower) {
         return write_inbox(shared);
     }
-    let (store, key, written, number) = {
+    let (store, key, written, number, drained) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.phase != Phase::Durable || s.durable.clearing {
@@ -580,10 +581,14 @@ pub fn write(shared: &Shared, drained: Option<JsValue>) -> Option<Promise> {
         let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
         s.durable.writes += 1;
         let key = s.durable.key.clone()?;
-        (store, key, written, s.durable.writes)
+        let drained: Array = s.durable.tabs.undeleted.iter().map(|(_, key)| key.clone()).collect();
+        (store, key, written, s.durable.writes, drained)
     };
+    let deleting = drained.length() as usize;
     let mut args = vec![JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
-    args.extend(drained);
+    if deleting > 0 {
+        args.push(drained.into());
+    }
     let result = call(&store, &store.append, &args);
     let returned = result.as_ref().ok().cloned();
     let weak = Rc::downgrade(shared);
@@ -599,6 +604,9 @@ pub fn write(shared: &Shared, drained: Option<JsValue>) -> Option<Promise> {
         match result {
             Ok(()) => {
                 d.failures = 0;
+                // The inbox records this write deleted (those taken in since are still to delete).
+                let deleted = deleting.min(d.tabs.undeleted.len());
+                d.tabs.undeleted.drain(..deleted);
                 if d.error.as_ref().is_some_and(|(at, _)| *at < number) {
                     d.error = None;
                     d.version += 1;

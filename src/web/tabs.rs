@@ -63,6 +63,10 @@ pub struct Tabs {
     wanted: Option<f64>,
     /// Leader: took in inbox records since the last publish.
     took_in: bool,
+    /// Leader: inbox records taken in whose deletion is not committed yet (their key as JSON, and the key): every
+    /// write deletes them until one succeeds, and a later read of the inbox skips them, so that a failed write
+    /// does not queue them twice.
+    pub undeleted: Vec<(String, JsValue)>,
     /// Follower: records written to the inbox that the leader has not said it took in yet.
     pub inboxed: std::collections::BTreeSet<(String, String)>,
     /// Follower: wakes the leader at the earliest deadline of the changes this tab queued.
@@ -390,11 +394,15 @@ fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> 
     if texts.length() == 0 {
         return None;
     }
-    let taken = Array::new();
     {
         let mut s = shared.try_borrow_mut().ok()?;
         let mut unreadable = Vec::new();
         for (index, text) in texts.iter().enumerate() {
+            let key = keys.get(index as u32);
+            let key_text = js::json_text(&key).unwrap_or_default();
+            if s.durable.tabs.undeleted.iter().any(|(k, _)| *k == key_text) {
+                continue;
+            }
             let text = text.as_string().unwrap_or_default();
             let read = journal::replay(std::slice::from_ref(&text));
             // Never another user's changes (they stay in the inbox for a tab of theirs).
@@ -403,7 +411,7 @@ fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> 
                     continue;
                 }
             }
-            taken.push(&keys.get(index as u32));
+            s.durable.tabs.undeleted.push((key_text, key));
             match read {
                 Ok(Some(stored)) => {
                     for saved in &stored.snapshot.entries {
@@ -426,7 +434,7 @@ fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> 
         s.durable.tabs.took_in = true;
         s.durable.write_anyway();
     }
-    let write = storage::write(shared, Some(taken.into()));
+    let write = storage::write(shared);
     if write.is_none() {
         if let Ok(mut s) = shared.try_borrow_mut() {
             s.durable.tabs.holding = false;

@@ -296,4 +296,41 @@ describe("tabs share one queue", () => {
       await context.close();
     }
   });
+
+  test("a leader whose write fails while it takes in a follower's change queues it once and deletes it later", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      // The leader tab's own puts fail while `failPuts` is set. (A stand-in for a full disk: Chromium's quota
+      // override applies to a whole origin, so it cannot fail one tab's writes and not the other's.)
+      await a.evaluate(() => {
+        const put = IDBObjectStore.prototype.put;
+        IDBObjectStore.prototype.put = function (...args) {
+          if (window.failPuts) throw new DOMException("disk full (test)", "QuotaExceededError");
+          return put.apply(this, args);
+        };
+      });
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `undeleted-${Date.now()}-`;
+      await a.evaluate(() => (window.failPuts = true));
+      const queueIn = (n) =>
+        b.evaluate(({ prefix, n }) => window.t.sync.queueLowChange("user_preferences", `${prefix}${n}`, "upsert", { id: `${prefix}${n}`, theme: "u" }), { prefix, n });
+      await queueIn(0);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 1 && /disk full/.test(window.t.sync.stats().lastError ?? ""), null, { timeout: 3000 });
+      // Another change makes the leader read the inbox again: the first one is not taken in twice.
+      await queueIn(1);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 2, null, { timeout: 3000 });
+      await a.evaluate(() => (window.failPuts = false));
+      await a.waitForFunction(() => window.t.sync.stats().lastError === null, null, { timeout: 5000 });
+      assert.equal(await a.evaluate(() => window.t.sync.stats().mergedChanges), 0, "no change queued twice");
+      const inbox = await a.evaluate((user) => window.t.idb((store) => store.count(IDBKeyRange.bound([`${user}\u0000inbox`], [`${user}\u0000inbox`, []]))), USER);
+      assert.equal(inbox, 0, "the inbox records are deleted once a write succeeds");
+      assert.equal((await a.evaluate(() => window.t.sync.forceSyncAll())).failed.length, 0);
+      assert.equal((await rows(server, "user_preferences", token, `id=like.${prefix}*`)).length, 2);
+    } finally {
+      await context.close();
+    }
+  });
 });
