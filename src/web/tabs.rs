@@ -12,8 +12,8 @@
 //!   `retryFailed()` and `discardFailed()` are forwarded to the leader.
 //!
 //! When the leader closes or crashes, its lock goes and one follower takes over (storage.rs `restore`), then
-//! takes in the inbox. Without BroadcastChannel, or with a custom store (no inbox), a tab that cannot have the
-//! lock keeps its changes in memory and sends them itself, as before.
+//! takes in the inbox. Without BroadcastChannel, with a custom store (no inbox), or for the queue kept under no
+//! user (`follow`), a tab that cannot have the lock keeps its changes in memory and sends them itself, as before.
 
 use js_sys::{Array, Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
