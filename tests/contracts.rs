@@ -105,6 +105,7 @@ fn shell_stats(engine_stats: Value) -> Value {
             "lastPullAt" => Value::Null,
             "realtimeConnected" => json!(false),
             "remoteChangesReceived" => json!(0),
+            "leader" => json!(true),
             "lastError" => continue,
             other => panic!("storage::stats sets {other:?}: give it its initial value here and in INITIAL_STATS"),
         };

@@ -57,6 +57,7 @@ export const INITIAL_STATS: SyncStats = Object.freeze({
   lastPullAt: null,
   realtimeConnected: false,
   remoteChangesReceived: 0,
+  leader: true,
 });
 
 const EMPTY: readonly never[] = Object.freeze([]);

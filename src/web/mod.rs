@@ -14,6 +14,7 @@ mod options;
 mod pull;
 mod realtime;
 mod storage;
+mod tabs;
 mod timeout;
 mod transport;
 mod types;
@@ -175,6 +176,7 @@ fn tick(shared: &Shared) {
     settle_waiters(shared);
     notify(shared);
     pull::after_tick(shared);
+    tabs::publish(shared);
 }
 
 fn arm_timer(s: &mut State, shared: &Shared, now: u64) {
@@ -276,6 +278,26 @@ fn settle_waiters(shared: &Shared) {
     for (waiter, summary) in settled {
         let _ = waiter.resolve.call1(&JsValue::UNDEFINED, &summary);
     }
+}
+
+/// `forceSyncAll()` of this instance's own queue.
+fn flush_all(shared: &Shared) -> Promise {
+    let mut s = match state(shared) {
+        Ok(s) => s,
+        Err(e) => return Promise::reject(&e),
+    };
+    let watermark = s.engine.flush_all(js::now());
+    let stats = s.engine.stats();
+    let (confirmed_before, conflicts_before) = (stats.successful_syncs, stats.conflicts);
+    let mut slot = None;
+    let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+    if let Some((resolve, reject)) = slot {
+        s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
+    }
+    drop(s);
+    auth::ask_now(shared);
+    schedule(shared);
+    promise
 }
 
 /// The stats object, rebuilt only when the engine's version moved (so React sees the same object until then).
@@ -587,22 +609,11 @@ impl RecordSync {
     /// instance is destroyed first.
     #[wasm_bindgen(js_name = forceSyncAll, unchecked_return_type = "Promise<SyncSummary>")]
     pub fn force_sync_all(&self) -> Promise {
-        let mut s = match self.shared() {
-            Ok(s) => s,
-            Err(e) => return Promise::reject(&e),
-        };
-        let watermark = s.engine.flush_all(js::now());
-        let stats = s.engine.stats();
-        let (confirmed_before, conflicts_before) = (stats.successful_syncs, stats.conflicts);
-        let mut slot = None;
-        let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
-        if let Some((resolve, reject)) = slot {
-            s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
+        if let Err(e) = self.shared() {
+            return Promise::reject(&e);
         }
-        drop(s);
-        auth::ask_now(&self.shared);
-        schedule(&self.shared);
-        promise
+        // A tab that follows another asks the one that sends the shared queue.
+        tabs::flush(&self.shared).unwrap_or_else(|| flush_all(&self.shared))
     }
 
     /// The current figures: the same (frozen) object until something changes.
@@ -634,12 +645,14 @@ impl RecordSync {
     /// Every write not yet confirmed or failed, in send order (in flight, queued, blocked).
     #[wasm_bindgen(js_name = pendingChanges, unchecked_return_type = "PendingChange[]")]
     pub fn pending_changes(&self) -> Result<JsValue, JsValue> {
-        Ok(js::from_serde(&self.shared()?.engine.pending_changes()))
+        let mut s = self.shared()?;
+        Ok(tabs::mirrored(&mut s, false).unwrap_or_else(|| js::from_serde(&s.engine.pending_changes())))
     }
 
     #[wasm_bindgen(js_name = failedChanges, unchecked_return_type = "FailedChange[]")]
     pub fn failed_changes(&self) -> Result<JsValue, JsValue> {
-        Ok(js::from_serde(&self.shared()?.engine.failed_changes()))
+        let mut s = self.shared()?;
+        Ok(tabs::mirrored(&mut s, true).unwrap_or_else(|| js::from_serde(&s.engine.failed_changes())))
     }
 
     /// Puts failed writes (all, or the one numbered `seq`) back in the queue, due now. Returns how many.
@@ -649,6 +662,9 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "retryFailed")?;
+        if let Some(count) = tabs::forward(&self.shared, "retry", only) {
+            return Ok(count);
+        }
         let count = {
             let mut s = self.shared()?;
             storage::touch_all(&mut s);
@@ -665,6 +681,9 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "discardFailed")?;
+        if let Some(count) = tabs::forward(&self.shared, "discard", only) {
+            return Ok(count);
+        }
         let count = {
             let mut s = self.shared()?;
             storage::touch_all(&mut s);

@@ -196,7 +196,7 @@ pub fn after_tick(shared: &Shared) {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         let s = &mut *s;
         let Some(pull) = s.pull.as_mut() else { return };
-        pull.remote.settle(&s.engine);
+        pull.remote.settle(&super::tabs::LocalView::new(&s.engine, &mut s.durable));
     }
     kick(shared);
     deliver(shared);
@@ -283,7 +283,7 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
                 return Err("destroyed".into());
             }
             let Some(pull) = s.pull.as_mut() else { return Err("destroyed".into()) };
-            let more = pull.remote.on_page(&answer, &s.engine, js::now());
+            let more = pull.remote.on_page(&answer, &super::tabs::LocalView::new(&s.engine, &mut s.durable), js::now());
             if let Some(cursor) = pull.remote.take_moved_cursor() {
                 storage::remote_cursor(s, cursor);
             }

@@ -112,7 +112,11 @@ fn on_event(shared: &Shared, event: &JsValue) {
                 match get(event, "op").as_string().as_deref() {
                     Some("INSERT" | "UPDATE") => match js::to_row(&record) {
                         Ok(row) => {
-                            let _ = pull.remote.on_realtime_row(&table, &row, &s.engine);
+                            let _ = pull.remote.on_realtime_row(
+                                &table,
+                                &row,
+                                &super::tabs::LocalView::new(&s.engine, &mut s.durable),
+                            );
                         }
                         Err(why) => {
                             pull.remote.on_realtime_other(Some(&format!("a {table} row that is not JSON: {why}")))

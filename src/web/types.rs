@@ -136,7 +136,9 @@ export interface PullSummary {
 
 /** A custom store for the queue. Records are opaque strings, to be handed back by `load` in the order they were
  *  appended; `append` calls must be applied in call order. A rejected or throwing call is reported as
- *  `lastError` and the whole queue is written again with the next change. */
+ *  `lastError` and the whole queue is written again after a backoff (and with the next change). `clear` is
+ *  also called with `"<user>#unreadable"`, the key of records a restore could not read. A custom store is not
+ *  shared by live tabs: a tab that cannot have the queue keeps its changes in memory. */
 export interface QueueStore {
   /** Every record stored for `user` ("" without a user option), oldest first. */
   load(user: string): Promise<string[]>;
@@ -205,8 +207,9 @@ export interface SyncStats {
   lastError: string | null;
   /** Enqueue-to-confirmed time of recent writes; null before the first. */
   latencyMs: Latency | null;
-  /** The queue is restored from and written to storage. False while restoring, without a store, after a
-   *  storage fault (then `lastError` says which), and in a second tab while another holds this user's queue. */
+  /** The queue is restored from and written to storage (in a tab that follows another: this tab's changes are
+   *  written to the shared queue's inbox). False while restoring, without a store, after a storage fault (then
+   *  `lastError` says which), and in a second tab that cannot follow the one holding this user's queue. */
   durable: boolean;
   /** The stored queue is being read (or waits for a token that says whose it is): `pending` and
    *  `pendingChanges()` do not count it yet, nothing is sent, and `forceSyncAll()` waits for it. */
@@ -220,6 +223,9 @@ export interface SyncStats {
   realtimeConnected: boolean;
   /** Changes handed to `onRemoteChanges` listeners since the instance was created. */
   remoteChangesReceived: number;
+  /** This tab sends the queue. False in a tab that follows another tab of the same user: its changes go to the
+   *  shared queue through IndexedDB, and the figures, `pendingChanges()` and `failedChanges()` are that tab's. */
+  leader: boolean;
 }
 
 /** A write not yet confirmed: the change as it will be sent, and where it stands. */
