@@ -247,6 +247,8 @@ fn received(shared: &Shared, data: &JsValue) {
                 s.durable.version += 1;
                 drop(s);
                 super::notify(shared);
+                // The leader may have settled this tab's changes: remote changes held for them can go on.
+                super::pull::after_tick(shared);
             }
             // A new leader (a takeover) numbers its states from the start.
             "leader" => {
