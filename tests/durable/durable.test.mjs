@@ -311,6 +311,50 @@ describe("whose queue it is without the user option (issue 9)", () => {
   });
 });
 
+describe("remote changes and the stored cursor (issue 11)", () => {
+  test("the catch-up cursor is stored only after the changes before it reached the listeners", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const prefix = `cursor-${Date.now()}-`;
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${server.restUrl}/user_preferences`, {
+          method: "POST",
+          headers: { apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json" },
+          body: JSON.stringify({ id: `${prefix}${i}`, theme: "x" }),
+        });
+        assert.ok(res.ok, `seed: ${res.status}`);
+      }
+      // A store that notes, with every stored cursor, which versions the listener had been handed by then.
+      const checks = await page.evaluate(async ({ url, tokenA, user, prefix }) => {
+        const heard = [];
+        const stored = [];
+        const storage = {
+          async load() { return []; },
+          async append(_user, record) {
+            const cursor = JSON.parse(record).p?.c;
+            if (cursor) stored.push({ upTo: Number(cursor.split("-")[1]), heard: [...heard] });
+          },
+          async clear() {},
+        };
+        window.t.token = tokenA;
+        window.t.create({ url, mode: "rpc", user, storage, pull: { tables: ["user_preferences"], pageSize: 1 } });
+        window.t.sync.onRemoteChanges((changes) => heard.push(...changes.filter((c) => c.id.startsWith(prefix)).map((c) => c.version)));
+        await window.t.sync.pull();
+        return { heard, stored };
+      }, { url: server.restUrl, tokenA, user: USER_A, prefix });
+      assert.equal(checks.heard.length, 3, JSON.stringify(checks));
+      for (const { upTo, heard } of checks.stored) {
+        const before = checks.heard.filter((v) => v <= upTo);
+        assert.deepEqual(heard.filter((v) => v <= upTo), before, `cursor ${upTo} stored before versions ${before} were handed over`);
+      }
+      assert.ok(checks.stored.some(({ upTo }) => upTo >= Math.max(...checks.heard)), "the last cursor is stored");
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe("durable queue across crashes and storage faults", () => {
   test("a browser killed with 500 changes pending (persistent profile) sends them when reopened", async () => {
     const { chromium } = await import("playwright-core");
