@@ -84,6 +84,11 @@ fn cursor_position(text: &str) -> Option<(u64, u64)> {
     Some((number(xid)?, number(version)?))
 }
 
+/// Where a cursor (`None`: the feed's start) is, for comparing; one that is not a feed cursor sorts first.
+fn position(cursor: &Option<String>) -> Option<(u64, u64)> {
+    cursor.as_deref().and_then(cursor_position)
+}
+
 /// The stored cursor: valid only for the table list it was read with (a table added later starts from the
 /// beginning).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +109,10 @@ struct Held {
     change: RemoteChange,
     /// The pull count when the record's local change settled: delivered once a pull begun after it ends.
     settled_at: Option<u64>,
+    /// The cursor a catch-up reads this record's change again from (the cursor before the page that brought
+    /// it, or the cursor when realtime did): held changes live in memory only, so the stored cursor stays here
+    /// until it is delivered.
+    since: Option<String>,
 }
 
 /// A page read whole before any of it is used.
@@ -120,6 +129,8 @@ pub struct Remote {
     /// Sorted table names joined by commas: what the cursor belongs to.
     tables_key: String,
     cursor: Option<String>,
+    /// The cursor last handed out to be stored ([`Remote::take_moved_cursor`]).
+    stored: Option<String>,
     /// Highest version seen per record, to drop duplicates and stale changes.
     known: HashMap<(String, String), u64>,
     held: BTreeMap<(String, String), Held>,
@@ -131,7 +142,6 @@ pub struct Remote {
     last_error: Option<String>,
     received: u64,
     last_pull_at: Option<u64>,
-    cursor_moved: bool,
     version: u64,
 }
 
@@ -145,6 +155,7 @@ impl Remote {
             tables_key: options.tables.join(","),
             options,
             cursor: None,
+            stored: None,
             known: HashMap::new(),
             held: BTreeMap::new(),
             ready: Vec::new(),
@@ -154,7 +165,6 @@ impl Remote {
             last_error: None,
             received: 0,
             last_pull_at: None,
-            cursor_moved: false,
             version: 0,
         }
     }
@@ -173,15 +183,22 @@ impl Remote {
     pub fn restore_cursor(&mut self, saved: Option<SavedCursor>) {
         if let Some(saved) = saved.filter(|s| s.tables == self.tables_key && cursor_position(&s.cursor).is_some()) {
             if self.cursor.is_none() {
+                self.stored = Some(saved.cursor.clone());
                 self.cursor = Some(saved.cursor);
             }
         }
     }
 
-    /// The cursor to store, once it moved since the last call.
+    /// The cursor to store, once it moved since the last call. It never passes a held change: a reload loses
+    /// what is held, and the next instance must read it again (its local change may end in a conflict, and
+    /// then no echo brings the record back).
     pub fn take_moved_cursor(&mut self) -> Option<Option<SavedCursor>> {
-        std::mem::take(&mut self.cursor_moved)
-            .then(|| self.cursor.clone().map(|cursor| SavedCursor { tables: self.tables_key.clone(), cursor }))
+        let safe = self.held.values().map(|h| &h.since).chain([&self.cursor]).min_by_key(|c| position(c)).cloned();
+        let safe = safe.flatten();
+        (safe != self.stored).then(|| {
+            self.stored.clone_from(&safe);
+            safe.map(|cursor| SavedCursor { tables: self.tables_key.clone(), cursor })
+        })
     }
 
     pub fn cursor(&self) -> Option<&str> {
@@ -234,15 +251,15 @@ impl Remote {
                 return Err(why);
             }
         };
+        let before = self.cursor.clone();
         if page.reset {
             // Tombstones past the cursor were pruned: start over (versions already seen are still dropped).
             self.cursor = None;
         } else if page.cursor.is_some() {
-            self.cursor_moved |= page.cursor != self.cursor;
             self.cursor = page.cursor;
         }
         for change in page.changes {
-            self.ingest(change, local);
+            self.ingest(change, &before, local);
         }
         self.version += 1;
         if page.more {
@@ -272,7 +289,8 @@ impl Remote {
             self.wants_pull = true;
             self.version += 1;
         })?;
-        self.ingest(change, local);
+        let since = self.cursor.clone();
+        self.ingest(change, &since, local);
         self.version += 1;
         Ok(())
     }
@@ -325,14 +343,17 @@ impl Remote {
         self.last_pull_at
     }
 
-    fn ingest(&mut self, change: RemoteChange, local: &impl LocalChanges) {
+    /// `since`: a cursor from which the feed holds this change (or a newer one of its record).
+    fn ingest(&mut self, change: RemoteChange, since: &Option<String>, local: &impl LocalChanges) {
         let key = (change.table.clone(), change.id.clone());
         if self.known.get(&key).is_some_and(|&seen| change.version <= seen) {
             return;
         }
         self.known.insert(key.clone(), change.version);
         if local.has_local_change(&change.table, &change.id) {
-            self.held.insert(key, Held { change, settled_at: None });
+            // A change held before is older: the cursor that reads it reads this one too.
+            let since = self.held.remove(&key).map_or_else(|| since.clone(), |h| h.since);
+            self.held.insert(key, Held { change, settled_at: None, since });
         } else if let Some(held) = self.held.get_mut(&key) {
             // Settled, waiting for its catch-up: the newer change waits with it.
             held.change = change;

@@ -283,21 +283,31 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
                 return Err("destroyed".into());
             }
             let Some(pull) = s.pull.as_mut() else { return Err("destroyed".into()) };
-            let more = pull.remote.on_page(&answer, &super::tabs::LocalView::new(&s.engine, &mut s.durable), js::now());
-            if let Some(cursor) = pull.remote.take_moved_cursor() {
-                storage::remote_cursor(s, cursor);
-            }
-            more?
+            pull.remote.on_page(&answer, &super::tabs::LocalView::new(&s.engine, &mut s.durable), js::now())?
         };
-        storage::persist(shared);
         // Reading a page and handing it over are two tasks, so neither holds the main thread for both.
         yield_to_browser().await;
         deliver(shared);
+        store_cursor(shared);
         if !more {
             return Ok(());
         }
         yield_to_browser().await;
     }
+}
+
+/// Stores the cursor once the changes before it were handed to the listeners (or are held, which the core's
+/// cursor accounts for): a page closed before then reads those pages again rather than never handing them over.
+fn store_cursor(shared: &Shared) {
+    {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let s = &mut *s;
+        let Some(cursor) = s.pull.as_mut().filter(|_| !s.destroyed).and_then(|p| p.remote.take_moved_cursor()) else {
+            return;
+        };
+        storage::remote_cursor(s, cursor);
+    }
+    storage::persist(shared);
 }
 
 /// A user's token, as for writes: none to be had, no request (and `needsAuth` says why).

@@ -1,7 +1,7 @@
 // The realtime socket (issue 11): the few Phoenix channel messages Supabase Realtime needs for postgres_changes
 // (vsn 1.0.0 JSON frames: phx_join with config.postgres_changes and access_token, heartbeat, access_token,
 // phx_reply, postgres_changes, system, phx_close/phx_error). Its own rather than @supabase/realtime-js: that
-// client (2.109, with its Phoenix socket) bundles to 57 KB minified, 16.8 KB gzip; this file to 1.6 KB, 0.9 KB
+// client (2.109, with its Phoenix socket) bundles to 57 KB minified, 16.8 KB gzip; this file to 1.8 KB, 0.9 KB
 // gzip (esbuild --minify, gzip -9), and an app on supabase-js keeps its own client either way.
 // Whatever goes wrong, it says "closed" and opens again with backoff; the library catches up after each
 // "subscribed", so what the socket missed comes by the feed.
@@ -21,6 +21,10 @@ export function openRealtime(url, tables, token, onEvent) {
   let ref = 0;
   let joinRef = null;
   let heartbeat = null;
+  // The ref of the heartbeat not answered yet. A connection dropped without a close (a NAT timeout, a network
+  // change, a laptop waking up) fires no event: an unanswered heartbeat is how it is noticed (realtime-js does
+  // the same), else the channel would look live while nothing arrives.
+  let unanswered = null;
   let reconnect = null;
   let failures = 0;
   let closed = false;
@@ -32,6 +36,7 @@ export function openRealtime(url, tables, token, onEvent) {
   const drop = (reason) => {
     clearInterval(heartbeat);
     heartbeat = null;
+    unanswered = null;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       try {
@@ -57,7 +62,10 @@ export function openRealtime(url, tables, token, onEvent) {
       return;
     }
     ws.onopen = () => {
-      heartbeat = setInterval(() => send("phoenix", "heartbeat", {}), HEARTBEAT_MS);
+      heartbeat = setInterval(() => {
+        if (unanswered !== null) return drop("the realtime socket did not answer its heartbeat");
+        unanswered = send("phoenix", "heartbeat", {});
+      }, HEARTBEAT_MS);
       const postgres_changes = tables.map((table) => ({ event: "*", schema: "public", table }));
       joinRef = String(ref + 1);
       send(TOPIC, "phx_join", { config: { postgres_changes, private: false }, access_token: token }, joinRef);
@@ -69,6 +77,7 @@ export function openRealtime(url, tables, token, onEvent) {
       } catch {
         return drop("a realtime frame that is not JSON");
       }
+      if (m?.topic === "phoenix" && m.event === "phx_reply" && m.ref === unanswered) unanswered = null;
       if (!m || typeof m !== "object" || m.topic !== TOPIC) return;
       const payload = m.payload ?? {};
       if (m.event === "phx_reply" && m.ref === joinRef) {

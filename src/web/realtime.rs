@@ -10,7 +10,7 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use wasm_bindgen::prelude::*;
 
 use super::js::{self, get};
-use super::{notify, pull, Shared};
+use super::{notify, pull, storage, Shared};
 
 #[wasm_bindgen(module = "/src/web/realtime.js")]
 extern "C" {
@@ -56,12 +56,17 @@ pub fn socket_url(rest_url: &str, api_key: &str) -> Option<String> {
     Some(format!("{base}/realtime/v1/websocket?apikey={key}&vsn=1.0.0"))
 }
 
-/// Opens the socket if realtime is wanted, none is open, and a token is known.
+/// Opens the socket if realtime is wanted, none is open, and the owner's token is known. Another user's token
+/// is never given to the channel: the server would send that user's rows to this instance, whose listeners,
+/// queue and cursor are the owner's (a sign-in switch on one instance, a wrong token).
 pub fn ensure(shared: &Shared) {
     let (url, tables, token) = {
         let Ok(s) = shared.try_borrow() else { return };
         let Some(pull) = s.pull.as_ref().filter(|p| p.socket.is_none() && !s.destroyed) else { return };
         let (Some(url), Some(token)) = (pull.realtime_url.clone(), s.token.clone()) else { return };
+        if !storage::is_owners(&s, &token) {
+            return;
+        }
         (url, pull.tables.clone(), token)
     };
     let weak = Rc::downgrade(shared);
@@ -81,10 +86,20 @@ pub fn ensure(shared: &Shared) {
     }
 }
 
-/// Gives the channel the instance's current token when it changed (`setAccessToken`, a refresh).
+/// Gives the channel the instance's current token when it changed (`setAccessToken`, a refresh). Another
+/// user's token closes the channel instead; the catch-up after the owner's token is back opens it again.
 pub fn sync_token(shared: &Shared) {
     let Ok(mut s) = shared.try_borrow_mut() else { return };
     let Some(token) = s.token.clone() else { return };
+    if !storage::is_owners(&s, &token) {
+        if let Some(pull) = s.pull.as_mut() {
+            if let Some(socket) = pull.socket.take() {
+                socket.close();
+            }
+            pull.realtime_connected = false;
+        }
+        return;
+    }
     if let Some(socket) = s.pull.as_mut().and_then(|p| p.socket.as_mut()).filter(|socket| socket.token != token) {
         socket.call("setToken", &JsValue::from_str(&token));
         socket.token = token;
