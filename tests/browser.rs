@@ -1135,6 +1135,30 @@ async fn pulled(sync: &RecordSync) -> Value {
     to_json(&JsFuture::from(sync.pull()).await.unwrap_or_else(|e| panic!("pull(): {}", error_text(&e))))
 }
 
+/// QA s9: getAccessToken hands out a token the server refuses (expired): catch-up fails with a 401 and
+/// reports `needsAuth`, as a write does; a token that works clears it and catch-up goes on.
+#[wasm_bindgen_test]
+async fn a_token_refused_on_catch_up_sets_needs_auth_and_a_good_one_clears_it() {
+    let good = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = good.clone();
+    let get = Closure::<dyn FnMut() -> JsValue>::new(move || match flag.get() {
+        true => JsValue::from(TOKEN),
+        false => JsValue::from("not-a-valid-jwt"),
+    });
+    let options = options("rpc", json!({ "pull": { "tables": ["exercises"] }, "syncIntervals": { "3": 600_000 } }));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", get.as_ref());
+    let sync = new_sync(options);
+    let refused = JsFuture::from(sync.pull()).await.expect_err("pull() with a refused token");
+    assert!(error_text(&refused).contains("401"), "{}", error_text(&refused));
+    assert_eq!(stats(&sync)["needsAuth"], true, "{}", stats(&sync));
+    good.set(true);
+    wait_for("needsAuth cleared", 10_000, || stats(&sync)["needsAuth"] == false).await;
+    pulled(&sync).await;
+    assert_eq!(stats(&sync)["needsAuth"], false);
+    sync.destroy();
+}
+
 #[wasm_bindgen_test]
 async fn pull_delivers_other_devices_inserts_updates_and_deletes_and_never_another_users_rows() {
     let p = uid();

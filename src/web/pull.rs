@@ -272,6 +272,9 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or_default();
+            if status == 401 {
+                refused_token(shared);
+            }
             return Err(format!("catch-up failed: HTTP {status} {message}"));
         }
         let answer: serde_json::Value = serde_json::from_str(&text)
@@ -328,6 +331,18 @@ async fn bearer(shared: &Shared, http: &HttpTransport, fresh: bool) -> Result<St
             Err(why)
         }
     }
+}
+
+/// The server refused the token even after a fresh one was asked for: as for writes, it is dropped,
+/// `needsAuth` says so, and `getAccessToken` is asked again with backoff (a token that works clears it).
+fn refused_token(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.token = None;
+        s.engine.set_needs_auth(Some(
+            "the server refused the access token on catch-up (HTTP 401): sign in again, or call setAccessToken",
+        ));
+    }
+    auth::ask_later(shared);
 }
 
 /// One page: status and body. A 401 asks `getAccessToken` for a fresh token once.
