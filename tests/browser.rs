@@ -1132,7 +1132,7 @@ fn heard_of(recorder: &Function, prefix: &str) -> Vec<(String, String, Value, bo
 }
 
 async fn pulled(sync: &RecordSync) -> Value {
-    to_json(&JsFuture::from(sync.pull()).await.unwrap_or_else(|e| panic!("pull(): {}", error_text(&e))))
+    to_json(&JsFuture::from(sync.pull(None).unwrap()).await.unwrap_or_else(|e| panic!("pull(): {}", error_text(&e))))
 }
 
 /// QA s9: getAccessToken hands out a token the server refuses (expired): catch-up fails with a 401 and
@@ -1149,7 +1149,7 @@ async fn a_token_refused_on_catch_up_sets_needs_auth_and_a_good_one_clears_it() 
     let transport = Reflect::get(&options, &"transport".into()).unwrap();
     set(&transport, "getAccessToken", get.as_ref());
     let sync = new_sync(options);
-    let refused = JsFuture::from(sync.pull()).await.expect_err("pull() with a refused token");
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() with a refused token");
     assert!(error_text(&refused).contains("401"), "{}", error_text(&refused));
     assert_eq!(stats(&sync)["needsAuth"], true, "{}", stats(&sync));
     good.set(true);
@@ -1246,7 +1246,7 @@ async fn a_malformed_page_is_refused_moves_no_cursor_and_the_next_pull_delivers(
     queue(&other, "exercises", &format!("{p}-1"), "upsert", json!({ "id": format!("{p}-1"), "name": "x" }), 0);
     sync_all(&other).await;
     fault(json!({ "htmlNext": 1, "paths": "/rest/v1/rpc/record_sync_changes" })).await;
-    let refused = JsFuture::from(sync.pull()).await;
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await;
     clear_faults().await;
     assert!(refused.is_err(), "pull() rejects when a page is refused");
     assert!(heard_of(&recorder, &p).is_empty());
@@ -1287,8 +1287,14 @@ async fn pull_options_are_checked_and_a_throwing_listener_does_not_stop_the_othe
     assert_eq!(heard_of(&last, &p).len(), 1, "the listener after the throwing one heard it too");
     let s = stats(&sync);
     assert!(s["lastError"].as_str().is_some_and(|e| e.contains("listener broke")), "{s}");
+    // pull() takes no argument: one given is refused, not ignored; after destroy() it rejects like forceSyncAll().
+    let error = sync.pull(Some("exercises".into())).expect_err("pull(\"exercises\") throws");
+    assert!(error.is_instance_of::<js_sys::TypeError>(), "{}", error_text(&error));
+    assert!(error_text(&error).contains("RecordSync.pull"), "{}", error_text(&error));
     other.destroy();
     sync.destroy();
+    let after = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() after destroy() rejects");
+    assert!(error_text(&after).contains("destroyed"), "{}", error_text(&after));
 }
 
 #[wasm_bindgen_test]
