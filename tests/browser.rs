@@ -1297,6 +1297,32 @@ async fn pull_options_are_checked_and_a_throwing_listener_does_not_stop_the_othe
     assert!(error_text(&after).contains("destroyed"), "{}", error_text(&after));
 }
 
+/// QA s10: a burst of realtime rows (another device writes 200 in one request) reaches the listeners in
+/// batches, one per frame, not one call per row (3,000 rows were 2,897 calls, now about 220).
+#[wasm_bindgen_test]
+async fn a_burst_of_realtime_rows_reaches_the_listeners_in_batches() {
+    const N: usize = 200;
+    let p = uid();
+    let (sync, recorder) = puller(json!({ "realtime": true }));
+    wait_for("realtimeConnected", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    let other = new_sync(options("rpc", json!({ "batchSize": N })));
+    for i in 0..N {
+        let id = format!("{p}-{i}");
+        queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "burst" }), 0);
+    }
+    sync_all(&other).await;
+    wait_for("the burst", 10_000, || heard_of(&recorder, &p).len() == N).await;
+    let calls = heard(&recorder)
+        .iter()
+        .filter(|batch| {
+            batch.as_array().is_some_and(|b| b.iter().any(|c| c["id"].as_str().is_some_and(|id| id.starts_with(&p))))
+        })
+        .count();
+    assert!(calls <= N / 4, "{calls} listener calls for {N} rows");
+    other.destroy();
+    sync.destroy();
+}
+
 #[wasm_bindgen_test]
 async fn realtime_brings_another_devices_edit_within_a_second_and_a_dropped_socket_misses_nothing() {
     let p = uid();
