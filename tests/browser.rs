@@ -1132,7 +1132,31 @@ fn heard_of(recorder: &Function, prefix: &str) -> Vec<(String, String, Value, bo
 }
 
 async fn pulled(sync: &RecordSync) -> Value {
-    to_json(&JsFuture::from(sync.pull()).await.unwrap_or_else(|e| panic!("pull(): {}", error_text(&e))))
+    to_json(&JsFuture::from(sync.pull(None).unwrap()).await.unwrap_or_else(|e| panic!("pull(): {}", error_text(&e))))
+}
+
+/// QA s9: getAccessToken hands out a token the server refuses (expired): catch-up fails with a 401 and
+/// reports `needsAuth`, as a write does; a token that works clears it and catch-up goes on.
+#[wasm_bindgen_test]
+async fn a_token_refused_on_catch_up_sets_needs_auth_and_a_good_one_clears_it() {
+    let good = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = good.clone();
+    let get = Closure::<dyn FnMut() -> JsValue>::new(move || match flag.get() {
+        true => JsValue::from(TOKEN),
+        false => JsValue::from("not-a-valid-jwt"),
+    });
+    let options = options("rpc", json!({ "pull": { "tables": ["exercises"] }, "syncIntervals": { "3": 600_000 } }));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", get.as_ref());
+    let sync = new_sync(options);
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() with a refused token");
+    assert!(error_text(&refused).contains("401"), "{}", error_text(&refused));
+    assert_eq!(stats(&sync)["needsAuth"], true, "{}", stats(&sync));
+    good.set(true);
+    wait_for("needsAuth cleared", 10_000, || stats(&sync)["needsAuth"] == false).await;
+    pulled(&sync).await;
+    assert_eq!(stats(&sync)["needsAuth"], false);
+    sync.destroy();
 }
 
 #[wasm_bindgen_test]
@@ -1222,7 +1246,7 @@ async fn a_malformed_page_is_refused_moves_no_cursor_and_the_next_pull_delivers(
     queue(&other, "exercises", &format!("{p}-1"), "upsert", json!({ "id": format!("{p}-1"), "name": "x" }), 0);
     sync_all(&other).await;
     fault(json!({ "htmlNext": 1, "paths": "/rest/v1/rpc/record_sync_changes" })).await;
-    let refused = JsFuture::from(sync.pull()).await;
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await;
     clear_faults().await;
     assert!(refused.is_err(), "pull() rejects when a page is refused");
     assert!(heard_of(&recorder, &p).is_empty());
@@ -1263,6 +1287,38 @@ async fn pull_options_are_checked_and_a_throwing_listener_does_not_stop_the_othe
     assert_eq!(heard_of(&last, &p).len(), 1, "the listener after the throwing one heard it too");
     let s = stats(&sync);
     assert!(s["lastError"].as_str().is_some_and(|e| e.contains("listener broke")), "{s}");
+    // pull() takes no argument: one given is refused, not ignored; after destroy() it rejects like forceSyncAll().
+    let error = sync.pull(Some("exercises".into())).expect_err("pull(\"exercises\") throws");
+    assert!(error.is_instance_of::<js_sys::TypeError>(), "{}", error_text(&error));
+    assert!(error_text(&error).contains("RecordSync.pull"), "{}", error_text(&error));
+    other.destroy();
+    sync.destroy();
+    let after = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() after destroy() rejects");
+    assert!(error_text(&after).contains("destroyed"), "{}", error_text(&after));
+}
+
+/// QA s10: a burst of realtime rows (another device writes 200 in one request) reaches the listeners in
+/// batches, one per frame, not one call per row (3,000 rows were 2,897 calls, now about 220).
+#[wasm_bindgen_test]
+async fn a_burst_of_realtime_rows_reaches_the_listeners_in_batches() {
+    const N: usize = 200;
+    let p = uid();
+    let (sync, recorder) = puller(json!({ "realtime": true }));
+    wait_for("realtimeConnected", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    let other = new_sync(options("rpc", json!({ "batchSize": N })));
+    for i in 0..N {
+        let id = format!("{p}-{i}");
+        queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "burst" }), 0);
+    }
+    sync_all(&other).await;
+    wait_for("the burst", 10_000, || heard_of(&recorder, &p).len() == N).await;
+    let calls = heard(&recorder)
+        .iter()
+        .filter(|batch| {
+            batch.as_array().is_some_and(|b| b.iter().any(|c| c["id"].as_str().is_some_and(|id| id.starts_with(&p))))
+        })
+        .count();
+    assert!(calls <= N / 4, "{calls} listener calls for {N} rows");
     other.destroy();
     sync.destroy();
 }

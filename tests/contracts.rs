@@ -148,6 +148,7 @@ fn the_typescript_types_name_what_the_rust_types_serialize() {
         row: json!({"id": "a"}).as_object().cloned(),
         version: 7,
         own: true,
+        conflict: true,
     };
     check(&ts, "RemoteChange", &serde_json::to_value(remote).unwrap());
     let by_priority = block(&ts[ts.find("export interface SyncStats").unwrap()..], "pendingByPriority:");

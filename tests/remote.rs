@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use proptest::prelude::*;
 use record_sync::core::remote::{LocalChanges, PullOptions, Remote, RemoteOp, SavedCursor};
-use record_sync::core::{Batch, Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
+use record_sync::core::{
+    Batch, Change, ChangeOutcome, Config, Conflict, ConflictReason, Engine, Op, Outcome, Priority, Resolution, Row,
+};
 use serde_json::{json, Value};
 
 const IDS: [&str; 3] = ["a", "b", "c"];
@@ -292,7 +294,9 @@ impl World {
         } else {
             self.engine.on_batch_failed(batch.id, "network", None, self.now).unwrap();
         }
-        self.conflicts += self.engine.take_conflicts().len() as u64;
+        let conflicts = self.engine.take_conflicts();
+        self.conflicts += conflicts.len() as u64;
+        server_stands(&mut self.remote, &self.engine, conflicts);
     }
 
     fn pull_page(&mut self) {
@@ -311,8 +315,14 @@ impl World {
     fn settle(&mut self) {
         self.remote.settle(&self.engine);
         for change in self.remote.take_ready() {
-            let last = self.delivered.insert(change.id.clone(), change.version);
-            let again = |v: u64| self.reloaded && v == change.version;
+            let last = self.delivered.get(&change.id).copied();
+            self.delivered.insert(change.id.clone(), last.unwrap_or(0).max(change.version));
+            // The server's row after a conflict it won comes again (the app's copy held the refused write); a
+            // missing row this instance never saw a version of comes as a delete of version 0.
+            let again = |v: u64| {
+                (self.reloaded || change.conflict) && v == change.version
+                    || change.conflict && change.version == 0 && change.op == RemoteOp::Delete
+            };
             assert!(last.is_none_or(|v| v < change.version || again(v)), "{} delivered out of order", change.id);
             assert!(!self.engine.has_local_change("t", &change.id), "{} delivered over a local change", change.id);
             match change.op {
@@ -377,6 +387,86 @@ proptest! {
         // An update that met a row another device deleted is a conflict the app hears of.
         prop_assert_eq!(world.conflicts, world.missing);
     }
+}
+
+/// What the shell does with the engine's conflicts (src/web/conflicts.rs): where the server's row stands
+/// (lastWriterWins, the default here), the remote side delivers it again.
+fn server_stands(remote: &mut Remote, engine: &Engine, conflicts: Vec<Conflict>) {
+    for conflict in conflicts {
+        if conflict.resolution == Resolution::ServerWins {
+            remote.on_server_stands(&conflict.table, &conflict.id, conflict.server_row.as_ref(), engine);
+        }
+    }
+}
+
+/// Clock skew (QA s12): the app has the other device's row, then writes the record with a clock behind; the
+/// server keeps its row ("newer", lastWriterWins). The feed has nothing newer than what the app saw, so only
+/// the conflict brings the app back to the server's row; with another local change pending, it waits.
+#[test]
+fn a_write_the_server_refused_as_older_brings_the_app_back_to_the_servers_row() {
+    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: HashMap::new() };
+    let mut remote = Remote::new(ME, options);
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let theirs = json!({"id": "a", "x": "B", "record_sync_version": 5, "record_sync_origin": "other"});
+    let page = json!({"changes": [{"table": "t", "id": "a", "op": "upsert", "row": theirs, "version": 5,
+                                   "origin": "other"}], "cursor": "1-5", "more": false});
+    remote.begin_pull();
+    remote.on_page(&page, &engine, 0).unwrap();
+    assert_eq!(remote.take_ready().len(), 1);
+    let stripped = json!({"id": "a", "x": "B"}).as_object().cloned();
+    for pending_edit in [false, true] {
+        let mine = json!({"id": "a", "x": "A"}).as_object().cloned();
+        engine.enqueue(Change::new("t", "a", Op::Upsert, mine.clone(), Priority::High).unwrap(), 0).unwrap();
+        let batch = engine.poll_batch(u64::MAX / 2).unwrap();
+        if pending_edit {
+            engine.enqueue(Change::new("t", "a", Op::Upsert, mine, Priority::Low).unwrap(), 1).unwrap();
+        }
+        let server_row = theirs.as_object().cloned();
+        let outcomes =
+            vec![ChangeOutcome { seq: batch.changes[0].seq, outcome: Outcome::Conflict { row: server_row } }];
+        engine.on_batch_result(batch.id, outcomes, 2).unwrap();
+        let conflicts = engine.take_conflicts();
+        assert_eq!(conflicts[0].reason, ConflictReason::Newer);
+        server_stands(&mut remote, &engine, conflicts);
+        remote.settle(&engine);
+        if pending_edit {
+            assert!(remote.take_ready().is_empty(), "held while another local change is pending");
+            assert_eq!(remote.held_count(), 1);
+            let batch = engine.poll_batch(u64::MAX / 2).unwrap();
+            let outcomes = vec![ChangeOutcome {
+                seq: batch.changes[0].seq,
+                outcome: Outcome::Conflict { row: theirs.as_object().cloned() },
+            }];
+            engine.on_batch_result(batch.id, outcomes, 3).unwrap();
+            let conflicts = engine.take_conflicts();
+            server_stands(&mut remote, &engine, conflicts);
+            remote.settle(&engine);
+            remote.begin_pull();
+            remote.on_page(&json!({"changes": [], "cursor": null, "more": false}), &engine, 4).unwrap();
+        }
+        let ready = remote.take_ready();
+        assert_eq!(ready.len(), 1, "the server's row comes again");
+        assert_eq!(
+            (ready[0].op, ready[0].version, ready[0].conflict, ready[0].own),
+            (RemoteOp::Upsert, 5, true, false)
+        );
+        assert_eq!(ready[0].row, stripped);
+    }
+    // A "missing" row: the app gets a delete.
+    engine
+        .enqueue(Change::new("t", "b", Op::Update, json!({"x": 1}).as_object().cloned(), Priority::High).unwrap(), 5)
+        .unwrap();
+    let batch = engine.poll_batch(u64::MAX / 2).unwrap();
+    let outcomes = vec![ChangeOutcome { seq: batch.changes[0].seq, outcome: Outcome::Missing }];
+    engine.on_batch_result(batch.id, outcomes, 6).unwrap();
+    let conflicts = engine.take_conflicts();
+    server_stands(&mut remote, &engine, conflicts);
+    remote.settle(&engine);
+    let ready = remote.take_ready();
+    assert_eq!(
+        ready.iter().map(|c| (c.id.as_str(), c.op, c.conflict)).collect::<Vec<_>>(),
+        [("b", RemoteOp::Delete, true)]
+    );
 }
 
 /// A remote delete held against a pending local update: the update meets a gone row (a conflict), and the

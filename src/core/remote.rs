@@ -60,6 +60,22 @@ pub struct RemoteChange {
     /// Written by this client (its own write coming back).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub own: bool,
+    /// The server's row (or its absence) delivered again after a conflict it won: the app's copy holds the
+    /// local write the server did not take ([`Remote::on_server_stands`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conflict: bool,
+}
+
+/// The version the feed's trigger wrote in a row (a number, or text for a bigint).
+pub fn feed_version(row: &Row) -> Option<u64> {
+    row.get("record_sync_version").and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+}
+
+/// Removes the feed's columns, which the app never sees.
+pub fn strip_feed_columns(row: &mut Row) {
+    for column in FEED_COLUMNS {
+        row.remove(column);
+    }
 }
 
 /// Whether a record has a local change the server has not settled. The engine answers it; a tab that mirrors
@@ -305,6 +321,40 @@ impl Remote {
         self.wants_pull = true;
     }
 
+    /// A conflict the server won: its row stands (`server_row`, with the feed's columns if it has them), or
+    /// the row is missing (`None`). The app's copy holds the local write the server did not take, and the
+    /// server's version was delivered before that write (or never, when it raced it), so the feed brings
+    /// nothing new: the server's row is delivered again, marked `conflict`, under the same hold rule (a record
+    /// with another local change pending waits for it). A newer change already seen of the record wins.
+    pub fn on_server_stands(&mut self, table: &str, id: &str, server_row: Option<&Row>, local: &impl LocalChanges) {
+        if !self.asked_for(table) {
+            return;
+        }
+        let key = (table.to_owned(), id.to_owned());
+        let seen = self.known.get(&key).copied();
+        let version = server_row.and_then(feed_version).or(seen).unwrap_or(0);
+        if seen.is_some_and(|seen| version < seen) {
+            return;
+        }
+        self.known.insert(key.clone(), version);
+        let row = server_row.cloned().map(|mut row| {
+            strip_feed_columns(&mut row);
+            row
+        });
+        let op = if row.is_some() { RemoteOp::Upsert } else { RemoteOp::Delete };
+        let change =
+            RemoteChange { table: key.0.clone(), id: key.1.clone(), op, row, version, own: false, conflict: true };
+        self.version += 1;
+        if local.has_local_change(table, id) {
+            let since = self.held.remove(&key).map_or_else(|| self.cursor.clone(), |h| h.since);
+            self.held.insert(key, Held { change, settled_at: None, since });
+        } else if let Some(held) = self.held.get_mut(&key) {
+            held.change = change;
+        } else {
+            self.deliver(change);
+        }
+    }
+
     /// After the engine moved: held records whose local change settled wait for the next catch-up, and one is
     /// asked for; a record edited again waits for that edit instead.
     pub fn settle(&mut self, local: &impl LocalChanges) {
@@ -401,9 +451,7 @@ impl Remote {
             Some(key @ (Value::String(_) | Value::Number(_))) => id_text(key),
             _ => return Err(format!("a row of {table} without its key {pk}")),
         };
-        for column in FEED_COLUMNS {
-            row.remove(column);
-        }
+        strip_feed_columns(&mut row);
         Ok((id, row))
     }
 
@@ -411,13 +459,19 @@ impl Remote {
         if !self.asked_for(table) {
             return Err(format!("table {table:?} was not asked for"));
         }
-        let version = row
-            .get("record_sync_version")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+        let version = feed_version(row)
             .ok_or_else(|| format!("a row of {table} without record_sync_version (is its feed enabled?)"))?;
         let own = row.get("record_sync_origin").and_then(Value::as_str) == Some(self.client_id.as_str());
         let (id, row) = self.app_row(table, row.clone())?;
-        Ok(RemoteChange { table: table.to_owned(), id, op: RemoteOp::Upsert, row: Some(row), version, own })
+        Ok(RemoteChange {
+            table: table.to_owned(),
+            id,
+            op: RemoteOp::Upsert,
+            row: Some(row),
+            version,
+            own,
+            conflict: false,
+        })
     }
 
     fn read_page(&self, answer: &Value) -> Result<Page, String> {
@@ -492,7 +546,7 @@ impl Remote {
             "delete" => (RemoteOp::Delete, None),
             other => return Err(format!("change.op {other:?} is neither \"upsert\" nor \"delete\"")),
         };
-        Ok(RemoteChange { table: table.to_owned(), id, op, row, version, own })
+        Ok(RemoteChange { table: table.to_owned(), id, op, row, version, own, conflict: false })
     }
 }
 

@@ -774,13 +774,24 @@ impl RecordSync {
     }
 
     /// Reads the remote feed from the cursor now (issue 11); resolves with `{ changes }` (how many reached the
-    /// `onRemoteChanges` listeners meanwhile) once a catch-up begun after this call is complete.
+    /// `onRemoteChanges` listeners meanwhile) once a catch-up begun after this call is complete. It takes no
+    /// argument: one given (say, a table to pull) is refused rather than silently ignored. After `destroy()` it
+    /// rejects, as `forceSyncAll()` does.
     #[wasm_bindgen(unchecked_return_type = "Promise<PullSummary>")]
-    pub fn pull(&self) -> Promise {
-        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
-            return Promise::reject(&js::error(DESTROYED));
+    pub fn pull(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "never")] unexpected: Option<JsValue>,
+    ) -> Result<Promise, JsValue> {
+        if let Some(v) = unexpected.filter(|v| !v.is_undefined()) {
+            return Err(js::type_error(format!(
+                "RecordSync.pull: takes no argument (it reads every table in options.pull.tables), not {}",
+                js::describe(&v)
+            )));
         }
-        pull::pull_now(&self.shared)
+        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
+            return Ok(Promise::reject(&js::error(DESTROYED)));
+        }
+        Ok(pull::pull_now(&self.shared))
     }
 
     /// Calls `listener(changes)` with each batch of other devices' changes, in order per record; a record

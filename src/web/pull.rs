@@ -70,6 +70,8 @@ pub struct Pull {
     /// The last listener error, until a delivery reaches every listener.
     listener_error: Option<String>,
     version: u64,
+    /// A delivery of realtime rows is due ([`deliver_soon`]).
+    delivery: Option<Timeout>,
 }
 
 fn bad(name: &str, message: impl AsRef<str>) -> JsValue {
@@ -153,6 +155,7 @@ pub fn parse(
         controller: None,
         listener_error: None,
         version: 0,
+        delivery: None,
     }))
 }
 
@@ -272,6 +275,9 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or_default();
+            if status == 401 {
+                refused_token(shared);
+            }
             return Err(format!("catch-up failed: HTTP {status} {message}"));
         }
         let answer: serde_json::Value = serde_json::from_str(&text)
@@ -328,6 +334,18 @@ async fn bearer(shared: &Shared, http: &HttpTransport, fresh: bool) -> Result<St
             Err(why)
         }
     }
+}
+
+/// The server refused the token even after a fresh one was asked for: as for writes, it is dropped,
+/// `needsAuth` says so, and `getAccessToken` is asked again with backoff (a token that works clears it).
+fn refused_token(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.token = None;
+        s.engine.set_needs_auth(Some(
+            "the server refused the access token on catch-up (HTTP 401): sign in again, or call setAccessToken",
+        ));
+    }
+    auth::ask_later(shared);
 }
 
 /// One page: status and body. A 401 asks `getAccessToken` for a fresh token once.
@@ -456,6 +474,26 @@ pub fn deliver(shared: &Shared) {
     notify(shared);
 }
 
+/// How long realtime rows gather before they reach the listeners: one frame, so a burst costs one render per
+/// frame, and far below the second within which another device's edit is on screen.
+const FRAME_MS: u32 = 16;
+
+/// Hands what is ready to the listeners a frame later: realtime rows come one socket message per task, and a
+/// burst (another device writing 3,000 rows) reaches the listeners in batches, as catch-up pages do, instead
+/// of one call per row.
+pub fn deliver_soon(shared: &Shared) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let Some(pull) = s.pull.as_mut().filter(|p| p.delivery.is_none()) else { return };
+    let weak = Rc::downgrade(shared);
+    pull.delivery = Some(Timeout::new(FRAME_MS, move || {
+        let Some(shared) = weak.upgrade() else { return };
+        if let Some(pull) = shared.try_borrow_mut().ok().as_mut().and_then(|s| s.pull.as_mut()) {
+            pull.delivery = None;
+        }
+        deliver(&shared);
+    }));
+}
+
 /// `pull()`: a promise settled by the next complete catch-up.
 pub fn pull_now(shared: &Shared) -> Promise {
     let mut slot = None;
@@ -526,6 +564,7 @@ pub fn stop(s: &mut State) -> Vec<Function> {
     let Some(pull) = s.pull.as_mut() else { return Vec::new() };
     pull.interval = None;
     pull.retry = None;
+    pull.delivery = None;
     if let Some(socket) = pull.socket.take() {
         socket.close();
     }

@@ -148,6 +148,6 @@ fn on_event(shared: &Shared, event: &JsValue) {
         }
     }
     pull::kick(shared);
-    pull::deliver(shared);
+    pull::deliver_soon(shared);
     notify(shared);
 }

@@ -126,6 +126,9 @@ export interface RemoteChange {
   version: number;
   /** This client wrote it: the app already has it, but applying it is safe (it is the server's row). */
   own?: boolean;
+  /** The server's row (or a delete: the row is missing) delivered again after a conflict the server won
+   *  (lastWriterWins, a "missing" row): the app's copy holds the local write the server did not take. */
+  conflict?: boolean;
 }
 
 /** What `pull()` resolves to. */
