@@ -1167,3 +1167,309 @@ async fn a_custom_transport_may_answer_missing_which_is_never_synced() {
     assert_eq!((&heard[0]["id"], &heard[0]["reason"]), (&json!("b"), &json!("missing")), "{heard:?}");
     sync.destroy();
 }
+
+// ------------------------------------------------------------------ remote changes flow in (issue 11)
+
+/// An instance that pulls `exercises`, and what its `onRemoteChanges` listener heard (flattened).
+fn puller(extra: Value) -> (RecordSync, Function) {
+    let mut pull = json!({ "tables": ["exercises"], "pageSize": 3 });
+    for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+        pull[key] = value;
+    }
+    let sync = new_sync(options("rpc", json!({ "pull": pull, "syncIntervals": { "3": 600_000 } })));
+    let recorder = conflict_recorder();
+    sync.on_remote_changes(recorder.clone().into()).unwrap();
+    (sync, recorder)
+}
+
+/// What the listener heard of the records whose id starts with `prefix`: (id, op, name, own).
+fn heard_of(recorder: &Function, prefix: &str) -> Vec<(String, String, Value, bool)> {
+    heard(recorder)
+        .iter()
+        .flat_map(|batch| batch.as_array().cloned().unwrap_or_default())
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with(prefix)))
+        .map(|c| {
+            let id = c["id"].as_str().unwrap_or_default().to_owned();
+            (id, c["op"].as_str().unwrap_or_default().to_owned(), c["row"]["name"].clone(), c["own"] == true)
+        })
+        .collect()
+}
+
+async fn pulled(sync: &RecordSync) -> Value {
+    to_json(&JsFuture::from(sync.pull(None).unwrap()).await.unwrap_or_else(|e| panic!("pull(): {}", error_text(&e))))
+}
+
+/// QA s9: getAccessToken hands out a token the server refuses (expired): catch-up fails with a 401 and
+/// reports `needsAuth`, as a write does; a token that works clears it and catch-up goes on.
+#[wasm_bindgen_test]
+async fn a_token_refused_on_catch_up_sets_needs_auth_and_a_good_one_clears_it() {
+    let good = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = good.clone();
+    let get = Closure::<dyn FnMut() -> JsValue>::new(move || match flag.get() {
+        true => JsValue::from(TOKEN),
+        false => JsValue::from("not-a-valid-jwt"),
+    });
+    let options = options("rpc", json!({ "pull": { "tables": ["exercises"] }, "syncIntervals": { "3": 600_000 } }));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", get.as_ref());
+    let sync = new_sync(options);
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() with a refused token");
+    assert!(error_text(&refused).contains("401"), "{}", error_text(&refused));
+    assert_eq!(stats(&sync)["needsAuth"], true, "{}", stats(&sync));
+    good.set(true);
+    wait_for("needsAuth cleared", 10_000, || stats(&sync)["needsAuth"] == false).await;
+    pulled(&sync).await;
+    assert_eq!(stats(&sync)["needsAuth"], false);
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn pull_delivers_other_devices_inserts_updates_and_deletes_and_never_another_users_rows() {
+    let p = uid();
+    let (sync, recorder) = puller(json!({}));
+    pulled(&sync).await;
+    let other = new_sync(options("rpc", json!({})));
+    for i in 0..4 {
+        queue(&other, "exercises", &format!("{p}-{i}"), "upsert", json!({ "id": format!("{p}-{i}"), "name": "v1" }), 0);
+    }
+    sync_all(&other).await;
+    queue(&other, "exercises", &format!("{p}-1"), "update", json!({ "name": "v2" }), 0);
+    queue(&other, "exercises", &format!("{p}-2"), "delete", Value::Null, 0);
+    sync_all(&other).await;
+    seed("exercises", json!({ "id": format!("{p}-theirs"), "name": "not yours", "user_id": OTHER_USER })).await;
+
+    let summary = pulled(&sync).await;
+    assert!(summary["changes"].as_u64().unwrap() >= 4, "{summary}");
+    let mut got = heard_of(&recorder, &p);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let row = |i: u32, op: &str, name: Value| (format!("{p}-{i}"), op.to_owned(), name, false);
+    assert_eq!(
+        got,
+        [
+            row(0, "upsert", json!("v1")),
+            row(1, "upsert", json!("v2")),
+            row(2, "delete", Value::Null),
+            row(3, "upsert", json!("v1"))
+        ]
+    );
+    let rows: Vec<Value> = heard(&recorder)
+        .iter()
+        .flat_map(|batch| batch.as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["row"].as_object().cloned().map(Value::Object))
+        .collect();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert!(row.as_object().unwrap().keys().all(|k| !k.starts_with("record_sync_")), "feed columns: {row}");
+    }
+    let s = stats(&sync);
+    assert!(s["lastPullAt"].as_f64().is_some(), "{s}");
+    assert!(s["remoteChangesReceived"].as_u64().unwrap() >= 4, "{s}");
+    assert_eq!(s["realtimeConnected"], false);
+    // Nothing new: a pull delivers nothing more.
+    let before = heard(&recorder).len();
+    assert_eq!(pulled(&sync).await["changes"], 0);
+    assert_eq!(heard(&recorder).len(), before);
+    sync.destroy();
+    other.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_remote_change_to_a_record_with_a_local_change_waits_until_that_change_settles() {
+    let p = uid();
+    let id = format!("{p}-held");
+    let (sync, recorder) = puller(json!({}));
+    let other = new_sync(options("rpc", json!({})));
+    queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "first" }), 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p).len(), 1);
+
+    // A local edit that is not due for ten minutes, then another device's edit of the same record.
+    queue(&sync, "exercises", &id, "update", json!({ "name": "mine" }), 3);
+    queue(&other, "exercises", &id, "update", json!({ "name": "theirs" }), 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p).len(), 1, "held while the local change is pending");
+
+    // The local change settles (written after theirs, so it is the newer): the app gets the server's row,
+    // marked as its own write, and never the older one from the other device.
+    sync_all(&sync).await;
+    wait_for("the held record", 3000, || heard_of(&recorder, &p).len() == 2).await;
+    assert_eq!(heard_of(&recorder, &p)[1], (id.clone(), "upsert".into(), json!("mine"), true));
+    assert_eq!(exercise(&id).await.unwrap()["name"], "mine");
+    sync.destroy();
+    other.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_malformed_page_is_refused_moves_no_cursor_and_the_next_pull_delivers() {
+    let p = uid();
+    let (sync, recorder) = puller(json!({}));
+    pulled(&sync).await;
+    let other = new_sync(options("rpc", json!({})));
+    queue(&other, "exercises", &format!("{p}-1"), "upsert", json!({ "id": format!("{p}-1"), "name": "x" }), 0);
+    sync_all(&other).await;
+    fault(json!({ "htmlNext": 1, "paths": "/rest/v1/rpc/record_sync_changes" })).await;
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await;
+    clear_faults().await;
+    assert!(refused.is_err(), "pull() rejects when a page is refused");
+    assert!(heard_of(&recorder, &p).is_empty());
+    let s = stats(&sync);
+    assert!(s["lastError"].as_str().is_some_and(|e| e.contains("catch-up page")), "{s}");
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p).len(), 1, "the cursor had not moved past the change");
+    assert_eq!(stats(&sync)["lastError"], Value::Null, "a good catch-up clears it");
+    sync.destroy();
+    other.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn pull_options_are_checked_and_a_throwing_listener_does_not_stop_the_others() {
+    for (pull, name) in [
+        (json!([]), "options.pull "),
+        (json!({ "tables": [] }), "pull.tables"),
+        (json!({ "tables": ["exercises"], "pageSize": 0 }), "pull.pageSize"),
+        (json!({ "tables": ["exercises"], "realtime": "yes" }), "pull.realtime"),
+        (json!({ "tables": ["exercises"], "intervalMs": 10 }), "pull.intervalMs"),
+        (json!({ "tables": ["exercises"], "since": 1 }), "pull.since"),
+    ] {
+        let error = RecordSync::new(options("rpc", json!({ "pull": pull }))).err().expect("a TypeError");
+        assert!(error.is_instance_of::<js_sys::TypeError>(), "{}", error_text(&error));
+        assert!(error_text(&error).contains(name), "{name}: {}", error_text(&error));
+    }
+    let p = uid();
+    let (sync, recorder) = puller(json!({}));
+    let thrower = js_sys::Function::new_no_args("throw new Error('listener broke')");
+    sync.on_remote_changes(thrower.into()).unwrap();
+    let last = conflict_recorder();
+    sync.on_remote_changes(last.clone().into()).unwrap();
+    let other = new_sync(options("rpc", json!({})));
+    queue(&other, "exercises", &format!("{p}-1"), "upsert", json!({ "id": format!("{p}-1"), "name": "x" }), 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p).len(), 1);
+    assert_eq!(heard_of(&last, &p).len(), 1, "the listener after the throwing one heard it too");
+    let s = stats(&sync);
+    assert!(s["lastError"].as_str().is_some_and(|e| e.contains("listener broke")), "{s}");
+    // pull() takes no argument: one given is refused, not ignored; after destroy() it rejects like forceSyncAll().
+    let error = sync.pull(Some("exercises".into())).expect_err("pull(\"exercises\") throws");
+    assert!(error.is_instance_of::<js_sys::TypeError>(), "{}", error_text(&error));
+    assert!(error_text(&error).contains("RecordSync.pull"), "{}", error_text(&error));
+    other.destroy();
+    sync.destroy();
+    let after = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() after destroy() rejects");
+    assert!(error_text(&after).contains("destroyed"), "{}", error_text(&after));
+}
+
+/// QA s10: a burst of realtime rows (another device writes 200 in one request) reaches the listeners in
+/// batches, one per frame, not one call per row (3,000 rows were 2,897 calls, now about 220).
+#[wasm_bindgen_test]
+async fn a_burst_of_realtime_rows_reaches_the_listeners_in_batches() {
+    const N: usize = 200;
+    let p = uid();
+    let (sync, recorder) = puller(json!({ "realtime": true }));
+    wait_for("realtimeConnected", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    let other = new_sync(options("rpc", json!({ "batchSize": N })));
+    for i in 0..N {
+        let id = format!("{p}-{i}");
+        queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "burst" }), 0);
+    }
+    sync_all(&other).await;
+    wait_for("the burst", 10_000, || heard_of(&recorder, &p).len() == N).await;
+    let calls = heard(&recorder)
+        .iter()
+        .filter(|batch| {
+            batch.as_array().is_some_and(|b| b.iter().any(|c| c["id"].as_str().is_some_and(|id| id.starts_with(&p))))
+        })
+        .count();
+    assert!(calls <= N / 4, "{calls} listener calls for {N} rows");
+    other.destroy();
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn realtime_brings_another_devices_edit_within_a_second_and_a_dropped_socket_misses_nothing() {
+    let p = uid();
+    let (sync, recorder) = puller(json!({ "realtime": true }));
+    wait_for("realtimeConnected", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    let other = new_sync(options("rest", json!({})));
+    let id = format!("{p}-rt");
+    queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "live" }), 0);
+    sync_all(&other).await;
+    // No pull(): the socket brings it.
+    wait_for("the realtime change", 1000, || heard_of(&recorder, &p).len() == 1).await;
+    assert_eq!(heard_of(&recorder, &p)[0], (id.clone(), "upsert".into(), json!("live"), false));
+
+    // A delete carries only the key: the catch-up it starts delivers it.
+    queue(&other, "exercises", &id, "delete", Value::Null, 0);
+    sync_all(&other).await;
+    wait_for("the delete", 2000, || heard_of(&recorder, &p).len() == 2).await;
+    assert_eq!(heard_of(&recorder, &p)[1].1, "delete");
+
+    // The socket is cut; what is written meanwhile arrives by the catch-up that follows the rejoin.
+    admin(SERVER, "POST", "/__admin/realtime/drop", JsValue::UNDEFINED).await.expect("drop");
+    wait_for("the drop is seen", 2000, || stats(&sync)["realtimeConnected"] == false).await;
+    let gap = format!("{p}-gap");
+    queue(&other, "exercises", &gap, "upsert", json!({ "id": gap, "name": "while cut" }), 0);
+    sync_all(&other).await;
+    wait_for("the gap's change", 8000, || heard_of(&recorder, &p).len() == 3).await;
+    assert_eq!(heard_of(&recorder, &p)[2], (gap, "upsert".into(), json!("while cut"), false));
+    wait_for("rejoined", 5000, || stats(&sync)["realtimeConnected"] == true).await;
+    // setAccessToken gives the joined channel the new token: one with a broken signature makes the server close
+    // the channel (so it was sent); the catch-up that follows gets a 401, asks getAccessToken for a good token,
+    // and the channel rejoins with it.
+    let (head, _) = TOKEN.rsplit_once('.').unwrap();
+    sync.set_access_token(format!("{head}.c2lnbmF0dXJlLW5vdC12YWxpZA").into()).unwrap();
+    wait_for("the channel closed for the bad token", 3000, || stats(&sync)["realtimeConnected"] == false).await;
+    wait_for("rejoined with a good token", 8000, || stats(&sync)["realtimeConnected"] == true).await;
+    let back = format!("{p}-back");
+    queue(&other, "exercises", &back, "upsert", json!({ "id": back, "name": "after the token" }), 0);
+    sync_all(&other).await;
+    wait_for("a change after the new token", 2000, || heard_of(&recorder, &p).len() == 4).await;
+    sync.destroy();
+    other.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn rest_mode_writes_come_back_marked_as_own() {
+    let p = uid();
+    let id = format!("{p}-own");
+    let sync = new_sync(options("rest", json!({ "pull": { "tables": ["exercises"] } })));
+    let recorder = conflict_recorder();
+    sync.on_remote_changes(recorder.clone().into()).unwrap();
+    queue(&sync, "exercises", &id, "upsert", json!({ "id": id, "name": "mine" }), 0);
+    sync_all(&sync).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p), [(id, "upsert".into(), json!("mine"), true)], "X-Record-Sync-Origin names it");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn a_remote_delete_of_a_record_with_a_pending_update_is_a_conflict_and_then_a_delete() {
+    let p = uid();
+    let id = format!("{p}-gone");
+    let (sync, recorder) = puller(json!({}));
+    let conflicts = listen(&sync);
+    let other = new_sync(options("rpc", json!({})));
+    queue(&other, "exercises", &id, "upsert", json!({ "id": id, "name": "first" }), 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    queue(&sync, "exercises", &id, "update", json!({ "name": "mine" }), 3);
+    queue(&other, "exercises", &id, "delete", Value::Null, 0);
+    sync_all(&other).await;
+    pulled(&sync).await;
+    assert_eq!(heard_of(&recorder, &p).len(), 1, "the delete is held while the update is pending");
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["conflicts"], 1, "{summary}");
+    let heard = heard(&conflicts);
+    assert_eq!(
+        (heard[0]["id"].as_str(), heard[0]["reason"].as_str()),
+        (Some(id.as_str()), Some("missing")),
+        "{heard:?}"
+    );
+    wait_for("the held delete", 3000, || heard_of(&recorder, &p).len() == 2).await;
+    assert_eq!(heard_of(&recorder, &p)[1].1, "delete");
+    assert_eq!(exercise(&id).await, None);
+    sync.destroy();
+    other.destroy();
+}

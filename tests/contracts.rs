@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 
+use record_sync::core::remote::{RemoteChange, RemoteOp};
 use record_sync::core::{Change, ChangeOutcome, Config, Engine, Fill, Op, Outcome, Priority, Row};
 use serde_json::{json, Value};
 
@@ -92,12 +93,19 @@ fn shell_stats(engine_stats: Value) -> Value {
     let shell = source("src/web/storage.rs");
     let body = block(&shell, "pub fn stats(s: &State)");
     let mut stats = engine_stats;
+    // Issue 11: the remote side's fields (src/web/pull.rs) are set the same way.
+    let pull = source("src/web/pull.rs");
+    let body = format!("{body}{}", block(&pull, "pub fn add_stats(s: &State"));
     for call in body.split("set(\"").skip(1) {
         let name = call.split('"').next().unwrap();
         let initial = match name {
             "durable" => json!(false),
             "restoring" => json!(false),
             "user" => Value::Null,
+            "lastPullAt" => Value::Null,
+            "realtimeConnected" => json!(false),
+            "remoteChangesReceived" => json!(0),
+            "leader" => json!(true),
             "lastError" => continue,
             other => panic!("storage::stats sets {other:?}: give it its initial value here and in INITIAL_STATS"),
         };
@@ -133,6 +141,19 @@ fn the_typescript_types_name_what_the_rust_types_serialize() {
     check(&ts, "PendingChange", &pending[0]);
     let failed = serde_json::to_value(e.failed_changes()).unwrap();
     check(&ts, "FailedChange", &failed[0]);
+    let remote = RemoteChange {
+        table: "t".into(),
+        id: "a".into(),
+        op: RemoteOp::Upsert,
+        row: json!({"id": "a"}).as_object().cloned(),
+        version: 7,
+        own: true,
+        conflict: true,
+    };
+    // As the shell hands it to listeners: the core writes it as JSON.
+    let mut written = String::new();
+    remote.write_json(&mut written);
+    check(&ts, "RemoteChange", &serde_json::from_str(&written).unwrap());
     let by_priority = block(&ts[ts.find("export interface SyncStats").unwrap()..], "pendingByPriority:");
     let ts_names: BTreeSet<String> = by_priority
         .split(';')

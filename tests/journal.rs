@@ -193,3 +193,28 @@ fn an_unreadable_record_between_readable_ones_costs_only_itself() {
     assert!(stored.skipped[0].1.starts_with("stored record 2 of 3: not JSON"), "{:?}", stored.skipped);
     assert_eq!(stored.snapshot, engine.export());
 }
+
+/// Issue 11: the remote feed's cursor is stored with the queue, kept across a replacing record, and records
+/// without one (older ones) still read.
+#[test]
+fn the_remote_cursor_is_stored_with_the_queue() {
+    use record_sync::core::remote::SavedCursor;
+    let engine = Engine::<Row>::new(Config::default()).unwrap();
+    let mut journal = Journal::default();
+    let mut texts = Vec::new();
+    journal.touch_all();
+    texts.push(journal.take(&engine, "client-1", Some("user-a")).unwrap().text);
+    assert_eq!(replay::<Row>(&texts).unwrap().unwrap().remote_cursor, None, "a record without a cursor reads");
+    let at = |cursor: &str| Some(SavedCursor { tables: "exercises,sessions".into(), cursor: cursor.into() });
+    journal.set_remote_cursor(at("10-4"));
+    let moved = journal.take(&engine, "client-1", Some("user-a")).expect("a moved cursor is written");
+    assert!(!moved.replace);
+    texts.push(moved.text);
+    assert!(journal.take(&engine, "client-1", Some("user-a")).is_none(), "nothing moved since");
+    assert_eq!(replay::<Row>(&texts).unwrap().unwrap().remote_cursor, at("10-4"));
+    journal.touch_all();
+    let replacing = journal.take(&engine, "client-1", Some("user-a")).unwrap();
+    assert!(replacing.replace);
+    // The replacing record is stored alone: it carries the cursor itself.
+    assert_eq!(replay::<Row>(&[replacing.text]).unwrap().unwrap().remote_cursor, at("10-4"));
+}

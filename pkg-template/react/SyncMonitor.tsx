@@ -163,6 +163,16 @@ export function SyncMonitor({
               </dd>
             </>
           )}
+          {(stats.lastPullAt !== null || stats.realtimeConnected || stats.remoteChangesReceived > 0) && (
+            <>
+              <dt>Remote changes</dt>
+              <dd data-stat="remote">
+                {stats.remoteChangesReceived} received
+                {stats.realtimeConnected ? ", live" : ""}
+                {stats.lastPullAt !== null ? `, last pull ${new Date(stats.lastPullAt).toLocaleTimeString()}` : ""}
+              </dd>
+            </>
+          )}
           <dt>Last error</dt>
           {/* lastError is the latest error ever seen: red only while something is still wrong. */}
           <dd data-stat="last-error" className={lastError && state === "error" ? "rs-monitor__error" : undefined}>

@@ -1,8 +1,9 @@
-import { useCallback, useMemo, useRef, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
 import type {
   FailedChange,
   Op,
   PendingChange,
+  RemoteChange,
   RowData,
   SyncPriority,
   SyncStats,
@@ -122,6 +123,41 @@ export function useFailedChanges(): readonly FailedChange[] {
 export function useRecordSyncInstance(): () => RecordSyncLike {
   const store = useRecordSyncStore();
   return store.get;
+}
+
+/**
+ * Calls `listener` with each batch of other devices' changes (`onRemoteChanges`; the provider's options need
+ * `pull: { tables }`). The latest `listener` is called, without resubscribing when it changes identity; the
+ * subscription follows the provider's instance if it is recreated. A record with a local change the server has
+ * not settled gets its remote change after that change settles.
+ */
+export function useRemoteChanges(listener: (changes: readonly RemoteChange[]) => void): void {
+  const store = useRecordSyncStore();
+  const listenerRef = useRef(listener);
+  useEffect(() => {
+    listenerRef.current = listener;
+  });
+  useEffect(() => {
+    let current: RecordSyncLike | null = null;
+    let off: (() => void) | null = null;
+    const follow = () => {
+      const instance = store.peek();
+      if (instance === current) return;
+      off?.();
+      off = null;
+      current = instance;
+      if (instance === null) return;
+      if (instance.onRemoteChanges === undefined) throw new Error("record-sync: useRemoteChanges needs an instance with onRemoteChanges");
+      off = instance.onRemoteChanges((changes) => listenerRef.current(changes));
+    };
+    // Subscribing to the store creates the instance and tells of a recreated one.
+    const unsubscribe = store.subscribe(follow);
+    follow();
+    return () => {
+      unsubscribe();
+      off?.();
+    };
+  }, [store]);
 }
 
 const EMPTY_PENDING: readonly PendingChange[] = Object.freeze([]);

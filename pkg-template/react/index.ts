@@ -7,6 +7,7 @@ export {
   usePendingChanges,
   useFailedChanges,
   useRecordSyncInstance,
+  useRemoteChanges,
   type UseRecordSyncResult,
   type RecordSyncActions,
   type RecordId,
@@ -14,4 +15,16 @@ export {
 export { SyncMonitor, type SyncMonitorProps } from "./SyncMonitor.js";
 export { createRecordSyncStore, INITIAL_STATS, type RecordSyncStore, type RecordSyncLike } from "./store.js";
 export { SyncPriority } from "../index.js";
-export type { SyncStats, PendingChange, FailedChange, SyncSummary, Op, RowData, RecordSyncOptions, PriorityName } from "../index.js";
+export type {
+  SyncStats,
+  PendingChange,
+  FailedChange,
+  SyncSummary,
+  Op,
+  RowData,
+  RecordSyncOptions,
+  PriorityName,
+  RemoteChange,
+  PullOptions,
+  PullSummary,
+} from "../index.js";

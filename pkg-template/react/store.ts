@@ -24,7 +24,9 @@ export type RecordSyncLike = Pick<
   | "resume"
   | "setAccessToken"
   | "destroy"
->;
+> &
+  // Issue 11: only instances made with the `pull` option use them (useRemoteChanges).
+  Partial<Pick<RecordSync, "onRemoteChanges" | "pull">>;
 
 const online = (): boolean => (typeof navigator !== "undefined" && typeof navigator.onLine === "boolean" ? navigator.onLine : true);
 
@@ -52,6 +54,10 @@ export const INITIAL_STATS: SyncStats = Object.freeze({
   durable: false,
   restoring: false,
   user: null,
+  lastPullAt: null,
+  realtimeConnected: false,
+  remoteChangesReceived: 0,
+  leader: true,
 });
 
 const EMPTY: readonly never[] = Object.freeze([]);

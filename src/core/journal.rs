@@ -15,6 +15,7 @@ use super::hash::{FastMap, FastSet};
 use super::json::{Json, ObjectWriter};
 use super::payload::Payload;
 use super::read::Fields;
+use super::remote::SavedCursor;
 use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
 pub const FORMAT: u32 = 2;
@@ -47,6 +48,9 @@ pub struct Journal {
     touched: FastSet<(String, String)>,
     replace: bool,
     since_replace: u32,
+    /// The remote feed's cursor to store with the queue (issue 11), and whether it moved since the last take.
+    remote: Option<SavedCursor>,
+    remote_moved: bool,
 }
 
 impl Journal {
@@ -63,7 +67,13 @@ impl Journal {
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.replace && self.touched.is_empty()
+        !self.replace && self.touched.is_empty() && !self.remote_moved
+    }
+
+    /// The remote feed's cursor moved: the next record stores it.
+    pub fn set_remote_cursor(&mut self, cursor: Option<SavedCursor>) {
+        self.remote_moved |= self.remote != cursor;
+        self.remote = cursor;
     }
 
     /// What to store now, or `None` when nothing was touched.
@@ -89,6 +99,8 @@ impl Journal {
         };
         self.replace = false;
         self.since_replace = if replace { 0 } else { self.since_replace + 1 };
+        let remote = self.remote.as_ref().filter(|_| replace || self.remote_moved);
+        self.remote_moved = false;
         let mut text = String::new();
         let mut o = ObjectWriter::new(&mut text);
         o.u64("v", FORMAT.into()).str("c", client_id);
@@ -102,6 +114,11 @@ impl Journal {
             super::json::write_array(w.key("e"), &write.e, SavedRef::write_json);
             w.end();
         });
+        // The remote feed's cursor (issue 11), when it moved or the record replaces everything; absent in older
+        // records and where nothing is pulled.
+        if let Some(remote) = remote {
+            ObjectWriter::new(o.key("p")).str("t", &remote.tables).str("c", &remote.cursor).end();
+        }
         o.end();
         Some(Written { text, replace })
     }
@@ -117,6 +134,8 @@ pub struct Stored<P> {
     /// Records that could not be read and were left out (their index among the texts, and why): one
     /// corrupt record costs its own writes, not the whole queue.
     pub skipped: Vec<(usize, String)>,
+    /// Where catch-up of the remote feed had got to (issue 11).
+    pub remote_cursor: Option<SavedCursor>,
 }
 
 /// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not JSON,
@@ -129,6 +148,7 @@ pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String>
     // In any order: the entries are sorted by their send order below.
     let mut records: FastMap<(String, String), Vec<SavedEntry<P>>> = FastMap::default();
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
+    let mut remote_cursor = None;
     for (index, text) in texts.iter().enumerate() {
         let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
         let value = match Json::parse(text) {
@@ -188,10 +208,17 @@ pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String>
         next_seq = next_seq.max(record.next_seq);
         client_id = Some(record.client_id);
         owner = record.owner.or(owner);
+        remote_cursor = record.remote_cursor.or(remote_cursor);
     }
     let mut entries: Vec<SavedEntry<P>> = records.into_values().flatten().collect();
     sort_saved(&mut entries);
-    Ok(Some(Stored { snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries }, client_id, owner, skipped }))
+    Ok(Some(Stored {
+        snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries },
+        client_id,
+        owner,
+        skipped,
+        remote_cursor,
+    }))
 }
 
 /// One stored record, read whole before any of it is applied, so that an unreadable one changes nothing.
@@ -201,6 +228,7 @@ struct ReadRecord<P> {
     next_seq: u64,
     client_id: String,
     owner: Option<String>,
+    remote_cursor: Option<SavedCursor>,
 }
 
 fn read_record<P: Payload>(value: &Json<'_>) -> Result<ReadRecord<P>, String> {
@@ -228,5 +256,13 @@ fn read_record<P: Payload>(value: &Json<'_>) -> Result<ReadRecord<P>, String> {
         next_seq: record.u64("n").map_err(not_a_record)?,
         client_id: record.str("c").map_err(not_a_record)?.to_owned(),
         owner: record.opt_str("o").map_err(not_a_record)?,
+        remote_cursor: match record.get("p") {
+            None => None,
+            Some(p) => {
+                let p = Fields::of(p, "record.p").map_err(not_a_record)?;
+                let (t, c) = (p.str("t").map_err(not_a_record)?, p.str("c").map_err(not_a_record)?);
+                Some(SavedCursor { tables: t.to_owned(), cursor: c.to_owned() })
+            }
+        },
     })
 }

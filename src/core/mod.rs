@@ -14,6 +14,7 @@ pub mod owner;
 mod payload;
 mod queue;
 mod read;
+pub mod remote;
 mod snapshot;
 mod sort;
 mod stats;

@@ -13,7 +13,8 @@ use super::js;
 use super::row::{JsRow, Refused};
 use super::Shared;
 use crate::core::json::quoted;
-use crate::core::{Change, Op, Payload, Priority, Resolution};
+use crate::core::remote::strip_feed_columns;
+use crate::core::{Change, ConflictReason, Op, Payload, Priority, Resolution};
 
 type Conflict = crate::core::Conflict<JsRow>;
 
@@ -56,11 +57,29 @@ pub fn report(shared: &Shared) {
         }
         (s.engine.take_conflicts(), s.merges.clone())
     };
-    for conflict in conflicts {
+    let mut stands = false;
+    for mut conflict in conflicts {
+        let server_row = conflict.server_row.clone();
+        if let Some(row) = conflict.server_row.as_mut() {
+            strip_feed_columns(row);
+        }
         let resolution = match (conflict.resolution, merges.get(&conflict.table)) {
             (Resolution::Merge, Some(merge)) => resolve(shared, &conflict, merge),
             (resolution, _) => resolution_name(resolution),
         };
+        // The server's row stands over the app's copy of the write: the feed brings nothing new, so the row
+        // (or its absence) goes to the onRemoteChanges listeners again.
+        let server_won = matches!(resolution, "serverWins" | "dropped" | "mergeFailed")
+            || (conflict.reason == ConflictReason::Missing && resolution == "failed");
+        if server_won {
+            let Ok(mut s) = shared.try_borrow_mut() else { return };
+            let s = &mut *s;
+            if let Some(pull) = s.pull.as_mut() {
+                let local = super::tabs::LocalView::new(&s.engine, &mut s.durable);
+                pull.remote.on_server_stands(&conflict.table, &conflict.id, server_row.as_ref(), &local);
+                stands = true;
+            }
+        }
         let record = js::view(|out| conflict.write_json(out));
         let _ = js_sys::Reflect::set(&record, &"resolution".into(), &resolution.into());
         let record = js::freeze(record);
@@ -75,6 +94,9 @@ pub fn report(shared: &Shared) {
                 js::console_error("RecordSync: an onConflict() listener threw:", &e);
             }
         }
+    }
+    if stands {
+        super::pull::deliver(shared);
     }
 }
 

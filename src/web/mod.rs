@@ -11,8 +11,11 @@ mod conflicts;
 mod js;
 mod lifecycle;
 mod options;
+mod pull;
+mod realtime;
 mod row;
 mod storage;
+mod tabs;
 mod timeout;
 mod transport;
 mod types;
@@ -74,6 +77,8 @@ struct State {
     waiters: Vec<Waiter>,
     /// Durable queue (H3): store, journal, owner, tab lock.
     durable: storage::Durable,
+    /// Remote changes coming in (issue 11), with the `pull` option.
+    pull: Option<pull::Pull>,
 }
 
 /// The one engine timer, armed for `deadline`.
@@ -168,6 +173,8 @@ fn tick(shared: &Shared) {
     }
     settle_waiters(shared);
     notify(shared);
+    pull::after_tick(shared);
+    tabs::publish(shared);
 }
 
 fn arm_timer(s: &mut State, shared: &Shared, now: u64) {
@@ -273,6 +280,26 @@ fn settle_waiters(shared: &Shared) {
     }
 }
 
+/// `forceSyncAll()` of this instance's own queue.
+fn flush_all(shared: &Shared) -> Promise {
+    let mut s = match state(shared) {
+        Ok(s) => s,
+        Err(e) => return Promise::reject(&e),
+    };
+    let watermark = s.engine.flush_all(js::now());
+    let stats = s.engine.stats();
+    let (confirmed_before, conflicts_before) = (stats.successful_syncs, stats.conflicts);
+    let mut slot = None;
+    let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+    if let Some((resolve, reject)) = slot {
+        s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
+    }
+    drop(s);
+    auth::ask_now(shared);
+    schedule(shared);
+    promise
+}
+
 /// The stats object, rebuilt only when the engine's version moved (so React sees the same object until then).
 fn stats_value(s: &mut State) -> JsValue {
     let version = observed_version(s);
@@ -281,14 +308,16 @@ fn stats_value(s: &mut State) -> JsValue {
             return value.clone();
         }
     }
-    let value = js::freeze(storage::stats(s));
+    let value = storage::stats(s);
+    pull::add_stats(s, &value);
+    let value = js::freeze(value);
     s.stats = Some((version, value.clone()));
     value
 }
 
 /// The engine's version and the durable queue's together (H3).
 fn observed_version(s: &State) -> u64 {
-    s.engine.version() ^ (s.durable.version << 40)
+    s.engine.version() ^ (s.durable.version << 40) ^ pull::version(s).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 fn notify(shared: &Shared) {
@@ -321,6 +350,7 @@ fn online_hooks(shared: &Shared) -> Hooks {
                 }
                 if online {
                     auth::ask_now(&shared);
+                    pull::request(&shared);
                 }
                 schedule(&shared);
             }
@@ -429,7 +459,7 @@ impl RecordSync {
     fn teardown(&self) {
         // Durable queue (H3): what this task queued is written before the instance stops.
         storage::persist(&self.shared);
-        let (request, waiters) = {
+        let (request, waiters, pulls) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else { return };
             if s.destroyed {
                 return;
@@ -441,7 +471,8 @@ impl RecordSync {
             s.conflicts = conflicts::Conflicts::default();
             s.stats = None;
             storage::release(&mut s);
-            (s.request.take(), std::mem::take(&mut s.waiters))
+            let pulls = pull::stop(&mut s);
+            (s.request.take(), std::mem::take(&mut s.waiters), pulls)
         };
         if let Some(request) = request {
             request.abort();
@@ -456,6 +487,9 @@ impl RecordSync {
             let _ = waiter
                 .reject
                 .call1(&JsValue::UNDEFINED, &js::error("RecordSync: destroyed before everything was synced"));
+        }
+        for reject in pulls {
+            let _ = reject.call1(&JsValue::UNDEFINED, &js::error("RecordSync: destroyed before the catch-up ended"));
         }
     }
 }
@@ -473,6 +507,7 @@ impl RecordSync {
         let options::Options { config, transport, merges, primary_keys } =
             options::parse(&options, client_id.clone(), seed)?;
         let durable = storage::parse(&options)?;
+        let pull = pull::parse(&options, &transport, &primary_keys, &client_id)?;
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),
@@ -502,8 +537,10 @@ impl RecordSync {
             stats: None,
             waiters: Vec::new(),
             durable,
+            pull,
         }));
         storage::start(&shared);
+        pull::start(&shared);
         let hooks = online_hooks(&shared);
         let weak = Rc::downgrade(&shared);
         let unsubscribe = Closure::<dyn FnMut(u32)>::new(move |id: u32| {
@@ -511,6 +548,7 @@ impl RecordSync {
                 if let Ok(mut s) = shared.try_borrow_mut() {
                     s.listeners.retain(|(i, _)| *i != id);
                     s.conflicts.listeners.retain(|(i, _)| *i != id);
+                    pull::remove_listener(&mut s, id);
                 }
             }
         });
@@ -581,22 +619,11 @@ impl RecordSync {
     /// instance is destroyed first.
     #[wasm_bindgen(js_name = forceSyncAll, unchecked_return_type = "Promise<SyncSummary>")]
     pub fn force_sync_all(&self) -> Promise {
-        let mut s = match self.shared() {
-            Ok(s) => s,
-            Err(e) => return Promise::reject(&e),
-        };
-        let watermark = s.engine.flush_all(js::now());
-        let stats = s.engine.stats();
-        let (confirmed_before, conflicts_before) = (stats.successful_syncs, stats.conflicts);
-        let mut slot = None;
-        let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
-        if let Some((resolve, reject)) = slot {
-            s.waiters.push(Waiter { watermark, confirmed_before, conflicts_before, resolve, reject });
+        if let Err(e) = self.shared() {
+            return Promise::reject(&e);
         }
-        drop(s);
-        auth::ask_now(&self.shared);
-        schedule(&self.shared);
-        promise
+        // A tab that follows another asks the one that sends the shared queue.
+        tabs::flush(&self.shared).unwrap_or_else(|| flush_all(&self.shared))
     }
 
     /// The current figures: the same (frozen) object until something changes.
@@ -628,14 +655,20 @@ impl RecordSync {
     /// Every write not yet confirmed or failed, in send order (in flight, queued, blocked).
     #[wasm_bindgen(js_name = pendingChanges, unchecked_return_type = "PendingChange[]")]
     pub fn pending_changes(&self) -> Result<JsValue, JsValue> {
-        let pending = self.shared()?.engine.pending_changes();
-        Ok(js::view(|out| write_array(out, &pending, |v, out| v.write_json(out))))
+        let mut s = self.shared()?;
+        Ok(tabs::mirrored(&mut s, false).unwrap_or_else(|| {
+            let pending = s.engine.pending_changes();
+            js::view(|out| write_array(out, &pending, |v, out| v.write_json(out)))
+        }))
     }
 
     #[wasm_bindgen(js_name = failedChanges, unchecked_return_type = "FailedChange[]")]
     pub fn failed_changes(&self) -> Result<JsValue, JsValue> {
-        let failed = self.shared()?.engine.failed_changes();
-        Ok(js::view(|out| write_array(out, &failed, |v, out| v.write_json(out))))
+        let mut s = self.shared()?;
+        Ok(tabs::mirrored(&mut s, true).unwrap_or_else(|| {
+            let failed = s.engine.failed_changes();
+            js::view(|out| write_array(out, &failed, |v, out| v.write_json(out)))
+        }))
     }
 
     /// Puts failed writes (all, or the one numbered `seq`) back in the queue, due now. Returns how many.
@@ -645,6 +678,9 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "retryFailed")?;
+        if let Some(count) = tabs::forward(&self.shared, "retry", only) {
+            return Ok(count);
+        }
         let count = {
             let mut s = self.shared()?;
             storage::touch_all(&mut s);
@@ -661,6 +697,9 @@ impl RecordSync {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] seq: JsValue,
     ) -> Result<u32, JsValue> {
         let only = parse_seq(&seq, "discardFailed")?;
+        if let Some(count) = tabs::forward(&self.shared, "discard", only) {
+            return Ok(count);
+        }
         let count = {
             let mut s = self.shared()?;
             storage::touch_all(&mut s);
@@ -710,6 +749,7 @@ impl RecordSync {
         }
         if resumes {
             auth::resume(&self.shared);
+            pull::token_changed(&self.shared);
             schedule(&self.shared);
         }
         Ok(())
@@ -747,6 +787,49 @@ impl RecordSync {
     pub fn clear_conflicts(&self) -> Result<(), JsValue> {
         self.shared()?.conflicts.clear();
         Ok(())
+    }
+
+    /// Reads the remote feed from the cursor now (issue 11); resolves with `{ changes }` (how many reached the
+    /// `onRemoteChanges` listeners meanwhile) once a catch-up begun after this call is complete. It takes no
+    /// argument: one given (say, a table to pull) is refused rather than silently ignored. After `destroy()` it
+    /// rejects, as `forceSyncAll()` does.
+    #[wasm_bindgen(unchecked_return_type = "Promise<PullSummary>")]
+    pub fn pull(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "never")] unexpected: Option<JsValue>,
+    ) -> Result<Promise, JsValue> {
+        if let Some(v) = unexpected.filter(|v| !v.is_undefined()) {
+            return Err(js::type_error(format!(
+                "RecordSync.pull: takes no argument (it reads every table in options.pull.tables), not {}",
+                js::describe(&v)
+            )));
+        }
+        if self.shared.try_borrow().is_ok_and(|s| s.destroyed) {
+            return Ok(Promise::reject(&js::error(DESTROYED)));
+        }
+        Ok(pull::pull_now(&self.shared))
+    }
+
+    /// Calls `listener(changes)` with each batch of other devices' changes, in order per record; a record
+    /// with an unsettled local change gets its remote change after that change settles. Returns the function
+    /// that unsubscribes.
+    #[wasm_bindgen(js_name = onRemoteChanges, unchecked_return_type = "() => void")]
+    pub fn on_remote_changes(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(changes: RemoteChange[]) => void")] listener: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let listener = listener.dyn_into::<Function>().map_err(|v| {
+            js::type_error(format!("RecordSync.onRemoteChanges: listener must be a function, not {}", js::describe(&v)))
+        })?;
+        {
+            let mut s = self.shared()?;
+            let id = s.next_listener;
+            pull::add_listener(&mut s, id, listener)?;
+            s.next_listener += 1;
+            drop(s);
+            let unsubscribe: &Function = (*self.unsubscribe).as_ref().unchecked_ref();
+            Ok(unsubscribe.bind1(&JsValue::NULL, &JsValue::from(id)).into())
+        }
     }
 
     /// Stops the timer, aborts the request on its way, removes the window listeners and subscribers, and

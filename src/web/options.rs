@@ -19,8 +19,9 @@ pub const DEFAULT_TOKEN_TIMEOUT_MS: u32 = 10_000;
 /// An integer, not an `f64`: putting an `f64` in a message links float formatting (13 KB of wasm).
 const MAX_TIMEOUT_MS: u32 = 600_000;
 
-// "user" and "storage" are read by storage.rs (durable queue).
-const OPTION_KEYS: [&str; 7] = ["transport", "maxRetries", "batchSize", "syncIntervals", "tables", "user", "storage"];
+// "user" and "storage" are read by storage.rs (durable queue), "pull" by pull.rs (issue 11).
+const OPTION_KEYS: [&str; 8] =
+    ["transport", "maxRetries", "batchSize", "syncIntervals", "tables", "user", "storage", "pull"];
 const HTTP_KEYS: [&str; 8] =
     ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs", "tokenTimeoutMs", "allowAnonymous"];
 const TABLE_KEYS: [&str; 2] = ["parents", "onConflict"];

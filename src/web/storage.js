@@ -24,6 +24,9 @@ function committed(tx) {
 }
 
 const range = (user) => IDBKeyRange.bound([user], [user, []]);
+// Changes a follower tab queued, waiting for the tab that holds the queue to take them in: keys
+// [inbox(user), time, tab, n], so that they read back in the order they were queued, whichever tab queued them.
+const inboxOf = (user) => `${user}\u0000inbox`;
 
 /** The IndexedDB store named `name`, or null where there is no IndexedDB (server-side rendering, workers
  *  without it). Opening is lazy; a refused open rejects `load`. */
@@ -54,13 +57,23 @@ export function indexedDbStore(name) {
       opening = null;
       throw e;
     }));
-  const write = (db, user, text, replace) => {
+  const tab = Math.random().toString(36).slice(2);
+  let inboxed = 0;
+  const write = (db, user, text, replace, drained) => {
     const tx = db.transaction(STORE, "readwrite");
     const store = tx.objectStore(STORE);
-    if (replace) store.delete(range(user));
-    const n = next.get(user) ?? 0;
-    next.set(user, n + 1);
-    store.put(text, [user, n]);
+    try {
+      if (replace) store.delete(range(user));
+      // The inbox records the queue took in go in the same transaction: stored once, in one place or the other.
+      for (const key of drained ?? []) store.delete(key);
+      const n = next.get(user) ?? 0;
+      next.set(user, n + 1);
+      store.put(text, [user, n]);
+    } catch (e) {
+      // A put that throws must not leave the deletes to commit on their own.
+      tx.abort();
+      throw e;
+    }
     const done = committed(tx);
     // Commit now rather than after the request's callbacks: the page may be on its way out (a reload in the
     // same task).
@@ -78,15 +91,38 @@ export function indexedDbStore(name) {
       return texts;
     },
     // Synchronous while the database is open, so the transaction starts in the task that queued the changes.
-    append(user, text, replace) {
-      if (db !== null) return write(db, user, text, replace);
-      return open().then((db) => write(db, user, text, replace));
+    append(user, text, replace, drained) {
+      if (db !== null) return write(db, user, text, replace, drained);
+      return open().then((db) => write(db, user, text, replace, drained));
     },
     async clear(user) {
       const db = await open();
       const tx = db.transaction(STORE, "readwrite");
       tx.objectStore(STORE).delete(range(user));
+      tx.objectStore(STORE).delete(range(inboxOf(user)));
       await committed(tx);
+    },
+    // The shared queue of live tabs (src/web/tabs.rs). Opens the database ahead, so that a follower's first
+    // change is stored in the task that queued it.
+    warm() {
+      open().catch(() => {});
+    },
+    inbox(user, text) {
+      const put = (db) => {
+        const tx = db.transaction(STORE, "readwrite");
+        tx.objectStore(STORE).put(text, [inboxOf(user), Date.now(), tab, inboxed++]);
+        const done = committed(tx);
+        tx.commit?.();
+        return done;
+      };
+      return db !== null ? put(db) : open().then(put);
+    },
+    async readInbox(user) {
+      const db = await open();
+      const store = db.transaction(STORE, "readonly").objectStore(STORE);
+      const r = range(inboxOf(user));
+      const [keys, texts] = await Promise.all([requested(store.getAllKeys(r)), requested(store.getAll(r))]);
+      return { keys, texts };
     },
   };
 }

@@ -22,7 +22,10 @@ use super::{Batch, Engine};
 use crate::core::journal::{self, Journal, Stored};
 use crate::core::json::quoted;
 use crate::core::owner::jwt_subject;
+use crate::core::remote::SavedCursor;
 use crate::core::{Change, Op};
+
+type SavedEntry = crate::core::SavedEntry<JsRow>;
 
 #[wasm_bindgen(module = "/src/web/storage.js")]
 extern "C" {
@@ -36,6 +39,9 @@ extern "C" {
 const DATABASE: &str = "record-sync";
 /// How long a new instance waits for the queue's tab lock before it keeps its changes in memory only.
 const LOCK_WAIT_MS: u32 = 1_000;
+/// The same where it can follow the tab that holds the lock (src/web/tabs.rs): long enough for a reload's
+/// hand-over, short because a follower's changes are stored at once while a restoring tab's are not.
+const FOLLOW_WAIT_MS: u32 = 100;
 /// `lastError` while the restore waits for a token to know whose stored queue it is.
 const WAITING: &str = "storage: waiting for a user's token to restore their stored queue";
 /// How long the stored queue may take to load before the instance works in memory.
@@ -50,10 +56,12 @@ struct Store {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub enum Phase {
     /// Reading the stored queue; nothing is sent.
     Restoring,
     Durable,
+    /// Another tab holds the queue: changes go to its inbox, and this tab shows its state (src/web/tabs.rs).
+    Follower,
     /// No store, or it failed to load: the queue lives in memory only.
     Memory,
 }
@@ -81,6 +89,69 @@ pub struct Durable {
     /// The page is hidden: requests go with `keepalive`.
     pub hidden: bool,
     lifecycle: Option<super::lifecycle::Listeners>,
+    /// The shared queue of live tabs: channel, inbox, mirror of the leader's state.
+    pub tabs: super::tabs::Tabs,
+    /// Failed writes in a row, and whether a retry is on its way ([`retry_later`]).
+    failures: u32,
+    retrying: bool,
+    /// Ends [`identify`]'s wait between two asks as soon as a token is known.
+    wake: Option<Function>,
+}
+
+impl Durable {
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn store_object(&self) -> Option<JsValue> {
+        self.store.as_ref().map(|store| store.this.clone())
+    }
+
+    pub fn key(&self) -> Option<String> {
+        self.key.clone()
+    }
+
+    pub fn owner(&self) -> Option<String> {
+        self.owner.clone()
+    }
+
+    /// The next write is made even if no record was touched (it deletes inbox records that held nothing).
+    pub fn write_anyway(&mut self) {
+        if self.journal.is_empty() {
+            self.journal.touch_all();
+        }
+    }
+
+    /// Adds to what `lastError` says of unreadable records.
+    pub fn notice_unreadable(&mut self, why: String) {
+        self.notice = Some(match self.notice.take() {
+            Some(before) => format!("{before}; {why}"),
+            None => why,
+        });
+        self.version += 1;
+    }
+}
+
+pub fn phase(s: &State) -> Phase {
+    s.durable.phase
+}
+
+pub fn set_phase(s: &mut State, phase: Phase) {
+    let d = &mut s.durable;
+    d.phase = phase;
+    d.error = None;
+    d.version += 1;
+    // A follower's first write holds what it queued so far.
+    d.journal.touch_all();
+}
+
+/// A storage problem that is not a write's, as `lastError`.
+pub fn report(shared: &Shared, why: String) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.durable.error = Some((u64::MAX, why));
+        s.durable.version += 1;
+    }
+    super::notify(shared);
 }
 
 /// Reads the `user` and `storage` options.
@@ -137,6 +208,10 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         clearing: false,
         hidden: false,
         lifecycle: None,
+        tabs: super::tabs::Tabs::default(),
+        failures: 0,
+        retrying: false,
+        wake: None,
     })
 }
 
@@ -222,14 +297,21 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
                 }
             }
         }
-        // Short naps, so that a token from `setAccessToken` ends the wait at once.
-        let _ = JsFuture::from(sleep(50)).await;
+        // Until the next ask, or a token from `setAccessToken` ([`token_known`]), whichever comes first.
+        let mut wake = None;
+        let woken = Promise::new(&mut |resolve, _| wake = Some(resolve));
+        weak.upgrade()?.try_borrow_mut().ok()?.durable.wake = wake;
+        let wait = next_ask.saturating_sub(js::now()).min(60_000) as u32;
+        let _ = timeout::within(&woken, wait).await;
     }
 }
 
 /// A token is known (`setAccessToken`, or the ask at construction): a queue without an owner takes its
 /// subject. The token itself is not kept here.
 pub fn token_known(s: &mut State, token: &str) {
+    if let Some(wake) = s.durable.wake.take() {
+        let _ = wake.call0(&JsValue::UNDEFINED);
+    }
     if s.durable.owner.is_some() {
         return;
     }
@@ -248,7 +330,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
     // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
     let name = format!("record-sync:{key}");
-    let mut wait_ms = LOCK_WAIT_MS;
+    let mut wait_ms = if super::tabs::may_follow(&store.this) { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
         let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
         // `holdLock` answers null when another tab kept the lock, undefined where there are no Web Locks (this
@@ -263,7 +345,12 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         };
         if locked_out {
-            give_up(&shared, "another tab holds this user's stored queue; this tab keeps its changes in memory".into());
+            if !super::tabs::follow(&shared, &key) {
+                give_up(
+                    &shared,
+                    "another tab holds this user's stored queue; this tab keeps its changes in memory".into(),
+                );
+            }
             wait_ms = 0;
             continue;
         }
@@ -318,18 +405,26 @@ async fn restore(weak: Weak<RefCell<State>>) {
                     s.durable.version += 1;
                 }
             }
+            super::tabs::lead(&shared, &key);
             schedule(&shared);
         }
     }
 }
 
+/// The key the records a restore could not read are set aside under.
+fn aside_key(key: &str) -> String {
+    format!("{key}#unreadable")
+}
+
 /// Stores the records the restore could not read under a key of their own, before the next write replaces the
-/// queue's records, so that they can still be looked at. Returns the `lastError` naming them.
+/// queue's records, so that they can still be looked at. Policy: they replace those an earlier restore set
+/// aside (storage stays bounded whatever goes wrong, and the latest are the ones to look at), and
+/// `clearPersisted()` deletes them with the queue. Returns the `lastError` naming them.
 fn set_aside(store: &Store, key: &str, texts: &[String], skipped: &[(usize, String)]) -> String {
-    let aside = format!("{key}#unreadable-{}", js::now());
-    for (index, _) in skipped {
+    let aside = aside_key(key);
+    for (n, (index, _)) in skipped.iter().enumerate() {
         let text = texts.get(*index).map_or("", String::as_str);
-        let args = [JsValue::from_str(&aside), JsValue::from_str(text), JsValue::from_bool(false)];
+        let args = [JsValue::from_str(&aside), JsValue::from_str(text), JsValue::from_bool(n == 0)];
         // A failure here is left to the store's next write to report: the queue itself is not at stake.
         if let Ok(promise) = call(store, &store.append, &args) {
             spawn_local(async move {
@@ -392,12 +487,7 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
     engine.set_paused(s.engine.stats().is_paused);
     for saved in s.engine.export().entries {
         // Nothing was sent before the restore, so every entry is a pending one.
-        let again = |op: Op| Change::new(&saved.table, &saved.id, op, saved.data.clone(), saved.priority);
-        let queued = again(saved.op).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
-        // An insert of a record the stored queue already writes becomes an upsert of the new row.
-        if queued.is_none() && saved.op != Op::Delete {
-            let _ = again(Op::Upsert).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
-        }
+        enqueue_again(&mut engine, &saved);
     }
     if let Some(client_id) = stored.client_id {
         if let Some(Transport::Http(http)) = Rc::get_mut(&mut s.transport) {
@@ -410,6 +500,9 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
     if s.durable.owner.is_none() {
         s.durable.owner = stored.owner;
     }
+    // Issue 11: catch-up goes on from where the stored cursor says.
+    s.durable.journal.set_remote_cursor(stored.remote_cursor.clone());
+    super::pull::restored(s, stored.remote_cursor);
     // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
     if !s.waiters.is_empty() {
         let watermark = engine.flush_all(js::now());
@@ -425,6 +518,36 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
     Ok(())
 }
 
+/// Queues a saved write again, as a new change behind the queue's own (a restored queue, another tab's inbox).
+fn enqueue_again(engine: &mut Engine, saved: &SavedEntry) {
+    let again = |op: Op| Change::new(&saved.table, &saved.id, op, saved.data.clone(), saved.priority);
+    let queued = again(saved.op).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+    // An insert of a record the queue already writes becomes an upsert of the new row.
+    if queued.is_none() && saved.op != Op::Delete {
+        let _ = again(Op::Upsert).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+    }
+}
+
+/// Empties the queue (keeping the replay identity: the seqs go on), and the next write stores it empty.
+pub fn drop_queue(s: &mut State) {
+    let config = s.engine.config().clone();
+    let Some(mut snapshot) = Engine::new(config.clone()).ok().map(|e| e.export()) else { return };
+    snapshot.next_seq = s.engine.next_seq();
+    let Ok(mut empty) = Engine::restore(config, snapshot) else { return };
+    empty.set_online(s.engine.is_online());
+    empty.set_paused(s.engine.stats().is_paused);
+    s.engine = empty;
+    s.stats = None;
+    s.notified_version = u64::MAX;
+    touch_all(s);
+}
+
+/// Another tab's change, taken in from the inbox by the tab that holds the queue.
+pub fn requeue(s: &mut State, saved: &SavedEntry) {
+    enqueue_again(&mut s.engine, saved);
+    touch(s, &saved.table, &saved.id);
+}
+
 fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValue> {
     let returned = f.apply(&store.this, &args.iter().collect::<Array>())?;
     Ok(Promise::resolve(&returned))
@@ -432,7 +555,7 @@ fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValu
 
 /// Whether the engine may hand out a batch: not before the stored queue is restored.
 pub fn may_send(s: &State) -> bool {
-    s.durable.phase != Phase::Restoring
+    matches!(s.durable.phase, Phase::Durable | Phase::Memory) && !s.durable.tabs.holding
 }
 
 pub fn touch(s: &mut State, table: &str, id: &str) {
@@ -447,6 +570,13 @@ pub fn touch_batch(s: &mut State, batch: &Batch) {
     }
 }
 
+/// The remote feed's cursor moved (issue 11): it is stored with the queue.
+pub fn remote_cursor(s: &mut State, cursor: Option<SavedCursor>) {
+    if s.durable.phase != Phase::Memory {
+        s.durable.journal.set_remote_cursor(cursor);
+    }
+}
+
 pub fn touch_all(s: &mut State) {
     if s.durable.phase != Phase::Memory {
         s.durable.journal.touch_all();
@@ -455,21 +585,36 @@ pub fn touch_all(s: &mut State) {
 
 /// Writes what the engine touched since the last write: one store call (one IndexedDB transaction).
 pub fn persist(shared: &Shared) {
-    let (store, key, written, number) = {
-        let Ok(mut s) = shared.try_borrow_mut() else { return };
+    write(shared);
+}
+
+/// [`persist`], returning the write. The leader's write also deletes the inbox records it took in (src/web/tabs.rs),
+/// in the same transaction.
+pub fn write(shared: &Shared) -> Option<Promise> {
+    if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Follower) {
+        return write_inbox(shared);
+    }
+    let (store, key, written, number, drained) = {
+        let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.phase != Phase::Durable || s.durable.clearing {
-            return;
+            return None;
         }
-        let Some(store) = s.durable.store.clone() else { return };
+        let store = s.durable.store.clone()?;
         let owner = s.durable.owner.clone();
-        let Some(written) = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref()) else { return };
+        let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
         s.durable.writes += 1;
-        let Some(key) = s.durable.key.clone() else { return };
-        (store, key, written, s.durable.writes)
+        let key = s.durable.key.clone()?;
+        let drained: Array = s.durable.tabs.undeleted.iter().map(|(_, key)| key.clone()).collect();
+        (store, key, written, s.durable.writes, drained)
     };
-    let args = [JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
+    let deleting = drained.length() as usize;
+    let mut args = vec![JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
+    if deleting > 0 {
+        args.push(drained.into());
+    }
     let result = call(&store, &store.append, &args);
+    let returned = result.as_ref().ok().cloned();
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
         let result = match result {
@@ -478,9 +623,14 @@ pub fn persist(shared: &Shared) {
         };
         let Some(shared) = weak.upgrade() else { return };
         let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let failed = result.is_err();
         let d = &mut s.durable;
         match result {
             Ok(()) => {
+                d.failures = 0;
+                // The inbox records this write deleted (those taken in since are still to delete).
+                let deleted = deleting.min(d.tabs.undeleted.len());
+                d.tabs.undeleted.drain(..deleted);
                 if d.error.as_ref().is_some_and(|(at, _)| *at < number) {
                     d.error = None;
                     d.version += 1;
@@ -497,14 +647,113 @@ pub fn persist(shared: &Shared) {
             }
         }
         drop(s);
-        // Subscribers hear of it now; the write itself is tried again with the next tick that has something
-        // to do (a tick of its own would retry a failing store in a tight loop).
         super::notify(&shared);
+        if failed {
+            retry_later(&shared);
+        }
     });
+    returned
+}
+
+/// After a failed write, the whole queue is written again after a backoff (250 ms, doubling up to 30 s), not
+/// only with the next change: until then the store holds records the failed write should have replaced (writes
+/// since settled), which a reload would restore and send again.
+fn retry_later(shared: &Shared) {
+    let delay = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let destroyed = s.destroyed;
+        let d = &mut s.durable;
+        d.failures = d.failures.saturating_add(1);
+        if d.retrying || destroyed {
+            return;
+        }
+        d.retrying = true;
+        250u32.saturating_mul(1 << d.failures.saturating_sub(1).min(7)).min(30_000)
+    };
+    let weak = Rc::downgrade(shared);
+    spawn_local(async move {
+        let _ = JsFuture::from(sleep(delay)).await;
+        let Some(shared) = weak.upgrade() else { return };
+        if let Ok(mut s) = shared.try_borrow_mut() {
+            s.durable.retrying = false;
+        }
+        schedule(&shared);
+    });
+}
+
+/// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
+/// leader's state is what it shows). A failed write puts them back, to be tried again with the next tick.
+fn write_inbox(shared: &Shared) -> Option<Promise> {
+    let (store, key, text, due) = {
+        let mut s = shared.try_borrow_mut().ok()?;
+        let s = &mut *s;
+        if s.durable.clearing || s.durable.journal.is_empty() || s.engine.export_refs().is_empty() {
+            return None;
+        }
+        s.durable.journal.touch_all();
+        let owner = s.durable.owner.clone();
+        let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
+        let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
+        s.durable.tabs.inboxed.extend(records);
+        let due = s.engine.poll_timeout();
+        // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
+        drop_queue(s);
+        (s.durable.store.clone()?, s.durable.key.clone()?, written.text, due)
+    };
+    if let Some(due) = due {
+        super::tabs::wake_leader_at(shared, due);
+    }
+    let inbox = get(&store.this, "inbox").dyn_into::<Function>().ok()?;
+    let result = call(&store, &inbox, &[JsValue::from_str(&key), JsValue::from_str(&text)]);
+    let promise = match result {
+        Ok(promise) => promise,
+        Err(e) => Promise::reject(&e),
+    };
+    super::tabs::inboxed(shared, &promise);
+    let weak = Rc::downgrade(shared);
+    let written = promise.clone();
+    spawn_local(async move {
+        let result = JsFuture::from(written).await;
+        let Some(shared) = weak.upgrade() else { return };
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let failed = result.is_err();
+        match result {
+            Ok(_) => {
+                s.durable.failures = 0;
+                if s.durable.error.take().is_some() {
+                    s.durable.version += 1;
+                }
+            }
+            Err(e) => {
+                if let Ok(Some(stored)) = journal::replay(std::slice::from_ref(&text)) {
+                    for saved in &stored.snapshot.entries {
+                        enqueue_again(&mut s.engine, saved);
+                    }
+                }
+                s.durable.journal.touch_all();
+                s.durable.error = Some((
+                    u64::MAX,
+                    format!("storage: could not save the queue ({}); it is kept in memory", error_message(&e)),
+                ));
+                s.durable.version += 1;
+            }
+        }
+        drop(s);
+        super::notify(&shared);
+        if failed {
+            retry_later(&shared);
+        }
+    });
+    Some(promise)
 }
 
 /// Checks the token a batch is about to be sent with against the queue's owner. A queue without an owner
 /// takes the token's subject as its owner.
+/// Whether `token` is the queue owner's, or no owner is known yet ([`check_owner`] without fixing the owner).
+pub fn is_owners(s: &State, token: &str) -> bool {
+    s.durable.owner.as_ref().is_none_or(|owner| jwt_subject(token).as_ref() == Some(owner))
+}
+
 pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
     let Some(token) = token else { return Ok(()) };
     let Ok(mut s) = shared.try_borrow_mut() else { return Ok(()) };
@@ -527,15 +776,20 @@ pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
 
 /// `stats()`: the engine's figures with `durable`, `restoring`, `user`, and the storage or owner problem as `lastError`.
 pub fn stats(s: &State) -> JsValue {
-    let stats = s.engine.stats();
-    let value = js::view(|out| stats.write_json(out));
+    // A follower shows the shared queue: the leader's figures, with its own storage fields.
+    let value = super::tabs::mirrored_stats(s).unwrap_or_else(|| {
+        let stats = s.engine.stats();
+        js::view(|out| stats.write_json(out))
+    });
     let d = &s.durable;
     let set = |key: &str, v: JsValue| {
         let _ = js_sys::Reflect::set(&value, &JsValue::from_str(key), &v);
     };
-    set("durable", JsValue::from_bool(d.phase == Phase::Durable && d.error.is_none()));
+    let durable = matches!(d.phase, Phase::Durable | Phase::Follower) && d.error.is_none();
+    set("durable", JsValue::from_bool(durable));
     set("restoring", JsValue::from_bool(d.phase == Phase::Restoring));
     set("user", d.owner.as_deref().map_or(JsValue::NULL, JsValue::from_str));
+    set("leader", JsValue::from_bool(d.phase != Phase::Follower));
     if let Some((_, why)) = &d.error {
         set("lastError", JsValue::from_str(why));
     } else if let Some(why) = d.notice.as_ref().filter(|_| js::get(&value, "lastError").is_null()) {
@@ -549,6 +803,7 @@ pub fn release(s: &mut State) {
     if let Some(listeners) = s.durable.lifecycle.take() {
         listeners.remove();
     }
+    s.durable.tabs.close();
     if let Some(release) = s.durable.release.take() {
         let _ = release.call0(&JsValue::UNDEFINED);
     }
@@ -570,6 +825,13 @@ pub fn clear(shared: &Shared) -> Promise {
         Ok(promise) => promise,
         Err(e) => Promise::reject(&e),
     };
+    super::tabs::cleared(shared);
+    // What a restore set aside goes too (the queue's own delete decides the answer).
+    if let Ok(promise) = call(&store, &store.clear, &[JsValue::from_str(&aside_key(&key))]) {
+        spawn_local(async move {
+            let _ = JsFuture::from(promise).await;
+        });
+    }
     let Some(release) = release else { return cleared };
     // Held until the delete is committed, so no other tab reads the queue in between.
     wasm_bindgen_futures::future_to_promise(async move {

@@ -19,7 +19,7 @@ use super::storage;
 use super::Batch;
 use super::{timeout, Shared};
 use crate::core::json::{write_array, Json, ObjectWriter};
-use crate::core::wire::{decode_result, Exchange, HttpRequest, HttpResponse};
+use crate::core::wire::{decode_result, Exchange, HttpRequest, HttpResponse, WireMode};
 
 type ChangeOutcome = crate::core::ChangeOutcome<JsRow>;
 
@@ -148,6 +148,10 @@ async fn fetch_once(
         Token::ApiKey => &http.api_key,
     };
     headers.append("Authorization", &format!("Bearer {bearer}")).map_err(network)?;
+    // The change feed records who wrote a row (issue 11): rpc mode says it in the body, rest mode here.
+    if matches!(http.wire.mode, WireMode::Rest { .. }) {
+        headers.append("X-Record-Sync-Origin", &http.wire.client_id).map_err(network)?;
+    }
     let init = RequestInit::new();
     init.set_method(request.method);
     // A redirect is never PostgREST's answer (a captive portal, a login page): it fails as a network error.

@@ -96,11 +96,52 @@ export interface RecordSyncOptions {
   user?: string | null;
   /** Where the queue is kept: IndexedDB by default; `null` keeps it in memory only; or a custom store. */
   storage?: QueueStore | null;
+  /** Other devices' changes flow in (needs `transport.url` and sql/record_sync_feed.sql on the server). */
+  pull?: PullOptions;
+}
+
+/** Catch-up from the server's change feed (`rpc/record_sync_changes`), at start, on `online`, every
+ *  `intervalMs`, after a held record's local change settles, and on `pull()`. */
+export interface PullOptions {
+  /** The tables to read (each enabled with `record_sync_feed_enable`). */
+  tables: string[];
+  /** Subscribe to Supabase Realtime as well (default false). */
+  realtime?: boolean;
+  /** Changes per page, 1 to 1000 (default 500). */
+  pageSize?: number;
+  /** Also catch up every this many ms (at least 1000; default: never on a timer). */
+  intervalMs?: number;
+}
+
+/** Another device's change (or this client's own write coming back, `own: true`), as `onRemoteChanges`
+ *  listeners get it: in version order per record. A record with a local change the server has not settled
+ *  gets it only after that change settles (then the newer of the two). */
+export interface RemoteChange {
+  table: string;
+  id: string;
+  op: "upsert" | "delete";
+  /** The whole row as the server holds it (without the feed's record_sync_* columns); null for a delete. */
+  row: Row | null;
+  /** The server's version of the row: grows with every write. */
+  version: number;
+  /** This client wrote it: the app already has it, but applying it is safe (it is the server's row). */
+  own?: boolean;
+  /** The server's row (or a delete: the row is missing) delivered again after a conflict the server won
+   *  (lastWriterWins, a "missing" row): the app's copy holds the local write the server did not take. */
+  conflict?: boolean;
+}
+
+/** What `pull()` resolves to. */
+export interface PullSummary {
+  /** Changes handed to `onRemoteChanges` listeners meanwhile. */
+  changes: number;
 }
 
 /** A custom store for the queue. Records are opaque strings, to be handed back by `load` in the order they were
  *  appended; `append` calls must be applied in call order. A rejected or throwing call is reported as
- *  `lastError` and the whole queue is written again with the next change. */
+ *  `lastError` and the whole queue is written again after a backoff (and with the next change). `clear` is
+ *  also called with `"<user>#unreadable"`, the key of records a restore could not read. A custom store is not
+ *  shared by live tabs: a tab that cannot have the queue keeps its changes in memory. */
 export interface QueueStore {
   /** Every record stored for `user` ("" without a user option), oldest first. */
   load(user: string): Promise<string[]>;
@@ -169,8 +210,9 @@ export interface SyncStats {
   lastError: string | null;
   /** Enqueue-to-confirmed time of recent writes; null before the first. */
   latencyMs: Latency | null;
-  /** The queue is restored from and written to storage. False while restoring, without a store, after a
-   *  storage fault (then `lastError` says which), and in a second tab while another holds this user's queue. */
+  /** The queue is restored from and written to storage (in a tab that follows another: this tab's changes are
+   *  written to the shared queue's inbox). False while restoring, without a store, after a storage fault (then
+   *  `lastError` says which), and in a second tab that cannot follow the one holding this user's queue. */
   durable: boolean;
   /** The stored queue is being read (or waits for a token that says whose it is): `pending` and
    *  `pendingChanges()` do not count it yet, nothing is sent, and `forceSyncAll()` waits for it. */
@@ -178,6 +220,15 @@ export interface SyncStats {
   /** Whose queue this is: the `user` option, else the `sub` of the first token known (asked at construction,
    *  or given to `setAccessToken`), or the owner stored with a queue kept under no user. */
   user: string | null;
+  /** When the last complete catch-up ended (ms since the epoch); null before the first, or without `pull`. */
+  lastPullAt: number | null;
+  /** The realtime socket is joined. */
+  realtimeConnected: boolean;
+  /** Changes handed to `onRemoteChanges` listeners since the instance was created. */
+  remoteChangesReceived: number;
+  /** This tab sends the queue. False in a tab that follows another tab of the same user: its changes go to the
+   *  shared queue through IndexedDB, and the figures, `pendingChanges()` and `failedChanges()` are that tab's. */
+  leader: boolean;
 }
 
 /** A write not yet confirmed: the change as it will be sent, and where it stands. */

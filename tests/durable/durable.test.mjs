@@ -218,6 +218,42 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("remote changes (issue 11): setAccessToken(B) on A's instance closes its realtime channel; B's rows never reach A's listeners", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const live = () => page.evaluate(() => window.t.sync.stats().realtimeConnected);
+      await page.evaluate(({ url, tokenA }) => {
+        window.t.heard = [];
+        window.t.token = tokenA;
+        window.t.create({ url, mode: "rpc", user: null, storage: null, pull: { tables: ["user_preferences"], realtime: true } });
+        window.t.sync.onRemoteChanges((changes) => window.t.heard.push(...changes.map((c) => c.id)));
+      }, { url: server.restUrl, tokenA });
+      await waitFor(live, 5000);
+      // The app hands the instance user B's token (a sign-in switch without a new instance, or a mix-up).
+      await page.evaluate((tokenB) => { window.t.token = tokenB; window.t.sync.setAccessToken(tokenB); }, tokenB);
+      await new Promise((r) => setTimeout(r, 300));
+      const writeAs = (token, id) =>
+        fetch(`${server.restUrl}/user_preferences`, {
+          method: "POST",
+          headers: { apikey: "dev-anon-key", authorization: `Bearer ${token}`, "content-type": "application/json" },
+          body: JSON.stringify({ id, theme: "x" }),
+        }).then((r) => assert.ok(r.ok, `write as ${id}: ${r.status}`));
+      await writeAs(tokenB, "rt-switch-b");
+      await new Promise((r) => setTimeout(r, 700));
+      assert.deepEqual(await page.evaluate(() => window.t.heard.filter((id) => id.startsWith("rt-switch-"))), [], "B's row reached A's listeners");
+      assert.equal(await live(), false, "no channel on B's token");
+      // A's token is back: the catch-up runs, the channel opens again and brings A's rows only.
+      await page.evaluate((tokenA) => { window.t.token = tokenA; window.t.sync.setAccessToken(tokenA); }, tokenA);
+      await waitFor(live, 5000);
+      await writeAs(tokenA, "rt-switch-a");
+      await waitFor(() => page.evaluate(() => window.t.heard.includes("rt-switch-a")), 3000);
+      assert.deepEqual(await page.evaluate(() => window.t.heard.filter((id) => id.startsWith("rt-switch-"))), ["rt-switch-a"]);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("A's stored queue is not restored by B's instance; A's next instance sends it", async () => {
     const context = await browser.newContext();
     try {
@@ -269,6 +305,50 @@ describe("whose queue it is without the user option (issue 9)", () => {
       });
       assert.deepEqual(s, { pending: 0, user: USER_B });
       assert.equal((await rowsOf(tokenB, "takeover-a-")).length, 0, "A's changes were not sent as B's");
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe("remote changes and the stored cursor (issue 11)", () => {
+  test("the catch-up cursor is stored only after the changes before it reached the listeners", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const prefix = `cursor-${Date.now()}-`;
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${server.restUrl}/user_preferences`, {
+          method: "POST",
+          headers: { apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json" },
+          body: JSON.stringify({ id: `${prefix}${i}`, theme: "x" }),
+        });
+        assert.ok(res.ok, `seed: ${res.status}`);
+      }
+      // A store that notes, with every stored cursor, which versions the listener had been handed by then.
+      const checks = await page.evaluate(async ({ url, tokenA, user, prefix }) => {
+        const heard = [];
+        const stored = [];
+        const storage = {
+          async load() { return []; },
+          async append(_user, record) {
+            const cursor = JSON.parse(record).p?.c;
+            if (cursor) stored.push({ upTo: Number(cursor.split("-")[1]), heard: [...heard] });
+          },
+          async clear() {},
+        };
+        window.t.token = tokenA;
+        window.t.create({ url, mode: "rpc", user, storage, pull: { tables: ["user_preferences"], pageSize: 1 } });
+        window.t.sync.onRemoteChanges((changes) => heard.push(...changes.filter((c) => c.id.startsWith(prefix)).map((c) => c.version)));
+        await window.t.sync.pull();
+        return { heard, stored };
+      }, { url: server.restUrl, tokenA, user: USER_A, prefix });
+      assert.equal(checks.heard.length, 3, JSON.stringify(checks));
+      for (const { upTo, heard } of checks.stored) {
+        const before = checks.heard.filter((v) => v <= upTo);
+        assert.deepEqual(heard.filter((v) => v <= upTo), before, `cursor ${upTo} stored before versions ${before} were handed over`);
+      }
+      assert.ok(checks.stored.some(({ upTo }) => upTo >= Math.max(...checks.heard)), "the last cursor is stored");
     } finally {
       await context.close();
     }
@@ -338,13 +418,43 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
-  test("a second tab works in memory while the first holds the queue, and takes it over when the first crashes", async () => {
+  test("a second tab follows the first, and takes the queue over within a second of the first crashing", async () => {
     const context = await browser.newContext();
     try {
       const first = await openPage(context, site.url);
       assert.equal(await create(first), true);
       await queue(first, "tab-first-", 200);
       const second = await openPage(context, site.url);
+      assert.equal(await create(second), true, "its changes go to the shared queue's inbox");
+      assert.deepEqual(await second.evaluate(() => [window.t.sync.stats().leader, window.t.sync.stats().lastError]), [false, null]);
+      await queue(second, "tab-second-", 50);
+      await first.waitForTimeout(100);
+      const cdp = await context.newCDPSession(first);
+      const gone = new Promise((ok) => first.once("crash", ok));
+      cdp.send("Page.crash").catch(() => {});
+      await gone;
+      const crashedAt = Date.now();
+      await second.waitForFunction(() => window.t.sync.stats().leader === true && window.t.sync.stats().durable, null, { timeout: 5000 });
+      const tookOverMs = Date.now() - crashedAt;
+      assert.ok(tookOverMs < 1000, `took over in ${tookOverMs} ms`);
+      assert.equal(await second.evaluate(() => window.t.sync.pendingChanges().length), 250, "the first tab's queue and its own");
+      assert.equal((await flush(second)).failed, 0);
+      assert.equal((await rowsOf(tokenA, "tab-first-")).length, 200);
+      assert.equal((await rowsOf(tokenA, "tab-second-")).length, 50);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("without BroadcastChannel a second tab works in memory while the first holds the queue, and takes it over when the first crashes", async () => {
+    const context = await browser.newContext();
+    try {
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first), true);
+      await queue(first, "tab-first-", 200);
+      const second = await openPage(context, site.url);
+      // Where a tab cannot follow the one that holds the queue, it goes alone (src/web/tabs.rs).
+      await second.evaluate(() => delete window.BroadcastChannel);
       assert.equal(await create(second), false, "the first tab holds this user's queue");
       assert.match(await second.evaluate(() => window.t.sync.stats().lastError), /another tab holds/);
       await queue(second, "tab-second-", 50);
@@ -486,7 +596,7 @@ describe("durable queue across crashes and storage faults", () => {
       await page.evaluate((user) => window.t.idb((store) => store.put("{not json", [user, 1000])), USER_A);
       assert.equal(await create(page), true, "durability stays on");
       const s = await page.evaluate(() => ({ ...window.t.sync.stats(), ids: window.t.sync.pendingChanges().map((p) => p.id) }));
-      assert.match(s.lastError, /storage: stored record (\d+) of \1: not JSON .*set aside under the key "aaaaaaaa-0000-4000-8000-00000000000a#unreadable-\d+"/);
+      assert.match(s.lastError, /storage: stored record (\d+) of \1: not JSON .*set aside under the key "aaaaaaaa-0000-4000-8000-00000000000a#unreadable"/);
       assert.deepEqual(s.ids.sort(), ["corrupt-0", "corrupt-1", "corrupt-2"]);
       await queue(page, "corrupt-more-", 2);
       await page.waitForTimeout(50);
@@ -498,6 +608,10 @@ describe("durable queue across crashes and storage faults", () => {
       assert.equal(await create(page), true);
       assert.equal(await page.evaluate(() => window.t.sync.stats().lastError), null);
       assert.deepEqual(await flush(page), { confirmed: 5, failed: 0 });
+      // Policy: what was set aside stays until clearPersisted() (or the next restore that sets records aside).
+      assert.ok((await page.evaluate(() => window.t.idb((store) => store.getAll()))).includes("{not json"));
+      await page.evaluate(() => window.t.sync.clearPersisted());
+      assert.ok(!(await page.evaluate(() => window.t.idb((store) => store.getAll()))).includes("{not json"), "clearPersisted() drops it");
     } finally {
       await context.close();
     }

@@ -9,6 +9,7 @@ import {
   useRecordSync,
   useRecordSyncActions,
   useRecordSyncInstance,
+  useRemoteChanges,
   useSyncStats,
 } from "record-sync/react";
 
@@ -134,6 +135,36 @@ t.isDestroyed = (instance) => {
   } catch {
     return true;
   }
+};
+
+// useRemoteChanges (issue 11): an instance whose onRemoteChanges the test drives (a pull needs a server; the hook's
+// job is the subscription: once, to the latest listener, undone on unmount).
+function RemoteUser({ label }) {
+  useRemoteChanges((changes) => t.remote.heard.push([label, changes.length]));
+  return <p data-testid="remote">{label}</p>;
+}
+
+t.mountRemote = () => {
+  const instance = new RecordSync(t.options());
+  const remote = { listeners: new Set(), subscribes: 0, heard: [] };
+  instance.onRemoteChanges = (listener) => {
+    remote.subscribes++;
+    remote.listeners.add(listener);
+    return () => remote.listeners.delete(listener);
+  };
+  t.remote = remote;
+  t.remote.emit = (changes) => [...remote.listeners].forEach((l) => l(changes));
+  const el = document.createElement("div");
+  document.body.append(el);
+  t.root = createRoot(el);
+  const render = (label) =>
+    t.root.render(
+      <RecordSyncProvider instance={instance}>
+        <RemoteUser label={label} />
+      </RecordSyncProvider>,
+    );
+  t.remote.render = render;
+  render("first");
 };
 
 t.ready = true;

@@ -46,6 +46,27 @@ async function open() {
 }
 
 describe("record-sync/react in Chromium", () => {
+  test("useRemoteChanges subscribes once, calls the latest listener, and unsubscribes on unmount", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mountRemote());
+      await page.waitForFunction(() => window.rsTest.remote.listeners.size === 1);
+      const heard = await page.evaluate(async () => {
+        const r = window.rsTest.remote;
+        r.emit([{ table: "t", id: "a", op: "upsert", row: { id: "a" }, version: 1 }]);
+        r.render("second");
+        await new Promise((ok) => setTimeout(ok, 50));
+        r.emit([{ table: "t", id: "a", op: "delete", row: null, version: 2 }, { table: "t", id: "b", op: "delete", row: null, version: 3 }]);
+        return { heard: r.heard, subscribes: r.subscribes };
+      });
+      assert.deepEqual(heard, { heard: [["first", 1], ["second", 2]], subscribes: 1 });
+      await page.evaluate(() => window.rsTest.unmount());
+      assert.equal(await page.evaluate(() => window.rsTest.remote.listeners.size), 0);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a burst of 1000 changes re-renders a bounded number of times; snapshot and callbacks stay stable", async (t) => {
     const { context, page } = await open();
     try {

@@ -4,8 +4,9 @@ import { RecordSyncProvider } from "record-sync/react";
 import type { RecordSyncOptions } from "record-sync";
 import { App } from "./App";
 import { loadConfig } from "./config";
-import { openDb, PARENTS } from "./db";
+import { openDb, PARENTS, TABLES } from "./db";
 import { AppDataProvider } from "./sync/AppData";
+import { RemoteChangesToLocal } from "./sync/RemoteChanges";
 import "./styles.css";
 
 const config = await loadConfig();
@@ -31,12 +32,15 @@ const options: RecordSyncOptions = {
   // Parents go first, so foreign keys hold (a session before its blocks, a block before its exercises).
   tables: Object.fromEntries(Object.entries(PARENTS).map(([table, parents]) => [table, { parents }])),
   ...(config.syncIntervals ? { syncIntervals: config.syncIntervals } : {}),
+  // Other devices' edits come in: catch-up from the server's change feed, and realtime (issue 11).
+  pull: { tables: TABLES, realtime: true },
 };
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <AppDataProvider db={db} config={config}>
       <RecordSyncProvider options={options}>
+        <RemoteChangesToLocal />
         <App />
       </RecordSyncProvider>
     </AppDataProvider>

@@ -1,0 +1,581 @@
+//! Catch-up (issue 11): `pull: { tables, realtime, pageSize, intervalMs }`, `pull()`, `onRemoteChanges`. Pages
+//! `POST {url}/rpc/record_sync_changes` from the cursor, hands each page to the core's [`Remote`] (which holds
+//! records with unsettled local changes and refuses bad pages), and delivers what is ready to the listeners.
+//!
+//! When: at start, on `online`, after a local change of a held record settles (the core asks), every
+//! `intervalMs`, after a failure with backoff, and on `pull()`. Only with a user's token, as writes: without
+//! one nothing is sent and `needsAuth` says so. Between pages the task yields to the browser, so a long
+//! catch-up never holds the main thread longer than one page's delivery.
+
+use std::rc::Rc;
+
+use gloo_timers::callback::{Interval, Timeout};
+use js_sys::{Function, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, Response};
+
+use super::auth::{self, Token};
+use super::js::{self, describe, error_message, get, is_object, keys};
+use super::options::{HttpTransport, Transport};
+use super::row::JsRow;
+use super::{notify, storage, Shared, State};
+use crate::core::json::{write_array, Json, ObjectWriter};
+use crate::core::remote::{PullOptions, Remote, SavedCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+const PULL_KEYS: [&str; 4] = ["tables", "realtime", "pageSize", "intervalMs"];
+const FEED_FUNCTION: &str = "record_sync_changes";
+/// The shortest `intervalMs`: a poll more often than this is what realtime is for.
+const MIN_INTERVAL_MS: u32 = 1_000;
+const MAX_INTERVAL_MS: u32 = 86_400_000;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn fetch_request(request: &Request) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
+}
+
+/// A `pull()` promise: settled by the first catch-up that begins after it was asked for.
+struct Waiter {
+    after: u64,
+    received_before: u64,
+    resolve: Function,
+    reject: Function,
+}
+
+pub struct Pull {
+    pub remote: Remote<JsRow>,
+    pub tables: Vec<String>,
+    /// With `realtime: true`: where the socket connects.
+    pub realtime_url: Option<String>,
+    pub socket: Option<super::realtime::Socket>,
+    pub realtime_connected: bool,
+    interval_ms: Option<u32>,
+    pub listeners: Vec<(u32, Function)>,
+    waiters: Vec<Waiter>,
+    /// The catch-up task is running.
+    running: bool,
+    started: u64,
+    failures: u32,
+    retry: Option<Timeout>,
+    interval: Option<Interval>,
+    controller: Option<AbortController>,
+    /// The last listener error, until a delivery reaches every listener.
+    listener_error: Option<String>,
+    version: u64,
+    /// A delivery of realtime rows is due ([`deliver_soon`]).
+    delivery: Option<Timeout>,
+}
+
+fn bad(name: &str, message: impl AsRef<str>) -> JsValue {
+    js::type_error(format!("RecordSync: options.pull.{name} {}", message.as_ref()))
+}
+
+/// The `pull` option, checked; `None` without it.
+pub fn parse(
+    options: &JsValue,
+    transport: &Transport,
+    primary_keys: &std::collections::HashMap<String, String>,
+    client_id: &str,
+) -> Result<Option<Pull>, JsValue> {
+    let pull = get(options, "pull");
+    if pull.is_undefined() || pull.is_null() {
+        return Ok(None);
+    }
+    if !is_object(&pull) {
+        return Err(js::type_error(format!(
+            "RecordSync: options.pull must be {{ tables: [...], realtime?, pageSize?, intervalMs? }}, not {}",
+            describe(&pull)
+        )));
+    }
+    if let Some(unknown) = keys(&pull).into_iter().find(|k| !PULL_KEYS.contains(&k.as_str())) {
+        return Err(bad(&unknown, format!("is not an option (known: {})", PULL_KEYS.join(", "))));
+    }
+    let tables = get(&pull, "tables");
+    let tables: Option<Vec<String>> = js_sys::Array::is_array(&tables)
+        .then(|| js_sys::Array::from(&tables).iter().map(|v| v.as_string().filter(|t| !t.is_empty())).collect())
+        .flatten();
+    let tables = tables
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| bad("tables", "must be a non-empty array of table names whose feed is enabled"))?;
+    let realtime = get(&pull, "realtime");
+    let realtime = match realtime.as_bool() {
+        Some(on) => on,
+        None if realtime.is_undefined() => false,
+        None => return Err(bad("realtime", format!("must be a boolean, not {}", describe(&realtime)))),
+    };
+    let value = get(&pull, "pageSize");
+    let page_size = if value.is_undefined() {
+        DEFAULT_PAGE_SIZE
+    } else {
+        js::as_integer(&value, f64::from(MAX_PAGE_SIZE))
+            .filter(|&n| n > 0)
+            .ok_or_else(|| bad("pageSize", format!("must be an integer from 1 to {MAX_PAGE_SIZE}")))? as u32
+    };
+    let value = get(&pull, "intervalMs");
+    let interval_ms = if value.is_undefined() {
+        None
+    } else {
+        let ms = js::as_integer(&value, f64::from(MAX_INTERVAL_MS)).filter(|&n| n >= u64::from(MIN_INTERVAL_MS));
+        Some(ms.ok_or_else(|| {
+            bad("intervalMs", format!("must be an integer from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"))
+        })? as u32)
+    };
+    let Transport::Http(http) = transport else {
+        return Err(bad("tables", "needs transport.url: the feed is read from PostgREST (rpc/record_sync_changes)"));
+    };
+    let realtime_url = match realtime {
+        false => None,
+        true => Some(super::realtime::socket_url(&http.base_url, &http.api_key).ok_or_else(|| {
+            bad("realtime", "needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)")
+        })?),
+    };
+    let options = PullOptions { tables: tables.clone(), page_size, primary_keys: primary_keys.clone() };
+    Ok(Some(Pull {
+        remote: Remote::new(client_id, options),
+        tables,
+        realtime_url,
+        socket: None,
+        realtime_connected: false,
+        interval_ms,
+        listeners: Vec::new(),
+        waiters: Vec::new(),
+        running: false,
+        started: 0,
+        failures: 0,
+        retry: None,
+        interval: None,
+        controller: None,
+        listener_error: None,
+        version: 0,
+        delivery: None,
+    }))
+}
+
+/// Starts the first catch-up and the interval, if any.
+pub fn start(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        let weak = Rc::downgrade(shared);
+        if let Some(pull) = s.pull.as_mut() {
+            pull.interval = pull.interval_ms.map(|ms| {
+                Interval::new(ms, move || {
+                    if let Some(shared) = weak.upgrade() {
+                        request(&shared);
+                    }
+                })
+            });
+        }
+    }
+    kick(shared);
+}
+
+/// A new token from `setAccessToken`: the realtime channel gets it too.
+pub fn token_changed(shared: &Shared) {
+    super::realtime::sync_token(shared);
+    request(shared);
+}
+
+/// Asks for a catch-up (`online`, the interval, `pull()`).
+pub fn request(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        if let Some(pull) = s.pull.as_mut() {
+            pull.remote.request_pull();
+        }
+    }
+    kick(shared);
+}
+
+/// After every tick of the engine: held records whose local change settled wait for a catch-up, which
+/// starts here; what is ready goes to the listeners.
+pub fn after_tick(shared: &Shared) {
+    {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let s = &mut *s;
+        let Some(pull) = s.pull.as_mut() else { return };
+        pull.remote.settle(&super::tabs::LocalView::new(&s.engine, &mut s.durable));
+    }
+    kick(shared);
+    deliver(shared);
+}
+
+/// Starts the catch-up task if one is wanted and none runs.
+pub fn kick(shared: &Shared) {
+    {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        // Not before the stored queue (and its cursor) is read.
+        let ready = s.engine.is_online() && !s.destroyed && storage::may_send(&s);
+        let Some(pull) = s.pull.as_mut().filter(|_| ready) else { return };
+        if pull.running || !pull.remote.wants_pull() {
+            return;
+        }
+        pull.running = true;
+    }
+    spawn_local(run(shared.clone()));
+}
+
+async fn run(shared: Shared) {
+    loop {
+        let (number, transport) = {
+            let Ok(mut s) = shared.try_borrow_mut() else { return };
+            let transport = s.transport.clone();
+            let destroyed = s.destroyed;
+            let Some(pull) = s.pull.as_mut() else { return };
+            match pull.remote.begin_pull().filter(|_| !destroyed) {
+                Some(number) => {
+                    pull.started = number;
+                    (number, transport)
+                }
+                _ => {
+                    pull.running = false;
+                    return;
+                }
+            }
+        };
+        let Transport::Http(http) = &*transport else { return };
+        let result = pages(&shared, http).await;
+        let pulled = result.is_ok();
+        finish(&shared, number, result);
+        if pulled {
+            super::realtime::ensure(&shared);
+        }
+        deliver(&shared);
+        notify(&shared);
+        let again = shared.try_borrow().is_ok_and(|s| {
+            !s.destroyed && s.engine.is_online() && s.pull.as_ref().is_some_and(|p| p.remote.wants_pull())
+        });
+        if !again {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                if let Some(pull) = s.pull.as_mut() {
+                    pull.running = false;
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// Every page from the cursor on. `Err` says why the catch-up stopped; the cursor stays at the last good page.
+async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
+    loop {
+        let body = {
+            let s = shared.try_borrow().map_err(|_| "busy".to_owned())?;
+            let pull = s.pull.as_ref().ok_or("destroyed")?;
+            pull.remote.page_request()
+        };
+        let (status, text) = fetch_page(shared, http, &body).await?;
+        if !(200..300).contains(&status) {
+            let message = Json::parse(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            if status == 401 {
+                refused_token(shared);
+            }
+            return Err(format!("catch-up failed: HTTP {status} {message}"));
+        }
+        let more = {
+            let mut s = shared.try_borrow_mut().map_err(|_| "busy".to_owned())?;
+            let s = &mut *s;
+            if s.destroyed {
+                return Err("destroyed".into());
+            }
+            let Some(pull) = s.pull.as_mut() else { return Err("destroyed".into()) };
+            pull.remote.on_page(&text, &super::tabs::LocalView::new(&s.engine, &mut s.durable), js::now())?
+        };
+        // Reading a page and handing it over are two tasks, so neither holds the main thread for both.
+        yield_to_browser().await;
+        deliver(shared);
+        store_cursor(shared);
+        if !more {
+            return Ok(());
+        }
+        yield_to_browser().await;
+    }
+}
+
+/// Stores the cursor once the changes before it were handed to the listeners (or are held, which the core's
+/// cursor accounts for): a page closed before then reads those pages again rather than never handing them over.
+fn store_cursor(shared: &Shared) {
+    {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let s = &mut *s;
+        let Some(cursor) = s.pull.as_mut().filter(|_| !s.destroyed).and_then(|p| p.remote.take_moved_cursor()) else {
+            return;
+        };
+        storage::remote_cursor(s, cursor);
+    }
+    storage::persist(shared);
+}
+
+/// A user's token, as for writes: none to be had, no request (and `needsAuth` says why).
+async fn bearer(shared: &Shared, http: &HttpTransport, fresh: bool) -> Result<String, String> {
+    let token = if fresh { auth::refresh(shared, http).await } else { auth::token(shared, http).await };
+    match token {
+        Ok(Token::Bearer(token)) => {
+            storage::check_owner(shared, Some(&token))?;
+            super::realtime::sync_token(shared);
+            Ok(token)
+        }
+        Ok(Token::ApiKey) => Err("catch-up needs a user's access token (getAccessToken or setAccessToken)".into()),
+        Err(why) => {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.engine.set_needs_auth(Some(&why));
+            }
+            auth::ask_later(shared);
+            Err(why)
+        }
+    }
+}
+
+/// The server refused the token even after a fresh one was asked for: as for writes, it is dropped,
+/// `needsAuth` says so, and `getAccessToken` is asked again with backoff (a token that works clears it).
+fn refused_token(shared: &Shared) {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.token = None;
+        s.engine.set_needs_auth(Some(
+            "the server refused the access token on catch-up (HTTP 401): sign in again, or call setAccessToken",
+        ));
+    }
+    auth::ask_later(shared);
+}
+
+/// One page: status and body. A 401 asks `getAccessToken` for a fresh token once.
+async fn fetch_page(shared: &Shared, http: &HttpTransport, body: &str) -> Result<(u16, String), String> {
+    let mut token = bearer(shared, http, false).await?;
+    let mut refreshed = false;
+    loop {
+        let (status, text) = fetch_once(shared, http, &token, body).await?;
+        if status == 401 && !refreshed && http.get_access_token.is_some() {
+            refreshed = true;
+            token = bearer(shared, http, true).await?;
+            continue;
+        }
+        return Ok((status, text));
+    }
+}
+
+async fn fetch_once(shared: &Shared, http: &HttpTransport, token: &str, body: &str) -> Result<(u16, String), String> {
+    let network = |e: JsValue| format!("catch-up: network error: {}", error_message(&e));
+    let headers = Headers::new().map_err(network)?;
+    headers.append("Content-Type", "application/json").map_err(network)?;
+    headers.append("apikey", &http.api_key).map_err(network)?;
+    headers.append("Authorization", &format!("Bearer {token}")).map_err(network)?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_redirect(RequestRedirect::Error);
+    init.set_headers(&headers);
+    init.set_body(&JsValue::from_str(body));
+    let controller = AbortController::new().map_err(network)?;
+    init.set_signal(Some(&controller.signal()));
+    let url = format!("{}/rpc/{FEED_FUNCTION}", http.base_url);
+    let request = Request::new_with_str_and_init(&url, &init).map_err(network)?;
+    let timeout = {
+        let controller = controller.clone();
+        Timeout::new(http.timeout_ms, move || controller.abort())
+    };
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        if let Some(pull) = s.pull.as_mut() {
+            pull.controller = Some(controller);
+        }
+    }
+    let result = async {
+        let response: Response = JsFuture::from(fetch_request(&request)?).await?.dyn_into()?;
+        let text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
+        Ok::<_, JsValue>((response.status(), text))
+    }
+    .await;
+    drop(timeout);
+    result.map_err(network)
+}
+
+/// Ends catch-up `number`: settles the `pull()` promises it answers; a failure is retried with backoff.
+fn finish(shared: &Shared, number: u64, result: Result<(), String>) {
+    let settled: Vec<(Waiter, Result<JsValue, JsValue>)> = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let Some(pull) = s.pull.as_mut() else { return };
+        pull.controller = None;
+        let received = pull.remote.received();
+        if let Err(why) = &result {
+            if pull.remote.is_pulling() {
+                pull.remote.pull_failed(why);
+            }
+            pull.failures = pull.failures.saturating_add(1);
+            let weak = Rc::downgrade(shared);
+            pull.retry = Some(Timeout::new(auth::delay_ms(pull.failures), move || {
+                if let Some(shared) = weak.upgrade() {
+                    request(&shared);
+                }
+            }));
+        } else {
+            pull.failures = 0;
+            pull.retry = None;
+        }
+        let (done, waiting): (Vec<Waiter>, Vec<Waiter>) =
+            std::mem::take(&mut pull.waiters).into_iter().partition(|w| number > w.after);
+        pull.waiters = waiting;
+        done.into_iter()
+            .map(|w| {
+                let outcome = match &result {
+                    Ok(()) => Ok(js::view(|out| {
+                        ObjectWriter::new(out).u64("changes", received.saturating_sub(w.received_before)).end()
+                    })),
+                    Err(why) => Err(js::error(format!("RecordSync.pull: {why}"))),
+                };
+                (w, outcome)
+            })
+            .collect()
+    };
+    for (waiter, outcome) in settled {
+        let _ = match outcome {
+            Ok(summary) => waiter.resolve.call1(&JsValue::UNDEFINED, &summary),
+            Err(error) => waiter.reject.call1(&JsValue::UNDEFINED, &error),
+        };
+    }
+}
+
+/// Hands what is ready to the `onRemoteChanges` listeners, with no borrow held. A listener that throws does
+/// not stop the others; its error lands in `lastError`.
+pub fn deliver(shared: &Shared) {
+    let (changes, listeners) = {
+        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let Some(pull) = s.pull.as_mut() else { return };
+        let ready = pull.remote.take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        (js::freeze(js::view(|out| write_array(out, &ready, |c, out| c.write_json(out)))), pull.listeners.clone())
+    };
+    let mut error = None;
+    for (id, listener) in listeners {
+        let subscribed = shared
+            .try_borrow()
+            .is_ok_and(|s| s.pull.as_ref().is_some_and(|p| p.listeners.iter().any(|(i, _)| *i == id)));
+        if !subscribed {
+            continue;
+        }
+        if let Err(e) = listener.call1(&JsValue::UNDEFINED, &changes) {
+            js::console_error("RecordSync: an onRemoteChanges listener threw:", &e);
+            error = Some(format!("an onRemoteChanges listener threw: {}", error_message(&e)));
+        }
+    }
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        if let Some(pull) = s.pull.as_mut().filter(|p| p.listener_error.is_some() || error.is_some()) {
+            pull.listener_error = error;
+            pull.version += 1;
+        }
+    }
+    notify(shared);
+}
+
+/// How long realtime rows gather before they reach the listeners: one frame, so a burst costs one render per
+/// frame, and far below the second within which another device's edit is on screen.
+const FRAME_MS: u32 = 16;
+
+/// Hands what is ready to the listeners a frame later: realtime rows come one socket message per task, and a
+/// burst (another device writing 3,000 rows) reaches the listeners in batches, as catch-up pages do, instead
+/// of one call per row.
+pub fn deliver_soon(shared: &Shared) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let Some(pull) = s.pull.as_mut().filter(|p| p.delivery.is_none()) else { return };
+    let weak = Rc::downgrade(shared);
+    pull.delivery = Some(Timeout::new(FRAME_MS, move || {
+        let Some(shared) = weak.upgrade() else { return };
+        if let Some(pull) = shared.try_borrow_mut().ok().as_mut().and_then(|s| s.pull.as_mut()) {
+            pull.delivery = None;
+        }
+        deliver(&shared);
+    }));
+}
+
+/// `pull()`: a promise settled by the next complete catch-up.
+pub fn pull_now(shared: &Shared) -> Promise {
+    let mut slot = None;
+    let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
+    {
+        let Ok(mut s) = shared.try_borrow_mut() else {
+            return Promise::reject(&js::error("RecordSync: re-entrant call while the instance is busy"));
+        };
+        let Some(pull) = s.pull.as_mut() else {
+            return Promise::reject(&js::error("RecordSync.pull: needs the pull option (pull: { tables: [...] })"));
+        };
+        if let Some((resolve, reject)) = slot {
+            pull.waiters.push(Waiter { after: pull.started, received_before: pull.remote.received(), resolve, reject });
+        }
+        pull.remote.request_pull();
+    }
+    auth::ask_now(shared);
+    kick(shared);
+    promise
+}
+
+/// The stored queue was read: catch-up starts from its cursor.
+pub fn restored(s: &mut State, cursor: Option<SavedCursor>) {
+    if let Some(pull) = s.pull.as_mut() {
+        // The stored queue's client id is this instance's now: its writes come back with it.
+        pull.remote.set_client_id(&s.client_id);
+        pull.remote.restore_cursor(cursor);
+    }
+}
+
+pub fn add_listener(s: &mut State, id: u32, listener: Function) -> Result<(), JsValue> {
+    let pull = s
+        .pull
+        .as_mut()
+        .ok_or_else(|| js::error("RecordSync.onRemoteChanges: needs the pull option (pull: { tables: [...] })"))?;
+    pull.listeners.push((id, listener));
+    Ok(())
+}
+
+pub fn remove_listener(s: &mut State, id: u32) {
+    if let Some(pull) = s.pull.as_mut() {
+        pull.listeners.retain(|(i, _)| *i != id);
+    }
+}
+
+/// Changes whenever the remote side's stats do.
+pub fn version(s: &State) -> u64 {
+    s.pull.as_ref().map_or(0, |p| (p.remote.version() + p.version) ^ u64::from(p.realtime_connected) << 63)
+}
+
+/// `lastPullAt`, `realtimeConnected`, `remoteChangesReceived`; a catch-up's error in `lastError`.
+pub fn add_stats(s: &State, value: &JsValue) {
+    let set = |key: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(value, &JsValue::from_str(key), &v);
+    };
+    let pull = s.pull.as_ref();
+    let last = pull.and_then(|p| p.remote.last_pull_at());
+    set("lastPullAt", last.map_or(JsValue::NULL, |at| JsValue::from_f64(at as f64)));
+    set("realtimeConnected", JsValue::from_bool(pull.is_some_and(|p| p.realtime_connected)));
+    set("remoteChangesReceived", JsValue::from_f64(pull.map_or(0, |p| p.remote.received()) as f64));
+    if let Some(why) = pull.and_then(|p| p.remote.last_error().or(p.listener_error.as_deref())) {
+        set("lastError", JsValue::from_str(why));
+    }
+}
+
+/// `destroy()`: no more catch-ups; promises waiting for one are rejected.
+pub fn stop(s: &mut State) -> Vec<Function> {
+    let Some(pull) = s.pull.as_mut() else { return Vec::new() };
+    pull.interval = None;
+    pull.retry = None;
+    pull.delivery = None;
+    if let Some(socket) = pull.socket.take() {
+        socket.close();
+    }
+    pull.realtime_connected = false;
+    pull.listeners.clear();
+    if let Some(controller) = pull.controller.take() {
+        controller.abort();
+    }
+    std::mem::take(&mut pull.waiters).into_iter().map(|w| w.reject).collect()
+}
+
+/// Lets the browser run between pages (a macrotask, so input and rendering get their turn).
+async fn yield_to_browser() {
+    let promise = Promise::new(&mut |resolve, _| {
+        set_timeout(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}

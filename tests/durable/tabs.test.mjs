@@ -1,0 +1,336 @@
+// Live tabs of one user share one queue (src/web/tabs.rs), in real Chromium with real IndexedDB against the dev
+// server: two pages of one browser context. One tab sends; the other's changes go through the IndexedDB inbox;
+// both show the shared queue; the sending tab closes and the other finishes; a follower's change survives its
+// reload and its crash.
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { launchBrowser, startDevServer, devToken, rows } from "../e2e/helpers.mjs";
+import { servePage, openPage } from "./page.mjs";
+
+const USER = "cccccccc-0000-4000-8000-00000000000c";
+let server, site, browser, token;
+
+before(async () => {
+  server = await startDevServer();
+  site = await servePage();
+  browser = await launchBrowser();
+  token = devToken(USER);
+});
+
+after(async () => {
+  await browser?.close();
+  await site?.close();
+  await server?.close();
+});
+
+async function create(page, options = {}) {
+  return page.evaluate(
+    async ({ url, user, token, options }) => {
+      window.t.token = token;
+      const sync = window.t.create({ url, mode: "rpc", user, ...options });
+      await window.t.durable(sync);
+      return { durable: sync.stats().durable, leader: sync.stats().leader };
+    },
+    { url: server.restUrl, user: USER, token, options },
+  );
+}
+
+/** Records when each request to the dev server starts and ends in `page`. */
+function recordRequests(page) {
+  const log = [];
+  const open = new Map();
+  page.on("request", (r) => {
+    if (!r.url().startsWith(server.restUrl)) return;
+    const entry = { start: Date.now(), end: Infinity };
+    open.set(r, entry);
+    log.push(entry);
+  });
+  const end = (r) => {
+    const entry = open.get(r);
+    if (entry) entry.end = Date.now();
+  };
+  page.on("requestfinished", end);
+  page.on("requestfailed", end);
+  return log;
+}
+
+const seeded = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+for (const mode of ["rpc", "rest"]) {
+  describe(`tabs share one queue, ${mode} mode`, () => {
+    test("two tabs, 500 interleaved changes each over 50 shared records; then the sending tab closes midway", async () => {
+      const context = await browser.newContext();
+      try {
+        const options = { mode, syncIntervals: { 1: 20 }, batchSize: 25 };
+        const a = await openPage(context, site.url);
+        const b = await openPage(context, site.url);
+        assert.deepEqual(await create(a, options), { durable: true, leader: true });
+        assert.deepEqual(await create(b, options), { durable: true, leader: false }, "the second tab follows");
+        const prefix = `tabs-${mode}-${Date.now()}-`;
+        const ids = seeded(prefix, 50);
+        // Each tab writes its own column of the shared records, so the model does not depend on how the two
+        // tabs' changes interleave, only on each tab's own order.
+        await a.evaluate((ids) => {
+          for (const id of ids) window.t.sync.queueHighChange("user_preferences", id, "upsert", { id, theme: "seed", settings: {} });
+          return window.t.sync.forceSyncAll();
+        }, ids);
+        const logA = recordRequests(a);
+        const logB = recordRequests(b);
+        const model = new Map(ids.map((id) => [id, { theme: "seed", b: null }]));
+        let seed = 7;
+        const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
+        const round = async (page, tab, n) => {
+          const changes = Array.from({ length: 10 }, (_, k) => ({ id: ids[next() % 50], v: n * 10 + k }));
+          await page.evaluate(
+            ({ changes, tab }) => {
+              for (const { id, v } of changes) {
+                const data = tab === "a" ? { theme: `a${v}` } : { settings: { b: v } };
+                window.t.sync.queueHighChange("user_preferences", id, "update", data);
+              }
+            },
+            { changes, tab },
+          );
+          for (const { id, v } of changes) {
+            if (tab === "a") model.get(id).theme = `a${v}`;
+            else model.get(id).b = v;
+          }
+        };
+        for (let n = 0; n < 25; n++) {
+          await round(a, "a", n);
+          await round(b, "b", n);
+        }
+        // Both tabs show the shared queue (and the follower's figures are the leader's).
+        await b.waitForFunction(() => window.t.sync.stats().totalChanges > 0, null, { timeout: 5000 });
+        const closedAt = Date.now();
+        await a.close();
+        const closeDone = Date.now();
+        for (let n = 25; n < 50; n++) await round(b, "b", n);
+        await b.waitForFunction(() => window.t.sync.stats().leader === true, null, { timeout: 5000 });
+        const summary = await b.evaluate(() => window.t.sync.forceSyncAll().then((s) => ({ failed: s.failed.length })));
+        assert.equal(summary.failed, 0);
+
+        const stored = await rows(server, "user_preferences", token, `id=like.${prefix}*`);
+        assert.equal(stored.length, 50);
+        for (const row of stored) {
+          const want = model.get(row.id);
+          assert.equal(row.theme, want.theme, `${row.id}: theme`);
+          assert.equal(row.settings?.b ?? null, want.b, `${row.id}: settings.b`);
+        }
+        // One sender at a time: the follower sent nothing while the leader was open, the leader nothing after.
+        assert.ok(logA.length > 0, "the leader sent while both were open");
+        assert.ok(logB.length > 0, "the follower sent after it took over");
+        for (const r of logB) assert.ok(r.start >= closedAt, "the follower sent nothing while the leader was open");
+        // (While it closes, the leader sends what is due soon with keepalive, and the follower takes over only
+        // once the closing tab's lock is gone.)
+        for (const r of logA) assert.ok(r.start <= closeDone, "the closed tab sent nothing after");
+      } finally {
+        await context.close();
+      }
+    });
+  });
+}
+
+describe("tabs share one queue", () => {
+  test("a follower's stats, pendingChanges and failedChanges are the shared queue's", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `mirror-${Date.now()}-`;
+      // What a SyncMonitor in the follower hears: its subscribe() listeners.
+      await b.evaluate(() => {
+        window.heard = [];
+        window.t.sync.subscribe((s) => window.heard.push({ pending: s.pending, leader: s.leader }));
+      });
+      await a.evaluate((prefix) => {
+        for (let i = 0; i < 30; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}a${i}`, "upsert", { id: `${prefix}a${i}`, theme: "x" });
+      }, prefix);
+      await b.evaluate((prefix) => {
+        for (let i = 0; i < 10; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}b${i}`, "upsert", { id: `${prefix}b${i}`, theme: "y" });
+        // The same record as the other tab's: merged into one pending write.
+        window.t.sync.queueLowChange("user_preferences", `${prefix}a0`, "update", { theme: "from-b" });
+      }, prefix);
+      await b.waitForFunction(() => window.t.sync.stats().pending === 40, null, { timeout: 2000 });
+      assert.deepEqual(await b.evaluate(() => window.heard.at(-1)), { pending: 40, leader: false }, "subscribers hear the shared queue");
+      // The lists come from the leader once a follower reads them (asked on the first read).
+      await b.waitForFunction((prefix) => window.t.sync.pendingChanges().filter((c) => c.id.startsWith(prefix)).length === 40, prefix, { timeout: 2000 });
+      for (const page of [a, b]) {
+        const seen = await page.evaluate((prefix) => {
+          const s = window.t.sync.stats();
+          const pending = window.t.sync.pendingChanges();
+          return {
+            pending: s.pending,
+            low: s.pendingByPriority.low,
+            ids: pending.map((c) => c.id).filter((id) => id.startsWith(prefix)).sort(),
+            a0: pending.find((c) => c.id === `${prefix}a0`)?.data?.theme,
+            failed: window.t.sync.failedChanges().length,
+          };
+        }, prefix);
+        assert.equal(seen.pending, 40);
+        assert.equal(seen.low, 40);
+        assert.equal(seen.ids.length, 40);
+        assert.equal(seen.a0, "from-b", "the follower's change merged with the leader's");
+        assert.equal(seen.failed, 0);
+      }
+      // The follower's forceSyncAll() resolves once the leader has synced the shared queue.
+      const summary = await b.evaluate(() => window.t.sync.forceSyncAll().then((s) => ({ confirmed: s.confirmed, failed: s.failed.length })));
+      assert.equal(summary.failed, 0);
+      assert.equal(summary.confirmed, 40);
+      assert.equal(await b.evaluate(() => window.t.sync.stats().pending), 0);
+      const stored = await rows(server, "user_preferences", token, `id=like.${prefix}*`);
+      assert.equal(stored.length, 40);
+      assert.equal(stored.find((r) => r.id === `${prefix}a0`).theme, "from-b");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a follower's changes survive its reload and its crash", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `follower-${Date.now()}-`;
+      const navigated = b.waitForEvent("load");
+      // Queued and reloaded in the same task: the inbox write must have started by the end of it.
+      await b
+        .evaluate((prefix) => {
+          for (let i = 0; i < 20; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}r${i}`, "upsert", { id: `${prefix}r${i}`, theme: "r" });
+          location.reload();
+        }, prefix)
+        .catch(() => {});
+      await navigated;
+      await b.waitForFunction(() => window.ready === true);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      await b.evaluate((prefix) => {
+        for (let i = 0; i < 20; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}c${i}`, "upsert", { id: `${prefix}c${i}`, theme: "c" });
+      }, prefix);
+      const cdp = await context.newCDPSession(b);
+      const gone = new Promise((ok) => b.once("crash", ok));
+      cdp.send("Page.crash").catch(() => {});
+      await gone;
+      const summary = await a.evaluate(() => window.t.sync.forceSyncAll().then((s) => ({ failed: s.failed.length })));
+      assert.equal(summary.failed, 0);
+      const stored = await rows(server, "user_preferences", token, `id=like.${prefix}*`);
+      assert.equal(stored.filter((r) => r.theme === "r").length, 20, "queued just before the follower's reload");
+      assert.equal(stored.filter((r) => r.theme === "c").length, 20, "queued just before the follower's crash");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("clearPersisted() in a follower drops the user's unsent changes in every tab", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `cleared-${Date.now()}-`;
+      await a.evaluate((prefix) => {
+        for (let i = 0; i < 5; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}a${i}`, "upsert", { id: `${prefix}a${i}`, theme: "z" });
+      }, prefix);
+      await b.evaluate((prefix) => {
+        for (let i = 0; i < 5; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}b${i}`, "upsert", { id: `${prefix}b${i}`, theme: "z" });
+      }, prefix);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 10, null, { timeout: 2000 });
+      await b.evaluate(() => window.t.sync.clearPersisted());
+      await a.waitForFunction(() => window.t.sync.stats().pending === 0, null, { timeout: 2000 });
+      await a.reload();
+      await a.waitForFunction(() => window.ready === true);
+      await create(a);
+      assert.equal(await a.evaluate(() => window.t.sync.pendingChanges().length), 0, "nothing stored either");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a follower wakes the leader when its changes are due (the leader's timers may be throttled in a hidden tab)", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      // The leader's long timers never fire, as in a hidden tab under Chromium's intensive throttling.
+      await a.evaluate(() => {
+        const real = window.setTimeout;
+        window.setTimeout = (fn, ms, ...rest) => (ms > 200 ? 0 : real(fn, ms, ...rest));
+      });
+      await create(a, { syncIntervals: { 1: 400 } });
+      assert.deepEqual(await create(b, { syncIntervals: { 1: 400 } }), { durable: true, leader: false });
+      const id = `wake-${Date.now()}`;
+      await b.evaluate((id) => window.t.sync.queueHighChange("user_preferences", id, "upsert", { id, theme: "w" }), id);
+      await b.waitForTimeout(2000);
+      assert.equal((await rows(server, "user_preferences", token, `id=eq.${id}`)).length, 1, "sent at its deadline");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a follower shows the failed list, and its retryFailed and discardFailed act on the shared queue", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const id = `refused-${Date.now()}`;
+      // The schema refuses the unit: a permanent failure, on the failed list.
+      const summary = await b.evaluate((id) => {
+        window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, units: "stone" });
+        return window.t.sync.forceSyncAll().then((s) => ({ failed: s.failed.map((f) => f.id) }));
+      }, id);
+      assert.deepEqual(summary.failed, [id]);
+      await b.waitForFunction((id) => window.t.sync.failedChanges().some((f) => f.id === id), id, { timeout: 2000 });
+      assert.equal(await b.evaluate(() => window.t.sync.stats().failedSyncs), 1);
+      assert.equal(await b.evaluate(() => window.t.sync.retryFailed()), 1);
+      await a.waitForFunction(() => window.t.sync.stats().failedSyncs === 2, null, { timeout: 2000 });
+      await b.waitForFunction((id) => window.t.sync.failedChanges().some((f) => f.id === id), id, { timeout: 2000 });
+      assert.equal(await b.evaluate(() => window.t.sync.discardFailed()), 1);
+      await a.waitForFunction(() => window.t.sync.failedChanges().length === 0, null, { timeout: 2000 });
+      await b.waitForFunction(() => window.t.sync.failedChanges().length === 0, null, { timeout: 2000 });
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a leader whose write fails while it takes in a follower's change queues it once and deletes it later", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      // The leader tab's own puts fail while `failPuts` is set. (A stand-in for a full disk: Chromium's quota
+      // override applies to a whole origin, so it cannot fail one tab's writes and not the other's.)
+      await a.evaluate(() => {
+        const put = IDBObjectStore.prototype.put;
+        IDBObjectStore.prototype.put = function (...args) {
+          if (window.failPuts) throw new DOMException("disk full (test)", "QuotaExceededError");
+          return put.apply(this, args);
+        };
+      });
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `undeleted-${Date.now()}-`;
+      await a.evaluate(() => (window.failPuts = true));
+      const queueIn = (n) =>
+        b.evaluate(({ prefix, n }) => window.t.sync.queueLowChange("user_preferences", `${prefix}${n}`, "upsert", { id: `${prefix}${n}`, theme: "u" }), { prefix, n });
+      await queueIn(0);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 1 && /disk full/.test(window.t.sync.stats().lastError ?? ""), null, { timeout: 3000 });
+      // Another change makes the leader read the inbox again: the first one is not taken in twice.
+      await queueIn(1);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 2, null, { timeout: 3000 });
+      await a.evaluate(() => (window.failPuts = false));
+      await a.waitForFunction(() => window.t.sync.stats().lastError === null, null, { timeout: 5000 });
+      assert.equal(await a.evaluate(() => window.t.sync.stats().mergedChanges), 0, "no change queued twice");
+      const inbox = await a.evaluate((user) => window.t.idb((store) => store.count(IDBKeyRange.bound([`${user}\u0000inbox`], [`${user}\u0000inbox`, []]))), USER);
+      assert.equal(inbox, 0, "the inbox records are deleted once a write succeeds");
+      assert.equal((await a.evaluate(() => window.t.sync.forceSyncAll())).failed.length, 0);
+      assert.equal((await rows(server, "user_preferences", token, `id=like.${prefix}*`)).length, 2);
+    } finally {
+      await context.close();
+    }
+  });
+});
