@@ -6,7 +6,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { CHROMIUM_ARGS, launchBrowser, startDevServer, devToken, admin, rows, tempDir, waitFor } from "../e2e/helpers.mjs";
-import { servePage, openPage } from "./page.mjs";
+import { crashPage, openPage, servePage } from "./page.mjs";
 
 const USER_A = "aaaaaaaa-0000-4000-8000-00000000000a";
 const USER_B = "bbbbbbbb-0000-4000-8000-00000000000b";
@@ -294,10 +294,7 @@ describe("whose queue it is without the user option (issue 9)", () => {
       const second = await openPage(context, site.url);
       assert.equal(await open(second, tokenB), false, "the first tab holds the queue");
       await first.waitForTimeout(100);
-      const cdp = await context.newCDPSession(first);
-      const gone = new Promise((ok) => first.once("crash", ok));
-      cdp.send("Page.crash").catch(() => {});
-      await gone;
+      await crashPage(context, first);
       await second.waitForFunction(() => /user aaaaaaaa/.test(window.t.sync.stats().lastError ?? ""), null, { timeout: 5000 });
       const s = await second.evaluate(async () => {
         await window.t.sync.forceSyncAll();
@@ -403,10 +400,7 @@ describe("durable queue across crashes and storage faults", () => {
       await create(crashed);
       await queue(crashed, "crashed-", 300);
       await crashed.waitForTimeout(100);
-      const cdp = await context.newCDPSession(crashed);
-      const gone = new Promise((ok) => crashed.once("crash", ok));
-      cdp.send("Page.crash").catch(() => {});
-      await gone;
+      await crashPage(context, crashed);
       const page = await openPage(context, site.url);
       // The crashed tab's lock goes with its process; the new tab restores the queue.
       assert.equal(await create(page), true);
@@ -429,10 +423,7 @@ describe("durable queue across crashes and storage faults", () => {
       assert.deepEqual(await second.evaluate(() => [window.t.sync.stats().leader, window.t.sync.stats().lastError]), [false, null]);
       await queue(second, "tab-second-", 50);
       await first.waitForTimeout(100);
-      const cdp = await context.newCDPSession(first);
-      const gone = new Promise((ok) => first.once("crash", ok));
-      cdp.send("Page.crash").catch(() => {});
-      await gone;
+      await crashPage(context, first);
       const crashedAt = Date.now();
       await second.waitForFunction(() => window.t.sync.stats().leader === true && window.t.sync.stats().durable, null, { timeout: 5000 });
       const tookOverMs = Date.now() - crashedAt;
@@ -459,10 +450,7 @@ describe("durable queue across crashes and storage faults", () => {
       assert.match(await second.evaluate(() => window.t.sync.stats().lastError), /another tab holds/);
       await queue(second, "tab-second-", 50);
       await first.waitForTimeout(100);
-      const cdp = await context.newCDPSession(first);
-      const gone = new Promise((ok) => first.once("crash", ok));
-      cdp.send("Page.crash").catch(() => {});
-      await gone;
+      await crashPage(context, first);
       const crashedAt = Date.now();
       await second.waitForFunction(() => window.t.sync.stats().durable === true, null, { timeout: 5000 });
       const tookOverMs = Date.now() - crashedAt;

@@ -71,3 +71,12 @@ export async function openPage(context, url) {
   await page.waitForFunction(() => window.ready === true);
   return page;
 }
+
+/** Crashes the page's renderer with the DevTools protocol's `Page.crash` (no pagehide, no unload) and resolves
+ *  once Playwright has seen the crash. */
+export async function crashPage(context, page) {
+  const cdp = await context.newCDPSession(page);
+  const gone = new Promise((ok) => page.once("crash", ok));
+  cdp.send("Page.crash").catch(() => {});
+  await gone;
+}

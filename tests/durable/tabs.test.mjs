@@ -5,7 +5,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, startDevServer, devToken, rows } from "../e2e/helpers.mjs";
-import { servePage, openPage } from "./page.mjs";
+import { crashPage, openPage, servePage } from "./page.mjs";
 
 const USER = "cccccccc-0000-4000-8000-00000000000c";
 let server, site, browser, token;
@@ -209,10 +209,7 @@ describe("tabs share one queue", () => {
       await b.evaluate((prefix) => {
         for (let i = 0; i < 20; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}c${i}`, "upsert", { id: `${prefix}c${i}`, theme: "c" });
       }, prefix);
-      const cdp = await context.newCDPSession(b);
-      const gone = new Promise((ok) => b.once("crash", ok));
-      cdp.send("Page.crash").catch(() => {});
-      await gone;
+      await crashPage(context, b);
       const summary = await a.evaluate(() => window.t.sync.forceSyncAll().then((s) => ({ failed: s.failed.length })));
       assert.equal(summary.failed, 0);
       const stored = await rows(server, "user_preferences", token, `id=like.${prefix}*`);

@@ -16,7 +16,7 @@ import {
   newPage,
   requirePkg,
   rows,
-  run,
+  buildDemo,
   serveStatic,
   startDevServer,
   waitFor,
@@ -43,10 +43,7 @@ let browser, server, site, token;
 
 before(async () => {
   requirePkg();
-  await run(process.execPath, [join(ROOT, "www/app/node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn"], {
-    cwd: join(ROOT, "www/app"),
-    env: { ...process.env, DEMO_OUT_DIR: DEMO_OUT },
-  });
+  await buildDemo(DEMO_OUT);
   mkdirSync(SHOTS, { recursive: true });
   server = await startDevServer();
   token = devToken(DEMO_USER);

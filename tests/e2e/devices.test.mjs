@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, ANON_KEY, admin, devToken, launchBrowser, newPage, requirePkg, rows, run, serveStatic, startDevServer, waitFor } from "./helpers.mjs";
+import { ROOT, ANON_KEY, admin, buildDemo, devToken, launchBrowser, newPage, requirePkg, rows, serveStatic, startDevServer, waitFor } from "./helpers.mjs";
 
 const DEMO_OUT = join(ROOT, "build/demo-devices");
 const INTERVALS = { 0: 0, 1: 1500, 2: 2500, 3: 3500 };
@@ -15,10 +15,7 @@ let browser, server, site, token;
 
 before(async () => {
   requirePkg();
-  await run(process.execPath, [join(ROOT, "www/app/node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn"], {
-    cwd: join(ROOT, "www/app"),
-    env: { ...process.env, DEMO_OUT_DIR: DEMO_OUT },
-  });
+  await buildDemo(DEMO_OUT);
   server = await startDevServer();
   await admin(server, "reset", {});
   token = devToken();

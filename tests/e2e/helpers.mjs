@@ -188,3 +188,11 @@ export function run(cmd, args, options = {}) {
     child.on("exit", (code) => (code === 0 ? ok(out) : fail(new Error(`${cmd} ${args.join(" ")} exited ${code}\n${out.slice(-4000)}`))));
   });
 }
+
+/** Builds the demo app (www/app) with its own Vite into `outDir`, against the pkg/ it links to. */
+export function buildDemo(outDir) {
+  return run(process.execPath, [join(ROOT, "www/app/node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn"], {
+    cwd: join(ROOT, "www/app"),
+    env: { ...process.env, DEMO_OUT_DIR: outDir },
+  });
+}
