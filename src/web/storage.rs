@@ -747,13 +747,13 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
     Some(promise)
 }
 
-/// Checks the token a batch is about to be sent with against the queue's owner. A queue without an owner
-/// takes the token's subject as its owner.
 /// Whether `token` is the queue owner's, or no owner is known yet ([`check_owner`] without fixing the owner).
 pub fn is_owners(s: &State, token: &str) -> bool {
     s.durable.owner.as_ref().is_none_or(|owner| jwt_subject(token).as_ref() == Some(owner))
 }
 
+/// Checks the token a batch is about to be sent with against the queue's owner. A queue without an owner
+/// takes the token's subject as its owner.
 pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
     let Some(token) = token else { return Ok(()) };
     let Ok(mut s) = shared.try_borrow_mut() else { return Ok(()) };
