@@ -1,12 +1,12 @@
-//! The durable queue's journal: whatever the engine goes through, replaying the stored texts gives back the
+//! The durable queue's journal: whatever the engine goes through, replaying the stored records gives back the
 //! queue the engine holds (the shell touches the records each step touched, as src/web does); an unreadable
-//! stored text is left out with a reason, and one of a newer format is refused.
+//! stored record is left out with a reason, one of a newer format is refused, and the formats before read.
 
 // Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
 #![cfg(not(target_arch = "wasm32"))]
 
 use proptest::prelude::*;
-use record_sync::core::journal::{replay, Journal, COMPACT_EVERY};
+use record_sync::core::journal::{replay, Journal, StoredRecord, Written, COMPACT_EVERY};
 use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
 use serde_json::json;
 
@@ -31,8 +31,18 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-fn stored_equals_engine(texts: &[String], engine: &Engine<Row>) {
-    let stored = replay(texts).unwrap().expect("something was stored");
+/// The record as a store gives it back: the text and copies of the rows (the browser's structured clone).
+fn kept(written: &Written<'_, Row>) -> StoredRecord<Row> {
+    StoredRecord { text: written.text.clone(), rows: written.rows.iter().map(|row| Some((*row).clone())).collect() }
+}
+
+fn texts(texts: &[&str]) -> Vec<StoredRecord<Row>> {
+    texts.iter().map(|text| StoredRecord::text(*text)).collect()
+}
+
+fn stored_equals_engine(records: &[StoredRecord<Row>], engine: &Engine<Row>) {
+    let copies = records.iter().map(|r| StoredRecord { text: r.text.clone(), rows: r.rows.clone() }).collect();
+    let stored = replay(copies).unwrap().expect("something was stored");
     assert_eq!(stored.snapshot, engine.export());
     assert!(Engine::restore(Config::default(), stored.snapshot).is_ok(), "the stored queue restores");
     assert_eq!(stored.client_id.as_deref(), Some("client-1"));
@@ -44,7 +54,7 @@ proptest! {
     fn replaying_the_stored_records_gives_the_engine_queue(steps in prop::collection::vec(step(), 1..120)) {
         let mut engine = Engine::new(Config::default()).unwrap();
         let mut journal = Journal::default();
-        let mut texts: Vec<String> = Vec::new();
+        let mut records: Vec<StoredRecord<Row>> = Vec::new();
         let mut now = 1_000u64;
         let mut flight = None;
         for step in steps {
@@ -93,10 +103,10 @@ proptest! {
             }
             if let Some(written) = journal.take(&engine, "client-1", Some("user-a")) {
                 if written.replace {
-                    texts.clear();
+                    records.clear();
                 }
-                texts.push(written.text);
-                stored_equals_engine(&texts, &engine);
+                records.push(kept(&written));
+                stored_equals_engine(&records, &engine);
             }
         }
     }
@@ -111,7 +121,9 @@ fn a_restored_queue_resumes_with_its_seqs_and_deadlines() {
     journal.touch("items", "a");
     let written = journal.take(&engine, "client-1", None).unwrap();
     assert!(!written.replace, "a tick's record is a log record");
-    let stored = replay::<Row>(&[written.text]).unwrap().unwrap();
+    assert!(!written.text.contains("\"v\":1}"), "the row is stored beside the text, not in it: {}", written.text);
+    assert_eq!(written.rows.len(), 1);
+    let stored = replay::<Row>(vec![kept(&written)]).unwrap().unwrap();
     assert_eq!(stored.client_id.as_deref(), Some("client-1"));
     let mut restored = Engine::restore(Config::default(), stored.snapshot).unwrap();
     assert_eq!(restored.poll_timeout(), Some(1_000 + 300_000), "the original deadline");
@@ -144,18 +156,43 @@ fn the_previous_format_is_read_as_a_whole_queue() {
     engine.enqueue(Change::new("items", "a", Op::Upsert, data, Priority::High).unwrap(), 5).unwrap();
     let v1 = serde_json::to_string(&engine.export()).unwrap();
     assert!(v1.contains("\"version\":1"));
-    let stored = replay(&[v1]).unwrap().unwrap();
+    let stored = replay(texts(&[&v1])).unwrap().unwrap();
     assert_eq!(stored.snapshot, engine.export());
     assert_eq!(stored.client_id, None, "format 1 kept no client id");
+}
+
+/// Format 2, as record-sync wrote it before rows were stored beside the text: a log record and a replacing one.
+#[test]
+fn format_2_records_are_read() {
+    let entry = |id: &str, seq: u32, state: &str| {
+        format!(
+            r#"{{"table":"items","id":"{id}","op":"upsert","data":{{"id":"{id}","n":{seq}}},"lastChanged":"2026-01-01T00:00:00Z","priority":"low","order":{seq},"seq":{seq},"queuedAt":5,"deadline":300005,"attempts":0,"changes":2,"state":{state}}}"#
+        )
+    };
+    let replacing = format!(
+        r#"{{"v":2,"c":"client-9","o":"user-a","n":3,"r":true,"w":[{{"t":"items","i":"a","e":[{}]}},{{"t":"items","i":"b","e":[{}]}}]}}"#,
+        entry("a", 1, r#"{"kind":"pending"}"#),
+        entry("b", 2, r#"{"kind":"failed","failure":{"message":"no","permanent":true},"failed_at":9}"#)
+    );
+    let log = r#"{"v":2,"c":"client-9","o":"user-a","n":3,"r":false,"w":[{"t":"items","i":"a","e":[]}]}"#;
+    let stored = replay::<Row>(texts(&[&replacing, log])).unwrap().unwrap();
+    assert!(stored.skipped.is_empty(), "{:?}", stored.skipped);
+    assert_eq!(stored.client_id.as_deref(), Some("client-9"));
+    assert_eq!(stored.snapshot.next_seq, 3);
+    let [b] = &stored.snapshot.entries[..] else { panic!("{:?}", stored.snapshot.entries) };
+    assert_eq!((b.id.as_str(), b.seq, b.changes), ("b", 2, 2));
+    assert_eq!(b.data.as_ref().and_then(|d| d.get("n")), Some(&json!(2)));
+    assert_eq!(b.last_changed.as_deref(), Some("2026-01-01T00:00:00Z"));
+    assert!(matches!(b.state, record_sync::core::SavedState::Failed { failed_at: 9, .. }));
 }
 
 #[test]
 fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
     for (text, why) in [
-        ("{\"v\":3,\"c\":\"x\",\"n\":1,\"w\":[]}", "newer record-sync"),
+        ("{\"v\":4,\"c\":\"x\",\"n\":1,\"w\":[]}", "newer record-sync"),
         ("{\"version\":7,\"nextSeq\":1,\"entries\":[]}", "format version 7"),
     ] {
-        let error = replay::<Row>(&[text.to_owned()]).unwrap_err();
+        let error = replay::<Row>(texts(&[text])).unwrap_err();
         assert!(error.contains(why), "{text}: {error}");
     }
     for (text, why) in [
@@ -164,30 +201,48 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
         ("{\"v\":2,\"c\":\"x\",\"n\":1,\"w\":[{\"t\":\"a\"}]}", "not a queue record"),
         ("[]", "not a record-sync queue record"),
     ] {
-        let stored = replay::<Row>(&[text.to_owned()]).unwrap().unwrap();
+        let stored = replay::<Row>(texts(&[text])).unwrap().unwrap();
         assert_eq!(stored.skipped.len(), 1, "{text}");
         assert_eq!(stored.skipped[0].0, 0);
         assert!(stored.skipped[0].1.contains(why), "{text}: {:?}", stored.skipped);
         assert!(stored.snapshot.entries.is_empty());
     }
-    assert_eq!(replay::<Row>(&[]).unwrap(), None);
+    assert_eq!(replay::<Row>(Vec::new()).unwrap(), None);
+}
+
+/// Format 3: an entry whose row the store did not give back (not an object, or missing) makes its record
+/// unreadable, never a write without its row.
+#[test]
+fn a_record_whose_row_is_missing_is_skipped() {
+    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut journal = Journal::default();
+    let data = json!({"id": "a"}).as_object().cloned();
+    engine.enqueue(Change::new("items", "a", Op::Upsert, data, Priority::Low).unwrap(), 0).unwrap();
+    journal.touch("items", "a");
+    let written = journal.take(&engine, "c", None).unwrap();
+    for rows in [vec![None], vec![]] {
+        let stored = replay::<Row>(vec![StoredRecord { text: written.text.clone(), rows }]).unwrap().unwrap();
+        assert_eq!(stored.skipped.len(), 1);
+        assert!(stored.skipped[0].1.contains("names no row stored with the record"), "{:?}", stored.skipped);
+        assert!(stored.snapshot.entries.is_empty());
+    }
 }
 
 #[test]
 fn an_unreadable_record_between_readable_ones_costs_only_itself() {
     let mut engine = Engine::new(Config::default()).unwrap();
     let mut journal = Journal::default();
-    let mut texts = Vec::new();
+    let mut records = Vec::new();
     for id in ["a", "b"] {
         let change = Change::new("t", id, Op::Upsert, json!({ "id": id }).as_object().cloned(), Priority::Low).unwrap();
         engine.enqueue(change, 1_000).unwrap();
         journal.touch("t", id);
-        texts.push(journal.take(&engine, "client-1", Some("user-a")).unwrap().text);
+        records.push(kept(&journal.take(&engine, "client-1", Some("user-a")).unwrap()));
         if id == "a" {
-            texts.push("{not json".to_owned());
+            records.push(StoredRecord::text("{not json"));
         }
     }
-    let stored = replay(&texts).unwrap().unwrap();
+    let stored = replay(records).unwrap().unwrap();
     assert_eq!(stored.skipped.len(), 1);
     assert_eq!(stored.skipped[0].0, 1);
     assert!(stored.skipped[0].1.starts_with("stored record 2 of 3: not JSON"), "{:?}", stored.skipped);
@@ -204,17 +259,18 @@ fn the_remote_cursor_is_stored_with_the_queue() {
     let mut texts = Vec::new();
     journal.touch_all();
     texts.push(journal.take(&engine, "client-1", Some("user-a")).unwrap().text);
-    assert_eq!(replay::<Row>(&texts).unwrap().unwrap().remote_cursor, None, "a record without a cursor reads");
+    let replay = |texts: &[String]| replay::<Row>(texts.iter().map(StoredRecord::text).collect());
+    assert_eq!(replay(&texts).unwrap().unwrap().remote_cursor, None, "a record without a cursor reads");
     let at = |cursor: &str| Some(SavedCursor { tables: "exercises,sessions".into(), cursor: cursor.into() });
     journal.set_remote_cursor(at("10-4"));
     let moved = journal.take(&engine, "client-1", Some("user-a")).expect("a moved cursor is written");
     assert!(!moved.replace);
     texts.push(moved.text);
     assert!(journal.take(&engine, "client-1", Some("user-a")).is_none(), "nothing moved since");
-    assert_eq!(replay::<Row>(&texts).unwrap().unwrap().remote_cursor, at("10-4"));
+    assert_eq!(replay(&texts).unwrap().unwrap().remote_cursor, at("10-4"));
     journal.touch_all();
     let replacing = journal.take(&engine, "client-1", Some("user-a")).unwrap();
     assert!(replacing.replace);
     // The replacing record is stored alone: it carries the cursor itself.
-    assert_eq!(replay::<Row>(&[replacing.text]).unwrap().unwrap().remote_cursor, at("10-4"));
+    assert_eq!(replay(&[replacing.text]).unwrap().unwrap().remote_cursor, at("10-4"));
 }

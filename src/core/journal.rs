@@ -1,14 +1,17 @@
 //! What the shell persists, and how a stored queue is read back. Sans-IO: the shell tells the journal which
-//! records a tick touched and writes the text [`Journal::take`] returns; [`replay`] turns the stored texts,
+//! records a tick touched and stores what [`Journal::take`] returns; [`replay`] turns the stored records,
 //! oldest first, into a [`Snapshot`] for [`Engine::restore`].
 //!
 //! Layout (DESIGN.md, IndexedDB facts): one record per tick, holding the current writes of every queue record
-//! the tick touched, as one JSON string; every [`COMPACT_EVERY`] records (and after a failed write) a record
-//! that holds the whole queue and replaces everything stored before it. Committing 1,000 changes is then one
-//! put of one string, not 1,000 puts.
+//! the tick touched; every [`COMPACT_EVERY`] records (and after a failed write) a record that holds the whole
+//! queue and replaces everything stored before it. Committing 1,000 changes is then one put, not 1,000 puts.
 //!
-//! Format 2 (this one) adds the client id (the replay identity the server knows the seqs by) and the owner;
-//! format 1 is [`Snapshot`] as `Engine::export` writes it, read as a replacing record without a client id.
+//! Format 3 (this one): a record is a JSON text of the writes without their rows, and the rows beside it, as
+//! the payload type stores them (in the browser, the JS objects themselves: IndexedDB's structured clone
+//! copies them once, where JSON text cost a `JSON.stringify` per row and two crossings of the wasm boundary).
+//! Format 2 held the rows inline in the text, under long field names; format 2 added the client id (the
+//! replay identity the server knows the seqs by) and the owner to format 1, which is [`Snapshot`] as
+//! `Engine::export` writes it, read as a replacing record without a client id. All three are read.
 
 use super::engine::Engine;
 use super::hash::{FastMap, FastSet};
@@ -18,26 +21,43 @@ use super::read::Fields;
 use super::remote::SavedCursor;
 use super::snapshot::{sort_saved, SavedEntry, SavedRef, Snapshot, VERSION as SNAPSHOT_VERSION};
 
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 /// Log records between two replacing ones.
 pub const COMPACT_EVERY: u32 = 64;
 
-/// A stored record, as [`replay`] reads it (field by field, see [`Fields`]): `v` the format, `c` the client id,
-/// `o` the owner (user id) when known, `n` the next seq, `r` whether it replaces everything stored before it,
-/// `w` the writes of each record touched, as they are now (none: settled).
+/// A stored record's text, as [`replay`] reads it (field by field, see [`Fields`]): `v` the format, `c` the
+/// client id, `o` the owner (user id) when known, `n` the next seq, `r` whether it replaces everything stored
+/// before it, `w` the writes of each record touched, as they are now (none: settled).
 ///
 /// As written: borrowed from the engine. The entries of one record, as a record stores them.
-struct WritesOut<'a, P> {
-    t: &'a str,
-    i: &'a str,
+struct WritesOut<'w, 'a, P> {
+    t: &'w str,
+    i: &'w str,
     e: Vec<SavedRef<'a, P>>,
 }
 
-/// A text to store, and whether it replaces everything stored so far for the queue.
+/// A record to store: its text, the rows its entries name by index (borrowed from the engine), and whether it
+/// replaces everything stored so far for the queue.
 #[derive(Debug, PartialEq)]
-pub struct Written {
+pub struct Written<'a, P> {
     pub text: String,
+    pub rows: Vec<&'a P>,
     pub replace: bool,
+}
+
+/// A record as the store hands it back: its text and the rows stored beside it (none before format 3). A row
+/// the store could not give back as one is `None`, and the entry naming it makes the record unreadable.
+#[derive(Debug)]
+pub struct StoredRecord<P> {
+    pub text: String,
+    pub rows: Vec<Option<P>>,
+}
+
+impl<P> StoredRecord<P> {
+    /// A record of format 1 or 2, or a text that is not a record at all.
+    pub fn text(text: impl Into<String>) -> StoredRecord<P> {
+        StoredRecord { text: text.into(), rows: Vec::new() }
+    }
 }
 
 /// The records touched since the last [`Journal::take`].
@@ -45,7 +65,9 @@ pub struct Written {
 pub struct Journal {
     /// Hashed, not ordered: a record's writes may be stored in any order, and a BTree of another key type is
     /// another copy of its code in the wasm.
-    touched: FastSet<(String, String)>,
+    /// `table NUL id` (a table name holds no NUL): one allocation and one hash per change, where a pair of
+    /// strings took two of each.
+    touched: FastSet<String>,
     replace: bool,
     since_replace: u32,
     /// The remote feed's cursor to store with the queue (issue 11), and whether it moved since the last take.
@@ -56,7 +78,11 @@ pub struct Journal {
 impl Journal {
     pub fn touch(&mut self, table: &str, id: &str) {
         if !self.replace {
-            self.touched.insert((table.to_owned(), id.to_owned()));
+            let mut key = String::with_capacity(table.len() + 1 + id.len());
+            key.push_str(table);
+            key.push('\0');
+            key.push_str(id);
+            self.touched.insert(key);
         }
     }
 
@@ -77,14 +103,19 @@ impl Journal {
     }
 
     /// What to store now, or `None` when nothing was touched.
-    pub fn take<P: Payload>(&mut self, engine: &Engine<P>, client_id: &str, owner: Option<&str>) -> Option<Written> {
+    pub fn take<'a, P: Payload>(
+        &mut self,
+        engine: &'a Engine<P>,
+        client_id: &str,
+        owner: Option<&str>,
+    ) -> Option<Written<'a, P>> {
         if self.is_empty() {
             return None;
         }
         let replace = self.replace || self.since_replace >= COMPACT_EVERY;
         let touched = std::mem::take(&mut self.touched);
-        let writes: Vec<WritesOut<'_, P>> = if replace {
-            let mut writes: Vec<WritesOut<'_, P>> = Vec::new();
+        let writes: Vec<WritesOut<'_, 'a, P>> = if replace {
+            let mut writes: Vec<WritesOut<'_, 'a, P>> = Vec::new();
             let mut at: FastMap<(&str, &str), usize> = FastMap::default();
             for entry in engine.export_refs() {
                 let index = *at.entry((entry.table, entry.id)).or_insert_with(|| {
@@ -95,7 +126,11 @@ impl Journal {
             }
             writes
         } else {
-            touched.iter().map(|(t, i)| WritesOut { t, i, e: engine.export_record(t, i) }).collect()
+            touched
+                .iter()
+                .filter_map(|key| key.split_once('\0'))
+                .map(|(t, i)| WritesOut { t, i, e: engine.export_record(t, i) })
+                .collect()
         };
         self.replace = false;
         self.since_replace = if replace { 0 } else { self.since_replace + 1 };
@@ -108,10 +143,17 @@ impl Journal {
             o.str("o", owner);
         }
         o.u64("n", engine.next_seq()).bool("r", replace);
+        let mut rows: Vec<&'a P> = Vec::new();
         super::json::write_array(o.key("w"), &writes, |write, out| {
             let mut w = ObjectWriter::new(out);
             w.str("t", write.t).str("i", write.i);
-            super::json::write_array(w.key("e"), &write.e, SavedRef::write_json);
+            super::json::write_array(w.key("e"), &write.e, |entry, out| {
+                let row = entry.data.map(|data| {
+                    rows.push(data);
+                    rows.len() - 1
+                });
+                entry.write_compact(out, row);
+            });
             w.end();
         });
         // The remote feed's cursor (issue 11), when it moved or the record replaces everything; absent in older
@@ -120,7 +162,7 @@ impl Journal {
             ObjectWriter::new(o.key("p")).str("t", &remote.tables).str("c", &remote.cursor).end();
         }
         o.end();
-        Some(Written { text, replace })
+        Some(Written { text, rows, replace })
     }
 }
 
@@ -138,20 +180,21 @@ pub struct Stored<P> {
     pub remote_cursor: Option<SavedCursor>,
 }
 
-/// Reads the stored texts, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not JSON,
-/// not ours) is left out and named in `skipped`; one in a newer format is an error naming it (a newer
+/// Reads the stored records, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not
+/// JSON, not ours) is left out and named in `skipped`; one in a newer format is an error naming it (a newer
 /// record-sync's queue must not be overwritten), and the shell then leaves storage as it is.
-pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String> {
-    if texts.is_empty() {
+pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<P>>, String> {
+    if stored.is_empty() {
         return Ok(None);
     }
+    let count = stored.len();
     // In any order: the entries are sorted by their send order below.
     let mut records: FastMap<(String, String), Vec<SavedEntry<P>>> = FastMap::default();
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     let mut remote_cursor = None;
-    for (index, text) in texts.iter().enumerate() {
-        let bad = |why: String| format!("stored record {} of {}: {why}", index + 1, texts.len());
-        let value = match Json::parse(text) {
+    for (index, StoredRecord { text, mut rows }) in stored.into_iter().enumerate() {
+        let bad = |why: String| format!("stored record {} of {count}: {why}", index + 1);
+        let value = match Json::parse(&text) {
             Ok(value) => value,
             Err(e) => {
                 skipped.push((index, bad(e)));
@@ -179,7 +222,7 @@ pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String>
         }
         let version = value.get("v").and_then(Json::as_u64);
         match version {
-            Some(v) if v == u64::from(FORMAT) => {}
+            Some(2 | 3) => {}
             Some(v) if v > u64::from(FORMAT) => {
                 return Err(bad(format!("written by a newer record-sync (format {v}; this one reads up to {FORMAT})")))
             }
@@ -188,7 +231,7 @@ pub fn replay<P: Payload>(texts: &[String]) -> Result<Option<Stored<P>>, String>
                 continue;
             }
         }
-        let record = match read_record(&value) {
+        let record = match read_record(&value, &mut rows) {
             Ok(record) => record,
             Err(why) => {
                 skipped.push((index, bad(why)));
@@ -231,8 +274,11 @@ struct ReadRecord<P> {
     remote_cursor: Option<SavedCursor>,
 }
 
-fn read_record<P: Payload>(value: &Json<'_>) -> Result<ReadRecord<P>, String> {
+/// Format 2's entries hold their table, id and row; format 3's take the first two from their record and the row
+/// from `rows`.
+fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<ReadRecord<P>, String> {
     let record = Fields::of(value, "record")?;
+    let compact = record.u64("v").map_err(|e| format!("not a queue record ({e})"))? >= 3;
     let not_a_record = |e: String| format!("not a queue record ({e})");
     let mut writes = Vec::new();
     for w in record.array("w").map_err(not_a_record)? {
@@ -242,7 +288,7 @@ fn read_record<P: Payload>(value: &Json<'_>) -> Result<ReadRecord<P>, String> {
             .array("e")
             .map_err(not_a_record)?
             .iter()
-            .map(SavedEntry::read)
+            .map(|e| if compact { SavedEntry::read_compact(e, table, id, rows) } else { SavedEntry::read(e) })
             .collect::<Result<_, _>>()
             .map_err(not_a_record)?;
         if entries.iter().any(|e| e.table != table || e.id != id) {

@@ -423,7 +423,7 @@ pub fn write_u64(out: &mut String, mut n: u64) {
 }
 
 /// `[a,b,...]`, each written by `write`.
-pub fn write_array<T>(out: &mut String, items: &[T], write: impl Fn(&T, &mut String)) {
+pub fn write_array<T>(out: &mut String, items: &[T], mut write: impl FnMut(&T, &mut String)) {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {

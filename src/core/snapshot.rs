@@ -88,31 +88,102 @@ impl<'de, P: Payload> serde::Deserialize<'de> for Snapshot<P> {
     }
 }
 
+/// The names an entry's fields are stored under: formats 1 and 2 (serde's camelCase names, the record's table,
+/// id and row inline) and format 3 (one letter each; table and id are the record's, the row is stored beside
+/// the text).
+struct Names {
+    op: &'static str,
+    last_changed: &'static str,
+    priority: &'static str,
+    order: &'static str,
+    seq: &'static str,
+    queued_at: &'static str,
+    deadline: &'static str,
+    attempts: &'static str,
+    changes: &'static str,
+    force: &'static str,
+    solo: &'static str,
+    state: &'static str,
+}
+
+const LONG: Names = Names {
+    op: "op",
+    last_changed: "lastChanged",
+    priority: "priority",
+    order: "order",
+    seq: "seq",
+    queued_at: "queuedAt",
+    deadline: "deadline",
+    attempts: "attempts",
+    changes: "changes",
+    force: "force",
+    solo: "solo",
+    state: "state",
+};
+
+const SHORT: Names = Names {
+    op: "o",
+    last_changed: "l",
+    priority: "p",
+    order: "q",
+    seq: "s",
+    queued_at: "a",
+    deadline: "e",
+    attempts: "n",
+    changes: "c",
+    force: "f",
+    solo: "x",
+    state: "k",
+};
+
 impl<P: Payload> SavedEntry<P> {
+    /// An entry of format 1 or 2: its table, id and row inline.
     pub fn read(value: &Json<'_>) -> Result<SavedEntry<P>, String> {
         let f = Fields::of(value, "entry")?;
-        let op = f.str("op")?;
-        let priority = f.str("priority")?;
+        let (table, id) = (f.str("table")?.to_owned(), f.str("id")?.to_owned());
+        SavedEntry::read_fields(&f, &LONG, table, id, f.row("data")?)
+    }
+
+    /// An entry of format 3 of the record `table`/`id`: its row, if any, is the `d`th of `rows` (the rows
+    /// stored beside the record's text), taken out of it.
+    pub fn read_compact(
+        value: &Json<'_>,
+        table: &str,
+        id: &str,
+        rows: &mut [Option<P>],
+    ) -> Result<SavedEntry<P>, String> {
+        let f = Fields::of(value, "entry")?;
+        let data = match f.get("d") {
+            None => None,
+            Some(d) => {
+                let row = d.as_u64().and_then(|d| rows.get_mut(usize::try_from(d).ok()?)).and_then(Option::take);
+                Some(row.ok_or("entry.d names no row stored with the record")?)
+            }
+        };
+        SavedEntry::read_fields(&f, &SHORT, table.to_owned(), id.to_owned(), data)
+    }
+
+    fn read_fields(f: &Fields<'_, '_>, n: &Names, table: String, id: String, data: Option<P>) -> Result<Self, String> {
+        let op = f.str(n.op)?;
+        let priority = f.str(n.priority)?;
         Ok(SavedEntry {
-            table: f.str("table")?.to_owned(),
-            id: f.str("id")?.to_owned(),
+            table,
+            id,
             op: Op::parse(op).ok_or_else(|| format!("entry.op {op} is not an op"))?,
-            data: f.row("data")?,
-            last_changed: match f.get("lastChanged") {
-                None => None,
-                Some(stamp) => Some(stamp.as_str().ok_or("entry.lastChanged is not a string")?.to_owned()),
-            },
+            data,
+            last_changed: f.opt_str(n.last_changed)?,
             priority: Priority::parse(priority)
                 .ok_or_else(|| format!("entry.priority {priority} is not a priority"))?,
-            order: f.u64("order")?,
-            seq: f.u64("seq")?,
-            queued_at: f.u64("queuedAt")?,
-            deadline: f.u64("deadline")?,
-            attempts: f.u32("attempts")?,
-            changes: f.u32("changes")?,
-            force: f.flag("force")?,
-            solo: f.flag("solo")?,
-            state: SavedState::read(f.get("state").unwrap_or(&Json::Null))?,
+            order: f.u64(n.order)?,
+            seq: f.u64(n.seq)?,
+            queued_at: f.u64(n.queued_at)?,
+            deadline: f.u64(n.deadline)?,
+            attempts: f.u32(n.attempts)?,
+            changes: f.u32(n.changes)?,
+            force: f.flag(n.force)?,
+            solo: f.flag(n.solo)?,
+            // Format 3 leaves a pending write's state out.
+            state: f.get(n.state).map_or(Ok(SavedState::Pending), SavedState::read)?,
         })
     }
 }
@@ -166,38 +237,42 @@ pub struct SavedRef<'a, P> {
 }
 
 impl<P: Payload> SavedRef<'_, P> {
-    /// Appends the entry as JSON, as [`SavedEntry::read`] reads it (the fields and order serde gave it, so
-    /// that records written before and after read the same).
-    pub fn write_json(&self, out: &mut String) {
+    /// Appends the entry as format 3 stores it ([`SavedEntry::read_compact`]): `row` is the index of its row
+    /// among those stored beside the record's text.
+    pub fn write_compact(&self, out: &mut String, row: Option<usize>) {
+        let n = &SHORT;
         let mut o = ObjectWriter::new(out);
-        o.str("table", self.table).str("id", self.id).str("op", self.op.as_str());
-        if let Some(data) = self.data {
-            data.write_json(o.key("data"));
+        o.str(n.op, self.op.as_str());
+        if let Some(row) = row {
+            o.u64("d", row as u64);
         }
         if let Some(stamp) = self.last_changed {
-            o.str("lastChanged", stamp);
+            o.str(n.last_changed, stamp);
         }
-        o.str("priority", self.priority.name()).u64("order", self.order).u64("seq", self.seq);
-        o.u64("queuedAt", self.queued_at).u64("deadline", self.deadline);
-        o.u64("attempts", self.attempts.into()).u64("changes", self.changes.into());
+        o.str(n.priority, self.priority.name()).u64(n.order, self.order).u64(n.seq, self.seq);
+        o.u64(n.queued_at, self.queued_at).u64(n.deadline, self.deadline);
+        o.u64(n.attempts, self.attempts.into()).u64(n.changes, self.changes.into());
         if self.force {
-            o.bool("force", true);
+            o.bool(n.force, true);
         }
         if self.solo {
-            o.bool("solo", true);
+            o.bool(n.solo, true);
         }
-        let state = o.key("state");
-        let mut s = ObjectWriter::new(state);
-        match &self.state {
-            SavedState::Pending => s.str("kind", "pending"),
-            SavedState::Blocked => s.str("kind", "blocked"),
-            SavedState::Failed { failure, failed_at } => {
-                s.str("kind", "failed");
-                failure.write_json(s.key("failure"));
-                s.u64("failed_at", *failed_at)
+        if !matches!(self.state, SavedState::Pending) {
+            let mut s = ObjectWriter::new(o.key(n.state));
+            match &self.state {
+                SavedState::Pending => {}
+                SavedState::Blocked => {
+                    s.str("kind", "blocked");
+                }
+                SavedState::Failed { failure, failed_at } => {
+                    s.str("kind", "failed");
+                    failure.write_json(s.key("failure"));
+                    s.u64("failed_at", *failed_at);
+                }
             }
+            s.end();
         }
-        .end();
         o.end();
     }
 

@@ -12,11 +12,15 @@ function nameBytes(name) {
   return bytes;
 }
 
-/** `false` for anything but a plain object; otherwise a shallow copy of the row's JSON-visible columns (values
+/** `false` for anything but a plain object; otherwise a copy of the row's JSON-visible columns (values
  *  `JSON.stringify` would drop are left out), so that the app changing its object later cannot change the
  *  queued change; or a string saying what is wrong: a column name, or a value `JSON.stringify` would throw on
  *  (a cycle, a BigInt) or a getter that throws. Never throws itself: a call that may throw costs more to
- *  make from wasm. */
+ *  make from wasm.
+ *
+ *  An object value (a nested object, an array, a Date) is kept as the JSON value it is sent as: the durable
+ *  queue stores rows by structured clone, which would keep a Date but drop a class's `toJSON` and throw on a
+ *  nested function, where JSON does what the request will do. It also makes the copy deep. */
 export function copyRow(data) {
   try {
     // Only plain objects (`{...}`, `Object.create(null)`): not an array, a Date, a Map, a class instance.
@@ -29,8 +33,14 @@ export function copyRow(data) {
       const kind = typeof value;
       if (value === undefined || kind === "function" || kind === "symbol") continue;
       if (key === "" || key.includes("\0") || nameBytes(key) > 63) return "has an invalid column name " + JSON.stringify(key);
-      if (kind === "object" || kind === "bigint") JSON.stringify(value);
-      copy[key] = value;
+      if (kind === "bigint" || (kind === "object" && value !== null)) {
+        // Throws on a BigInt, a cycle, or a throwing toJSON: the complaint below.
+        const json = JSON.stringify(value);
+        if (json === undefined) continue;
+        copy[key] = JSON.parse(json);
+      } else {
+        copy[key] = value;
+      }
     }
     return copy;
   } catch (e) {

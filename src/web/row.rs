@@ -60,6 +60,11 @@ impl JsRow {
     pub fn to_js(&self) -> JsValue {
         clone_row(&self.0).into()
     }
+
+    /// The queue's own object, for a store that copies it before it returns (IndexedDB's structured clone).
+    pub fn to_store(&self) -> JsValue {
+        self.0.clone().into()
+    }
 }
 
 impl Clone for JsRow {

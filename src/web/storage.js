@@ -59,7 +59,7 @@ export function indexedDbStore(name) {
     }));
   const tab = Math.random().toString(36).slice(2);
   let inboxed = 0;
-  const write = (db, user, text, replace, drained) => {
+  const write = (db, user, record, replace, drained) => {
     const tx = db.transaction(STORE, "readwrite");
     const store = tx.objectStore(STORE);
     try {
@@ -68,7 +68,7 @@ export function indexedDbStore(name) {
       for (const key of drained ?? []) store.delete(key);
       const n = next.get(user) ?? 0;
       next.set(user, n + 1);
-      store.put(text, [user, n]);
+      store.put(record, [user, n]);
     } catch (e) {
       // A put that throws must not leave the deletes to commit on their own.
       tx.abort();
@@ -85,15 +85,15 @@ export function indexedDbStore(name) {
       const db = await open();
       const tx = db.transaction(STORE, "readonly");
       const store = tx.objectStore(STORE);
-      const [keys, texts] = await Promise.all([requested(store.getAllKeys(range(user))), requested(store.getAll(range(user)))]);
+      const [keys, records] = await Promise.all([requested(store.getAllKeys(range(user))), requested(store.getAll(range(user)))]);
       const last = keys.length ? keys[keys.length - 1][1] : -1;
       next.set(user, (typeof last === "number" ? last : 0) + 1);
-      return texts;
+      return records;
     },
     // Synchronous while the database is open, so the transaction starts in the task that queued the changes.
-    append(user, text, replace, drained) {
-      if (db !== null) return write(db, user, text, replace, drained);
-      return open().then((db) => write(db, user, text, replace, drained));
+    append(user, record, replace, drained) {
+      if (db !== null) return write(db, user, record, replace, drained);
+      return open().then((db) => write(db, user, record, replace, drained));
     },
     async clear(user) {
       const db = await open();
@@ -107,10 +107,10 @@ export function indexedDbStore(name) {
     warm() {
       open().catch(() => {});
     },
-    inbox(user, text) {
+    inbox(user, record) {
       const put = (db) => {
         const tx = db.transaction(STORE, "readwrite");
-        tx.objectStore(STORE).put(text, [inboxOf(user), Date.now(), tab, inboxed++]);
+        tx.objectStore(STORE).put(record, [inboxOf(user), Date.now(), tab, inboxed++]);
         const done = committed(tx);
         tx.commit?.();
         return done;
@@ -121,8 +121,8 @@ export function indexedDbStore(name) {
       const db = await open();
       const store = db.transaction(STORE, "readonly").objectStore(STORE);
       const r = range(inboxOf(user));
-      const [keys, texts] = await Promise.all([requested(store.getAllKeys(r)), requested(store.getAll(r))]);
-      return { keys, texts };
+      const [keys, records] = await Promise.all([requested(store.getAllKeys(r)), requested(store.getAll(r))]);
+      return { keys, records };
     },
   };
 }
@@ -143,6 +143,25 @@ export function holdLock(name, waitMs) {
       })
       .catch(() => resolve(null));
   });
+}
+
+/** A record to store (journal format 3): the journal's text, and beside it the rows its entries name, as the
+ *  objects the queue holds. The store copies them (IndexedDB's structured clone, or JSON) before it returns:
+ *  copyRow left only values that both copy alike. */
+export function record(text, rows) {
+  return { m: text, r: rows };
+}
+
+/** A stored value as the journal reads it: [text, rows]. Earlier formats were strings (no rows); anything else
+ *  becomes a text the journal refuses with a reason. */
+export function unpack(value) {
+  if (typeof value === "string") return [value, []];
+  if (value !== null && typeof value === "object" && typeof value.m === "string" && Array.isArray(value.r)) return [value.m, value.r];
+  try {
+    return [JSON.stringify(value) ?? String(value), []];
+  } catch {
+    return [String(value), []];
+  }
 }
 
 export function sleep(ms) {

@@ -19,7 +19,7 @@ use super::options::Transport;
 use super::row::JsRow;
 use super::{auth, schedule, timeout, Shared, State};
 use super::{Batch, Engine};
-use crate::core::journal::{self, Journal, Stored};
+use crate::core::journal::{self, Journal, Stored, StoredRecord, Written};
 use crate::core::json::quoted;
 use crate::core::owner::jwt_subject;
 use crate::core::remote::SavedCursor;
@@ -34,6 +34,23 @@ extern "C" {
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str, wait_ms: u32) -> Promise;
     fn sleep(ms: u32) -> Promise;
+    fn record(text: &str, rows: Vec<JsValue>) -> JsValue;
+    fn unpack(value: &JsValue) -> Array;
+}
+
+/// The record to store for what the journal wrote.
+pub fn stored_value(written: &Written<'_, JsRow>) -> JsValue {
+    record(&written.text, written.rows.iter().map(|row| row.to_store()).collect())
+}
+
+/// A stored value as the journal reads it. A row that is not a plain object is `None`: the record naming it is
+/// then left out as unreadable.
+pub fn stored_record(value: &JsValue) -> StoredRecord<JsRow> {
+    let parts = unpack(value);
+    StoredRecord {
+        text: parts.get(0).as_string().unwrap_or_default(),
+        rows: Array::from(&parts.get(1)).iter().map(|row| JsRow::from_js(&row).ok()).collect(),
+    }
 }
 
 const DATABASE: &str = "record-sync";
@@ -378,18 +395,17 @@ async fn restore(weak: Weak<RefCell<State>>) {
             Some(Ok(value)) => Ok(value),
         },
     };
-    let texts: Result<Vec<String>, String> = match loaded {
+    let values: Result<Array, String> = match loaded {
         Err(why) => Err(why),
-        Ok(value) if Array::is_array(&value) => Array::from(&value)
-            .iter()
-            .map(|v| v.as_string().ok_or_else(|| format!("a stored record is not a string but {}", describe(&v))))
-            .collect(),
-        Ok(value) => Err(format!("storage.load must resolve to an array of strings, not {}", describe(&value))),
+        Ok(value) if Array::is_array(&value) => Ok(Array::from(&value)),
+        Ok(value) => Err(format!("storage.load must resolve to an array of records, not {}", describe(&value))),
     };
-    let stored = texts.and_then(|texts| journal::replay(&texts).map(|stored| (texts, stored)));
+    let stored = values.and_then(|values| {
+        journal::replay(values.iter().map(|v| stored_record(&v)).collect()).map(|stored| (values, stored))
+    });
     match stored {
         Err(why) => give_up(&shared, format!("{why}; it is left as it is and this session keeps changes in memory")),
-        Ok((texts, mut stored)) => {
+        Ok((values, mut stored)) => {
             let skipped = stored.as_mut().map(|stored| std::mem::take(&mut stored.skipped)).unwrap_or_default();
             if let Ok(mut s) = shared.try_borrow_mut() {
                 if s.destroyed {
@@ -401,7 +417,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                     return;
                 }
                 if !skipped.is_empty() {
-                    s.durable.notice = Some(set_aside(&store, &key, &texts, &skipped));
+                    s.durable.notice = Some(set_aside(&store, &key, &values, &skipped));
                     s.durable.version += 1;
                 }
             }
@@ -420,11 +436,11 @@ fn aside_key(key: &str) -> String {
 /// queue's records, so that they can still be looked at. Policy: they replace those an earlier restore set
 /// aside (storage stays bounded whatever goes wrong, and the latest are the ones to look at), and
 /// `clearPersisted()` deletes them with the queue. Returns the `lastError` naming them.
-fn set_aside(store: &Store, key: &str, texts: &[String], skipped: &[(usize, String)]) -> String {
+fn set_aside(store: &Store, key: &str, values: &Array, skipped: &[(usize, String)]) -> String {
     let aside = aside_key(key);
     for (n, (index, _)) in skipped.iter().enumerate() {
-        let text = texts.get(*index).map_or("", String::as_str);
-        let args = [JsValue::from_str(&aside), JsValue::from_str(text), JsValue::from_bool(n == 0)];
+        let value = values.get(u32::try_from(*index).unwrap_or(u32::MAX));
+        let args = [JsValue::from_str(&aside), value, JsValue::from_bool(n == 0)];
         // A failure here is left to the store's next write to report: the queue itself is not at stake.
         if let Ok(promise) = call(store, &store.append, &args) {
             spawn_local(async move {
@@ -603,13 +619,15 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         let store = s.durable.store.clone()?;
         let owner = s.durable.owner.clone();
         let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
+        let (value, replace) = (stored_value(&written), written.replace);
         s.durable.writes += 1;
         let key = s.durable.key.clone()?;
         let drained: Array = s.durable.tabs.undeleted.iter().map(|(_, key)| key.clone()).collect();
-        (store, key, written, s.durable.writes, drained)
+        (store, key, (value, replace), s.durable.writes, drained)
     };
     let deleting = drained.length() as usize;
-    let mut args = vec![JsValue::from_str(&key), JsValue::from_str(&written.text), JsValue::from_bool(written.replace)];
+    let (value, replace) = written;
+    let mut args = vec![JsValue::from_str(&key), value, JsValue::from_bool(replace)];
     if deleting > 0 {
         args.push(drained.into());
     }
@@ -684,7 +702,7 @@ fn retry_later(shared: &Shared) {
 /// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
 /// leader's state is what it shows). A failed write puts them back, to be tried again with the next tick.
 fn write_inbox(shared: &Shared) -> Option<Promise> {
-    let (store, key, text, due) = {
+    let (store, key, value, due) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.clearing || s.durable.journal.is_empty() || s.engine.export_refs().is_empty() {
@@ -692,19 +710,19 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         }
         s.durable.journal.touch_all();
         let owner = s.durable.owner.clone();
-        let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
+        let value = stored_value(&s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?);
         let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
         s.durable.tabs.inboxed.extend(records);
         let due = s.engine.poll_timeout();
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
         drop_queue(s);
-        (s.durable.store.clone()?, s.durable.key.clone()?, written.text, due)
+        (s.durable.store.clone()?, s.durable.key.clone()?, value, due)
     };
     if let Some(due) = due {
         super::tabs::wake_leader_at(shared, due);
     }
     let inbox = get(&store.this, "inbox").dyn_into::<Function>().ok()?;
-    let result = call(&store, &inbox, &[JsValue::from_str(&key), JsValue::from_str(&text)]);
+    let result = call(&store, &inbox, &[JsValue::from_str(&key), value.clone()]);
     let promise = match result {
         Ok(promise) => promise,
         Err(e) => Promise::reject(&e),
@@ -725,7 +743,7 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
                 }
             }
             Err(e) => {
-                if let Ok(Some(stored)) = journal::replay(std::slice::from_ref(&text)) {
+                if let Ok(Some(stored)) = journal::replay(vec![stored_record(&value)]) {
                     for saved in &stored.snapshot.entries {
                         enqueue_again(&mut s.engine, saved);
                     }

@@ -367,7 +367,7 @@ async fn drain(weak: std::rc::Weak<std::cell::RefCell<super::State>>) {
                 );
                 None
             }
-            Ok(read) => take_in(&shared, &get(&read, "keys"), &get(&read, "texts")),
+            Ok(read) => take_in(&shared, &get(&read, "keys"), &get(&read, "records")),
         };
         // Answered once what they asked to flush is in the queue.
         for request in requests {
@@ -396,22 +396,21 @@ async fn drain(weak: std::rc::Weak<std::cell::RefCell<super::State>>) {
 
 /// Queues the inbox's changes behind the queue's own and starts the write that stores them and deletes the
 /// inbox records. Returns that write.
-fn take_in(shared: &Shared, keys: &JsValue, texts: &JsValue) -> Option<Promise> {
-    let (keys, texts) = (array(keys), array(texts));
-    if texts.length() == 0 {
+fn take_in(shared: &Shared, keys: &JsValue, records: &JsValue) -> Option<Promise> {
+    let (keys, records) = (array(keys), array(records));
+    if records.length() == 0 {
         return None;
     }
     {
         let mut s = shared.try_borrow_mut().ok()?;
         let mut unreadable = Vec::new();
-        for (index, text) in texts.iter().enumerate() {
+        for (index, record) in records.iter().enumerate() {
             let key = keys.get(index as u32);
             let key_text = js::json_text(&key).unwrap_or_default();
             if s.durable.tabs.undeleted.iter().any(|(k, _)| *k == key_text) {
                 continue;
             }
-            let text = text.as_string().unwrap_or_default();
-            let read = journal::replay(std::slice::from_ref(&text));
+            let read = journal::replay(vec![storage::stored_record(&record)]);
             // Never another user's changes (they stay in the inbox for a tab of theirs).
             if let (Ok(Some(stored)), Some(mine)) = (&read, &s.durable.owner()) {
                 if stored.owner.as_ref().is_some_and(|theirs| theirs != mine) {

@@ -137,16 +137,23 @@ export interface PullSummary {
   changes: number;
 }
 
-/** A custom store for the queue. Records are opaque strings, to be handed back by `load` in the order they were
- *  appended; `append` calls must be applied in call order. A rejected or throwing call is reported as
- *  `lastError` and the whole queue is written again after a backoff (and with the next change). `clear` is
- *  also called with `"<user>#unreadable"`, the key of records a restore could not read. A custom store is not
- *  shared by live tabs: a tab that cannot have the queue keeps its changes in memory. */
+/** One stored record of the queue: opaque, to be kept whole. Its rows are the queue's own objects, so a
+ *  store copies the record before `append` returns: a structured clone (IndexedDB, postMessage) or
+ *  `JSON.stringify` (read back with `JSON.parse`) keep it alike. Records written before version 0.1's
+ *  format 3 are strings. */
+export type QueueRecord = string | { readonly m: string; readonly r: readonly object[] };
+
+/** A custom store for the queue. Records are handed back by `load` in the order they were appended; `append`
+ *  calls must be applied in call order. A rejected or throwing call is reported as `lastError` and the whole
+ *  queue is written again after a backoff (and with the next change). `clear` is also called with
+ *  `"<user>#unreadable"`, the key of records a restore could not read. A custom store is not shared by live
+ *  tabs: a tab that cannot have the queue keeps its changes in memory. */
 export interface QueueStore {
   /** Every record stored for `user` ("" without a user option), oldest first. */
-  load(user: string): Promise<string[]>;
-  /** Stores one record; with `replace`, it replaces everything stored for `user`. */
-  append(user: string, record: string, replace: boolean): Promise<void> | void;
+  load(user: string): Promise<QueueRecord[]>;
+  /** Stores one record (a copy of it: see `QueueRecord`); with `replace`, it replaces everything stored for
+   *  `user`. */
+  append(user: string, record: QueueRecord, replace: boolean): Promise<void> | void;
   /** Deletes everything stored for `user`. */
   clear(user: string): Promise<void> | void;
 }

@@ -329,7 +329,7 @@ describe("remote changes and the stored cursor (issue 11)", () => {
         const storage = {
           async load() { return []; },
           async append(_user, record) {
-            const cursor = JSON.parse(record).p?.c;
+            const cursor = JSON.parse(record.m).p?.c;
             if (cursor) stored.push({ upTo: Number(cursor.split("-")[1]), heard: [...heard] });
           },
           async clear() {},
@@ -624,6 +624,63 @@ describe("durable queue across crashes and storage faults", () => {
       assert.deepEqual(pending, ["v1-1:1", "v1-2:2"]);
       assert.deepEqual(await flush(page), { confirmed: 2, failed: 0 });
       assert.equal((await rowsOf(tokenA, "v1-")).length, 2);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a queue stored in format 2 (rows inline in the text) is restored and sent", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const now = Date.now();
+      const entry = (n) => ({
+        table: "user_preferences", id: `v2-${n}`, op: "upsert", data: { id: `v2-${n}`, theme: "two" }, priority: "low",
+        order: n, seq: n, queuedAt: now, deadline: now + 300000, attempts: 0, changes: 1, state: { kind: "pending" },
+      });
+      const record = (r, ns) => JSON.stringify({ v: 2, c: "client-v2", n: 4, r, w: ns.map((n) => ({ t: "user_preferences", i: `v2-${n}`, e: [entry(n)] })) });
+      // A replacing record, then a log record that adds a third write.
+      const stored = [record(true, [1, 2]), record(false, [3])];
+      await page.evaluate(({ user, stored }) => window.t.idb((store) => stored.map((text, n) => store.put(text, [user, n])).pop()), { user: USER_A, stored });
+      assert.equal(await create(page), true);
+      const pending = await page.evaluate(() => window.t.sync.pendingChanges().map((p) => `${p.id}:${p.seq}`));
+      assert.deepEqual(pending, ["v2-1:1", "v2-2:2", "v2-3:3"]);
+      assert.deepEqual(await flush(page), { confirmed: 3, failed: 0 });
+      assert.deepEqual((await rowsOf(tokenA, "v2-")).map((r) => r.theme), ["two", "two", "two"]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a row restored from storage is sent as the JSON the app queued (Dates, toJSON, nested objects)", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      // Rows are stored by structured clone, which keeps a Date, drops a class's toJSON and throws on a nested
+      // function: what the server gets after a reload must still be what JSON.stringify made of the row.
+      const sent = await page.evaluate(async () => {
+        class Money { constructor(c) { this.cents = c; } toJSON() { return `${this.cents / 100} EUR`; } }
+        const row = { id: "j-1", at: new Date(Date.UTC(2026, 0, 2)), price: new Money(250), nested: { f() {}, list: [1, new Money(5)] }, skip: undefined };
+        const expected = JSON.stringify(row);
+        const batches = [];
+        const make = () => new window.t.rs.RecordSync({ user: "json-user", transport: { send: async (batch) => {
+          batches.push(batch.changes.map((c) => JSON.stringify(c.data)));
+          return batch.changes.map((c) => ({ seq: c.seq, status: "applied" }));
+        } } });
+        let sync = make();
+        await window.t.durable(sync);
+        sync.queueLowChange("items", "j-1", "upsert", row);
+        row.nested.list.push("changed later");
+        await new Promise((r) => setTimeout(r, 50));
+        sync.destroy();
+        sync = make();
+        await window.t.durable(sync);
+        await sync.forceSyncAll();
+        sync.destroy();
+        return { expected, batches };
+      });
+      assert.deepEqual(sent.batches, [[sent.expected]]);
+      assert.match(sent.expected, /"price":"2.5 EUR"/);
     } finally {
       await context.close();
     }
