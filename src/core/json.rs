@@ -417,9 +417,7 @@ pub fn write_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in &digits[at..] {
-        out.push(d as char);
-    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// `[a,b,...]`, each written by `write`.
