@@ -425,7 +425,9 @@ impl<P: Payload> Engine<P> {
         if chosen.is_empty() {
             return None;
         }
-        let entries: Vec<Entry<P>> = chosen.into_iter().filter_map(|slot| self.pending.remove_slot(slot)).collect();
+        // Sized up front: collected from a filter the vector would grow (and move its entries) step by step.
+        let mut entries: Vec<Entry<P>> = Vec::with_capacity(chosen.len());
+        entries.extend(chosen.into_iter().filter_map(|slot| self.pending.remove_slot(slot)));
         let id = self.next_batch;
         self.next_batch += 1;
         let changes = entries.iter().map(|e| self.outgoing(e)).collect();
@@ -470,13 +472,15 @@ impl<P: Payload> Engine<P> {
                 }
                 continue;
             }
+            // Empty, without allocating, for a table without parents.
             let mut group = self.earlier_parents(entry, limit);
             group.retain(|o| !chosen.contains(o));
-            group.push((order, slot));
-            if chosen.len() + group.len() <= limit {
+            if chosen.len() + group.len() < limit {
                 chosen.extend(group);
+                chosen.push((order, slot));
             } else if chosen.is_empty() {
                 // The parents alone fill a batch: send the earliest of them; the child follows in the next.
+                group.push((order, slot));
                 group.truncate(limit);
                 chosen.extend(group);
             } else if due {
@@ -503,7 +507,17 @@ impl<P: Payload> Engine<P> {
     /// Queue order, except that a write follows the writes of its ancestor tables that it was queued after
     /// (a child updated to point at a parent created after the child began goes after that parent), and a
     /// parent goes before its child when the two tie. Takes and gives slots.
-    fn send_order(&self, chosen: Vec<(u64, u32)>) -> Vec<u32> {
+    fn send_order(&self, mut chosen: Vec<(u64, u32)>) -> Vec<u32> {
+        let has_ancestors = |&(_, slot): &(u64, u32)| {
+            self.pending.at_slot(slot).is_some_and(|entry| self.ancestors.contains_key(&entry.key.0))
+        };
+        if self.ancestors.is_empty() || !chosen.iter().any(has_ancestors) {
+            // No parent to go first: queue order alone.
+            if !chosen.is_sorted() {
+                sort_by_key(&mut chosen, |&(order, _)| [order, 0, 0]);
+            }
+            return chosen.into_iter().map(|(_, slot)| slot).collect();
+        }
         let no_ancestors = Vec::new();
         let mut items: Vec<(u32, &Entry<P>, &Vec<TableId>)> = chosen
             .iter()
