@@ -71,13 +71,8 @@ pub(crate) fn record_hash(table: u32, id: &str) -> u64 {
 /// text). Open addressing with linear probing, at most three quarters full; removal shifts the following
 /// buckets back, so there are no tombstones. A bucket is `hash32 << 32 | slot + 1`, 0 when empty: a queue
 /// holds fewer than 2^32 - 1 writes (each takes over 100 bytes, so memory runs out long before).
-///
-/// Beside the buckets, one byte per bucket (as in hashbrown's control bytes): 0 when empty, else 7 more bits
-/// of the hash. A probe reads these, an eighth of the memory, and a bucket only when its byte matches: with a
-/// million records queued, looking up a record that has no write yet then stays in cache.
 #[derive(Default)]
 pub(crate) struct SlotIndex {
-    tags: Vec<u8>,
     buckets: Vec<u64>,
     len: usize,
 }
@@ -87,31 +82,22 @@ impl SlotIndex {
         (hash ^ (hash >> 32)) & 0xffff_ffff
     }
 
-    /// The bucket's home is the low bits of `hash32`; the tag is its top seven.
-    fn tag(hash32: u64) -> u8 {
-        0x80 | (hash32 >> 25) as u8
-    }
-
     fn mask(&self) -> usize {
         self.buckets.len().wrapping_sub(1)
     }
 
     /// The slot whose key has `hash` and passes `is_key`.
     pub fn find(&self, hash: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
-        let (hash32, mask) = (Self::hash32(hash), self.mask());
-        let tag = Self::tag(hash32);
-        let mut at = hash32 as usize & mask;
+        let (tag, mask) = (Self::hash32(hash), self.mask());
+        let mut at = tag as usize & mask;
         loop {
-            match *self.tags.get(at)? {
-                0 => return None,
-                t if t == tag => {
-                    let bucket = *self.buckets.get(at)?;
-                    let slot = (bucket as u32).wrapping_sub(1);
-                    if bucket >> 32 == hash32 && is_key(slot) {
-                        return Some(slot);
-                    }
-                }
-                _ => {}
+            let bucket = *self.buckets.get(at)?;
+            if bucket == 0 {
+                return None;
+            }
+            let slot = (bucket as u32).wrapping_sub(1);
+            if bucket >> 32 == tag && is_key(slot) {
+                return Some(slot);
             }
             at = (at + 1) & mask;
         }
@@ -129,9 +115,8 @@ impl SlotIndex {
     fn place(&mut self, bucket: u64) {
         let mask = self.mask();
         let mut at = (bucket >> 32) as usize & mask;
-        while let (Some(tag), Some(cell)) = (self.tags.get_mut(at), self.buckets.get_mut(at)) {
-            if *tag == 0 {
-                *tag = Self::tag(bucket >> 32);
+        while let Some(cell) = self.buckets.get_mut(at) {
+            if *cell == 0 {
                 *cell = bucket;
                 return;
             }
@@ -141,7 +126,6 @@ impl SlotIndex {
 
     fn grow(&mut self) {
         let size = (self.buckets.len() * 2).max(16);
-        self.tags = vec![0; size];
         let old = std::mem::replace(&mut self.buckets, vec![0; size]);
         for bucket in old.into_iter().filter(|&b| b != 0) {
             self.place(bucket);
@@ -151,13 +135,13 @@ impl SlotIndex {
     /// Takes `slot` (whose key hashed to `hash`) out, and moves back the buckets after it that probing would
     /// no longer reach.
     pub fn remove(&mut self, hash: u64, slot: u32) {
-        let (hash32, mask) = (Self::hash32(hash), self.mask());
-        let (tag, wanted) = (Self::tag(hash32), hash32 << 32 | u64::from(slot.wrapping_add(1)));
-        let mut hole = hash32 as usize & mask;
+        let (tag, mask) = (Self::hash32(hash), self.mask());
+        let wanted = tag << 32 | u64::from(slot.wrapping_add(1));
+        let mut hole = tag as usize & mask;
         loop {
-            match self.tags.get(hole) {
-                Some(&t) if t == tag && self.buckets.get(hole) == Some(&wanted) => break,
-                Some(&t) if t != 0 => hole = (hole + 1) & mask,
+            match self.buckets.get(hole) {
+                Some(&bucket) if bucket == wanted => break,
+                Some(&bucket) if bucket != 0 => hole = (hole + 1) & mask,
                 _ => return,
             }
         }
@@ -165,23 +149,21 @@ impl SlotIndex {
         let mut at = hole;
         loop {
             at = (at + 1) & mask;
-            let (Some(&tag), Some(&bucket)) = (self.tags.get(at), self.buckets.get(at)) else { return };
-            if tag == 0 {
+            let Some(&bucket) = self.buckets.get(at) else { return };
+            if bucket == 0 {
                 break;
             }
             // The bucket may fill the hole unless its home lies after the hole (cyclically, up to `at`).
             let home = (bucket >> 32) as usize & mask;
             if at.wrapping_sub(home) & mask >= at.wrapping_sub(hole) & mask {
-                self.set(hole, tag, bucket);
+                if let Some(cell) = self.buckets.get_mut(hole) {
+                    *cell = bucket;
+                }
                 hole = at;
             }
         }
-        self.set(hole, 0, 0);
-    }
-
-    fn set(&mut self, at: usize, tag: u8, bucket: u64) {
-        if let (Some(t), Some(b)) = (self.tags.get_mut(at), self.buckets.get_mut(at)) {
-            (*t, *b) = (tag, bucket);
+        if let Some(cell) = self.buckets.get_mut(hole) {
+            *cell = 0;
         }
     }
 }
