@@ -513,9 +513,7 @@ impl<P: Payload> Engine<P> {
         };
         if self.ancestors.is_empty() || !chosen.iter().any(has_ancestors) {
             // No parent to go first: queue order alone.
-            if !chosen.is_sorted() {
-                sort_by_key(&mut chosen, |&(order, _)| [order, 0, 0]);
-            }
+            sort_by_key(&mut chosen, |&(order, _)| [order, 0, 0]);
             return chosen.into_iter().map(|(_, slot)| slot).collect();
         }
         let no_ancestors = Vec::new();

@@ -142,13 +142,101 @@ impl<T> Slab<T> {
     }
 }
 
+/// (order, slot) of every entry, for the send order. Orders are seqs, so a new record's entry comes last:
+/// `log` takes it with a push, where a BTree would walk down from its root. `log` is sorted; a removed entry
+/// leaves a hole (slot `HOLE`) that the same order may fill again (a record whose entry is taken out and put
+/// back, merged or after a failed attempt), and the holes are squeezed out once they are as many as the
+/// entries. An order that finds neither the end nor its hole goes to `late`.
+#[derive(Default)]
+struct OrderLog {
+    log: Vec<(u64, u32)>,
+    /// Holes in `log`.
+    holes: usize,
+    /// Everything before this in `log` is a hole (the earliest writes leave first).
+    head: usize,
+    late: BTreeSet<(u64, u64)>,
+}
+
+const HOLE: u32 = u32::MAX;
+
+impl OrderLog {
+    fn position(&self, order: u64) -> Result<usize, usize> {
+        self.log.binary_search_by_key(&order, |&(o, _)| o)
+    }
+
+    fn insert(&mut self, order: u64, slot: u32) {
+        if self.log.last().is_none_or(|&(last, _)| last < order) {
+            self.log.push((order, slot));
+            return;
+        }
+        match self.position(order) {
+            Ok(at) if self.log.get(at).is_some_and(|&(_, s)| s == HOLE) => {
+                if let Some(cell) = self.log.get_mut(at) {
+                    cell.1 = slot;
+                }
+                self.holes -= 1;
+                self.head = self.head.min(at);
+            }
+            _ => {
+                self.late.insert((order, slot.into()));
+            }
+        }
+    }
+
+    fn remove(&mut self, order: u64, slot: u32) {
+        if self.late.remove(&(order, slot.into())) {
+            return;
+        }
+        let Some(cell) = self.position(order).ok().and_then(|at| self.log.get_mut(at)) else { return };
+        if cell.1 != slot {
+            return;
+        }
+        cell.1 = HOLE;
+        self.holes += 1;
+        if self.holes * 2 > self.log.len() {
+            self.log.retain(|&(_, slot)| slot != HOLE);
+            (self.holes, self.head) = (0, 0);
+        }
+        while self.log.get(self.head).is_some_and(|&(_, slot)| slot == HOLE) {
+            self.head += 1;
+        }
+    }
+
+    fn slot_at(&self, order: u64) -> Option<u32> {
+        let in_log = self.position(order).ok().and_then(|at| self.log.get(at)).map(|&(_, slot)| slot);
+        match in_log {
+            Some(slot) if slot != HOLE => Some(slot),
+            _ => {
+                let &(at, slot) = self.late.range((order, 0)..).next()?;
+                (at == order).then_some(slot as u32)
+            }
+        }
+    }
+
+    /// (order, slot) in send order.
+    fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let log = self.log.get(self.head..).unwrap_or_default().iter();
+        let mut log = log.filter(|&&(_, slot)| slot != HOLE).copied().peekable();
+        let mut late = self.late.iter().map(|&(order, slot)| (order, slot as u32)).peekable();
+        std::iter::from_fn(move || match (log.peek(), late.peek()) {
+            (Some(a), Some(b)) if b.0 < a.0 => late.next(),
+            (Some(_), _) => log.next(),
+            (None, _) => late.next(),
+        })
+    }
+
+    fn min_order(&self) -> Option<u64> {
+        self.iter().next().map(|(order, _)| order)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Queue<P> {
     entries: Slab<Entry<P>>,
     /// Record key to slot.
     slots: SlotIndex,
-    /// (order, slot) of every entry.
-    by_order: BTreeSet<(u64, u64)>,
+    by_order: OrderLog,
+    len: usize,
     /// (deadline, order) of every entry.
     due: BTreeSet<(u64, u64)>,
     /// (order, slot) of the entries of each table that is some table's parent; other tables are not indexed.
@@ -161,16 +249,16 @@ impl<P> Queue<P> {
     pub fn index_table(&mut self, table: TableId) {
         // Inserted one by one: collecting into a BTreeSet links a stable sort.
         let mut orders = BTreeSet::new();
-        for &(order, slot) in &self.by_order {
-            if self.entries.get(slot as u32).is_some_and(|e| e.key.0 == table) {
-                orders.insert((order, slot));
+        for (order, slot) in self.by_order.iter() {
+            if self.entries.get(slot).is_some_and(|e| e.key.0 == table) {
+                orders.insert((order, slot.into()));
             }
         }
         self.by_table.insert(table, orders);
     }
 
     pub fn len(&self) -> usize {
-        self.by_order.len()
+        self.len
     }
 
     fn slot(&self, key: &Key) -> Option<u32> {
@@ -188,8 +276,7 @@ impl<P> Queue<P> {
 
     /// The slot of the entry at `order` in the send order.
     pub fn slot_at(&self, order: u64) -> Option<u32> {
-        let &(at, slot) = self.by_order.range((order, 0)..).next()?;
-        (at == order).then_some(slot as u32)
+        self.by_order.slot_at(order)
     }
 
     /// Adds an entry for a record that has none here.
@@ -199,7 +286,8 @@ impl<P> Queue<P> {
             (record_hash(entry.key.0, &entry.key.1), entry.key.0, entry.order, entry.deadline, entry.priority);
         let slot = self.entries.put(entry);
         self.slots.insert(hash, slot);
-        self.by_order.insert((order, slot.into()));
+        self.by_order.insert(order, slot);
+        self.len += 1;
         self.due.insert((deadline, order));
         if let Some(orders) = self.by_table.get_mut(&table) {
             orders.insert((order, slot.into()));
@@ -214,7 +302,8 @@ impl<P> Queue<P> {
     pub fn remove_slot(&mut self, slot: u32) -> Option<Entry<P>> {
         let entry = self.entries.take(slot)?;
         self.slots.remove(record_hash(entry.key.0, &entry.key.1), slot);
-        self.by_order.remove(&(entry.order, slot.into()));
+        self.by_order.remove(entry.order, slot);
+        self.len -= 1;
         self.due.remove(&(entry.deadline, entry.order));
         if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
             orders.remove(&(entry.order, slot.into()));
@@ -224,7 +313,7 @@ impl<P> Queue<P> {
     }
 
     pub fn min_order(&self) -> Option<u64> {
-        self.by_order.first().map(|&(order, _)| order)
+        self.by_order.min_order()
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
@@ -245,7 +334,7 @@ impl<P> Queue<P> {
 
     /// Every entry in send order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
-        self.by_order.iter().filter_map(|&(_, slot)| self.entries.get(slot as u32))
+        self.by_order.iter().filter_map(|(_, slot)| self.entries.get(slot))
     }
 
     pub fn per_priority(&self) -> [u64; 4] {
@@ -272,5 +361,49 @@ impl<P> Queue<P> {
                 entry.deadline = now;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::OrderLog;
+
+    /// Against a BTreeMap, with orders put back after they left (the log's holes, and `late` once the holes
+    /// are squeezed out).
+    #[test]
+    fn order_log_keeps_the_send_order() {
+        let mut log = OrderLog::default();
+        let mut model: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut gone: Vec<u64> = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut next = 1;
+        for step in 0..20_000u32 {
+            match rng.u8(..10) {
+                0..=3 => {
+                    log.insert(next, step);
+                    model.insert(next, step);
+                    next += 1 + rng.u64(..3);
+                }
+                4..=6 if !model.is_empty() => {
+                    let order = *model.keys().nth(rng.usize(..model.len())).unwrap();
+                    let slot = model.remove(&order).unwrap();
+                    log.remove(order, slot);
+                    gone.push(order);
+                }
+                _ if !gone.is_empty() => {
+                    let order = gone.swap_remove(rng.usize(..gone.len()));
+                    log.insert(order, step);
+                    model.insert(order, step);
+                }
+                _ => {}
+            }
+            assert_eq!(log.min_order(), model.keys().next().copied(), "step {step}");
+            let probe = rng.u64(..next + 1);
+            assert_eq!(log.slot_at(probe), model.get(&probe).copied(), "step {step}");
+        }
+        assert_eq!(log.iter().collect::<Vec<_>>(), model.into_iter().collect::<Vec<_>>());
+        assert!(!log.late.is_empty(), "the late path was taken");
     }
 }
