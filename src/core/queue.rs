@@ -3,8 +3,10 @@
 //! O(k log n).
 //!
 //! The entries live in a slab, each once, addressed by slot number; the indexes hold numbers only: the key
-//! index slot numbers (`SlotIndex`), the ordered ones `(u64, u64)` pairs, one BTree key type for all three so
-//! the wasm holds one copy of its code.
+//! index slot numbers (`SlotIndex`), the send order a sorted log of (order, slot) (`OrderLog`), the due and
+//! table indexes `(u64, u64)` pairs, one BTree key type for all of them so the wasm holds one copy of its
+//! code. Removing an entry that was taken out of the send order's middle and put back is O(log n) too
+//! (its hole in the log, or the log's small BTree of late orders).
 
 use std::collections::BTreeSet;
 
