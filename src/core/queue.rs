@@ -5,8 +5,7 @@
 //! The entries live in a slab, each once, addressed by slot number; the indexes hold numbers only: the key
 //! index slot numbers (`SlotIndex`), the send order a sorted log of (order, slot) (`OrderLog`), the due and
 //! table indexes `(u64, u64)` pairs, one BTree key type for all of them so the wasm holds one copy of its
-//! code. Removing an entry that was taken out of the send order's middle and put back is O(log n) too
-//! (its hole in the log, or the log's small BTree of late orders).
+//! code. The log's O(log n) is amortized: its holes are squeezed out in one pass once they are half of it.
 
 use std::collections::BTreeSet;
 
