@@ -6,7 +6,6 @@
 //! order they were queued without tracking dependencies across concurrent requests; batching makes up the
 //! throughput.
 
-use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -15,7 +14,7 @@ use super::change::{Change, Op, Priority};
 use super::config::{Config, ConflictStrategy, Fill, FILL_SCAN_FACTOR};
 use super::error::EngineError;
 use super::hash::FastMap;
-use super::merge::{self, InsertOfExisting};
+use super::merge::InsertOfExisting;
 use super::payload::Payload;
 use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
@@ -129,17 +128,6 @@ pub struct ChangeOutcome<P> {
     pub outcome: Outcome<P>,
 }
 
-/// A write of the settled batch and what became of it (transient: it is pending again, or failed if it ran
-/// out of retries).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Settled<P> {
-    pub seq: u64,
-    pub table: String,
-    pub id: String,
-    pub outcome: Outcome<P>,
-}
-
 /// A pending write as the caller sees it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -207,11 +195,12 @@ pub struct Engine<P> {
     ancestors: FastMap<TableId, Vec<TableId>>,
     pending: Queue<P>,
     in_flight: Option<InFlight<P>>,
+    /// The last flight's vector, empty, for the next: one allocation less per batch.
+    spare: Vec<Entry<P>>,
     /// Writes waiting behind a failed write of the same record.
     blocked: FastMap<Key, Entry<P>>,
-    /// The failed writes' records by order (at most one write per record, in `failed_keys`). Keyed like the
-    /// queue's `by_order`, so the wasm holds one copy of that map's code.
-    failed: BTreeMap<u64, Key>,
+    /// The failed writes, at most one per record. Few, and sorted by order when listed: an ordered index
+    /// would be another BTree type in the wasm.
     failed_keys: FastMap<Key, FailedEntry<P>>,
     next_seq: u64,
     next_batch: u64,
@@ -242,8 +231,8 @@ impl<P: Payload> Engine<P> {
             ancestors: FastMap::default(),
             pending: Queue::default(),
             in_flight: None,
+            spare: Vec::new(),
             blocked: FastMap::default(),
-            failed: BTreeMap::new(),
             failed_keys: FastMap::default(),
             next_seq: 1,
             next_batch: 1,
@@ -293,47 +282,58 @@ impl<P: Payload> Engine<P> {
     }
 
     pub(crate) fn key_for(&mut self, table: &str, id: &str) -> Key {
-        (self.intern(table), Rc::from(id))
+        (self.intern(table), Box::from(id))
     }
 
     /// Queues a change and returns its seq. Fails, changing nothing, when the change cannot follow what is
     /// already queued for its record (an insert of a record the queue holds as existing).
-    pub fn enqueue(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
-        let key = self.key_for(&change.table, &change.id);
+    pub fn enqueue(&mut self, mut change: Change<P>, now: u64) -> Result<u64, EngineError> {
+        // The change's id becomes the entry's key without a copy.
+        let key = (self.intern(&change.table), std::mem::take(&mut change.id).into_boxed_str());
         let seq = self.next_seq;
-        let entry = self.new_entry(key.clone(), change, seq, seq, now);
+        let entry = self.new_entry(key, change, seq, seq, now);
+        let key = &entry.key;
 
         // A record whose last write failed collects its new changes in `blocked`, one whose write is in flight
         // in `pending` (held there until the flight settles); either way they must be able to follow that
         // write.
-        let failed = self.failed_keys.get(&key).map(|f| f.entry.clone());
+        let failed = self.failed_keys.get(key).map(|f| f.entry.clone());
         let blocked = failed.is_some();
-        let ahead = failed.or_else(|| self.in_flight_entry(&key).cloned());
+        let ahead = failed.or_else(|| self.in_flight_entry(key).cloned());
         let ahead_is_none = ahead.is_none();
-        let held = if blocked { self.blocked.get(&key) } else { self.pending.get(&key) };
         if let Some(ahead) = ahead {
-            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| self.record_exists(&key))?;
+            let held = if blocked { self.blocked.get(key) } else { self.pending.get(key) };
+            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| self.record_exists(key))?;
         }
-        if held.is_some_and(|held| merge::refuses(held.op, entry.op)) {
-            return Err(self.record_exists(&key));
-        }
-        // Checked: the fold cannot be refused now, so the held write is taken out, not copied.
-        let held = if blocked { self.blocked.remove(&key) } else { self.pending.remove(&key) };
+        let held = if blocked { self.blocked.remove(key) } else { self.pending.remove(key) };
         let merged = held.is_some();
         let folded = match held {
             None => Some(entry),
-            Some(held) => held.then(entry, ahead_is_none).map_err(|_| self.record_exists(&key))?,
+            Some(mut held) => match held.absorb(entry, ahead_is_none) {
+                Ok(kept) => kept.then_some(held),
+                Err(InsertOfExisting) => {
+                    // Refused before anything changed: the held write goes back as it was.
+                    let error = self.record_exists(&held.key);
+                    self.hold(blocked, held);
+                    return Err(error);
+                }
+            },
         };
         self.count_enqueued(merged);
-        match folded {
-            Some(folded) if blocked => {
-                self.blocked.insert(key, folded);
-            }
-            Some(folded) => self.pending.insert(folded),
-            None => {}
+        if let Some(folded) = folded {
+            self.hold(blocked, folded);
         }
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Puts a write in the queue, or among the blocked ones.
+    fn hold(&mut self, blocked: bool, entry: Entry<P>) {
+        if blocked {
+            self.blocked.insert(entry.key.clone(), entry);
+        } else {
+            self.pending.insert(entry);
+        }
     }
 
     /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
@@ -428,7 +428,10 @@ impl<P: Payload> Engine<P> {
         if chosen.is_empty() {
             return None;
         }
-        let entries: Vec<Entry<P>> = chosen.into_iter().filter_map(|order| self.pending.remove_order(order)).collect();
+        // Sized up front: collected from a filter the vector would grow (and move its entries) step by step.
+        let mut entries = std::mem::take(&mut self.spare);
+        entries.reserve(chosen.len());
+        entries.extend(chosen.into_iter().filter_map(|slot| self.pending.remove_slot(slot)));
         let id = self.next_batch;
         self.next_batch += 1;
         let changes = entries.iter().map(|e| self.outgoing(e)).collect();
@@ -439,11 +442,12 @@ impl<P: Payload> Engine<P> {
         Some(Batch { id, changes, low_water })
     }
 
-    /// Orders of the entries of the next batch, in send order: due entries by deadline, each with the earlier
+    /// Slots of the entries of the next batch, in send order: due entries by deadline, each with the earlier
     /// entries of its ancestor tables, up to `batch_size`.
-    fn choose(&self, now: u64) -> Vec<u64> {
+    fn choose(&self, now: u64) -> Vec<u32> {
         let limit = self.config.batch_size;
-        let mut chosen: Vec<u64> = Vec::with_capacity(limit);
+        // (order, slot)
+        let mut chosen: Vec<(u64, u32)> = Vec::with_capacity(limit);
         let mut scan = limit.saturating_mul(FILL_SCAN_FACTOR);
         for (deadline, order) in self.pending.by_deadline() {
             let due = deadline <= now;
@@ -453,28 +457,34 @@ impl<P: Payload> Engine<P> {
                     break;
                 }
                 scan -= 1;
-                if !self.carries(order, now) {
-                    continue;
-                }
             }
-            if chosen.contains(&order) {
+            let Some((slot, entry)) = self.pending.slot_at(order).and_then(|s| Some((s, self.pending.at_slot(s)?)))
+            else {
+                continue;
+            };
+            if !due && !self.carries(entry, now) {
                 continue;
             }
-            if self.pending.key_at(order).and_then(|key| self.pending.get(key)).is_some_and(|e| e.solo) {
+            if chosen.iter().any(|&(o, _)| o == order) {
+                continue;
+            }
+            if entry.solo {
                 // Refused as too large in company before: it travels alone, so no batch it joins is refused
                 // (after its parents' earlier writes, which go in batches of their own).
-                if chosen.is_empty() && self.earlier_parents(order, 1).is_empty() {
-                    return vec![order];
+                if chosen.is_empty() && self.earlier_parents(entry, 1).is_empty() {
+                    return vec![slot];
                 }
                 continue;
             }
-            let mut group = self.earlier_parents(order, limit);
+            // Empty, without allocating, for a table without parents.
+            let mut group = self.earlier_parents(entry, limit);
             group.retain(|o| !chosen.contains(o));
-            group.push(order);
-            if chosen.len() + group.len() <= limit {
+            if chosen.len() + group.len() < limit {
                 chosen.extend(group);
+                chosen.push((order, slot));
             } else if chosen.is_empty() {
                 // The parents alone fill a batch: send the earliest of them; the child follows in the next.
+                group.push((order, slot));
                 group.truncate(limit);
                 chosen.extend(group);
             } else if due {
@@ -489,54 +499,57 @@ impl<P: Payload> Engine<P> {
         self.send_order(chosen)
     }
 
-    /// Whether the not-yet-due write at `order` rides along (see [`Fill`]).
-    fn carries(&self, order: u64, now: u64) -> bool {
+    /// Whether the not-yet-due write `entry` rides along (see [`Fill`]).
+    fn carries(&self, entry: &Entry<P>, now: u64) -> bool {
         match self.config.fill {
             Fill::DueOnly => false,
             Fill::All => true,
-            Fill::Idle { idle_ms } => self
-                .pending
-                .key_at(order)
-                .and_then(|key| self.pending.get(key))
-                .is_some_and(|e| now.saturating_sub(e.touched_at) >= idle_ms),
+            Fill::Idle { idle_ms } => now.saturating_sub(entry.touched_at) >= idle_ms,
         }
     }
 
     /// Queue order, except that a write follows the writes of its ancestor tables that it was queued after
     /// (a child updated to point at a parent created after the child began goes after that parent), and a
-    /// parent goes before its child when the two tie.
-    fn send_order(&self, chosen: Vec<u64>) -> Vec<u64> {
+    /// parent goes before its child when the two tie. Takes and gives slots.
+    fn send_order(&self, mut chosen: Vec<(u64, u32)>) -> Vec<u32> {
+        let has_ancestors = |&(_, slot): &(u64, u32)| {
+            self.pending.at_slot(slot).is_some_and(|entry| self.ancestors.contains_key(&entry.key.0))
+        };
+        if self.ancestors.is_empty() || !chosen.iter().any(has_ancestors) {
+            // No parent to go first: queue order alone.
+            sort_by_key(&mut chosen, |&(order, _)| [order, 0, 0]);
+            return chosen.into_iter().map(|(_, slot)| slot).collect();
+        }
         let no_ancestors = Vec::new();
-        let mut items: Vec<(&Entry<P>, &Vec<TableId>)> = chosen
+        let mut items: Vec<(u32, &Entry<P>, &Vec<TableId>)> = chosen
             .iter()
-            .filter_map(|&order| self.pending.key_at(order).and_then(|key| self.pending.get(key)))
-            .map(|entry| (entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
+            .filter_map(|&(_, slot)| Some((slot, self.pending.at_slot(slot)?)))
+            .map(|(slot, entry)| (slot, entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
             .collect();
         // A table has strictly more ancestors than any of its ancestors: a topological order.
-        sort_by_key(&mut items, |(entry, ancestors)| [ancestors.len() as u64, entry.order, 0]);
-        let mut rank: HashMap<u64, u64> = HashMap::with_capacity(items.len());
-        for (entry, ancestors) in &items {
+        sort_by_key(&mut items, |(_, entry, ancestors)| [ancestors.len() as u64, entry.order, 0]);
+        let mut rank: FastMap<u64, u64> = FastMap::default();
+        for (_, entry, ancestors) in &items {
             let after = items
                 .iter()
-                .filter(|(p, _)| ancestors.contains(&p.key.0) && p.order < entry.seq)
-                .filter_map(|(p, _)| rank.get(&p.order).copied())
+                .filter(|(_, p, _)| ancestors.contains(&p.key.0) && p.order < entry.seq)
+                .filter_map(|(_, p, _)| rank.get(&p.order).copied())
                 .max();
             rank.insert(entry.order, after.unwrap_or(0).max(entry.order));
         }
-        sort_by_key(&mut items, |(entry, ancestors)| {
+        sort_by_key(&mut items, |(_, entry, ancestors)| {
             [rank.get(&entry.order).copied().unwrap_or(entry.order), ancestors.len() as u64, entry.order]
         });
-        items.into_iter().map(|(entry, _)| entry.order).collect()
+        items.into_iter().map(|(slot, _, _)| slot).collect()
     }
 
-    /// Orders of pending entries of the ancestor tables of `order`'s entry that were queued before its latest
+    /// (order, slot) of pending entries of the ancestor tables of `entry` that were queued before its latest
     /// change (which may point at a parent created after the entry began), ascending, at most `limit`.
-    fn earlier_parents(&self, order: u64, limit: usize) -> Vec<u64> {
-        let Some(entry) = self.pending.key_at(order).and_then(|key| self.pending.get(key)) else { return Vec::new() };
+    fn earlier_parents(&self, entry: &Entry<P>, limit: usize) -> Vec<(u64, u32)> {
         let Some(ancestors) = self.ancestors.get(&entry.key.0) else { return Vec::new() };
-        let mut orders: Vec<u64> =
+        let mut orders: Vec<(u64, u32)> =
             ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.seq, limit)).collect();
-        sort_by_key(&mut orders, |&order| [order, 0, 0]);
+        sort_by_key(&mut orders, |&(order, _)| [order, 0, 0]);
         orders.truncate(limit);
         orders
     }
@@ -559,11 +572,13 @@ impl<P: Payload> Engine<P> {
     fn low_water(&self) -> u64 {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter().map(|e| e.order));
         let blocked = self.blocked.values().map(|e| e.order);
-        [self.pending.min_order(), self.failed.keys().next().copied()]
+        let failed = self.failed_keys.values().map(|f| f.entry.order);
+        self.pending
+            .min_order()
             .into_iter()
-            .flatten()
             .chain(in_flight)
             .chain(blocked)
+            .chain(failed)
             .min()
             .unwrap_or(self.next_seq)
     }
@@ -575,7 +590,7 @@ impl<P: Payload> Engine<P> {
         batch_id: u64,
         outcomes: Vec<ChangeOutcome<P>>,
         now: u64,
-    ) -> Result<Vec<Settled<P>>, EngineError> {
+    ) -> Result<(), EngineError> {
         self.settle_batch(batch_id, outcomes, None, now)
     }
 
@@ -588,16 +603,16 @@ impl<P: Payload> Engine<P> {
         outcomes: Vec<ChangeOutcome<P>>,
         reason: &str,
         now: u64,
-    ) -> Result<Vec<Settled<P>>, EngineError> {
+    ) -> Result<(), EngineError> {
         self.settle_batch(batch_id, outcomes, Some(reason), now)
     }
 
     /// Nothing of the batch was sent for want of an access token: as [`Engine::on_batch_unauthorized`], and
     /// the batch does not count as a request.
-    pub fn on_batch_unsent(&mut self, batch_id: u64, reason: &str, now: u64) -> Result<Vec<Settled<P>>, EngineError> {
-        let settled = self.settle_batch(batch_id, Vec::new(), Some(reason), now)?;
+    pub fn on_batch_unsent(&mut self, batch_id: u64, reason: &str, now: u64) -> Result<(), EngineError> {
+        self.settle_batch(batch_id, Vec::new(), Some(reason), now)?;
         self.counters.requests = self.counters.requests.saturating_sub(1);
-        Ok(settled)
+        Ok(())
     }
 
     fn settle_batch(
@@ -606,15 +621,14 @@ impl<P: Payload> Engine<P> {
         outcomes: Vec<ChangeOutcome<P>>,
         unauthorized: Option<&str>,
         now: u64,
-    ) -> Result<Vec<Settled<P>>, EngineError> {
-        let Some(flight) = self.in_flight.take_if(|f| f.id == batch_id) else {
+    ) -> Result<(), EngineError> {
+        let Some(mut flight) = self.in_flight.take_if(|f| f.id == batch_id) else {
             return Err(EngineError::UnknownBatch(batch_id));
         };
-        let mut by_seq: HashMap<u64, Outcome<P>> = outcomes.into_iter().map(|o| (o.seq, o.outcome)).collect();
+        let mut by_seq: FastMap<u64, Outcome<P>> = outcomes.into_iter().map(|o| (o.seq, o.outcome)).collect();
         let mut transient_failures = 0;
         let mut retry_after: Option<u64> = None;
-        let mut settled = Vec::with_capacity(flight.entries.len());
-        for entry in flight.entries {
+        for entry in flight.entries.drain(..) {
             let outcome = match (by_seq.remove(&entry.seq), unauthorized) {
                 (Some(outcome), _) => outcome,
                 (None, Some(_)) => {
@@ -626,12 +640,6 @@ impl<P: Payload> Engine<P> {
                     retry_after_ms: None,
                 },
             };
-            settled.push(Settled {
-                seq: entry.seq,
-                table: String::from(&*self.tables[entry.key.0 as usize]),
-                id: String::from(&*entry.key.1),
-                outcome: outcome.clone(),
-            });
             match outcome {
                 Outcome::Applied => {
                     self.counters.successful_syncs += 1;
@@ -654,6 +662,7 @@ impl<P: Payload> Engine<P> {
                 }
             }
         }
+        self.spare = flight.entries;
         if let Some(reason) = unauthorized {
             self.set_needs_auth(Some(reason));
         }
@@ -666,7 +675,7 @@ impl<P: Payload> Engine<P> {
             self.not_before = now.saturating_add(delay);
         }
         self.version += 1;
-        Ok(settled)
+        Ok(())
     }
 
     /// A write the server did not take: the table's strategy decides what becomes of it, and the app hears
@@ -746,7 +755,7 @@ impl<P: Payload> Engine<P> {
         message: &str,
         retry_after_ms: Option<u64>,
         now: u64,
-    ) -> Result<Vec<Settled<P>>, EngineError> {
+    ) -> Result<(), EngineError> {
         let outcomes = match &self.in_flight {
             Some(flight) if flight.id == batch_id => flight
                 .entries
@@ -800,7 +809,6 @@ impl<P: Payload> Engine<P> {
         if let Some(held) = self.pending.remove(&entry.key) {
             self.blocked.insert(held.key.clone(), held);
         }
-        self.failed.insert(entry.order, entry.key.clone());
         self.failed_keys.insert(entry.key.clone(), FailedEntry { entry, failure, failed_at: now });
     }
 
@@ -847,11 +855,10 @@ impl<P: Payload> Engine<P> {
     /// Puts failed writes back in the queue, due now, with fresh attempts: all of them, or the one with
     /// `only` as its seq. A write blocked behind one merges into it. Returns how many were retried.
     pub fn retry_failed(&mut self, only: Option<u64>, now: u64) -> usize {
-        let orders = self.failed_orders(only);
+        let keys = self.failed_keys_in_order(only);
         let mut retried = 0;
-        for order in orders {
-            let Some(failed) = self.failed.get(&order).and_then(|key| self.failed_keys.get(key)) else { continue };
-            let key = failed.entry.key.clone();
+        for key in keys {
+            let Some(failed) = self.failed_keys.get(&key) else { continue };
             let entry = Entry { attempts: 0, deadline: now, ..failed.entry.clone() };
             let folded = match self.blocked.get(&key) {
                 None => Some(entry),
@@ -862,7 +869,6 @@ impl<P: Payload> Engine<P> {
                     Err(InsertOfExisting) => continue,
                 },
             };
-            self.failed.remove(&order);
             self.failed_keys.remove(&key);
             self.blocked.remove(&key);
             if let Some(folded) = folded {
@@ -877,26 +883,28 @@ impl<P: Payload> Engine<P> {
     /// Drops failed writes (all, or the one with `only` as its seq); writes blocked behind them go ahead.
     /// Returns how many were dropped.
     pub fn discard_failed(&mut self, only: Option<u64>) -> usize {
-        let orders = self.failed_orders(only);
-        for &order in &orders {
-            if let Some(key) = self.failed.remove(&order) {
-                self.failed_keys.remove(&key);
-                if let Some(blocked) = self.blocked.remove(&key) {
+        let keys = self.failed_keys_in_order(only);
+        for key in &keys {
+            if self.failed_keys.remove(key).is_some() {
+                if let Some(blocked) = self.blocked.remove(key) {
                     self.pending.insert(blocked);
                 }
             }
         }
         self.version += 1;
-        orders.len()
+        keys.len()
     }
 
     /// The failed writes in send order.
-    fn failed_in_order(&self) -> impl Iterator<Item = &FailedEntry<P>> + '_ {
-        self.failed.values().filter_map(|key| self.failed_keys.get(key))
+    fn failed_in_order(&self) -> Vec<&FailedEntry<P>> {
+        let mut failed: Vec<&FailedEntry<P>> = self.failed_keys.values().collect();
+        sort_by_key(&mut failed, |f| [f.entry.order, 0, 0]);
+        failed
     }
 
-    fn failed_orders(&self, only: Option<u64>) -> Vec<u64> {
-        self.failed_in_order().filter(|f| only.is_none_or(|seq| f.entry.seq == seq)).map(|f| f.entry.order).collect()
+    fn failed_keys_in_order(&self, only: Option<u64>) -> Vec<Key> {
+        let failed = self.failed_in_order().into_iter();
+        failed.filter(|f| only.is_none_or(|seq| f.entry.seq == seq)).map(|f| f.entry.key.clone()).collect()
     }
 
     pub fn stats(&self) -> Stats {
@@ -948,6 +956,7 @@ impl<P: Payload> Engine<P> {
 
     pub fn failed_changes(&self) -> Vec<FailedView<P>> {
         self.failed_in_order()
+            .into_iter()
             .map(|f| FailedView {
                 write: self.outgoing(&f.entry),
                 first_seq: f.entry.order,
@@ -994,7 +1003,7 @@ impl<P: Payload> Engine<P> {
 
     // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.
     pub(crate) fn existing_key(&self, table: &str, id: &str) -> Option<Key> {
-        self.table_ids.get(table).map(|&t| (t, Rc::from(id)))
+        self.table_ids.get(table).map(|&t| (t, Box::from(id)))
     }
 
     pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry<P>> {
@@ -1011,7 +1020,7 @@ impl<P: Payload> Engine<P> {
     }
 
     pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry<P>, &Failure, u64)> + '_ {
-        self.failed_in_order().map(|f| (&f.entry, &f.failure, f.failed_at))
+        self.failed_in_order().into_iter().map(|f| (&f.entry, &f.failure, f.failed_at))
     }
 
     /// Places a saved write; entries come in send order, so a write that was in flight arrives before the
@@ -1035,7 +1044,6 @@ impl<P: Payload> Engine<P> {
             }
             SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(()),
             SavedState::Failed { failure, failed_at } => {
-                self.failed.insert(entry.order, key.clone());
                 self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at });
             }
         }

@@ -1,4 +1,6 @@
-//! The hasher of the engine's record maps: a word at a time through a folded multiply (the 128-bit product's
+//! The hasher of the engine's record maps, and the queue's index of records (a table of slot numbers).
+//!
+//! The hasher: a word at a time through a folded multiply (the 128-bit product's
 //! halves xored, as wyhash and foldhash do), much faster than the standard SipHash on short keys like
 //! `(table, id)`: `queueChange` spent a tenth of its time hashing. FxHash's plain multiply was tried first and
 //! collided on ids like "record-19" and "record-94" (a byte's difference only moves higher bits). Its keys
@@ -56,12 +58,122 @@ impl Hasher for FoldHasher {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
 pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FoldHasher>>;
 
+/// The hash of a record key, as [`SlotIndex`] takes it.
+pub(crate) fn record_hash(table: u32, id: &str) -> u64 {
+    let mut hasher = FoldHasher::default();
+    hasher.write_u32(table);
+    hasher.write(id.as_bytes());
+    hasher.finish()
+}
+
+/// Record keys to slots of the queue's slab, which holds the keys: each bucket is a slot number and 32 bits of
+/// its key's hash, 8 bytes, where a `HashMap` from key to slot would repeat the key (24 bytes and the id's
+/// text). Open addressing with linear probing, at most three quarters full; removal shifts the following
+/// buckets back, so there are no tombstones. A bucket is `hash32 << 32 | slot + 1`, 0 when empty: a queue
+/// holds fewer than 2^32 - 1 writes (each takes over 100 bytes, so memory runs out long before).
+#[derive(Default)]
+pub(crate) struct SlotIndex {
+    buckets: Vec<u64>,
+    len: usize,
+}
+
+impl SlotIndex {
+    fn hash32(hash: u64) -> u64 {
+        (hash ^ (hash >> 32)) & 0xffff_ffff
+    }
+
+    fn mask(&self) -> usize {
+        self.buckets.len().wrapping_sub(1)
+    }
+
+    /// The slot whose key has `hash` and passes `is_key`.
+    pub fn find(&self, hash: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
+        let (tag, mask) = (Self::hash32(hash), self.mask());
+        let mut at = tag as usize & mask;
+        loop {
+            let bucket = *self.buckets.get(at)?;
+            if bucket == 0 {
+                return None;
+            }
+            let slot = (bucket as u32).wrapping_sub(1);
+            if bucket >> 32 == tag && is_key(slot) {
+                return Some(slot);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Adds `slot`, whose key (hashed to `hash`) is not in the index yet.
+    pub fn insert(&mut self, hash: u64, slot: u32) {
+        if (self.len + 1) * 4 > self.buckets.len() * 3 {
+            self.grow();
+        }
+        self.place(Self::hash32(hash) << 32 | u64::from(slot.wrapping_add(1)));
+        self.len += 1;
+    }
+
+    fn place(&mut self, bucket: u64) {
+        let mask = self.mask();
+        let mut at = (bucket >> 32) as usize & mask;
+        while let Some(cell) = self.buckets.get_mut(at) {
+            if *cell == 0 {
+                *cell = bucket;
+                return;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.buckets.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.buckets, vec![0; size]);
+        for bucket in old.into_iter().filter(|&b| b != 0) {
+            self.place(bucket);
+        }
+    }
+
+    /// Takes `slot` (whose key hashed to `hash`) out, and moves back the buckets after it that probing would
+    /// no longer reach.
+    pub fn remove(&mut self, hash: u64, slot: u32) {
+        let (tag, mask) = (Self::hash32(hash), self.mask());
+        let wanted = tag << 32 | u64::from(slot.wrapping_add(1));
+        let mut hole = tag as usize & mask;
+        loop {
+            match self.buckets.get(hole) {
+                Some(&bucket) if bucket == wanted => break,
+                Some(&bucket) if bucket != 0 => hole = (hole + 1) & mask,
+                _ => return,
+            }
+        }
+        self.len -= 1;
+        let mut at = hole;
+        loop {
+            at = (at + 1) & mask;
+            let Some(&bucket) = self.buckets.get(at) else { return };
+            if bucket == 0 {
+                break;
+            }
+            // The bucket may fill the hole unless its home lies after the hole (cyclically, up to `at`).
+            let home = (bucket >> 32) as usize & mask;
+            if at.wrapping_sub(home) & mask >= at.wrapping_sub(hole) & mask {
+                if let Some(cell) = self.buckets.get_mut(hole) {
+                    *cell = bucket;
+                }
+                hole = at;
+            }
+        }
+        if let Some(cell) = self.buckets.get_mut(hole) {
+            *cell = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::hash::{BuildHasher, BuildHasherDefault};
     use std::rc::Rc;
 
-    use super::FoldHasher;
+    use super::{record_hash, FoldHasher, SlotIndex};
 
     #[test]
     fn keys_that_differ_hash_apart() {
@@ -76,5 +188,33 @@ mod tests {
         assert_eq!(seen.len(), 80_000);
         assert_ne!(hash(0, "ab"), hash(0, "ab\0"));
         assert_ne!(hash(0, ""), hash(1, ""));
+    }
+
+    /// Against a HashMap, with ids whose hashes share bits, so that probes run long and wrap around.
+    #[test]
+    fn slot_index_finds_what_it_holds_after_any_removals() {
+        let mut index = SlotIndex::default();
+        let mut model = std::collections::HashMap::new();
+        let mut rng = fastrand::Rng::with_seed(3);
+        let ids: Vec<String> = (0..3_000).map(|i| format!("r{i}")).collect();
+        // 37 home buckets near the end of the table: many keys per home, and the probes wrap around.
+        let hash = |id: &str| 0xffff_ff00 + record_hash(0, id) % 37 * 7;
+        for step in 0..40_000u32 {
+            let id = &ids[rng.usize(..ids.len())];
+            let found = index.find(hash(id), |slot| ids[slot as usize] == *id);
+            assert_eq!(found, model.get(id.as_str()).copied(), "step {step}");
+            let slot = ids.iter().position(|i| i == id).unwrap() as u32;
+            if found.is_some() {
+                index.remove(hash(id), slot);
+                model.remove(id.as_str());
+            } else {
+                index.insert(hash(id), slot);
+                model.insert(id.as_str(), slot);
+            }
+        }
+        for (id, &slot) in &model {
+            assert_eq!(index.find(hash(id), |s| ids[s as usize] == *id), Some(slot));
+        }
+        assert_eq!(index.len, model.len());
     }
 }

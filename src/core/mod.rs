@@ -26,7 +26,7 @@ pub use change::{Change, Op, Priority};
 pub use config::{Config, ConflictStrategy, Fill, DEFAULT_INTERVALS_MS};
 pub use engine::{
     Batch, ChangeOutcome, Conflict, ConflictReason, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView,
-    Resolution, Settled,
+    Resolution,
 };
 pub use error::{ArgumentError, EngineError};
 pub use merge::{merge, InsertOfExisting, Merged};

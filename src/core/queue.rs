@@ -1,19 +1,23 @@
 //! The pending writes and their indexes: one entry per record, found by record key, by send order, by due
 //! time, and (for parent tables) by table. Enqueue and removal are O(log n); taking k due entries is
 //! O(k log n).
+//!
+//! The entries live in a slab, each once, addressed by slot number; the indexes hold numbers only: the key
+//! index slot numbers (`SlotIndex`), the send order a sorted log of (order, slot) (`OrderLog`), the due and
+//! table indexes `(u64, u64)` pairs, one BTree key type for all of them so the wasm holds one copy of its
+//! code. The log's O(log n) is amortized: its holes are squeezed out in one pass once they are half of it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::collections::BTreeSet;
 
 use super::change::{Op, Priority};
-use super::hash::FastMap;
+use super::hash::{record_hash, FastMap, SlotIndex};
 use super::merge::{self, InsertOfExisting, Merged};
 use super::payload::Payload;
 
 /// Interned table name: a million pending rows of one table share one string.
 pub(crate) type TableId = u32;
-/// A record: its table and its id. The id is shared between the indexes instead of copied.
-pub(crate) type Key = (TableId, Rc<str>);
+/// A record: its table and its id. The queue stores it once, in the entry (the indexes hold slot numbers).
+pub(crate) type Key = (TableId, Box<str>);
 
 /// One pending write, standing for one or more changes the caller queued for the same record.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,32 +53,35 @@ impl<P: Payload> Entry<P> {
     /// which an insert and a delete only do when `alone`: no earlier write of the record is in flight or
     /// failed. Otherwise that write may leave a row behind (a failed delete, say), so the pair becomes a
     /// delete.
-    pub fn then(self, later: Entry<P>, alone: bool) -> Result<Option<Entry<P>>, InsertOfExisting> {
-        let merged = match merge::merge(self.op, self.data, later.op, later.data)? {
-            Merged::Cancelled if !alone => Merged::Into(Op::Delete, None),
-            merged => merged,
-        };
-        match merged {
-            Merged::Cancelled => Ok(None),
-            Merged::Into(op, data) => Ok(Some(Entry {
-                key: self.key,
-                op,
-                data,
-                last_changed: merge::newer_stamp(self.last_changed, later.last_changed),
-                priority: self.priority.min(later.priority),
-                order: self.order,
-                seq: later.seq,
-                queued_at: self.queued_at,
-                touched_at: self.touched_at.max(later.touched_at),
-                deadline: self.deadline.min(later.deadline),
-                attempts: self.attempts.max(later.attempts),
-                changes: self.changes.saturating_add(later.changes),
-                // A forced write stays forced when the caller edits the record again: the later edit is
-                // newer still, and dropping the force would bring the same conflict back.
-                force: self.force || later.force,
-                solo: self.solo || later.solo,
-            })),
+    pub fn then(mut self, later: Entry<P>, alone: bool) -> Result<Option<Entry<P>>, InsertOfExisting> {
+        Ok(self.absorb(later, alone)?.then_some(self))
+    }
+
+    /// [`Entry::then`] in place: `Ok(false)` when the two cancel. Refused, this entry is left as it was.
+    pub fn absorb(&mut self, later: Entry<P>, alone: bool) -> Result<bool, InsertOfExisting> {
+        if merge::refuses(self.op, later.op) {
+            return Err(InsertOfExisting);
         }
+        // Not refused, so `merge` cannot fail.
+        let (op, data) = match merge::merge(self.op, self.data.take(), later.op, later.data)? {
+            Merged::Cancelled if alone => return Ok(false),
+            Merged::Cancelled => (Op::Delete, None),
+            Merged::Into(op, data) => (op, data),
+        };
+        self.op = op;
+        self.data = data;
+        self.last_changed = merge::newer_stamp(self.last_changed.take(), later.last_changed);
+        self.priority = self.priority.min(later.priority);
+        self.seq = later.seq;
+        self.touched_at = self.touched_at.max(later.touched_at);
+        self.deadline = self.deadline.min(later.deadline);
+        self.attempts = self.attempts.max(later.attempts);
+        self.changes = self.changes.saturating_add(later.changes);
+        // A forced write stays forced when the caller edits the record again: the later edit is newer still,
+        // and dropping the force would bring the same conflict back.
+        self.force |= later.force;
+        self.solo |= later.solo;
+        Ok(true)
     }
 
     /// After a request that may or may not have reached the server, an insert is resent as an upsert: if the
@@ -87,14 +94,153 @@ impl<P: Payload> Entry<P> {
     }
 }
 
+/// Entries by slot number, in chunks of a fixed size: a full chunk is never copied to grow, and at most one
+/// chunk is partly empty (a `Vec` that doubles may leave half its room unused). Freed slots are reused.
+struct Slab<T> {
+    chunks: Vec<Vec<Option<T>>>,
+    free: Vec<u32>,
+}
+
+const CHUNK: usize = 1024;
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab { chunks: Vec::new(), free: Vec::new() }
+    }
+}
+
+impl<T> Slab<T> {
+    fn get(&self, slot: u32) -> Option<&T> {
+        self.chunks.get(slot as usize / CHUNK)?.get(slot as usize % CHUNK)?.as_ref()
+    }
+
+    fn cell(&mut self, slot: u32) -> Option<&mut Option<T>> {
+        self.chunks.get_mut(slot as usize / CHUNK)?.get_mut(slot as usize % CHUNK)
+    }
+
+    fn put(&mut self, value: T) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            if let Some(cell) = self.cell(slot) {
+                *cell = Some(value);
+                return slot;
+            }
+        }
+        if self.chunks.last().is_none_or(|chunk| chunk.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        let full = (self.chunks.len() - 1) * CHUNK;
+        let chunk = self.chunks.last_mut().map_or(0, |chunk| {
+            chunk.push(Some(value));
+            chunk.len()
+        });
+        (full + chunk - 1) as u32
+    }
+
+    fn take(&mut self, slot: u32) -> Option<T> {
+        let value = self.cell(slot)?.take()?;
+        self.free.push(slot);
+        Some(value)
+    }
+}
+
+/// (order, slot) of every entry, for the send order. Orders are seqs, so a new record's entry comes last:
+/// `log` takes it with a push, where a BTree would walk down from its root. `log` is sorted; a removed entry
+/// leaves a hole (slot `HOLE`) that the same order may fill again (a record whose entry is taken out and put
+/// back, merged or after a failed attempt), and the holes are squeezed out once they are as many as the
+/// entries. An order that finds neither the end nor its hole goes to `late`.
+#[derive(Default)]
+struct OrderLog {
+    log: Vec<(u64, u32)>,
+    /// Holes in `log`.
+    holes: usize,
+    /// Everything before this in `log` is a hole (the earliest writes leave first).
+    head: usize,
+    late: BTreeSet<(u64, u64)>,
+}
+
+const HOLE: u32 = u32::MAX;
+
+impl OrderLog {
+    fn position(&self, order: u64) -> Result<usize, usize> {
+        self.log.binary_search_by_key(&order, |&(o, _)| o)
+    }
+
+    fn insert(&mut self, order: u64, slot: u32) {
+        if self.log.last().is_none_or(|&(last, _)| last < order) {
+            self.log.push((order, slot));
+            return;
+        }
+        match self.position(order) {
+            Ok(at) if self.log.get(at).is_some_and(|&(_, s)| s == HOLE) => {
+                if let Some(cell) = self.log.get_mut(at) {
+                    cell.1 = slot;
+                }
+                self.holes -= 1;
+                self.head = self.head.min(at);
+            }
+            _ => {
+                self.late.insert((order, slot.into()));
+            }
+        }
+    }
+
+    fn remove(&mut self, order: u64, slot: u32) {
+        if self.late.remove(&(order, slot.into())) {
+            return;
+        }
+        let Some(cell) = self.position(order).ok().and_then(|at| self.log.get_mut(at)) else { return };
+        if cell.1 != slot {
+            return;
+        }
+        cell.1 = HOLE;
+        self.holes += 1;
+        if self.holes * 2 > self.log.len() {
+            self.log.retain(|&(_, slot)| slot != HOLE);
+            (self.holes, self.head) = (0, 0);
+        }
+        while self.log.get(self.head).is_some_and(|&(_, slot)| slot == HOLE) {
+            self.head += 1;
+        }
+    }
+
+    fn slot_at(&self, order: u64) -> Option<u32> {
+        let in_log = self.position(order).ok().and_then(|at| self.log.get(at)).map(|&(_, slot)| slot);
+        match in_log {
+            Some(slot) if slot != HOLE => Some(slot),
+            _ => {
+                let &(at, slot) = self.late.range((order, 0)..).next()?;
+                (at == order).then_some(slot as u32)
+            }
+        }
+    }
+
+    /// (order, slot) in send order.
+    fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let log = self.log.get(self.head..).unwrap_or_default().iter();
+        let mut log = log.filter(|&&(_, slot)| slot != HOLE).copied().peekable();
+        let mut late = self.late.iter().map(|&(order, slot)| (order, slot as u32)).peekable();
+        std::iter::from_fn(move || match (log.peek(), late.peek()) {
+            (Some(a), Some(b)) if b.0 < a.0 => late.next(),
+            (Some(_), _) => log.next(),
+            (None, _) => late.next(),
+        })
+    }
+
+    fn min_order(&self) -> Option<u64> {
+        self.iter().next().map(|(order, _)| order)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Queue<P> {
-    entries: FastMap<Key, Entry<P>>,
-    by_order: BTreeMap<u64, Key>,
+    entries: Slab<Entry<P>>,
+    /// Record key to slot.
+    slots: SlotIndex,
+    by_order: OrderLog,
+    len: usize,
     /// (deadline, order) of every entry.
     due: BTreeSet<(u64, u64)>,
-    /// Orders of the entries of each table that is some table's parent; other tables are not indexed.
-    /// `(order, 0)`: the same set type as `due`, so the wasm holds one copy of its code, not two.
+    /// (order, slot) of the entries of each table that is some table's parent; other tables are not indexed.
     by_table: FastMap<TableId, BTreeSet<(u64, u64)>>,
     per_priority: [u64; 4],
 }
@@ -104,58 +250,75 @@ impl<P> Queue<P> {
     pub fn index_table(&mut self, table: TableId) {
         // Inserted one by one: collecting into a BTreeSet links a stable sort.
         let mut orders = BTreeSet::new();
-        for entry in self.entries.values().filter(|e| e.key.0 == table) {
-            orders.insert((entry.order, 0));
+        for (order, slot) in self.by_order.iter() {
+            if self.entries.get(slot).is_some_and(|e| e.key.0 == table) {
+                orders.insert((order, slot.into()));
+            }
         }
         self.by_table.insert(table, orders);
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
+    }
+
+    fn slot(&self, key: &Key) -> Option<u32> {
+        self.slots.find(record_hash(key.0, &key.1), |slot| self.entries.get(slot).is_some_and(|e| e.key == *key))
     }
 
     pub fn get(&self, key: &Key) -> Option<&Entry<P>> {
-        self.entries.get(key)
+        self.entries.get(self.slot(key)?)
     }
 
-    pub fn key_at(&self, order: u64) -> Option<&Key> {
-        self.by_order.get(&order)
+    /// The entry at `slot` (from [`Queue::slot_at`] or [`Queue::earlier_in_table`]).
+    pub fn at_slot(&self, slot: u32) -> Option<&Entry<P>> {
+        self.entries.get(slot)
+    }
+
+    /// The slot of the entry at `order` in the send order.
+    pub fn slot_at(&self, order: u64) -> Option<u32> {
+        self.by_order.slot_at(order)
     }
 
     /// Adds an entry for a record that has none here.
     pub fn insert(&mut self, entry: Entry<P>) {
-        debug_assert!(!self.entries.contains_key(&entry.key));
-        self.by_order.insert(entry.order, entry.key.clone());
-        self.due.insert((entry.deadline, entry.order));
-        if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
-            orders.insert((entry.order, 0));
+        debug_assert!(self.slot(&entry.key).is_none());
+        let (hash, table, order, deadline, priority) =
+            (record_hash(entry.key.0, &entry.key.1), entry.key.0, entry.order, entry.deadline, entry.priority);
+        let slot = self.entries.put(entry);
+        self.slots.insert(hash, slot);
+        self.by_order.insert(order, slot);
+        self.len += 1;
+        self.due.insert((deadline, order));
+        if let Some(orders) = self.by_table.get_mut(&table) {
+            orders.insert((order, slot.into()));
         }
-        self.per_priority[entry.priority.index()] += 1;
-        self.entries.insert(entry.key.clone(), entry);
+        self.per_priority[priority.index()] += 1;
     }
 
     pub fn remove(&mut self, key: &Key) -> Option<Entry<P>> {
-        let entry = self.entries.remove(key)?;
-        self.by_order.remove(&entry.order);
+        self.remove_slot(self.slot(key)?)
+    }
+
+    pub fn remove_slot(&mut self, slot: u32) -> Option<Entry<P>> {
+        let entry = self.entries.take(slot)?;
+        self.slots.remove(record_hash(entry.key.0, &entry.key.1), slot);
+        self.by_order.remove(entry.order, slot);
+        self.len -= 1;
         self.due.remove(&(entry.deadline, entry.order));
         if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
-            orders.remove(&(entry.order, 0));
+            orders.remove(&(entry.order, slot.into()));
         }
         self.per_priority[entry.priority.index()] -= 1;
         Some(entry)
     }
 
-    pub fn remove_order(&mut self, order: u64) -> Option<Entry<P>> {
-        let key = self.by_order.get(&order)?.clone();
-        self.remove(&key)
-    }
-
     pub fn min_order(&self) -> Option<u64> {
-        self.by_order.keys().next().copied()
+        self.by_order.min_order()
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
-        self.due.iter().next().map(|&(deadline, _)| deadline)
+        self.due.first().map(|&(deadline, _)| deadline)
     }
 
     /// (deadline, order) from the most urgent on.
@@ -163,15 +326,16 @@ impl<P> Queue<P> {
         self.due.iter().copied()
     }
 
-    /// Up to `limit` orders of `table`'s entries that come before `before`, earliest first.
-    pub fn earlier_in_table(&self, table: TableId, before: u64, limit: usize) -> impl Iterator<Item = u64> + '_ {
+    /// Up to `limit` (order, slot) of `table`'s entries that come before `before`, earliest first.
+    pub fn earlier_in_table(&self, table: TableId, before: u64, limit: usize) -> impl Iterator<Item = (u64, u32)> + '_ {
         let orders = self.by_table.get(&table).into_iter();
-        orders.flat_map(move |orders| orders.range(..(before, 0)).take(limit).map(|&(order, _)| order))
+        orders
+            .flat_map(move |orders| orders.range(..(before, 0)).take(limit).map(|&(order, slot)| (order, slot as u32)))
     }
 
     /// Every entry in send order.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
-        self.by_order.values().filter_map(|key| self.entries.get(key))
+        self.by_order.iter().filter_map(|(_, slot)| self.entries.get(slot))
     }
 
     pub fn per_priority(&self) -> [u64; 4] {
@@ -185,14 +349,62 @@ impl<P> Queue<P> {
 
     /// Makes the entries due by `horizon` due at `now`.
     pub fn make_due_by(&mut self, horizon: u64, now: u64) {
-        let late: Vec<(u64, u64)> =
-            self.due.range((now + 1, 0)..).take_while(|(deadline, _)| *deadline <= horizon).copied().collect();
+        let late: Vec<(u64, u64)> = self
+            .due
+            .range((now.saturating_add(1), 0)..)
+            .take_while(|(deadline, _)| *deadline <= horizon)
+            .copied()
+            .collect();
         for (deadline, order) in late {
             self.due.remove(&(deadline, order));
             self.due.insert((now, order));
-            if let Some(entry) = self.by_order.get(&order).and_then(|key| self.entries.get_mut(key)) {
+            if let Some(Some(entry)) = self.slot_at(order).and_then(|slot| self.entries.cell(slot)) {
                 entry.deadline = now;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::OrderLog;
+
+    /// Against a BTreeMap, with orders put back after they left (the log's holes, and `late` once the holes
+    /// are squeezed out).
+    #[test]
+    fn order_log_keeps_the_send_order() {
+        let mut log = OrderLog::default();
+        let mut model: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut gone: Vec<u64> = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut next = 1;
+        for step in 0..20_000u32 {
+            match rng.u8(..10) {
+                0..=3 => {
+                    log.insert(next, step);
+                    model.insert(next, step);
+                    next += 1 + rng.u64(..3);
+                }
+                4..=6 if !model.is_empty() => {
+                    let order = *model.keys().nth(rng.usize(..model.len())).unwrap();
+                    let slot = model.remove(&order).unwrap();
+                    log.remove(order, slot);
+                    gone.push(order);
+                }
+                _ if !gone.is_empty() => {
+                    let order = gone.swap_remove(rng.usize(..gone.len()));
+                    log.insert(order, step);
+                    model.insert(order, step);
+                }
+                _ => {}
+            }
+            assert_eq!(log.min_order(), model.keys().next().copied(), "step {step}");
+            let probe = rng.u64(..next + 1);
+            assert_eq!(log.slot_at(probe), model.get(&probe).copied(), "step {step}");
+        }
+        assert_eq!(log.iter().collect::<Vec<_>>(), model.into_iter().collect::<Vec<_>>());
+        assert!(!log.late.is_empty(), "the late path was taken");
     }
 }
