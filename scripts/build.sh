@@ -28,7 +28,7 @@ mkdir -p "$stage" pkg/react
 # the real generated types while they are compiled.
 cp build/wasm/record_sync.js build/wasm/record_sync.d.ts build/wasm/record_sync_bg.wasm "$stage/"
 [ -f build/wasm/record_sync_bg.wasm.d.ts ] && cp build/wasm/record_sync_bg.wasm.d.ts "$stage/"
-# JS snippets the wasm imports (the IndexedDB store), referenced by record_sync.js as ./snippets/...
+# The JS snippet the wasm imports (src/web/shell.js), referenced by record_sync.js as ./snippets/...
 [ -d build/wasm/snippets ] && cp -r build/wasm/snippets "$stage/snippets"
 cp pkg-template/package.json pkg-template/index.js pkg-template/index.d.ts pkg-template/README.md "$stage/"
 cp -r pkg-template/react "$stage/react"

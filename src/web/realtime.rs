@@ -1,4 +1,4 @@
-//! Realtime (issue 11, `pull: { realtime: true }`): the socket of src/web/realtime.js, opened once a catch-up
+//! Realtime (issue 11, `pull: { realtime: true }`): the socket in src/web/shell.js, opened once a catch-up
 //! went through with the user's token. Rows it pushes go through the core's hold-and-rebase like pages do; a
 //! delete (the key only) or a message of the wrong shape asks for a catch-up instead. Every "subscribed"
 //! (first join, and each rejoin after a drop) starts a catch-up, so nothing in a gap is missed.
@@ -12,7 +12,7 @@ use super::js::get;
 use super::row::{JsRow, Refused};
 use super::{notify, pull, storage, Shared};
 
-#[wasm_bindgen(module = "/src/web/realtime.js")]
+#[wasm_bindgen(module = "/src/web/shell.js")]
 extern "C" {
     #[wasm_bindgen(js_name = openRealtime)]
     fn open_realtime(url: &str, tables: &Array, token: &str, on_event: &Function) -> JsValue;

@@ -1,4 +1,4 @@
-//! The payload in the browser: the app's row as a JS object (see row.js). Copied shallowly when queued,
+//! The payload in the browser: the app's row as a JS object (see its section of shell.js). Copied shallowly when queued,
 //! merged by property assignment, written by `JSON.stringify` when sent; never parsed into Rust values.
 
 use js_sys::Object;
@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 
 use crate::core::{Column, Payload};
 
-#[wasm_bindgen(module = "/src/web/row.js")]
+#[wasm_bindgen(module = "/src/web/shell.js")]
 extern "C" {
     #[wasm_bindgen(js_name = copyRow)]
     fn copy_row(data: &JsValue) -> JsValue;

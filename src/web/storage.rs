@@ -27,7 +27,7 @@ use crate::core::{Change, Op};
 
 type SavedEntry = crate::core::SavedEntry<JsRow>;
 
-#[wasm_bindgen(module = "/src/web/storage.js")]
+#[wasm_bindgen(module = "/src/web/shell.js")]
 extern "C" {
     #[wasm_bindgen(js_name = indexedDbStore)]
     fn indexed_db_store(name: &str) -> JsValue;

@@ -30,7 +30,7 @@ use crate::core::journal;
 use crate::core::json::write_array;
 use crate::core::remote::LocalChanges;
 
-#[wasm_bindgen(module = "/src/web/tabs.js")]
+#[wasm_bindgen(module = "/src/web/shell.js")]
 extern "C" {
     #[wasm_bindgen(js_name = channel)]
     fn open_channel(name: &str, on_message: &Function) -> JsValue;

@@ -1,4 +1,4 @@
-// The realtime socket (src/web/realtime.js) against the dev server through a TCP proxy that can silence the
+// The realtime socket (its section of src/web/shell.js) against the dev server through a TCP proxy that can silence the
 // realtime connection, as a NAT timeout or a network change does: no FIN, no RST, no event in the page. Page
 // timers run on Playwright's clock, so the heartbeats that notice it take no real time.
 import { test, before, after } from "node:test";
