@@ -1,0 +1,395 @@
+//! The sync engine: a state machine the browser shell drives. It never reads a clock and never does I/O:
+//! the shell passes `now` (ms) to every call, sends what [`Engine::poll_batch`] hands out, reports back with
+//! [`Engine::on_batch_result`], and arms one timer for [`Engine::poll_timeout`].
+//!
+//! One batch is in flight at a time. That keeps every record's writes, and parents before children, in the
+//! order they were queued without tracking dependencies across concurrent requests; batching makes up the
+//! throughput.
+//!
+//! By concern, one owner per invariant: what crosses to the shell (outcome.rs), when writes go and in what
+//! order (schedule.rs), what an answer does to them (settle.rs), the failed list (failed.rs), and what the
+//! engine reports (report.rs). This file holds the state and taking changes in.
+
+mod failed;
+mod outcome;
+mod report;
+mod schedule;
+mod settle;
+
+use std::rc::Rc;
+
+use super::change::Change;
+use super::config::Config;
+use super::error::EngineError;
+use super::hash::FastMap;
+use super::merge::InsertOfExisting;
+use super::payload::Payload;
+use super::queue::{Entry, Key, Queue, TableId};
+use super::snapshot::SavedState;
+use super::sort::sort_names;
+use super::stats::LatencyWindow;
+
+pub(crate) use outcome::FailedEntry;
+pub use outcome::{
+    Batch, ChangeOutcome, Conflict, ConflictReason, FailedView, Failure, Outcome, OutgoingChange, PendingView,
+    Resolution,
+};
+
+struct InFlight<P> {
+    id: u64,
+    entries: Vec<Entry<P>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    total_changes: u64,
+    merged_changes: u64,
+    successful_syncs: u64,
+    failed_syncs: u64,
+    conflicts: u64,
+    retries: u64,
+    requests: u64,
+}
+
+pub struct Engine<P> {
+    config: Config,
+    tables: Vec<Rc<str>>,
+    table_ids: FastMap<Rc<str>, TableId>,
+    /// Ancestor tables of each table that has any, by id.
+    ancestors: FastMap<TableId, Vec<TableId>>,
+    pending: Queue<P>,
+    in_flight: Option<InFlight<P>>,
+    /// The last flight's vector, empty, for the next: one allocation less per batch.
+    spare: Vec<Entry<P>>,
+    /// Writes waiting behind a failed write of the same record.
+    blocked: FastMap<Key, Entry<P>>,
+    /// The failed writes, at most one per record. Few, and sorted by order when listed: an ordered index
+    /// would be another BTree type in the wasm.
+    failed_keys: FastMap<Key, FailedEntry<P>>,
+    next_seq: u64,
+    next_batch: u64,
+    /// No batch before this time (backoff after transient failures).
+    not_before: u64,
+    consecutive_failures: u32,
+    online: bool,
+    paused: bool,
+    rng: fastrand::Rng,
+    counters: Counters,
+    latency: LatencyWindow,
+    last_error: Option<String>,
+    /// Sending waits for an access token.
+    needs_auth: bool,
+    /// Conflicts not yet taken by the shell.
+    conflicts: Vec<Conflict<P>>,
+    version: u64,
+}
+
+impl<P: Payload> Engine<P> {
+    pub fn new(config: Config) -> Result<Engine<P>, EngineError> {
+        config.validate()?;
+        let mut engine = Engine {
+            rng: fastrand::Rng::with_seed(config.seed),
+            config,
+            tables: Vec::new(),
+            table_ids: FastMap::default(),
+            ancestors: FastMap::default(),
+            pending: Queue::default(),
+            in_flight: None,
+            spare: Vec::new(),
+            blocked: FastMap::default(),
+            failed_keys: FastMap::default(),
+            next_seq: 1,
+            next_batch: 1,
+            not_before: 0,
+            consecutive_failures: 0,
+            online: true,
+            paused: false,
+            counters: Counters::default(),
+            latency: LatencyWindow::default(),
+            last_error: None,
+            needs_auth: false,
+            conflicts: Vec::new(),
+            version: 0,
+        };
+        let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
+        sort_names(&mut tables);
+        for table in tables {
+            let ancestors: Vec<TableId> =
+                engine.config.ancestors(&table).iter().map(|name| engine.intern(name)).collect();
+            for &ancestor in &ancestors {
+                engine.pending.index_table(ancestor);
+            }
+            let id = engine.intern(&table);
+            engine.ancestors.insert(id, ancestors);
+        }
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes whenever anything a caller can observe changes, so the shell can cache what it shows.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn intern(&mut self, table: &str) -> TableId {
+        if let Some(&id) = self.table_ids.get(table) {
+            return id;
+        }
+        let id = self.tables.len() as TableId;
+        let name: Rc<str> = Rc::from(table);
+        self.tables.push(name.clone());
+        self.table_ids.insert(name, id);
+        id
+    }
+
+    pub(crate) fn key_for(&mut self, table: &str, id: &str) -> Key {
+        (self.intern(table), Box::from(id))
+    }
+
+    /// Queues a change and returns its seq. Fails, changing nothing, when the change cannot follow what is
+    /// already queued for its record (an insert of a record the queue holds as existing).
+    pub fn enqueue(&mut self, mut change: Change<P>, now: u64) -> Result<u64, EngineError> {
+        // The change's id becomes the entry's key without a copy.
+        let key = (self.intern(&change.table), std::mem::take(&mut change.id).into_boxed_str());
+        let seq = self.next_seq;
+        let entry = self.new_entry(key, change, seq, seq, now);
+        let key = &entry.key;
+
+        // A record whose last write failed collects its new changes in `blocked`, one whose write is in flight
+        // in `pending` (held there until the flight settles); either way they must be able to follow that
+        // write.
+        let failed = self.failed_keys.get(key).map(|f| f.entry.clone());
+        let blocked = failed.is_some();
+        let ahead = failed.or_else(|| self.in_flight_entry(key).cloned());
+        let ahead_is_none = ahead.is_none();
+        if let Some(ahead) = ahead {
+            let held = if blocked { self.blocked.get(key) } else { self.pending.get(key) };
+            Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| self.record_exists(key))?;
+        }
+        let held = if blocked { self.blocked.remove(key) } else { self.pending.remove(key) };
+        let merged = held.is_some();
+        let folded = match held {
+            None => Some(entry),
+            Some(mut held) => match held.absorb(entry, ahead_is_none) {
+                Ok(kept) => kept.then_some(held),
+                Err(InsertOfExisting) => {
+                    // Refused before anything changed: the held write goes back as it was.
+                    let error = self.record_exists(&held.key);
+                    self.hold(blocked, held);
+                    return Err(error);
+                }
+            },
+        };
+        self.count_enqueued(merged);
+        if let Some(folded) = folded {
+            self.hold(blocked, folded);
+        }
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Puts a write in the queue, or among the blocked ones.
+    fn hold(&mut self, blocked: bool, entry: Entry<P>) {
+        if blocked {
+            self.blocked.insert(entry.key.clone(), entry);
+        } else {
+            self.pending.insert(entry);
+        }
+    }
+
+    /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
+    /// the record while the conflicted write was on its way, so that those later edits still apply on top of
+    /// it rather than being overwritten by it.
+    pub fn enqueue_resolved(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
+        let key = self.key_for(&change.table, &change.id);
+        let quiet = !self.failed_keys.contains_key(&key) && self.in_flight_entry(&key).is_none();
+        let Some(held) = self.pending.get(&key).filter(|_| quiet).cloned() else {
+            return self.enqueue(change, now);
+        };
+        let seq = self.next_seq;
+        // The held changes were queued first: the record keeps its place in the send order.
+        let resolved = self.new_entry(key.clone(), change.clone(), held.order, seq, now);
+        let Ok(Some(folded)) = resolved.then(held, false) else { return self.enqueue(change, now) };
+        self.pending.remove(&key);
+        // The held changes never left (their record was in flight), so their seq is unused, but the folded
+        // write is new content: it gets a seq of its own.
+        self.pending.insert(Entry { seq, ..folded });
+        self.count_enqueued(true);
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// The pending write a change starts as, queued at `now`: due by its priority's interval, at `order` in the
+    /// send order, sent with `seq`.
+    fn new_entry(&self, key: Key, change: Change<P>, order: u64, seq: u64, now: u64) -> Entry<P> {
+        Entry {
+            key,
+            op: change.op,
+            data: change.data,
+            last_changed: change.last_changed,
+            priority: change.priority,
+            order,
+            seq,
+            queued_at: now,
+            touched_at: now,
+            deadline: now.saturating_add(self.config.interval(change.priority)),
+            attempts: 0,
+            changes: 1,
+            force: change.force,
+            solo: false,
+        }
+    }
+
+    /// The error for an insert the record's queued writes cannot take, naming the record.
+    fn record_exists(&self, key: &Key) -> EngineError {
+        EngineError::RecordExists { table: String::from(&*self.tables[key.0 as usize]), id: String::from(&*key.1) }
+    }
+
+    fn count_enqueued(&mut self, merged: bool) {
+        self.counters.total_changes += 1;
+        if merged {
+            self.counters.merged_changes += 1;
+        }
+        self.version += 1;
+    }
+
+    /// When another write of the record is `ahead` (in flight, or failed and waiting for the caller), a new
+    /// change must also be able to follow it and the write `held` behind it, as if none had been sent: that
+    /// keeps a later retry of `ahead` mergeable with `held`.
+    fn check_behind(ahead: Entry<P>, held: Option<Entry<P>>, new: &Entry<P>) -> Result<(), InsertOfExisting> {
+        let effective = match held {
+            None => Some(ahead),
+            Some(held) => ahead.then(held, false)?,
+        };
+        if let Some(effective) = effective {
+            effective.then(new.clone(), false)?;
+        }
+        Ok(())
+    }
+
+    fn in_flight_entry(&self, key: &Key) -> Option<&Entry<P>> {
+        self.in_flight.as_ref()?.entries.iter().find(|e| &e.key == key)
+    }
+
+    /// `Some(reason)`: no access token to be had, nothing is sent until `None` (a token came).
+    pub fn set_needs_auth(&mut self, reason: Option<&str>) {
+        let needs = reason.is_some();
+        if let Some(reason) = reason {
+            self.last_error = Some(reason.to_owned());
+        }
+        if self.needs_auth != needs {
+            self.needs_auth = needs;
+            if !needs {
+                self.not_before = 0;
+            }
+        }
+        self.version += 1;
+    }
+
+    pub fn needs_auth(&self) -> bool {
+        self.needs_auth
+    }
+
+    pub fn set_online(&mut self, online: bool) {
+        if self.online != online {
+            self.online = online;
+            if online {
+                // What failed while the network was down says nothing about the server: try again at once.
+                self.not_before = 0;
+                self.consecutive_failures = 0;
+            }
+            self.version += 1;
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        if self.paused != paused {
+            self.paused = paused;
+            self.version += 1;
+        }
+    }
+}
+
+/// What the snapshot module reads and writes.
+impl<P: Payload> Engine<P> {
+    pub(crate) fn table_name(&self, entry: &Entry<P>) -> &str {
+        &self.tables[entry.key.0 as usize]
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub(crate) fn set_next_seq(&mut self, next_seq: u64) {
+        self.next_seq = next_seq;
+    }
+
+    pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
+        self.in_flight.iter().flat_map(|f| f.entries.iter())
+    }
+
+    pub(crate) fn queued_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
+        self.pending.iter()
+    }
+
+    pub(crate) fn blocked_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
+        self.blocked.values()
+    }
+
+    // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.
+    pub(crate) fn existing_key(&self, table: &str, id: &str) -> Option<Key> {
+        self.table_ids.get(table).map(|&t| (t, Box::from(id)))
+    }
+
+    pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry<P>> {
+        self.pending.get(key)
+    }
+
+    pub(crate) fn blocked_entry(&self, key: &Key) -> Option<&Entry<P>> {
+        self.blocked.get(key)
+    }
+
+    pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry<P>, &Failure, u64)> {
+        let failed = self.failed_keys.get(key)?;
+        Some((&failed.entry, &failed.failure, failed.failed_at))
+    }
+
+    pub(crate) fn failed_entries(&self) -> impl Iterator<Item = (&Entry<P>, &Failure, u64)> + '_ {
+        self.failed_in_order().into_iter().map(|f| (&f.entry, &f.failure, f.failed_at))
+    }
+
+    /// Places a saved write; entries come in send order, so a write that was in flight arrives before the
+    /// one held behind it and they merge as they would have after a transient failure.
+    pub(crate) fn restore_entry(&mut self, entry: Entry<P>, state: SavedState) -> Result<(), ()> {
+        let key = entry.key.clone();
+        let failed = self.failed_keys.contains_key(&key);
+        match state {
+            SavedState::Pending if failed => return Err(()),
+            SavedState::Pending => match self.pending.remove(&key) {
+                None => self.pending.insert(entry),
+                Some(earlier) => {
+                    if let Some(folded) = earlier.then(entry, false).map_err(|_| ())? {
+                        self.pending.insert(folded);
+                    }
+                }
+            },
+            SavedState::Blocked if !failed || self.blocked.contains_key(&key) => return Err(()),
+            SavedState::Blocked => {
+                self.blocked.insert(key, entry);
+            }
+            SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(()),
+            SavedState::Failed { failure, failed_at } => {
+                self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at });
+            }
+        }
+        self.version += 1;
+        Ok(())
+    }
+}
