@@ -197,7 +197,7 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
         let value = match Json::parse(&text) {
             Ok(value) => value,
             Err(e) => {
-                skipped.push((index, bad(e)));
+                skipped.push((index, bad(e.into())));
                 continue;
             }
         };
@@ -279,7 +279,12 @@ struct ReadRecord<P> {
 fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<ReadRecord<P>, String> {
     let record = Fields::of(value, "record")?;
     let compact = record.u64("v").map_err(|e| format!("not a queue record ({e})"))? >= 3;
-    let not_a_record = |e: String| format!("not a queue record ({e})");
+    fn not_a_record(e: impl Into<String>) -> String {
+        let mut message = String::from("not a queue record (");
+        message.push_str(&e.into());
+        message.push(')');
+        message
+    }
     let mut writes = Vec::new();
     for w in record.array("w").map_err(not_a_record)? {
         let w = Fields::of(w, "record.w[]").map_err(not_a_record)?;

@@ -24,8 +24,34 @@ pub enum Json<'a> {
     Object(Vec<(Cow<'a, str>, Json<'a>)>, &'a str),
 }
 
+/// Why a text is not JSON: what was found, and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonError {
+    pub what: &'static str,
+    pub at: usize,
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(*self))
+    }
+}
+
+/// Where a reading error becomes part of a message for the app. Written without `format!`: the wasm links no
+/// formatting for these.
+impl From<JsonError> for String {
+    fn from(e: JsonError) -> String {
+        let mut message = String::from("not JSON (");
+        message.push_str(e.what);
+        message.push_str(" at byte ");
+        write_u64(&mut message, e.at as u64);
+        message.push(')');
+        message
+    }
+}
+
 impl<'a> Json<'a> {
-    pub fn parse(text: &'a str) -> Result<Json<'a>, String> {
+    pub fn parse(text: &'a str) -> Result<Json<'a>, JsonError> {
         let mut reader = Reader { text, at: 0 };
         let value = reader.value(0)?;
         reader.space();
@@ -143,13 +169,8 @@ impl<'a> Reader<'a> {
         self.text.get(from..to).unwrap_or_default()
     }
 
-    fn error(&self, what: &str) -> String {
-        let mut message = String::from("not JSON (");
-        message.push_str(what);
-        message.push_str(" at byte ");
-        write_u64(&mut message, self.at as u64);
-        message.push(')');
-        message
+    fn error(&self, what: &'static str) -> JsonError {
+        JsonError { what, at: self.at }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -171,7 +192,7 @@ impl<'a> Reader<'a> {
         found
     }
 
-    fn word(&mut self, word: &str, value: Json<'a>) -> Result<Json<'a>, String> {
+    fn word(&mut self, word: &str, value: Json<'a>) -> Result<Json<'a>, JsonError> {
         if self.cut(self.at, self.text.len()).starts_with(word) {
             self.at += word.len();
             Ok(value)
@@ -180,7 +201,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn value(&mut self, depth: u32) -> Result<Json<'a>, String> {
+    fn value(&mut self, depth: u32) -> Result<Json<'a>, JsonError> {
         if depth > MAX_DEPTH {
             return Err(self.error("nesting too deep"));
         }
@@ -236,7 +257,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Json<'a>, String> {
+    fn number(&mut self) -> Result<Json<'a>, JsonError> {
         let start = self.at;
         let bytes = self.text.as_bytes();
         let digits = |at: &mut usize| {
@@ -278,7 +299,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string at `"`; borrowed from the text unless it has escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>, String> {
+    fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         self.at += 1;
         let start = self.at;
         let bytes = self.text.as_bytes();
@@ -333,7 +354,7 @@ impl<'a> Reader<'a> {
 
     /// After `\u`: four hex digits, and a second `\uXXXX` for a surrogate pair. A lone surrogate (which JS
     /// strings may hold) becomes U+FFFD, as `TextEncoder` would write it.
-    fn unicode_escape(&mut self) -> Result<char, String> {
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
         let first = self.hex4()?;
         if !(0xD800..0xDC00).contains(&first) {
             return Ok(char::from_u32(first).unwrap_or('\u{FFFD}'));
@@ -351,7 +372,7 @@ impl<'a> Reader<'a> {
         Ok('\u{FFFD}')
     }
 
-    fn hex4(&mut self) -> Result<u32, String> {
+    fn hex4(&mut self) -> Result<u32, JsonError> {
         let digits = self.text.as_bytes().get(self.at..self.at + 4).ok_or_else(|| self.error("a short \\u escape"))?;
         let mut value = 0;
         for &d in digits {

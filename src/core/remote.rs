@@ -290,7 +290,7 @@ impl<P: Payload> Remote<P> {
         if self.running.is_none() {
             return Err("a catch-up page arrived with no catch-up under way".into());
         }
-        let page = match Json::parse(answer).and_then(|answer| self.read_page(&answer)) {
+        let page = match Json::parse(answer).map_err(String::from).and_then(|answer| self.read_page(&answer)) {
             Ok(page) => page,
             Err(why) => {
                 let why = format!("refused a catch-up page: {why}");

@@ -50,7 +50,7 @@ pub(super) fn outcomes<P: Payload>(
     let results = match Json::parse(body) {
         Ok(Json::Array(results)) => results,
         Ok(_) => return Err(unreadable("not an array".into())),
-        Err(e) => return Err(unreadable(e)),
+        Err(e) => return Err(unreadable(e.into())),
     };
     let sent: HashSet<u64> = members.iter().filter_map(|&i| batch.changes.get(i)).map(|c| c.seq).collect();
     let mut outcomes = Vec::with_capacity(results.len());
