@@ -403,7 +403,7 @@ impl<P: Payload> Engine<P> {
                 force: saved.force,
                 solo: saved.solo,
             };
-            engine.restore_entry(entry, saved.state).map_err(|()| bad(format!("entry {} conflicts", saved.order)))?;
+            engine.restore_entry(entry, saved.state).map_err(|_| bad(format!("entry {} conflicts", saved.order)))?;
         }
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)

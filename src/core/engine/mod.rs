@@ -35,6 +35,10 @@ pub use outcome::{
     Resolution,
 };
 
+/// A saved write that does not fit with those placed before it (two pending writes of a record that do not
+/// fold, a blocked write without a failed one ahead of it, two failed writes of one record).
+pub(crate) struct SavedConflict;
+
 struct InFlight<P> {
     id: u64,
     entries: Vec<Entry<P>>,
@@ -367,24 +371,24 @@ impl<P: Payload> Engine<P> {
 
     /// Places a saved write; entries come in send order, so a write that was in flight arrives before the
     /// one held behind it and they merge as they would have after a transient failure.
-    pub(crate) fn restore_entry(&mut self, entry: Entry<P>, state: SavedState) -> Result<(), ()> {
+    pub(crate) fn restore_entry(&mut self, entry: Entry<P>, state: SavedState) -> Result<(), SavedConflict> {
         let key = entry.key.clone();
         let failed = self.failed_keys.contains_key(&key);
         match state {
-            SavedState::Pending if failed => return Err(()),
+            SavedState::Pending if failed => return Err(SavedConflict),
             SavedState::Pending => match self.pending.remove(&key) {
                 None => self.pending.insert(entry),
                 Some(earlier) => {
-                    if let Some(folded) = earlier.then(entry, false).map_err(|_| ())? {
+                    if let Some(folded) = earlier.then(entry, false).map_err(|_| SavedConflict)? {
                         self.pending.insert(folded);
                     }
                 }
             },
-            SavedState::Blocked if !failed || self.blocked.contains_key(&key) => return Err(()),
+            SavedState::Blocked if !failed || self.blocked.contains_key(&key) => return Err(SavedConflict),
             SavedState::Blocked => {
                 self.blocked.insert(key, entry);
             }
-            SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(()),
+            SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(SavedConflict),
             SavedState::Failed { failure, failed_at } => {
                 self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at });
             }
