@@ -9,15 +9,10 @@
 //! The API key stands in for a user's token only for writes, and only where the transport allows it (no
 //! `getAccessToken`, or `allowAnonymous`); the feed is read with a user's token only.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
-use gloo_timers::callback::Timeout;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, Response};
 
 use super::auth::{self, Token};
 use super::js::error_message;
@@ -25,11 +20,35 @@ use super::options::HttpTransport;
 use super::{storage, Shared, State};
 use crate::core::wire::{HttpRequest, HttpResponse, WireMode};
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/src/web/request.js")]
 extern "C" {
-    /// The global `fetch`, looked up at each call (windows and workers alike).
-    #[wasm_bindgen(js_name = fetch, catch)]
-    fn fetch_request(request: &Request) -> Result<Promise, JsValue>;
+    /// The request on its way: a promise of its [`Answer`] that never rejects, and `abort()` for `destroy()`.
+    #[derive(Clone)]
+    #[wasm_bindgen(extends = Promise)]
+    pub type InFlight;
+    #[wasm_bindgen(method)]
+    pub fn abort(this: &InFlight);
+    /// `fetch` with a timeout: `headers` holds names and values, alternating.
+    #[wasm_bindgen(js_name = request)]
+    fn start(
+        url: &str,
+        method: &str,
+        headers: Vec<String>,
+        body: Option<&str>,
+        keepalive: bool,
+        timeout_ms: u32,
+    ) -> InFlight;
+
+    /// `{ status, retryAfter, body }`, or `{ error }` (null: the timeout).
+    type Answer;
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &Answer) -> Option<u16>;
+    #[wasm_bindgen(method, getter, js_name = retryAfter)]
+    fn retry_after(this: &Answer) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &Answer) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn error(this: &Answer) -> JsValue;
 }
 
 /// What the request is for: it decides whether the API key may stand in, and how failures read.
@@ -59,18 +78,6 @@ pub enum Reply {
     Unauthorized(String),
     /// No answer: a network error, the timeout, or `destroy()`.
     Failed(String),
-}
-
-/// The request on its way, so that `destroy()` can abort it and clear its timeout.
-pub struct InFlight {
-    controller: AbortController,
-    _timeout: Timeout,
-}
-
-impl InFlight {
-    pub fn abort(self) {
-        self.controller.abort();
-    }
 }
 
 /// The token to send with, checked against the queue's owner. `Err` says why nothing may be sent.
@@ -167,72 +174,46 @@ async fn fetch(
     request: &HttpRequest,
     keepalive: bool,
 ) -> Result<HttpResponse, String> {
-    let network = |e: JsValue| format!("{}network error: {}", purpose.prefix(), error_message(&e));
-    let headers = Headers::new().map_err(network)?;
-    for (name, value) in &request.headers {
-        headers.append(name, value).map_err(network)?;
-    }
-    headers.append("apikey", &http.api_key).map_err(network)?;
     let bearer = match token {
         Token::Bearer(token) => token,
         Token::ApiKey => &http.api_key,
     };
-    headers.append("Authorization", &format!("Bearer {bearer}")).map_err(network)?;
+    let mut headers = Vec::with_capacity(2 * request.headers.len() + 6);
+    for (name, value) in &request.headers {
+        headers.extend([(*name).to_owned(), value.clone()]);
+    }
+    headers.extend(["apikey".to_owned(), http.api_key.clone(), "Authorization".to_owned(), format!("Bearer {bearer}")]);
     // The change feed records who wrote a row (issue 11): rpc mode says it in the body, rest mode here.
     if purpose == Purpose::Writes && matches!(http.wire.mode, WireMode::Rest { .. }) {
-        headers.append("X-Record-Sync-Origin", &http.wire.client_id).map_err(network)?;
+        headers.extend(["X-Record-Sync-Origin".to_owned(), http.wire.client_id.clone()]);
     }
-    let init = RequestInit::new();
-    init.set_method(request.method);
-    // A redirect is never PostgREST's answer (a captive portal, a login page): it fails as a network error.
-    init.set_redirect(RequestRedirect::Error);
-    init.set_headers(&headers);
-    if let Some(body) = &request.body {
-        init.set_body(&JsValue::from_str(body));
-    }
-    if keepalive {
-        let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
-    }
-    let controller = AbortController::new().map_err(network)?;
-    init.set_signal(Some(&controller.signal()));
     let url = format!("{}{}", http.base_url, request.path);
-    let request = Request::new_with_str_and_init(&url, &init).map_err(network)?;
-
-    let timed_out = Rc::new(Cell::new(false));
-    let timeout = {
-        let (controller, timed_out) = (controller.clone(), timed_out.clone());
-        Timeout::new(http.timeout_ms, move || {
-            timed_out.set(true);
-            controller.abort();
-        })
-    };
-    {
-        let Ok(mut s) = shared.try_borrow_mut() else { return Err("destroyed".into()) };
-        if s.destroyed {
-            return Err("destroyed".into());
-        }
-        if let Some(slot) = slot(&mut s, purpose) {
-            *slot = Some(InFlight { controller, _timeout: timeout });
-        }
+    if destroyed(shared) {
+        return Err("destroyed".into());
     }
-
-    let result = async {
-        let response: Response = JsFuture::from(fetch_request(&request)?).await?.dyn_into()?;
-        let status = response.status();
-        let retry_after = response.headers().get("Retry-After").ok().flatten();
-        let body = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
-        Ok::<_, JsValue>(HttpResponse { status, retry_after, body })
+    // No borrow is held: a fetch the page patched is user code, and may call back into the instance.
+    let in_flight = start(&url, request.method, headers, request.body.as_deref(), keepalive, http.timeout_ms);
+    match shared.try_borrow_mut() {
+        Ok(mut s) if !s.destroyed => {
+            if let Some(slot) = slot(&mut s, purpose) {
+                *slot = Some(in_flight.clone());
+            }
+        }
+        _ => in_flight.abort(),
     }
-    .await;
-
+    let answer = JsFuture::from(Promise::from(in_flight)).await;
     if let Some(slot) = shared.try_borrow_mut().ok().as_mut().and_then(|s| slot(s, purpose)) {
-        *slot = None; // clears the timeout
+        *slot = None;
     }
-    result.map_err(|e| {
-        if timed_out.get() {
-            format!("{}no answer within {} ms", purpose.prefix(), http.timeout_ms)
-        } else {
-            network(e)
+    let network = |error: JsValue| format!("{}network error: {}", purpose.prefix(), error_message(&error));
+    let answer: Answer = answer.map_err(network)?.unchecked_into();
+    match answer.status() {
+        Some(status) => {
+            Ok(HttpResponse { status, retry_after: answer.retry_after(), body: answer.body().unwrap_or_default() })
         }
-    })
+        None => match answer.error() {
+            error if error.is_null() => Err(format!("{}no answer within {} ms", purpose.prefix(), http.timeout_ms)),
+            error => Err(network(error)),
+        },
+    }
 }
