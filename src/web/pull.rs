@@ -12,7 +12,7 @@ use std::rc::Rc;
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 
 use super::auth;
 use super::js::{self, describe, error_message, get, is_object, keys};
@@ -29,12 +29,6 @@ const FEED_FUNCTION: &str = "record_sync_changes";
 /// The shortest `intervalMs`: a poll more often than this is what realtime is for.
 const MIN_INTERVAL_MS: u32 = 1_000;
 const MAX_INTERVAL_MS: u32 = 86_400_000;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
-}
 
 /// A `pull()` promise: settled by the first catch-up that begins after it was asked for.
 struct Waiter {
@@ -282,13 +276,13 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
             pull.remote.on_page(&text, &super::tabs::LocalView::new(&s.engine, &mut s.durable), js::now())?
         };
         // Reading a page and handing it over are two tasks, so neither holds the main thread for both.
-        yield_to_browser().await;
+        super::timeout::yield_to_browser().await;
         deliver(shared);
         store_cursor(shared);
         if !more {
             return Ok(());
         }
-        yield_to_browser().await;
+        super::timeout::yield_to_browser().await;
     }
 }
 
@@ -499,12 +493,4 @@ pub fn stop(s: &mut State) -> Vec<Function> {
         request.abort();
     }
     std::mem::take(&mut pull.waiters).into_iter().map(|w| w.reject).collect()
-}
-
-/// Lets the browser run between pages (a macrotask, so input and rendering get their turn).
-async fn yield_to_browser() {
-    let promise = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, 0);
-    });
-    let _ = JsFuture::from(promise).await;
 }
