@@ -8,9 +8,7 @@ use super::js::{self, error_message};
 use super::options::HttpTransport;
 use super::request::{self, Purpose, Reply};
 use super::row::JsRow;
-use super::timeout;
-use super::Batch;
-use super::Shared;
+use super::{timeout, Batch, Shared};
 use crate::core::json::{write_array, Json, ObjectWriter};
 use crate::core::wire::{decode_result, Exchange};
 
