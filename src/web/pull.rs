@@ -258,7 +258,18 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
             let pull = s.pull.as_ref().ok_or("destroyed")?;
             pull.remote.page_request()
         };
-        let (status, text) = fetch_page(shared, http, body).await?;
+        // A user's token only, under the writes' rule (src/web/request.rs).
+        let mut token = request::token(shared, http, Purpose::CatchUp).await?;
+        let page = HttpRequest {
+            method: "POST",
+            path: format!("/rpc/{FEED_FUNCTION}"),
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Some(body),
+        };
+        let (status, text) = match request::send(shared, http, Purpose::CatchUp, &mut token, &page, false).await {
+            Reply::Answer(answer) => (answer.status, answer.body),
+            Reply::Unauthorized(why) | Reply::Failed(why) => return Err(why),
+        };
         if !(200..300).contains(&status) {
             let message = Json::parse(&text)
                 .ok()
@@ -298,21 +309,6 @@ fn store_cursor(shared: &Shared) {
         storage::remote_cursor(s, cursor);
     }
     storage::persist(shared);
-}
-
-/// One page: status and body, under [`request::send`]'s token rule, as for writes (with a user's token only).
-async fn fetch_page(shared: &Shared, http: &HttpTransport, body: String) -> Result<(u16, String), String> {
-    let mut token = request::token(shared, http, Purpose::CatchUp).await?;
-    let page = HttpRequest {
-        method: "POST",
-        path: format!("/rpc/{FEED_FUNCTION}"),
-        headers: vec![("Content-Type", "application/json".into())],
-        body: Some(body),
-    };
-    match request::send(shared, http, Purpose::CatchUp, &mut token, &page, false).await {
-        Reply::Answer(answer) => Ok((answer.status, answer.body)),
-        Reply::Unauthorized(why) | Reply::Failed(why) => Err(why),
-    }
 }
 
 /// Ends catch-up `number`: settles the `pull()` promises it answers; a failure is retried with backoff.

@@ -80,9 +80,14 @@ pub enum Reply {
     Failed(String),
 }
 
-/// The token to send with, checked against the queue's owner. `Err` says why nothing may be sent.
+/// The token to send with (the one held, else a fresh one from [`auth::refresh`]), checked against the queue's
+/// owner. `Err` says why nothing may be sent.
 pub async fn token(shared: &Shared, http: &HttpTransport, purpose: Purpose) -> Result<Token, String> {
-    let token = auth::token(shared, http).await;
+    let held = shared.try_borrow().ok().and_then(|s| s.token.clone());
+    let token = match held {
+        Some(token) => Ok(Token::Bearer(token)),
+        None => auth::refresh(shared, http).await,
+    };
     accept(shared, purpose, token)
 }
 

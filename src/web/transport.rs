@@ -64,31 +64,36 @@ pub async fn http(shared: &Shared, http: &HttpTransport, batch: &Batch) -> Sent 
     Sent::Answered(exchange.finish())
 }
 
+/// The caller's own `send(batch)`. What comes before and after its one await is in plain functions: a nested
+/// async function would be a state machine of its own in the wasm.
 pub async fn custom(send: &Function, this: &JsValue, timeout_ms: u32, client_id: &str, batch: &Batch) -> Sent {
-    match custom_results(send, this, timeout_ms, client_id, batch).await {
+    let returned = match send.call1(this, &custom_payload(client_id, batch)) {
+        Ok(returned) => returned,
+        Err(e) => return Sent::Failed(BatchFailure::new(format!("transport.send threw: {}", error_message(&e)))),
+    };
+    let settled = timeout::within(&returned, timeout_ms).await;
+    match custom_results(settled, timeout_ms) {
         Ok(outcomes) => Sent::Answered(outcomes),
         Err(failure) => Sent::Failed(failure),
     }
 }
 
-async fn custom_results(
-    send: &Function,
-    this: &JsValue,
-    timeout_ms: u32,
-    client_id: &str,
-    batch: &Batch,
-) -> Result<Vec<ChangeOutcome>, BatchFailure> {
-    // What a custom `send` receives: `{ id, clientId, lowWater, changes }`.
-    let payload = js::view(|out| {
+/// What a custom `send` receives: `{ id, clientId, lowWater, changes }`.
+fn custom_payload(client_id: &str, batch: &Batch) -> JsValue {
+    js::view(|out| {
         let mut o = ObjectWriter::new(out);
         o.u64("id", batch.id).str("clientId", client_id).u64("lowWater", batch.low_water);
         write_array(o.key("changes"), &batch.changes, |c, out| c.write_json(out));
         o.end();
-    });
-    let returned = send
-        .call1(this, &payload)
-        .map_err(|e| BatchFailure::new(format!("transport.send threw: {}", error_message(&e))))?;
-    let resolved = match timeout::within(&returned, timeout_ms).await {
+    })
+}
+
+/// What the custom `send`'s promise settled to (`None`: not within `timeout_ms`), as outcomes.
+fn custom_results(
+    settled: Option<Result<JsValue, JsValue>>,
+    timeout_ms: u32,
+) -> Result<Vec<ChangeOutcome>, BatchFailure> {
+    let resolved = match settled {
         None => {
             return Err(BatchFailure::new(format!(
                 "transport.send did not settle within {timeout_ms} ms (transport.timeoutMs)"
