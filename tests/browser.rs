@@ -1223,6 +1223,33 @@ async fn a_token_refused_on_catch_up_sets_needs_auth_and_a_good_one_clears_it() 
     sync.destroy();
 }
 
+/// Catch-up follows the writes' token rule (src/web/request.rs): another user's token reads nothing of the
+/// feed, sets `needsAuth` and is asked again with backoff; the owner's token clears it and catch-up goes on.
+#[wasm_bindgen_test]
+async fn another_users_token_on_catch_up_sets_needs_auth_and_the_owners_clears_it() {
+    // Unsigned, {"sub":"someone-else"}: it never reaches the server, the owner check stops it first.
+    const OTHER: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzb21lb25lLWVsc2UifQ.x";
+    let owner = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = owner.clone();
+    let get = Closure::<dyn FnMut() -> JsValue>::new(move || match flag.get() {
+        true => JsValue::from(TOKEN),
+        false => JsValue::from(OTHER),
+    });
+    let options =
+        options("rpc", json!({ "user": USER, "pull": { "tables": ["exercises"] }, "syncIntervals": { "3": 600_000 } }));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", get.as_ref());
+    let sync = new_sync(options);
+    let refused = JsFuture::from(sync.pull(None).unwrap()).await.expect_err("pull() with another user's token");
+    assert!(error_text(&refused).contains("waiting for user"), "{}", error_text(&refused));
+    assert_eq!(stats(&sync)["needsAuth"], true, "{}", stats(&sync));
+    owner.set(true);
+    wait_for("needsAuth cleared", 10_000, || stats(&sync)["needsAuth"] == false).await;
+    pulled(&sync).await;
+    assert_eq!(stats(&sync)["needsAuth"], false);
+    sync.destroy();
+}
+
 #[wasm_bindgen_test]
 async fn pull_delivers_other_devices_inserts_updates_and_deletes_and_never_another_users_rows() {
     let p = uid();

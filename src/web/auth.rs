@@ -39,15 +39,6 @@ pub async fn ask(get: &Function, timeout_ms: u32) -> Result<String, String> {
     }
 }
 
-/// The token for the next request: the one held, else a fresh one from `getAccessToken`, else the API key
-/// where that is allowed.
-pub async fn token(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
-    if let Some(token) = shared.try_borrow().ok().and_then(|s| s.token.clone()) {
-        return Ok(Token::Bearer(token));
-    }
-    refresh(shared, http).await
-}
-
 /// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed.
 pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
     let Some(get) = &http.get_access_token else { return Ok(Token::ApiKey) };

@@ -13,6 +13,7 @@ mod lifecycle;
 mod options;
 mod pull;
 mod realtime;
+mod request;
 mod row;
 mod storage;
 mod tabs;
@@ -69,7 +70,7 @@ struct State {
     tick_queued: bool,
     /// A batch is on its way (the engine has it in flight).
     sending: bool,
-    request: Option<transport::Pending>,
+    request: Option<request::InFlight>,
     listeners: Vec<(u32, Function)>,
     next_listener: u32,
     notified_version: u64,
@@ -211,7 +212,7 @@ async fn send(shared: Shared, batch: Batch) {
             transport::custom(send, this, *timeout_ms, &client_id, &batch).await
         }
     };
-    let unauthorized = {
+    {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         if s.destroyed {
             return;
@@ -224,24 +225,17 @@ async fn send(shared: Shared, batch: Batch) {
         match result {
             Sent::Answered(outcomes) => {
                 let _ = s.engine.on_batch_result(batch.id, outcomes, now);
-                false
             }
             Sent::Failed(failure) => {
                 let _ = s.engine.on_batch_failed(batch.id, &failure.message, failure.retry_after_ms, now);
-                false
             }
             Sent::Unauthorized { outcomes, reason } => {
                 let _ = s.engine.on_batch_unauthorized(batch.id, outcomes, &reason, now);
-                true
             }
             Sent::Unsent { reason } => {
                 let _ = s.engine.on_batch_unsent(batch.id, &reason, now);
-                true
             }
         }
-    };
-    if unauthorized {
-        auth::ask_later(&shared);
     }
     conflicts::report(&shared);
     schedule(&shared);

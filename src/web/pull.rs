@@ -12,31 +12,23 @@ use std::rc::Rc;
 use gloo_timers::callback::{Interval, Timeout};
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{AbortController, Headers, Request, RequestInit, RequestRedirect, Response};
+use wasm_bindgen_futures::spawn_local;
 
-use super::auth::{self, Token};
+use super::auth;
 use super::js::{self, describe, error_message, get, is_object, keys};
 use super::options::{HttpTransport, Transport};
+use super::request::{self, InFlight, Purpose, Reply};
 use super::row::JsRow;
 use super::{notify, storage, Shared, State};
 use crate::core::json::{write_array, Json, ObjectWriter};
 use crate::core::remote::{PullOptions, Remote, SavedCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::core::wire::HttpRequest;
 
 const PULL_KEYS: [&str; 4] = ["tables", "realtime", "pageSize", "intervalMs"];
 const FEED_FUNCTION: &str = "record_sync_changes";
 /// The shortest `intervalMs`: a poll more often than this is what realtime is for.
 const MIN_INTERVAL_MS: u32 = 1_000;
 const MAX_INTERVAL_MS: u32 = 86_400_000;
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = fetch, catch)]
-    fn fetch_request(request: &Request) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
-}
 
 /// A `pull()` promise: settled by the first catch-up that begins after it was asked for.
 struct Waiter {
@@ -62,7 +54,8 @@ pub struct Pull {
     failures: u32,
     retry: Option<Timeout>,
     interval: Option<Interval>,
-    controller: Option<AbortController>,
+    /// The page request on its way ([`request`] keeps it here for `destroy()`).
+    pub request: Option<InFlight>,
     /// The last listener error, until a delivery reaches every listener.
     listener_error: Option<String>,
     version: u64,
@@ -148,7 +141,7 @@ pub fn parse(
         failures: 0,
         retry: None,
         interval: None,
-        controller: None,
+        request: None,
         listener_error: None,
         version: 0,
         delivery: None,
@@ -265,15 +258,23 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
             let pull = s.pull.as_ref().ok_or("destroyed")?;
             pull.remote.page_request()
         };
-        let (status, text) = fetch_page(shared, http, &body).await?;
+        // A user's token only, under the writes' rule (src/web/request.rs).
+        let mut token = request::token(shared, http, Purpose::CatchUp).await?;
+        let page = HttpRequest {
+            method: "POST",
+            path: format!("/rpc/{FEED_FUNCTION}"),
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Some(body),
+        };
+        let (status, text) = match request::send(shared, http, Purpose::CatchUp, &mut token, &page, false).await {
+            Reply::Answer(answer) => (answer.status, answer.body),
+            Reply::Unauthorized(why) | Reply::Failed(why) => return Err(why),
+        };
         if !(200..300).contains(&status) {
             let message = Json::parse(&text)
                 .ok()
                 .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_owned))
                 .unwrap_or_default();
-            if status == 401 {
-                refused_token(shared);
-            }
             return Err(format!("catch-up failed: HTTP {status} {message}"));
         }
         let more = {
@@ -286,13 +287,13 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
             pull.remote.on_page(&text, &super::tabs::LocalView::new(&s.engine, &mut s.durable), js::now())?
         };
         // Reading a page and handing it over are two tasks, so neither holds the main thread for both.
-        yield_to_browser().await;
+        super::timeout::yield_to_browser().await;
         deliver(shared);
         store_cursor(shared);
         if !more {
             return Ok(());
         }
-        yield_to_browser().await;
+        super::timeout::yield_to_browser().await;
     }
 }
 
@@ -310,93 +311,11 @@ fn store_cursor(shared: &Shared) {
     storage::persist(shared);
 }
 
-/// A user's token, as for writes: none to be had, no request (and `needsAuth` says why).
-async fn bearer(shared: &Shared, http: &HttpTransport, fresh: bool) -> Result<String, String> {
-    let token = if fresh { auth::refresh(shared, http).await } else { auth::token(shared, http).await };
-    match token {
-        Ok(Token::Bearer(token)) => {
-            storage::check_owner(shared, Some(&token))?;
-            super::realtime::sync_token(shared);
-            Ok(token)
-        }
-        Ok(Token::ApiKey) => Err("catch-up needs a user's access token (getAccessToken or setAccessToken)".into()),
-        Err(why) => {
-            if let Ok(mut s) = shared.try_borrow_mut() {
-                s.engine.set_needs_auth(Some(&why));
-            }
-            auth::ask_later(shared);
-            Err(why)
-        }
-    }
-}
-
-/// The server refused the token even after a fresh one was asked for: as for writes, it is dropped,
-/// `needsAuth` says so, and `getAccessToken` is asked again with backoff (a token that works clears it).
-fn refused_token(shared: &Shared) {
-    if let Ok(mut s) = shared.try_borrow_mut() {
-        s.token = None;
-        s.engine.set_needs_auth(Some(
-            "the server refused the access token on catch-up (HTTP 401): sign in again, or call setAccessToken",
-        ));
-    }
-    auth::ask_later(shared);
-}
-
-/// One page: status and body. A 401 asks `getAccessToken` for a fresh token once.
-async fn fetch_page(shared: &Shared, http: &HttpTransport, body: &str) -> Result<(u16, String), String> {
-    let mut token = bearer(shared, http, false).await?;
-    let mut refreshed = false;
-    loop {
-        let (status, text) = fetch_once(shared, http, &token, body).await?;
-        if status == 401 && !refreshed && http.get_access_token.is_some() {
-            refreshed = true;
-            token = bearer(shared, http, true).await?;
-            continue;
-        }
-        return Ok((status, text));
-    }
-}
-
-async fn fetch_once(shared: &Shared, http: &HttpTransport, token: &str, body: &str) -> Result<(u16, String), String> {
-    let network = |e: JsValue| format!("catch-up: network error: {}", error_message(&e));
-    let headers = Headers::new().map_err(network)?;
-    headers.append("Content-Type", "application/json").map_err(network)?;
-    headers.append("apikey", &http.api_key).map_err(network)?;
-    headers.append("Authorization", &format!("Bearer {token}")).map_err(network)?;
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_redirect(RequestRedirect::Error);
-    init.set_headers(&headers);
-    init.set_body(&JsValue::from_str(body));
-    let controller = AbortController::new().map_err(network)?;
-    init.set_signal(Some(&controller.signal()));
-    let url = format!("{}/rpc/{FEED_FUNCTION}", http.base_url);
-    let request = Request::new_with_str_and_init(&url, &init).map_err(network)?;
-    let timeout = {
-        let controller = controller.clone();
-        Timeout::new(http.timeout_ms, move || controller.abort())
-    };
-    if let Ok(mut s) = shared.try_borrow_mut() {
-        if let Some(pull) = s.pull.as_mut() {
-            pull.controller = Some(controller);
-        }
-    }
-    let result = async {
-        let response: Response = JsFuture::from(fetch_request(&request)?).await?.dyn_into()?;
-        let text = JsFuture::from(response.text()?).await?.as_string().unwrap_or_default();
-        Ok::<_, JsValue>((response.status(), text))
-    }
-    .await;
-    drop(timeout);
-    result.map_err(network)
-}
-
 /// Ends catch-up `number`: settles the `pull()` promises it answers; a failure is retried with backoff.
 fn finish(shared: &Shared, number: u64, result: Result<(), String>) {
     let settled: Vec<(Waiter, Result<JsValue, JsValue>)> = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         let Some(pull) = s.pull.as_mut() else { return };
-        pull.controller = None;
         let received = pull.remote.received();
         if let Err(why) = &result {
             if pull.remote.is_pulling() {
@@ -566,16 +485,8 @@ pub fn stop(s: &mut State) -> Vec<Function> {
     }
     pull.realtime_connected = false;
     pull.listeners.clear();
-    if let Some(controller) = pull.controller.take() {
-        controller.abort();
+    if let Some(request) = pull.request.take() {
+        request.abort();
     }
     std::mem::take(&mut pull.waiters).into_iter().map(|w| w.reject).collect()
-}
-
-/// Lets the browser run between pages (a macrotask, so input and rendering get their turn).
-async fn yield_to_browser() {
-    let promise = Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, 0);
-    });
-    let _ = JsFuture::from(promise).await;
 }

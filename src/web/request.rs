@@ -1,0 +1,224 @@
+//! One authorised request to PostgREST, for writes and catch-up alike: the token rule has one owner here.
+//!
+//! - The token is the one held, else a fresh one from `getAccessToken`, and it must be the queue owner's: a
+//!   queue is never sent (nor its feed read) with another user's token.
+//! - A 401 to a user's token asks `getAccessToken` once more, checks the owner again, and sends again.
+//! - No token to be had, another user's, or a second 401: nothing (more) is sent; a refused token is dropped,
+//!   `needsAuth` says why, and `getAccessToken` is asked again with backoff.
+//!
+//! The API key stands in for a user's token only for writes, and only where the transport allows it (no
+//! `getAccessToken`, or `allowAnonymous`); the feed is read with a user's token only.
+
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+use super::auth::{self, Token};
+use super::js::error_message;
+use super::options::HttpTransport;
+use super::{storage, Shared, State};
+use crate::core::wire::{HttpRequest, HttpResponse, WireMode};
+
+#[wasm_bindgen(module = "/src/web/shell.js")]
+extern "C" {
+    /// The request on its way: a promise of its [`Answer`] that never rejects, and `abort()` for `destroy()`.
+    #[derive(Clone)]
+    #[wasm_bindgen(extends = Promise)]
+    pub type InFlight;
+    #[wasm_bindgen(method)]
+    pub fn abort(this: &InFlight);
+    /// `fetch` with a timeout: `headers` holds names and values, alternating.
+    #[wasm_bindgen(js_name = request)]
+    fn start(
+        url: &str,
+        method: &str,
+        headers: Vec<String>,
+        body: Option<&str>,
+        keepalive: bool,
+        timeout_ms: u32,
+    ) -> InFlight;
+
+    /// `{ status, retryAfter, body }`, or `{ error }` (null: the timeout).
+    type Answer;
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &Answer) -> Option<u16>;
+    #[wasm_bindgen(method, getter, js_name = retryAfter)]
+    fn retry_after(this: &Answer) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &Answer) -> Option<String>;
+    #[wasm_bindgen(method, getter)]
+    fn error(this: &Answer) -> JsValue;
+}
+
+/// What the request is for: it decides whether the API key may stand in, and how failures read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A batch of writes.
+    Writes,
+    /// A page of the change feed.
+    CatchUp,
+}
+
+impl Purpose {
+    fn prefix(self) -> &'static str {
+        match self {
+            Purpose::Writes => "",
+            Purpose::CatchUp => "catch-up: ",
+        }
+    }
+}
+
+/// What became of a request.
+pub enum Reply {
+    /// The server's answer (a 401 only to the API key).
+    Answer(HttpResponse),
+    /// No token may carry it, and why; nothing (more) went out. `needsAuth` says so, except for a catch-up
+    /// where only the API key is to be had (writes go on with it).
+    Unauthorized(String),
+    /// No answer: a network error, the timeout, or `destroy()`.
+    Failed(String),
+}
+
+/// The token to send with (the one held, else a fresh one from [`auth::refresh`]), checked against the queue's
+/// owner. `Err` says why nothing may be sent.
+pub async fn token(shared: &Shared, http: &HttpTransport, purpose: Purpose) -> Result<Token, String> {
+    let held = shared.try_borrow().ok().and_then(|s| s.token.clone());
+    let token = match held {
+        Some(token) => Ok(Token::Bearer(token)),
+        None => auth::refresh(shared, http).await,
+    };
+    accept(shared, purpose, token)
+}
+
+/// Sends `request` with `token` (replaced by a fresh one after a 401, for the requests that follow).
+pub async fn send(
+    shared: &Shared,
+    http: &HttpTransport,
+    purpose: Purpose,
+    token: &mut Token,
+    request: &HttpRequest,
+    keepalive: bool,
+) -> Reply {
+    let mut refreshed = false;
+    loop {
+        let answer = fetch(shared, http, purpose, token, request, keepalive).await;
+        if destroyed(shared) {
+            return Reply::Failed("destroyed".into());
+        }
+        match answer {
+            Ok(answer) if answer.status != 401 || matches!(token, Token::ApiKey) => return Reply::Answer(answer),
+            Ok(_refused) => {}
+            Err(message) => return Reply::Failed(message),
+        }
+        if !refreshed && http.get_access_token.is_some() {
+            refreshed = true;
+            match accept(shared, purpose, auth::refresh(shared, http).await) {
+                Ok(fresh) => {
+                    *token = fresh;
+                    continue;
+                }
+                Err(why) => return Reply::Unauthorized(why),
+            }
+        }
+        if let Ok(mut s) = shared.try_borrow_mut() {
+            s.token = None;
+        }
+        let why = format!(
+            "{}the server refused the access token (HTTP 401): sign in again, or call setAccessToken",
+            purpose.prefix()
+        );
+        return Reply::Unauthorized(deny(shared, why));
+    }
+}
+
+/// A token from [`auth`], or why there is none: only the owner's token goes out, and the realtime channel
+/// gets it too.
+fn accept(shared: &Shared, purpose: Purpose, token: Result<Token, String>) -> Result<Token, String> {
+    match token {
+        Ok(Token::Bearer(bearer)) => {
+            storage::check_owner(shared, Some(&bearer)).map_err(|why| deny(shared, why))?;
+            super::realtime::sync_token(shared);
+            Ok(Token::Bearer(bearer))
+        }
+        Ok(Token::ApiKey) if purpose == Purpose::CatchUp => {
+            Err("catch-up needs a user's access token (getAccessToken or setAccessToken)".into())
+        }
+        Ok(Token::ApiKey) => Ok(Token::ApiKey),
+        Err(why) => Err(deny(shared, why)),
+    }
+}
+
+/// No token to send with: `needsAuth` says why, and `getAccessToken` is asked again with backoff (a token that
+/// works clears it).
+fn deny(shared: &Shared, why: String) -> String {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.engine.set_needs_auth(Some(&why));
+    }
+    auth::ask_later(shared);
+    why
+}
+
+fn destroyed(shared: &Shared) -> bool {
+    shared.try_borrow().map_or(true, |s| s.destroyed)
+}
+
+/// Where the request on its way is kept for `destroy()`: writes and catch-up may be on their way at once.
+fn slot(s: &mut State, purpose: Purpose) -> Option<&mut Option<InFlight>> {
+    match purpose {
+        Purpose::Writes => Some(&mut s.request),
+        Purpose::CatchUp => s.pull.as_mut().map(|pull| &mut pull.request),
+    }
+}
+
+async fn fetch(
+    shared: &Shared,
+    http: &HttpTransport,
+    purpose: Purpose,
+    token: &Token,
+    request: &HttpRequest,
+    keepalive: bool,
+) -> Result<HttpResponse, String> {
+    let bearer = match token {
+        Token::Bearer(token) => token,
+        Token::ApiKey => &http.api_key,
+    };
+    let mut headers = Vec::with_capacity(2 * request.headers.len() + 6);
+    for (name, value) in &request.headers {
+        headers.extend([(*name).to_owned(), value.clone()]);
+    }
+    headers.extend(["apikey".to_owned(), http.api_key.clone(), "Authorization".to_owned(), format!("Bearer {bearer}")]);
+    // The change feed records who wrote a row (issue 11): rpc mode says it in the body, rest mode here.
+    if purpose == Purpose::Writes && matches!(http.wire.mode, WireMode::Rest { .. }) {
+        headers.extend(["X-Record-Sync-Origin".to_owned(), http.wire.client_id.clone()]);
+    }
+    let url = format!("{}{}", http.base_url, request.path);
+    if destroyed(shared) {
+        return Err("destroyed".into());
+    }
+    // No borrow is held: a fetch the page patched is user code, and may call back into the instance.
+    let in_flight = start(&url, request.method, headers, request.body.as_deref(), keepalive, http.timeout_ms);
+    match shared.try_borrow_mut() {
+        Ok(mut s) if !s.destroyed => {
+            if let Some(slot) = slot(&mut s, purpose) {
+                *slot = Some(in_flight.clone());
+            }
+        }
+        _ => in_flight.abort(),
+    }
+    let answer = JsFuture::from(Promise::from(in_flight)).await;
+    if let Some(slot) = shared.try_borrow_mut().ok().as_mut().and_then(|s| slot(s, purpose)) {
+        *slot = None;
+    }
+    let network = |error: JsValue| format!("{}network error: {}", purpose.prefix(), error_message(&error));
+    let answer: Answer = answer.map_err(network)?.unchecked_into();
+    match answer.status() {
+        Some(status) => {
+            Ok(HttpResponse { status, retry_after: answer.retry_after(), body: answer.body().unwrap_or_default() })
+        }
+        None => match answer.error() {
+            error if error.is_null() => Err(format!("{}no answer within {} ms", purpose.prefix(), http.timeout_ms)),
+            error => Err(network(error)),
+        },
+    }
+}
