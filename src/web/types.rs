@@ -139,8 +139,8 @@ export interface PullSummary {
 
 /** One stored record of the queue: opaque, to be kept whole. Its rows are the queue's own objects, so a
  *  store copies the record before `append` returns: a structured clone (IndexedDB, postMessage) or
- *  `JSON.stringify` (read back with `JSON.parse`) keep it alike. Records written before version 0.1's
- *  format 3 are strings. */
+ *  `JSON.stringify` (read back with `JSON.parse`) keep it alike. Records of the earlier stored formats (1
+ *  and 2) are strings. */
 export type QueueRecord = string | { readonly m: string; readonly r: readonly object[] };
 
 /** A custom store for the queue. Records are handed back by `load` in the order they were appended; `append`
