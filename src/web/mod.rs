@@ -8,6 +8,7 @@
 
 mod auth;
 mod conflicts;
+mod early;
 mod js;
 mod lifecycle;
 mod options;

@@ -491,3 +491,110 @@ export function within(value, ms) {
 
 // Resolves in a task of its own, so input and rendering get their turn first.
 export const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// ---- Changes queued before the restore decides (src/web/early.rs) ----
+
+// A change queued in the first moments of an instance, before its restore knows whether this tab holds the
+// stored queue, cannot wait for IndexedDB: opening it takes longer than a reload right after construction
+// leaves. Until then the instance's queue is kept here, in localStorage, synchronously. An entry is dropped once
+// its changes are in IndexedDB; the entries of pages that died first, or of instances destroyed before their
+// restore ended, are taken in by the next restore of that user's queue. A page holds a Web Lock for as long as
+// it lives, so that another page can tell a dead page's entry from a live one's.
+
+const EARLY = "record-sync:early:";
+const earlyPage = Math.random().toString(36).slice(2);
+const earlyLive = new Set();
+let earlyLocked = false;
+
+function earlyKey(user, instance) {
+  return `${EARLY}${user}\u0000${earlyPage}\u0000${instance}`;
+}
+
+/** Keeps `record` (a stored record, see `record`) as the early queue of `instance`; false where localStorage is
+ *  not to be had (a sandboxed frame, a full quota). */
+export function earlySave(user, instance, record) {
+  try {
+    if (!earlyLocked && globalThis.navigator?.locks) {
+      earlyLocked = true;
+      navigator.locks.request(`${EARLY}${earlyPage}`, () => new Promise(() => {})).catch(() => {});
+    }
+    earlyLive.add(instance);
+    localStorage.setItem(earlyKey(user, instance), JSON.stringify(record));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function earlyDrop(user, instance) {
+  try {
+    localStorage.removeItem(earlyKey(user, instance));
+  } catch {}
+}
+
+/** The instance is gone: an entry it left is another restore's to take in. */
+export function earlyRelease(instance) {
+  earlyLive.delete(instance);
+}
+
+/** The entries of `user` whose page is gone or whose instance was destroyed: [[key, record], ...]. Without Web
+ *  Locks only this page's are known to be dead. */
+export async function earlyOrphans(user) {
+  try {
+    const prefix = `${EARLY}${user}\u0000`;
+    const keys = [];
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      if (key?.startsWith(prefix)) keys.push(key);
+    }
+    if (keys.length === 0) return [];
+    // A lock asked for and not granted yet is a live page's too.
+    const held = new Set();
+    if (globalThis.navigator?.locks) {
+      const { held: locks = [], pending = [] } = await navigator.locks.query();
+      for (const lock of [...locks, ...pending]) held.add(lock.name);
+    }
+    const orphans = [];
+    for (const key of keys) {
+      const [page, instance] = key.slice(prefix.length).split("\u0000");
+      const dead = page === earlyPage ? !earlyLive.has(Number(instance)) : globalThis.navigator?.locks && !held.has(`${EARLY}${page}`);
+      if (!dead) continue;
+      const text = localStorage.getItem(key);
+      if (text === null) continue;
+      let record;
+      try {
+        record = JSON.parse(text);
+      } catch {
+        record = text;
+      }
+      orphans.push([key, record]);
+    }
+    return orphans;
+  } catch {
+    return [];
+  }
+}
+
+/** For the tab that holds `user`'s queue: once a second, if another page has an early entry for `user`, calls
+ *  `onOrphan()` (which checks whether that page is gone). A page's entry lives for its first 100 ms or so,
+ *  so this finds nothing almost always, at the cost of a scan of localStorage's keys. Returns a function
+ *  that stops watching. */
+export function earlyWatch(user, onOrphan) {
+  const prefix = `${EARLY}${user}\u0000`;
+  const own = `${prefix}${earlyPage}\u0000`;
+  const timer = setInterval(() => {
+    try {
+      for (let i = 0; i < localStorage.length; i++) {
+        const key = localStorage.key(i);
+        if (key?.startsWith(prefix) && !key.startsWith(own)) return onOrphan();
+      }
+    } catch {}
+  }, 1000);
+  return () => clearInterval(timer);
+}
+
+export function earlyRemove(keys) {
+  try {
+    for (const key of keys) localStorage.removeItem(key);
+  } catch {}
+}

@@ -113,6 +113,8 @@ pub struct Durable {
     retrying: bool,
     /// Ends [`identify`]'s wait between two asks as soon as a token is known.
     wake: Option<Function>,
+    /// Changes queued before the restore decided, in localStorage (default store only).
+    early: Option<super::early::Early>,
 }
 
 impl Durable {
@@ -186,6 +188,7 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         })?)
     };
     let storage = get(options, "storage");
+    let early = storage.is_undefined().then(super::early::Early::new);
     let store = if storage.is_undefined() {
         let store = indexed_db_store(DATABASE);
         (!store.is_null() && !store.is_undefined()).then_some(store)
@@ -229,6 +232,7 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         failures: 0,
         retrying: false,
         wake: None,
+        early,
     })
 }
 
@@ -385,6 +389,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         }
     }
+    // Dead pages' early entries (src/web/early.rs) are queued behind the stored queue, before this instance's.
+    let (orphan_keys, orphans) = match shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
+        true => super::early::orphans(&key).await,
+        false => (Vec::new(), Vec::new()),
+    };
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -411,7 +420,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 if s.destroyed {
                     return;
                 }
-                if let Err(why) = adopt(&mut s, stored) {
+                if let Err(why) = adopt(&mut s, stored, &orphans) {
                     drop(s);
                     give_up(&shared, why);
                     return;
@@ -420,11 +429,48 @@ async fn restore(weak: Weak<RefCell<State>>) {
                     s.durable.notice = Some(set_aside(&store, &key, &values, &skipped));
                     s.durable.version += 1;
                 }
+                if let Some(early) = &mut s.durable.early {
+                    early.taken_in(orphan_keys);
+                    let weak = Rc::downgrade(&shared);
+                    let key = key.clone();
+                    early.watch(
+                        &key.clone(),
+                        Closure::new(move || {
+                            let (weak, key) = (weak.clone(), key.clone());
+                            spawn_local(async move { take_orphans(weak, key).await });
+                        }),
+                    );
+                }
             }
             super::tabs::lead(&shared, &key);
             schedule(&shared);
         }
     }
+}
+
+/// A page that kept early changes (src/web/early.rs) died while this tab holds the queue: its changes are
+/// queued behind the queue's own, as another tab's inbox is.
+async fn take_orphans(weak: Weak<RefCell<State>>, key: String) {
+    let (keys, records) = super::early::orphans(&key).await;
+    let Some(shared) = weak.upgrade() else { return };
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    if s.destroyed || s.durable.phase != Phase::Durable || keys.is_empty() {
+        return;
+    }
+    for record in &records {
+        let Ok(Some(early)) = journal::replay(vec![stored_record(record)]) else { continue };
+        if early.owner.as_ref().is_some_and(|theirs| s.durable.owner.as_ref().is_some_and(|mine| mine != theirs)) {
+            continue;
+        }
+        for saved in &early.snapshot.entries {
+            requeue(&mut s, saved);
+        }
+    }
+    if let Some(early) = &mut s.durable.early {
+        early.taken_in(keys);
+    }
+    drop(s);
+    schedule(&shared);
 }
 
 /// The key the records a restore could not read are set aside under.
@@ -474,6 +520,9 @@ fn give_up(shared: &Shared, why: String) {
     if let Ok(mut s) = shared.try_borrow_mut() {
         let d = &mut s.durable;
         d.phase = Phase::Memory;
+        if let Some(early) = &mut d.early {
+            early.drop_own();
+        }
         d.error = Some((u64::MAX, format!("storage: {why}")));
         d.version += 1;
         if let Some(release) = d.release.take() {
@@ -484,11 +533,25 @@ fn give_up(shared: &Shared, why: String) {
 }
 
 /// Replaces the engine by the restored queue, with the changes queued meanwhile queued again behind it.
-fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
+fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, orphans: &[JsValue]) -> Result<(), String> {
     s.durable.phase = Phase::Durable;
     s.durable.version += 1;
     s.durable.journal.touch_all();
-    let Some(stored) = stored else { return Ok(()) };
+    if stored.is_none() && orphans.is_empty() {
+        return Ok(());
+    }
+    let had_stored = stored.is_some();
+    let stored = match stored {
+        Some(stored) => stored,
+        // Nothing stored, but dead pages' early changes: an empty queue to queue them in.
+        None => Stored {
+            snapshot: Engine::new(s.engine.config().clone()).map_err(|e| e.to_string())?.export(),
+            client_id: None,
+            owner: None,
+            skipped: Vec::new(),
+            remote_cursor: None,
+        },
+    };
     if let (Some(mine), Some(theirs)) = (&s.durable.owner, &stored.owner) {
         if mine != theirs {
             return Err(format!(
@@ -501,6 +564,16 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
         Engine::restore(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
     engine.set_online(s.engine.is_online());
     engine.set_paused(s.engine.stats().is_paused);
+    for record in orphans {
+        let Ok(Some(early)) = journal::replay(vec![stored_record(record)]) else { continue };
+        // Never another user's changes.
+        if early.owner.as_ref().is_some_and(|theirs| s.durable.owner.as_ref().is_some_and(|mine| mine != theirs)) {
+            continue;
+        }
+        for saved in &early.snapshot.entries {
+            enqueue_again(&mut engine, saved);
+        }
+    }
     for saved in s.engine.export().entries {
         // Nothing was sent before the restore, so every entry is a pending one.
         enqueue_again(&mut engine, &saved);
@@ -517,8 +590,10 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>) -> Result<(), String> {
         s.durable.owner = stored.owner;
     }
     // Issue 11: catch-up goes on from where the stored cursor says.
-    s.durable.journal.set_remote_cursor(stored.remote_cursor.clone());
-    super::pull::restored(s, stored.remote_cursor);
+    if had_stored {
+        s.durable.journal.set_remote_cursor(stored.remote_cursor.clone());
+        super::pull::restored(s, stored.remote_cursor);
+    }
     // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
     if !s.waiters.is_empty() {
         let watermark = engine.flush_all(js::now());
@@ -610,12 +685,19 @@ pub fn write(shared: &Shared) -> Option<Promise> {
     if shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Follower) {
         return write_inbox(shared);
     }
-    let (store, key, written, number, drained) = {
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        if s.durable.phase == Phase::Restoring {
+            save_early(&mut s);
+            return None;
+        }
+    }
+    let (store, key, written, number, drained, epoch) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.phase != Phase::Durable || s.durable.clearing {
             return None;
         }
+        let epoch = s.durable.early.as_ref().map(super::early::Early::epoch);
         let store = s.durable.store.clone()?;
         let owner = s.durable.owner.clone();
         let written = s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?;
@@ -623,7 +705,7 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         s.durable.writes += 1;
         let key = s.durable.key.clone()?;
         let drained: Array = s.durable.tabs.undeleted.iter().map(|(_, key)| key.clone()).collect();
-        (store, key, (value, replace), s.durable.writes, drained)
+        (store, key, (value, replace), s.durable.writes, drained, epoch)
     };
     let deleting = drained.length() as usize;
     let (value, replace) = written;
@@ -646,6 +728,9 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         match result {
             Ok(()) => {
                 d.failures = 0;
+                if let (Some(early), Some(epoch)) = (&mut d.early, epoch) {
+                    early.stored(epoch);
+                }
                 // The inbox records this write deleted (those taken in since are still to delete).
                 let deleted = deleting.min(d.tabs.undeleted.len());
                 d.tabs.undeleted.drain(..deleted);
@@ -699,15 +784,38 @@ fn retry_later(shared: &Shared) {
     });
 }
 
+/// While the restore decides, the tick keeps the whole queue in the early entry (src/web/early.rs): nothing
+/// else can be stored by the end of the task.
+fn save_early(s: &mut State) {
+    let (Some(key), false) = (s.durable.key.clone(), s.durable.clearing) else { return };
+    let version = s.engine.version();
+    if !s.durable.early.as_ref().is_some_and(|early| early.changed(version)) {
+        return;
+    }
+    s.durable.journal.touch_all();
+    let owner = s.durable.owner.clone();
+    let value = if s.engine.export_refs().is_empty() {
+        None
+    } else {
+        s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref()).map(|w| stored_value(&w))
+    };
+    // The restore's adoption writes the whole queue again (`adopt` touches everything).
+    s.durable.journal.touch_all();
+    if let Some(early) = &mut s.durable.early {
+        early.save(&key, version, value.as_ref());
+    }
+}
+
 /// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
 /// leader's state is what it shows). A failed write puts them back, to be tried again with the next tick.
 fn write_inbox(shared: &Shared) -> Option<Promise> {
-    let (store, key, value, due) = {
+    let (store, key, value, due, epoch) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.clearing || s.durable.journal.is_empty() || s.engine.export_refs().is_empty() {
             return None;
         }
+        let epoch = s.durable.early.as_ref().map(super::early::Early::epoch);
         s.durable.journal.touch_all();
         let owner = s.durable.owner.clone();
         let value = stored_value(&s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?);
@@ -716,7 +824,7 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         let due = s.engine.poll_timeout();
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
         drop_queue(s);
-        (s.durable.store.clone()?, s.durable.key.clone()?, value, due)
+        (s.durable.store.clone()?, s.durable.key.clone()?, value, due, epoch)
     };
     if let Some(due) = due {
         super::tabs::wake_leader_at(shared, due);
@@ -738,6 +846,9 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         match result {
             Ok(_) => {
                 s.durable.failures = 0;
+                if let (Some(early), Some(epoch)) = (&mut s.durable.early, epoch) {
+                    early.stored(epoch);
+                }
                 if s.durable.error.take().is_some() {
                     s.durable.version += 1;
                 }
@@ -821,6 +932,9 @@ pub fn release(s: &mut State) {
     if let Some(listeners) = s.durable.lifecycle.take() {
         listeners.remove();
     }
+    if let Some(early) = &mut s.durable.early {
+        early.release();
+    }
     s.durable.tabs.close();
     if let Some(release) = s.durable.release.take() {
         let _ = release.call0(&JsValue::UNDEFINED);
@@ -833,6 +947,9 @@ pub fn clear(shared: &Shared) -> Promise {
         return Promise::reject(&js::error("RecordSync: re-entrant call while the instance is busy"));
     };
     s.durable.clearing = true;
+    if let Some(early) = &mut s.durable.early {
+        early.drop_own();
+    }
     let (Some(store), Some(key)) = (s.durable.store.clone(), s.durable.key.clone()) else {
         return Promise::resolve(&JsValue::UNDEFINED);
     };

@@ -93,6 +93,75 @@ for (const mode of ["rpc", "rest"]) {
       }
     });
 
+    test("changes queued in the task that constructed the instance survive a reload in that task", async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await openPage(context, site.url);
+        const before = await written();
+        const prefix = `early-${mode}-`;
+        const navigated = page.waitForEvent("load");
+        // Construct, queue and reload in one task: the restore has not even opened IndexedDB yet.
+        await page
+          .evaluate(({ url, mode, user, token, prefix }) => {
+            window.t.token = token;
+            const sync = window.t.create({ url, mode, user });
+            for (let i = 0; i < 200; i++) sync.queueLowChange("user_preferences", `${prefix}${i}`, "upsert", { id: `${prefix}${i}`, theme: `e${i}` });
+            sync.queueLowChange("user_preferences", `${prefix}0`, "update", { theme: "last" });
+            location.reload();
+          }, { url: server.restUrl, mode, user: USER_A, token: tokenA, prefix })
+          .catch(() => {});
+        await navigated;
+        await page.waitForFunction(() => window.ready === true);
+        assert.equal(await create(page, { mode }), true);
+        assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 200, "the dead page's changes, merged per record");
+        assert.deepEqual(await flush(page), { confirmed: 200, failed: 0 });
+        const rows = await rowsOf(tokenA, prefix);
+        assert.equal(rows.length, 200);
+        assert.equal(rows.find((r) => r.id === `${prefix}0`).theme, "last");
+        assert.equal((await written()) - before, 200, "each applied once");
+        // Taken in once: a third instance finds nothing left over.
+        await page.reload();
+        await page.waitForFunction(() => window.ready === true);
+        assert.equal(await create(page, { mode }), true);
+        assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 0);
+        assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("record-sync:")).length), 0, "no early entry is left");
+      } finally {
+        await context.close();
+      }
+    });
+
+    test("a second tab closed before it follows: the tab holding the queue takes its changes in", async () => {
+      const context = await browser.newContext();
+      try {
+        const leader = await openPage(context, site.url);
+        assert.equal(await create(leader, { mode }), true);
+        const before = await written();
+        const prefix = `early-tab-${mode}-`;
+        const second = await openPage(context, site.url);
+        await second.evaluate(({ url, mode, user, token, prefix }) => {
+          window.t.token = token;
+          const sync = window.t.create({ url, mode, user });
+          for (let i = 0; i < 50; i++) sync.queueLowChange("user_preferences", `${prefix}${i}`, "upsert", { id: `${prefix}${i}`, theme: "tab" });
+        }, { url: server.restUrl, mode, user: USER_A, token: tokenA, prefix });
+        // Gone well within the 100 ms it waits before it follows.
+        await second.close();
+        const taken = await leader.evaluate(async (prefix) => {
+          for (let i = 0; i < 300; i++) {
+            if (window.t.sync.pendingChanges().filter((p) => p.id.startsWith(prefix)).length === 50) return true;
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return false;
+        }, prefix);
+        assert.equal(taken, true, "the leader queued the closed tab's 50 changes");
+        assert.deepEqual(await flush(leader), { confirmed: 50, failed: 0 });
+        assert.equal((await rowsOf(tokenA, prefix)).length, 50);
+        assert.equal((await written()) - before, 50, "each applied once");
+        assert.equal(await leader.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("record-sync:")).length), 0);
+      } finally {
+        await context.close();
+      }
+    });
+
     test("user A's changes are never sent with user B's token, and arrive when A is back", async () => {
       const context = await browser.newContext();
       try {
