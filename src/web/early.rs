@@ -26,6 +26,8 @@ extern "C" {
     fn early_orphans(user: &str) -> Promise;
     #[wasm_bindgen(js_name = earlyRemove)]
     fn early_remove(keys: Vec<String>);
+    #[wasm_bindgen(js_name = earlyClear)]
+    fn early_clear(user: &str);
     #[wasm_bindgen(js_name = earlyWatch)]
     fn early_watch(user: &str, on_orphan: &js_sys::Function) -> js_sys::Function;
 }
@@ -95,6 +97,13 @@ impl Early {
         if let Some(user) = self.saved.take() {
             early_drop(&user, self.instance);
         }
+    }
+
+    /// `clearPersisted()`: every early entry of `user` goes with the stored queue.
+    pub fn clear(&mut self, user: &str) {
+        self.saved = None;
+        self.orphans.clear();
+        early_clear(user);
     }
 
     /// The instance is destroyed: its entry, if any, is the next restore's.

@@ -593,6 +593,19 @@ export function earlyWatch(user, onOrphan) {
   return () => clearInterval(timer);
 }
 
+/** clearPersisted(): every early entry of `user` goes, as the stored queue and the inbox do. */
+export function earlyClear(user) {
+  try {
+    const prefix = `${EARLY}${user}\u0000`;
+    const keys = [];
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      if (key?.startsWith(prefix)) keys.push(key);
+    }
+    for (const key of keys) localStorage.removeItem(key);
+  } catch {}
+}
+
 export function earlyRemove(keys) {
   try {
     for (const key of keys) localStorage.removeItem(key);

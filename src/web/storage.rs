@@ -947,8 +947,12 @@ pub fn clear(shared: &Shared) -> Promise {
         return Promise::reject(&js::error("RecordSync: re-entrant call while the instance is busy"));
     };
     s.durable.clearing = true;
+    let key = s.durable.key.clone();
     if let Some(early) = &mut s.durable.early {
-        early.drop_own();
+        match &key {
+            Some(key) => early.clear(key),
+            None => early.drop_own(),
+        }
     }
     let (Some(store), Some(key)) = (s.durable.store.clone(), s.durable.key.clone()) else {
         return Promise::resolve(&JsValue::UNDEFINED);

@@ -698,6 +698,28 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("clearPersisted() right after construction drops the early changes too: a reload restores nothing", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      await page.evaluate(async ({ url, user, token }) => {
+        window.t.token = token;
+        const sync = window.t.create({ url, mode: "rpc", user });
+        for (let i = 0; i < 20; i++) sync.queueLowChange("user_preferences", `cleared-early-${i}`, "upsert", { id: `cleared-early-${i}` });
+        await Promise.resolve();
+        if (!Object.keys(localStorage).some((k) => k.startsWith("record-sync:early:"))) throw new Error("no early entry was kept");
+        await sync.clearPersisted();
+      }, { url: server.restUrl, user: USER_A, token: tokenA });
+      await page.reload();
+      await page.waitForFunction(() => window.ready === true);
+      assert.equal(await create(page), true);
+      assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 0);
+      assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("record-sync:")).length), 0);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a queue stored in format 2 (rows inline in the text) is restored and sent", async () => {
     const context = await browser.newContext();
     try {
