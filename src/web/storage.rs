@@ -389,11 +389,17 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         }
     }
-    // Dead pages' early entries (src/web/early.rs) are queued behind the stored queue, before this instance's.
+    // Changes queued elsewhere before this instance's own are queued behind the stored queue and before them:
+    // the inbox (a follower's changes the last holder had not taken in yet: taken in after this instance's,
+    // an older write of a record would land on top of a newer one) and dead pages' early entries
+    // (src/web/early.rs).
+    let owner = shared.try_borrow().ok().and_then(|s| s.durable.owner());
+    let (inbox_keys, mut earlier) = read_inbox(&store, &key, owner.as_deref()).await;
     let (orphan_keys, orphans) = match shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
         true => super::early::orphans(&key).await,
         false => (Vec::new(), Vec::new()),
     };
+    earlier.extend(orphans);
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -420,7 +426,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 if s.destroyed {
                     return;
                 }
-                if let Err(why) = adopt(&mut s, stored, &orphans) {
+                if let Err(why) = adopt(&mut s, stored, &earlier) {
                     drop(s);
                     give_up(&shared, why);
                     return;
@@ -428,6 +434,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 if !skipped.is_empty() {
                     s.durable.notice = Some(set_aside(&store, &key, &values, &skipped));
                     s.durable.version += 1;
+                }
+                // Deleted by the next write, which stores them in the queue; the inbox reader skips them meanwhile.
+                for key in inbox_keys {
+                    let text = js::json_text(&key).unwrap_or_default();
+                    s.durable.tabs.undeleted.push((text, key));
                 }
                 if let Some(early) = &mut s.durable.early {
                     early.taken_in(orphan_keys);
@@ -446,6 +457,31 @@ async fn restore(weak: Weak<RefCell<State>>) {
             schedule(&shared);
         }
     }
+}
+
+/// The inbox records of the user's own changes (another user's stay for a tab of theirs): their keys, and the
+/// records. Nothing where the store has no inbox or it cannot be read (the inbox reader takes them in later).
+async fn read_inbox(store: &Store, key: &str, owner: Option<&str>) -> (Vec<JsValue>, Vec<JsValue>) {
+    let (mut keys, mut records) = (Vec::new(), Vec::new());
+    let Ok(read) = get(&store.this, "readInbox").dyn_into::<Function>() else { return (keys, records) };
+    let Ok(promise) = read.call1(&store.this, &JsValue::from_str(key)) else { return (keys, records) };
+    let Ok(read) = JsFuture::from(Promise::resolve(&promise)).await else { return (keys, records) };
+    let (found_keys, found) = (get(&read, "keys"), get(&read, "records"));
+    if !Array::is_array(&found_keys) || !Array::is_array(&found) {
+        return (keys, records);
+    }
+    let found_keys = Array::from(&found_keys);
+    for (index, record) in Array::from(&found).iter().enumerate() {
+        // Another user's stay for a tab of theirs; an unreadable one is left to the inbox reader, which says so.
+        let Ok(Some(stored)) = journal::replay(vec![stored_record(&record)]) else { continue };
+        let foreign = stored.owner.is_some_and(|theirs| owner.is_some_and(|mine| mine != theirs));
+        if foreign || !stored.skipped.is_empty() {
+            continue;
+        }
+        keys.push(found_keys.get(index as u32));
+        records.push(record);
+    }
+    (keys, records)
 }
 
 /// A page that kept early changes (src/web/early.rs) died while this tab holds the queue: its changes are

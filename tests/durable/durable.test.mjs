@@ -720,6 +720,34 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("a follower's change still in the inbox when the queue changes hands lands under the new holder's newer one", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const id = `inbox-order-${Date.now()}`;
+      // A change another tab left in the inbox (its leader closed before taking it in), as that tab wrote it.
+      const now = Date.now();
+      const m = JSON.stringify({ v: 3, c: "client-gone", n: 2, r: false, w: [{ t: "user_preferences", i: id, e: [{ o: "upsert", d: 0, p: "low", q: 1, s: 1, a: now, e: now + 300000, n: 0, c: 1 }] }] });
+      await page.evaluate(({ user, record }) => window.t.idb((store) => store.put(record, [`${user}\u0000inbox`, Date.now(), "gone", 0])), { user: USER_A, record: { m, r: [{ id, theme: "older" }] } });
+      // The next holder's own change to the same record, queued while it restores: the newer one.
+      const sent = await page.evaluate(async ({ url, user, token, id }) => {
+        window.t.token = token;
+        const sync = window.t.create({ url, mode: "rpc", user });
+        sync.queueLowChange("user_preferences", id, "upsert", { id, theme: "newer" });
+        await window.t.durable(sync);
+        const summary = await sync.forceSyncAll();
+        return summary.failed.length;
+      }, { url: server.restUrl, user: USER_A, token: tokenA, id });
+      assert.equal(sent, 0);
+      const [row] = await rowsOf(tokenA, id);
+      assert.equal(row.theme, "newer", "the inbox's older change went first");
+      const inbox = await page.evaluate((user) => window.t.idb((store) => store.count(IDBKeyRange.bound([`${user}\u0000inbox`], [`${user}\u0000inbox`, []]))), USER_A);
+      assert.equal(inbox, 0, "the inbox record was deleted once stored in the queue");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a queue stored in format 2 (rows inline in the text) is restored and sent", async () => {
     const context = await browser.newContext();
     try {
