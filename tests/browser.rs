@@ -602,6 +602,15 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
             "data has an invalid",
         ),
         ("t".into(), "1".into(), "upsert".into(), made("return { ['\\0']: 1 };"), none(), "data has an invalid"),
+        // A lone surrogate would come out as U+FFFD: "k\ud800" and "k\udbff" would be one record.
+        (
+            "t".into(),
+            made("return 'k\\ud800';"),
+            "upsert".into(),
+            made("return { a: 1 };"),
+            none(),
+            "id must be well-formed",
+        ),
         (
             "t".into(),
             "1".into(),
@@ -627,6 +636,9 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
         error_text(&error)
     );
     assert_eq!((stringify(&sync.pending_changes().unwrap()), stat(&sync, "totalChanges")), before, "queue untouched");
+    // A U+FFFD of its own is text like any other.
+    let replacement = sync.queue_change("t".into(), "k\u{FFFD}".into(), "upsert".into(), js(json!({"a": 1})), none());
+    assert!(replacement.is_ok(), "{:?}", replacement.err().map(|e| error_text(&e)));
     // Other methods.
     assert!(sync.retry_failed("x".into()).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.subscribe(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());

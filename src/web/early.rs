@@ -66,12 +66,23 @@ impl Early {
 
     /// Keeps the instance's whole queue as its entry (`record`: what the journal wrote for it), or drops the
     /// entry when the queue is empty.
-    pub fn save(&mut self, user: &str, version: u64, record: Option<&JsValue>) {
+    /// Whether it is kept (false: localStorage is full or not to be had, and a reload now loses the changes).
+    pub fn save(&mut self, user: &str, version: u64, record: Option<&JsValue>) -> bool {
         self.epoch += 1;
         self.version = Some(version);
         match record {
-            Some(record) if early_save(user, self.instance, record) => self.saved = Some(user.to_owned()),
-            _ => self.drop_own(),
+            Some(record) if early_save(user, self.instance, record) => {
+                self.saved = Some(user.to_owned());
+                true
+            }
+            Some(_) => {
+                self.drop_own();
+                false
+            }
+            None => {
+                self.drop_own();
+                true
+            }
         }
     }
 

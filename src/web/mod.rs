@@ -402,8 +402,16 @@ impl RecordSync {
         }
         let table_name =
             table.as_string().ok_or_else(|| bad(format!("table must be a string, not {}", js::describe(table))))?;
-        let id = if let Some(id) = id.as_string() {
-            id
+        let id = if let Some(text) = id.as_string() {
+            // A lone surrogate comes out of the JS string as U+FFFD: two ids would become one record, and a
+            // delete would go to another row. Checked only when there is a U+FFFD, which is rare and cheap to see.
+            if text.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes()) && !row::is_well_formed(id) {
+                return Err(bad(format!(
+                    "id must be well-formed text, not {} (it holds a lone surrogate)",
+                    js::describe(id)
+                )));
+            }
+            text
         } else if id.as_f64().is_some_and(f64::is_finite) {
             js::number_to_string(id)
         } else {

@@ -105,6 +105,12 @@ export function rowJson(row) {
   }
 }
 
+/** Whether `text` holds no lone surrogate. */
+export function isWellFormed(text) {
+  if (typeof text.isWellFormed === "function") return text.isWellFormed();
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/.test(text);
+}
+
 /** A row from JSON text, or null if the text is not a JSON object. */
 export function parseRow(text) {
   try {

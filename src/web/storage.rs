@@ -837,8 +837,14 @@ fn save_early(s: &mut State) {
     };
     // The restore's adoption writes the whole queue again (`adopt` touches everything).
     s.durable.journal.touch_all();
-    if let Some(early) = &mut s.durable.early {
-        early.save(&key, version, value.as_ref());
+    let d = &mut s.durable;
+    let kept = d.early.as_mut().is_none_or(|early| early.save(&key, version, value.as_ref()));
+    if !kept && d.error.is_none() {
+        // Cleared by the first write that stores the queue, as other storage errors are.
+        let why = "storage: the changes queued while the stored queue is read could not be kept in localStorage \
+                   (full, or not to be had); until the restore ends, a reload loses them";
+        d.error = Some((d.writes, why.to_owned()));
+        d.version += 1;
     }
 }
 
@@ -954,7 +960,8 @@ pub fn stats(s: &State) -> JsValue {
     set("durable", JsValue::from_bool(durable));
     set("restoring", JsValue::from_bool(d.phase == Phase::Restoring));
     set("user", d.owner.as_deref().map_or(JsValue::NULL, JsValue::from_str));
-    set("leader", JsValue::from_bool(d.phase != Phase::Follower));
+    // Not while restoring: another tab may hold the queue, and this one sends nothing before it knows.
+    set("leader", JsValue::from_bool(!matches!(d.phase, Phase::Follower | Phase::Restoring)));
     if let Some((_, why)) = &d.error {
         set("lastError", JsValue::from_str(why));
     } else if let Some(why) = d.notice.as_ref().filter(|_| js::get(&value, "lastError").is_null()) {

@@ -234,7 +234,8 @@ export interface SyncStats {
   /** Changes handed to `onRemoteChanges` listeners since the instance was created. */
   remoteChangesReceived: number;
   /** This tab sends the queue. False in a tab that follows another tab of the same user: its changes go to the
-   *  shared queue through IndexedDB, and the figures, `pendingChanges()` and `failedChanges()` are that tab's. */
+   *  shared queue through IndexedDB, and the figures, `pendingChanges()` and `failedChanges()` are that tab's.
+   *  False too while the stored queue is being read (`restoring`): the tab does not know yet who holds it. */
   leader: boolean;
 }
 
