@@ -14,7 +14,7 @@ use wasm_bindgen_futures::spawn_local;
 
 use super::js::{self, error_message};
 use super::options::{HttpTransport, Transport};
-use super::{schedule, timeout, Shared};
+use super::{schedule, storage, timeout, Shared};
 
 /// The token to send with, or why there is none.
 pub enum Token {
@@ -112,6 +112,9 @@ pub fn ask_now(shared: &Shared) {
                 return;
             }
             match result {
+                // Another user's token is no token for this queue: the wait (and its `needsAuth`) goes on, with
+                // backoff, instead of ending here and starting again when the send path refuses it.
+                Ok(Token::Bearer(bearer)) if !storage::is_owners(&s, &bearer) => true,
                 Ok(_) => {
                     s.auth.failures = 0;
                     s.engine.set_needs_auth(None);

@@ -209,6 +209,40 @@ for (const mode of ["rpc", "rest"]) {
   });
 }
 
+describe("another user's token while the queue waits for its owner", () => {
+  test("needsAuth stays true and getAccessToken is asked with backoff, not every second", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const seen = await page.evaluate(async ({ url, user, tokenB }) => {
+        const asks = [];
+        const t0 = performance.now();
+        const sync = new window.t.rs.RecordSync({
+          user,
+          transport: { url, apiKey: "dev-anon-key", mode: "rpc", getAccessToken: () => (asks.push(performance.now() - t0), tokenB) },
+        });
+        await window.t.durable(sync);
+        sync.queueCriticalChange("user_preferences", "other-token-1", "upsert", { id: "other-token-1" });
+        let cleared = 0;
+        for (let i = 0; i < 70; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          if (!sync.stats().needsAuth) cleared++;
+        }
+        const s = sync.stats();
+        sync.destroy();
+        return { asks, cleared, pending: s.pending, sent: window.t.sent.length };
+      }, { url: server.restUrl, user: USER_A, tokenB });
+      assert.equal(seen.cleared, 0, "needsAuth never went false while only B's token was to be had");
+      assert.ok(seen.asks.length >= 3, `asked ${seen.asks.length} times`);
+      const gap = seen.asks[2] - seen.asks[1];
+      assert.ok(gap >= 1500, `the third ask came ${Math.round(gap)} ms after the second: backoff doubles (1 s, 2 s, ...)`);
+      assert.deepEqual([seen.pending, seen.sent], [1, 0], "nothing was sent with B's token");
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe("whose queue it is without the user option (issue 9)", () => {
   /** Queues `count` inserts without user_id (the server files them under the token's user). */
   const inserts = (page, prefix, count) =>
