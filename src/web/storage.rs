@@ -399,7 +399,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
         true => super::early::orphans(&key).await,
         false => (Vec::new(), Vec::new()),
     };
-    earlier.extend(orphans);
+    earlier.extend(orphans.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten());
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -426,7 +426,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 if s.destroyed {
                     return;
                 }
-                if let Err(why) = adopt(&mut s, stored, &earlier) {
+                if let Err(why) = adopt(&mut s, stored, earlier) {
                     drop(s);
                     give_up(&shared, why);
                     return;
@@ -442,13 +442,12 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 }
                 if let Some(early) = &mut s.durable.early {
                     early.taken_in(orphan_keys);
-                    let weak = Rc::downgrade(&shared);
-                    let key = key.clone();
+                    let (weak, user) = (Rc::downgrade(&shared), key.clone());
                     early.watch(
-                        &key.clone(),
+                        &key,
                         Closure::new(move || {
-                            let (weak, key) = (weak.clone(), key.clone());
-                            spawn_local(async move { take_orphans(weak, key).await });
+                            let (weak, user) = (weak.clone(), user.clone());
+                            spawn_local(async move { take_orphans(weak, user).await });
                         }),
                     );
                 }
@@ -459,29 +458,34 @@ async fn restore(weak: Weak<RefCell<State>>) {
     }
 }
 
-/// The inbox records of the user's own changes (another user's stay for a tab of theirs): their keys, and the
-/// records. Nothing where the store has no inbox or it cannot be read (the inbox reader takes them in later).
-async fn read_inbox(store: &Store, key: &str, owner: Option<&str>) -> (Vec<JsValue>, Vec<JsValue>) {
-    let (mut keys, mut records) = (Vec::new(), Vec::new());
-    let Ok(read) = get(&store.this, "readInbox").dyn_into::<Function>() else { return (keys, records) };
-    let Ok(promise) = read.call1(&store.this, &JsValue::from_str(key)) else { return (keys, records) };
-    let Ok(read) = JsFuture::from(Promise::resolve(&promise)).await else { return (keys, records) };
+/// The writes of a record from elsewhere (an inbox record, a dead page's early entry) to queue again, or `None`
+/// when it cannot be read or holds another user's changes.
+fn own_entries(record: &JsValue, owner: Option<&str>) -> Option<Vec<SavedEntry>> {
+    let stored = journal::replay(vec![stored_record(record)]).ok()??;
+    let foreign = stored.owner.is_some_and(|theirs| owner.is_some_and(|mine| mine != theirs));
+    (!foreign && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
+}
+
+/// The inbox records of the user's own changes (another user's stay for a tab of theirs; an unreadable one is
+/// left to the inbox reader, which says so): their keys, and their writes. Nothing where the store has no inbox
+/// or it cannot be read (the inbox reader takes them in later).
+async fn read_inbox(store: &Store, key: &str, owner: Option<&str>) -> (Vec<JsValue>, Vec<SavedEntry>) {
+    let (mut keys, mut entries) = (Vec::new(), Vec::new());
+    let Ok(read) = get(&store.this, "readInbox").dyn_into::<Function>() else { return (keys, entries) };
+    let Ok(promise) = read.call1(&store.this, &JsValue::from_str(key)) else { return (keys, entries) };
+    let Ok(read) = JsFuture::from(Promise::resolve(&promise)).await else { return (keys, entries) };
     let (found_keys, found) = (get(&read, "keys"), get(&read, "records"));
     if !Array::is_array(&found_keys) || !Array::is_array(&found) {
-        return (keys, records);
+        return (keys, entries);
     }
     let found_keys = Array::from(&found_keys);
     for (index, record) in Array::from(&found).iter().enumerate() {
-        // Another user's stay for a tab of theirs; an unreadable one is left to the inbox reader, which says so.
-        let Ok(Some(stored)) = journal::replay(vec![stored_record(&record)]) else { continue };
-        let foreign = stored.owner.is_some_and(|theirs| owner.is_some_and(|mine| mine != theirs));
-        if foreign || !stored.skipped.is_empty() {
-            continue;
+        if let Some(own) = own_entries(&record, owner) {
+            keys.push(found_keys.get(index as u32));
+            entries.extend(own);
         }
-        keys.push(found_keys.get(index as u32));
-        records.push(record);
     }
-    (keys, records)
+    (keys, entries)
 }
 
 /// A page that kept early changes (src/web/early.rs) died while this tab holds the queue: its changes are
@@ -493,14 +497,9 @@ async fn take_orphans(weak: Weak<RefCell<State>>, key: String) {
     if s.destroyed || s.durable.phase != Phase::Durable || keys.is_empty() {
         return;
     }
-    for record in &records {
-        let Ok(Some(early)) = journal::replay(vec![stored_record(record)]) else { continue };
-        if early.owner.as_ref().is_some_and(|theirs| s.durable.owner.as_ref().is_some_and(|mine| mine != theirs)) {
-            continue;
-        }
-        for saved in &early.snapshot.entries {
-            requeue(&mut s, saved);
-        }
+    let owner = s.durable.owner();
+    for saved in records.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten() {
+        requeue(&mut s, &saved);
     }
     if let Some(early) = &mut s.durable.early {
         early.taken_in(keys);
@@ -568,18 +567,19 @@ fn give_up(shared: &Shared, why: String) {
     schedule(shared);
 }
 
-/// Replaces the engine by the restored queue, with the changes queued meanwhile queued again behind it.
-fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, orphans: &[JsValue]) -> Result<(), String> {
+/// Replaces the engine by the restored queue, with the writes queued elsewhere before (`earlier`: the inbox,
+/// dead pages' early entries) and then the changes queued meanwhile queued again behind it.
+fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>) -> Result<(), String> {
     s.durable.phase = Phase::Durable;
     s.durable.version += 1;
     s.durable.journal.touch_all();
-    if stored.is_none() && orphans.is_empty() {
+    if stored.is_none() && earlier.is_empty() {
         return Ok(());
     }
     let had_stored = stored.is_some();
     let stored = match stored {
         Some(stored) => stored,
-        // Nothing stored, but dead pages' early changes: an empty queue to queue them in.
+        // Nothing stored, but writes from elsewhere: an empty queue to queue them in.
         None => Stored {
             snapshot: Engine::new(s.engine.config().clone()).map_err(|e| e.to_string())?.export(),
             client_id: None,
@@ -600,15 +600,8 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, orphans: &[JsValue]) -> R
         Engine::restore(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
     engine.set_online(s.engine.is_online());
     engine.set_paused(s.engine.stats().is_paused);
-    for record in orphans {
-        let Ok(Some(early)) = journal::replay(vec![stored_record(record)]) else { continue };
-        // Never another user's changes.
-        if early.owner.as_ref().is_some_and(|theirs| s.durable.owner.as_ref().is_some_and(|mine| mine != theirs)) {
-            continue;
-        }
-        for saved in &early.snapshot.entries {
-            enqueue_again(&mut engine, saved);
-        }
+    for saved in &earlier {
+        enqueue_again(&mut engine, saved);
     }
     for saved in s.engine.export().entries {
         // Nothing was sent before the restore, so every entry is a pending one.
