@@ -17,6 +17,13 @@ extern "C" {
     pub fn console_error(message: &str, error: &JsValue);
 }
 
+#[wasm_bindgen(module = "/src/web/shell.js")]
+extern "C" {
+    /// Whether a JS string holds no lone surrogate (which would come out of it as U+FFFD).
+    #[wasm_bindgen(js_name = isWellFormed)]
+    pub fn is_well_formed(text: &JsValue) -> bool;
+}
+
 pub fn type_error(message: impl AsRef<str>) -> JsValue {
     js_sys::TypeError::new(message.as_ref()).into()
 }

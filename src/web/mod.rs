@@ -405,7 +405,7 @@ impl RecordSync {
         let id = if let Some(text) = id.as_string() {
             // A lone surrogate comes out of the JS string as U+FFFD: two ids would become one record, and a
             // delete would go to another row. Checked only when there is a U+FFFD, which is rare and cheap to see.
-            if text.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes()) && !row::is_well_formed(id) {
+            if text.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes()) && !js::is_well_formed(id) {
                 return Err(bad(format!(
                     "id must be well-formed text, not {} (it holds a lone surrogate)",
                     js::describe(id)

@@ -21,9 +21,6 @@ extern "C" {
     fn row_json(row: &Object) -> String;
     #[wasm_bindgen(js_name = parseRow)]
     fn parse_row(text: &str) -> JsValue;
-    /// Whether a JS string holds no lone surrogate (which would come out of it as U+FFFD).
-    #[wasm_bindgen(js_name = isWellFormed)]
-    pub fn is_well_formed(text: &JsValue) -> bool;
 }
 
 /// The column names the core reads (`last_changed`, the primary keys) as JS strings, made once: passing a

@@ -105,12 +105,6 @@ export function rowJson(row) {
   }
 }
 
-/** Whether `text` holds no lone surrogate. */
-export function isWellFormed(text) {
-  if (typeof text.isWellFormed === "function") return text.isWellFormed();
-  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/.test(text);
-}
-
 /** A row from JSON text, or null if the text is not a JSON object. */
 export function parseRow(text) {
   try {
@@ -119,6 +113,14 @@ export function parseRow(text) {
   } catch {
     return null;
   }
+}
+
+// ---- JS values (src/web/js.rs) ----
+
+/** Whether `text` holds no lone surrogate. */
+export function isWellFormed(text) {
+  if (typeof text.isWellFormed === "function") return text.isWellFormed();
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?:^|[^\ud800-\udbff])[\udc00-\udfff]/.test(text);
 }
 
 // ---- The queue store: IndexedDB and the tab lock (src/web/storage.rs) ----
@@ -512,8 +514,21 @@ const earlyPage = Math.random().toString(36).slice(2);
 const earlyLive = new Set();
 let earlyLocked = false;
 
+const earlyPrefix = (user) => `${EARLY}${user}\u0000`;
+
 function earlyKey(user, instance) {
-  return `${EARLY}${user}\u0000${earlyPage}\u0000${instance}`;
+  return `${earlyPrefix(user)}${earlyPage}\u0000${instance}`;
+}
+
+/** The keys of `user`'s early entries, of every page. Throws where localStorage does. */
+function earlyKeys(user) {
+  const prefix = earlyPrefix(user);
+  const keys = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const key = localStorage.key(i);
+    if (key?.startsWith(prefix)) keys.push(key);
+  }
+  return keys;
 }
 
 /** Keeps `record` (a stored record, see `record`) as the early queue of `instance`; false where localStorage is
@@ -547,12 +562,8 @@ export function earlyRelease(instance) {
  *  Locks only this page's are known to be dead. */
 export async function earlyOrphans(user) {
   try {
-    const prefix = `${EARLY}${user}\u0000`;
-    const keys = [];
-    for (let i = 0; i < localStorage.length; i++) {
-      const key = localStorage.key(i);
-      if (key?.startsWith(prefix)) keys.push(key);
-    }
+    const prefix = earlyPrefix(user);
+    const keys = earlyKeys(user);
     if (keys.length === 0) return [];
     // A lock asked for and not granted yet is a live page's too.
     const held = new Set();
@@ -586,14 +597,10 @@ export async function earlyOrphans(user) {
  *  so this finds nothing almost always, at the cost of a scan of localStorage's keys. Returns a function
  *  that stops watching. */
 export function earlyWatch(user, onOrphan) {
-  const prefix = `${EARLY}${user}\u0000`;
-  const own = `${prefix}${earlyPage}\u0000`;
+  const own = `${earlyPrefix(user)}${earlyPage}\u0000`;
   const timer = setInterval(() => {
     try {
-      for (let i = 0; i < localStorage.length; i++) {
-        const key = localStorage.key(i);
-        if (key?.startsWith(prefix) && !key.startsWith(own)) return onOrphan();
-      }
+      if (earlyKeys(user).some((key) => !key.startsWith(own))) onOrphan();
     } catch {}
   }, 1000);
   return () => clearInterval(timer);
@@ -602,13 +609,7 @@ export function earlyWatch(user, onOrphan) {
 /** clearPersisted(): every early entry of `user` goes, as the stored queue and the inbox do. */
 export function earlyClear(user) {
   try {
-    const prefix = `${EARLY}${user}\u0000`;
-    const keys = [];
-    for (let i = 0; i < localStorage.length; i++) {
-      const key = localStorage.key(i);
-      if (key?.startsWith(prefix)) keys.push(key);
-    }
-    for (const key of keys) localStorage.removeItem(key);
+    earlyRemove(earlyKeys(user));
   } catch {}
 }
 
