@@ -76,29 +76,6 @@ pub fn strip_feed_columns<P: Payload>(row: &mut P) {
     }
 }
 
-impl<P: Payload> RemoteChange<P> {
-    /// `{ table, id, op, row, version, own? }` as listeners get it (JSON, like the other views).
-    pub fn write_json(&self, out: &mut String) {
-        let mut o = ObjectWriter::new(out);
-        o.str("table", &self.table).str("id", &self.id);
-        o.str("op", if self.op == RemoteOp::Upsert { "upsert" } else { "delete" });
-        match &self.row {
-            Some(row) => row.write_json(o.key("row")),
-            None => {
-                o.raw("row", "null");
-            }
-        }
-        o.u64("version", self.version);
-        if self.own {
-            o.bool("own", true);
-        }
-        if self.conflict {
-            o.bool("conflict", true);
-        }
-        o.end();
-    }
-}
-
 /// Whether a record has a local change the server has not settled. The engine answers it; a tab that mirrors
 /// a shared queue may answer it from the mirror.
 pub trait LocalChanges {
