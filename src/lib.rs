@@ -5,6 +5,8 @@
 //! timers, `fetch` and storage is compiled only for wasm32.
 
 pub mod core;
+/// The JSON views JS sees of the core's types, in its camelCase names (compiled natively too, for the tests).
+mod views;
 
 /// The browser shell: the `RecordSync` class exported to JS (public so the wasm-bindgen tests can drive it).
 #[cfg(target_arch = "wasm32")]

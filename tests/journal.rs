@@ -192,7 +192,7 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
         ("{\"v\":4,\"c\":\"x\",\"n\":1,\"w\":[]}", "newer record-sync"),
         ("{\"version\":7,\"nextSeq\":1,\"entries\":[]}", "format version 7"),
     ] {
-        let error = replay::<Row>(texts(&[text])).unwrap_err();
+        let error = String::from(replay::<Row>(texts(&[text])).unwrap_err());
         assert!(error.contains(why), "{text}: {error}");
     }
     for (text, why) in [
@@ -203,11 +203,33 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
     ] {
         let stored = replay::<Row>(texts(&[text])).unwrap().unwrap();
         assert_eq!(stored.skipped.len(), 1, "{text}");
-        assert_eq!(stored.skipped[0].0, 0);
-        assert!(stored.skipped[0].1.contains(why), "{text}: {:?}", stored.skipped);
+        assert_eq!(stored.skipped[0].index, 0);
+        assert!(String::from(&stored.skipped[0]).contains(why), "{text}: {:?}", stored.skipped);
         assert!(stored.snapshot.entries.is_empty());
     }
     assert_eq!(replay::<Row>(Vec::new()).unwrap(), None);
+    // The typed reasons read as the texts the app saw when they were written with `format!`.
+    let message = |text: &str| match replay::<Row>(texts(&[text])) {
+        Err(error) => error.to_string(),
+        Ok(stored) => String::from(&stored.unwrap().skipped[0]),
+    };
+    assert_eq!(
+        message("{\"v\":4,\"c\":\"x\",\"n\":1,\"w\":[]}"),
+        "stored record 1 of 1: written by a newer record-sync (format 4; this one reads up to 3)"
+    );
+    assert_eq!(
+        message("{\"version\":7,\"nextSeq\":1,\"entries\":[]}"),
+        "stored record 1 of 1: format version 7 is not known"
+    );
+    assert_eq!(message("{\"hello\":1}"), "stored record 1 of 1: not a record-sync queue record");
+    assert_eq!(
+        message("{\"v\":2,\"c\":\"x\",\"n\":1,\"w\":[{\"t\":\"a\"}]}"),
+        "stored record 1 of 1: not a queue record (record.w[].i is missing or not a string)"
+    );
+    assert_eq!(
+        message("{\"version\":1}"),
+        "stored record 1 of 1: not a queue (snapshot.entries is missing or not an array)"
+    );
 }
 
 /// Format 3: an entry whose row the store did not give back (not an object, or missing) makes its record
@@ -223,7 +245,8 @@ fn a_record_whose_row_is_missing_is_skipped() {
     for rows in [vec![None], vec![]] {
         let stored = replay::<Row>(vec![StoredRecord { text: written.text.clone(), rows }]).unwrap().unwrap();
         assert_eq!(stored.skipped.len(), 1);
-        assert!(stored.skipped[0].1.contains("names no row stored with the record"), "{:?}", stored.skipped);
+        let why = String::from(&stored.skipped[0]);
+        assert!(why.contains("names no row stored with the record"), "{:?}", stored.skipped);
         assert!(stored.snapshot.entries.is_empty());
     }
 }
@@ -244,8 +267,8 @@ fn an_unreadable_record_between_readable_ones_costs_only_itself() {
     }
     let stored = replay(records).unwrap().unwrap();
     assert_eq!(stored.skipped.len(), 1);
-    assert_eq!(stored.skipped[0].0, 1);
-    assert!(stored.skipped[0].1.starts_with("stored record 2 of 3: not JSON"), "{:?}", stored.skipped);
+    assert_eq!(stored.skipped[0].index, 1);
+    assert!(String::from(&stored.skipped[0]).starts_with("stored record 2 of 3: not JSON"), "{:?}", stored.skipped);
     assert_eq!(stored.snapshot, engine.export());
 }
 

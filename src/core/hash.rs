@@ -58,12 +58,14 @@ impl Hasher for FoldHasher {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
 pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FoldHasher>>;
 
-/// The hash of a record key, as [`SlotIndex`] takes it.
-pub(crate) fn record_hash(table: u32, id: &str) -> u64 {
+/// The hash of a record key, as [`SlotIndex`] takes it: 32 bits, so that the queue can keep it beside a slot
+/// number in the padding of its send-order log, and remove or prefetch a bucket without reading the key again.
+pub(crate) fn record_hash(table: u32, id: &str) -> u32 {
     let mut hasher = FoldHasher::default();
     hasher.write_u32(table);
     hasher.write(id.as_bytes());
-    hasher.finish()
+    let hash = hasher.finish();
+    (hash ^ (hash >> 32)) as u32
 }
 
 /// Record keys to slots of the queue's slab, which holds the keys: each bucket is a slot number and 32 bits of
@@ -78,17 +80,13 @@ pub(crate) struct SlotIndex {
 }
 
 impl SlotIndex {
-    fn hash32(hash: u64) -> u64 {
-        (hash ^ (hash >> 32)) & 0xffff_ffff
-    }
-
     fn mask(&self) -> usize {
         self.buckets.len().wrapping_sub(1)
     }
 
     /// The slot whose key has `hash` and passes `is_key`.
-    pub fn find(&self, hash: u64, is_key: impl Fn(u32) -> bool) -> Option<u32> {
-        let (tag, mask) = (Self::hash32(hash), self.mask());
+    pub fn find(&self, hash: u32, is_key: impl Fn(u32) -> bool) -> Option<u32> {
+        let (tag, mask) = (u64::from(hash), self.mask());
         let mut at = tag as usize & mask;
         loop {
             let bucket = *self.buckets.get(at)?;
@@ -104,11 +102,11 @@ impl SlotIndex {
     }
 
     /// Adds `slot`, whose key (hashed to `hash`) is not in the index yet.
-    pub fn insert(&mut self, hash: u64, slot: u32) {
+    pub fn insert(&mut self, hash: u32, slot: u32) {
         if (self.len + 1) * 4 > self.buckets.len() * 3 {
             self.grow();
         }
-        self.place(Self::hash32(hash) << 32 | u64::from(slot.wrapping_add(1)));
+        self.place(u64::from(hash) << 32 | u64::from(slot.wrapping_add(1)));
         self.len += 1;
     }
 
@@ -132,10 +130,24 @@ impl SlotIndex {
         }
     }
 
+    /// Asks the CPU to bring in the bucket where a key that hashed to `hash` is found (or goes), so that a lookup
+    /// soon after does not wait for memory: with a million writes the buckets take 16 MB, and a take-due found
+    /// its bucket missing from the cache. A hint only: it does nothing on targets without the instruction.
+    pub fn prefetch(&self, hash: u32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(bucket) = self.buckets.get(hash as usize & self.mask()) {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: a prefetch reads nothing and cannot fault; the address is a live element besides.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(bucket).cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
     /// Takes `slot` (whose key hashed to `hash`) out, and moves back the buckets after it that probing would
     /// no longer reach.
-    pub fn remove(&mut self, hash: u64, slot: u32) {
-        let (tag, mask) = (Self::hash32(hash), self.mask());
+    pub fn remove(&mut self, hash: u32, slot: u32) {
+        let (tag, mask) = (u64::from(hash), self.mask());
         let wanted = tag << 32 | u64::from(slot.wrapping_add(1));
         let mut hole = tag as usize & mask;
         loop {

@@ -15,7 +15,7 @@
 
 use super::engine::Engine;
 use super::hash::{FastMap, FastSet};
-use super::json::{Json, ObjectWriter};
+use super::json::{write_u64, Json, JsonError, ObjectWriter};
 use super::payload::Payload;
 use super::read::Fields;
 use super::remote::SavedCursor;
@@ -175,15 +175,91 @@ pub struct Stored<P> {
     pub owner: Option<String>,
     /// Records that could not be read and were left out (their index among the texts, and why): one
     /// corrupt record costs its own writes, not the whole queue.
-    pub skipped: Vec<(usize, String)>,
+    pub skipped: Vec<RecordError>,
     /// Where catch-up of the remote feed had got to (issue 11).
     pub remote_cursor: Option<SavedCursor>,
+}
+
+/// A stored record that could not be read: its place among the records read (`index` from 0, of `count`)
+/// and what was wrong. The app reads it as a message ([`String::from`], or `Display`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordError {
+    pub index: usize,
+    pub count: usize,
+    pub problem: Unreadable,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unreadable {
+    NotJson(JsonError),
+    /// A whole-queue snapshot (format 1) the snapshot reader refused, with its reason.
+    NotAQueue(String),
+    /// A snapshot of a version this record-sync does not know.
+    SnapshotVersion(u32),
+    /// Written by a newer record-sync, in this format: the stored queue is not read at all.
+    Newer(u64),
+    /// Not a record-sync queue record at all.
+    NotOurs,
+    /// A record whose fields or entries are not a queue record's, with the reader's reason.
+    NotARecord(String),
+    /// Writes filed under another record than theirs: the record's table and id.
+    WrongRecord(String, String),
+}
+
+/// The app's message. Written without `format!`, like [`JsonError`]'s.
+impl From<&RecordError> for String {
+    fn from(e: &RecordError) -> String {
+        let mut m = String::from("stored record ");
+        write_u64(&mut m, e.index as u64 + 1);
+        m.push_str(" of ");
+        write_u64(&mut m, e.count as u64);
+        m.push_str(": ");
+        let (before, why, after) = match &e.problem {
+            Unreadable::NotJson(json) => return m + &String::from(*json),
+            Unreadable::NotAQueue(why) => ("not a queue (", why.as_str(), ")"),
+            Unreadable::SnapshotVersion(version) => {
+                m.push_str("format version ");
+                write_u64(&mut m, (*version).into());
+                ("", "", " is not known")
+            }
+            Unreadable::Newer(format) => {
+                m.push_str("written by a newer record-sync (format ");
+                write_u64(&mut m, *format);
+                m.push_str("; this one reads up to ");
+                write_u64(&mut m, FORMAT.into());
+                ("", "", ")")
+            }
+            Unreadable::NotOurs => ("not a record-sync queue record", "", ""),
+            Unreadable::NotARecord(why) => ("not a queue record (", why.as_str(), ")"),
+            Unreadable::WrongRecord(table, id) => {
+                m.push_str("writes filed under the wrong record ");
+                m.push_str(table);
+                ("/", id.as_str(), "")
+            }
+        };
+        m.push_str(before);
+        m.push_str(why);
+        m.push_str(after);
+        m
+    }
+}
+
+impl From<RecordError> for String {
+    fn from(e: RecordError) -> String {
+        String::from(&e)
+    }
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(self))
+    }
 }
 
 /// Reads the stored records, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not
 /// JSON, not ours) is left out and named in `skipped`; one in a newer format is an error naming it (a newer
 /// record-sync's queue must not be overwritten), and the shell then leaves storage as it is.
-pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<P>>, String> {
+pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<P>>, RecordError> {
     if stored.is_empty() {
         return Ok(None);
     }
@@ -193,11 +269,11 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     let mut remote_cursor = None;
     for (index, StoredRecord { text, mut rows }) in stored.into_iter().enumerate() {
-        let bad = |why: String| format!("stored record {} of {count}: {why}", index + 1);
+        let bad = |problem| RecordError { index, count, problem };
         let value = match Json::parse(&text) {
             Ok(value) => value,
             Err(e) => {
-                skipped.push((index, bad(e.into())));
+                skipped.push(bad(Unreadable::NotJson(e)));
                 continue;
             }
         };
@@ -205,12 +281,12 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
             let snapshot = match Snapshot::read(&value) {
                 Ok(snapshot) => snapshot,
                 Err(e) => {
-                    skipped.push((index, bad(format!("not a queue ({e})"))));
+                    skipped.push(bad(Unreadable::NotAQueue(e)));
                     continue;
                 }
             };
             if snapshot.version != SNAPSHOT_VERSION {
-                return Err(bad(format!("format version {} is not known", snapshot.version)));
+                return Err(bad(Unreadable::SnapshotVersion(snapshot.version)));
             }
             records.clear();
             for entry in snapshot.entries {
@@ -223,18 +299,16 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
         let version = value.get("v").and_then(Json::as_u64);
         match version {
             Some(2 | 3) => {}
-            Some(v) if v > u64::from(FORMAT) => {
-                return Err(bad(format!("written by a newer record-sync (format {v}; this one reads up to {FORMAT})")))
-            }
+            Some(v) if v > u64::from(FORMAT) => return Err(bad(Unreadable::Newer(v))),
             _ => {
-                skipped.push((index, bad("not a record-sync queue record".into())));
+                skipped.push(bad(Unreadable::NotOurs));
                 continue;
             }
         }
         let record = match read_record(&value, &mut rows) {
             Ok(record) => record,
-            Err(why) => {
-                skipped.push((index, bad(why)));
+            Err(problem) => {
+                skipped.push(bad(problem));
                 continue;
             }
         };
@@ -276,15 +350,12 @@ struct ReadRecord<P> {
 
 /// Format 2's entries hold their table, id and row; format 3's take the first two from their record and the row
 /// from `rows`.
-fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<ReadRecord<P>, String> {
-    let record = Fields::of(value, "record")?;
-    let compact = record.u64("v").map_err(|e| format!("not a queue record ({e})"))? >= 3;
-    fn not_a_record(e: impl Into<String>) -> String {
-        let mut message = String::from("not a queue record (");
-        message.push_str(&e.into());
-        message.push(')');
-        message
+fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<ReadRecord<P>, Unreadable> {
+    fn not_a_record(e: impl Into<String>) -> Unreadable {
+        Unreadable::NotARecord(e.into())
     }
+    let record = Fields::of(value, "record").map_err(not_a_record)?;
+    let compact = record.u64("v").map_err(not_a_record)? >= 3;
     let mut writes = Vec::new();
     for w in record.array("w").map_err(not_a_record)? {
         let w = Fields::of(w, "record.w[]").map_err(not_a_record)?;
@@ -297,7 +368,7 @@ fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<R
             .collect::<Result<_, _>>()
             .map_err(not_a_record)?;
         if entries.iter().any(|e| e.table != table || e.id != id) {
-            return Err(format!("writes filed under the wrong record {table}/{id}"));
+            return Err(Unreadable::WrongRecord(table.to_owned(), id.to_owned()));
         }
         writes.push((table.to_owned(), id.to_owned(), entries));
     }

@@ -18,7 +18,6 @@ pub mod remote;
 mod snapshot;
 mod sort;
 mod stats;
-mod views;
 pub mod wire;
 
 pub use backoff::Backoff;

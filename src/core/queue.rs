@@ -148,68 +148,87 @@ impl<T> Slab<T> {
 /// leaves a hole (slot `HOLE`) that the same order may fill again (a record whose entry is taken out and put
 /// back, merged or after a failed attempt), and the holes are squeezed out once they are as many as the
 /// entries. An order that finds neither the end nor its hole goes to `late`.
+///
+/// Each place also holds its entry's [`record_hash`], in what was the padding of `(u64, u32)`: a write found
+/// by its order (a due one) has its index bucket prefetched and removed without reading its key.
 #[derive(Default)]
 struct OrderLog {
-    log: Vec<(u64, u32)>,
+    log: Vec<Place>,
     /// Holes in `log`.
     holes: usize,
     /// Everything before this in `log` is a hole (the earliest writes leave first).
     head: usize,
+    /// (order, hash << 32 | slot)
     late: BTreeSet<(u64, u64)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Place {
+    order: u64,
+    slot: u32,
+    hash: u32,
 }
 
 const HOLE: u32 = u32::MAX;
 
+fn packed(slot: u32, hash: u32) -> u64 {
+    u64::from(hash) << 32 | u64::from(slot)
+}
+
 impl OrderLog {
     fn position(&self, order: u64) -> Result<usize, usize> {
-        self.log.binary_search_by_key(&order, |&(o, _)| o)
+        self.log.binary_search_by_key(&order, |place| place.order)
     }
 
-    fn insert(&mut self, order: u64, slot: u32) {
-        if self.log.last().is_none_or(|&(last, _)| last < order) {
-            self.log.push((order, slot));
+    fn insert(&mut self, order: u64, slot: u32, hash: u32) {
+        let place = Place { order, slot, hash };
+        if self.log.last().is_none_or(|last| last.order < order) {
+            self.log.push(place);
             return;
         }
         match self.position(order) {
-            Ok(at) if self.log.get(at).is_some_and(|&(_, s)| s == HOLE) => {
+            Ok(at) if self.log.get(at).is_some_and(|p| p.slot == HOLE) => {
                 if let Some(cell) = self.log.get_mut(at) {
-                    cell.1 = slot;
+                    *cell = place;
                 }
                 self.holes -= 1;
                 self.head = self.head.min(at);
             }
             _ => {
-                self.late.insert((order, slot.into()));
+                self.late.insert((order, packed(slot, hash)));
             }
         }
     }
 
-    fn remove(&mut self, order: u64, slot: u32) {
-        if self.late.remove(&(order, slot.into())) {
-            return;
+    /// Takes out the place of `slot` at `order`, and gives its hash.
+    fn remove(&mut self, order: u64, slot: u32) -> Option<u32> {
+        // An order is one entry's: the first place at or after it is the only one it can have in `late`.
+        let late = self.late.range((order, 0)..).next().copied();
+        if let Some(late) = late.filter(|&(at, packed)| at == order && packed as u32 == slot) {
+            self.late.remove(&late);
+            return Some((late.1 >> 32) as u32);
         }
-        let Some(cell) = self.position(order).ok().and_then(|at| self.log.get_mut(at)) else { return };
-        if cell.1 != slot {
-            return;
-        }
-        cell.1 = HOLE;
+        let cell = self.position(order).ok().and_then(|at| self.log.get_mut(at)).filter(|p| p.slot == slot)?;
+        cell.slot = HOLE;
+        let hash = cell.hash;
         self.holes += 1;
         if self.holes * 2 > self.log.len() {
-            self.log.retain(|&(_, slot)| slot != HOLE);
+            self.log.retain(|p| p.slot != HOLE);
             (self.holes, self.head) = (0, 0);
         }
-        while self.log.get(self.head).is_some_and(|&(_, slot)| slot == HOLE) {
+        while self.log.get(self.head).is_some_and(|p| p.slot == HOLE) {
             self.head += 1;
         }
+        Some(hash)
     }
 
-    fn slot_at(&self, order: u64) -> Option<u32> {
-        let in_log = self.position(order).ok().and_then(|at| self.log.get(at)).map(|&(_, slot)| slot);
-        match in_log {
-            Some(slot) if slot != HOLE => Some(slot),
+    /// The slot at `order`, and its entry's hash.
+    fn slot_at(&self, order: u64) -> Option<(u32, u32)> {
+        match self.position(order).ok().and_then(|at| self.log.get(at)) {
+            Some(p) if p.slot != HOLE => Some((p.slot, p.hash)),
             _ => {
-                let &(at, slot) = self.late.range((order, 0)..).next()?;
-                (at == order).then_some(slot as u32)
+                let &(at, packed) = self.late.range((order, 0)..).next()?;
+                (at == order).then_some((packed as u32, (packed >> 32) as u32))
             }
         }
     }
@@ -217,8 +236,8 @@ impl OrderLog {
     /// (order, slot) in send order.
     fn iter(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         let log = self.log.get(self.head..).unwrap_or_default().iter();
-        let mut log = log.filter(|&&(_, slot)| slot != HOLE).copied().peekable();
-        let mut late = self.late.iter().map(|&(order, slot)| (order, slot as u32)).peekable();
+        let mut log = log.filter(|p| p.slot != HOLE).map(|p| (p.order, p.slot)).peekable();
+        let mut late = self.late.iter().map(|&(order, packed)| (order, packed as u32)).peekable();
         std::iter::from_fn(move || match (log.peek(), late.peek()) {
             (Some(a), Some(b)) if b.0 < a.0 => late.next(),
             (Some(_), _) => log.next(),
@@ -275,9 +294,12 @@ impl<P> Queue<P> {
         self.entries.get(slot)
     }
 
-    /// The slot of the entry at `order` in the send order.
+    /// The slot of the entry at `order` in the send order. Its index bucket is prefetched: the caller is
+    /// choosing what to send, and will take it out soon.
     pub fn slot_at(&self, order: u64) -> Option<u32> {
-        self.by_order.slot_at(order)
+        let (slot, hash) = self.by_order.slot_at(order)?;
+        self.slots.prefetch(hash);
+        Some(slot)
     }
 
     /// Adds an entry for a record that has none here.
@@ -287,7 +309,7 @@ impl<P> Queue<P> {
             (record_hash(entry.key.0, &entry.key.1), entry.key.0, entry.order, entry.deadline, entry.priority);
         let slot = self.entries.put(entry);
         self.slots.insert(hash, slot);
-        self.by_order.insert(order, slot);
+        self.by_order.insert(order, slot, hash);
         self.len += 1;
         self.due.insert((deadline, order));
         if let Some(orders) = self.by_table.get_mut(&table) {
@@ -302,8 +324,8 @@ impl<P> Queue<P> {
 
     pub fn remove_slot(&mut self, slot: u32) -> Option<Entry<P>> {
         let entry = self.entries.take(slot)?;
-        self.slots.remove(record_hash(entry.key.0, &entry.key.1), slot);
-        self.by_order.remove(entry.order, slot);
+        let hash = self.by_order.remove(entry.order, slot).unwrap_or_else(|| record_hash(entry.key.0, &entry.key.1));
+        self.slots.remove(hash, slot);
         self.len -= 1;
         self.due.remove(&(entry.deadline, entry.order));
         if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
@@ -358,7 +380,7 @@ impl<P> Queue<P> {
         for (deadline, order) in late {
             self.due.remove(&(deadline, order));
             self.due.insert((now, order));
-            if let Some(Some(entry)) = self.slot_at(order).and_then(|slot| self.entries.cell(slot)) {
+            if let Some(Some(entry)) = self.by_order.slot_at(order).and_then(|(slot, _)| self.entries.cell(slot)) {
                 entry.deadline = now;
             }
         }
@@ -383,26 +405,26 @@ mod tests {
         for step in 0..20_000u32 {
             match rng.u8(..10) {
                 0..=3 => {
-                    log.insert(next, step);
+                    log.insert(next, step, step ^ 7);
                     model.insert(next, step);
                     next += 1 + rng.u64(..3);
                 }
                 4..=6 if !model.is_empty() => {
                     let order = *model.keys().nth(rng.usize(..model.len())).unwrap();
                     let slot = model.remove(&order).unwrap();
-                    log.remove(order, slot);
+                    assert_eq!(log.remove(order, slot), Some(slot ^ 7));
                     gone.push(order);
                 }
                 _ if !gone.is_empty() => {
                     let order = gone.swap_remove(rng.usize(..gone.len()));
-                    log.insert(order, step);
+                    log.insert(order, step, step ^ 7);
                     model.insert(order, step);
                 }
                 _ => {}
             }
             assert_eq!(log.min_order(), model.keys().next().copied(), "step {step}");
             let probe = rng.u64(..next + 1);
-            assert_eq!(log.slot_at(probe), model.get(&probe).copied(), "step {step}");
+            assert_eq!(log.slot_at(probe), model.get(&probe).map(|&slot| (slot, slot ^ 7)), "step {step}");
         }
         assert_eq!(log.iter().collect::<Vec<_>>(), model.into_iter().collect::<Vec<_>>());
         assert!(!log.late.is_empty(), "the late path was taken");

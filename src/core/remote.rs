@@ -28,9 +28,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::engine::Engine;
-use super::json::{quoted, write_array, Json, ObjectWriter};
+use super::json::{write_array, write_str, Json, JsonError, ObjectWriter};
 use super::payload::{Column, Payload};
-use super::read::Fields;
+use super::read::{FieldError, Fields};
 use super::wire::id_text;
 
 /// Columns the feed's trigger adds to every table; the app never sees them.
@@ -76,27 +76,124 @@ pub fn strip_feed_columns<P: Payload>(row: &mut P) {
     }
 }
 
-impl<P: Payload> RemoteChange<P> {
-    /// `{ table, id, op, row, version, own? }` as listeners get it (JSON, like the other views).
-    pub fn write_json(&self, out: &mut String) {
-        let mut o = ObjectWriter::new(out);
-        o.str("table", &self.table).str("id", &self.id);
-        o.str("op", if self.op == RemoteOp::Upsert { "upsert" } else { "delete" });
-        match &self.row {
-            Some(row) => row.write_json(o.key("row")),
-            None => {
-                o.raw("row", "null");
+/// Why the remote side refused what it was handed. The app reads it as a message ([`String::from`], also what
+/// `last_error` holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RemoteError {
+    /// A catch-up page arrived with no catch-up under way.
+    NoPull,
+    /// A catch-up page was refused whole: nothing of it was used.
+    Page(BadInput),
+    /// A realtime message was refused; a catch-up is asked for instead.
+    Message(BadInput),
+}
+
+/// What was wrong with a page or a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadInput {
+    Json(JsonError),
+    Field(FieldError),
+    /// A realtime row of a table not asked for.
+    TableNotAskedFor(String),
+    /// A catch-up change of a table not asked for.
+    ChangeNotAskedFor(String),
+    /// A row without its primary-key column: the table and the column.
+    RowWithoutKey(String, String),
+    /// A realtime row of this table without `record_sync_version`.
+    RowWithoutVersion(String),
+    ResetWithChanges,
+    ChangesWithoutCursor,
+    NotACursor(String),
+    /// From the cursor held to the page's.
+    CursorWentBack(String, String),
+    EmptyPageSaysMore,
+    /// The record (table, id) whose versions go back within the page.
+    VersionWentBack(String, String),
+    ZeroVersion,
+    /// A change of this table without its key.
+    ChangeWithoutKey(String),
+    /// An upsert of (table, id) without its row.
+    UpsertWithoutRow(String, String),
+    /// An upsert of (table, id) whose row has another key.
+    UpsertOfAnotherKey(String, String, String),
+    UnknownOp(String),
+}
+
+impl From<JsonError> for BadInput {
+    fn from(e: JsonError) -> BadInput {
+        BadInput::Json(e)
+    }
+}
+
+impl From<FieldError> for BadInput {
+    fn from(e: FieldError) -> BadInput {
+        BadInput::Field(e)
+    }
+}
+
+/// The app's message. Written without `format!`, like [`JsonError`]'s and [`FieldError`]'s: each refusal is a
+/// few pieces of text, the names it quotes marked.
+impl From<&RemoteError> for String {
+    fn from(e: &RemoteError) -> String {
+        use Piece::{Quoted as Q, Text as T};
+        let (prefix, bad) = match e {
+            RemoteError::NoPull => return "a catch-up page arrived with no catch-up under way".into(),
+            RemoteError::Page(bad) => ("refused a catch-up page: ", bad),
+            RemoteError::Message(bad) => ("refused a realtime message: ", bad),
+        };
+        let mut m = String::from(prefix);
+        let pieces: [Piece<'_>; 5] = match bad {
+            BadInput::Json(e) => return m + &String::from(*e),
+            BadInput::Field(e) => return m + &String::from(*e),
+            BadInput::TableNotAskedFor(table) => [T("table "), Q(table), T(" was not asked for"), T(""), T("")],
+            BadInput::ChangeNotAskedFor(table) => {
+                [T("a change of table "), Q(table), T(", which was not asked for"), T(""), T("")]
+            }
+            BadInput::RowWithoutKey(table, key) => [T("a row of "), T(table), T(" without its key "), T(key), T("")],
+            BadInput::RowWithoutVersion(table) => {
+                [T("a row of "), T(table), T(" without record_sync_version (is its feed enabled?)"), T(""), T("")]
+            }
+            BadInput::ResetWithChanges => [T("a reset page with changes"), T(""), T(""), T(""), T("")],
+            BadInput::ChangesWithoutCursor => [T("changes without a cursor"), T(""), T(""), T(""), T("")],
+            BadInput::NotACursor(text) => [T("cursor "), Q(text), T(" is not a feed cursor"), T(""), T("")],
+            BadInput::CursorWentBack(from, to) => [T("the cursor went back from "), Q(from), T(" to "), Q(to), T("")],
+            BadInput::EmptyPageSaysMore => [T("an empty page that says more follow"), T(""), T(""), T(""), T("")],
+            BadInput::VersionWentBack(table, id) => {
+                [T("the version of "), T(table), T("/"), T(id), T(" went back within the page")]
+            }
+            BadInput::ZeroVersion => [T("change.version is 0"), T(""), T(""), T(""), T("")],
+            BadInput::ChangeWithoutKey(table) => [T("a change of "), T(table), T(" without its key"), T(""), T("")],
+            BadInput::UpsertWithoutRow(table, id) => {
+                [T("an upsert of "), T(table), T("/"), T(id), T(" without its row")]
+            }
+            BadInput::UpsertOfAnotherKey(table, id, key) => {
+                m.push_str("an upsert of ");
+                [T(table), T("/"), T(id), T(" whose row has the key "), Q(key)]
+            }
+            BadInput::UnknownOp(op) => {
+                [T("change.op "), Q(op), T(" is neither \"upsert\" nor \"delete\""), T(""), T("")]
+            }
+        };
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => m.push_str(text),
+                Piece::Quoted(name) => write_str(&mut m, name),
             }
         }
-        o.u64("version", self.version);
-        if self.own {
-            o.bool("own", true);
-        }
-        if self.conflict {
-            o.bool("conflict", true);
-        }
-        o.end();
+        m
     }
+}
+
+impl From<RemoteError> for String {
+    fn from(e: RemoteError) -> String {
+        String::from(&e)
+    }
+}
+
+/// A piece of a message: text as it is, or a name quoted as JSON quotes it.
+enum Piece<'a> {
+    Text(&'a str),
+    Quoted(&'a str),
 }
 
 /// Whether a record has a local change the server has not settled. The engine answers it; a tab that mirrors
@@ -280,23 +377,23 @@ impl<P: Payload> Remote<P> {
         let mut body = String::new();
         let mut o = ObjectWriter::new(&mut body);
         o.opt_str("since", self.cursor.as_deref());
-        write_array(o.key("tables"), &self.options.tables, |t, out| super::json::write_str(out, t));
+        write_array(o.key("tables"), &self.options.tables, |t, out| write_str(out, t));
         o.u64("page_size", self.options.page_size.into()).end();
         body
     }
 
     /// A page's answer. `Ok(true)`: more pages follow (request the next with [`Remote::page_request`]);
     /// `Ok(false)`: the catch-up is complete. `Err`: refused, nothing used, the pull ends, `last_error` says why.
-    pub fn on_page(&mut self, answer: &str, local: &impl LocalChanges, now: u64) -> Result<bool, String> {
+    pub fn on_page(&mut self, answer: &str, local: &impl LocalChanges, now: u64) -> Result<bool, RemoteError> {
         if self.running.is_none() {
-            return Err("a catch-up page arrived with no catch-up under way".into());
+            return Err(RemoteError::NoPull);
         }
-        let page = match Json::parse(answer).map_err(String::from).and_then(|answer| self.read_page(&answer)) {
+        let page = match Json::parse(answer).map_err(BadInput::from).and_then(|answer| self.read_page(&answer)) {
             Ok(page) => page,
-            Err(why) => {
-                let why = format!("refused a catch-up page: {why}");
-                self.pull_failed(&why);
-                return Err(why);
+            Err(bad) => {
+                let error = RemoteError::Page(bad);
+                self.pull_failed(&String::from(&error));
+                return Err(error);
             }
         };
         let before = self.cursor.clone();
@@ -331,9 +428,9 @@ impl<P: Payload> Remote<P> {
 
     /// A realtime INSERT or UPDATE of `table` with its whole row. A row that says nothing of its version (a
     /// table without the feed) cannot be ordered: it is refused and a catch-up asked for.
-    pub fn on_realtime_row(&mut self, table: &str, row: &P, local: &impl LocalChanges) -> Result<(), String> {
-        let change = self.read_realtime(table, row).inspect_err(|why| {
-            self.last_error = Some(format!("refused a realtime message: {why}"));
+    pub fn on_realtime_row(&mut self, table: &str, row: &P, local: &impl LocalChanges) -> Result<(), RemoteError> {
+        let change = self.read_realtime(table, row).map_err(RemoteError::Message).inspect_err(|error| {
+            self.last_error = Some(String::from(error));
             self.wants_pull = true;
             self.version += 1;
         })?;
@@ -347,7 +444,7 @@ impl<P: Payload> Remote<P> {
     /// wrong shape): the feed is read instead. `why` is set for a bad message.
     pub fn on_realtime_other(&mut self, why: Option<&str>) {
         if let Some(why) = why {
-            self.last_error = Some(format!("refused a realtime message: {why}"));
+            self.last_error = Some(["refused a realtime message: ", why].concat());
             self.version += 1;
         }
         self.wants_pull = true;
@@ -477,23 +574,22 @@ impl<P: Payload> Remote<P> {
     }
 
     /// The row as the app gets it, with its id read from the primary-key column.
-    fn app_row(&self, table: &str, mut row: P) -> Result<(String, P), String> {
+    fn app_row(&self, table: &str, mut row: P) -> Result<(String, P), BadInput> {
         let pk = self.primary_key(table);
         let id = match row.column(pk) {
             Column::Text(key) => key,
             Column::Other(number) if number.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => number,
-            _ => return Err(format!("a row of {table} without its key {pk}")),
+            _ => return Err(BadInput::RowWithoutKey(table.to_owned(), pk.to_owned())),
         };
         strip_feed_columns(&mut row);
         Ok((id, row))
     }
 
-    fn read_realtime(&self, table: &str, row: &P) -> Result<RemoteChange<P>, String> {
+    fn read_realtime(&self, table: &str, row: &P) -> Result<RemoteChange<P>, BadInput> {
         if !self.asked_for(table) {
-            return Err(format!("table {} was not asked for", quoted(table)));
+            return Err(BadInput::TableNotAskedFor(table.to_owned()));
         }
-        let version = feed_version(row)
-            .ok_or_else(|| format!("a row of {table} without record_sync_version (is its feed enabled?)"))?;
+        let version = feed_version(row).ok_or_else(|| BadInput::RowWithoutVersion(table.to_owned()))?;
         let own = row.column("record_sync_origin") == Column::Text(self.client_id.clone());
         let (id, row) = self.app_row(table, row.clone())?;
         Ok(RemoteChange {
@@ -507,7 +603,7 @@ impl<P: Payload> Remote<P> {
         })
     }
 
-    fn read_page(&self, answer: &Json<'_>) -> Result<Page<P>, String> {
+    fn read_page(&self, answer: &Json<'_>) -> Result<Page<P>, BadInput> {
         let page = Fields::of(answer, "page")?;
         let more = page.required_flag("more")?;
         let reset = page.flag("reset")?;
@@ -516,29 +612,24 @@ impl<P: Payload> Remote<P> {
         if reset {
             return match raw.is_empty() {
                 true => Ok(Page { changes: Vec::new(), cursor: None, more: true, reset }),
-                false => Err("a reset page with changes".into()),
+                false => Err(BadInput::ResetWithChanges),
             };
         }
         let since = self.cursor.as_deref().and_then(cursor_position);
         let at = match cursor.as_deref() {
             None if raw.is_empty() => None,
-            None => return Err("changes without a cursor".into()),
-            Some(text) => {
-                Some(cursor_position(text).ok_or_else(|| format!("cursor {} is not a feed cursor", quoted(text)))?)
-            }
+            None => return Err(BadInput::ChangesWithoutCursor),
+            Some(text) => Some(cursor_position(text).ok_or_else(|| BadInput::NotACursor(text.to_owned()))?),
         };
         if let (Some(since), Some(at)) = (since, at) {
             if at < since || (at == since && !raw.is_empty()) {
-                return Err(format!(
-                    "the cursor went back from {} to {}",
-                    quoted(self.cursor.as_deref().unwrap_or_default()),
-                    quoted(cursor.as_deref().unwrap_or_default())
-                ));
+                let (from, to) = (self.cursor.clone().unwrap_or_default(), cursor.unwrap_or_default());
+                return Err(BadInput::CursorWentBack(from, to));
             }
         }
         if more && raw.is_empty() {
             // Would ask for the same page again and again.
-            return Err("an empty page that says more follow".into());
+            return Err(BadInput::EmptyPageSaysMore);
         }
         let mut changes = Vec::with_capacity(raw.len());
         let mut versions: HashMap<(&str, String), u64> = HashMap::new();
@@ -546,7 +637,7 @@ impl<P: Payload> Remote<P> {
             let change = self.read_change(value)?;
             let last = versions.entry((self.table_ref(&change.table), change.id.clone())).or_insert(0);
             if change.version <= *last {
-                return Err(format!("the version of {}/{} went back within the page", change.table, change.id));
+                return Err(BadInput::VersionWentBack(change.table, change.id));
             }
             *last = change.version;
             changes.push(change);
@@ -558,32 +649,34 @@ impl<P: Payload> Remote<P> {
         self.options.tables.iter().find(|t| *t == table).map_or("", String::as_str)
     }
 
-    fn read_change(&self, value: &Json<'_>) -> Result<RemoteChange<P>, String> {
+    fn read_change(&self, value: &Json<'_>) -> Result<RemoteChange<P>, BadInput> {
         let change = Fields::of(value, "change")?;
         let table = change.str("table")?;
         if !self.asked_for(table) {
-            return Err(format!("a change of table {}, which was not asked for", quoted(table)));
+            return Err(BadInput::ChangeNotAskedFor(table.to_owned()));
         }
         let version = change.u64("version")?;
         if version == 0 {
-            return Err("change.version is 0".into());
+            return Err(BadInput::ZeroVersion);
         }
         let id = match change.get("id") {
             Some(key @ (Json::String(_) | Json::Number(_))) => id_text(key),
-            _ => return Err(format!("a change of {table} without its key")),
+            _ => return Err(BadInput::ChangeWithoutKey(table.to_owned())),
         };
         let own = change.opt_str("origin")?.as_deref() == Some(self.client_id.as_str());
         let (op, row) = match change.str("op")? {
             "upsert" => {
-                let row = change.row("row")?.ok_or_else(|| format!("an upsert of {table}/{id} without its row"))?;
+                let Some(row) = change.row("row")? else {
+                    return Err(BadInput::UpsertWithoutRow(table.to_owned(), id));
+                };
                 let (row_id, row) = self.app_row(table, row)?;
                 if row_id != id {
-                    return Err(format!("an upsert of {table}/{id} whose row has the key {}", quoted(&row_id)));
+                    return Err(BadInput::UpsertOfAnotherKey(table.to_owned(), id, row_id));
                 }
                 (RemoteOp::Upsert, Some(row))
             }
             "delete" => (RemoteOp::Delete, None),
-            other => return Err(format!("change.op {} is neither \"upsert\" nor \"delete\"", quoted(other))),
+            other => return Err(BadInput::UnknownOp(other.to_owned())),
         };
         Ok(RemoteChange { table: table.to_owned(), id, op, row, version, own, conflict: false })
     }
@@ -651,6 +744,91 @@ mod tests {
             assert!(r.take_ready().is_empty(), "{page}");
             assert!(r.last_error().is_some_and(|e| e.starts_with("refused a catch-up page")));
         }
+    }
+
+    /// The typed refusals read as the texts the app saw when they were written with `format!`.
+    #[test]
+    fn refusals_read_as_before() {
+        let local = Local::default();
+        let mut r = remote();
+        let page = |r: &mut Remote<Row>, page: Value| {
+            r.begin_pull();
+            String::from(r.on_page(&page.to_string(), &local, 1).expect_err(&page.to_string()))
+        };
+        let change = |v: Value| json!({"changes": [v], "cursor": "11-8", "more": false});
+        for (bad, why) in [
+            (json!({"changes": [], "cursor": "11-1", "more": true}), "an empty page that says more follow"),
+            (
+                json!({"changes": [upsert("b", 7, None)], "cursor": "x", "more": false}),
+                "cursor \"x\" is not a feed cursor",
+            ),
+            (json!({"changes": [upsert("b", 7, None)], "cursor": null, "more": false}), "changes without a cursor"),
+            (json!({"changes": [], "reset": true, "more": true, "cursor": null}), "{\"changes\""),
+            (
+                change(json!({"table": "u", "id": "c", "op": "delete", "version": 8})),
+                "a change of table \"u\", which was not asked for",
+            ),
+            (
+                change(json!({"table": "t", "id": "c", "op": "merge", "version": 8})),
+                "change.op \"merge\" is neither \"upsert\" nor \"delete\"",
+            ),
+            (change(json!({"table": "t", "id": "c", "op": "delete", "version": 0})), "change.version is 0"),
+            (change(json!({"table": "t", "op": "delete", "version": 3})), "a change of t without its key"),
+            (
+                change(json!({"table": "t", "id": "c", "op": "upsert", "version": 3})),
+                "an upsert of t/c without its row",
+            ),
+            (
+                change(json!({"table": "t", "id": "c", "op": "upsert", "row": {"x": 1}, "version": 3})),
+                "a row of t without its key id",
+            ),
+            (
+                change(json!({"table": "t", "id": "c", "op": "upsert", "row": {"id": "d"}, "version": 3})),
+                "an upsert of t/c whose row has the key \"d\"",
+            ),
+            (
+                json!({"changes": [upsert("b", 9, None), upsert("b", 8, None)], "cursor": "12-8", "more": false}),
+                "the version of t/b went back within the page",
+            ),
+            (json!({"changes": [], "more": "yes"}), "page.more is missing or not true or false"),
+        ] {
+            if why.starts_with('{') {
+                continue; // a reset page is read: no refusal to compare
+            }
+            assert_eq!(page(&mut r, bad), ["refused a catch-up page: ", why].concat());
+        }
+        assert!(page(&mut r, json!(1)).starts_with("refused a catch-up page: page is not an object"));
+        assert!(page(&mut r, Value::Null).starts_with("refused a catch-up page: page is not an object"));
+        r.begin_pull();
+        r.on_page(&json!({"changes": [], "cursor": "20-1", "more": false}).to_string(), &local, 1).unwrap();
+        assert_eq!(
+            page(&mut r, json!({"changes": [upsert("b", 7, None)], "cursor": "19-7", "more": false})),
+            "refused a catch-up page: the cursor went back from \"20-1\" to \"19-7\""
+        );
+        assert_eq!(
+            String::from(r.on_page("{}", &local, 1).unwrap_err()),
+            "a catch-up page arrived with no catch-up under way"
+        );
+        r.begin_pull();
+        assert_eq!(
+            String::from(r.on_page("{", &local, 1).unwrap_err()),
+            "refused a catch-up page: not JSON (an object key that is not a string at byte 1)"
+        );
+        let row = |v: Value| v.as_object().cloned().unwrap();
+        let message =
+            |r: &mut Remote<Row>, table, v| String::from(r.on_realtime_row(table, &row(v), &local).unwrap_err());
+        assert_eq!(
+            message(&mut r, "u", json!({"id": "a", "record_sync_version": 3})),
+            "refused a realtime message: table \"u\" was not asked for"
+        );
+        assert_eq!(
+            message(&mut r, "t", json!({"id": "a"})),
+            "refused a realtime message: a row of t without record_sync_version (is its feed enabled?)"
+        );
+        assert_eq!(
+            r.last_error(),
+            Some("refused a realtime message: a row of t without record_sync_version (is its feed enabled?)")
+        );
     }
 
     #[test]

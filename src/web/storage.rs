@@ -19,7 +19,7 @@ use super::options::Transport;
 use super::row::JsRow;
 use super::{auth, schedule, timeout, Shared, State};
 use super::{Batch, Engine};
-use crate::core::journal::{self, Journal, Stored, StoredRecord, Written};
+use crate::core::journal::{self, Journal, RecordError, Stored, StoredRecord, Written};
 use crate::core::json::quoted;
 use crate::core::owner::jwt_subject;
 use crate::core::remote::SavedCursor;
@@ -416,7 +416,8 @@ async fn restore(weak: Weak<RefCell<State>>) {
         Ok(value) => Err(format!("storage.load must resolve to an array of records, not {}", describe(&value))),
     };
     let stored = values.and_then(|values| {
-        journal::replay(values.iter().map(|v| stored_record(&v)).collect()).map(|stored| (values, stored))
+        let stored = journal::replay(values.iter().map(|v| stored_record(&v)).collect()).map_err(String::from)?;
+        Ok((values, stored))
     });
     match stored {
         Err(why) => give_up(&shared, format!("{why}; it is left as it is and this session keeps changes in memory")),
@@ -517,10 +518,10 @@ fn aside_key(key: &str) -> String {
 /// queue's records, so that they can still be looked at. Policy: they replace those an earlier restore set
 /// aside (storage stays bounded whatever goes wrong, and the latest are the ones to look at), and
 /// `clearPersisted()` deletes them with the queue. Returns the `lastError` naming them.
-fn set_aside(store: &Store, key: &str, values: &Array, skipped: &[(usize, String)]) -> String {
+fn set_aside(store: &Store, key: &str, values: &Array, skipped: &[RecordError]) -> String {
     let aside = aside_key(key);
-    for (n, (index, _)) in skipped.iter().enumerate() {
-        let value = values.get(u32::try_from(*index).unwrap_or(u32::MAX));
+    for (n, index) in skipped.iter().map(|e| e.index).enumerate() {
+        let value = values.get(u32::try_from(index).unwrap_or(u32::MAX));
         let args = [JsValue::from_str(&aside), value, JsValue::from_bool(n == 0)];
         // A failure here is left to the store's next write to report: the queue itself is not at stake.
         if let Ok(promise) = call(store, &store.append, &args) {
@@ -529,7 +530,7 @@ fn set_aside(store: &Store, key: &str, values: &Array, skipped: &[(usize, String
             });
         }
     }
-    let whys: Vec<&str> = skipped.iter().map(|(_, why)| why.as_str()).collect();
+    let whys: Vec<String> = skipped.iter().map(String::from).collect();
     format!(
         "storage: {}; left out of the restored queue and set aside under the key {}",
         whys.join("; "),

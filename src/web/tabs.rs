@@ -423,7 +423,7 @@ fn take_in(shared: &Shared, keys: &JsValue, records: &JsValue) -> Option<Promise
                     for saved in &stored.snapshot.entries {
                         storage::requeue(&mut s, saved);
                     }
-                    unreadable.extend(stored.skipped.into_iter().map(|(_, why)| why));
+                    unreadable.extend(stored.skipped.iter().map(String::from));
                 }
                 Ok(None) => {}
                 Err(why) => unreadable.push(format!("{why} (inbox record {})", index + 1)),

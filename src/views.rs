@@ -1,11 +1,15 @@
-//! The JSON the shell turns into JS values (`JSON.parse`): stats, pending and failed writes, conflicts, a
-//! custom transport's batch. Written by hand, in the shape serde gives these types natively (a test checks
-//! that the two agree), so that no serializer goes into the wasm binary.
+//! The JSON the shell turns into JS values (`JSON.parse`): stats, pending and failed writes, conflicts, remote
+//! changes, a custom transport's batch. Presentation at the edge (issue 10): the core's types keep Rust names,
+//! and the camelCase names JS sees are written here, outside `src/core`. Not under `src/web`, which builds for
+//! wasm32 only: these writers are compiled natively too, so that the native tests check them against the
+//! TypeScript types (tests/contracts.rs). Written by hand, in the shape serde gives these types natively (a
+//! test checks that the two agree), so that no serializer goes into the wasm binary.
 
-use super::engine::{Conflict, ConflictReason, FailedView, Failure, OutgoingChange, PendingView, Resolution};
-use super::json::ObjectWriter;
-use super::payload::Payload;
-use super::stats::Stats;
+use crate::core::json::ObjectWriter;
+use crate::core::remote::{RemoteChange, RemoteOp};
+use crate::core::{
+    Conflict, ConflictReason, FailedView, Failure, OutgoingChange, Payload, PendingView, Resolution, Stats,
+};
 
 impl Failure {
     pub fn write_json(&self, out: &mut String) {
@@ -109,6 +113,24 @@ impl Stats {
             None => {
                 o.raw("latencyMs", "null");
             }
+        }
+        o.end();
+    }
+}
+
+impl<P: Payload> RemoteChange<P> {
+    /// `{ table, id, op, row, version, own?, conflict? }` as the app's `onRemoteChanges` listeners get it.
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        o.str("table", &self.table).str("id", &self.id);
+        o.str("op", if self.op == RemoteOp::Upsert { "upsert" } else { "delete" });
+        write_row(o.key("row"), self.row.as_ref());
+        o.u64("version", self.version);
+        if self.own {
+            o.bool("own", true);
+        }
+        if self.conflict {
+            o.bool("conflict", true);
         }
         o.end();
     }
