@@ -121,7 +121,7 @@ impl<P: Payload> Engine<P> {
             ConflictStrategy::ClientWins if reason == ConflictReason::Missing => Resolution::Failed,
             ConflictStrategy::ClientWins => Resolution::Resent,
         };
-        self.conflicts.push(Conflict {
+        self.conflicts.push_back(Conflict {
             seq: entry.seq,
             table,
             id: String::from(&*entry.key.1),
@@ -154,7 +154,7 @@ impl<P: Payload> Engine<P> {
     /// Conflicts since the last call, oldest first, for the shell to report (and, under
     /// [`ConflictStrategy::Merge`], to resolve with the app's function).
     pub fn take_conflicts(&mut self) -> Vec<Conflict<P>> {
-        std::mem::take(&mut self.conflicts)
+        self.conflicts.drain(..).collect()
     }
 
     /// The whole batch failed before any write could be answered (network error, timeout, 5xx, 429).
