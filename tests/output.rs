@@ -158,3 +158,30 @@ fn a_custom_transport_gets_the_batch_and_its_results_go_through_the_one_decoder(
     e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
     assert_eq!(e.stats().successful_syncs, 1);
 }
+
+#[test]
+fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
+    let mut e = engine(rpc());
+    let seq = queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    let t = transmit(&mut e);
+    e.handle_unauthorized(t.id, "waiting for user A's sign-in", 1).unwrap();
+    assert_eq!(e.stats().last_error.as_deref(), Some("waiting for user A's sign-in"));
+    e.set_needs_auth(None);
+    assert_eq!(e.stats().last_error.as_deref(), Some("waiting for user A's sign-in"), "kept until a write goes");
+    let t = transmit(&mut e);
+    e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), 2).unwrap();
+    assert_eq!(e.stats().last_error, None);
+
+    // Any other error stays until something else replaces it.
+    let seq = queue(&mut e, "p2", json!({ "id": "p2" }), 3);
+    let t = transmit(&mut e);
+    e.handle_failure(t.id, "Failed to fetch", 3).unwrap();
+    let at = match e.poll_output() {
+        Output::Timeout(Some(at)) => at,
+        other => panic!("expected a backoff, got {other:?}"),
+    };
+    e.handle_timeout(at);
+    let t = transmit(&mut e);
+    e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
+    assert_eq!(e.stats().last_error.as_deref(), Some("Failed to fetch"));
+}

@@ -68,7 +68,7 @@ struct State {
     timer: Option<Timer>,
     /// A microtask tick is queued.
     tick_queued: bool,
-    /// A batch is on its way (the engine has it in flight).
+    /// A batch is on its way (the engine has it in flight), between its requests too.
     sending: bool,
     request: Option<request::InFlight>,
     listeners: Vec<(u32, Function)>,
@@ -240,7 +240,6 @@ async fn send(shared: Shared, transmit: Transmit) {
         if s.destroyed {
             return;
         }
-        s.sending = false;
         let now = js::now();
         // The journal stores what became of the batch's records, whatever the answer.
         touch_flight(&mut s);
@@ -250,6 +249,8 @@ async fn send(shared: Shared, transmit: Transmit) {
             Answer::Failed(message) => s.engine.handle_failure(transmit.id, &message, now),
             Answer::Unauthorized(reason) => s.engine.handle_unauthorized(transmit.id, &reason, now),
         };
+        // A batch of several requests is still on its way between them.
+        s.sending = s.engine.in_flight_batch().is_some();
     }
     schedule(&shared);
 }

@@ -85,6 +85,8 @@ pub struct Engine<P> {
     counters: Counters,
     latency: LatencyWindow,
     last_error: Option<String>,
+    /// `last_error` says why sending waits for a token: the first write confirmed after that clears it.
+    last_error_is_auth: bool,
     /// Sending waits for an access token.
     needs_auth: bool,
     /// Conflicts not yet taken by the shell.
@@ -122,6 +124,7 @@ impl<P: Payload> Engine<P> {
             counters: Counters::default(),
             latency: LatencyWindow::default(),
             last_error: None,
+            last_error_is_auth: false,
             needs_auth: false,
             conflicts: VecDeque::new(),
             version: 0,
@@ -299,6 +302,7 @@ impl<P: Payload> Engine<P> {
         let needs = reason.is_some();
         if let Some(reason) = reason {
             self.last_error = Some(reason.to_owned());
+            self.last_error_is_auth = true;
         }
         if self.needs_auth != needs {
             self.needs_auth = needs;

@@ -70,6 +70,11 @@ impl<P: Payload> Engine<P> {
             };
             match outcome {
                 Outcome::Applied => {
+                    // Sending went on with a token: why it waited for one is history.
+                    if self.last_error_is_auth && !self.needs_auth {
+                        self.last_error = None;
+                        self.last_error_is_auth = false;
+                    }
                     self.counters.successful_syncs += 1;
                     self.latency.record(now.saturating_sub(entry.queued_at));
                 }
@@ -86,6 +91,7 @@ impl<P: Payload> Engine<P> {
                     transient_failures += 1;
                     retry_after = retry_after.max(retry_after_ms);
                     self.last_error = Some(message.clone());
+                    self.last_error_is_auth = false;
                     self.retry_later(entry, message, now);
                 }
             }
@@ -215,6 +221,7 @@ impl<P: Payload> Engine<P> {
     fn fail(&mut self, entry: Entry<P>, failure: Failure, now: u64) {
         self.counters.failed_syncs += 1;
         self.last_error = Some(failure.message.clone());
+        self.last_error_is_auth = false;
         if let Some(held) = self.pending.remove(&entry.key) {
             self.blocked.insert(held.key.clone(), held);
         }
