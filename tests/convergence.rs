@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use proptest::prelude::*;
 use record_sync::core::wire::{Exchange, HttpResponse, WireConfig, WireMode};
 use record_sync::core::{
-    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Fill, Op, Outcome, OutgoingChange, Priority,
-    Row,
+    Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Event, Fill, Op, Outcome, OutgoingChange,
+    Output, Priority, Row, Transmit,
 };
 use serde_json::{json, Value};
 
@@ -201,6 +201,11 @@ fn config(s: &Scenario) -> Config {
         fill: s.fill,
         seed: 42,
         on_conflict: HashMap::new(),
+        wire: if s.rest {
+            rest_wire()
+        } else {
+            WireConfig { mode: WireMode::Rpc { function: "record_sync_apply".into() }, client_id: "c".into() }
+        },
     }
 }
 
@@ -237,6 +242,34 @@ struct Harness {
     rest: Option<Postgrest>,
     /// Another writer changed rows: the server no longer ends as the changes alone describe.
     foreign_writes: bool,
+}
+
+/// The sync function's answer: one result per write, as `record_sync_apply` gives them.
+fn rpc_answer(outcomes: &[ChangeOutcome<Row>]) -> HttpResponse {
+    let results: Vec<Value> = outcomes
+        .iter()
+        .map(|o| match &o.outcome {
+            Outcome::Applied => json!({ "seq": o.seq, "status": "applied" }),
+            Outcome::Conflict { row } => json!({ "seq": o.seq, "status": "conflict", "row": row }),
+            Outcome::Missing => json!({ "seq": o.seq, "status": "missing" }),
+            Outcome::Permanent { code, message } => {
+                json!({ "seq": o.seq, "status": "error", "code": code, "message": message })
+            }
+            Outcome::TooLarge { message } => {
+                json!({ "seq": o.seq, "status": "error", "code": "413", "message": message })
+            }
+            Outcome::Transient { message, retry_after_ms } => json!({
+                "seq": o.seq, "status": "error", "transient": true, "message": message, "retryAfterMs": retry_after_ms
+            }),
+        })
+        .collect();
+    HttpResponse { status: 200, retry_after: None, body: Value::Array(results).to_string() }
+}
+
+/// A 503, with `Retry-After` in seconds (to the millisecond) when given.
+fn unavailable(retry_after_ms: Option<u64>) -> HttpResponse {
+    let retry_after = retry_after_ms.map(|ms| format!("{}.{:03}", ms / 1_000, ms % 1_000));
+    HttpResponse { status: 503, retry_after, body: String::new() }
 }
 
 fn rest_wire() -> WireConfig {
@@ -339,34 +372,45 @@ impl Harness {
         self.engine.set_online(online);
     }
 
-    /// Sends every batch due now, answering each with the next fault.
+    /// Sends every batch due now through the engine's own output ([`Engine::poll_output`]), answering each with
+    /// the next fault.
     fn drain(&mut self) {
         for _ in 0..10_000 {
-            let Some(batch) = self.engine.poll_batch(self.now) else { return self.check_due() };
-            self.check_batch(&batch);
-            let fault = self.faults[self.next_fault % self.faults.len()].clone();
-            self.next_fault += 1;
-            self.answer(batch, fault);
+            self.engine.handle_timeout(self.now);
+            match self.engine.poll_output() {
+                Output::Transmit(transmit) => {
+                    let batch = self.engine.in_flight_batch().expect("a request belongs to a batch").clone();
+                    self.check_batch(&batch);
+                    let fault = self.faults[self.next_fault % self.faults.len()].clone();
+                    self.next_fault += 1;
+                    self.answer(batch, transmit, fault);
+                }
+                Output::Event(Event::Conflict(_)) => {}
+                Output::Timeout(_) => return self.check_due(),
+            }
         }
         panic!("the engine kept producing batches at one instant");
     }
 
-    fn answer(&mut self, batch: Batch<Row>, fault: Fault) {
+    /// `rpc` mode: the sync function's answer (one result per write) to the batch's one request.
+    fn answer(&mut self, batch: Batch<Row>, transmit: Transmit, fault: Fault) {
         if self.rest.is_some() {
-            return self.answer_rest(batch, fault);
+            return self.answer_rest(batch, transmit, fault);
         }
+        assert_eq!(transmit.request.path, "/rpc/record_sync_apply");
         let now = self.now;
+        let id = transmit.id;
         match fault {
             Fault::None => {
                 let outcomes = self.write_all(&batch, false);
-                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+                self.engine.handle_response(id, rpc_answer(&outcomes), now).unwrap();
             }
             Fault::Transient { retry_after_ms } => {
-                self.engine.on_batch_failed(batch.id, "503", retry_after_ms, now).unwrap();
+                self.engine.handle_response(id, unavailable(retry_after_ms), now).unwrap();
             }
             Fault::LostAfterCommit => {
                 self.write_all(&batch, true);
-                self.engine.on_batch_failed(batch.id, "connection reset", None, now).unwrap();
+                self.engine.handle_failure(id, "connection reset", now).unwrap();
             }
             Fault::Permanent { mask } => {
                 let mut outcomes = Vec::new();
@@ -380,53 +424,55 @@ impl Harness {
                     };
                     outcomes.push(ChangeOutcome { seq: change.seq, outcome });
                 }
-                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+                self.engine.handle_response(id, rpc_answer(&outcomes), now).unwrap();
             }
             // A reload forgets the backoff, so at one instant it could repeat forever; a real page reloads rarely.
-            Fault::ReloadBeforeAnswer { .. } if self.reloads >= 20 => self.answer(batch, Fault::None),
+            Fault::ReloadBeforeAnswer { .. } if self.reloads >= 20 => self.answer(batch, transmit, Fault::None),
             Fault::ReloadBeforeAnswer { committed } => {
                 self.reloads += 1;
                 if committed {
                     self.write_all(&batch, true);
                 }
                 self.reload();
-                assert!(self.engine.on_batch_result(batch.id, Vec::new(), now).is_err());
+                let late = rpc_answer(&[]);
+                assert_eq!(self.engine.handle_response(id, late, now), Err(EngineError::UnknownRequest(id)));
             }
-            Fault::Html { .. } | Fault::Foreign { .. } => self.answer(batch, Fault::None),
+            Fault::Html { .. } | Fault::Foreign { .. } => self.answer(batch, transmit, Fault::None),
         }
     }
 
-    fn answer_rest(&mut self, batch: Batch<Row>, fault: Fault) {
+    /// `rest` mode: the engine's requests go to the model PostgREST one by one, each checked against a second
+    /// run of the same wire plan whose outcomes are checked against what the server then holds.
+    fn answer_rest(&mut self, batch: Batch<Row>, transmit: Transmit, fault: Fault) {
         let now = self.now;
+        let id = transmit.id;
         match fault {
             Fault::Transient { retry_after_ms } => {
-                self.engine.on_batch_failed(batch.id, "503", retry_after_ms, now).unwrap();
+                self.engine.handle_response(id, unavailable(retry_after_ms), now).unwrap();
             }
             Fault::LostAfterCommit => {
-                self.exchange(&batch, None);
-                self.engine.on_batch_failed(batch.id, "connection reset", None, now).unwrap();
+                self.exchange(&batch, None, None);
+                self.engine.handle_failure(id, "connection reset", now).unwrap();
             }
-            Fault::ReloadBeforeAnswer { .. } if self.reloads >= 20 => self.answer_rest(batch, Fault::None),
+            Fault::ReloadBeforeAnswer { .. } if self.reloads >= 20 => self.answer_rest(batch, transmit, Fault::None),
             Fault::ReloadBeforeAnswer { committed } => {
                 self.reloads += 1;
                 if committed {
-                    self.exchange(&batch, None);
+                    self.exchange(&batch, None, None);
                 }
                 self.reload();
-                assert!(self.engine.on_batch_result(batch.id, Vec::new(), now).is_err());
+                let late = HttpResponse { status: 201, retry_after: None, body: "[]".into() };
+                assert_eq!(self.engine.handle_response(id, late, now), Err(EngineError::UnknownRequest(id)));
             }
             Fault::Html { at } => {
-                let outcomes = self.exchange(&batch, Some(at));
-                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+                self.exchange(&batch, Some(at), Some(transmit));
             }
             Fault::Foreign { what, write } => {
                 self.foreign(&batch, what, write);
-                let outcomes = self.exchange(&batch, None);
-                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+                self.exchange(&batch, None, Some(transmit));
             }
             Fault::None | Fault::Permanent { .. } => {
-                let outcomes = self.exchange(&batch, None);
-                self.engine.on_batch_result(batch.id, outcomes, now).unwrap();
+                self.exchange(&batch, None, Some(transmit));
             }
         }
     }
@@ -454,12 +500,19 @@ impl Harness {
     }
 
     /// Runs the batch through the wire plan against the model PostgREST (the `html_at`-th request answered
-    /// with a portal page instead), and checks every outcome against what the server holds.
-    fn exchange(&mut self, batch: &Batch<Row>, html_at: Option<usize>) -> Vec<ChangeOutcome<Row>> {
+    /// with a portal page instead), and checks every outcome against what the server holds. With `engine`,
+    /// the engine's own requests for the batch (the first already handed out) are the ones sent, each equal
+    /// to this plan's, and each answer goes back to the engine too.
+    fn exchange(&mut self, batch: &Batch<Row>, html_at: Option<usize>, mut engine: Option<Transmit>) {
+        let now = self.now;
         let server = self.rest.as_mut().unwrap();
         let mut exchange = Exchange::new(batch, &rest_wire());
+        let drives_engine = engine.is_some();
         let mut sent = 0;
         while let Some(request) = exchange.next_request() {
+            if let Some(transmit) = &engine {
+                assert_eq!(transmit.request, request, "the engine's request {sent} of batch {}", batch.id);
+            }
             let answer = if html_at == Some(sent) {
                 HttpResponse {
                     status: 200,
@@ -469,9 +522,25 @@ impl Harness {
             } else {
                 server.handle(&request, "id")
             };
+            if let Some(transmit) = engine.take() {
+                self.engine.handle_response(transmit.id, answer.clone(), now).unwrap();
+                let same_batch = self.engine.in_flight_batch().is_some_and(|b| b.id == batch.id);
+                if same_batch {
+                    match self.engine.poll_output() {
+                        Output::Transmit(next) => engine = Some(next),
+                        other => panic!("batch {} unfinished, yet the engine gave {other:?}", batch.id),
+                    }
+                }
+            }
             exchange.on_response(answer);
             sent += 1;
         }
+        assert!(engine.is_none(), "the engine sent more requests for batch {} than its plan has", batch.id);
+        assert!(
+            !drives_engine || self.engine.in_flight_batch().is_none_or(|b| b.id != batch.id),
+            "batch {} still in flight after its last answer",
+            batch.id
+        );
         let outcomes = exchange.finish();
         for outcome in &outcomes {
             let change = batch.changes.iter().find(|c| c.seq == outcome.seq).expect("an outcome for a sent write");
@@ -505,7 +574,6 @@ impl Harness {
             }
         }
         assert!(server.regressions.is_empty(), "a write lowered last_changed: {:?}", server.regressions);
-        outcomes
     }
 
     fn write_all(&mut self, batch: &Batch<Row>, unheard: bool) -> Vec<ChangeOutcome<Row>> {

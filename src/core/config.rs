@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::backoff::Backoff;
 use super::change::Priority;
 use super::error::ArgumentError;
+use super::wire::WireConfig;
 
 /// Critical at once, high within 5 s, medium 30 s, low 5 min.
 pub const DEFAULT_INTERVALS_MS: [u64; 4] = [0, 5_000, 30_000, 300_000];
@@ -33,6 +34,10 @@ pub struct Config {
     /// What a conflict does to the write, per table; [`ConflictStrategy::LastWriterWins`] where unset.
     #[serde(default)]
     pub on_conflict: HashMap<String, ConflictStrategy>,
+    /// How batches travel (rest, rpc, or the app's own `send`). Not part of what is stored: the shell sets it
+    /// from the options at every start.
+    #[serde(skip)]
+    pub wire: WireConfig,
 }
 
 /// Which not-yet-due writes a request that goes out anyway also carries, up to `batch_size`. Measured by
@@ -78,6 +83,7 @@ impl Default for Config {
             fill: Fill::Idle { idle_ms: 1_000 },
             seed: 0,
             on_conflict: HashMap::new(),
+            wire: WireConfig::default(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub enum EngineError {
     },
     /// A result for a batch that is not in flight (already settled, or from before a reload).
     UnknownBatch(u64),
+    /// An answer to a request that is not on its way (already answered, or from before a reload).
+    UnknownRequest(u64),
     /// A snapshot that cannot be restored (wrong version, or inconsistent content).
     BadSnapshot(String),
 }
@@ -53,6 +55,7 @@ impl fmt::Display for EngineError {
                 "cannot insert {table}/{id}: the queue already holds it as existing (queue an upsert instead)"
             ),
             EngineError::UnknownBatch(id) => write!(f, "no batch {id} is in flight"),
+            EngineError::UnknownRequest(id) => write!(f, "no request {id} is on its way"),
             EngineError::BadSnapshot(why) => write!(f, "cannot restore the snapshot: {why}"),
         }
     }

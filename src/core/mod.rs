@@ -24,8 +24,8 @@ pub use backoff::Backoff;
 pub use change::{Change, Op, Priority};
 pub use config::{Config, ConflictStrategy, Fill, DEFAULT_INTERVALS_MS};
 pub use engine::{
-    Batch, ChangeOutcome, Conflict, ConflictReason, Engine, FailedView, Failure, Outcome, OutgoingChange, PendingView,
-    Resolution,
+    Batch, ChangeOutcome, Conflict, ConflictReason, Engine, Event, FailedView, Failure, Outcome, OutgoingChange,
+    Output, PendingView, Resolution, Transmit,
 };
 pub use error::{ArgumentError, EngineError};
 pub use merge::{merge, InsertOfExisting, Merged};

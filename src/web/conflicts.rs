@@ -47,15 +47,15 @@ fn resolution_name(resolution: Resolution) -> &'static str {
     }
 }
 
-/// Takes the engine's new conflicts, resolves merges, records them and tells the listeners. Called with no
+/// Resolves merges of the engine's new conflicts, records them and tells the listeners. Called with no
 /// borrow held: merge functions and listeners may call back into the instance.
-pub fn report(shared: &Shared) {
-    let (conflicts, merges) = {
-        let Ok(mut s) = shared.try_borrow_mut() else { return };
+pub fn report(shared: &Shared, conflicts: Vec<Conflict>) {
+    let merges = {
+        let Ok(s) = shared.try_borrow() else { return };
         if s.destroyed {
             return;
         }
-        (s.engine.take_conflicts(), s.merges.clone())
+        s.merges.clone()
     };
     let mut stands = false;
     for mut conflict in conflicts {

@@ -34,10 +34,10 @@ use web_sys::EventTarget;
 
 use crate::core::json::quoted;
 use crate::core::json::{write_array, ObjectWriter};
-use crate::core::{Change, Column, EngineError, Op, Payload, Priority};
+use crate::core::{Change, Column, EngineError, Event, Op, Output, Payload, Priority, Transmit};
 use options::Transport;
 use row::JsRow;
-use transport::Sent;
+use transport::Answer;
 
 /// How urgently a change must reach the server (deadlines set by `syncIntervals`).
 #[wasm_bindgen]
@@ -50,9 +50,8 @@ pub enum SyncPriority {
 }
 
 type Shared = Rc<RefCell<State>>;
-/// The core's types with rows as JS objects.
+/// The core's engine with rows as JS objects.
 type Engine = crate::core::Engine<JsRow>;
-type Batch = crate::core::Batch<JsRow>;
 
 struct State {
     engine: Engine,
@@ -69,7 +68,7 @@ struct State {
     timer: Option<Timer>,
     /// A microtask tick is queued.
     tick_queued: bool,
-    /// A batch is on its way (the engine has it in flight).
+    /// A batch is on its way (the engine has it in flight), between its requests too.
     sending: bool,
     request: Option<request::InFlight>,
     listeners: Vec<(u32, Function)>,
@@ -147,31 +146,44 @@ fn schedule(shared: &Shared) {
 
 /// Sends what is due, re-arms the timer, settles `forceSyncAll` promises, notifies subscribers.
 fn tick(shared: &Shared) {
-    let batch = {
+    let (transmit, conflicts) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         s.tick_queued = false;
         if s.destroyed {
             return;
         }
-        let now = js::now();
         // Durable queue (H3): nothing goes out before the stored queue is restored or while it waits for
-        // its owner's token; what the batch takes out of the queue is journaled.
-        let may_send = storage::may_send(&s);
-        let batch = if s.sending || !may_send { None } else { s.engine.poll_batch(now) };
-        s.sending |= batch.is_some();
-        if let Some(batch) = &batch {
-            storage::touch_batch(&mut s, batch);
-        }
-        if may_send {
-            arm_timer(&mut s, shared, now);
-        } else {
+        // its owner's token; what the request takes out of the queue is journaled.
+        if !storage::may_send(&s) {
             s.timer = None;
+            (None, Vec::new())
+        } else {
+            let now = js::now();
+            s.engine.handle_timeout(now);
+            let (mut transmit, mut conflicts) = (None, Vec::new());
+            loop {
+                match s.engine.poll_output() {
+                    Output::Transmit(next) => {
+                        s.sending = true;
+                        touch_flight(&mut s);
+                        transmit = Some(next);
+                    }
+                    Output::Event(Event::Conflict(conflict)) => conflicts.push(conflict),
+                    Output::Timeout(at) => {
+                        arm_timer(&mut s, shared, at, now);
+                        break;
+                    }
+                }
+            }
+            (transmit, conflicts)
         }
-        batch
     };
+    if !conflicts.is_empty() {
+        conflicts::report(shared, conflicts);
+    }
     storage::persist(shared);
-    if let Some(batch) = batch {
-        spawn_local(send(shared.clone(), batch));
+    if let Some(transmit) = transmit {
+        spawn_local(send(shared.clone(), transmit));
     }
     settle_waiters(shared);
     notify(shared);
@@ -179,8 +191,20 @@ fn tick(shared: &Shared) {
     tabs::publish(shared);
 }
 
-fn arm_timer(s: &mut State, shared: &Shared, now: u64) {
-    let Some(deadline) = s.engine.poll_timeout() else {
+/// The journal stores what becomes of the records of the batch in flight.
+fn touch_flight(s: &mut State) {
+    let records: Vec<(String, String)> = s
+        .engine
+        .in_flight_batch()
+        .map(|batch| batch.changes.iter().map(|c| (c.table.clone(), c.id.clone())).collect())
+        .unwrap_or_default();
+    for (table, id) in records {
+        storage::touch(s, &table, &id);
+    }
+}
+
+fn arm_timer(s: &mut State, shared: &Shared, deadline: Option<u64>, now: u64) {
+    let Some(deadline) = deadline else {
         s.timer = None;
         return;
     };
@@ -202,15 +226,13 @@ fn arm_timer(s: &mut State, shared: &Shared, now: u64) {
     s.timer = Some(Timer { deadline, fired, _timeout: timeout });
 }
 
-async fn send(shared: Shared, batch: Batch) {
-    let Some((transport, client_id)) = shared.try_borrow().ok().map(|s| (s.transport.clone(), s.client_id.clone()))
-    else {
-        return;
-    };
-    let result = match &*transport {
-        Transport::Http(http) => transport::http(&shared, http, &batch).await,
+/// Carries one of the engine's requests and hands back what became of it.
+async fn send(shared: Shared, transmit: Transmit) {
+    let Some(transport) = shared.try_borrow().ok().map(|s| s.transport.clone()) else { return };
+    let answer = match &*transport {
+        Transport::Http(http) => transport::http(&shared, http, &transmit.request).await,
         Transport::Custom { send, this, timeout_ms } => {
-            transport::custom(send, this, *timeout_ms, &client_id, &batch).await
+            transport::custom(send, this, *timeout_ms, transmit.request.body.as_deref()).await
         }
     };
     {
@@ -218,27 +240,18 @@ async fn send(shared: Shared, batch: Batch) {
         if s.destroyed {
             return;
         }
-        s.sending = false;
         let now = js::now();
         // The journal stores what became of the batch's records, whatever the answer.
-        storage::touch_batch(&mut s, &batch);
-        // The batch is the one in flight, so none of these calls can fail.
-        match result {
-            Sent::Answered(outcomes) => {
-                let _ = s.engine.on_batch_result(batch.id, outcomes, now);
-            }
-            Sent::Failed(failure) => {
-                let _ = s.engine.on_batch_failed(batch.id, &failure.message, failure.retry_after_ms, now);
-            }
-            Sent::Unauthorized { outcomes, reason } => {
-                let _ = s.engine.on_batch_unauthorized(batch.id, outcomes, &reason, now);
-            }
-            Sent::Unsent { reason } => {
-                let _ = s.engine.on_batch_unsent(batch.id, &reason, now);
-            }
-        }
+        touch_flight(&mut s);
+        // The request is the one the engine waits for, so none of these calls can fail.
+        let _ = match answer {
+            Answer::Response(response) => s.engine.handle_response(transmit.id, response, now),
+            Answer::Failed(message) => s.engine.handle_failure(transmit.id, &message, now),
+            Answer::Unauthorized(reason) => s.engine.handle_unauthorized(transmit.id, &reason, now),
+        };
+        // A batch of several requests is still on its way between them.
+        s.sending = s.engine.in_flight_batch().is_some();
     }
-    conflicts::report(&shared);
     schedule(&shared);
 }
 

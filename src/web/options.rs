@@ -162,7 +162,12 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
     }
     config.validate().map_err(from_core)?;
 
-    let transport = parse_transport(&get(options, "transport"), client_id)?;
+    let transport = parse_transport(&get(options, "transport"), client_id.clone())?;
+    // The engine plans the requests of either transport (the app's own `send` gets the batch it wrote).
+    config.wire = match &transport {
+        Transport::Http(http) => http.wire.clone(),
+        Transport::Custom { .. } => WireConfig { mode: WireMode::Custom, client_id },
+    };
     let primary_keys = match &transport {
         Transport::Http(HttpTransport { wire: WireConfig { mode: WireMode::Rest { primary_keys }, .. }, .. }) => {
             primary_keys.clone()

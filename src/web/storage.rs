@@ -17,8 +17,8 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use super::js::{self, describe, error_message, get};
 use super::options::Transport;
 use super::row::JsRow;
+use super::Engine;
 use super::{auth, schedule, timeout, Shared, State};
-use super::{Batch, Engine};
 use crate::core::journal::{self, Journal, RecordError, Stored, StoredRecord, Written};
 use crate::core::json::quoted;
 use crate::core::owner::jwt_subject;
@@ -682,12 +682,6 @@ pub fn may_send(s: &State) -> bool {
 pub fn touch(s: &mut State, table: &str, id: &str) {
     if s.durable.phase != Phase::Memory {
         s.durable.journal.touch(table, id);
-    }
-}
-
-pub fn touch_batch(s: &mut State, batch: &Batch) {
-    for change in &batch.changes {
-        touch(s, &change.table, &change.id);
     }
 }
 

@@ -12,10 +12,12 @@
 
 mod failed;
 mod outcome;
+mod output;
 mod report;
 mod schedule;
 mod settle;
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use super::change::Change;
@@ -28,12 +30,14 @@ use super::queue::{Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
 use super::sort::sort_names;
 use super::stats::LatencyWindow;
+use super::wire::Exchange;
 
 pub(crate) use outcome::FailedEntry;
 pub use outcome::{
     Batch, ChangeOutcome, Conflict, ConflictReason, FailedView, Failure, Outcome, OutgoingChange, PendingView,
     Resolution,
 };
+pub use output::{Event, Output, Transmit};
 
 /// A saved write that does not fit with those placed before it (two pending writes of a record that do not
 /// fold, a blocked write without a failed one ahead of it, two failed writes of one record).
@@ -81,11 +85,20 @@ pub struct Engine<P> {
     counters: Counters,
     latency: LatencyWindow,
     last_error: Option<String>,
+    /// `last_error` says why sending waits for a token: the first write confirmed after that clears it.
+    last_error_is_auth: bool,
     /// Sending waits for an access token.
     needs_auth: bool,
     /// Conflicts not yet taken by the shell.
-    conflicts: Vec<Conflict<P>>,
+    conflicts: VecDeque<Conflict<P>>,
     version: u64,
+    /// The latest time the shell gave (output.rs hands out what is due by then).
+    now: u64,
+    /// The wire plan of the batch in flight, when the engine carries it (output.rs).
+    exchange: Option<Exchange<P>>,
+    /// The request on its way, waiting for its answer.
+    awaiting: Option<u64>,
+    next_request: u64,
 }
 
 impl<P: Payload> Engine<P> {
@@ -111,9 +124,14 @@ impl<P: Payload> Engine<P> {
             counters: Counters::default(),
             latency: LatencyWindow::default(),
             last_error: None,
+            last_error_is_auth: false,
             needs_auth: false,
-            conflicts: Vec::new(),
+            conflicts: VecDeque::new(),
             version: 0,
+            now: 0,
+            exchange: None,
+            awaiting: None,
+            next_request: 1,
         };
         let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();
         sort_names(&mut tables);
@@ -156,6 +174,7 @@ impl<P: Payload> Engine<P> {
     /// Queues a change and returns its seq. Fails, changing nothing, when the change cannot follow what is
     /// already queued for its record (an insert of a record the queue holds as existing).
     pub fn enqueue(&mut self, mut change: Change<P>, now: u64) -> Result<u64, EngineError> {
+        self.now = self.now.max(now);
         // The change's id becomes the entry's key without a copy.
         let key = (self.intern(&change.table), std::mem::take(&mut change.id).into_boxed_str());
         let seq = self.next_seq;
@@ -283,6 +302,7 @@ impl<P: Payload> Engine<P> {
         let needs = reason.is_some();
         if let Some(reason) = reason {
             self.last_error = Some(reason.to_owned());
+            self.last_error_is_auth = true;
         }
         if self.needs_auth != needs {
             self.needs_auth = needs;

@@ -70,6 +70,11 @@ impl<P: Payload> Engine<P> {
             };
             match outcome {
                 Outcome::Applied => {
+                    // Sending went on with a token: why it waited for one is history.
+                    if self.last_error_is_auth && !self.needs_auth {
+                        self.last_error = None;
+                        self.last_error_is_auth = false;
+                    }
                     self.counters.successful_syncs += 1;
                     self.latency.record(now.saturating_sub(entry.queued_at));
                 }
@@ -86,6 +91,7 @@ impl<P: Payload> Engine<P> {
                     transient_failures += 1;
                     retry_after = retry_after.max(retry_after_ms);
                     self.last_error = Some(message.clone());
+                    self.last_error_is_auth = false;
                     self.retry_later(entry, message, now);
                 }
             }
@@ -121,7 +127,7 @@ impl<P: Payload> Engine<P> {
             ConflictStrategy::ClientWins if reason == ConflictReason::Missing => Resolution::Failed,
             ConflictStrategy::ClientWins => Resolution::Resent,
         };
-        self.conflicts.push(Conflict {
+        self.conflicts.push_back(Conflict {
             seq: entry.seq,
             table,
             id: String::from(&*entry.key.1),
@@ -154,7 +160,7 @@ impl<P: Payload> Engine<P> {
     /// Conflicts since the last call, oldest first, for the shell to report (and, under
     /// [`ConflictStrategy::Merge`], to resolve with the app's function).
     pub fn take_conflicts(&mut self) -> Vec<Conflict<P>> {
-        std::mem::take(&mut self.conflicts)
+        self.conflicts.drain(..).collect()
     }
 
     /// The whole batch failed before any write could be answered (network error, timeout, 5xx, 429).
@@ -215,6 +221,7 @@ impl<P: Payload> Engine<P> {
     fn fail(&mut self, entry: Entry<P>, failure: Failure, now: u64) {
         self.counters.failed_syncs += 1;
         self.last_error = Some(failure.message.clone());
+        self.last_error_is_auth = false;
         if let Some(held) = self.pending.remove(&entry.key) {
             self.blocked.insert(held.key.clone(), held);
         }

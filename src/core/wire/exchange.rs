@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use super::response::{failure_outcome, HttpResponse};
 use super::rest::{self, Absent, Group, Kind};
-use super::{rpc, HttpRequest, WireConfig, WireMode};
+use super::{custom, rpc, HttpRequest, WireConfig, WireMode};
 
 use crate::core::change::{timestamp_micros, LAST_CHANGED};
 use crate::core::engine::{Batch, ChangeOutcome, Outcome, OutgoingChange};
@@ -25,29 +25,35 @@ enum Request {
     Rpc {
         members: Vec<usize>,
     },
+    /// The whole batch, to the app's own `send`.
+    Custom,
 }
 
 impl Request {
-    fn members(&self) -> &[usize] {
+    /// The batch's writes it carries (`all` for a request that carries the whole batch).
+    fn members<'a>(&'a self, all: &'a [usize]) -> &'a [usize] {
         match self {
             Request::Rest(group) => &group.members,
             Request::Rpc { members } => members,
+            Request::Custom => all,
         }
     }
 
     /// The same request for the first and for the second half of its writes.
     fn halves(&self) -> [Request; 2] {
-        let members = self.members();
+        let members = self.members(&[]);
         let (a, b) = members.split_at(members.len() / 2);
         match self {
             Request::Rest(group) => [Request::Rest(group.with(a)), Request::Rest(group.with(b))],
             Request::Rpc { .. } => [Request::Rpc { members: a.to_vec() }, Request::Rpc { members: b.to_vec() }],
+            Request::Custom => [Request::Custom, Request::Custom],
         }
     }
 
-    /// Whether it writes (and so may be split to find a bad write); a read after a write is not.
+    /// Whether it writes (and so may be split to find a bad write); a read after a write is not, and the app's
+    /// own transport answers for its batch as a whole.
     fn splits(&self) -> bool {
-        !matches!(self, Request::Rest(Group { kind: Kind::Read { .. }, .. }))
+        !matches!(self, Request::Rest(Group { kind: Kind::Read { .. }, .. }) | Request::Custom)
     }
 }
 
@@ -60,10 +66,19 @@ pub struct Exchange<P> {
     /// The request sent and not yet answered.
     current: Option<Request>,
     outcomes: Vec<ChangeOutcome<P>>,
+    /// Every write of the batch, for requests that carry it whole.
+    all: Vec<usize>,
+    /// Some request of the batch was answered (it counts as a request made, whatever follows).
+    answered: bool,
 }
 
 impl<P: Payload> Exchange<P> {
     pub fn new(batch: &Batch<P>, config: &WireConfig) -> Exchange<P> {
+        Self::owning(batch.clone(), config)
+    }
+
+    /// [`Exchange::new`] for a batch nobody else needs: the engine's own, with no copy of its rows.
+    pub fn owning(batch: Batch<P>, config: &WireConfig) -> Exchange<P> {
         let (todo, function) = match &config.mode {
             WireMode::Rest { primary_keys } => {
                 (rest::plan(&batch.changes, primary_keys).into_iter().map(Request::Rest).collect(), String::new())
@@ -72,15 +87,33 @@ impl<P: Payload> Exchange<P> {
             WireMode::Rpc { function } => {
                 (VecDeque::from([Request::Rpc { members: (0..batch.changes.len()).collect() }]), function.clone())
             }
+            WireMode::Custom => (VecDeque::from([Request::Custom]), String::new()),
         };
         Exchange {
-            batch: batch.clone(),
+            all: (0..batch.changes.len()).collect(),
+            batch,
             function,
             client_id: config.client_id.clone(),
             todo,
             current: None,
             outcomes: Vec::new(),
+            answered: false,
         }
+    }
+
+    /// The batch this exchange carries.
+    pub fn batch(&self) -> &Batch<P> {
+        &self.batch
+    }
+
+    /// Every request is answered, and none is left to send.
+    pub fn is_done(&self) -> bool {
+        self.current.is_none() && self.todo.is_empty()
+    }
+
+    /// Whether the server answered any request of the batch.
+    pub fn was_answered(&self) -> bool {
+        self.answered
     }
 
     /// The next request to send, or `None` when the batch is done (or a request is still unanswered).
@@ -92,6 +125,7 @@ impl<P: Payload> Exchange<P> {
         let request = match &next {
             Request::Rest(group) => rest::request(group, &self.batch.changes),
             Request::Rpc { members } => rpc::request(&self.batch, members, &self.function, &self.client_id),
+            Request::Custom => custom::request(&self.batch, &self.client_id),
         };
         self.current = Some(next);
         Some(request)
@@ -99,11 +133,13 @@ impl<P: Payload> Exchange<P> {
 
     pub fn on_response(&mut self, response: HttpResponse) {
         let Some(sent) = self.current.take() else { return };
+        self.answered = true;
         if (200..300).contains(&response.status) {
             let result = match &sent {
                 Request::Rpc { members } => rpc::outcomes(&self.batch, members, &response.body).map(|outcomes| {
                     self.outcomes.extend(outcomes);
                 }),
+                Request::Custom => custom::outcomes(&response.body).map(|outcomes| self.outcomes.extend(outcomes)),
                 Request::Rest(group) => {
                     rest::returned_rows(&response.body).map(|rows| self.on_rows(group.clone(), &rows))
                 }
@@ -120,7 +156,7 @@ impl<P: Payload> Exchange<P> {
                 self.settle(&sent, outcome);
                 self.todo.clear();
             }
-            _ if sent.splits() && sent.members().len() > 1 => {
+            _ if sent.splits() && sent.members(&self.all).len() > 1 => {
                 let [first, second] = sent.halves();
                 self.todo.push_front(second);
                 self.todo.push_front(first);
@@ -204,7 +240,7 @@ impl<P: Payload> Exchange<P> {
     }
 
     fn settle(&mut self, sent: &Request, outcome: Outcome<P>) {
-        for &member in sent.members() {
+        for &member in sent.members(&self.all) {
             let seq = self.batch.changes[member].seq;
             self.outcomes.push(ChangeOutcome { seq, outcome: outcome.clone() });
         }

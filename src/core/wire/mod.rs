@@ -1,7 +1,9 @@
 //! The wire plan: pure functions from a batch to HTTP requests and from HTTP responses to per-write outcomes,
 //! for PostgREST's plain REST API (`rest`) and for the `record_sync_apply` SQL function (`rpc`).
-//! [`Exchange`] runs one batch through them as a sans-IO state machine; the shell only moves bytes.
+//! [`Exchange`] runs one batch through them as a sans-IO state machine, inside the engine
+//! ([`crate::core::Engine::poll_output`]); the shell only moves bytes.
 
+mod custom;
 mod encode;
 mod exchange;
 mod response;
@@ -10,6 +12,7 @@ mod rpc;
 
 use std::collections::HashMap;
 
+pub use custom::MALFORMED;
 pub use encode::{column, columns, in_list, path_segment};
 pub use exchange::Exchange;
 pub use response::{decode_result, failure_outcome, is_transient_sqlstate, retry_after_ms, HttpResponse};
@@ -29,6 +32,15 @@ pub enum WireMode {
     Rest { primary_keys: HashMap<String, String> },
     /// One call of the named SQL function per batch.
     Rpc { function: String },
+    /// The app's own `send(batch)`: the request's body is the batch it receives (`{ id, clientId, lowWater,
+    /// changes }`), and the answer's body the JSON of the results it resolved to.
+    Custom,
+}
+
+impl Default for WireConfig {
+    fn default() -> Self {
+        WireConfig { mode: WireMode::Rpc { function: DEFAULT_RPC_FUNCTION.to_owned() }, client_id: String::new() }
+    }
 }
 
 pub const DEFAULT_RPC_FUNCTION: &str = "record_sync_apply";

@@ -1,0 +1,131 @@
+//! The engine's one way out and its ways in for answers, in the str0m / quinn-proto shape: the shell loops over
+//! [`Engine::poll_output`] (requests to send, events, then when to call back), moves the bytes, and hands
+//! each answer back with [`Engine::handle_response`] or one of the failure paths. The wire plan, its
+//! splitting and the decoding of answers are the engine's ([`Exchange`]); the shell holds the token, the
+//! timer and `fetch`.
+
+use super::{Conflict, Engine};
+use crate::core::error::EngineError;
+use crate::core::payload::Payload;
+use crate::core::wire::{Exchange, HttpRequest, HttpResponse};
+
+/// A request to send now. Its answer goes back with its `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transmit {
+    pub id: u64,
+    /// Relative to the base URL; authentication headers are the shell's (the core never sees a token). For
+    /// the app's own transport, the body is the batch `send` receives.
+    pub request: HttpRequest,
+}
+
+/// Something the app hears of.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event<P> {
+    /// A write the server did not take (its row is newer, or it is missing), and what became of it.
+    Conflict(Conflict<P>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output<P> {
+    Transmit(Transmit),
+    Event(Event<P>),
+    /// Nothing more to do now: call [`Engine::handle_timeout`] at this time (absolute ms), or never (`None`)
+    /// until something else happens (a change, an answer, going online, resuming).
+    Timeout(Option<u64>),
+}
+
+impl<P: Payload> Engine<P> {
+    /// The clock moved to `now`: what is due by then goes out at the next [`Engine::poll_output`].
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.now = self.now.max(now);
+    }
+
+    /// What to do next: events first, then the next request of the batch in flight (or of a new batch, if one
+    /// is due), and last [`Output::Timeout`], which means nothing more until then. One request is on its way at
+    /// a time: the next one is handed out once the last is answered.
+    pub fn poll_output(&mut self) -> Output<P> {
+        loop {
+            if let Some(conflict) = self.conflicts.pop_front() {
+                return Output::Event(Event::Conflict(conflict));
+            }
+            if self.awaiting.is_some() {
+                return Output::Timeout(None);
+            }
+            if self.exchange.is_none() {
+                let Some(batch) = self.poll_batch(self.now) else { return Output::Timeout(self.poll_timeout()) };
+                self.exchange = Some(Exchange::owning(batch, &self.config.wire));
+            }
+            let Some(exchange) = self.exchange.as_mut() else { continue };
+            if let Some(request) = exchange.next_request() {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.awaiting = Some(id);
+                return Output::Transmit(Transmit { id, request });
+            }
+            // Nothing to send for it (an empty batch): it settles at once.
+            let now = self.now;
+            self.finish_exchange(now);
+        }
+    }
+
+    /// The batch a request on its way belongs to: the shell's journal notes which records it touches.
+    pub fn in_flight_batch(&self) -> Option<&crate::core::Batch<P>> {
+        self.exchange.as_ref().map(Exchange::batch)
+    }
+
+    /// The server's answer to request `id`.
+    pub fn handle_response(&mut self, id: u64, response: HttpResponse, now: u64) -> Result<(), EngineError> {
+        self.answer(id, now, |exchange| exchange.on_response(response))
+    }
+
+    /// Request `id` got no answer (network error, timeout, or the app's transport threw or rejected): its
+    /// writes may or may not have been applied, and are tried again with backoff.
+    pub fn handle_failure(&mut self, id: u64, message: &str, now: u64) -> Result<(), EngineError> {
+        self.answer(id, now, |exchange| exchange.on_network_error(message))
+    }
+
+    /// Request `id` could not go out for want of a token the queue's owner signed (none to be had, another
+    /// user's, or refused twice). The writes the server already answered settle; the others go back to the
+    /// queue without costing an attempt, and nothing is sent until [`Engine::set_needs_auth`]`(None)`. A batch
+    /// none of whose requests was answered does not count as a request.
+    pub fn handle_unauthorized(&mut self, id: u64, reason: &str, now: u64) -> Result<(), EngineError> {
+        self.check_awaiting(id)?;
+        self.handle_timeout(now);
+        self.awaiting = None;
+        let Some(exchange) = self.exchange.take() else { return Err(EngineError::UnknownRequest(id)) };
+        let batch_id = exchange.batch().id;
+        if exchange.was_answered() {
+            self.on_batch_unauthorized(batch_id, exchange.finish(), reason, now)
+        } else {
+            self.on_batch_unsent(batch_id, reason, now)
+        }
+    }
+
+    fn check_awaiting(&self, id: u64) -> Result<(), EngineError> {
+        if self.awaiting == Some(id) {
+            Ok(())
+        } else {
+            Err(EngineError::UnknownRequest(id))
+        }
+    }
+
+    fn answer(&mut self, id: u64, now: u64, feed: impl FnOnce(&mut Exchange<P>)) -> Result<(), EngineError> {
+        self.check_awaiting(id)?;
+        self.handle_timeout(now);
+        self.awaiting = None;
+        let Some(exchange) = self.exchange.as_mut() else { return Err(EngineError::UnknownRequest(id)) };
+        feed(exchange);
+        if exchange.is_done() {
+            self.finish_exchange(now);
+        }
+        Ok(())
+    }
+
+    /// Settles the batch of the exchange that is done with what its answers said.
+    fn finish_exchange(&mut self, now: u64) {
+        let Some(exchange) = self.exchange.take() else { return };
+        let batch_id = exchange.batch().id;
+        // The exchange's batch is the one in flight, so this cannot fail.
+        let _ = self.on_batch_result(batch_id, exchange.finish(), now);
+    }
+}

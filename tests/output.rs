@@ -1,0 +1,187 @@
+//! The engine's wire surface, one rule at a time: `poll_output` hands out requests, events and the timeout;
+//! answers come back by request id through `handle_response`, `handle_failure` and `handle_unauthorized`.
+
+// Native tests. `wasm-pack test` builds every test target for wasm32 too.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::HashMap;
+
+use record_sync::core::wire::{HttpResponse, WireConfig, WireMode};
+use record_sync::core::{
+    Change, Config, ConflictReason, Engine, EngineError, Event, Fill, Op, Output, Priority, Row, Transmit,
+};
+use serde_json::{json, Value};
+
+fn engine(mode: WireMode) -> Engine<Row> {
+    let wire = WireConfig { mode, client_id: "c1".into() };
+    Engine::new(Config { fill: Fill::DueOnly, wire, ..Config::default() }).unwrap()
+}
+
+fn rpc() -> WireMode {
+    WireMode::Rpc { function: "record_sync_apply".into() }
+}
+
+fn rest() -> WireMode {
+    WireMode::Rest { primary_keys: HashMap::new() }
+}
+
+fn queue(e: &mut Engine<Row>, id: &str, data: Value, now: u64) -> u64 {
+    let change = Change::new("plans", id, Op::Upsert, data.as_object().cloned(), Priority::Critical).unwrap();
+    e.enqueue(change, now).unwrap()
+}
+
+fn transmit(e: &mut Engine<Row>) -> Transmit {
+    match e.poll_output() {
+        Output::Transmit(t) => t,
+        other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+fn ok(body: Value) -> HttpResponse {
+    HttpResponse { status: 200, retry_after: None, body: body.to_string() }
+}
+
+#[test]
+fn one_request_at_a_time_and_an_answer_by_its_id() {
+    let mut e = engine(rpc());
+    let seq = queue(&mut e, "p1", json!({ "id": "p1", "name": "a" }), 0);
+    let t = transmit(&mut e);
+    assert_eq!((t.request.method, t.request.path.as_str()), ("POST", "/rpc/record_sync_apply"));
+    assert!(t.request.body.as_deref().unwrap().contains("\"client_id\":\"c1\""));
+    queue(&mut e, "p2", json!({ "id": "p2" }), 1);
+    assert_eq!(e.poll_output(), Output::Timeout(None), "nothing more while a request is on its way");
+
+    let stray = ok(json!([{ "seq": seq, "status": "applied" }]));
+    assert_eq!(e.handle_response(t.id + 1, stray.clone(), 2), Err(EngineError::UnknownRequest(t.id + 1)));
+    assert_eq!(e.stats().successful_syncs, 0, "an answer to another request confirms nothing");
+
+    e.handle_response(t.id, stray.clone(), 2).unwrap();
+    assert_eq!(e.stats().successful_syncs, 1);
+    assert_eq!(e.handle_response(t.id, stray, 3), Err(EngineError::UnknownRequest(t.id)), "answered once");
+    let next = transmit(&mut e);
+    assert!(next.id > t.id && next.request.body.unwrap().contains("\"p2\""));
+}
+
+#[test]
+fn a_2xx_that_is_not_the_servers_answer_confirms_nothing() {
+    for (mode, body) in
+        [(rpc(), "<html>Sign in to Wi-Fi</html>"), (rest(), "<html>Sign in to Wi-Fi</html>"), (rpc(), "{}")]
+    {
+        let mut e = engine(mode);
+        queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+        let t = transmit(&mut e);
+        e.handle_response(t.id, HttpResponse { status: 200, retry_after: None, body: body.into() }, 1).unwrap();
+        let stats = e.stats();
+        assert_eq!((stats.successful_syncs, stats.pending, stats.retries), (0, 1, 1), "{body}");
+        assert!(matches!(e.poll_output(), Output::Timeout(Some(at)) if at > 1), "retried after a backoff");
+    }
+}
+
+#[test]
+fn no_token_returns_the_writes_unsent_and_waits() {
+    let mut e = engine(rest());
+    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    let t = transmit(&mut e);
+    e.handle_unauthorized(t.id, "no access token", 1).unwrap();
+    let stats = e.stats();
+    assert_eq!((stats.requests, stats.pending, stats.retries, stats.needs_auth), (0, 1, 0, true));
+    assert_eq!(e.pending_changes()[0].attempts, 0, "waiting for a token costs no attempt");
+    assert_eq!(e.poll_output(), Output::Timeout(None), "nothing goes out until a token comes");
+    e.set_needs_auth(None);
+    assert_eq!(transmit(&mut e).request, t.request, "the same write goes again");
+}
+
+#[test]
+fn a_refused_token_after_an_answer_keeps_what_was_answered() {
+    // A delete and an upsert of another table: two requests in rest mode.
+    let mut e = engine(rest());
+    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    let change = Change::new("sessions", "s1", Op::Delete, None, Priority::Critical).unwrap();
+    e.enqueue(change, 0).unwrap();
+    let first = transmit(&mut e);
+    e.handle_response(first.id, ok(json!([{ "id": "p1" }])), 1).unwrap();
+    let second = transmit(&mut e);
+    e.handle_unauthorized(second.id, "refused", 2).unwrap();
+    let stats = e.stats();
+    assert_eq!((stats.successful_syncs, stats.pending, stats.requests), (1, 1, 1));
+}
+
+#[test]
+fn no_answer_is_a_transient_failure() {
+    let mut e = engine(rpc());
+    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    let t = transmit(&mut e);
+    e.handle_failure(t.id, "Failed to fetch", 5).unwrap();
+    let stats = e.stats();
+    assert_eq!((stats.pending, stats.retries, stats.last_error.as_deref()), (1, 1, Some("Failed to fetch")));
+}
+
+#[test]
+fn conflicts_come_out_as_events_before_the_next_request() {
+    let mut e = engine(rpc());
+    let seq = queue(&mut e, "p1", json!({ "id": "p1", "last_changed": "2026-01-01T00:00:00Z" }), 0);
+    let t = transmit(&mut e);
+    queue(&mut e, "p2", json!({ "id": "p2" }), 1);
+    let server_row = json!({ "id": "p1", "last_changed": "2026-02-01T00:00:00Z" });
+    e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "conflict", "row": server_row }])), 2).unwrap();
+    match e.poll_output() {
+        Output::Event(Event::Conflict(c)) => {
+            assert_eq!((c.seq, c.reason, c.server_row), (seq, ConflictReason::Newer, server_row.as_object().cloned()));
+        }
+        other => panic!("expected the conflict, got {other:?}"),
+    }
+    assert!(transmit(&mut e).request.body.unwrap().contains("\"p2\""));
+}
+
+#[test]
+fn a_custom_transport_gets_the_batch_and_its_results_go_through_the_one_decoder() {
+    let mut e = engine(WireMode::Custom);
+    let seq = queue(&mut e, "p1", json!({ "id": "p1", "name": "a" }), 0);
+    let t = transmit(&mut e);
+    let batch: Value = serde_json::from_str(t.request.body.as_deref().unwrap()).unwrap();
+    assert_eq!(batch["clientId"], "c1");
+    assert_eq!(batch["changes"][0]["data"], json!({ "id": "p1", "name": "a" }));
+    assert_eq!(batch["changes"][0]["seq"], seq);
+
+    // Results that cannot be read fail the batch, transiently.
+    e.handle_response(t.id, ok(json!([{ "status": "applied" }])), 1).unwrap();
+    let stats = e.stats();
+    assert_eq!((stats.successful_syncs, stats.pending), (0, 1));
+    assert!(stats.last_error.unwrap().starts_with("transport.send must resolve to an array"));
+
+    let at = match e.poll_output() {
+        Output::Timeout(Some(at)) => at,
+        other => panic!("expected a backoff, got {other:?}"),
+    };
+    e.handle_timeout(at);
+    let t = transmit(&mut e);
+    e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
+    assert_eq!(e.stats().successful_syncs, 1);
+}
+
+#[test]
+fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
+    let mut e = engine(rpc());
+    let seq = queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    let t = transmit(&mut e);
+    e.handle_unauthorized(t.id, "waiting for user A's sign-in", 1).unwrap();
+    assert_eq!(e.stats().last_error.as_deref(), Some("waiting for user A's sign-in"));
+    e.set_needs_auth(None);
+    assert_eq!(e.stats().last_error.as_deref(), Some("waiting for user A's sign-in"), "kept until a write goes");
+    let t = transmit(&mut e);
+    e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), 2).unwrap();
+    assert_eq!(e.stats().last_error, None);
+
+    // Any other error stays until something else replaces it.
+    let seq = queue(&mut e, "p2", json!({ "id": "p2" }), 3);
+    let t = transmit(&mut e);
+    e.handle_failure(t.id, "Failed to fetch", 3).unwrap();
+    let at = match e.poll_output() {
+        Output::Timeout(Some(at)) => at,
+        other => panic!("expected a backoff, got {other:?}"),
+    };
+    e.handle_timeout(at);
+    let t = transmit(&mut e);
+    e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
+    assert_eq!(e.stats().last_error.as_deref(), Some("Failed to fetch"));
+}
