@@ -864,7 +864,8 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         s.durable.journal.touch_all();
         let owner = s.durable.owner.clone();
         let value = stored_value(&s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?);
-        let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
+        let records =
+            s.engine.export_refs().iter().map(|e| ((e.table.to_owned(), e.id.to_owned()), 0)).collect::<Vec<_>>();
         s.durable.tabs.inboxed.extend(records);
         let due = s.engine.poll_timeout();
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
