@@ -376,7 +376,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
             continue;
         }
         if wait_ms == 0 {
-            take_over(&shared).await;
+            take_over(&shared);
+            // Awaited here rather than in an async `take_over`, which would be a state machine of its own.
+            while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
+                let _ = JsFuture::from(sleep(20)).await;
+            }
         }
         break (shared, release);
     };
@@ -547,16 +551,13 @@ fn set_aside(store: &Store, key: &str, values: &Array, skipped: &[(usize, String
     )
 }
 
-/// The tab that held the stored queue is gone: stop sending, let the request on its way settle, then restore the
-/// stored queue with this tab's memory queue behind it (as for changes queued while restoring).
-async fn take_over(shared: &Shared) {
+/// The tab that held the stored queue is gone: stop sending (the restore then lets the request on its way settle),
+/// then restore the stored queue with this tab's memory queue behind it (as for changes queued while restoring).
+fn take_over(shared: &Shared) {
     if let Ok(mut s) = shared.try_borrow_mut() {
         s.durable.phase = Phase::Restoring;
         s.durable.error = None;
         s.durable.version += 1;
-    }
-    while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
-        let _ = JsFuture::from(sleep(20)).await;
     }
 }
 
