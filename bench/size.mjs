@@ -33,9 +33,9 @@ export async function bench(ctx) {
     measured[label] = s;
     ctx.figure(label, `${kb(s.raw)} / ${kb(s.gzip)} / ${kb(s.brotli)}`, { unit: "KB raw / gzip / br" });
   }
+  // The files as pkg/ holds them, unminified: index.js and the glue, not the glue's snippet (src/web/shell.js).
   const core = sizes(["record_sync_bg.wasm", "index.js", "record_sync.js"].map(read));
-  ctx.figure("wasm + JS entry, gzip", core.gzip / KB, { unit: "KB", target: "<= 40 (stretch 30)", digits: 1 });
-  ctx.figure("wasm + JS entry, brotli", core.brotli / KB, { unit: "KB", digits: 1 });
+  ctx.figure("wasm + JS entry (pkg/ files), gzip", core.gzip / KB, { unit: "KB", digits: 1 });
 
   // What a production build of an app ships: the entries bundled and minified (the wasm is a separate file).
   const esbuild = await import("esbuild");
@@ -54,6 +54,12 @@ export async function bench(ctx) {
     return Buffer.from(out.outputFiles[0].contents);
   };
   const js = sizes([await bundle(`export * from "record-sync";`)]);
+  // The headline: what an app ships, as issue 10 measured Replicache (esbuild, minified, gzip): the wasm and the
+  // minified JS entry, which holds the glue and its snippet. The pkg/ files above leave the snippet out, so JS
+  // moved from the wasm into src/web/shell.js would not count there.
+  const wasm = measured["wasm (record_sync_bg.wasm)"];
+  ctx.figure("wasm + JS entry, gzip", (wasm.gzip + js.gzip) / KB, { unit: "KB", target: "<= 40 (stretch 30)", digits: 1 });
+  ctx.figure("wasm + JS entry, brotli", (wasm.brotli + js.brotli) / KB, { unit: "KB", digits: 1 });
   const react = sizes([await bundle(`export * from "record-sync/react";`)]);
   ctx.figure("JS entry, minified bundle", `${kb(js.raw)} / ${kb(js.gzip)} / ${kb(js.brotli)}`, { unit: "KB raw / gzip / br" });
   ctx.figure("React + JS entry, minified bundle", `${kb(react.raw)} / ${kb(react.gzip)} / ${kb(react.brotli)}`, {

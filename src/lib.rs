@@ -11,3 +11,8 @@ mod views;
 /// The browser shell: the `RecordSync` class exported to JS (public so the wasm-bindgen tests can drive it).
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+
+/// The wasm's allocator (Cargo.toml says why talc). Natively the system's.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

@@ -145,15 +145,20 @@ impl Early {
     }
 }
 
-/// The entries for `user` left by dead pages and destroyed instances: their keys, and their records for the
-/// journal to read.
-pub async fn orphans(user: &str) -> (Vec<String>, Vec<JsValue>) {
-    let found = wasm_bindgen_futures::JsFuture::from(early_orphans(user)).await.unwrap_or(JsValue::NULL);
+/// The entries for `user` left by dead pages and destroyed instances, as a promise of `[key, record]` pairs
+/// ([`orphan_records`] reads them). The caller awaits it: a nested async function would be a state machine of
+/// its own in the wasm.
+pub fn orphans(user: &str) -> Promise {
+    early_orphans(user)
+}
+
+/// What [`orphans`] resolved to, as the entries' keys and records.
+pub fn orphan_records(found: &JsValue) -> (Vec<String>, Vec<JsValue>) {
     let (mut keys, mut records) = (Vec::new(), Vec::new());
-    if !Array::is_array(&found) {
+    if !Array::is_array(found) {
         return (keys, records);
     }
-    for pair in Array::from(&found).iter().filter(Array::is_array) {
+    for pair in Array::from(found).iter().filter(Array::is_array) {
         let pair = Array::from(&pair);
         if let Some(key) = pair.get(0).as_string() {
             keys.push(key);

@@ -376,7 +376,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
             continue;
         }
         if wait_ms == 0 {
-            take_over(&shared).await;
+            take_over(&shared);
+            // Awaited here rather than in an async `take_over`, which would be a state machine of its own.
+            while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
+                let _ = JsFuture::from(sleep(20)).await;
+            }
         }
         break (shared, release);
     };
@@ -394,11 +398,17 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // an older write of a record would land on top of a newer one) and dead pages' early entries
     // (src/web/early.rs).
     let owner = shared.try_borrow().ok().and_then(|s| s.durable.owner());
-    let (inbox_keys, mut earlier) = read_inbox(&store, &key, owner.as_deref()).await;
-    let (orphan_keys, orphans) = match shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
-        true => super::early::orphans(&key).await,
-        false => (Vec::new(), Vec::new()),
+    // Awaited here, each read of a JS promise: nested async functions would be state machines of their own.
+    let read = match inbox_read(&store, &key) {
+        Some(read) => JsFuture::from(read).await.unwrap_or(JsValue::NULL),
+        None => JsValue::NULL,
     };
+    let (inbox_keys, mut earlier) = inbox_entries(&read, owner.as_deref());
+    let found = match shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
+        true => JsFuture::from(super::early::orphans(&key)).await.unwrap_or(JsValue::NULL),
+        false => JsValue::NULL,
+    };
+    let (orphan_keys, orphans) = super::early::orphan_records(&found);
     earlier.extend(orphans.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten());
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
@@ -467,15 +477,18 @@ fn own_entries(record: &JsValue, owner: Option<&str>) -> Option<Vec<SavedEntry>>
     (!foreign && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
 }
 
-/// The inbox records of the user's own changes (another user's stay for a tab of theirs; an unreadable one is
-/// left to the inbox reader, which says so): their keys, and their writes. Nothing where the store has no inbox
-/// or it cannot be read (the inbox reader takes them in later).
-async fn read_inbox(store: &Store, key: &str, owner: Option<&str>) -> (Vec<JsValue>, Vec<SavedEntry>) {
+/// The store's read of the user's inbox (`readInbox`), or `None` where the store has no inbox. Nothing is
+/// taken in where it cannot be read: the inbox reader takes those records in later.
+fn inbox_read(store: &Store, key: &str) -> Option<Promise> {
+    let read = get(&store.this, "readInbox").dyn_into::<Function>().ok()?;
+    read.call1(&store.this, &JsValue::from_str(key)).ok().map(|promise| Promise::resolve(&promise))
+}
+
+/// What the inbox read resolved to: the keys of the records of the user's own changes, and their writes
+/// (another user's stay for a tab of theirs; an unreadable one is left to the inbox reader, which says so).
+fn inbox_entries(read: &JsValue, owner: Option<&str>) -> (Vec<JsValue>, Vec<SavedEntry>) {
     let (mut keys, mut entries) = (Vec::new(), Vec::new());
-    let Ok(read) = get(&store.this, "readInbox").dyn_into::<Function>() else { return (keys, entries) };
-    let Ok(promise) = read.call1(&store.this, &JsValue::from_str(key)) else { return (keys, entries) };
-    let Ok(read) = JsFuture::from(Promise::resolve(&promise)).await else { return (keys, entries) };
-    let (found_keys, found) = (get(&read, "keys"), get(&read, "records"));
+    let (found_keys, found) = (get(read, "keys"), get(read, "records"));
     if !Array::is_array(&found_keys) || !Array::is_array(&found) {
         return (keys, entries);
     }
@@ -492,7 +505,8 @@ async fn read_inbox(store: &Store, key: &str, owner: Option<&str>) -> (Vec<JsVal
 /// A page that kept early changes (src/web/early.rs) died while this tab holds the queue: its changes are
 /// queued behind the queue's own, as another tab's inbox is.
 async fn take_orphans(weak: Weak<RefCell<State>>, key: String) {
-    let (keys, records) = super::early::orphans(&key).await;
+    let found = JsFuture::from(super::early::orphans(&key)).await.unwrap_or(JsValue::NULL);
+    let (keys, records) = super::early::orphan_records(&found);
     let Some(shared) = weak.upgrade() else { return };
     let Ok(mut s) = shared.try_borrow_mut() else { return };
     if s.destroyed || s.durable.phase != Phase::Durable || keys.is_empty() {
@@ -538,16 +552,13 @@ fn set_aside(store: &Store, key: &str, values: &Array, skipped: &[RecordError]) 
     )
 }
 
-/// The tab that held the stored queue is gone: stop sending, let the request on its way settle, then restore the
-/// stored queue with this tab's memory queue behind it (as for changes queued while restoring).
-async fn take_over(shared: &Shared) {
+/// The tab that held the stored queue is gone: stop sending (the restore then lets the request on its way settle),
+/// then restore the stored queue with this tab's memory queue behind it (as for changes queued while restoring).
+fn take_over(shared: &Shared) {
     if let Ok(mut s) = shared.try_borrow_mut() {
         s.durable.phase = Phase::Restoring;
         s.durable.error = None;
         s.durable.version += 1;
-    }
-    while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
-        let _ = JsFuture::from(sleep(20)).await;
     }
 }
 
@@ -849,7 +860,8 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         s.durable.journal.touch_all();
         let owner = s.durable.owner.clone();
         let value = stored_value(&s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref())?);
-        let records = s.engine.export_refs().iter().map(|e| (e.table.to_owned(), e.id.to_owned())).collect::<Vec<_>>();
+        let records =
+            s.engine.export_refs().iter().map(|e| ((e.table.to_owned(), e.id.to_owned()), 0)).collect::<Vec<_>>();
         s.durable.tabs.inboxed.extend(records);
         let due = s.engine.poll_timeout();
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).

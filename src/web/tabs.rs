@@ -73,7 +73,9 @@ pub struct Tabs {
     /// does not queue them twice.
     pub undeleted: Vec<(String, JsValue)>,
     /// Follower: records written to the inbox that the leader has not said it took in yet.
-    pub inboxed: std::collections::BTreeSet<(String, String)>,
+    /// A map whose values go unread, not a set: it is the type of the core's `Remote::known`, so that the wasm
+    /// holds one hash table's code for both (1 KB gzip less than a `BTreeSet`, 0.5 KB less than a `HashSet`).
+    pub inboxed: std::collections::HashMap<(String, String), u64>,
     /// Follower: wakes the leader at the earliest deadline of the changes this tab queued.
     alarm: Option<(u64, gloo_timers::callback::Timeout)>,
     /// Leader: reading the inbox; `again`: a message came meanwhile.
@@ -513,7 +515,7 @@ impl LocalChanges for LocalView<'_> {
         if durable.phase() != Phase::Follower {
             return false;
         }
-        if durable.tabs.inboxed.contains(&(table.to_owned(), id.to_owned())) {
+        if durable.tabs.inboxed.contains_key(&(table.to_owned(), id.to_owned())) {
             return true;
         }
         let list = mirrored_list(&mut durable.tabs, false);
