@@ -185,3 +185,12 @@ fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
     e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
     assert_eq!(e.stats().last_error.as_deref(), Some("Failed to fetch"));
 }
+
+#[test]
+fn a_restored_queue_is_sent_under_the_client_id_it_was_first_sent_with() {
+    let mut e = engine(rpc());
+    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    e.set_client_id("stored-id");
+    let body = transmit(&mut e).request.body.unwrap();
+    assert!(body.contains("\"client_id\":\"stored-id\"") && !body.contains("\"c1\""), "{body}");
+}

@@ -180,6 +180,8 @@ fn tick(shared: &Shared) {
     };
     if !conflicts.is_empty() {
         conflicts::report(shared, conflicts);
+        // A merge function's row is queued now, after this tick's poll: the next tick sends it.
+        schedule(shared);
     }
     storage::persist(shared);
     if let Some(transmit) = transmit {

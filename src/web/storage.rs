@@ -620,6 +620,8 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
         enqueue_again(&mut engine, &saved);
     }
     if let Some(client_id) = stored.client_id {
+        // The stored writes are sent again under the id they were first sent with: the server knows replays by it.
+        engine.set_client_id(&client_id);
         if let Some(Transport::Http(http)) = Rc::get_mut(&mut s.transport) {
             http.wire.client_id.clone_from(&client_id);
             s.client_id = client_id;
