@@ -473,6 +473,37 @@ async fn a_custom_transport_works() {
     sync.destroy();
 }
 
+/// The engine reads what a custom `send` resolved to (its request's answer): what is not results keeps the
+/// message it had, the writes stay unconfirmed and go again.
+#[wasm_bindgen_test]
+async fn a_custom_transports_bad_answers_keep_their_messages() {
+    let send = Function::new_with_args(
+        "batch",
+        "this.calls = (this.calls || 0) + 1;
+         if (this.calls === 1) return Promise.resolve({ ok: true });
+         if (this.calls === 2) return Promise.resolve([{ seq: 'one', status: 7 }]);
+         if (this.calls === 3) return Promise.reject(new Error('backend unreachable'));
+         return Promise.resolve(batch.changes.map((c) => ({ seq: c.seq, status: 'applied' })));",
+    );
+    let transport = js(json!({}));
+    set(&transport, "send", &send);
+    let options = js(json!({ "maxRetries": 5, "transport": {}, "storage": null }));
+    set(&options, "transport", &transport);
+    let sync = new_sync(options);
+    let calls = || Reflect::get(&transport, &"calls".into()).unwrap().as_f64().unwrap_or(0.0) as u32;
+    let last_error = |sync: &RecordSync| stats(sync)["lastError"].as_str().unwrap_or_default().to_owned();
+    queue(&sync, "comments", "c1", "upsert", json!({ "body": "A" }), 0);
+    wait_for("the first send", 2_000, || calls() == 1 && !last_error(&sync).is_empty()).await;
+    let shape = "transport.send must resolve to an array of { seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }";
+    assert_eq!(last_error(&sync), format!("{shape}: got an object"));
+    assert_eq!(stat(&sync, "successfulSyncs"), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert_eq!(calls(), 4);
+    assert_eq!(stat(&sync, "retries"), 3, "an object, an unreadable result, a rejection");
+    sync.destroy();
+}
+
 #[wasm_bindgen_test]
 async fn stats_is_the_same_object_until_something_changes_and_listeners_hear_once_per_tick() {
     let transport = recording_transport(vec![]);
