@@ -68,8 +68,6 @@ struct State {
     timer: Option<Timer>,
     /// A microtask tick is queued.
     tick_queued: bool,
-    /// A batch is on its way (the engine has it in flight), between its requests too.
-    sending: bool,
     request: Option<request::InFlight>,
     listeners: Vec<(u32, Function)>,
     next_listener: u32,
@@ -164,8 +162,7 @@ fn tick(shared: &Shared) {
             loop {
                 match s.engine.poll_output() {
                     Output::Transmit(next) => {
-                        s.sending = true;
-                        touch_flight(&mut s);
+                        storage::touch_flight(&mut s);
                         transmit = Some(next);
                     }
                     Output::Event(Event::Conflict(conflict)) => conflicts.push(conflict),
@@ -191,18 +188,6 @@ fn tick(shared: &Shared) {
     notify(shared);
     pull::after_tick(shared);
     tabs::publish(shared);
-}
-
-/// The journal stores what becomes of the records of the batch in flight.
-fn touch_flight(s: &mut State) {
-    let records: Vec<(String, String)> = s
-        .engine
-        .in_flight_batch()
-        .map(|batch| batch.changes.iter().map(|c| (c.table.clone(), c.id.clone())).collect())
-        .unwrap_or_default();
-    for (table, id) in records {
-        storage::touch(s, &table, &id);
-    }
 }
 
 fn arm_timer(s: &mut State, shared: &Shared, deadline: Option<u64>, now: u64) {
@@ -244,15 +229,13 @@ async fn send(shared: Shared, transmit: Transmit) {
         }
         let now = js::now();
         // The journal stores what became of the batch's records, whatever the answer.
-        touch_flight(&mut s);
+        storage::touch_flight(&mut s);
         // The request is the one the engine waits for, so none of these calls can fail.
         let _ = match answer {
             Answer::Response(response) => s.engine.handle_response(transmit.id, response, now),
             Answer::Failed(message) => s.engine.handle_failure(transmit.id, &message, now),
             Answer::Unauthorized(reason) => s.engine.handle_unauthorized(transmit.id, &reason, now),
         };
-        // A batch of several requests is still on its way between them.
-        s.sending = s.engine.in_flight_batch().is_some();
     }
     schedule(&shared);
 }
@@ -547,7 +530,6 @@ impl RecordSync {
             destroyed: false,
             timer: None,
             tick_queued: false,
-            sending: false,
             request: None,
             listeners: Vec::new(),
             next_listener: 1,

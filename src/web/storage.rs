@@ -378,7 +378,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
         if wait_ms == 0 {
             take_over(&shared);
             // Awaited here rather than in an async `take_over`, which would be a state machine of its own.
-            while shared.try_borrow().is_ok_and(|s| s.sending && !s.destroyed) {
+            while shared.try_borrow().is_ok_and(|s| s.engine.in_flight_batch().is_some() && !s.destroyed) {
                 let _ = JsFuture::from(sleep(20)).await;
             }
         }
@@ -690,6 +690,17 @@ fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValu
 /// Whether the engine may hand out a batch: not before the stored queue is restored.
 pub fn may_send(s: &State) -> bool {
     matches!(s.durable.phase, Phase::Durable | Phase::Memory) && !s.durable.tabs.holding
+}
+
+/// The journal stores what becomes of the records of the batch in flight. The engine and the journal are
+/// borrowed apart, so nothing is copied.
+pub fn touch_flight(s: &mut State) {
+    let State { engine, durable, .. } = s;
+    if durable.phase != Phase::Memory {
+        for change in engine.in_flight_batch().into_iter().flat_map(|batch| &batch.changes) {
+            durable.journal.touch(&change.table, &change.id);
+        }
+    }
 }
 
 pub fn touch(s: &mut State, table: &str, id: &str) {

@@ -41,7 +41,7 @@ pub async fn http(shared: &Shared, http: &HttpTransport, next: &HttpRequest) -> 
 /// answer's body. What comes before and after its one await is in plain functions: a nested async function
 /// would be a state machine of its own in the wasm.
 pub async fn custom(send: &Function, this: &JsValue, timeout_ms: u32, batch: Option<&str>) -> Answer {
-    let batch = js::view(|out| out.push_str(batch.unwrap_or("null")));
+    let batch = js::parse(batch.unwrap_or("null"));
     let returned = match send.call1(this, &batch) {
         Ok(returned) => returned,
         Err(e) => return Answer::Failed(format!("transport.send threw: {}", error_message(&e))),

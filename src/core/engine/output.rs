@@ -94,9 +94,7 @@ impl<P: Payload> Engine<P> {
     /// queue without costing an attempt, and nothing is sent until [`Engine::set_needs_auth`]`(None)`. A batch
     /// none of whose requests was answered does not count as a request.
     pub fn handle_unauthorized(&mut self, id: u64, reason: &str, now: u64) -> Result<(), EngineError> {
-        self.check_awaiting(id)?;
-        self.handle_timeout(now);
-        self.awaiting = None;
+        self.answered(id, now)?;
         let Some(exchange) = self.exchange.take() else { return Err(EngineError::UnknownRequest(id)) };
         let batch_id = exchange.batch().id;
         if exchange.was_answered() {
@@ -106,18 +104,18 @@ impl<P: Payload> Engine<P> {
         }
     }
 
-    fn check_awaiting(&self, id: u64) -> Result<(), EngineError> {
-        if self.awaiting == Some(id) {
-            Ok(())
-        } else {
-            Err(EngineError::UnknownRequest(id))
+    /// Request `id` is the one on its way, and now it is not: the next may go.
+    fn answered(&mut self, id: u64, now: u64) -> Result<(), EngineError> {
+        if self.awaiting != Some(id) {
+            return Err(EngineError::UnknownRequest(id));
         }
+        self.handle_timeout(now);
+        self.awaiting = None;
+        Ok(())
     }
 
     fn answer(&mut self, id: u64, now: u64, feed: impl FnOnce(&mut Exchange<P>)) -> Result<(), EngineError> {
-        self.check_awaiting(id)?;
-        self.handle_timeout(now);
-        self.awaiting = None;
+        self.answered(id, now)?;
         let Some(exchange) = self.exchange.as_mut() else { return Err(EngineError::UnknownRequest(id)) };
         feed(exchange);
         if exchange.is_done() {
