@@ -30,10 +30,28 @@ fn queue(e: &mut Engine<Row>, id: &str, data: Value, now: u64) -> u64 {
     e.enqueue(change, now).unwrap()
 }
 
+/// The next output that is not a state change (those have their own test).
+fn next(e: &mut Engine<Row>) -> Output<Row> {
+    loop {
+        match e.poll_output() {
+            Output::Event(Event::StateChanged) => {}
+            other => return other,
+        }
+    }
+}
+
 fn transmit(e: &mut Engine<Row>) -> Transmit {
-    match e.poll_output() {
+    match next(e) {
         Output::Transmit(t) => t,
         other => panic!("expected a request, got {other:?}"),
+    }
+}
+
+/// When a failed batch goes again.
+fn backoff(e: &mut Engine<Row>) -> u64 {
+    match next(e) {
+        Output::Timeout(Some(at)) => at,
+        other => panic!("expected a backoff, got {other:?}"),
     }
 }
 
@@ -49,7 +67,7 @@ fn one_request_at_a_time_and_an_answer_by_its_id() {
     assert_eq!((t.request.method, t.request.path.as_str()), ("POST", "/rpc/record_sync_apply"));
     assert!(t.request.body.as_deref().unwrap().contains("\"client_id\":\"c1\""));
     queue(&mut e, "p2", json!({ "id": "p2" }), 1);
-    assert_eq!(e.poll_output(), Output::Timeout(None), "nothing more while a request is on its way");
+    assert_eq!(next(&mut e), Output::Timeout(None), "nothing more while a request is on its way");
 
     let stray = ok(json!([{ "seq": seq, "status": "applied" }]));
     assert_eq!(e.handle_response(t.id + 1, stray.clone(), 2), Err(EngineError::UnknownRequest(t.id + 1)));
@@ -73,7 +91,7 @@ fn a_2xx_that_is_not_the_servers_answer_confirms_nothing() {
         e.handle_response(t.id, HttpResponse { status: 200, retry_after: None, body: body.into() }, 1).unwrap();
         let stats = e.stats();
         assert_eq!((stats.successful_syncs, stats.pending, stats.retries), (0, 1, 1), "{body}");
-        assert!(matches!(e.poll_output(), Output::Timeout(Some(at)) if at > 1), "retried after a backoff");
+        assert!(matches!(next(&mut e), Output::Timeout(Some(at)) if at > 1), "retried after a backoff");
     }
 }
 
@@ -86,7 +104,7 @@ fn no_token_returns_the_writes_unsent_and_waits() {
     let stats = e.stats();
     assert_eq!((stats.requests, stats.pending, stats.retries, stats.needs_auth), (0, 1, 0, true));
     assert_eq!(e.pending_changes()[0].attempts, 0, "waiting for a token costs no attempt");
-    assert_eq!(e.poll_output(), Output::Timeout(None), "nothing goes out until a token comes");
+    assert_eq!(next(&mut e), Output::Timeout(None), "nothing goes out until a token comes");
     e.set_needs_auth(None);
     assert_eq!(transmit(&mut e).request, t.request, "the same write goes again");
 }
@@ -124,7 +142,7 @@ fn conflicts_come_out_as_events_before_the_next_request() {
     queue(&mut e, "p2", json!({ "id": "p2" }), 1);
     let server_row = json!({ "id": "p1", "last_changed": "2026-02-01T00:00:00Z" });
     e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "conflict", "row": server_row }])), 2).unwrap();
-    match e.poll_output() {
+    match next(&mut e) {
         Output::Event(Event::Conflict(c)) => {
             assert_eq!((c.seq, c.reason, c.server_row), (seq, ConflictReason::Newer, server_row.as_object().cloned()));
         }
@@ -149,10 +167,7 @@ fn a_custom_transport_gets_the_batch_and_its_results_go_through_the_one_decoder(
     assert_eq!((stats.successful_syncs, stats.pending), (0, 1));
     assert!(stats.last_error.unwrap().starts_with("transport.send must resolve to an array"));
 
-    let at = match e.poll_output() {
-        Output::Timeout(Some(at)) => at,
-        other => panic!("expected a backoff, got {other:?}"),
-    };
+    let at = backoff(&mut e);
     e.handle_timeout(at);
     let t = transmit(&mut e);
     e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
@@ -176,10 +191,7 @@ fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
     let seq = queue(&mut e, "p2", json!({ "id": "p2" }), 3);
     let t = transmit(&mut e);
     e.handle_failure(t.id, "Failed to fetch", 3).unwrap();
-    let at = match e.poll_output() {
-        Output::Timeout(Some(at)) => at,
-        other => panic!("expected a backoff, got {other:?}"),
-    };
+    let at = backoff(&mut e);
     e.handle_timeout(at);
     let t = transmit(&mut e);
     e.handle_response(t.id, ok(json!([{ "seq": seq, "status": "applied" }])), at).unwrap();
@@ -193,4 +205,32 @@ fn a_restored_queue_is_sent_under_the_client_id_it_was_first_sent_with() {
     e.set_client_id("stored-id");
     let body = transmit(&mut e).request.body.unwrap();
     assert!(body.contains("\"client_id\":\"stored-id\"") && !body.contains("\"c1\""), "{body}");
+}
+
+#[test]
+fn a_state_change_is_one_event_however_many_changes_came_before_it() {
+    let mut e = engine(rpc());
+    assert_eq!(e.poll_event(), None, "a new engine has nothing to report");
+    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    queue(&mut e, "p2", json!({ "id": "p2" }), 0);
+    assert_eq!(e.poll_event(), Some(Event::StateChanged), "coalesced");
+    assert_eq!(e.poll_event(), None);
+    assert_eq!(e.stats().in_flight, 0, "polling events sends nothing");
+
+    // Taking the batch out is a change (pending moves to in flight); so is its answer.
+    let t = match e.poll_output() {
+        Output::Transmit(t) => t,
+        other => panic!("expected the request, got {other:?}"),
+    };
+    assert_eq!(e.poll_output(), Output::Event(Event::StateChanged));
+    assert_eq!(e.poll_output(), Output::Timeout(None));
+    e.handle_response(t.id, ok(json!([{ "seq": 1, "status": "applied" }, { "seq": 2, "status": "applied" }])), 1)
+        .unwrap();
+    assert_eq!(e.poll_event(), Some(Event::StateChanged));
+    assert_eq!(e.poll_event(), None);
+
+    // A call that changes nothing reports nothing.
+    e.handle_timeout(2);
+    assert_eq!(e.poll_output(), Output::Timeout(None));
+    assert_eq!(e.poll_event(), None);
 }

@@ -34,7 +34,7 @@ use web_sys::EventTarget;
 
 use crate::core::json::quoted;
 use crate::core::json::{write_array, ObjectWriter};
-use crate::core::{Change, Column, EngineError, Event, Op, Output, Payload, Priority, Transmit};
+use crate::core::{Change, Column, Conflict, EngineError, Event, Op, Output, Payload, Priority, Transmit};
 use options::Transport;
 use row::JsRow;
 use transport::Answer;
@@ -72,6 +72,10 @@ struct State {
     listeners: Vec<(u32, Function)>,
     next_listener: u32,
     notified_version: u64,
+    /// One per [`Event::StateChanged`] the engine gave: the stats are rebuilt when it moves.
+    engine_changes: u64,
+    /// Conflicts the engine gave between ticks (while the stats were read), for the next tick to report.
+    unreported: Vec<Conflict<JsRow>>,
     stats: Option<(u64, JsValue)>,
     waiters: Vec<Waiter>,
     /// Durable queue (H3): store, journal, owner, tab lock.
@@ -158,21 +162,21 @@ fn tick(shared: &Shared) {
         } else {
             let now = js::now();
             s.engine.handle_timeout(now);
-            let (mut transmit, mut conflicts) = (None, Vec::new());
+            let mut transmit = None;
             loop {
                 match s.engine.poll_output() {
                     Output::Transmit(next) => {
                         storage::touch_flight(&mut s);
                         transmit = Some(next);
                     }
-                    Output::Event(Event::Conflict(conflict)) => conflicts.push(conflict),
+                    Output::Event(event) => on_event(&mut s, event),
                     Output::Timeout(at) => {
                         arm_timer(&mut s, shared, at, now);
                         break;
                     }
                 }
             }
-            (transmit, conflicts)
+            (transmit, std::mem::take(&mut s.unreported))
         }
     };
     if !conflicts.is_empty() {
@@ -293,7 +297,23 @@ fn flush_all(shared: &Shared) -> Promise {
     promise
 }
 
-/// The stats object, rebuilt only when the engine's version moved (so React sees the same object until then).
+fn on_event(s: &mut State, event: Event<JsRow>) {
+    match event {
+        Event::StateChanged => s.engine_changes += 1,
+        Event::Conflict(conflict) => s.unreported.push(conflict),
+    }
+}
+
+/// The engine's events since the last tick: `stats()` called right after `queueChange`, in the same task,
+/// sees the change before any tick has polled.
+fn take_events(s: &mut State) {
+    while let Some(event) = s.engine.poll_event() {
+        on_event(s, event);
+    }
+}
+
+/// The stats object, rebuilt only when something observable changed (so React sees the same object until
+/// then).
 fn stats_value(s: &mut State) -> JsValue {
     let version = observed_version(s);
     if let Some((cached, value)) = &s.stats {
@@ -308,15 +328,21 @@ fn stats_value(s: &mut State) -> JsValue {
     value
 }
 
-/// The engine's version and the durable queue's together (H3).
-fn observed_version(s: &State) -> u64 {
-    s.engine.version() ^ (s.durable.version << 40) ^ pull::version(s).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+/// Moves with every state change the engine reported; the early entry is saved again only when it moved.
+fn engine_changes(s: &mut State) -> u64 {
+    take_events(s);
+    s.engine_changes
+}
+
+/// The engine's changes and the durable queue's together (H3).
+fn observed_version(s: &mut State) -> u64 {
+    engine_changes(s) ^ (s.durable.version << 40) ^ pull::version(s).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 fn notify(shared: &Shared) {
     let (listeners, stats) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
-        let version = observed_version(&s);
+        let version = observed_version(&mut s);
         if s.destroyed || s.listeners.is_empty() || version == s.notified_version {
             return;
         }
@@ -517,7 +543,8 @@ impl RecordSync {
         if js::get(&navigator, "onLine").as_bool() == Some(false) {
             engine.set_online(false);
         }
-        let notified_version = engine.version();
+        // The state it starts in is what the first `stats()` shows, not a change to notify.
+        let _ = engine.poll_event();
         let shared: Shared = Rc::new(RefCell::new(State {
             engine,
             transport: Rc::new(transport),
@@ -533,7 +560,9 @@ impl RecordSync {
             request: None,
             listeners: Vec::new(),
             next_listener: 1,
-            notified_version,
+            notified_version: 0,
+            engine_changes: 0,
+            unreported: Vec::new(),
             stats: None,
             waiters: Vec::new(),
             durable,

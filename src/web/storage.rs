@@ -836,7 +836,7 @@ fn retry_later(shared: &Shared) {
 /// else can be stored by the end of the task.
 fn save_early(s: &mut State) {
     let (Some(key), false) = (s.durable.key.clone(), s.durable.clearing) else { return };
-    let version = s.engine.version();
+    let version = super::engine_changes(s);
     if !s.durable.early.as_ref().is_some_and(|early| early.changed(version)) {
         return;
     }

@@ -470,7 +470,7 @@ fn answer(shared: &Shared, id: JsValue) {
 /// Leader: after a tick, the queue's state for the followers, when it changed and someone listens.
 pub fn publish(shared: &Shared) {
     let Ok(mut s) = shared.try_borrow_mut() else { return };
-    let version = super::observed_version(&s);
+    let version = super::observed_version(&mut s);
     let tabs = &s.durable.tabs;
     if s.destroyed || !tabs.followers || tabs.published == Some(version) || storage::phase(&s) != Phase::Durable {
         return;

@@ -32,7 +32,7 @@ impl<P: Payload> Engine<P> {
             }
             retried += 1;
         }
-        self.version += 1;
+        self.changed = true;
         retried
     }
 
@@ -47,7 +47,7 @@ impl<P: Payload> Engine<P> {
                 }
             }
         }
-        self.version += 1;
+        self.changed = true;
         keys.len()
     }
 

@@ -91,7 +91,8 @@ pub struct Engine<P> {
     needs_auth: bool,
     /// Conflicts not yet taken by the shell.
     conflicts: VecDeque<Conflict<P>>,
-    version: u64,
+    /// Something a caller can observe changed since the last [`Event::StateChanged`] went out.
+    changed: bool,
     /// The latest time the shell gave (output.rs hands out what is due by then).
     now: u64,
     /// The wire plan of the batch in flight, when the engine carries it (output.rs).
@@ -127,7 +128,7 @@ impl<P: Payload> Engine<P> {
             last_error_is_auth: false,
             needs_auth: false,
             conflicts: VecDeque::new(),
-            version: 0,
+            changed: false,
             now: 0,
             exchange: None,
             awaiting: None,
@@ -149,11 +150,6 @@ impl<P: Payload> Engine<P> {
 
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// Changes whenever anything a caller can observe changes, so the shell can cache what it shows.
-    pub fn version(&self) -> u64 {
-        self.version
     }
 
     fn intern(&mut self, table: &str) -> TableId {
@@ -276,7 +272,7 @@ impl<P: Payload> Engine<P> {
         if merged {
             self.counters.merged_changes += 1;
         }
-        self.version += 1;
+        self.changed = true;
     }
 
     /// When another write of the record is `ahead` (in flight, or failed and waiting for the caller), a new
@@ -310,7 +306,7 @@ impl<P: Payload> Engine<P> {
                 self.not_before = 0;
             }
         }
-        self.version += 1;
+        self.changed = true;
     }
 
     pub fn needs_auth(&self) -> bool {
@@ -325,7 +321,7 @@ impl<P: Payload> Engine<P> {
                 self.not_before = 0;
                 self.consecutive_failures = 0;
             }
-            self.version += 1;
+            self.changed = true;
         }
     }
 
@@ -336,7 +332,7 @@ impl<P: Payload> Engine<P> {
     pub fn set_paused(&mut self, paused: bool) {
         if self.paused != paused {
             self.paused = paused;
-            self.version += 1;
+            self.changed = true;
         }
     }
 }
@@ -413,7 +409,7 @@ impl<P: Payload> Engine<P> {
                 self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at });
             }
         }
-        self.version += 1;
+        self.changed = true;
         Ok(())
     }
 }

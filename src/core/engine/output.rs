@@ -23,6 +23,9 @@ pub struct Transmit {
 pub enum Event<P> {
     /// A write the server did not take (its row is newer, or it is missing), and what became of it.
     Conflict(Conflict<P>),
+    /// Something a caller can observe (the stats, the pending or failed lists) changed since the last one:
+    /// one event however many changes came before it was polled, so a shell rebuilds its view once.
+    StateChanged,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -45,8 +48,8 @@ impl<P: Payload> Engine<P> {
     /// a time: the next one is handed out once the last is answered.
     pub fn poll_output(&mut self) -> Output<P> {
         loop {
-            if let Some(conflict) = self.conflicts.pop_front() {
-                return Output::Event(Event::Conflict(conflict));
+            if let Some(event) = self.poll_event() {
+                return Output::Event(event);
             }
             if self.awaiting.is_some() {
                 return Output::Timeout(None);
@@ -66,6 +69,15 @@ impl<P: Payload> Engine<P> {
             let now = self.now;
             self.finish_exchange(now);
         }
+    }
+
+    /// The events alone, without handing out a request: a shell asked for its stats between two ticks (right
+    /// after a change, in the same task) learns whether they moved without starting a send.
+    pub fn poll_event(&mut self) -> Option<Event<P>> {
+        if let Some(conflict) = self.conflicts.pop_front() {
+            return Some(Event::Conflict(conflict));
+        }
+        std::mem::take(&mut self.changed).then_some(Event::StateChanged)
     }
 
     /// The id the server knows this client's writes by (a restored queue keeps the one it was sent with).

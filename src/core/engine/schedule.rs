@@ -37,7 +37,7 @@ impl<P: Payload> Engine<P> {
         self.in_flight = Some(InFlight { id, entries });
         let low_water = self.low_water();
         self.counters.requests += 1;
-        self.version += 1;
+        self.changed = true;
         Some(Batch { id, changes, low_water })
     }
 
@@ -187,7 +187,7 @@ impl<P: Payload> Engine<P> {
     pub fn flush_all(&mut self, now: u64) -> u64 {
         self.pending.make_all_due(now);
         self.not_before = 0;
-        self.version += 1;
+        self.changed = true;
         self.next_seq - 1
     }
 
@@ -203,6 +203,6 @@ impl<P: Payload> Engine<P> {
     /// the server before the page is gone; the rest is stored and goes when its deadline comes.
     pub fn flush_soon(&mut self, within_ms: u64, now: u64) {
         self.pending.make_due_by(now.saturating_add(within_ms), now);
-        self.version += 1;
+        self.changed = true;
     }
 }

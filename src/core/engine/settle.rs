@@ -108,7 +108,7 @@ impl<P: Payload> Engine<P> {
             let delay = self.config.backoff.delay(self.consecutive_failures, retry_after, &mut self.rng);
             self.not_before = now.saturating_add(delay);
         }
-        self.version += 1;
+        self.changed = true;
         Ok(())
     }
 
