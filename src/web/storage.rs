@@ -647,6 +647,8 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
         }
     }
     s.engine = engine;
+    // Another engine: what it holds is a change, whatever events it has to give.
+    s.engine_changes += 1;
     s.stats = None;
     s.notified_version = u64::MAX;
     Ok(())
@@ -671,6 +673,7 @@ pub fn drop_queue(s: &mut State) {
     empty.set_online(s.engine.is_online());
     empty.set_paused(s.engine.stats().is_paused);
     s.engine = empty;
+    s.engine_changes += 1;
     s.stats = None;
     s.notified_version = u64::MAX;
     touch_all(s);
