@@ -98,3 +98,20 @@ export async function burst(count) {
   sync.destroy();
   return { loopMs: t1 - t0, blockedMs: t2 - t0, pending, notified };
 }
+
+/**
+ * `count` changes queued, then sent with `forceSyncAll()` through the in-page transport above (it answers at
+ * once, no network): what taking due writes out, writing each request, reading its results and settling cost
+ * per change in the browser, the counterpart of the native take-due figure. Batches of the default size.
+ */
+export async function drain(count) {
+  const sync = new RecordSync(options());
+  for (let i = 0; i < count; i++) sync.queueChange("selected_exercises", `se-${i}`, "upsert", row(i), SyncPriority.LOW);
+  await tick();
+  const t0 = performance.now();
+  const summary = await sync.forceSyncAll();
+  const ms = performance.now() - t0;
+  const stats = sync.stats();
+  sync.destroy();
+  return { ms, confirmed: summary.confirmed, failed: summary.failed.length, pending: stats.pending, requests: stats.requests };
+}
