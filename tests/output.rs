@@ -234,3 +234,49 @@ fn a_state_change_is_one_event_however_many_changes_came_before_it() {
     assert_eq!(e.poll_output(), Output::Timeout(None));
     assert_eq!(e.poll_event(), None);
 }
+
+#[test]
+fn a_batch_begun_is_finished_by_poll_flight_which_never_starts_another() {
+    // Two tables: two requests in rest mode.
+    let mut e = engine(rest());
+    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+    let change =
+        Change::new("sessions", "s1", Op::Upsert, json!({ "id": "s1" }).as_object().cloned(), Priority::Critical);
+    e.enqueue(change.unwrap(), 0).unwrap();
+    assert_eq!(e.poll_flight(), None, "nothing in flight: poll_flight starts nothing");
+    let first = transmit(&mut e);
+    assert_eq!(e.poll_flight(), None, "one request at a time");
+    e.handle_response(first.id, ok(json!([{ "id": "p1" }])), 1).unwrap();
+    queue(&mut e, "p2", json!({ "id": "p2" }), 1);
+
+    let second = e.poll_flight().expect("the batch's second request");
+    assert!(second.id > first.id && second.request.path.starts_with("/sessions"), "{:?}", second.request);
+    e.handle_response(second.id, ok(json!([{ "id": "s1" }])), 2).unwrap();
+    assert_eq!(e.stats().successful_syncs, 2);
+    assert_eq!(e.poll_flight(), None, "the due change to p2 waits for poll_output");
+    assert!(transmit(&mut e).request.body.unwrap().contains("\"p2\""));
+}
+
+#[test]
+fn an_engine_that_follows_another_waits_for_its_request_and_never_takes_its_answer() {
+    let mut old = engine(rest());
+    queue(&mut old, "p1", json!({ "id": "p1", "name": "old" }), 0);
+    let out = transmit(&mut old);
+
+    // What the shell does when another tab clears the queue: an empty engine in its place, seqs going on.
+    let config = old.config().clone();
+    let mut snapshot = Engine::<Row>::new(config.clone()).unwrap().export();
+    snapshot.next_seq = old.export().next_seq;
+    let mut new = Engine::restore(config, snapshot).unwrap();
+    new.follow(&old);
+    queue(&mut new, "p1", json!({ "id": "p1", "name": "new" }), 1);
+    assert_eq!(next(&mut new), Output::Timeout(None), "the old request is still out");
+
+    // Its answer names p1, but it is not an answer to the new write.
+    let answer = ok(json!([{ "id": "p1", "name": "old" }]));
+    assert_eq!(new.handle_response(out.id, answer, 2), Err(EngineError::UnknownRequest(out.id)));
+    assert_eq!((new.stats().successful_syncs, new.stats().pending), (0, 1));
+    let t = transmit(&mut new);
+    assert_ne!(t.id, out.id, "request ids go on from the old engine's");
+    assert!(t.request.body.unwrap().contains("\"new\""));
+}

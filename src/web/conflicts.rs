@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::js;
 use super::row::{JsRow, Refused};
-use super::Shared;
+use super::{storage, Shared};
 use crate::core::json::quoted;
 use crate::core::remote::strip_feed_columns;
 use crate::core::{Change, ConflictReason, Op, Payload, Priority, Resolution};
@@ -146,6 +146,8 @@ fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static s
     };
     match s.engine.enqueue_resolved(change, js::now()) {
         Ok(seq) => {
+            // Reported a tick after the answer: the journal may have stored the record as settled since.
+            storage::touch(&mut s, &conflict.table, &conflict.id);
             for waiter in s.waiters.iter_mut().filter(|w| w.watermark >= conflict.seq) {
                 waiter.watermark = waiter.watermark.max(seq);
             }

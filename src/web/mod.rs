@@ -158,7 +158,12 @@ fn tick(shared: &Shared) {
         // its owner's token; what the request takes out of the queue is journaled.
         if !storage::may_send(&s) {
             s.timer = None;
-            (None, Vec::new())
+            // A batch already begun is finished (several requests in rest mode): a take-over waits for it.
+            let transmit = s.engine.poll_flight();
+            if transmit.is_some() {
+                storage::touch_flight(&mut s);
+            }
+            (transmit, Vec::new())
         } else {
             let now = js::now();
             s.engine.handle_timeout(now);
@@ -234,7 +239,8 @@ async fn send(shared: Shared, transmit: Transmit) {
         let now = js::now();
         // The journal stores what became of the batch's records, whatever the answer.
         storage::touch_flight(&mut s);
-        // The request is the one the engine waits for, so none of these calls can fail.
+        // Refused (UnknownRequest) only for a request of an engine since replaced (storage::drop_queue): the
+        // new engine waited for it, and its writes are not the new engine's.
         let _ = match answer {
             Answer::Response(response) => s.engine.handle_response(transmit.id, response, now),
             Answer::Failed(message) => s.engine.handle_failure(transmit.id, &message, now),

@@ -646,6 +646,7 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
             waiter.conflicts_before = 0;
         }
     }
+    engine.follow(&s.engine);
     s.engine = engine;
     // Another engine: what it holds is a change, whatever events it has to give.
     s.engine_changes += 1;
@@ -672,6 +673,7 @@ pub fn drop_queue(s: &mut State) {
     let Ok(mut empty) = Engine::restore(config, snapshot) else { return };
     empty.set_online(s.engine.is_online());
     empty.set_paused(s.engine.stats().is_paused);
+    empty.follow(&s.engine);
     s.engine = empty;
     s.engine_changes += 1;
     s.stats = None;

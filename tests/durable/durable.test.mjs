@@ -567,6 +567,37 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("a take-over waits for a rest-mode batch of two requests that was half sent, which still finishes", async () => {
+    const context = await browser.newContext();
+    try {
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first), true);
+      const second = await openPage(context, site.url);
+      await second.evaluate(() => delete window.BroadcastChannel);
+      assert.equal(await create(second, { mode: "rest" }), false, "the first tab holds this user's queue");
+      // Every request takes 400 ms: the first tab crashes while the second tab's batch (two tables, so two
+      // requests in rest mode) has its first request out, and the take-over begins before the second goes.
+      await admin(server, "faults", { latencyMs: 400 });
+      const prefix = `half-${Date.now()}-`;
+      await second.evaluate((p) => {
+        window.t.sync.queueCriticalChange("user_preferences", `${p}u`, "upsert", { id: `${p}u`, theme: "half" });
+        window.t.sync.queueCriticalChange("exercises", `${p}e`, "upsert", { id: `${p}e`, name: "Half squat" });
+      }, prefix);
+      await second.waitForTimeout(150);
+      await crashPage(context, first);
+      await second.waitForFunction(() => window.t.sync.stats().durable === true, null, { timeout: 5000 });
+      await admin(server, "faults", {});
+      assert.equal((await flush(second)).failed, 0);
+      assert.equal((await rowsOf(tokenA, prefix)).length, 1);
+      assert.equal((await rows(server, "exercises", tokenA, `id=eq.${prefix}e`)).length, 1);
+      const s = await second.evaluate(() => window.t.sync.stats());
+      assert.deepEqual([s.pending, s.inFlight, s.isProcessing], [0, 0, false]);
+    } finally {
+      await admin(server, "faults", {});
+      await context.close();
+    }
+  });
+
   test("leaving the page sends what is due soon with keepalive; the rest waits in storage", async () => {
     const context = await browser.newContext();
     try {

@@ -60,14 +60,41 @@ impl<P: Payload> Engine<P> {
             }
             let Some(exchange) = self.exchange.as_mut() else { continue };
             if let Some(request) = exchange.next_request() {
-                let id = self.next_request;
-                self.next_request += 1;
-                self.awaiting = Some(id);
-                return Output::Transmit(Transmit { id, request });
+                return Output::Transmit(self.on_its_way(request));
             }
             // Nothing to send for it (an empty batch): it settles at once.
             let now = self.now;
             self.finish_exchange(now);
+        }
+    }
+
+    /// The next request of the batch in flight, never a new batch: a shell that may not start sending (its
+    /// stored queue is being taken over) still finishes a batch of several requests (`rest` mode) that it
+    /// began, since the take-over waits for it. `None` while a request is on its way or when none is in flight.
+    pub fn poll_flight(&mut self) -> Option<Transmit> {
+        if self.awaiting.is_some() {
+            return None;
+        }
+        let request = self.exchange.as_mut()?.next_request()?;
+        Some(self.on_its_way(request))
+    }
+
+    /// `request` goes out under the next id; nothing more until it is answered.
+    fn on_its_way(&mut self, request: HttpRequest) -> Transmit {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.awaiting = Some(id);
+        Transmit { id, request }
+    }
+
+    /// This engine replaces `previous` (a restored or emptied queue) while `previous` may have a request on
+    /// its way: that request's answer is waited for and then dropped (its writes are not this engine's), so
+    /// two requests are never out at once; and request ids go on from `previous`'s, so that answer cannot
+    /// be taken for one of this engine's requests.
+    pub fn follow(&mut self, previous: &Engine<P>) {
+        self.next_request = self.next_request.max(previous.next_request);
+        if previous.awaiting.is_some() {
+            self.awaiting = previous.awaiting;
         }
     }
 
