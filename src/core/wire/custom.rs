@@ -2,10 +2,10 @@
 //! one request whose body is the batch `send` receives and whose answer is the results it resolved to, read
 //! by the one decoder of per-write results that the sync function's answers go through too.
 
-use super::response::decode_result;
+use super::response::{decode_results, AnswerError};
 use super::HttpRequest;
 use crate::core::engine::{Batch, ChangeOutcome};
-use crate::core::json::{write_array, Json, ObjectWriter};
+use crate::core::json::{write_array, ObjectWriter};
 use crate::core::payload::Payload;
 
 /// `{ id, clientId, lowWater, changes }`, as `send(batch)` receives it.
@@ -18,18 +18,7 @@ pub(super) fn request<P: Payload>(batch: &Batch<P>, client_id: &str) -> HttpRequ
     HttpRequest { method: "POST", path: String::new(), headers: Vec::new(), body: Some(body) }
 }
 
-/// What a `send` that resolved to something other than results is told, before what was wrong.
-pub const MALFORMED: &str =
-    "transport.send must resolve to an array of { seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }: ";
-
-/// One outcome per result `send` gave; a result that cannot be read fails the whole batch (transiently: the
-/// app's transport may answer better next time).
-pub(super) fn outcomes<P: Payload>(body: &str) -> Result<Vec<ChangeOutcome<P>>, String> {
-    let malformed = |why: &str| {
-        let mut message = String::from(MALFORMED);
-        message.push_str(why);
-        message
-    };
-    let Ok(Json::Array(results)) = Json::parse(body) else { return Err(malformed("not a JSON array")) };
-    results.iter().map(decode_result).collect::<Result<_, _>>().map_err(|why| malformed(&why))
+/// One outcome per result `send` gave; a result that cannot be read fails the whole batch.
+pub(super) fn outcomes<P: Payload>(body: &str) -> Result<Vec<ChangeOutcome<P>>, AnswerError> {
+    decode_results(body).map_err(AnswerError::Send)
 }
