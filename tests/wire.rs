@@ -317,6 +317,34 @@ fn unreadable_results_are_typed_errors_whose_text_is_the_message() {
 }
 
 #[test]
+fn custom_sends_the_batch_as_send_receives_it() {
+    let mut forced = change(2, "plans", "p2", Op::Delete, None);
+    forced.force = true;
+    let b = batch(vec![
+        change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1", "last_changed": "2026-01-01"}))),
+        forced,
+    ]);
+    let custom = WireConfig { mode: WireMode::Custom, client_id: "c1".into() };
+    let (requests, _) =
+        run(&b, &custom, vec![status(200, r#"[{"seq":1,"status":"applied"},{"seq":2,"status":"applied"}]"#)]);
+    assert_eq!(requests.len(), 1);
+    let body: Value = serde_json::from_str(requests[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "id": 7, "clientId": "c1", "lowWater": 3,
+            "changes": [
+                {
+                    "seq": 1, "table": "plans", "id": "p1", "op": "upsert",
+                    "data": {"id": "p1", "last_changed": "2026-01-01"}, "lastChanged": "2026-01-01", "priority": "high"
+                },
+                {"seq": 2, "table": "plans", "id": "p2", "op": "delete", "priority": "high", "force": true}
+            ]
+        })
+    );
+}
+
+#[test]
 fn rest_odd_table_names_are_encoded() {
     let b = batch(vec![change(1, "Order Items/x", "1", Op::Upsert, row(json!({"id": "1", "a b": 1})))]);
     let (requests, _) = run(&b, &rest(), vec![]);

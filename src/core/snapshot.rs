@@ -275,6 +275,17 @@ impl SavedState {
     }
 }
 
+impl Failure {
+    /// `{ code?, message, permanent }`: as a failed write's state is stored (and as the failed list shows it).
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        if let Some(code) = &self.code {
+            o.str("code", code);
+        }
+        o.str("message", &self.message).bool("permanent", self.permanent).end();
+    }
+}
+
 /// A write as [`SavedEntry`] serializes it, borrowed from the engine: the journal writes these every tick,
 /// without copying rows.
 #[derive(Clone, Debug, PartialEq, Serialize)]

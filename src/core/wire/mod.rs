@@ -12,6 +12,7 @@ mod rpc;
 
 use std::collections::HashMap;
 
+pub use custom::write_change;
 pub use encode::{column, columns, in_list, path_segment};
 pub use exchange::Exchange;
 pub use response::{
