@@ -39,6 +39,10 @@ pub fn write_change<P: Payload>(o: &mut ObjectWriter<'_>, change: &OutgoingChang
     }
 }
 
+/// What a `send` that resolved to something other than results is told, before what was wrong.
+pub const MALFORMED: &str =
+    "transport.send must resolve to an array of { seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }: ";
+
 /// One outcome per result `send` gave; a result that cannot be read fails the whole batch.
 pub(super) fn outcomes<P: Payload>(body: &str) -> Result<Vec<ChangeOutcome<P>>, AnswerError> {
     decode_results(body).map_err(AnswerError::Send)

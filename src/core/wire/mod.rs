@@ -12,12 +12,11 @@ mod rpc;
 
 use std::collections::HashMap;
 
-pub use custom::write_change;
+pub use custom::{write_change, MALFORMED};
 pub use encode::{column, columns, in_list, path_segment};
 pub use exchange::Exchange;
 pub use response::{
     decode_result, failure_outcome, is_transient_sqlstate, retry_after_ms, AnswerError, HttpResponse, ResultsError,
-    MALFORMED,
 };
 pub use rest::id_text;
 

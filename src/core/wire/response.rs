@@ -1,6 +1,7 @@
 //! From what the server answered to what happened to each write: transient failures retry, permanent ones
 //! go to the failed list.
 
+use super::custom::MALFORMED;
 use crate::core::engine::{ChangeOutcome, Outcome};
 use crate::core::json::{write_str, Json, JsonError};
 use crate::core::payload::Payload;
@@ -114,10 +115,6 @@ pub enum ResultsError {
     /// A result without a string `status`.
     NoStatus,
 }
-
-/// What a `send` that resolved to something other than results is told, before what was wrong.
-pub const MALFORMED: &str =
-    "transport.send must resolve to an array of { seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }: ";
 
 /// The app's message. Written without `format!`, like [`JsonError`]'s.
 impl From<&AnswerError> for String {
