@@ -7,47 +7,13 @@
 
 use crate::core::json::ObjectWriter;
 use crate::core::remote::{RemoteChange, RemoteOp};
-use crate::core::{
-    Conflict, ConflictReason, FailedView, Failure, OutgoingChange, Payload, PendingView, Resolution, Stats,
-};
-
-impl Failure {
-    pub fn write_json(&self, out: &mut String) {
-        let mut o = ObjectWriter::new(out);
-        if let Some(code) = &self.code {
-            o.str("code", code);
-        }
-        o.str("message", &self.message).bool("permanent", self.permanent).end();
-    }
-}
-
-impl<P: Payload> OutgoingChange<P> {
-    /// The members of the write, without the braces (views add theirs).
-    fn members(&self, o: &mut ObjectWriter<'_>) {
-        o.u64("seq", self.seq).str("table", &self.table).str("id", &self.id).str("op", self.op.as_str());
-        if let Some(data) = &self.data {
-            data.write_json(o.key("data"));
-        }
-        if let Some(stamp) = &self.last_changed {
-            o.str("lastChanged", stamp);
-        }
-        o.str("priority", self.priority.name());
-        if self.force {
-            o.bool("force", true);
-        }
-    }
-
-    pub fn write_json(&self, out: &mut String) {
-        let mut o = ObjectWriter::new(out);
-        self.members(&mut o);
-        o.end();
-    }
-}
+use crate::core::wire::write_change;
+use crate::core::{Conflict, ConflictReason, FailedView, Payload, PendingView, Resolution, Stats};
 
 impl<P: Payload> PendingView<P> {
     pub fn write_json(&self, out: &mut String) {
         let mut o = ObjectWriter::new(out);
-        self.write.members(&mut o);
+        write_change(&mut o, &self.write);
         o.u64("queuedAt", self.queued_at).u64("dueAt", self.due_at).u64("attempts", self.attempts.into());
         o.bool("inFlight", self.in_flight).bool("blocked", self.blocked).end();
     }
@@ -56,7 +22,7 @@ impl<P: Payload> PendingView<P> {
 impl<P: Payload> FailedView<P> {
     pub fn write_json(&self, out: &mut String) {
         let mut o = ObjectWriter::new(out);
-        self.write.members(&mut o);
+        write_change(&mut o, &self.write);
         o.u64("firstSeq", self.first_seq).u64("attempts", self.attempts.into());
         self.error.write_json(o.key("error"));
         o.u64("failedAt", self.failed_at).end();
@@ -141,6 +107,8 @@ mod tests {
     use serde::Serialize;
     use serde_json::{json, Value};
 
+    use crate::core::json::ObjectWriter;
+    use crate::core::wire::write_change;
     use crate::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
 
     fn same<T: Serialize>(value: &T, write: impl Fn(&T, &mut String)) {
@@ -159,7 +127,11 @@ mod tests {
         e.enqueue(change("b", Op::Delete, None), 0).unwrap();
         e.enqueue(change("c", Op::Insert, row(json!({"n": 1.5}))), 0).unwrap();
         let batch = e.poll_batch(0).unwrap();
-        same(&batch.changes[0], |v, out| v.write_json(out));
+        same(&batch.changes[0], |v, out| {
+            let mut o = ObjectWriter::new(out);
+            write_change(&mut o, v);
+            o.end();
+        });
         let outcomes = vec![
             ChangeOutcome { seq: batch.changes[0].seq, outcome: Outcome::Conflict { row: row(json!({"x": 2})) } },
             ChangeOutcome {

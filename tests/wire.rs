@@ -5,7 +5,10 @@
 
 use std::collections::HashMap;
 
-use record_sync::core::wire::{Exchange, HttpRequest, HttpResponse, WireConfig, WireMode};
+use record_sync::core::json::{Json, JsonError};
+use record_sync::core::wire::{
+    decode_result, AnswerError, Exchange, HttpRequest, HttpResponse, ResultsError, WireConfig, WireMode, MALFORMED,
+};
 use record_sync::core::{Batch, ChangeOutcome, Op, Outcome, OutgoingChange, Priority, Row};
 use serde_json::{json, Value};
 
@@ -239,6 +242,106 @@ fn rest_2xx_that_is_not_the_rows_asked_for_is_transient() {
             "{body:?}: {outcomes:?}"
         );
     }
+}
+
+/// The message every write of a batch failed with, after one answer to its first request.
+fn failed_with(b: &Batch<Row>, config: &WireConfig, body: &str) -> String {
+    let (_, outcomes) = run(b, config, vec![status(200, body)]);
+    let messages: Vec<&str> = outcomes
+        .iter()
+        .map(|o| match &o.outcome {
+            Outcome::Transient { message, retry_after_ms: None } => message.as_str(),
+            other => panic!("{body:?}: expected a transient failure, got {other:?}"),
+        })
+        .collect();
+    assert!(!messages.is_empty() && messages.iter().all(|m| *m == messages[0]), "{body:?}: {messages:?}");
+    messages[0].to_owned()
+}
+
+#[test]
+fn answers_that_are_not_what_was_asked_keep_their_messages_in_every_mode() {
+    let b = batch(vec![
+        change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1"}))),
+        change(2, "plans", "p2", Op::Delete, None),
+    ]);
+    let not_rows = "the server answered 2xx with something other than the rows asked for: ";
+    assert_eq!(failed_with(&b, &rest(), " <p \"a\">\n</p> "), format!("{not_rows}\"<p \\\"a\\\">\\n</p>\""));
+    let long = "é".repeat(100);
+    assert_eq!(failed_with(&b, &rest(), &long), format!("{not_rows}\"{}\"", "é".repeat(80)));
+
+    let function = "unreadable answer from the sync function: ";
+    assert_eq!(failed_with(&b, &rpc(), "[1,2 x"), format!("{function}not JSON (an array without , or ] at byte 5)"));
+    assert_eq!(failed_with(&b, &rpc(), "{}"), format!("{function}not an array"));
+    assert_eq!(
+        failed_with(&b, &rpc(), r#"[{"status":"applied"}]"#),
+        format!("{function}a result without a numeric seq")
+    );
+    assert_eq!(failed_with(&b, &rpc(), r#"[{"seq":1}]"#), format!("{function}a result without a string status"));
+    // A result for a write the call did not carry is left out, but one that cannot be read fails the call.
+    let unsent = r#"[{"seq":1,"status":"applied"},{"seq":2,"status":"applied"},{"seq":99}]"#;
+    assert_eq!(failed_with(&b, &rpc(), unsent), format!("{function}a result without a string status"));
+
+    let custom = WireConfig { mode: WireMode::Custom, client_id: "c1".into() };
+    assert!(MALFORMED.starts_with("transport.send must resolve to an array of { seq, status: "));
+    assert_eq!(failed_with(&b, &custom, "not json"), format!("{MALFORMED}not a JSON array"));
+    assert_eq!(failed_with(&b, &custom, "{}"), format!("{MALFORMED}not a JSON array"));
+    assert_eq!(
+        failed_with(&b, &custom, r#"[{"seq":"one","status":7}]"#),
+        format!("{MALFORMED}a result without a numeric seq")
+    );
+    assert_eq!(
+        failed_with(&b, &custom, r#"[{"seq":1,"status":7}]"#),
+        format!("{MALFORMED}a result without a string status")
+    );
+}
+
+#[test]
+fn unreadable_results_are_typed_errors_whose_text_is_the_message() {
+    let decode = |text: &str| decode_result::<Row>(&Json::parse(text).unwrap()).map(|o| o.seq);
+    assert_eq!(decode(r#"{"seq":1,"status":"applied"}"#), Ok(1));
+    assert_eq!(decode(r#"{"seq":-1,"status":"applied"}"#), Err(ResultsError::NoSeq));
+    assert_eq!(decode(r#"{"seq":1,"status":null}"#), Err(ResultsError::NoStatus));
+    let not_json = JsonError { what: "no value", at: 0 };
+    let cases = [
+        (AnswerError::NotRows("<html>".into()), "the server answered 2xx with something other than the rows asked for: \"<html>\""),
+        (AnswerError::Function(ResultsError::NotJson(not_json)), "unreadable answer from the sync function: not JSON (no value at byte 0)"),
+        (AnswerError::Function(ResultsError::NotAnArray), "unreadable answer from the sync function: not an array"),
+        (AnswerError::Function(ResultsError::NoSeq), "unreadable answer from the sync function: a result without a numeric seq"),
+        (AnswerError::Send(ResultsError::NotJson(not_json)), "transport.send must resolve to an array of { seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }: not a JSON array"),
+        (AnswerError::Send(ResultsError::NoStatus), "transport.send must resolve to an array of { seq, status: \"applied\" | \"conflict\" | \"missing\" | \"error\", ... }: a result without a string status"),
+    ];
+    for (error, message) in cases {
+        assert_eq!(error.to_string(), message);
+        assert_eq!(String::from(error), message);
+    }
+}
+
+#[test]
+fn custom_sends_the_batch_as_send_receives_it() {
+    let mut forced = change(2, "plans", "p2", Op::Delete, None);
+    forced.force = true;
+    let b = batch(vec![
+        change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1", "last_changed": "2026-01-01"}))),
+        forced,
+    ]);
+    let custom = WireConfig { mode: WireMode::Custom, client_id: "c1".into() };
+    let (requests, _) =
+        run(&b, &custom, vec![status(200, r#"[{"seq":1,"status":"applied"},{"seq":2,"status":"applied"}]"#)]);
+    assert_eq!(requests.len(), 1);
+    let body: Value = serde_json::from_str(requests[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "id": 7, "clientId": "c1", "lowWater": 3,
+            "changes": [
+                {
+                    "seq": 1, "table": "plans", "id": "p1", "op": "upsert",
+                    "data": {"id": "p1", "last_changed": "2026-01-01"}, "lastChanged": "2026-01-01", "priority": "high"
+                },
+                {"seq": 2, "table": "plans", "id": "p2", "op": "delete", "priority": "high", "force": true}
+            ]
+        })
+    );
 }
 
 #[test]

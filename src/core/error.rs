@@ -37,7 +37,7 @@ pub enum EngineError {
     /// An answer to a request that is not on its way (already answered, or from before a reload).
     UnknownRequest(u64),
     /// A snapshot that cannot be restored (wrong version, or inconsistent content).
-    BadSnapshot(String),
+    BadSnapshot(RestoreError),
 }
 
 impl From<ArgumentError> for EngineError {
@@ -62,3 +62,29 @@ impl fmt::Display for EngineError {
 }
 
 impl std::error::Error for EngineError {}
+
+/// Why a snapshot is refused; nothing of it is restored. An entry is named by its send order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// A snapshot version this record-sync does not know.
+    Version(u32),
+    /// An entry that is not a change a caller could have queued.
+    Entry(u64, ArgumentError),
+    /// An entry out of send order, or whose seq is not between its order and the snapshot's next seq.
+    OutOfSequence(u64),
+    /// An entry that cannot stand beside the entries of its record before it.
+    Conflicts(u64),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::Version(version) => write!(f, "version {version} is not {}", crate::core::snapshot::VERSION),
+            RestoreError::Entry(order, e) => write!(f, "entry {order}: {e}"),
+            RestoreError::OutOfSequence(order) => write!(f, "entry {order} is out of sequence"),
+            RestoreError::Conflicts(order) => write!(f, "entry {order} conflicts"),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {}

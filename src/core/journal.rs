@@ -281,7 +281,7 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
             let snapshot = match Snapshot::read(&value) {
                 Ok(snapshot) => snapshot,
                 Err(e) => {
-                    skipped.push(bad(Unreadable::NotAQueue(e)));
+                    skipped.push(bad(Unreadable::NotAQueue(e.into())));
                     continue;
                 }
             };

@@ -27,10 +27,10 @@ pub use engine::{
     Batch, ChangeOutcome, Conflict, ConflictReason, Engine, Event, FailedView, Failure, Outcome, OutgoingChange,
     Output, PendingView, Resolution, Transmit,
 };
-pub use error::{ArgumentError, EngineError};
+pub use error::{ArgumentError, EngineError, RestoreError};
 pub use merge::{merge, InsertOfExisting, Merged};
 #[cfg(any(test, not(target_arch = "wasm32")))]
 pub use payload::Row;
 pub use payload::{Column, Payload};
-pub use snapshot::{SavedEntry, SavedState, Snapshot};
+pub use snapshot::{SavedEntry, SavedState, Snapshot, SnapshotError};
 pub use stats::{Latency, PendingByPriority, Stats};

@@ -10,11 +10,11 @@ use serde::Serialize;
 use super::change::{Change, Op, Priority};
 use super::config::Config;
 use super::engine::{Engine, Failure};
-use super::error::EngineError;
-use super::json::{Json, ObjectWriter};
+use super::error::{EngineError, RestoreError};
+use super::json::{Json, JsonError, ObjectWriter};
 use super::payload::Payload;
 use super::queue::Entry;
-use super::read::Fields;
+use super::read::{FieldError, Fields};
 use super::sort::sort_by_key;
 
 pub const VERSION: u32 = 1;
@@ -66,17 +66,77 @@ pub enum SavedState {
 
 impl<P: Payload> Snapshot<P> {
     /// Reads a snapshot from its JSON text.
-    pub fn parse(text: &str) -> Result<Snapshot<P>, String> {
+    pub fn parse(text: &str) -> Result<Snapshot<P>, SnapshotError> {
         Snapshot::read(&Json::parse(text)?)
     }
 
     /// Reads a snapshot as [`Snapshot`] serializes it (the one reader; see [`Fields`]).
-    pub fn read(value: &Json<'_>) -> Result<Snapshot<P>, String> {
+    pub fn read(value: &Json<'_>) -> Result<Snapshot<P>, SnapshotError> {
         let f = Fields::of(value, "snapshot")?;
         let entries = f.array("entries")?.iter().map(SavedEntry::read).collect::<Result<_, _>>()?;
         Ok(Snapshot { version: f.u32("version")?, next_seq: f.u64("nextSeq")?, entries })
     }
 }
+
+/// Why a stored snapshot or entry cannot be read. The app reads it as a message ([`String::from`], or
+/// `Display`), inside the journal's account of the record it left out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotError {
+    Json(JsonError),
+    Field(FieldError),
+    /// A compact entry's `d` names no row stored with its record (or one another entry took).
+    NoRow,
+    /// An `op` this record-sync does not know.
+    Op(String),
+    /// A `priority` this record-sync does not know.
+    Priority(String),
+    /// A state `kind` this record-sync does not know.
+    State(String),
+}
+
+impl From<JsonError> for SnapshotError {
+    fn from(e: JsonError) -> SnapshotError {
+        SnapshotError::Json(e)
+    }
+}
+
+impl From<FieldError> for SnapshotError {
+    fn from(e: FieldError) -> SnapshotError {
+        SnapshotError::Field(e)
+    }
+}
+
+/// The app's message. Written without `format!`, like [`JsonError`]'s.
+impl From<&SnapshotError> for String {
+    fn from(e: &SnapshotError) -> String {
+        let (before, value, after) = match e {
+            SnapshotError::Json(e) => return String::from(*e),
+            SnapshotError::Field(e) => return String::from(*e),
+            SnapshotError::NoRow => return String::from("entry.d names no row stored with the record"),
+            SnapshotError::Op(op) => ("entry.op ", op, " is not an op"),
+            SnapshotError::Priority(priority) => ("entry.priority ", priority, " is not a priority"),
+            SnapshotError::State(kind) => ("unknown state ", kind, ""),
+        };
+        let mut m = String::from(before);
+        m.push_str(value);
+        m.push_str(after);
+        m
+    }
+}
+
+impl From<SnapshotError> for String {
+    fn from(e: SnapshotError) -> String {
+        String::from(&e)
+    }
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(self))
+    }
+}
+
+impl std::error::Error for SnapshotError {}
 
 /// Native callers (tests, tools) read snapshots through serde; it goes through [`Snapshot::read`].
 /// Natively, tests read snapshots with serde_json: through the one reader.
@@ -138,7 +198,7 @@ const SHORT: Names = Names {
 
 impl<P: Payload> SavedEntry<P> {
     /// An entry of format 1 or 2: its table, id and row inline.
-    pub fn read(value: &Json<'_>) -> Result<SavedEntry<P>, String> {
+    pub fn read(value: &Json<'_>) -> Result<SavedEntry<P>, SnapshotError> {
         let f = Fields::of(value, "entry")?;
         let (table, id) = (f.str("table")?.to_owned(), f.str("id")?.to_owned());
         SavedEntry::read_fields(&f, &LONG, table, id, f.row("data")?)
@@ -151,29 +211,34 @@ impl<P: Payload> SavedEntry<P> {
         table: &str,
         id: &str,
         rows: &mut [Option<P>],
-    ) -> Result<SavedEntry<P>, String> {
+    ) -> Result<SavedEntry<P>, SnapshotError> {
         let f = Fields::of(value, "entry")?;
         let data = match f.get("d") {
             None => None,
             Some(d) => {
                 let row = d.as_u64().and_then(|d| rows.get_mut(usize::try_from(d).ok()?)).and_then(Option::take);
-                Some(row.ok_or("entry.d names no row stored with the record")?)
+                Some(row.ok_or(SnapshotError::NoRow)?)
             }
         };
         SavedEntry::read_fields(&f, &SHORT, table.to_owned(), id.to_owned(), data)
     }
 
-    fn read_fields(f: &Fields<'_, '_>, n: &Names, table: String, id: String, data: Option<P>) -> Result<Self, String> {
+    fn read_fields(
+        f: &Fields<'_, '_>,
+        n: &Names,
+        table: String,
+        id: String,
+        data: Option<P>,
+    ) -> Result<Self, SnapshotError> {
         let op = f.str(n.op)?;
         let priority = f.str(n.priority)?;
         Ok(SavedEntry {
             table,
             id,
-            op: Op::parse(op).ok_or_else(|| format!("entry.op {op} is not an op"))?,
+            op: Op::parse(op).ok_or_else(|| SnapshotError::Op(op.to_owned()))?,
             data,
             last_changed: f.opt_str(n.last_changed)?,
-            priority: Priority::parse(priority)
-                .ok_or_else(|| format!("entry.priority {priority} is not a priority"))?,
+            priority: Priority::parse(priority).ok_or_else(|| SnapshotError::Priority(priority.to_owned()))?,
             order: f.u64(n.order)?,
             seq: f.u64(n.seq)?,
             queued_at: f.u64(n.queued_at)?,
@@ -191,7 +256,7 @@ impl<P: Payload> SavedEntry<P> {
 impl SavedState {
     /// `{ kind: "pending" | "blocked" }` or `{ kind: "failed", failure, failed_at }` (the field names serde's
     /// tagged form gives a struct variant).
-    fn read(value: &Json<'_>) -> Result<SavedState, String> {
+    fn read(value: &Json<'_>) -> Result<SavedState, SnapshotError> {
         let f = Fields::of(value, "entry.state")?;
         match f.str("kind")? {
             "pending" => Ok(SavedState::Pending),
@@ -205,8 +270,19 @@ impl SavedState {
                 };
                 Ok(SavedState::Failed { failure, failed_at: f.u64("failed_at")? })
             }
-            kind => Err(format!("unknown state {kind}")),
+            kind => Err(SnapshotError::State(kind.to_owned())),
         }
+    }
+}
+
+impl Failure {
+    /// `{ code?, message, permanent }`: as a failed write's state is stored (and as the failed list shows it).
+    pub fn write_json(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        if let Some(code) = &self.code {
+            o.str("code", code);
+        }
+        o.str("message", &self.message).bool("permanent", self.permanent).end();
     }
 }
 
@@ -369,22 +445,22 @@ impl<P: Payload> Engine<P> {
     /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
     /// snapshot that does not fit together is refused whole.
     pub fn restore(config: Config, snapshot: Snapshot<P>) -> Result<Engine<P>, EngineError> {
-        let bad = |why: String| EngineError::BadSnapshot(why);
+        let bad = EngineError::BadSnapshot;
         if snapshot.version != VERSION {
-            return Err(bad(format!("version {} is not {VERSION}", snapshot.version)));
+            return Err(bad(RestoreError::Version(snapshot.version)));
         }
         let mut engine = Engine::new(config)?;
         let mut last_order = 0;
         for saved in snapshot.entries {
             let data = if saved.op == Op::Delete { None } else { saved.data.clone() };
             Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)
-                .map_err(|e| bad(format!("entry {}: {e}", saved.order)))?;
+                .map_err(|e| bad(RestoreError::Entry(saved.order, e)))?;
             if saved.order == 0
                 || saved.order <= last_order
                 || saved.seq < saved.order
                 || saved.seq >= snapshot.next_seq
             {
-                return Err(bad(format!("entry {} is out of sequence", saved.order)));
+                return Err(bad(RestoreError::OutOfSequence(saved.order)));
             }
             last_order = saved.order;
             let entry = Entry {
@@ -403,7 +479,7 @@ impl<P: Payload> Engine<P> {
                 force: saved.force,
                 solo: saved.solo,
             };
-            engine.restore_entry(entry, saved.state).map_err(|_| bad(format!("entry {} conflicts", saved.order)))?;
+            engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(saved.order)))?;
         }
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)

@@ -144,8 +144,8 @@ impl<P: Payload> Exchange<P> {
                     rest::returned_rows(&response.body).map(|rows| self.on_rows(group.clone(), &rows))
                 }
             };
-            if let Err(message) = result {
-                self.settle(&sent, Outcome::Transient { message, retry_after_ms: None });
+            if let Err(e) = result {
+                self.settle(&sent, Outcome::Transient { message: String::from(e), retry_after_ms: None });
                 self.todo.clear();
             }
             return;

@@ -1,8 +1,9 @@
 //! From what the server answered to what happened to each write: transient failures retry, permanent ones
 //! go to the failed list.
 
+use super::custom::MALFORMED;
 use crate::core::engine::{ChangeOutcome, Outcome};
-use crate::core::json::Json;
+use crate::core::json::{write_str, Json, JsonError};
 use crate::core::payload::Payload;
 
 /// One HTTP answer, as much of it as the engine needs.
@@ -90,14 +91,77 @@ pub fn retry_after_ms(header: Option<&str>) -> Option<u64> {
     seconds.checked_mul(1_000)?.checked_add(millis)
 }
 
+/// Why a 2xx answer is not what its request asked for. The writes it carried fail transiently (the server, or
+/// the app's transport, may answer better next time), with the message [`String::from`] gives (what the app
+/// reads as `lastError`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnswerError {
+    /// `rest`: not the JSON array of rows PostgREST gives when asked to return them (an HTML page from a proxy,
+    /// an empty body, an object); the start of the body, up to 80 characters.
+    NotRows(String),
+    /// `rpc`: the sync function's answer is not its results.
+    Function(ResultsError),
+    /// Custom: what the app's `send` resolved to is not results.
+    Send(ResultsError),
+}
+
+/// What is wrong with an array of per-write results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResultsError {
+    NotJson(JsonError),
+    NotAnArray,
+    /// A result without a numeric `seq`.
+    NoSeq,
+    /// A result without a string `status`.
+    NoStatus,
+}
+
+/// The app's message. Written without `format!`, like [`JsonError`]'s.
+impl From<&AnswerError> for String {
+    fn from(e: &AnswerError) -> String {
+        let (mut m, problem) = match e {
+            AnswerError::NotRows(start) => {
+                let mut m = String::from("the server answered 2xx with something other than the rows asked for: ");
+                write_str(&mut m, start);
+                return m;
+            }
+            AnswerError::Function(problem) => (String::from("unreadable answer from the sync function: "), problem),
+            AnswerError::Send(problem) => (String::from(MALFORMED), problem),
+        };
+        m.push_str(match (e, problem) {
+            // The app's transport is told what shape to give, not where its text stopped being JSON.
+            (AnswerError::Send(_), ResultsError::NotJson(_) | ResultsError::NotAnArray) => "not a JSON array",
+            (_, ResultsError::NotJson(json)) => return m + &String::from(*json),
+            (_, ResultsError::NotAnArray) => "not an array",
+            (_, ResultsError::NoSeq) => "a result without a numeric seq",
+            (_, ResultsError::NoStatus) => "a result without a string status",
+        });
+        m
+    }
+}
+
+impl From<AnswerError> for String {
+    fn from(e: AnswerError) -> String {
+        String::from(&e)
+    }
+}
+
+impl std::fmt::Display for AnswerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from(self))
+    }
+}
+
+impl std::error::Error for AnswerError {}
+
 /// One write's result, as the sync function answers it and as a custom transport's `send` resolves it:
 /// `{ seq, status: "applied" | "conflict" | "missing" | "error", row?, code?, message?, transient?,
 /// retryAfterMs? }`. The one decoder of per-write results. An error is transient when it says so or its
 /// SQLSTATE class is one of the moment's; a status this version does not know is transient (the write is
 /// retried, never taken as written).
-pub fn decode_result<P: Payload>(result: &Json<'_>) -> Result<ChangeOutcome<P>, String> {
-    let seq = result.get("seq").and_then(Json::as_u64).ok_or("a result without a numeric seq")?;
-    let status = result.get("status").and_then(Json::as_str).ok_or("a result without a string status")?;
+pub fn decode_result<P: Payload>(result: &Json<'_>) -> Result<ChangeOutcome<P>, ResultsError> {
+    let seq = result.get("seq").and_then(Json::as_u64).ok_or(ResultsError::NoSeq)?;
+    let status = result.get("status").and_then(Json::as_str).ok_or(ResultsError::NoStatus)?;
     let text = |key: &str| result.get(key).and_then(Json::as_str).map(str::to_owned);
     let message = || text("message").unwrap_or_else(|| format!("the server answered {status}"));
     let code = text("code");
@@ -117,6 +181,16 @@ pub fn decode_result<P: Payload>(result: &Json<'_>) -> Result<ChangeOutcome<P>, 
         },
     };
     Ok(ChangeOutcome { seq, outcome })
+}
+
+/// The one reader of an array of results (the sync function's answer, or what a custom `send` resolved to):
+/// one outcome per result, in order. A result that cannot be read fails them all.
+pub(super) fn decode_results<P: Payload>(body: &str) -> Result<Vec<ChangeOutcome<P>>, ResultsError> {
+    match Json::parse(body) {
+        Ok(Json::Array(results)) => results.iter().map(decode_result).collect(),
+        Ok(_) => Err(ResultsError::NotAnArray),
+        Err(e) => Err(ResultsError::NotJson(e)),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::encode;
+use super::response::AnswerError;
 use super::HttpRequest;
 use crate::core::change::{Op, LAST_CHANGED};
 use crate::core::engine::OutgoingChange;
@@ -195,17 +196,11 @@ pub(super) fn request<P: Payload>(group: &Group, changes: &[OutgoingChange<P>]) 
 }
 
 /// The rows of a 2xx answer, or why it is not the JSON array of rows PostgREST gives when asked to return
-/// them (an HTML page from a proxy, an empty body, an object).
-pub(super) fn returned_rows(body: &str) -> Result<Vec<Json<'_>>, String> {
-    let not_rows = || {
-        let start: String = body.trim().chars().take(80).collect();
-        let mut message = String::from("the server answered 2xx with something other than the rows asked for: ");
-        write_str(&mut message, &start);
-        message
-    };
+/// them.
+pub(super) fn returned_rows(body: &str) -> Result<Vec<Json<'_>>, AnswerError> {
     match Json::parse(body) {
         Ok(Json::Array(items)) if items.iter().all(|item| matches!(item, Json::Object(..))) => Ok(items),
-        _ => Err(not_rows()),
+        _ => Err(AnswerError::NotRows(body.trim().chars().take(80).collect())),
     }
 }
 

@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 
 use super::encode;
-use super::response::decode_result;
+use super::response::{decode_results, AnswerError};
 use super::HttpRequest;
 use crate::core::engine::{Batch, ChangeOutcome};
-use crate::core::json::{Json, ObjectWriter};
+use crate::core::json::ObjectWriter;
 use crate::core::payload::Payload;
 
 /// The call for some of the batch's writes (all of them, or a part after the whole was refused).
@@ -40,25 +40,14 @@ pub(super) fn request<P: Payload>(batch: &Batch<P>, members: &[usize], function:
 }
 
 /// One outcome per result the server gave for a write of the call; writes it did not answer are left out
-/// (the engine counts them as transient failures).
+/// (the engine counts them as transient failures), and so are results for writes it was not sent.
 pub(super) fn outcomes<P: Payload>(
     batch: &Batch<P>,
     members: &[usize],
     body: &str,
-) -> Result<Vec<ChangeOutcome<P>>, String> {
-    let unreadable = |why: String| format!("unreadable answer from the sync function: {why}");
-    let results = match Json::parse(body) {
-        Ok(Json::Array(results)) => results,
-        Ok(_) => return Err(unreadable("not an array".into())),
-        Err(e) => return Err(unreadable(e.into())),
-    };
+) -> Result<Vec<ChangeOutcome<P>>, AnswerError> {
+    let mut outcomes = decode_results(body).map_err(AnswerError::Function)?;
     let sent: HashSet<u64> = members.iter().filter_map(|&i| batch.changes.get(i)).map(|c| c.seq).collect();
-    let mut outcomes = Vec::with_capacity(results.len());
-    for result in &results {
-        let outcome = decode_result(result).map_err(unreadable)?;
-        if sent.contains(&outcome.seq) {
-            outcomes.push(outcome);
-        }
-    }
+    outcomes.retain(|outcome| sent.contains(&outcome.seq));
     Ok(outcomes)
 }
