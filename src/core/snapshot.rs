@@ -19,6 +19,13 @@ use super::sort::sort_by_key;
 
 pub const VERSION: u32 = 1;
 
+/// How far past a snapshot's `next_seq` a restored queue numbers its new changes. A snapshot can be older than
+/// what was sent: the page died after a request went out and before the store committed the write that held
+/// its changes. The server's replay log knows those seqs under the same client id, and would answer a new
+/// change that took one of them with the old change's outcome, unwritten. No page sends 2^24 changes between two
+/// of its stores' commits; at 2^24 a reload, seqs stay below 2^53 (exact as JS numbers) for 2^29 reloads.
+pub const RESTORE_SEQ_GAP: u64 = 1 << 24;
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Snapshot<P> {
@@ -481,7 +488,7 @@ impl<P: Payload> Engine<P> {
             };
             engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(saved.order)))?;
         }
-        engine.set_next_seq(snapshot.next_seq);
+        engine.set_next_seq(snapshot.next_seq.saturating_add(RESTORE_SEQ_GAP));
         Ok(engine)
     }
 }

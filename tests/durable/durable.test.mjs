@@ -567,6 +567,37 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("a store write lost with the page after its change went out never lets a new change take that change's seq", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      assert.equal(await create(page, { mode: "rpc" }), true);
+      const prefix = `lost-write-${Date.now()}-`;
+      // A low-priority change keeps a stored queue (and its client id) across the reload.
+      await queue(page, `${prefix}kept-`, 1);
+      await page.waitForTimeout(100);
+      const read = (what) => page.evaluate(({ u, what }) => window.t.idb((store) => store[what](IDBKeyRange.bound([u], [u, []]))), { u: USER_A, what });
+      const [keys, values] = [await read("getAllKeys"), await read("getAll")];
+      assert.ok(keys.length > 0, "the queue is stored");
+      // A critical change goes out and is written...
+      await page.evaluate((id) => window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, theme: "sent" }), `${prefix}sent`);
+      await waitFor(async () => (await rowsOf(tokenA, `${prefix}sent`)).length === 1, 5000, () => "the critical change did not arrive");
+      await page.evaluate(() => window.t.sync.destroy());
+      // ...but the store write that held it is lost with the page (it had not committed): the store is as before.
+      await page.evaluate(({ u, keys, values }) => window.t.idb((store) => {
+        store.delete(IDBKeyRange.bound([u], [u, []]));
+        return keys.map((key, i) => store.put(values[i], key)).at(-1);
+      }), { u: USER_A, keys, values });
+      assert.equal(await create(page, { mode: "rpc" }), true);
+      await page.evaluate((id) => window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, theme: "new" }), `${prefix}new`);
+      assert.equal((await flush(page)).failed, 0);
+      assert.equal((await rowsOf(tokenA, `${prefix}new`)).length, 1, "written, not answered from the replay log");
+      assert.equal((await rowsOf(tokenA, `${prefix}kept-`)).length, 1);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a take-over waits for a rest-mode batch of two requests that was half sent, which still finishes", async () => {
     const context = await browser.newContext();
     try {
