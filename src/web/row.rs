@@ -1,6 +1,8 @@
 //! The payload in the browser: the app's row as a JS object (see its section of shell.js). Copied shallowly when queued,
 //! merged by property assignment, written by `JSON.stringify` when sent; never parsed into Rust values.
 
+use std::rc::Rc;
+
 use js_sys::Object;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -39,9 +41,12 @@ pub enum Refused {
     Bad(String),
 }
 
-/// A row the queue owns: no one else holds this object.
-#[derive(Debug)]
-pub struct JsRow(Object);
+/// A row the queue owns: the app never holds this object. Copies within the queue (the batch a write goes out
+/// in, a conflict's row, the write a new change must follow) share it, and the first change to a shared row
+/// copies it first: a write goes out without a copy of its row made in JS, and a shared row never changes
+/// under another holder.
+#[derive(Debug, Clone)]
+pub struct JsRow(Rc<Object>);
 
 impl JsRow {
     /// The queue's own copy of a plain object the app passed, or why there is none (for a TypeError).
@@ -52,7 +57,7 @@ impl JsRow {
         }
         match copy.as_string() {
             Some(problem) => Err(Refused::Bad(problem)),
-            None => Ok(JsRow(copy.unchecked_into())),
+            None => Ok(JsRow(Rc::new(copy.unchecked_into()))),
         }
     }
 
@@ -63,25 +68,27 @@ impl JsRow {
 
     /// The queue's own object, for a store that copies it before it returns (IndexedDB's structured clone).
     pub fn to_store(&self) -> JsValue {
-        self.0.clone().into()
+        JsValue::from(&*self.0)
     }
-}
 
-impl Clone for JsRow {
-    fn clone(&self) -> JsRow {
-        JsRow(clone_row(&self.0))
+    /// The object to change in place: this row's own, copied first if another holder shares it.
+    fn own(&mut self) -> &Object {
+        if Rc::strong_count(&self.0) > 1 {
+            self.0 = Rc::new(clone_row(&self.0));
+        }
+        &self.0
     }
 }
 
 impl Default for JsRow {
     fn default() -> JsRow {
-        JsRow(Object::new())
+        JsRow(Rc::new(Object::new()))
     }
 }
 
 impl Payload for JsRow {
     fn patch(&mut self, changes: JsRow) {
-        Object::assign(&self.0, &changes.0);
+        Object::assign(self.own(), &changes.0);
     }
 
     fn is_empty(&self) -> bool {
@@ -122,7 +129,7 @@ impl Payload for JsRow {
     }
 
     fn remove_column(&mut self, name: &str) {
-        let _ = js_sys::Reflect::delete_property(&self.0, &JsValue::from_str(name));
+        let _ = js_sys::Reflect::delete_property(self.own(), &JsValue::from_str(name));
     }
 
     fn write_json(&self, out: &mut String) {
@@ -131,6 +138,6 @@ impl Payload for JsRow {
 
     fn from_json(text: &str) -> Option<JsRow> {
         let row = parse_row(text);
-        (!row.is_null()).then(|| JsRow(row.unchecked_into()))
+        (!row.is_null()).then(|| JsRow(Rc::new(row.unchecked_into())))
     }
 }
