@@ -22,7 +22,7 @@ say "typecheck: www/app (tsc --noEmit)"
 (cd www/app && node node_modules/typescript/bin/tsc --noEmit -p .)
 
 mkdir -p build/screenshots
-files=(tests/react/*.test.mjs tests/e2e/*.test.mjs tests/durable/*.test.mjs)
+files=(tests/shell/*.test.mjs tests/react/*.test.mjs tests/e2e/*.test.mjs tests/durable/*.test.mjs)
 if [ "${SKIP_PACKAGING:-0}" != 1 ]; then files+=(tests/packaging/*.test.mjs); fi
 say "node --test ${files[*]}"
 node --test --test-concurrency=1 "${files[@]}"
