@@ -635,10 +635,11 @@ impl<P: Payload> Remote<P> {
             return Err(BadInput::EmptyPageSaysMore);
         }
         let mut changes = Vec::with_capacity(raw.len());
-        let mut versions: HashMap<(&str, String), u64> = HashMap::new();
+        // The key type of `known`: one hash table's code for both (a key of its own was one more).
+        let mut versions: HashMap<(String, String), u64> = HashMap::new();
         for value in raw {
             let change = self.read_change(value)?;
-            let last = versions.entry((self.table_ref(&change.table), change.id.clone())).or_insert(0);
+            let last = versions.entry((change.table.clone(), change.id.clone())).or_insert(0);
             if change.version <= *last {
                 return Err(BadInput::VersionWentBack(change.table, change.id));
             }
@@ -646,10 +647,6 @@ impl<P: Payload> Remote<P> {
             changes.push(change);
         }
         Ok(Page { changes, cursor, more, reset })
-    }
-
-    fn table_ref(&self, table: &str) -> &str {
-        self.options.tables.iter().find(|t| *t == table).map_or("", String::as_str)
     }
 
     fn read_change(&self, value: &Json<'_>) -> Result<RemoteChange<P>, BadInput> {
