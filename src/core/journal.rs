@@ -13,6 +13,8 @@
 //! replay identity the server knows the seqs by) and the owner to format 1, which is [`Snapshot`] as
 //! `Engine::export` writes it, read as a replacing record without a client id. All three are read.
 
+use std::collections::HashMap;
+
 use super::engine::Engine;
 use super::hash::{FastMap, FastSet};
 use super::json::{write_u64, Json, JsonError, ObjectWriter};
@@ -265,7 +267,7 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
     }
     let count = stored.len();
     // In any order: the entries are sorted by their send order below.
-    let mut records: FastMap<(String, String), Vec<SavedEntry<P>>> = FastMap::default();
+    let mut records = Records::default();
     let (mut next_seq, mut client_id, mut owner, mut skipped) = (1, None, None, Vec::new());
     let mut remote_cursor = None;
     for (index, StoredRecord { text, mut rows }) in stored.into_iter().enumerate() {
@@ -288,9 +290,9 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
             if snapshot.version != SNAPSHOT_VERSION {
                 return Err(bad(Unreadable::SnapshotVersion(snapshot.version)));
             }
-            records.clear();
+            records = Records::default();
             for entry in snapshot.entries {
-                records.entry((entry.table.clone(), entry.id.clone())).or_default().push(entry);
+                records.at(&entry.table, &entry.id).push(entry);
             }
             next_seq = snapshot.next_seq;
             client_id = None;
@@ -313,21 +315,17 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
             }
         };
         if record.replace {
-            records.clear();
+            records = Records::default();
         }
         for (table, id, entries) in record.writes {
-            if entries.is_empty() {
-                records.remove(&(table, id));
-            } else {
-                records.insert((table, id), entries);
-            }
+            *records.at(&table, &id) = entries;
         }
         next_seq = next_seq.max(record.next_seq);
         client_id = Some(record.client_id);
         owner = record.owner.or(owner);
         remote_cursor = record.remote_cursor.or(remote_cursor);
     }
-    let mut entries: Vec<SavedEntry<P>> = records.into_values().flatten().collect();
+    let mut entries: Vec<SavedEntry<P>> = records.writes.into_iter().flatten().collect();
     sort_saved(&mut entries);
     Ok(Some(Stored {
         snapshot: Snapshot { version: SNAPSHOT_VERSION, next_seq, entries },
@@ -336,6 +334,31 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
         skipped,
         remote_cursor,
     }))
+}
+
+/// The writes of each record replayed so far (none: settled). Indexed through a map of the key and value
+/// type of the remote feed's `known`, so the wasm holds one hash table's code for both, where a map of its own
+/// from record to entries was another.
+struct Records<P> {
+    index: HashMap<(String, String), u64>,
+    writes: Vec<Vec<SavedEntry<P>>>,
+}
+
+impl<P> Default for Records<P> {
+    fn default() -> Self {
+        Records { index: HashMap::new(), writes: Vec::new() }
+    }
+}
+
+impl<P> Records<P> {
+    fn at(&mut self, table: &str, id: &str) -> &mut Vec<SavedEntry<P>> {
+        let next = self.writes.len() as u64;
+        let at = *self.index.entry((table.to_owned(), id.to_owned())).or_insert(next);
+        if at == next {
+            self.writes.push(Vec::new());
+        }
+        &mut self.writes[at as usize]
+    }
 }
 
 /// One stored record, read whole before any of it is applied, so that an unreadable one changes nothing.
@@ -360,13 +383,12 @@ fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<R
     for w in record.array("w").map_err(not_a_record)? {
         let w = Fields::of(w, "record.w[]").map_err(not_a_record)?;
         let (table, id) = (w.str("t").map_err(not_a_record)?, w.str("i").map_err(not_a_record)?);
-        let entries: Vec<SavedEntry<P>> = w
-            .array("e")
-            .map_err(not_a_record)?
-            .iter()
-            .map(|e| if compact { SavedEntry::read_compact(e, table, id, rows) } else { SavedEntry::read(e) })
-            .collect::<Result<_, _>>()
-            .map_err(not_a_record)?;
+        // A loop, not `collect` into a `Result`: that adapter was 650 bytes of wasm of its own.
+        let mut entries: Vec<SavedEntry<P>> = Vec::new();
+        for e in w.array("e").map_err(not_a_record)? {
+            let entry = if compact { SavedEntry::read_compact(e, table, id, rows) } else { SavedEntry::read(e) };
+            entries.push(entry.map_err(not_a_record)?);
+        }
         if entries.iter().any(|e| e.table != table || e.id != id) {
             return Err(Unreadable::WrongRecord(table.to_owned(), id.to_owned()));
         }

@@ -88,12 +88,21 @@ pub fn parse(
         return Err(bad(&unknown, format!("is not an option (known: {})", PULL_KEYS.join(", "))));
     }
     let tables = get(&pull, "tables");
-    let tables: Option<Vec<String>> = js_sys::Array::is_array(&tables)
-        .then(|| js_sys::Array::from(&tables).iter().map(|v| v.as_string().filter(|t| !t.is_empty())).collect())
-        .flatten();
-    let tables = tables
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| bad("tables", "must be a non-empty array of table names whose feed is enabled"))?;
+    // A loop, not `collect` into an `Option`: that adapter is code of its own for each item type.
+    let mut names = Vec::new();
+    if js_sys::Array::is_array(&tables) {
+        for name in js_sys::Array::from(&tables).iter().map(|v| v.as_string().filter(|t| !t.is_empty())) {
+            let Some(name) = name else {
+                names.clear();
+                break;
+            };
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        return Err(bad("tables", "must be a non-empty array of table names whose feed is enabled"));
+    }
+    let tables = names;
     let realtime = get(&pull, "realtime");
     let realtime = match realtime.as_bool() {
         Some(on) => on,
