@@ -323,22 +323,6 @@ fn a_snapshot_restores_pending_failed_and_blocked_writes() {
 }
 
 #[test]
-fn a_queue_restored_from_a_snapshot_older_than_its_sends_never_gives_their_seqs_to_new_changes() {
-    let mut e = engine();
-    queue(&mut e, "plans", "kept", Op::Upsert, json!({"id": "kept"}), Priority::Low, 0);
-    // The last queue the store committed: the write that held "sent" had not committed when the page died.
-    let stored = e.export();
-    let sent = queue(&mut e, "plans", "sent", Op::Upsert, json!({"id": "sent"}), Priority::Critical, 1);
-    assert_eq!(e.poll_batch(1).unwrap().changes[0].seq, sent, "it went out, under the stored client id");
-
-    let mut restored = Engine::restore(config(), stored).unwrap();
-    let new = queue(&mut restored, "plans", "new", Op::Upsert, json!({"id": "new"}), Priority::Critical, 2);
-    // With the same seq, the server's replay log would answer the new write with the sent one's outcome.
-    assert!(new > sent, "a new change after the restore took seq {new}, which {sent} may already have used");
-    assert_eq!(restored.pending_changes()[0].write.seq, 1, "the restored write keeps its seq, for its replay");
-}
-
-#[test]
 fn bad_snapshots_are_refused_whole() {
     let mut e = engine();
     queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p"}), Priority::Low, 0);

@@ -7,6 +7,7 @@
 
 use proptest::prelude::*;
 use record_sync::core::journal::{replay, Journal, StoredRecord, Written, COMPACT_EVERY};
+use record_sync::core::wire::WireConfig;
 use record_sync::core::{Change, ChangeOutcome, Config, Engine, Op, Outcome, Priority, Row};
 use serde_json::json;
 
@@ -31,6 +32,11 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// The shell's engine carries the instance's client id, the one the journal's records are written under.
+fn config() -> Config {
+    Config { wire: WireConfig { client_id: "client-1".into(), ..WireConfig::default() }, ..Config::default() }
+}
+
 /// The record as a store gives it back: the text and copies of the rows (the browser's structured clone).
 fn kept(written: &Written<'_, Row>) -> StoredRecord<Row> {
     StoredRecord { text: written.text.clone(), rows: written.rows.iter().map(|row| Some((*row).clone())).collect() }
@@ -52,7 +58,7 @@ fn stored_equals_engine(records: &[StoredRecord<Row>], engine: &Engine<Row>) {
 proptest! {
     #[test]
     fn replaying_the_stored_records_gives_the_engine_queue(steps in prop::collection::vec(step(), 1..120)) {
-        let mut engine = Engine::new(Config::default()).unwrap();
+        let mut engine = Engine::new(config()).unwrap();
         let mut journal = Journal::default();
         let mut records: Vec<StoredRecord<Row>> = Vec::new();
         let mut now = 1_000u64;
@@ -114,7 +120,7 @@ proptest! {
 
 #[test]
 fn a_restored_queue_resumes_with_its_seqs_and_deadlines() {
-    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut engine = Engine::new(config()).unwrap();
     let mut journal = Journal::default();
     let data = json!({"id": "a", "v": 1}).as_object().cloned();
     let seq = engine.enqueue(Change::new("items", "a", Op::Insert, data, Priority::Low).unwrap(), 1_000).unwrap();
@@ -129,13 +135,20 @@ fn a_restored_queue_resumes_with_its_seqs_and_deadlines() {
     assert_eq!(restored.poll_timeout(), Some(1_000 + 300_000), "the original deadline");
     let batch = restored.poll_batch(301_000).unwrap();
     assert_eq!(batch.changes[0].seq, seq, "the same replay identity");
+    assert_eq!(batch.changes[0].client.as_deref(), Some("client-1"), "under the client id it was queued under");
     let next = restored.enqueue(Change::new("items", "b", Op::Delete, None, Priority::Low).unwrap(), 2_000).unwrap();
     assert!(next > seq, "new changes number after the restored ones");
+    let pending = restored.pending_changes();
+    assert_eq!(
+        pending.iter().find(|p| p.write.seq == next).map(|p| p.write.client.clone()),
+        Some(None),
+        "and go under the restoring engine's"
+    );
 }
 
 #[test]
 fn every_so_often_a_record_replaces_the_log() {
-    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut engine = Engine::new(config()).unwrap();
     let mut journal = Journal::default();
     let mut replaced = 0;
     for i in 0..(COMPACT_EVERY * 2 + 2) {
@@ -151,7 +164,7 @@ fn every_so_often_a_record_replaces_the_log() {
 
 #[test]
 fn the_previous_format_is_read_as_a_whole_queue() {
-    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut engine = Engine::new(config()).unwrap();
     let data = json!({"id": "a"}).as_object().cloned();
     engine.enqueue(Change::new("items", "a", Op::Upsert, data, Priority::High).unwrap(), 5).unwrap();
     let v1 = serde_json::to_string(&engine.export()).unwrap();
@@ -236,7 +249,7 @@ fn newer_records_are_refused_and_unreadable_ones_skipped_with_a_reason() {
 /// unreadable, never a write without its row.
 #[test]
 fn a_record_whose_row_is_missing_is_skipped() {
-    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut engine = Engine::new(config()).unwrap();
     let mut journal = Journal::default();
     let data = json!({"id": "a"}).as_object().cloned();
     engine.enqueue(Change::new("items", "a", Op::Upsert, data, Priority::Low).unwrap(), 0).unwrap();
@@ -253,7 +266,7 @@ fn a_record_whose_row_is_missing_is_skipped() {
 
 #[test]
 fn an_unreadable_record_between_readable_ones_costs_only_itself() {
-    let mut engine = Engine::new(Config::default()).unwrap();
+    let mut engine = Engine::new(config()).unwrap();
     let mut journal = Journal::default();
     let mut records = Vec::new();
     for id in ["a", "b"] {
@@ -277,7 +290,7 @@ fn an_unreadable_record_between_readable_ones_costs_only_itself() {
 #[test]
 fn the_remote_cursor_is_stored_with_the_queue() {
     use record_sync::core::remote::SavedCursor;
-    let engine = Engine::<Row>::new(Config::default()).unwrap();
+    let engine = Engine::<Row>::new(config()).unwrap();
     let mut journal = Journal::default();
     let mut texts = Vec::new();
     journal.touch_all();

@@ -199,12 +199,30 @@ fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
 }
 
 #[test]
-fn a_restored_queue_is_sent_under_the_client_id_it_was_first_sent_with() {
-    let mut e = engine(rpc());
-    queue(&mut e, "p1", json!({ "id": "p1" }), 0);
-    e.set_client_id("stored-id");
-    let body = transmit(&mut e).request.body.unwrap();
-    assert!(body.contains("\"client_id\":\"stored-id\"") && !body.contains("\"c1\""), "{body}");
+fn a_restored_write_goes_under_the_client_id_it_was_queued_under_and_new_ones_under_the_new_pages() {
+    let mut first = engine(rpc());
+    queue(&mut first, "kept", json!({ "id": "kept" }), 0);
+    // The last queue the store committed: the write that held "sent" was lost with the page, after it went out.
+    let stored = first.export();
+    let sent = queue(&mut first, "sent", json!({ "id": "sent" }), 1);
+    let body = transmit(&mut first).request.body.unwrap();
+    assert!(body.contains(&format!(r#""client_id":"c1","seq":{sent},"table":"plans","id":"sent""#)), "{body}");
+
+    // The next page restores that queue under an id of its own.
+    let wire = WireConfig { mode: rpc(), client_id: "c2".into() };
+    let mut second = Engine::restore(Config { fill: Fill::DueOnly, wire, ..Config::default() }, stored).unwrap();
+    let new = queue(&mut second, "new", json!({ "id": "new" }), 2);
+    assert_eq!(new, sent, "the same seq as the change sent and forgotten...");
+    let body = transmit(&mut second).request.body.unwrap();
+    assert!(body.contains(r#""client_id":"c1","seq":1,"table":"plans","id":"kept""#), "the replay identity: {body}");
+    assert!(
+        body.contains(&format!(r#""client_id":"c2","seq":{new},"table":"plans","id":"new""#)),
+        "...under another id: {body}"
+    );
+    assert_eq!(
+        second.export().entries.iter().map(|e| e.client_id.as_deref()).collect::<Vec<_>>(),
+        [Some("c1"), Some("c2")]
+    );
 }
 
 #[test]

@@ -515,3 +515,23 @@ fn a_change_held_when_the_page_reloads_is_read_again_by_the_next_instance() {
     w.drain();
     assert!(!w.app.contains_key("a"), "the delete reached the app after the reload");
 }
+
+/// A restored queue sends its writes under the ids of the pages that queued them: rows coming back with those
+/// origins, in a page or from realtime, are this client's own, and no others are.
+#[test]
+fn rows_written_under_an_earlier_pages_id_are_own_once_it_is_restored() {
+    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: HashMap::new() };
+    let mut remote: Remote<Row> = Remote::new(ME, options);
+    let engine: Engine<Row> = Engine::new(Config::default()).unwrap();
+    remote.also_own("earlier-page");
+    let change = |id: &str, v: u64, origin: &str| {
+        let row = json!({"id": id, "record_sync_version": v, "record_sync_origin": origin});
+        json!({"table": "t", "id": id, "op": "upsert", "row": row, "version": v, "origin": origin})
+    };
+    let page = json!({"changes": [change("a", 1, "earlier-page"), change("b", 2, ME), change("c", 3, "other")],
+                      "cursor": "1-3", "more": false});
+    remote.begin_pull();
+    remote.on_page(&page.to_string(), &engine, 0).unwrap();
+    let own: Vec<(String, bool)> = remote.take_ready().into_iter().map(|c| (c.id, c.own)).collect();
+    assert_eq!(own, [("a".to_owned(), true), ("b".to_owned(), true), ("c".to_owned(), false)]);
+}

@@ -379,6 +379,7 @@ fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<R
     }
     let record = Fields::of(value, "record").map_err(not_a_record)?;
     let compact = record.u64("v").map_err(not_a_record)? >= 3;
+    let client_id = record.str("c").map_err(not_a_record)?;
     let mut writes = Vec::new();
     for w in record.array("w").map_err(not_a_record)? {
         let w = Fields::of(w, "record.w[]").map_err(not_a_record)?;
@@ -387,7 +388,10 @@ fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<R
         let mut entries: Vec<SavedEntry<P>> = Vec::new();
         for e in w.array("e").map_err(not_a_record)? {
             let entry = if compact { SavedEntry::read_compact(e, table, id, rows) } else { SavedEntry::read(e) };
-            entries.push(entry.map_err(not_a_record)?);
+            let mut entry = entry.map_err(not_a_record)?;
+            // The record names once the client id of the writes its page queued; others name their own.
+            entry.client_id.get_or_insert_with(|| client_id.to_owned());
+            entries.push(entry);
         }
         if entries.iter().any(|e| e.table != table || e.id != id) {
             return Err(Unreadable::WrongRecord(table.to_owned(), id.to_owned()));
@@ -398,7 +402,7 @@ fn read_record<P: Payload>(value: &Json<'_>, rows: &mut [Option<P>]) -> Result<R
         replace: record.flag("r").map_err(not_a_record)?,
         writes,
         next_seq: record.u64("n").map_err(not_a_record)?,
-        client_id: record.str("c").map_err(not_a_record)?.to_owned(),
+        client_id: client_id.to_owned(),
         owner: record.opt_str("o").map_err(not_a_record)?,
         remote_cursor: match record.get("p") {
             None => None,

@@ -9,6 +9,8 @@
 //! is O(log n) searching plus a move of at most one run (256 pairs), and of the list of runs (n / 128 words at
 //! most) once per split or emptied run: a constant per write up to millions of writes, measured at 1M.
 
+use std::rc::Rc;
+
 use super::change::{Op, Priority};
 use super::hash::{record_hash, FastMap, SlotIndex};
 use super::merge::{self, InsertOfExisting, Merged};
@@ -46,6 +48,10 @@ pub(crate) struct Entry<P> {
     pub force: bool,
     /// Refused as too large in company: sent in a batch of its own from now on.
     pub solo: bool,
+    /// The client id `seq` was given under, when it is not this engine's: a restored write keeps the one it
+    /// was first queued under, so that the server recognises its resend, while the new changes of this
+    /// engine (a new page) go under its own id and can never be taken for writes of the page before.
+    pub client: Option<Rc<str>>,
 }
 
 impl<P: Payload> Entry<P> {
@@ -73,6 +79,7 @@ impl<P: Payload> Entry<P> {
         self.last_changed = merge::newer_stamp(self.last_changed.take(), later.last_changed);
         self.priority = self.priority.min(later.priority);
         self.seq = later.seq;
+        self.client = later.client;
         self.touched_at = self.touched_at.max(later.touched_at);
         self.deadline = self.deadline.min(later.deadline);
         self.attempts = self.attempts.max(later.attempts);

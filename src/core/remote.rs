@@ -264,6 +264,9 @@ struct Page<P> {
 
 pub struct Remote<P> {
     client_id: String,
+    /// Client ids of earlier pages whose writes this one's queue restored and sends under them: their rows
+    /// coming back are this client's own too.
+    earlier_ids: Vec<String>,
     options: PullOptions,
     /// Sorted table names joined by commas: what the cursor belongs to.
     tables_key: String,
@@ -294,6 +297,7 @@ impl<P: Payload> Remote<P> {
         options.page_size = options.page_size.clamp(1, MAX_PAGE_SIZE);
         Remote {
             client_id: client_id.to_owned(),
+            earlier_ids: Vec::new(),
             tables_key: options.tables.join(","),
             options,
             cursor: None,
@@ -311,9 +315,15 @@ impl<P: Payload> Remote<P> {
         }
     }
 
-    /// The id this client's writes carry as their origin (a restored queue brings its own).
-    pub fn set_client_id(&mut self, client_id: &str) {
-        client_id.clone_into(&mut self.client_id);
+    /// A restored queue sends writes under `client_id` (an earlier page's): rows with that origin are own.
+    pub fn also_own(&mut self, client_id: &str) {
+        if client_id != self.client_id && !self.earlier_ids.iter().any(|c| c == client_id) {
+            self.earlier_ids.push(client_id.to_owned());
+        }
+    }
+
+    fn is_own(&self, origin: &str) -> bool {
+        origin == self.client_id || self.earlier_ids.iter().any(|c| c == origin)
     }
 
     /// Changes whenever something the stats show changes.
@@ -593,7 +603,7 @@ impl<P: Payload> Remote<P> {
             return Err(BadInput::TableNotAskedFor(table.to_owned()));
         }
         let version = feed_version(row).ok_or_else(|| BadInput::RowWithoutVersion(table.to_owned()))?;
-        let own = row.column("record_sync_origin") == Column::Text(self.client_id.clone());
+        let own = matches!(row.column("record_sync_origin"), Column::Text(origin) if self.is_own(&origin));
         let (id, row) = self.app_row(table, row.clone())?;
         Ok(RemoteChange {
             table: table.to_owned(),
@@ -663,7 +673,7 @@ impl<P: Payload> Remote<P> {
             Some(key @ (Json::String(_) | Json::Number(_))) => id_text(key),
             _ => return Err(BadInput::ChangeWithoutKey(table.to_owned())),
         };
-        let own = change.opt_str("origin")?.as_deref() == Some(self.client_id.as_str());
+        let own = change.opt_str("origin")?.is_some_and(|origin| self.is_own(&origin));
         let (op, row) = match change.str("op")? {
             "upsert" => {
                 let Some(row) = change.row("row")? else {

@@ -5,6 +5,8 @@
 //! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
 //! a replay as applied.
 
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use super::change::{Change, Op, Priority};
@@ -18,13 +20,6 @@ use super::read::{FieldError, Fields};
 use super::sort::sort_by_key;
 
 pub const VERSION: u32 = 1;
-
-/// How far past a snapshot's `next_seq` a restored queue numbers its new changes. A snapshot can be older than
-/// what was sent: the page died after a request went out and before the store committed the write that held
-/// its changes. The server's replay log knows those seqs under the same client id, and would answer a new
-/// change that took one of them with the old change's outcome, unwritten. No page sends 2^24 changes between two
-/// of its stores' commits; at 2^24 a reload, seqs stay below 2^53 (exact as JS numbers) for 2^29 reloads.
-pub const RESTORE_SEQ_GAP: u64 = 1 << 24;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,6 +52,9 @@ pub struct SavedEntry<P> {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub solo: bool,
     pub state: SavedState,
+    /// The client id its seq belongs to (see [`crate::core::queue::Entry`]'s); `None`: the restoring engine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -171,6 +169,7 @@ struct Names {
     force: &'static str,
     solo: &'static str,
     state: &'static str,
+    client_id: &'static str,
 }
 
 const LONG: Names = Names {
@@ -186,6 +185,7 @@ const LONG: Names = Names {
     force: "force",
     solo: "solo",
     state: "state",
+    client_id: "clientId",
 };
 
 const SHORT: Names = Names {
@@ -201,6 +201,7 @@ const SHORT: Names = Names {
     force: "f",
     solo: "x",
     state: "k",
+    client_id: "w",
 };
 
 impl<P: Payload> SavedEntry<P> {
@@ -256,6 +257,7 @@ impl<P: Payload> SavedEntry<P> {
             solo: f.flag(n.solo)?,
             // Format 3 leaves a pending write's state out.
             state: f.get(n.state).map_or(Ok(SavedState::Pending), SavedState::read)?,
+            client_id: f.opt_str(n.client_id)?,
         })
     }
 }
@@ -317,6 +319,8 @@ pub struct SavedRef<'a, P> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub solo: bool,
     pub state: SavedState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
 }
 
 impl<P: Payload> SavedRef<'_, P> {
@@ -340,6 +344,9 @@ impl<P: Payload> SavedRef<'_, P> {
         }
         if self.solo {
             o.bool(n.solo, true);
+        }
+        if let Some(client_id) = self.client_id {
+            o.str(n.client_id, client_id);
         }
         if !matches!(self.state, SavedState::Pending) {
             let mut s = ObjectWriter::new(o.key(n.state));
@@ -376,13 +383,21 @@ impl<P: Payload> SavedRef<'_, P> {
             force: self.force,
             solo: self.solo,
             state: self.state.clone(),
+            client_id: self.client_id.map(str::to_owned),
         }
     }
 }
 
 impl<P: Payload> Engine<P> {
+    /// Every write, each with the client id its seq belongs to (this engine's own named too, so that another
+    /// engine restoring the snapshot under its own id sends them as the writes they were).
     pub fn export(&self) -> Snapshot<P> {
-        let entries = self.export_refs().iter().map(SavedRef::to_owned).collect();
+        let own = &self.config().wire.client_id;
+        let entries = self
+            .export_refs()
+            .iter()
+            .map(|e| SavedEntry { client_id: Some(e.client_id.unwrap_or(own).to_owned()), ..e.to_owned() })
+            .collect();
         Snapshot { version: VERSION, next_seq: self.next_seq(), entries }
     }
 
@@ -446,6 +461,8 @@ impl<P: Payload> Engine<P> {
             force: entry.force,
             solo: entry.solo,
             state,
+            // `None` for the engine's own: the journal's record names its id once for all of them.
+            client_id: entry.client.as_deref(),
         }
     }
 
@@ -485,10 +502,12 @@ impl<P: Payload> Engine<P> {
                 changes: saved.changes.max(1),
                 force: saved.force,
                 solo: saved.solo,
+                // A write of this engine's own client (a snapshot of its own, restored) is its own again.
+                client: saved.client_id.filter(|c| *c != engine.config().wire.client_id).map(Rc::from),
             };
             engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(saved.order)))?;
         }
-        engine.set_next_seq(snapshot.next_seq.saturating_add(RESTORE_SEQ_GAP));
+        engine.set_next_seq(snapshot.next_seq);
         Ok(engine)
     }
 }

@@ -440,10 +440,12 @@ pub fn pull_now(shared: &Shared) -> Promise {
 }
 
 /// The stored queue was read: catch-up starts from its cursor.
-pub fn restored(s: &mut State, cursor: Option<SavedCursor>) {
+pub fn restored(s: &mut State, cursor: Option<SavedCursor>, earlier_ids: &[String]) {
     if let Some(pull) = s.pull.as_mut() {
-        // The stored queue's client id is this instance's now: its writes come back with it.
-        pull.remote.set_client_id(&s.client_id);
+        // The restored writes go under the ids of the pages that queued them: they come back with those.
+        for client_id in earlier_ids {
+            pull.remote.also_own(client_id);
+        }
         pull.remote.restore_cursor(cursor);
     }
 }

@@ -608,8 +608,20 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
         }
     }
     let config = s.engine.config().clone();
+    // The stored writes go again under the client ids they were queued under (each keeps its own: the server
+    // knows replays by it); this instance's changes go under its own id, which no earlier page used, so a seq
+    // sent before a store write was lost can never be given to another change under the same id.
+    let mut earlier_ids: Vec<String> = Vec::new();
+    for id in stored.snapshot.entries.iter().filter_map(|e| e.client_id.as_ref()) {
+        if !earlier_ids.contains(id) {
+            earlier_ids.push(id.clone());
+        }
+    }
     let mut engine =
         Engine::restore(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
+    // Past the stored queue's seqs and past those this instance used while it worked in memory (and may have
+    // sent, under its own id).
+    engine.set_next_seq(engine.next_seq().max(s.engine.next_seq()));
     engine.set_online(s.engine.is_online());
     engine.set_paused(s.engine.stats().is_paused);
     for saved in &earlier {
@@ -619,23 +631,13 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
         // Nothing was sent before the restore, so every entry is a pending one.
         enqueue_again(&mut engine, &saved);
     }
-    if let Some(client_id) = stored.client_id {
-        // The stored writes are sent again under the id they were first sent with: the server knows replays by it.
-        engine.set_client_id(&client_id);
-        if let Some(Transport::Http(http)) = Rc::get_mut(&mut s.transport) {
-            http.wire.client_id.clone_from(&client_id);
-            s.client_id = client_id;
-        } else if matches!(*s.transport, Transport::Custom { .. }) {
-            s.client_id = client_id;
-        }
-    }
     if s.durable.owner.is_none() {
         s.durable.owner = stored.owner;
     }
     // Issue 11: catch-up goes on from where the stored cursor says.
     if had_stored {
         s.durable.journal.set_remote_cursor(stored.remote_cursor.clone());
-        super::pull::restored(s, stored.remote_cursor);
+        super::pull::restored(s, stored.remote_cursor, &earlier_ids);
     }
     // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
     if !s.waiters.is_empty() {

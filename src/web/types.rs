@@ -171,6 +171,9 @@ export interface BatchChange {
   priority: PriorityName;
   /** Apply without the last-writer-wins check: the client won a conflict. */
   force?: boolean;
+  /** The client id `seq` belongs to, when it is not the batch's: a write restored from an earlier page keeps
+   *  the id it was first queued under, so that a server recognises its resend as a replay. */
+  clientId?: string;
 }
 
 export interface Batch {

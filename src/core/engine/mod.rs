@@ -235,7 +235,7 @@ impl<P: Payload> Engine<P> {
         self.pending.remove(&key);
         // The held changes never left (their record was in flight), so their seq is unused, but the folded
         // write is new content: it gets a seq of its own.
-        self.pending.insert(Entry { seq, ..folded });
+        self.pending.insert(Entry { seq, client: None, ..folded });
         self.count_enqueued(true);
         self.next_seq += 1;
         Ok(seq)
@@ -259,6 +259,7 @@ impl<P: Payload> Engine<P> {
             changes: 1,
             force: change.force,
             solo: false,
+            client: None,
         }
     }
 

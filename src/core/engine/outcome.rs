@@ -1,6 +1,8 @@
 //! What crosses between the engine and the shell: writes going out, the server's answers, conflicts, and the
 //! views of pending and failed writes.
 
+use std::rc::Rc;
+
 use serde::Serialize;
 
 use crate::core::change::{Op, Priority};
@@ -23,6 +25,9 @@ pub struct OutgoingChange<P> {
     /// Skip the last-writer-wins condition (the client won a conflict).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+    /// The client id `seq` belongs to, when not the engine's own (a write restored from an earlier page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Rc<str>>,
 }
 
 /// Writes to send in one request, in the order they must be applied.

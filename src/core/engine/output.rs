@@ -107,11 +107,6 @@ impl<P: Payload> Engine<P> {
         std::mem::take(&mut self.changed).then_some(Event::StateChanged)
     }
 
-    /// The id the server knows this client's writes by (a restored queue keeps the one it was sent with).
-    pub fn set_client_id(&mut self, client_id: &str) {
-        client_id.clone_into(&mut self.config.wire.client_id);
-    }
-
     /// The batch a request on its way belongs to: the shell's journal notes which records it touches.
     pub fn in_flight_batch(&self) -> Option<&crate::core::Batch<P>> {
         self.exchange.as_ref().map(Exchange::batch)

@@ -163,6 +163,7 @@ impl<P: Payload> Engine<P> {
             last_changed: entry.last_changed.clone(),
             priority: entry.priority,
             force: entry.force,
+            client: entry.client.clone(),
         }
     }
 

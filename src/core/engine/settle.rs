@@ -144,7 +144,7 @@ impl<P: Payload> Engine<P> {
                 // for one.
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.return_to_pending(Entry { force: true, deadline: now, seq, ..entry }, now);
+                self.return_to_pending(Entry { force: true, deadline: now, seq, client: None, ..entry }, now);
             }
             Resolution::Failed => {
                 let (code, message) = match reason {

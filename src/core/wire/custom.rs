@@ -23,7 +23,8 @@ pub(super) fn request<P: Payload>(batch: &Batch<P>, client_id: &str) -> HttpRequ
 }
 
 /// The members of a write as `send(batch)` receives it, without the braces: `seq, table, id, op, data?,
-/// lastChanged?, priority, force?`. The shell's pending and failed lists show writes in this shape too, with
+/// lastChanged?, priority, force?, clientId?` (`clientId` when its seq belongs to another client id than the
+/// batch's: a write restored from an earlier page). The shell's pending and failed lists show writes in this shape too, with
 /// members of their own.
 pub fn write_change<P: Payload>(o: &mut ObjectWriter<'_>, change: &OutgoingChange<P>) {
     o.u64("seq", change.seq).str("table", &change.table).str("id", &change.id).str("op", change.op.as_str());
@@ -36,6 +37,9 @@ pub fn write_change<P: Payload>(o: &mut ObjectWriter<'_>, change: &OutgoingChang
     o.str("priority", change.priority.name());
     if change.force {
         o.bool("force", true);
+    }
+    if let Some(client) = &change.client {
+        o.str("clientId", client);
     }
 }
 

@@ -17,7 +17,11 @@ pub(super) fn request<P: Payload>(batch: &Batch<P>, members: &[usize], function:
     let changes: Vec<_> = members.iter().filter_map(|&i| batch.changes.get(i)).collect();
     crate::core::json::write_array(o.key("changes"), &changes, |c, out| {
         let mut w = ObjectWriter::new(out);
-        w.str("client_id", client_id).u64("seq", c.seq).str("table", &c.table).str("id", &c.id);
+        // A write restored from an earlier page goes under the client id its seq belongs to (its replay).
+        w.str("client_id", c.client.as_deref().unwrap_or(client_id))
+            .u64("seq", c.seq)
+            .str("table", &c.table)
+            .str("id", &c.id);
         w.str("op", c.op.as_str());
         if let Some(data) = &c.data {
             data.write_json(w.key("data"));
