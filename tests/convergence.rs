@@ -367,11 +367,15 @@ impl Harness {
         }
     }
 
+    /// A new page: the stored queue restored under an id of the page's own, as the shell does. Its restored
+    /// writes keep the ids they were queued under, and go in batches of one id.
     fn reload(&mut self) {
         let snapshot = self.engine.export();
         let json = serde_json::to_string(&snapshot).unwrap();
         let online = self.engine.is_online();
-        self.engine = Engine::restore(self.config.clone(), serde_json::from_str(&json).unwrap()).unwrap();
+        let mut config = self.config.clone();
+        config.wire.client_id = format!("page-{}", self.reloads);
+        self.engine = Engine::restore(config, serde_json::from_str(&json).unwrap()).unwrap();
         self.engine.set_online(online);
     }
 
@@ -618,6 +622,7 @@ impl Harness {
         assert!(!batch.changes.is_empty() && batch.changes.len() <= self.config.batch_size);
         let keys: HashSet<Key> = batch.changes.iter().map(key_of).collect();
         assert_eq!(keys.len(), batch.changes.len(), "one write per record per batch");
+        assert!(batch.changes.iter().all(|c| c.client == batch.changes[0].client), "one client id per batch");
         for change in &batch.changes {
             if let Some(unsent) = self.unsent.get_mut(&key_of(change)) {
                 unsent.retain(|&(seq, _)| seq > change.seq);

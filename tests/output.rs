@@ -198,31 +198,69 @@ fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
     assert_eq!(e.stats().last_error.as_deref(), Some("Failed to fetch"));
 }
 
+/// What a page that died left stored, and the next page restoring it under an id of its own.
+fn next_page(first: &Engine<Row>, mode: WireMode, parents: HashMap<String, Vec<String>>) -> Engine<Row> {
+    let wire = WireConfig { mode, client_id: "c2".into() };
+    Engine::restore(Config { fill: Fill::DueOnly, wire, parents, ..Config::default() }, first.export()).unwrap()
+}
+
 #[test]
 fn a_restored_write_goes_under_the_client_id_it_was_queued_under_and_new_ones_under_the_new_pages() {
     let mut first = engine(rpc());
     queue(&mut first, "kept", json!({ "id": "kept" }), 0);
     // The last queue the store committed: the write that held "sent" was lost with the page, after it went out.
-    let stored = first.export();
+    let mut second = next_page(&first, rpc(), HashMap::new());
     let sent = queue(&mut first, "sent", json!({ "id": "sent" }), 1);
     let body = transmit(&mut first).request.body.unwrap();
     assert!(body.contains(&format!(r#""client_id":"c1","seq":{sent},"table":"plans","id":"sent""#)), "{body}");
 
-    // The next page restores that queue under an id of its own.
-    let wire = WireConfig { mode: rpc(), client_id: "c2".into() };
-    let mut second = Engine::restore(Config { fill: Fill::DueOnly, wire, ..Config::default() }, stored).unwrap();
     let new = queue(&mut second, "new", json!({ "id": "new" }), 2);
     assert_eq!(new, sent, "the same seq as the change sent and forgotten...");
-    let body = transmit(&mut second).request.body.unwrap();
+    // One id per call: the restored write first, in a batch of its own.
+    let t = transmit(&mut second);
+    let body = t.request.body.unwrap();
     assert!(body.contains(r#""client_id":"c1","seq":1,"table":"plans","id":"kept""#), "the replay identity: {body}");
+    assert!(!body.contains("c2"), "{body}");
+    second.handle_response(t.id, ok(json!([{ "seq": 1, "status": "applied" }])), 3).unwrap();
+    let body = transmit(&mut second).request.body.unwrap();
     assert!(
         body.contains(&format!(r#""client_id":"c2","seq":{new},"table":"plans","id":"new""#)),
         "...under another id: {body}"
     );
-    assert_eq!(
-        second.export().entries.iter().map(|e| e.client_id.as_deref()).collect::<Vec<_>>(),
-        [Some("c1"), Some("c2")]
+}
+
+#[test]
+fn a_custom_send_gets_one_client_id_per_batch_and_a_parent_of_another_id_goes_first() {
+    let parents = HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]);
+    let mut first = Engine::new(Config {
+        fill: Fill::DueOnly,
+        wire: WireConfig { mode: WireMode::Custom, client_id: "c1".into() },
+        parents: parents.clone(),
+        ..Config::default()
+    })
+    .unwrap();
+    queue(&mut first, "p1", json!({ "id": "p1" }), 0);
+    let mut second = next_page(&first, WireMode::Custom, parents);
+    // A child queued by the new page, of the parent the old one queued.
+    let child = Change::new(
+        "sessions",
+        "s1",
+        Op::Upsert,
+        json!({ "id": "s1", "plan_id": "p1" }).as_object().cloned(),
+        Priority::Critical,
     );
+    let child = second.enqueue(child.unwrap(), 1).unwrap();
+    let t = transmit(&mut second);
+    let batch: Value = serde_json::from_str(t.request.body.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (batch["clientId"].as_str(), batch["changes"].as_array().map(Vec::len)),
+        (Some("c1"), Some(1)),
+        "{batch}"
+    );
+    assert_eq!(batch["changes"][0]["id"], "p1", "the parent first");
+    second.handle_response(t.id, ok(json!([{ "seq": 1, "status": "applied" }])), 2).unwrap();
+    let batch: Value = serde_json::from_str(transmit(&mut second).request.body.as_deref().unwrap()).unwrap();
+    assert_eq!((batch["clientId"].as_str(), batch["changes"][0]["seq"].as_u64()), (Some("c2"), Some(child)), "{batch}");
 }
 
 #[test]

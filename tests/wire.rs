@@ -321,8 +321,6 @@ fn unreadable_results_are_typed_errors_whose_text_is_the_message() {
 fn custom_sends_the_batch_as_send_receives_it() {
     let mut forced = change(2, "plans", "p2", Op::Delete, None);
     forced.force = true;
-    // Restored from an earlier page: its seq is that page's.
-    forced.client = Some("c0".into());
     let b = batch(vec![
         change(1, "plans", "p1", Op::Upsert, row(json!({"id": "p1", "last_changed": "2026-01-01"}))),
         forced,
@@ -341,7 +339,7 @@ fn custom_sends_the_batch_as_send_receives_it() {
                     "seq": 1, "table": "plans", "id": "p1", "op": "upsert",
                     "data": {"id": "p1", "last_changed": "2026-01-01"}, "lastChanged": "2026-01-01", "priority": "high"
                 },
-                {"seq": 2, "table": "plans", "id": "p2", "op": "delete", "priority": "high", "force": true, "clientId": "c0"}
+                {"seq": 2, "table": "plans", "id": "p2", "op": "delete", "priority": "high", "force": true}
             ]
         })
     );

@@ -611,7 +611,8 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
     // The stored writes go again under the client ids they were queued under (each keeps its own: the server
     // knows replays by it); this instance's changes go under its own id, which no earlier page used, so a seq
     // sent before a store write was lost can never be given to another change under the same id.
-    let mut earlier_ids: Vec<String> = Vec::new();
+    // The page that wrote last is one of them even when none of its writes is left (its rows come back too).
+    let mut earlier_ids: Vec<String> = stored.client_id.iter().cloned().collect();
     for id in stored.snapshot.entries.iter().filter_map(|e| e.client_id.as_ref()) {
         if !earlier_ids.contains(id) {
             earlier_ids.push(id.clone());

@@ -171,13 +171,12 @@ export interface BatchChange {
   priority: PriorityName;
   /** Apply without the last-writer-wins check: the client won a conflict. */
   force?: boolean;
-  /** The client id `seq` belongs to, when it is not the batch's: a write restored from an earlier page keeps
-   *  the id it was first queued under, so that a server recognises its resend as a replay. */
-  clientId?: string;
 }
 
 export interface Batch {
   id: number;
+  /** Whose seqs these are: the page's own id, or, for writes restored from an earlier page, that page's (a batch
+   *  never mixes them), so that a server recognises a resend as a replay by `(clientId, seq)`. */
   clientId: string;
   /** Every seq below this will never be sent again: the server may forget them. */
   lowWater: number;

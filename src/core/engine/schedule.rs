@@ -78,6 +78,24 @@ impl<P: Payload> Engine<P> {
             // Empty, without allocating, for a table without parents.
             let mut group = self.earlier_parents(entry, limit);
             group.retain(|o| !chosen.contains(o));
+            // One client id per batch (a restored write keeps the id of the page that queued it): the server's
+            // replay log, the change feed's origin and a custom send's batch each take one id per call.
+            let client_of = |slot: u32| self.pending.at_slot(slot).and_then(|e| e.client.as_deref());
+            let first = chosen.first().or(group.first()).map_or(slot, |&(_, s)| s);
+            let batch_client = client_of(first);
+            let other = group
+                .iter()
+                .position(|&(_, s)| client_of(s) != batch_client)
+                .or((entry.client.as_deref() != batch_client).then_some(group.len()));
+            if let Some(other) = other {
+                if !chosen.is_empty() {
+                    continue;
+                }
+                // The batch is the earliest parents of one id (at least the first); the rest follow in the next.
+                group.truncate(other.min(limit));
+                chosen.extend(group);
+                break;
+            }
             if chosen.len() + group.len() < limit {
                 chosen.extend(group);
                 chosen.push((order, slot));

@@ -12,6 +12,8 @@ use crate::core::payload::Payload;
 pub(super) fn request<P: Payload>(batch: &Batch<P>, client_id: &str) -> HttpRequest {
     let mut body = String::new();
     let mut o = ObjectWriter::new(&mut body);
+    // A batch holds writes of one client id (the engine batches them so): a restored write's is its page's.
+    let client_id = batch.changes.first().and_then(|c| c.client.as_deref()).unwrap_or(client_id);
     o.u64("id", batch.id).str("clientId", client_id).u64("lowWater", batch.low_water);
     write_array(o.key("changes"), &batch.changes, |c, out| {
         let mut w = ObjectWriter::new(out);
@@ -23,8 +25,7 @@ pub(super) fn request<P: Payload>(batch: &Batch<P>, client_id: &str) -> HttpRequ
 }
 
 /// The members of a write as `send(batch)` receives it, without the braces: `seq, table, id, op, data?,
-/// lastChanged?, priority, force?, clientId?` (`clientId` when its seq belongs to another client id than the
-/// batch's: a write restored from an earlier page). The shell's pending and failed lists show writes in this shape too, with
+/// lastChanged?, priority, force?`. The shell's pending and failed lists show writes in this shape too, with
 /// members of their own.
 pub fn write_change<P: Payload>(o: &mut ObjectWriter<'_>, change: &OutgoingChange<P>) {
     o.u64("seq", change.seq).str("table", &change.table).str("id", &change.id).str("op", change.op.as_str());
@@ -37,9 +38,6 @@ pub fn write_change<P: Payload>(o: &mut ObjectWriter<'_>, change: &OutgoingChang
     o.str("priority", change.priority.name());
     if change.force {
         o.bool("force", true);
-    }
-    if let Some(client) = &change.client {
-        o.str("clientId", client);
     }
 }
 
