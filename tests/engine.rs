@@ -574,3 +574,25 @@ fn a_merged_row_goes_in_under_the_edits_made_while_the_conflicted_write_was_away
     assert_eq!((write.op, write.seq, write.force), (Op::Upsert, seq, true));
     assert_eq!(write.data, row(json!({"id": "p", "name": "mine", "weeks": 5})), "the later edit stays on top");
 }
+
+#[test]
+fn holds_nothing_says_what_an_empty_export_says_in_every_state_a_write_can_be_in() {
+    let mut e = engine();
+    let same = |e: &Engine<Row>| assert_eq!(e.holds_nothing(), e.export().entries.is_empty(), "{:?}", e.export());
+    same(&e);
+    queue(&mut e, "plans", "p", Op::Upsert, json!({"id": "p"}), Priority::Critical, 0);
+    same(&e);
+    let batch = e.poll_batch(0).unwrap();
+    same(&e); // in flight
+    queue(&mut e, "plans", "p", Op::Update, json!({"n": 1}), Priority::Low, 1);
+    let refused = Outcome::Permanent { code: None, message: "no".into() };
+    e.on_batch_result(batch.id, vec![ChangeOutcome { seq: batch.changes[0].seq, outcome: refused }], 2).unwrap();
+    assert!(!e.holds_nothing(), "failed, with a write blocked behind it");
+    same(&e);
+    assert_eq!(e.discard_failed(None), 1);
+    same(&e); // the blocked write is pending now
+    let batch = e.poll_batch(u64::MAX / 2).unwrap();
+    e.on_batch_result(batch.id, applied(&batch), 3).unwrap();
+    assert!(e.holds_nothing(), "{:?}", e.export());
+    same(&e);
+}

@@ -346,6 +346,10 @@ impl<P> Queue<P> {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     fn slot(&self, key: &Key) -> Option<u32> {
         self.slots.find(record_hash(key.0, &key.1), |slot| self.entries.get(slot).is_some_and(|e| e.key == *key))
     }

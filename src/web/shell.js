@@ -70,7 +70,8 @@ function copyJson(value, depth) {
   if (kind === "undefined" || kind === "function" || kind === "symbol") return undefined;
   if (kind === "object" && depth < 32 && typeof value.toJSON !== "function") {
     const proto = Object.getPrototypeOf(value);
-    if (proto === Array.prototype && Array.isArray(value)) {
+    // A sparse array of billions of holes is refused by JSON at once; a loop would run out of memory first.
+    if (proto === Array.prototype && Array.isArray(value) && value.length <= 1e6) {
       const out = new Array(value.length);
       for (let i = 0; i < value.length; i++) out[i] = copyJson(value[i], depth + 1) ?? null;
       return out;

@@ -850,7 +850,7 @@ fn save_early(s: &mut State) {
     }
     s.durable.journal.touch_all();
     let owner = s.durable.owner.clone();
-    let value = if s.engine.export_refs().is_empty() {
+    let value = if s.engine.holds_nothing() {
         None
     } else {
         s.durable.journal.take(&s.engine, &s.client_id, owner.as_deref()).map(|w| stored_value(&w))
@@ -874,7 +874,7 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
     let (store, key, value, due, epoch) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
-        if s.durable.clearing || s.durable.journal.is_empty() || s.engine.export_refs().is_empty() {
+        if s.durable.clearing || s.durable.journal.is_empty() || s.engine.holds_nothing() {
             return None;
         }
         let epoch = s.durable.early.as_ref().map(super::early::Early::epoch);

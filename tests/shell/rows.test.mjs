@@ -97,3 +97,10 @@ test("a nested value deeper than the direct copy goes is still copied whole", ()
   const row = { id: "r", deep };
   assert.deepStrictEqual(copyRow(row), JSON.parse(JSON.stringify(row)));
 });
+
+test("a sparse array too long to copy element by element is refused as JSON refuses it", () => {
+  const refused = copyRow({ id: "r", huge: new Array(4e9) });
+  assert.match(refused, /^must be JSON-serializable: /);
+  const long = copyRow({ id: "r", long: Array.from({ length: 2e6 }, (_, i) => i) });
+  assert.equal(long.long.length, 2e6);
+});

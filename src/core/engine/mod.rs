@@ -352,6 +352,12 @@ impl<P: Payload> Engine<P> {
         self.next_seq = next_seq;
     }
 
+    /// No write at all (pending, in flight, failed or blocked): what `export_refs().is_empty()` says, without
+    /// sorting the whole queue to say it.
+    pub fn holds_nothing(&self) -> bool {
+        self.in_flight.is_none() && self.pending.is_empty() && self.failed_keys.is_empty() && self.blocked.is_empty()
+    }
+
     pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
         self.in_flight.iter().flat_map(|f| f.entries.iter())
     }
