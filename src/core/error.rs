@@ -23,6 +23,27 @@ impl fmt::Display for ArgumentError {
 
 impl std::error::Error for ArgumentError {}
 
+/// For an error whose message its `From<&T> for String` builds (without `format!`, whose machinery costs wasm):
+/// the owned conversion, `Display` and `Error`, all through that one message.
+macro_rules! message_error {
+    ($error:ty) => {
+        impl From<$error> for String {
+            fn from(e: $error) -> String {
+                String::from(&e)
+            }
+        }
+
+        impl std::fmt::Display for $error {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&String::from(self))
+            }
+        }
+
+        impl std::error::Error for $error {}
+    };
+}
+pub(crate) use message_error;
+
 /// A call the engine refuses in its current state. Nothing is changed when one is returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EngineError {

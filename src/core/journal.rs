@@ -246,17 +246,7 @@ impl From<&RecordError> for String {
     }
 }
 
-impl From<RecordError> for String {
-    fn from(e: RecordError) -> String {
-        String::from(&e)
-    }
-}
-
-impl std::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&String::from(self))
-    }
-}
+crate::core::error::message_error!(RecordError);
 
 /// Reads the stored records, oldest first. `Ok(None)`: nothing stored. A record that cannot be read (not
 /// JSON, not ours) is left out and named in `skipped`; one in a newer format is an error naming it (a newer

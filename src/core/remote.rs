@@ -184,11 +184,7 @@ impl From<&RemoteError> for String {
     }
 }
 
-impl From<RemoteError> for String {
-    fn from(e: RemoteError) -> String {
-        String::from(&e)
-    }
-}
+crate::core::error::message_error!(RemoteError);
 
 /// A piece of a message: text as it is, or a name quoted as JSON quotes it.
 enum Piece<'a> {

@@ -129,19 +129,7 @@ impl From<&SnapshotError> for String {
     }
 }
 
-impl From<SnapshotError> for String {
-    fn from(e: SnapshotError) -> String {
-        String::from(&e)
-    }
-}
-
-impl std::fmt::Display for SnapshotError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&String::from(self))
-    }
-}
-
-impl std::error::Error for SnapshotError {}
+crate::core::error::message_error!(SnapshotError);
 
 /// Native callers (tests, tools) read snapshots through serde; it goes through [`Snapshot::read`].
 /// Natively, tests read snapshots with serde_json: through the one reader.

@@ -140,19 +140,7 @@ impl From<&AnswerError> for String {
     }
 }
 
-impl From<AnswerError> for String {
-    fn from(e: AnswerError) -> String {
-        String::from(&e)
-    }
-}
-
-impl std::fmt::Display for AnswerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&String::from(self))
-    }
-}
-
-impl std::error::Error for AnswerError {}
+crate::core::error::message_error!(AnswerError);
 
 /// One write's result, as the sync function answers it and as a custom transport's `send` resolves it:
 /// `{ seq, status: "applied" | "conflict" | "missing" | "error", row?, code?, message?, transient?,
