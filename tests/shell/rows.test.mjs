@@ -5,17 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyRow } from "../../src/web/shell.js";
-
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "../../www/server/faults.js";
 
 class Point {
   constructor(x) {

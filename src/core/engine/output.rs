@@ -93,9 +93,7 @@ impl<P: Payload> Engine<P> {
     /// be taken for one of this engine's requests.
     pub fn follow(&mut self, previous: &Engine<P>) {
         self.next_request = self.next_request.max(previous.next_request);
-        if previous.awaiting.is_some() {
-            self.awaiting = previous.awaiting;
-        }
+        self.awaiting = self.awaiting.or(previous.awaiting);
     }
 
     /// The events alone, without handing out a request: a shell asked for its stats between two ticks (right
