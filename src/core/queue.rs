@@ -9,6 +9,7 @@
 //! is O(log n) searching plus a move of at most one run (256 pairs), and of the list of runs (n / 128 words at
 //! most) once per split or emptied run: a constant per write up to millions of writes, measured at 1M.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use super::change::{Op, Priority};
@@ -171,6 +172,19 @@ impl PairSet {
     }
 
     pub fn insert(&mut self, pair: (u64, u64)) {
+        // New writes mostly come last (a later seq; a later deadline for the same priority): they go on the end
+        // without a search, and fill the last run before a new one starts, where a split would leave it half
+        // empty.
+        if let Some(run) = self.runs.last_mut().filter(|run| run.last().is_some_and(|&end| end < pair)) {
+            if run.len() < RUN {
+                run.push(pair);
+            } else {
+                let mut run = Vec::with_capacity(RUN);
+                run.push(pair);
+                self.runs.push(run);
+            }
+            return;
+        }
         let at = self.run_of(pair);
         let Some(run) = self.runs.get_mut(at) else {
             self.runs.push(vec![pair]);
@@ -228,6 +242,8 @@ struct OrderLog {
     head: usize,
     /// (order, hash << 32 | slot)
     late: PairSet,
+    /// The last place [`OrderLog::position`] found, where it starts the next search.
+    finger: Cell<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -244,8 +260,49 @@ fn packed(slot: u32, hash: u32) -> u64 {
 }
 
 impl OrderLog {
+    /// Where `order` is in `log` (or would go). The search starts at the last place found and gallops out from
+    /// it: a batch takes writes in order, each next to the one before, where a binary search over a million
+    /// places read a dozen cold cache lines for every write taken.
     fn position(&self, order: u64) -> Result<usize, usize> {
-        self.log.binary_search_by_key(&order, |place| place.order)
+        let len = self.log.len();
+        let finger = self.finger.get().min(len);
+        let before = |at: usize| self.log.get(at).is_some_and(|p| p.order < order);
+        // The answer is in low..=high: the first place not before `order`.
+        let (mut low, mut high);
+        let mut step = 1;
+        if before(finger) {
+            low = finger + 1;
+            loop {
+                high = finger.saturating_add(step).min(len);
+                if high == len || !before(high) {
+                    break;
+                }
+                low = high + 1;
+                step *= 2;
+            }
+        } else {
+            high = finger;
+            loop {
+                low = finger.saturating_sub(step);
+                if before(low) {
+                    low += 1;
+                    break;
+                }
+                if low == 0 {
+                    high = 0;
+                    break;
+                }
+                high = low;
+                step *= 2;
+            }
+        }
+        let at = low + self.log.get(low..high).unwrap_or_default().partition_point(|p| p.order < order);
+        self.finger.set(at);
+        if self.log.get(at).is_some_and(|p| p.order == order) {
+            Ok(at)
+        } else {
+            Err(at)
+        }
     }
 
     fn insert(&mut self, order: u64, slot: u32, hash: u32) {
@@ -515,6 +572,7 @@ mod tests {
         let mut model: BTreeMap<u64, u32> = BTreeMap::new();
         let mut gone: Vec<u64> = Vec::new();
         let mut rng = fastrand::Rng::with_seed(5);
+        let mut probes = fastrand::Rng::with_seed(6);
         let mut next = 1;
         for step in 0..20_000u32 {
             match rng.u8(..10) {
@@ -539,6 +597,9 @@ mod tests {
             assert_eq!(log.min_order(), model.keys().next().copied(), "step {step}");
             let probe = rng.u64(..next + 1);
             assert_eq!(log.slot_at(probe), model.get(&probe).map(|&slot| (slot, slot ^ 7)), "step {step}");
+            // The galloping search from wherever the last one ended agrees with a plain binary search.
+            let probe = probes.u64(..next + 2);
+            assert_eq!(log.position(probe), log.log.binary_search_by_key(&probe, |p| p.order), "step {step}");
         }
         assert_eq!(log.iter().collect::<Vec<_>>(), model.into_iter().collect::<Vec<_>>());
         assert!(log.late.first().is_some(), "the late path was taken");
