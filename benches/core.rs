@@ -1,6 +1,7 @@
 //! `npm run bench:core` (`cargo bench --bench core`): the engine's costs, measured side by side in one run.
 //!
-//! - enqueue and take-due cost per change with 10k, 100k and 1M writes pending;
+//! - enqueue and take-due cost per change with 10k, 100k and 1M writes pending, with rows shared as the
+//!   browser's are, and take-due again with rows deep-copied into each batch;
 //! - bytes per pending write beyond its payload, by counting allocations;
 //! - the `Fill` policies on an editing workload: requests and writes with each;
 //! - the same on the editing trace `npm run bench` replays in the browser (bench/traces/editing.json), with
@@ -15,7 +16,9 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::Instant;
 
-use record_sync::core::{Change, ChangeOutcome, Config, Engine, Fill, Op, Outcome, Priority, Row};
+use std::rc::Rc;
+
+use record_sync::core::{Change, ChangeOutcome, Config, Engine, Fill, Op, Outcome, Payload, Priority, Row};
 use serde_json::{json, Value};
 
 /// Counts live heap bytes while `COUNTING` is on, for [`overhead_bytes`] only: an atomic add on every
@@ -51,17 +54,26 @@ static ALLOCATOR: Counting = Counting;
 
 const MEASURED: usize = 10_000;
 
-fn payload(i: usize) -> Row {
-    json!({ "id": format!("rec-{i:08}"), "name": "Back squat", "series": 5 }).as_object().cloned().unwrap_or_default()
+/// The row as the browser holds it: shared, copied on write (its `JsRow` is an `Rc` of the JS object), so a
+/// batch's copy of a pending row is a count. The same figures with [`Row`] itself, deep-copied into each batch,
+/// are printed beside them.
+type Shared = Rc<Row>;
+
+fn payload<P: From<Row>>(i: usize) -> P {
+    json!({ "id": format!("rec-{i:08}"), "name": "Back squat", "series": 5 })
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+        .into()
 }
 
-fn change(i: usize, priority: Priority) -> Change<Row> {
+fn change<P: Payload + From<Row>>(i: usize, priority: Priority) -> Change<P> {
     Change::new("selected_exercises", &format!("rec-{i:08}"), Op::Upsert, Some(payload(i)), priority)
         .expect("valid change")
 }
 
 /// An engine holding `n` low-priority writes that are not due yet.
-fn filled(n: usize) -> Engine<Row> {
+fn filled<P: Payload + From<Row>>(n: usize) -> Engine<P> {
     let mut engine = Engine::new(Config::default()).expect("valid config");
     for i in 0..n {
         engine.enqueue(change(i, Priority::Low), 0).expect("enqueue");
@@ -73,9 +85,9 @@ fn ns_per(start: Instant, count: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / count as f64
 }
 
-fn enqueue_cost(pending: usize) -> f64 {
-    let mut engine = filled(pending);
-    let changes: Vec<Change<Row>> = (pending..pending + MEASURED).map(|i| change(i, Priority::Low)).collect();
+fn enqueue_cost<P: Payload + From<Row>>(pending: usize) -> f64 {
+    let mut engine = filled::<P>(pending);
+    let changes: Vec<Change<P>> = (pending..pending + MEASURED).map(|i| change(i, Priority::Low)).collect();
     let start = Instant::now();
     for c in changes {
         black_box(engine.enqueue(c, 1).expect("enqueue"));
@@ -85,8 +97,8 @@ fn enqueue_cost(pending: usize) -> f64 {
 
 /// Takes `MEASURED` due writes out of a queue of `pending` (the due ones among many that are not) and
 /// confirms them, as the shell would.
-fn take_due_cost(pending: usize) -> f64 {
-    let mut engine = filled(pending);
+fn take_due_cost<P: Payload + From<Row>>(pending: usize) -> f64 {
+    let mut engine = filled::<P>(pending);
     for i in pending..pending + MEASURED {
         engine.enqueue(change(i, Priority::High), 0).expect("enqueue");
     }
@@ -106,7 +118,7 @@ fn take_due_cost(pending: usize) -> f64 {
 fn overhead_bytes(n: usize) -> f64 {
     COUNTING.store(true, Ordering::Relaxed);
     let before = LIVE_BYTES.load(Ordering::Relaxed);
-    let changes: Vec<Change<Row>> = (0..n).map(|i| change(i, Priority::Low)).collect();
+    let changes: Vec<Change<Shared>> = (0..n).map(|i| change(i, Priority::Low)).collect();
     let payload_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before - (n * std::mem::size_of::<Change<Row>>()) as isize;
     let mut engine = Engine::new(Config::default()).expect("valid config");
     let start = LIVE_BYTES.load(Ordering::Relaxed);
@@ -268,16 +280,18 @@ fn main() {
 
     println!("record-sync core benchmark ({MEASURED} changes measured per row)\n");
     println!(
-        "{:>10} | {:>16} | {:>18} | {:>22}",
-        "pending", "enqueue ns/chg", "take-due ns/chg", "overhead bytes/write"
+        "{:>10} | {:>16} | {:>18} | {:>22} | {:>22}",
+        "pending", "enqueue ns/chg", "take-due ns/chg", "take-due, rows copied", "overhead bytes/write"
     );
-    println!("{:-<10}-+-{:-<16}-+-{:-<18}-+-{:-<22}", "", "", "", "");
+    println!("{:-<10}-+-{:-<16}-+-{:-<18}-+-{:-<22}-+-{:-<22}", "", "", "", "", "");
     let mut rows = HashMap::new();
     for &n in sizes {
-        let row = (enqueue_cost(n), take_due_cost(n), overhead_bytes(n));
-        println!("{n:>10} | {:>16.0} | {:>18.0} | {:>22.0}", row.0, row.1, row.2);
+        let row = (enqueue_cost::<Shared>(n), take_due_cost::<Shared>(n), overhead_bytes(n));
+        let copied = take_due_cost::<Row>(n);
+        println!("{n:>10} | {:>16.0} | {:>18.0} | {copied:>22.0} | {:>22.0}", row.0, row.1, row.2);
         machine("enqueue_ns", row.0, json!({ "pending": n }));
         machine("take_due_ns", row.1, json!({ "pending": n }));
+        machine("take_due_copied_ns", copied, json!({ "pending": n }));
         machine("overhead_bytes", row.2, json!({ "pending": n }));
         rows.insert(n, row);
     }

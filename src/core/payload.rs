@@ -2,6 +2,8 @@
 //! objects (merged by property assignment, serialized once by `JSON.stringify` when sent) and natively, in
 //! tests, they are `serde_json` maps.
 
+use std::rc::Rc;
+
 /// A row or a patch: column name to value. `Clone` must copy (a later change to one copy must not show in
 /// the other): the engine clones a pending write to send it while it keeps it.
 pub trait Payload: Clone + Default {
@@ -28,6 +30,42 @@ pub trait Payload: Clone + Default {
 
     /// A row from the text of a JSON object (a stored record, a server's answer). `None` if it is not one.
     fn from_json(text: &str) -> Option<Self>;
+}
+
+/// A payload shared until written, as the browser's rows are (the shell's row type holds an `Rc` of the
+/// JS object): a copy for a batch is a count, and a patch copies the row only if a batch still holds it.
+impl<P: Payload> Payload for Rc<P> {
+    fn patch(&mut self, changes: Self) {
+        Rc::make_mut(self).patch(Rc::unwrap_or_clone(changes));
+    }
+
+    fn is_empty(&self) -> bool {
+        P::is_empty(self)
+    }
+
+    fn columns(&self) -> Vec<String> {
+        P::columns(self)
+    }
+
+    fn invalid_column(&self) -> Option<String> {
+        P::invalid_column(self)
+    }
+
+    fn column(&self, name: &str) -> Column {
+        P::column(self, name)
+    }
+
+    fn remove_column(&mut self, name: &str) {
+        Rc::make_mut(self).remove_column(name);
+    }
+
+    fn write_json(&self, out: &mut String) {
+        P::write_json(self, out);
+    }
+
+    fn from_json(text: &str) -> Option<Self> {
+        P::from_json(text).map(Rc::new)
+    }
 }
 
 /// A column's value as the core sees it.
