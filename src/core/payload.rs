@@ -139,3 +139,34 @@ mod native {
 
 #[cfg(any(test, not(target_arch = "wasm32")))]
 pub use native::Row;
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use serde_json::json;
+
+    use super::{Column, Payload, Row};
+
+    fn row(value: serde_json::Value) -> Rc<Row> {
+        Rc::new(value.as_object().cloned().unwrap_or_default())
+    }
+
+    /// A batch holds a copy of a pending row while the app patches the record again: the copy must not move.
+    #[test]
+    fn a_shared_row_is_copied_when_written() {
+        let mut pending = row(json!({ "id": "a", "name": "Squat", "series": 5 }));
+        let in_batch = pending.clone();
+        pending.patch(row(json!({ "name": "Front squat" })));
+        pending.remove_column("series");
+        assert_eq!(in_batch.column("name"), Column::Text("Squat".into()));
+        assert_eq!(in_batch.column("series"), Column::Other("5".into()));
+        assert_eq!(pending.column("name"), Column::Text("Front squat".into()));
+        assert_eq!(pending.column("series"), Column::Absent);
+        let mut alone = row(json!({ "id": "b" }));
+        let before = Rc::as_ptr(&alone);
+        alone.patch(row(json!({ "x": 1 })));
+        assert_eq!(Rc::as_ptr(&alone), before, "a row nothing else holds is written in place");
+        assert_eq!(Payload::columns(&alone), ["id", "x"]);
+    }
+}
