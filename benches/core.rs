@@ -113,6 +113,20 @@ fn take_due_cost<P: Payload + From<Row>>(pending: usize) -> f64 {
     ns_per(start, MEASURED)
 }
 
+/// Milliseconds to list every pending write in send order, as the journal's compaction and a full save do,
+/// with one batch in flight (its writes come first, then the queue's).
+fn export_ms(pending: usize) -> f64 {
+    let mut engine = filled::<Shared>(pending);
+    engine.flush_all(0);
+    let batch = engine.poll_batch(0).expect("a batch");
+    let start = Instant::now();
+    let listed = black_box(engine.export_refs()).len();
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(listed, pending, "every write is listed");
+    black_box(batch);
+    ms
+}
+
 /// Heap bytes per pending write, minus what its payload and change alone occupy. Everything it measures is
 /// allocated and freed while it counts.
 fn overhead_bytes(n: usize) -> f64 {
@@ -295,6 +309,15 @@ fn main() {
         machine("overhead_bytes", row.2, json!({ "pending": n }));
         rows.insert(n, row);
     }
+    let exports: Vec<String> = sizes
+        .iter()
+        .map(|&n| {
+            let ms = export_ms(n);
+            machine("export_ms", ms, json!({ "pending": n }));
+            format!("{n}: {ms:.1} ms")
+        })
+        .collect();
+    println!("\nEvery pending write listed in send order (compaction, full save): {}", exports.join(", "));
     if let (Some(small), Some(large)) = (rows.get(&10_000), rows.get(&1_000_000)) {
         println!(
             "\n1M vs 10k pending: enqueue x{:.2}, take-due x{:.2} (O(log n) predicts about x1.5)",

@@ -391,7 +391,8 @@ impl<P: Payload> Engine<P> {
 
     /// Every write, in send order, as [`Engine::export`] saves them.
     pub fn export_refs(&self) -> Vec<SavedRef<'_, P>> {
-        let mut entries: Vec<SavedRef<'_, P>> = Vec::new();
+        // Sized up front: grown push by push, a million entries would be copied a score of times and held twice.
+        let mut entries: Vec<SavedRef<'_, P>> = Vec::with_capacity(self.write_count());
         for entry in self.in_flight_entries() {
             entries.push(self.saved(entry, true, SavedState::Pending));
         }

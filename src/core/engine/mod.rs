@@ -358,6 +358,14 @@ impl<P: Payload> Engine<P> {
         self.in_flight.is_none() && self.pending.is_empty() && self.failed_keys.is_empty() && self.blocked.is_empty()
     }
 
+    /// How many writes there are, pending, in flight, failed or blocked (what [`Engine::export_refs`] lists).
+    pub(crate) fn write_count(&self) -> usize {
+        self.pending.len()
+            + self.in_flight.as_ref().map_or(0, |f| f.entries.len())
+            + self.failed_keys.len()
+            + self.blocked.len()
+    }
+
     pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
         self.in_flight.iter().flat_map(|f| f.entries.iter())
     }
