@@ -102,6 +102,18 @@ impl<P: Payload> Entry<P> {
     }
 }
 
+/// What became of a change folded into the queue by [`Queue::absorb`].
+pub(crate) enum Absorbed<P> {
+    /// Into the record's entry.
+    Merged,
+    /// With the record's entry: neither is left.
+    Cancelled,
+    /// Refused (see [`InsertOfExisting`]); the entry at this slot is as it was.
+    Refused(u32),
+    /// The record has no entry here: the change comes back.
+    Vacant(Entry<P>),
+}
+
 /// Entries by slot number, in chunks of a fixed size: a full chunk is never copied to grow, and at most one
 /// chunk is partly empty (a `Vec` that doubles may leave half its room unused). Freed slots are reused.
 struct Slab<T> {
@@ -509,6 +521,36 @@ impl<P> Queue<P> {
             self.due.insert((now, order));
             if let Some(Some(entry)) = self.by_order.slot_at(order).and_then(|(slot, _)| self.entries.cell(slot)) {
                 entry.deadline = now;
+            }
+        }
+    }
+}
+
+impl<P: Payload> Queue<P> {
+    /// Folds `later` into the entry of its record where that entry is (see [`Entry::absorb`]): it keeps its slot
+    /// and its place in the send order, and only the indexes the merge moved are updated, where taking the
+    /// entry out and putting it back redid every index for each change of a record.
+    pub fn absorb(&mut self, later: Entry<P>, alone: bool) -> Absorbed<P> {
+        let Some(slot) = self.slot(&later.key) else { return Absorbed::Vacant(later) };
+        let Some(Some(held)) = self.entries.cell(slot) else { return Absorbed::Vacant(later) };
+        let (deadline, priority, order) = (held.deadline, held.priority, held.order);
+        match held.absorb(later, alone) {
+            Err(InsertOfExisting) => Absorbed::Refused(slot),
+            Ok(true) => {
+                if held.deadline != deadline {
+                    self.due.remove(&(deadline, order));
+                    self.due.insert((held.deadline, order));
+                }
+                if held.priority != priority {
+                    self.per_priority[priority.index()] -= 1;
+                    self.per_priority[held.priority.index()] += 1;
+                }
+                Absorbed::Merged
+            }
+            Ok(false) => {
+                // They cancel: the entry goes, as it was indexed (a cancelling merge changes no indexed field).
+                self.remove_slot(slot);
+                Absorbed::Cancelled
             }
         }
     }

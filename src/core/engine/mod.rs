@@ -26,7 +26,7 @@ use super::error::EngineError;
 use super::hash::FastMap;
 use super::merge::InsertOfExisting;
 use super::payload::Payload;
-use super::queue::{Entry, Key, Queue, TableId};
+use super::queue::{Absorbed, Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
 use super::sort::sort_names;
 use super::stats::LatencyWindow;
@@ -188,35 +188,43 @@ impl<P: Payload> Engine<P> {
             let held = if blocked { self.blocked.get(key) } else { self.pending.get(key) };
             Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| self.record_exists(key))?;
         }
-        let held = if blocked { self.blocked.remove(key) } else { self.pending.remove(key) };
-        let merged = held.is_some();
-        let folded = match held {
-            None => Some(entry),
-            Some(mut held) => match held.absorb(entry, ahead_is_none) {
-                Ok(kept) => kept.then_some(held),
-                Err(InsertOfExisting) => {
-                    // Refused before anything changed: the held write goes back as it was.
-                    let error = self.record_exists(&held.key);
-                    self.hold(blocked, held);
-                    return Err(error);
-                }
-            },
-        };
+        let merged =
+            if blocked { self.fold_blocked(entry, ahead_is_none) } else { self.fold_pending(entry, ahead_is_none) }?;
         self.count_enqueued(merged);
-        if let Some(folded) = folded {
-            self.hold(blocked, folded);
-        }
         self.next_seq += 1;
         Ok(seq)
     }
 
-    /// Puts a write in the queue, or among the blocked ones.
-    fn hold(&mut self, blocked: bool, entry: Entry<P>) {
-        if blocked {
-            self.blocked.insert(entry.key.clone(), entry);
-        } else {
-            self.pending.insert(entry);
+    /// Folds a new write into the pending one of its record, or queues it: whether it was folded. Fails,
+    /// changing nothing, when the two cannot be merged.
+    fn fold_pending(&mut self, entry: Entry<P>, alone: bool) -> Result<bool, EngineError> {
+        match self.pending.absorb(entry, alone) {
+            Absorbed::Merged | Absorbed::Cancelled => Ok(true),
+            Absorbed::Vacant(entry) => {
+                self.pending.insert(entry);
+                Ok(false)
+            }
+            Absorbed::Refused(slot) => {
+                let key = self.pending.at_slot(slot).map(|held| held.key.clone()).unwrap_or_default();
+                Err(self.record_exists(&key))
+            }
         }
+    }
+
+    /// [`Engine::fold_pending`] for a record whose last write failed: its changes wait among the blocked ones.
+    fn fold_blocked(&mut self, entry: Entry<P>, alone: bool) -> Result<bool, EngineError> {
+        let Some(mut held) = self.blocked.remove(&entry.key) else {
+            self.blocked.insert(entry.key.clone(), entry);
+            return Ok(false);
+        };
+        let result = match held.absorb(entry, alone) {
+            Ok(true) => Ok(true),
+            Ok(false) => return Ok(true),
+            // Refused before anything changed: the held write goes back as it was.
+            Err(InsertOfExisting) => Err(self.record_exists(&held.key)),
+        };
+        self.blocked.insert(held.key.clone(), held);
+        result
     }
 
     /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
