@@ -11,9 +11,8 @@ pub(crate) type SortKey = [u64; 3];
 /// Sorts `items` by `key`; items whose keys tie keep their order (the index breaks the tie).
 pub(crate) fn sort_by_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> SortKey) {
     let mut keyed: Vec<(SortKey, usize)> = items.iter().map(&key).enumerate().map(|(i, k)| (k, i)).collect();
-    sort_keys(&mut keyed);
     // In order already (a snapshot's entries mostly are): nothing to move.
-    if keyed.iter().enumerate().all(|(at, &(_, from))| at == from) {
+    if !sort_keys(&mut keyed) {
         return;
     }
     let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
@@ -23,11 +22,11 @@ pub(crate) fn sort_by_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> SortKey) {
 /// Sorts `v`, in time linear in its sorted start: what the core sorts most is nearly in order already (a
 /// snapshot's entries come in send order, with the few failed and blocked writes after them), and a heap sort
 /// of a million of those took 100 ms or more in compaction. The part after the longest sorted start is heap
-/// sorted, then merged from the back into place. Not generic, so the wasm holds it once.
-fn sort_keys(v: &mut Vec<(SortKey, usize)>) {
+/// sorted, then merged from the back into place. Whether anything moved. Not generic, so the wasm holds it once.
+fn sort_keys(v: &mut Vec<(SortKey, usize)>) -> bool {
     let start = 1 + v.windows(2).take_while(|pair| pair[0] <= pair[1]).count();
     if start >= v.len() {
-        return;
+        return false;
     }
     let mut tail = v.split_off(start);
     heap_sort(&mut tail);
@@ -47,6 +46,7 @@ fn sort_keys(v: &mut Vec<(SortKey, usize)>) {
             break;
         }
     }
+    true
 }
 
 fn heap_sort(v: &mut [(SortKey, usize)]) {
