@@ -133,7 +133,8 @@ fn overhead_bytes(n: usize) -> f64 {
     COUNTING.store(true, Ordering::Relaxed);
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let changes: Vec<Change<Shared>> = (0..n).map(|i| change(i, Priority::Low)).collect();
-    let payload_bytes = LIVE_BYTES.load(Ordering::Relaxed) - before - (n * std::mem::size_of::<Change<Row>>()) as isize;
+    let payload_bytes =
+        LIVE_BYTES.load(Ordering::Relaxed) - before - (n * std::mem::size_of::<Change<Shared>>()) as isize;
     let mut engine = Engine::new(Config::default()).expect("valid config");
     let start = LIVE_BYTES.load(Ordering::Relaxed);
     for c in changes {

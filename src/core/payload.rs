@@ -4,8 +4,9 @@
 
 use std::rc::Rc;
 
-/// A row or a patch: column name to value. `Clone` must copy (a later change to one copy must not show in
-/// the other): the engine clones a pending write to send it while it keeps it.
+/// A row or a patch: column name to value. `Clone` must copy as far as this trait can tell (a change made
+/// through it to one copy must not show in the other): the engine clones a pending write to send it while it
+/// keeps it.
 pub trait Payload: Clone + Default {
     /// Later columns win: `changes` written over `self`.
     fn patch(&mut self, changes: Self);
@@ -34,6 +35,8 @@ pub trait Payload: Clone + Default {
 
 /// A payload shared until written, as the browser's rows are (the shell's row type holds an `Rc` of the
 /// JS object): a copy for a batch is a count, and a patch copies the row only if a batch still holds it.
+///
+/// Every `&mut self` method here must go through `Rc::make_mut`: that is what keeps copies apart.
 impl<P: Payload> Payload for Rc<P> {
     fn patch(&mut self, changes: Self) {
         Rc::make_mut(self).patch(Rc::unwrap_or_clone(changes));
