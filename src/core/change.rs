@@ -96,7 +96,19 @@ impl<P: Payload> Change<P> {
     /// Checks every argument and names the first bad one. A delete may carry data, of which only
     /// `last_changed` is kept (it lets the server refuse a delete older than the stored row).
     pub fn new(table: &str, id: &str, op: Op, data: Option<P>, priority: Priority) -> Result<Change<P>, ArgumentError> {
-        check_identifier("table", table)?;
+        Self::owning(table.to_owned(), id.to_owned(), op, data, priority)
+    }
+
+    /// [`Change::new`] for a caller that has the table and id as strings of its own already (the shell reads
+    /// them out of JS values): they become the change's without a copy.
+    pub fn owning(
+        table: String,
+        id: String,
+        op: Op,
+        data: Option<P>,
+        priority: Priority,
+    ) -> Result<Change<P>, ArgumentError> {
+        check_identifier("table", &table)?;
         if id.is_empty() || id.len() > MAX_ID_BYTES || id.contains('\0') {
             return Err(ArgumentError::new(
                 "id",
@@ -135,7 +147,7 @@ impl<P: Payload> Change<P> {
             }
             (_, data) => data,
         };
-        Ok(Change { table: table.to_owned(), id: id.to_owned(), op, data, priority, last_changed, force: false })
+        Ok(Change { table, id, op, data, priority, last_changed, force: false })
     }
 }
 

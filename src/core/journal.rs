@@ -67,9 +67,11 @@ impl<P> StoredRecord<P> {
 pub struct Journal {
     /// Hashed, not ordered: a record's writes may be stored in any order, and a BTree of another key type is
     /// another copy of its code in the wasm.
-    /// `table NUL id` (a table name holds no NUL): one allocation and one hash per change, where a pair of
+    /// `table NUL id` (a table name holds no NUL): one allocation and one hash per record, where a pair of
     /// strings took two of each.
     touched: FastSet<String>,
+    /// Where [`Journal::touch`] builds a key.
+    key: String,
     replace: bool,
     since_replace: u32,
     /// The remote feed's cursor to store with the queue (issue 11), and whether it moved since the last take.
@@ -80,11 +82,16 @@ pub struct Journal {
 impl Journal {
     pub fn touch(&mut self, table: &str, id: &str) {
         if !self.replace {
-            let mut key = String::with_capacity(table.len() + 1 + id.len());
+            // Built in a buffer kept for it: a record edited again in the same tick (typing) is found without
+            // allocating its key.
+            let key = &mut self.key;
+            key.clear();
             key.push_str(table);
             key.push('\0');
             key.push_str(id);
-            self.touched.insert(key);
+            if !self.touched.contains(key.as_str()) {
+                self.touched.insert(key.clone());
+            }
         }
     }
 

@@ -463,26 +463,27 @@ impl RecordSync {
                 Err(row::Refused::Bad(why)) => return Err(bad(format!("data {why}"))),
             }
         };
-        let change = Change::new(&table_name, &id, op, row, priority)
+        let change = Change::owning(table_name, id, op, row, priority)
             .map_err(|e| bad(format!("{} {}", e.argument, e.message)))?;
         let seq = {
             let mut s = self.shared()?;
             // The row would be written under another key than the one the queue tracks it by.
-            let pk = s.primary_keys.get(&table_name).map_or("id", String::as_str);
+            let pk = s.primary_keys.get(&change.table).map_or("id", String::as_str);
             let key = change.data.as_ref().map_or(Column::Absent, |row| row.column(pk));
-            if key.id_text().is_some_and(|key| key != id) {
+            if key.id_text().is_some_and(|key| key != change.id) {
                 let shown = match key {
                     Column::Text(text) => quoted(&text),
                     other => other.id_text().unwrap_or_default().to_owned(),
                 };
-                return Err(bad(format!("data.{pk} ({shown}) differs from id ({})", quoted(&id))));
+                return Err(bad(format!("data.{pk} ({shown}) differs from id ({})", quoted(&change.id))));
             }
-            let seq = s.engine.enqueue(change, js::now()).map_err(|e| match e {
+            // Before the engine takes the change's strings. Should the engine refuse it, the journal stores the
+            // record as the engine holds it, unchanged: a touch only says which records to write.
+            storage::touch(&mut s, &change.table, &change.id);
+            s.engine.enqueue(change, js::now()).map_err(|e| match e {
                 EngineError::Argument(e) => bad(format!("{} {}", e.argument, e.message)),
                 other => js::error(format!("RecordSync.{method}: {other}")),
-            })?;
-            storage::touch(&mut s, &table_name, &id);
-            seq
+            })?
         };
         schedule(&self.shared);
         Ok(seq as f64)
