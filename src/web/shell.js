@@ -76,7 +76,7 @@ function copyJson(value, depth) {
       for (let i = 0; i < value.length; i++) out[i] = copyJson(value[i], depth + 1) ?? null;
       return out;
     }
-    if (proto === Object.prototype || proto === null) {
+    if ((proto === Object.prototype || proto === null) && !Array.isArray(value)) {
       const out = {};
       for (const key of Object.keys(value)) {
         const copied = copyJson(value[key], depth + 1);

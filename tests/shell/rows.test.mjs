@@ -28,6 +28,8 @@ function value(rnd, depth) {
   if (rnd() < 0.5) {
     const array = Array.from({ length: Math.floor(rnd() * 4) }, () => value(rnd, depth + 1));
     if (rnd() < 0.2) array.length += 2; // holes
+    // Still an array to JSON (another realm's, or one whose prototype was taken away).
+    if (rnd() < 0.1) Object.setPrototypeOf(array, null);
     return array;
   }
   const object = rnd() < 0.2 ? Object.create(null) : {};
