@@ -28,7 +28,7 @@ function value(rnd, depth) {
   if (rnd() < 0.5) {
     const array = Array.from({ length: Math.floor(rnd() * 4) }, () => value(rnd, depth + 1));
     if (rnd() < 0.2) array.length += 2; // holes
-    // Still an array to JSON (another realm's, or one whose prototype was taken away).
+    // Still an array to JSON, its prototype taken away or not.
     if (rnd() < 0.1) Object.setPrototypeOf(array, null);
     return array;
   }
