@@ -455,7 +455,8 @@ impl<P: Payload> Engine<P> {
     }
 
     /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
-    /// snapshot that does not fit together is refused whole.
+    /// snapshot that does not fit together is refused whole. A write's seq may be older than its order: one
+    /// carried from another engine behind this one's ([`Engine::carry`]) keeps the seq it may have been sent with.
     pub fn restore(config: Config, snapshot: Snapshot<P>) -> Result<Engine<P>, EngineError> {
         let bad = EngineError::BadSnapshot;
         if snapshot.version != VERSION {
@@ -464,39 +465,84 @@ impl<P: Payload> Engine<P> {
         let mut engine = Engine::new(config)?;
         let mut last_order = 0;
         for saved in snapshot.entries {
-            let data = if saved.op == Op::Delete { None } else { saved.data.clone() };
-            Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)
-                .map_err(|e| bad(RestoreError::Entry(saved.order, e)))?;
-            if saved.order == 0
-                || saved.order <= last_order
-                || saved.seq < saved.order
+            let (order, state) = (saved.order, saved.state.clone());
+            if order == 0
+                || order <= last_order
+                || order >= snapshot.next_seq
+                || saved.seq == 0
                 || saved.seq >= snapshot.next_seq
             {
-                return Err(bad(RestoreError::OutOfSequence(saved.order)));
+                return Err(bad(RestoreError::OutOfSequence(order)));
             }
-            last_order = saved.order;
-            let entry = Entry {
-                key: engine.key_for(&saved.table, &saved.id),
-                op: saved.op,
-                data,
-                last_changed: saved.last_changed,
-                priority: saved.priority,
-                order: saved.order,
-                seq: saved.seq,
-                queued_at: saved.queued_at,
-                touched_at: saved.queued_at,
-                deadline: saved.deadline,
-                attempts: saved.attempts,
-                changes: saved.changes.max(1),
-                force: saved.force,
-                solo: saved.solo,
-                // A write of this engine's own client (a snapshot of its own, restored) is its own again.
-                client: saved.client_id.filter(|c| *c != engine.config().wire.client_id).map(Rc::from),
-            };
-            engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(saved.order)))?;
+            last_order = order;
+            let entry = engine.entry_of(saved, order).map_err(|e| bad(RestoreError::Entry(order, e)))?;
+            engine.restore_entry(entry, state).map_err(|_| bad(RestoreError::Conflicts(order)))?;
         }
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)
+    }
+
+    /// Places another engine's writes (in their send order, as [`Engine::export`] gives them) behind this one's,
+    /// each keeping its seq, client id, attempts and state: a write that may have reached the server (sent, its
+    /// answer lost) goes again as the write it was, and `rpc` mode's replay log answers it instead of applying
+    /// it twice. Only the writes of records that have no write here are placed; the others are returned, for
+    /// the caller to queue as new changes merged into this queue's (their composition goes under a new seq, as
+    /// any write merged after an uncertain attempt does). New seqs go on past the carried ones.
+    pub fn carry(&mut self, entries: Vec<SavedEntry<P>>) -> Vec<SavedEntry<P>> {
+        let here: Vec<bool> = entries.iter().map(|e| self.holds_record(&e.table, &e.id)).collect();
+        let past = entries.iter().map(|e| e.seq.saturating_add(1)).max().unwrap_or(0);
+        self.set_next_seq(self.next_seq().max(past));
+        let mut others = Vec::new();
+        for (saved, here) in entries.into_iter().zip(here) {
+            if here || saved.seq == 0 {
+                others.push(saved);
+                continue;
+            }
+            let (order, state) = (self.next_seq(), saved.state.clone());
+            let Ok(entry) = self.entry_of(saved.clone(), order) else {
+                others.push(saved);
+                continue;
+            };
+            if self.restore_entry(entry, state).is_err() {
+                others.push(saved);
+                continue;
+            }
+            self.set_next_seq(order + 1);
+        }
+        others
+    }
+
+    /// Whether the record has a write here: pending, in flight, failed or blocked.
+    fn holds_record(&self, table: &str, id: &str) -> bool {
+        let Some(key) = self.existing_key(table, id) else { return false };
+        self.queued_entry(&key).is_some()
+            || self.failed_entry(&key).is_some()
+            || self.blocked_entry(&key).is_some()
+            || self.in_flight_entries().any(|e| e.key == key)
+    }
+
+    /// A saved write as the entry it was, at `order` in this engine's send order; checked as a fresh change.
+    fn entry_of(&mut self, saved: SavedEntry<P>, order: u64) -> Result<Entry<P>, crate::core::ArgumentError> {
+        let data = if saved.op == Op::Delete { None } else { saved.data };
+        Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)?;
+        Ok(Entry {
+            key: self.key_for(&saved.table, &saved.id),
+            op: saved.op,
+            data,
+            last_changed: saved.last_changed,
+            priority: saved.priority,
+            order,
+            seq: saved.seq,
+            queued_at: saved.queued_at,
+            touched_at: saved.queued_at,
+            deadline: saved.deadline,
+            attempts: saved.attempts,
+            changes: saved.changes.max(1),
+            force: saved.force,
+            solo: saved.solo,
+            // A write of this engine's own client (a snapshot of its own, restored) is its own again.
+            client: saved.client_id.filter(|c| *c != self.config().wire.client_id).map(Rc::from),
+        })
     }
 }
 

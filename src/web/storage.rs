@@ -628,8 +628,12 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
     for saved in &earlier {
         enqueue_again(&mut engine, saved);
     }
-    for saved in s.engine.export().entries {
-        // Nothing was sent before the restore, so every entry is a pending one.
+    // This instance's own writes may have been sent already: by a tab that worked in memory before it took
+    // the queue over, or by a request on its way when the restore began (its answer lost, or dropped by
+    // `follow`). Each keeps its seq, client id and state, behind the queue, so that `rpc` mode's replay log
+    // answers a resend instead of applying it again; only those of a record the queue already writes are
+    // queued as new changes, merged into its write (their composition under a new seq).
+    for saved in engine.carry(s.engine.export().entries) {
         enqueue_again(&mut engine, &saved);
     }
     if s.durable.owner.is_none() {
