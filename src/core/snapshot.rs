@@ -3,7 +3,8 @@
 //!
 //! A write in flight when the snapshot is taken is saved as pending: its request may or may not have reached
 //! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
-//! a replay as applied.
+//! a replay as applied. A write carried from another engine behind this one's ([`Engine::carry`]) keeps its
+//! seq too, with a newer place in the send order: its seq may be older than its order.
 
 use std::rc::Rc;
 
