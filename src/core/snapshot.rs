@@ -466,7 +466,7 @@ impl<P: Payload> Engine<P> {
         let mut engine = Engine::new(config)?;
         let mut last_order = 0;
         for saved in snapshot.entries {
-            let (order, state) = (saved.order, saved.state.clone());
+            let order = saved.order;
             if order == 0
                 || order <= last_order
                 || order >= snapshot.next_seq
@@ -476,8 +476,8 @@ impl<P: Payload> Engine<P> {
                 return Err(bad(RestoreError::OutOfSequence(order)));
             }
             last_order = order;
-            let entry = engine.entry_of(saved, order).map_err(|e| bad(RestoreError::Entry(order, e)))?;
-            engine.restore_entry(entry, state).map_err(|_| bad(RestoreError::Conflicts(order)))?;
+            let entry = engine.entry_of(&saved, order).map_err(|e| bad(RestoreError::Entry(order, e)))?;
+            engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(order)))?;
         }
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)
@@ -490,47 +490,42 @@ impl<P: Payload> Engine<P> {
     /// the caller to queue as new changes merged into this queue's (their composition goes under a new seq, as
     /// any write merged after an uncertain attempt does). New seqs go on past the carried ones.
     pub fn carry(&mut self, entries: Vec<SavedEntry<P>>) -> Vec<SavedEntry<P>> {
-        let here: Vec<bool> = entries.iter().map(|e| self.holds_record(&e.table, &e.id)).collect();
         let past = entries.iter().map(|e| e.seq.saturating_add(1)).max().unwrap_or(0);
-        self.set_next_seq(self.next_seq().max(past));
+        let start = self.next_seq().max(past);
+        self.set_next_seq(start);
         let mut others = Vec::new();
-        for (saved, here) in entries.into_iter().zip(here) {
-            if here || saved.seq == 0 {
+        for saved in entries {
+            let order = self.next_seq();
+            let placed = saved.seq != 0
+                && !self.holds_record_before(&saved.table, &saved.id, start)
+                && self.entry_of(&saved, order).is_ok_and(|e| self.restore_entry(e, saved.state.clone()).is_ok());
+            if placed {
+                self.set_next_seq(order + 1);
+            } else {
                 others.push(saved);
-                continue;
             }
-            let (order, state) = (self.next_seq(), saved.state.clone());
-            let Ok(entry) = self.entry_of(saved.clone(), order) else {
-                others.push(saved);
-                continue;
-            };
-            if self.restore_entry(entry, state).is_err() {
-                others.push(saved);
-                continue;
-            }
-            self.set_next_seq(order + 1);
         }
         others
     }
 
-    /// Whether the record has a write here: pending, in flight, failed or blocked.
-    fn holds_record(&self, table: &str, id: &str) -> bool {
+    /// Whether the record has a write here placed before `order` (pending, in flight, failed or blocked).
+    fn holds_record_before(&self, table: &str, id: &str, order: u64) -> bool {
         let Some(key) = self.existing_key(table, id) else { return false };
-        self.queued_entry(&key).is_some()
-            || self.failed_entry(&key).is_some()
-            || self.blocked_entry(&key).is_some()
+        self.queued_entry(&key).is_some_and(|e| e.order < order)
+            || self.failed_entry(&key).is_some_and(|(e, ..)| e.order < order)
+            || self.blocked_entry(&key).is_some_and(|e| e.order < order)
             || self.in_flight_entries().any(|e| e.key == key)
     }
 
     /// A saved write as the entry it was, at `order` in this engine's send order; checked as a fresh change.
-    fn entry_of(&mut self, saved: SavedEntry<P>, order: u64) -> Result<Entry<P>, crate::core::ArgumentError> {
-        let data = if saved.op == Op::Delete { None } else { saved.data };
+    fn entry_of(&mut self, saved: &SavedEntry<P>, order: u64) -> Result<Entry<P>, crate::core::ArgumentError> {
+        let data = if saved.op == Op::Delete { None } else { saved.data.clone() };
         Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)?;
         Ok(Entry {
             key: self.key_for(&saved.table, &saved.id),
             op: saved.op,
             data,
-            last_changed: saved.last_changed,
+            last_changed: saved.last_changed.clone(),
             priority: saved.priority,
             order,
             seq: saved.seq,
@@ -542,7 +537,7 @@ impl<P: Payload> Engine<P> {
             force: saved.force,
             solo: saved.solo,
             // A write of this engine's own client (a snapshot of its own, restored) is its own again.
-            client: saved.client_id.filter(|c| *c != self.config().wire.client_id).map(Rc::from),
+            client: saved.client_id.as_deref().filter(|c| *c != self.config().wire.client_id).map(Rc::from),
         })
     }
 }

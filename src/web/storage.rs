@@ -403,14 +403,14 @@ async fn restore(weak: Weak<RefCell<State>>) {
         Some(read) => JsFuture::from(read).await.unwrap_or(JsValue::NULL),
         None => JsValue::NULL,
     };
-    let (inbox_keys, earlier) = inbox_entries(&read, owner.as_deref());
+    let (inbox_keys, mut earlier) = inbox_entries(&read, owner.as_deref());
+    let inbox = earlier.len();
     let found = match shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
         true => JsFuture::from(super::early::orphans(&key)).await.unwrap_or(JsValue::NULL),
         false => JsValue::NULL,
     };
     let (orphan_keys, orphans) = super::early::orphan_records(&found);
-    let orphans: Vec<SavedEntry> =
-        orphans.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten().collect();
+    earlier.extend(orphans.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten());
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -438,7 +438,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 if s.destroyed {
                     return;
                 }
-                if let Err(why) = adopt(&mut s, stored, earlier, orphans) {
+                if let Err(why) = adopt(&mut s, stored, earlier, inbox) {
                     drop(s);
                     give_up(&shared, why);
                     return;
@@ -514,13 +514,12 @@ async fn take_orphans(weak: Weak<RefCell<State>>, key: String) {
         return;
     }
     let owner = s.durable.owner();
-    let entries: Vec<SavedEntry> =
-        records.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten().collect();
-    let touched: Vec<(String, String)> = entries.iter().map(|e| (e.table.clone(), e.id.clone())).collect();
-    let ids = carry(&mut s.engine, entries);
-    also_own(&mut s, &ids);
-    for (table, id) in &touched {
-        touch(&mut s, table, id);
+    for entries in records.iter().filter_map(|record| own_entries(record, owner.as_deref())) {
+        for saved in &entries {
+            touch(&mut s, &saved.table, &saved.id);
+        }
+        also_own(&mut s, &entries);
+        carry(&mut s.engine, entries);
     }
     if let Some(early) = &mut s.durable.early {
         early.taken_in(keys);
@@ -585,18 +584,18 @@ fn give_up(shared: &Shared, why: String) {
     schedule(shared);
 }
 
-/// Replaces the engine by the restored queue, with the writes queued elsewhere before (`earlier`: the inbox;
-/// `orphans`: dead pages' early entries) and then the changes queued meanwhile behind it.
+/// Replaces the engine by the restored queue, with the writes queued elsewhere before (`earlier`: the first
+/// `inbox` from the inbox, then dead pages' early entries) and then the changes queued meanwhile behind it.
 fn adopt(
     s: &mut State,
     stored: Option<Stored<JsRow>>,
-    earlier: Vec<SavedEntry>,
-    orphans: Vec<SavedEntry>,
+    mut earlier: Vec<SavedEntry>,
+    inbox: usize,
 ) -> Result<(), String> {
     s.durable.phase = Phase::Durable;
     s.durable.version += 1;
     s.durable.journal.touch_all();
-    if stored.is_none() && earlier.is_empty() && orphans.is_empty() {
+    if stored.is_none() && earlier.is_empty() {
         return Ok(());
     }
     let had_stored = stored.is_some();
@@ -636,13 +635,15 @@ fn adopt(
     engine.set_next_seq(engine.next_seq().max(s.engine.next_seq()));
     engine.set_online(s.engine.is_online());
     engine.set_paused(s.engine.stats().is_paused);
+    let orphans = earlier.split_off(inbox.min(earlier.len()));
     // A follower's changes in the inbox were never sent (a follower sends nothing): new changes, merged.
     for saved in &earlier {
         enqueue_again(&mut engine, saved);
     }
     // A dead page's early entry may hold writes it sent: one that took the queue over keeps its whole queue
     // there while it waits for its last request, and may die then.
-    earlier_ids.extend(carry(&mut engine, orphans));
+    also_own(s, &orphans);
+    carry(&mut engine, orphans);
     // This instance's own writes may have been sent already: by a tab that worked in memory before it took
     // the queue over, or by a request on its way when the restore began (its answer lost, or dropped by
     // `follow`). Each keeps its seq, client id and state, behind the queue, so that `rpc` mode's replay log
@@ -656,8 +657,6 @@ fn adopt(
     if had_stored {
         s.durable.journal.set_remote_cursor(stored.remote_cursor.clone());
         super::pull::restored(s, stored.remote_cursor, &earlier_ids);
-    } else {
-        also_own(s, &earlier_ids);
     }
     // `forceSyncAll()` calls made while restoring wait for the restored queue too, numbered anew.
     if !s.waiters.is_empty() {
@@ -680,26 +679,17 @@ fn adopt(
 /// Places writes that may have reached the server (sent, their answer lost) behind the queue, each keeping
 /// its seq, client id and state, so that `rpc` mode's replay log answers a resend instead of applying it
 /// again; those of a record the queue already writes are queued as new changes, merged into its write (their
-/// composition under a new seq). Returns the other client ids the writes go under, whose rows are this
-/// client's own when they come back.
-fn carry(engine: &mut Engine, entries: Vec<SavedEntry>) -> Vec<String> {
-    let own = &engine.config().wire.client_id;
-    let mut ids: Vec<String> = Vec::new();
-    for id in entries.iter().filter_map(|e| e.client_id.as_ref()).filter(|id| *id != own) {
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
+/// composition under a new seq).
+fn carry(engine: &mut Engine, entries: Vec<SavedEntry>) {
     for saved in engine.carry(entries) {
         enqueue_again(engine, &saved);
     }
-    ids
 }
 
-/// Rows that come back with one of `ids` are this client's own writes.
-fn also_own(s: &mut State, ids: &[String]) {
+/// Rows that come back with the client id of one of `entries` (carried under it) are this client's own.
+fn also_own(s: &mut State, entries: &[SavedEntry]) {
     if let Some(pull) = s.pull.as_mut() {
-        for id in ids {
+        for id in entries.iter().filter_map(|e| e.client_id.as_deref()) {
             pull.remote.also_own(id);
         }
     }
