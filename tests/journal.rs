@@ -146,6 +146,47 @@ fn a_restored_queue_resumes_with_its_seqs_and_deadlines() {
     );
 }
 
+/// A write carried behind a restored queue (`Engine::carry`: a tab's own write, sent before it took the queue
+/// over) is stored with its seq, older than its order, and the next page restores it so and sends it with it.
+#[test]
+fn a_carried_write_is_stored_and_restored_with_its_seq_older_than_its_order() {
+    let mut memory = Engine::new(config()).unwrap();
+    let sent = memory.enqueue(Change::new("items", "a", Op::Delete, None, Priority::Critical).unwrap(), 0).unwrap();
+    let batch = memory.poll_batch(0).unwrap();
+    let outcome = ChangeOutcome {
+        seq: sent,
+        outcome: Outcome::Transient { message: "Failed to fetch".into(), retry_after_ms: None },
+    };
+    memory.on_batch_result(batch.id, vec![outcome], 1).unwrap();
+    // The queue taken over: four writes confirmed, one left, whose order is above the carried write's seq.
+    let mut held = Engine::new(config()).unwrap();
+    for n in 0..5 {
+        let data = json!({"id": format!("b{n}")}).as_object().cloned();
+        held.enqueue(Change::new("items", &format!("b{n}"), Op::Upsert, data, Priority::Low).unwrap(), 0).unwrap();
+        if n == 3 {
+            held.flush_all(0);
+            let batch = held.poll_batch(0).unwrap();
+            let applied = batch.changes.iter().map(|c| ChangeOutcome { seq: c.seq, outcome: Outcome::Applied });
+            held.on_batch_result(batch.id, applied.collect(), 0).unwrap();
+        }
+    }
+    held.carry(memory.export().entries);
+    let mut journal = Journal::default();
+    journal.touch_all();
+    let written = journal.take(&held, "client-1", Some("user-a")).unwrap();
+    let records = vec![kept(&written)];
+    stored_equals_engine(&records, &held);
+    let stored = replay::<Row>(records).unwrap().unwrap();
+    let carried = stored.snapshot.entries.iter().find(|e| e.id == "a").unwrap();
+    assert_eq!((carried.seq, carried.order, carried.attempts), (sent, 6, 1), "its seq, a new place, its attempt");
+    let wire = WireConfig { client_id: "client-2".into(), ..WireConfig::default() };
+    let mut next = Engine::restore(Config { wire, ..Config::default() }, stored.snapshot).unwrap();
+    let batch = next.poll_batch(400_000).unwrap();
+    let resent = batch.changes.iter().find(|c| c.id == "a").unwrap();
+    assert_eq!((resent.seq, resent.client.as_deref()), (sent, Some("client-1")));
+    assert!(batch.low_water <= sent, "low_water {} passes the seq sent again", batch.low_water);
+}
+
 #[test]
 fn every_so_often_a_record_replaces_the_log() {
     let mut engine = Engine::new(config()).unwrap();

@@ -3,7 +3,8 @@
 //!
 //! A write in flight when the snapshot is taken is saved as pending: its request may or may not have reached
 //! the server, so an insert among them is saved as an upsert, and its seq is kept so that the server answers
-//! a replay as applied.
+//! a replay as applied. A write carried from another engine behind this one's ([`Engine::carry`]) keeps its
+//! seq too, with a newer place in the send order: its seq may be older than its order.
 
 use std::rc::Rc;
 
@@ -456,7 +457,8 @@ impl<P: Payload> Engine<P> {
     }
 
     /// A new engine holding the snapshot's writes. Every entry is checked as a fresh change would be; a
-    /// snapshot that does not fit together is refused whole.
+    /// snapshot that does not fit together is refused whole. A write's seq may be older than its order: one
+    /// carried from another engine behind this one's ([`Engine::carry`]) keeps the seq it may have been sent with.
     pub fn restore(config: Config, snapshot: Snapshot<P>) -> Result<Engine<P>, EngineError> {
         let bad = EngineError::BadSnapshot;
         if snapshot.version != VERSION {
@@ -465,39 +467,79 @@ impl<P: Payload> Engine<P> {
         let mut engine = Engine::new(config)?;
         let mut last_order = 0;
         for saved in snapshot.entries {
-            let data = if saved.op == Op::Delete { None } else { saved.data.clone() };
-            Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)
-                .map_err(|e| bad(RestoreError::Entry(saved.order, e)))?;
-            if saved.order == 0
-                || saved.order <= last_order
-                || saved.seq < saved.order
+            let order = saved.order;
+            if order == 0
+                || order <= last_order
+                || order >= snapshot.next_seq
+                || saved.seq == 0
                 || saved.seq >= snapshot.next_seq
             {
-                return Err(bad(RestoreError::OutOfSequence(saved.order)));
+                return Err(bad(RestoreError::OutOfSequence(order)));
             }
-            last_order = saved.order;
-            let entry = Entry {
-                key: engine.key_for(&saved.table, &saved.id),
-                op: saved.op,
-                data,
-                last_changed: saved.last_changed,
-                priority: saved.priority,
-                order: saved.order,
-                seq: saved.seq,
-                queued_at: saved.queued_at,
-                touched_at: saved.queued_at,
-                deadline: saved.deadline,
-                attempts: saved.attempts,
-                changes: saved.changes.max(1),
-                force: saved.force,
-                solo: saved.solo,
-                // A write of this engine's own client (a snapshot of its own, restored) is its own again.
-                client: saved.client_id.filter(|c| *c != engine.config().wire.client_id).map(Rc::from),
-            };
-            engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(saved.order)))?;
+            last_order = order;
+            let entry = engine.entry_of(&saved, order).map_err(|e| bad(RestoreError::Entry(order, e)))?;
+            engine.restore_entry(entry, saved.state).map_err(|_| bad(RestoreError::Conflicts(order)))?;
         }
         engine.set_next_seq(snapshot.next_seq);
         Ok(engine)
+    }
+
+    /// Places another engine's writes (in their send order, as [`Engine::export`] gives them) behind this one's,
+    /// each keeping its seq, client id, attempts and state: a write that may have reached the server (sent, its
+    /// answer lost) goes again as the write it was, and `rpc` mode's replay log answers it instead of applying
+    /// it twice. Only the writes of records that have no write here are placed; the others are returned, for
+    /// the caller to queue as new changes merged into this queue's (their composition goes under a new seq, as
+    /// any write merged after an uncertain attempt does). New seqs go on past the carried ones.
+    pub fn carry(&mut self, entries: Vec<SavedEntry<P>>) -> Vec<SavedEntry<P>> {
+        let past = entries.iter().map(|e| e.seq.saturating_add(1)).max().unwrap_or(0);
+        let start = self.next_seq().max(past);
+        self.set_next_seq(start);
+        let mut others = Vec::new();
+        for saved in entries {
+            let order = self.next_seq();
+            let placed = saved.seq != 0
+                && !self.holds_record_before(&saved.table, &saved.id, start)
+                && self.entry_of(&saved, order).is_ok_and(|e| self.restore_entry(e, saved.state.clone()).is_ok());
+            if placed {
+                self.set_next_seq(order + 1);
+            } else {
+                others.push(saved);
+            }
+        }
+        others
+    }
+
+    /// Whether the record has a write here placed before `order` (pending, in flight, failed or blocked).
+    fn holds_record_before(&self, table: &str, id: &str, order: u64) -> bool {
+        let Some(key) = self.existing_key(table, id) else { return false };
+        self.queued_entry(&key).is_some_and(|e| e.order < order)
+            || self.failed_entry(&key).is_some_and(|(e, ..)| e.order < order)
+            || self.blocked_entry(&key).is_some_and(|e| e.order < order)
+            || self.in_flight_entries().any(|e| e.key == key)
+    }
+
+    /// A saved write as the entry it was, at `order` in this engine's send order; checked as a fresh change.
+    fn entry_of(&mut self, saved: &SavedEntry<P>, order: u64) -> Result<Entry<P>, crate::core::ArgumentError> {
+        let data = if saved.op == Op::Delete { None } else { saved.data.clone() };
+        Change::new(&saved.table, &saved.id, saved.op, data.clone(), saved.priority)?;
+        Ok(Entry {
+            key: self.key_for(&saved.table, &saved.id),
+            op: saved.op,
+            data,
+            last_changed: saved.last_changed.clone(),
+            priority: saved.priority,
+            order,
+            seq: saved.seq,
+            queued_at: saved.queued_at,
+            touched_at: saved.queued_at,
+            deadline: saved.deadline,
+            attempts: saved.attempts,
+            changes: saved.changes.max(1),
+            force: saved.force,
+            solo: saved.solo,
+            // A write of this engine's own client (a snapshot of its own, restored) is its own again.
+            client: saved.client_id.as_deref().filter(|c| *c != self.config().wire.client_id).map(Rc::from),
+        })
     }
 }
 

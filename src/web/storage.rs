@@ -404,6 +404,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
         None => JsValue::NULL,
     };
     let (inbox_keys, mut earlier) = inbox_entries(&read, owner.as_deref());
+    let inbox = earlier.len();
     let found = match shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
         true => JsFuture::from(super::early::orphans(&key)).await.unwrap_or(JsValue::NULL),
         false => JsValue::NULL,
@@ -437,7 +438,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
                 if s.destroyed {
                     return;
                 }
-                if let Err(why) = adopt(&mut s, stored, earlier) {
+                if let Err(why) = adopt(&mut s, stored, earlier, inbox) {
                     drop(s);
                     give_up(&shared, why);
                     return;
@@ -513,8 +514,12 @@ async fn take_orphans(weak: Weak<RefCell<State>>, key: String) {
         return;
     }
     let owner = s.durable.owner();
-    for saved in records.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten() {
-        requeue(&mut s, &saved);
+    for entries in records.iter().filter_map(|record| own_entries(record, owner.as_deref())) {
+        for saved in &entries {
+            touch(&mut s, &saved.table, &saved.id);
+        }
+        also_own(&mut s, &entries);
+        carry(&mut s.engine, entries);
     }
     if let Some(early) = &mut s.durable.early {
         early.taken_in(keys);
@@ -579,9 +584,14 @@ fn give_up(shared: &Shared, why: String) {
     schedule(shared);
 }
 
-/// Replaces the engine by the restored queue, with the writes queued elsewhere before (`earlier`: the inbox,
-/// dead pages' early entries) and then the changes queued meanwhile queued again behind it.
-fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>) -> Result<(), String> {
+/// Replaces the engine by the restored queue, with the writes queued elsewhere before (`earlier`: the first
+/// `inbox` from the inbox, then dead pages' early entries) and then the changes queued meanwhile behind it.
+fn adopt(
+    s: &mut State,
+    stored: Option<Stored<JsRow>>,
+    mut earlier: Vec<SavedEntry>,
+    inbox: usize,
+) -> Result<(), String> {
     s.durable.phase = Phase::Durable;
     s.durable.version += 1;
     s.durable.journal.touch_all();
@@ -625,13 +635,21 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
     engine.set_next_seq(engine.next_seq().max(s.engine.next_seq()));
     engine.set_online(s.engine.is_online());
     engine.set_paused(s.engine.stats().is_paused);
+    let orphans = earlier.split_off(inbox.min(earlier.len()));
+    // A follower's changes in the inbox were never sent (a follower sends nothing): new changes, merged.
     for saved in &earlier {
         enqueue_again(&mut engine, saved);
     }
-    for saved in s.engine.export().entries {
-        // Nothing was sent before the restore, so every entry is a pending one.
-        enqueue_again(&mut engine, &saved);
-    }
+    // A dead page's early entry may hold writes it sent: one that took the queue over keeps its whole queue
+    // there while it waits for its last request, and may die then.
+    also_own(s, &orphans);
+    carry(&mut engine, orphans);
+    // This instance's own writes may have been sent already: by a tab that worked in memory before it took
+    // the queue over, or by a request on its way when the restore began (its answer lost, or dropped by
+    // `follow`). Each keeps its seq, client id and state, behind the queue, so that `rpc` mode's replay log
+    // answers a resend instead of applying it again; only those of a record the queue already writes are
+    // queued as new changes, merged into its write (their composition under a new seq).
+    carry(&mut engine, s.engine.export().entries);
     if s.durable.owner.is_none() {
         s.durable.owner = stored.owner;
     }
@@ -656,6 +674,25 @@ fn adopt(s: &mut State, stored: Option<Stored<JsRow>>, earlier: Vec<SavedEntry>)
     s.stats = None;
     s.notified_version = u64::MAX;
     Ok(())
+}
+
+/// Places writes that may have reached the server (sent, their answer lost) behind the queue, each keeping
+/// its seq, client id and state, so that `rpc` mode's replay log answers a resend instead of applying it
+/// again; those of a record the queue already writes are queued as new changes, merged into its write (their
+/// composition under a new seq).
+fn carry(engine: &mut Engine, entries: Vec<SavedEntry>) {
+    for saved in engine.carry(entries) {
+        enqueue_again(engine, &saved);
+    }
+}
+
+/// Rows that come back with the client id of one of `entries` (carried under it) are this client's own.
+fn also_own(s: &mut State, entries: &[SavedEntry]) {
+    if let Some(pull) = s.pull.as_mut() {
+        for id in entries.iter().filter_map(|e| e.client_id.as_deref()) {
+            pull.remote.also_own(id);
+        }
+    }
 }
 
 /// Queues a saved write again, as a new change behind the queue's own (a restored queue, another tab's inbox).

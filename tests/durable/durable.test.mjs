@@ -629,6 +629,141 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("a delete and an update a tab sent in memory, their answer lost, then taken over: answered from the replay log, not applied again", async () => {
+    const context = await browser.newContext();
+    try {
+      const prefix = `carried-${Date.now()}-`;
+      const [gone, edited] = [`${prefix}gone`, `${prefix}edited`];
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first), true);
+      // A low-priority change keeps a stored queue for the take-over to restore.
+      await queue(first, `${prefix}kept-`, 1);
+      const second = await openPage(context, site.url);
+      await second.evaluate(() => delete window.BroadcastChannel);
+      assert.equal(await create(second), false, "the first tab holds this user's queue");
+      await second.evaluate(({ gone, edited }) => {
+        window.t.sync.queueCriticalChange("user_preferences", gone, "upsert", { id: gone, theme: "v0" });
+        window.t.sync.queueCriticalChange("user_preferences", edited, "upsert", { id: edited, theme: "v0" });
+      }, { gone, edited });
+      assert.equal((await flush(second)).failed, 0);
+      assert.equal((await rowsOf(tokenA, prefix)).length, 2);
+      // The tab in memory sends a delete and an update; the server applies them and the answer is lost.
+      // Two drops: Chromium itself resends a request once when its reused keep-alive connection closes without
+      // an answer (a replay the server answers from its log), and the second drop reaches the page.
+      await admin(server, "faults", { paths: "/rest/v1/rpc/", commitThenDropNext: 2 });
+      const stats = await second.evaluate(async ({ gone, edited }) => {
+        const sync = window.t.sync;
+        const retries = sync.stats().retries;
+        sync.queueCriticalChange("user_preferences", gone, "delete");
+        sync.queueCriticalChange("user_preferences", edited, "update", { theme: "v1" });
+        // Paused as soon as the attempt has failed, before its retry (a backoff of at least half a second).
+        for (const start = Date.now(); sync.stats().retries === retries && Date.now() - start < 5000; ) {
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        sync.pause();
+        return sync.stats();
+      }, { gone, edited });
+      assert.deepEqual([stats.pending, stats.inFlight], [2, 0]);
+      await admin(server, "faults", {});
+      assert.equal((await rowsOf(tokenA, gone)).length, 0, "the delete was applied");
+      assert.equal((await rowsOf(tokenA, edited))[0]?.theme, "v1", "the update was applied");
+      const [firstSent] = await second.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+      // Another device writes both records in the meantime.
+      const res = await fetch(`${server.restUrl}/user_preferences?on_conflict=id`, {
+        method: "POST",
+        headers: {
+          apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json",
+          prefer: "resolution=merge-duplicates,return=minimal",
+        },
+        body: JSON.stringify([{ id: gone, theme: "other" }, { id: edited, theme: "other" }]),
+      });
+      assert.ok(res.ok, `the other device's write: ${res.status}`);
+      await crashPage(context, first);
+      await second.waitForFunction(() => window.t.sync.stats().durable === true, null, { timeout: 5000 });
+      const summary = await second.evaluate(async () => {
+        window.t.sync.resume();
+        const s = await window.t.sync.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.length };
+      });
+      assert.deepEqual(summary, { confirmed: 3, failed: 0 }, "the kept change, and the two answered from the log");
+      const again = await second.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+      const identity = (body) => JSON.parse(body).changes.map((c) => [c.client_id, c.seq, c.op]);
+      assert.equal((await rowsOf(tokenA, gone))[0]?.theme, "other", "the delete was not applied again");
+      assert.equal((await rowsOf(tokenA, edited))[0]?.theme, "other", "the update was not applied again");
+      assert.deepEqual(identity(again.at(-1)), identity(firstSent), "sent again as the writes they were");
+      assert.equal((await rowsOf(tokenA, `${prefix}kept-`)).length, 1);
+    } finally {
+      await admin(server, "faults", {});
+      await context.close();
+    }
+  });
+
+  test("a tab that took the queue over and died while its last request was out: the next tab resends that write from its early entry as the write it was", async () => {
+    const context = await browser.newContext();
+    try {
+      const prefix = `orphan-${Date.now()}-`;
+      const gone = `${prefix}gone`;
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first), true);
+      await queue(first, `${prefix}kept-`, 1);
+      const second = await openPage(context, site.url);
+      await second.evaluate(() => delete window.BroadcastChannel);
+      assert.equal(await create(second), false, "the first tab holds this user's queue");
+      await second.evaluate((id) => window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, theme: "v0" }), gone);
+      assert.equal((await flush(second)).failed, 0);
+      // The delete is applied and its answer lost (Chromium resends a request once by itself when its reused
+      // keep-alive connection closes without an answer, hence two drops); its retry is then out for 3 s (a
+      // request the server never reads: the page is gone by then) when the first tab crashes. The second takes
+      // the queue over and, while it waits for that request, keeps its whole queue in its early entry
+      // (localStorage) with the next change queued; then it crashes too.
+      await admin(server, "faults", { paths: "/rest/v1/rpc/", commitThenDropNext: 2 });
+      await second.evaluate(async (id) => {
+        const sync = window.t.sync;
+        const retries = sync.stats().retries;
+        sync.queueCriticalChange("user_preferences", id, "delete");
+        for (const start = Date.now(); sync.stats().retries === retries && Date.now() - start < 5000; ) {
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      }, gone);
+      await admin(server, "faults", { paths: "/rest/v1/rpc/", latencyMs: 3000 });
+      assert.equal((await rowsOf(tokenA, gone)).length, 0, "the delete was applied");
+      await second.waitForFunction(() => window.t.sync.stats().inFlight === 1, null, { timeout: 5000 });
+      await crashPage(context, first);
+      await second.waitForFunction(() => window.t.sync.stats().restoring === true, null, { timeout: 5000 });
+      await queue(second, `${prefix}later-`, 1);
+      await second.waitForFunction(
+        (id) => Object.keys(localStorage).some((k) => k.startsWith("record-sync:early:") && localStorage.getItem(k).includes(id)),
+        gone,
+        { timeout: 1000 },
+      );
+      const [sentFirst] = await second.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+      await crashPage(context, second);
+      await admin(server, "faults", {});
+      // Another device writes the record again.
+      const res = await fetch(`${server.restUrl}/user_preferences?on_conflict=id`, {
+        method: "POST",
+        headers: {
+          apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json",
+          prefer: "resolution=merge-duplicates,return=minimal",
+        },
+        body: JSON.stringify([{ id: gone, theme: "other" }]),
+      });
+      assert.ok(res.ok, `the other device's write: ${res.status}`);
+      const third = await openPage(context, site.url);
+      assert.equal(await create(third), true);
+      assert.equal((await flush(third)).failed, 0);
+      assert.equal((await rowsOf(tokenA, gone))[0]?.theme, "other", "the delete was not applied again");
+      assert.equal((await rowsOf(tokenA, `${prefix}kept-`)).length, 1);
+      assert.equal((await rowsOf(tokenA, `${prefix}later-`)).length, 1);
+      const again = await third.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+      const identity = (body) => JSON.parse(body).changes.map((c) => [c.client_id, c.seq, c.op]);
+      assert.deepEqual(identity(again.at(-1)), identity(sentFirst), "sent again as the write it was");
+    } finally {
+      await admin(server, "faults", {});
+      await context.close();
+    }
+  });
+
   test("leaving the page sends what is due soon with keepalive; the rest waits in storage", async () => {
     const context = await browser.newContext();
     try {

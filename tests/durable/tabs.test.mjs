@@ -4,7 +4,7 @@
 // reload and its crash.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, startDevServer, devToken, rows } from "../e2e/helpers.mjs";
+import { admin, launchBrowser, startDevServer, devToken, rows } from "../e2e/helpers.mjs";
 import { crashPage, openPage, servePage } from "./page.mjs";
 
 const USER = "cccccccc-0000-4000-8000-00000000000c";
@@ -242,6 +242,37 @@ describe("tabs share one queue", () => {
       await create(a);
       assert.equal(await a.evaluate(() => window.t.sync.pendingChanges().length), 0, "nothing stored either");
     } finally {
+      await context.close();
+    }
+  });
+
+  test("clearPersisted() in a follower while the leader's request is out: its answer confirms nothing queued after (rest mode)", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a, { mode: "rest" });
+      assert.deepEqual(await create(b, { mode: "rest" }), { durable: true, leader: false });
+      const id = `follow-${Date.now()}`;
+      // Every request takes 1.5 s: the leader's upsert is still out when the follower clears the queue, and
+      // the leader's engine is replaced by an empty one (src/web/storage.rs drop_queue).
+      await admin(server, "faults", { latencyMs: 1500 });
+      await a.evaluate((id) => window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, theme: "old" }), id);
+      await a.waitForFunction(() => window.t.sync.stats().inFlight === 1, null, { timeout: 2000 });
+      await b.evaluate(() => window.t.sync.clearPersisted());
+      await a.waitForFunction(() => window.t.sync.stats().inFlight === 0, null, { timeout: 2000 });
+      // A new write of the same record, queued while the old request is out: the old answer names this record,
+      // and must not be taken for the new write's (Engine::follow: the new engine waits for it and drops it).
+      const summary = await a.evaluate(async (id) => {
+        window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, theme: "new" });
+        const s = await window.t.sync.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.length };
+      }, id);
+      const [row] = await rows(server, "user_preferences", token, `id=eq.${id}`);
+      assert.equal(row?.theme, "new", "confirmed only once the new write is on the server");
+      assert.deepEqual(summary, { confirmed: 1, failed: 0 });
+    } finally {
+      await admin(server, "faults", {});
       await context.close();
     }
   });

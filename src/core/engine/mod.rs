@@ -75,6 +75,11 @@ pub struct Engine<P> {
     /// would be another BTree type in the wasm.
     failed_keys: FastMap<Key, FailedEntry<P>>,
     next_seq: u64,
+    /// The smallest seq of a write placed with a seq below its order (one carried from another engine behind
+    /// this one's, keeping its replay identity), and the largest order of one: while a write with an order up
+    /// to `kept_through` lives, `low_water` stays at or below `kept_seq` (schedule.rs).
+    kept_seq: u64,
+    kept_through: u64,
     next_batch: u64,
     /// No batch before this time (backoff after transient failures).
     not_before: u64,
@@ -117,6 +122,8 @@ impl<P: Payload> Engine<P> {
             blocked: FastMap::default(),
             failed_keys: FastMap::default(),
             next_seq: 1,
+            kept_seq: u64::MAX,
+            kept_through: 0,
             next_batch: 1,
             not_before: 0,
             consecutive_failures: 0,
@@ -413,6 +420,10 @@ impl<P: Payload> Engine<P> {
     pub(crate) fn restore_entry(&mut self, entry: Entry<P>, state: SavedState) -> Result<(), SavedConflict> {
         let key = entry.key.clone();
         let failed = self.failed_keys.contains_key(&key);
+        if entry.seq < entry.order {
+            self.kept_seq = self.kept_seq.min(entry.seq);
+            self.kept_through = self.kept_through.max(entry.order);
+        }
         match state {
             SavedState::Pending if failed => return Err(SavedConflict),
             SavedState::Pending => match self.pending.remove(&key) {

@@ -186,7 +186,9 @@ impl<P: Payload> Engine<P> {
     }
 
     /// The smallest seq any live write may still be sent with. A write is sent with its latest seq, which is
-    /// at least its order, so the smallest order is a safe bound.
+    /// at least its order, so the smallest order is a safe bound; but for a write placed behind the queue with
+    /// the seq it had in another engine (`kept_seq`), whose order is newer than its seq: until every write up to
+    /// the last of those has left, the bound is that seq.
     fn low_water(&self) -> u64 {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter().map(|e| e.order));
         let blocked = self.blocked.values().map(|e| e.order);
@@ -198,7 +200,7 @@ impl<P: Payload> Engine<P> {
             .chain(blocked)
             .chain(failed)
             .min()
-            .unwrap_or(self.next_seq)
+            .map_or(self.next_seq, |low| if low <= self.kept_through { low.min(self.kept_seq) } else { low })
     }
 
     /// Makes everything queued so far due at once, backoff or not, and returns the seq to wait for with
