@@ -145,3 +145,40 @@ fn a_write_of_a_record_the_stored_queue_holds_is_merged_into_it_under_a_new_seq(
     assert_eq!(writes.len(), 1);
     assert!(writes[0].1 > 20 && writes[0].3 == "upsert" && low_water <= writes[0].1, "{writes:?} {low_water}");
 }
+
+/// Two dead pages' writes of one record carried in one call (a restore's orphans): each keeps its own client
+/// id. Folded into page a's, page b's insert was refused and page a's write was lost with it; now b's write is
+/// handed back to be queued as a new change, and a's stays carried as it was.
+#[test]
+fn writes_of_one_record_from_two_pages_are_not_folded_together() {
+    let mut a = Engine::new(config("a")).unwrap();
+    a.enqueue(change("x", Op::Update, Some(json!({ "note": "from a" })), Priority::Low), 0).unwrap();
+    let mut b = Engine::new(config("b")).unwrap();
+    b.enqueue(change("x", Op::Insert, Some(json!({ "id": "x", "name": "b" })), Priority::Low), 0).unwrap();
+    let mut entries = a.export().entries;
+    entries.extend(b.export().entries);
+    let mut c = Engine::new(config("c")).unwrap();
+    let others = c.carry(entries);
+    let kept: Vec<_> = c.export().entries.into_iter().map(|e| (e.client_id, e.seq, e.op)).collect();
+    assert_eq!(kept, [(Some("a".to_owned()), 1, Op::Update)]);
+    let others: Vec<_> = others.into_iter().map(|e| (e.client_id, e.op)).collect();
+    assert_eq!(others, [(Some("b".to_owned()), Op::Insert)]);
+}
+
+/// A damaged store's seq past 2^53 is not carried (its write comes back to be queued anew), and new seqs go
+/// on from where they were: nothing overflows.
+#[test]
+fn a_seq_no_queue_reaches_is_not_carried() {
+    let mut a = Engine::new(config("a")).unwrap();
+    a.enqueue(change("x", Op::Upsert, Some(json!({ "id": "x" })), Priority::Low), 0).unwrap();
+    let mut entries = a.export().entries;
+    entries[0].seq = u64::MAX;
+    let mut c = Engine::new(config("c")).unwrap();
+    let others = c.carry(entries);
+    assert_eq!(others.len(), 1);
+    assert_eq!(c.enqueue(change("y", Op::Upsert, Some(json!({ "id": "y" })), Priority::Low), 0).unwrap(), 1);
+    let mut snapshot = c.export();
+    snapshot.next_seq = u64::MAX;
+    let refused = Engine::<Row>::restore(config("c"), snapshot).map(|_| ()).unwrap_err();
+    assert!(refused.to_string().contains("past 2^53"), "{refused}");
+}

@@ -95,6 +95,8 @@ pub enum RestoreError {
     OutOfSequence(u64),
     /// An entry that cannot stand beside the entries of its record before it.
     Conflicts(u64),
+    /// A next seq no queue reaches (past 2^53).
+    NextSeq(u64),
 }
 
 impl fmt::Display for RestoreError {
@@ -104,6 +106,7 @@ impl fmt::Display for RestoreError {
             RestoreError::Entry(order, e) => write!(f, "entry {order}: {e}"),
             RestoreError::OutOfSequence(order) => write!(f, "entry {order} is out of sequence"),
             RestoreError::Conflicts(order) => write!(f, "entry {order} conflicts"),
+            RestoreError::NextSeq(next) => write!(f, "next seq {next} is past 2^53"),
         }
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::change::{Change, Op, Priority};
 use super::config::Config;
-use super::engine::{Engine, Failure};
+use super::engine::{Engine, Failure, MAX_SEQ};
 use super::error::{EngineError, RestoreError};
 use super::json::{Json, JsonError, ObjectWriter};
 use super::payload::Payload;
@@ -464,6 +464,9 @@ impl<P: Payload> Engine<P> {
         if snapshot.version != VERSION {
             return Err(bad(RestoreError::Version(snapshot.version)));
         }
+        if snapshot.next_seq > MAX_SEQ {
+            return Err(bad(RestoreError::NextSeq(snapshot.next_seq)));
+        }
         let mut engine = Engine::new(config)?;
         let mut last_order = 0;
         for saved in snapshot.entries {
@@ -491,14 +494,17 @@ impl<P: Payload> Engine<P> {
     /// the caller to queue as new changes merged into this queue's (their composition goes under a new seq, as
     /// any write merged after an uncertain attempt does). New seqs go on past the carried ones.
     pub fn carry(&mut self, entries: Vec<SavedEntry<P>>) -> Vec<SavedEntry<P>> {
-        let past = entries.iter().map(|e| e.seq.saturating_add(1)).max().unwrap_or(0);
+        // A seq past MAX_SEQ (a damaged store) is not carried: its write is queued again as a new change.
+        let carried = |e: &SavedEntry<P>| e.seq != 0 && e.seq < MAX_SEQ;
+        let past = entries.iter().filter(|e| carried(e)).map(|e| e.seq + 1).max().unwrap_or(0);
         let start = self.next_seq().max(past);
         self.set_next_seq(start);
         let mut others = Vec::new();
         for saved in entries {
             let order = self.next_seq();
-            let placed = saved.seq != 0
-                && !self.holds_record_before(&saved.table, &saved.id, start)
+            let placed = carried(&saved)
+                && order < MAX_SEQ
+                && !self.holds_record_apart(&saved, start)
                 && self.entry_of(&saved, order).is_ok_and(|e| self.restore_entry(e, saved.state.clone()).is_ok());
             if placed {
                 self.set_next_seq(order + 1);
@@ -509,12 +515,17 @@ impl<P: Payload> Engine<P> {
         others
     }
 
-    /// Whether the record has a write here placed before `order` (pending, in flight, failed or blocked).
-    fn holds_record_before(&self, table: &str, id: &str, order: u64) -> bool {
-        let Some(key) = self.existing_key(table, id) else { return false };
-        self.queued_entry(&key).is_some_and(|e| e.order < order)
-            || self.failed_entry(&key).is_some_and(|(e, ..)| e.order < order)
-            || self.blocked_entry(&key).is_some_and(|e| e.order < order)
+    /// Whether `saved` must not be folded into the writes its record has here: one placed before `start`
+    /// (pending, in flight, failed or blocked), or one carried in the same call from another page (another
+    /// client id). Folded into either, it would take a (client, seq) the server may know for another write.
+    fn holds_record_apart(&self, saved: &SavedEntry<P>, start: u64) -> bool {
+        let Some(key) = self.existing_key(&saved.table, &saved.id) else { return false };
+        let own = &self.config().wire.client_id;
+        let client = saved.client_id.as_deref().filter(|c| c != own);
+        let apart = |e: &Entry<P>| e.order < start || e.client.as_deref() != client;
+        self.queued_entry(&key).is_some_and(apart)
+            || self.failed_entry(&key).is_some_and(|(e, ..)| apart(e))
+            || self.blocked_entry(&key).is_some_and(apart)
             || self.in_flight_entries().any(|e| e.key == key)
     }
 

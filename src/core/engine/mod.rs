@@ -32,6 +32,10 @@ use super::sort::sort_names;
 use super::stats::LatencyWindow;
 use super::wire::Exchange;
 
+/// Seqs reach JS as numbers, exact up to 2^53: a stored seq or next seq past it is not one this library gave, and
+/// counting on from it could overflow.
+pub(crate) const MAX_SEQ: u64 = 1 << 53;
+
 pub(crate) use outcome::FailedEntry;
 pub use outcome::{
     Batch, ChangeOutcome, Conflict, ConflictReason, FailedView, Failure, Outcome, OutgoingChange, PendingView,
@@ -426,13 +430,11 @@ impl<P: Payload> Engine<P> {
         }
         match state {
             SavedState::Pending if failed => return Err(SavedConflict),
-            SavedState::Pending => match self.pending.remove(&key) {
-                None => self.pending.insert(entry),
-                Some(earlier) => {
-                    if let Some(folded) = earlier.then(entry, false).map_err(|_| SavedConflict)? {
-                        self.pending.insert(folded);
-                    }
-                }
+            // Folded in place: a write the merge refuses leaves the one before it where it was.
+            SavedState::Pending => match self.pending.absorb(entry, false) {
+                Absorbed::Vacant(entry) => self.pending.insert(entry),
+                Absorbed::Merged | Absorbed::Cancelled => {}
+                Absorbed::Refused(_) => return Err(SavedConflict),
             },
             SavedState::Blocked if !failed || self.blocked.contains_key(&key) => return Err(SavedConflict),
             SavedState::Blocked => {
