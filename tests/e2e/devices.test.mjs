@@ -110,7 +110,12 @@ test("two devices of one user: realtime within a second, catch-up after offline,
   // B reloads: catch-up goes on from the cursor stored with its queue, so nothing already seen comes again.
   await b.page.reload();
   await waitFor(async () => (await stat(b.page, "remote")).includes("last pull"), 10_000, () => b.page.log.slice(-5).join(" | "));
-  assert.match(await stat(b.page, "remote"), /^0 received/, "a reload does not read the feed from the start");
+  // The feed holds a dozen rows of this user by now. From the stored cursor, at most the record both devices just
+  // edited comes again: B held A's row of it behind its own change until the catch-up after that change was
+  // confirmed, and that catch-up's cursor reaches IndexedDB a moment later; a reload in between reads the record
+  // again (remote changes are delivered at least once). Seen once in CI under load: "1 received".
+  const received = Number((await stat(b.page, "remote")).match(/^(\d+) received/)?.[1]);
+  assert.ok(received <= 1, `a reload does not read the feed from the start: ${received} received`);
   assert.equal(await weeksShown(b.page), weeks);
   for (const d of [a, b]) {
     assert.ok(!d.page.log.some((l) => l.startsWith("[pageerror]")), d.page.log.join("\n"));
