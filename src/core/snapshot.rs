@@ -520,8 +520,7 @@ impl<P: Payload> Engine<P> {
     /// client id). Folded into either, it would take a (client, seq) the server may know for another write.
     fn holds_record_apart(&self, saved: &SavedEntry<P>, start: u64) -> bool {
         let Some(key) = self.existing_key(&saved.table, &saved.id) else { return false };
-        let own = &self.config().wire.client_id;
-        let client = saved.client_id.as_deref().filter(|c| c != own);
+        let client = self.client_of(saved);
         let apart = |e: &Entry<P>| e.order < start || e.client.as_deref() != client;
         self.queued_entry(&key).is_some_and(apart)
             || self.failed_entry(&key).is_some_and(|(e, ..)| apart(e))
@@ -548,9 +547,14 @@ impl<P: Payload> Engine<P> {
             changes: saved.changes.max(1),
             force: saved.force,
             solo: saved.solo,
-            // A write of this engine's own client (a snapshot of its own, restored) is its own again.
-            client: saved.client_id.as_deref().filter(|c| *c != self.config().wire.client_id).map(Rc::from),
+            client: self.client_of(saved).map(Rc::from),
         })
+    }
+
+    /// A saved write's client id as its entry holds it: `None` for this engine's own (a snapshot of its own,
+    /// restored, is its own again).
+    fn client_of<'s>(&self, saved: &'s SavedEntry<P>) -> Option<&'s str> {
+        saved.client_id.as_deref().filter(|c| *c != self.config().wire.client_id)
     }
 }
 

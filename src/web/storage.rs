@@ -646,9 +646,7 @@ fn adopt(
     carry(&mut engine, orphans);
     // This instance's own writes may have been sent already: by a tab that worked in memory before it took
     // the queue over, or by a request on its way when the restore began (its answer lost, or dropped by
-    // `follow`). Each keeps its seq, client id and state, behind the queue, so that `rpc` mode's replay log
-    // answers a resend instead of applying it again; only those of a record the queue already writes are
-    // queued as new changes, merged into its write (their composition under a new seq).
+    // `follow`).
     carry(&mut engine, s.engine.export().entries);
     if s.durable.owner.is_none() {
         s.durable.owner = stored.owner;
