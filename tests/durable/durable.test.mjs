@@ -59,6 +59,33 @@ async function flush(page) {
   });
 }
 
+/** A second tab that cannot follow the one holding the queue (no BroadcastChannel): it works in memory. */
+async function openTabInMemory(context, options) {
+  const page = await openPage(context, site.url);
+  // Where a tab cannot follow the one that holds the queue, it goes alone (src/web/tabs.rs).
+  await page.evaluate(() => delete window.BroadcastChannel);
+  assert.equal(await create(page, options), false, "the first tab holds this user's queue");
+  return page;
+}
+
+/** Another device of user A writes these user_preferences rows, straight to the server. */
+async function otherDeviceWrites(records) {
+  const res = await fetch(`${server.restUrl}/user_preferences?on_conflict=id`, {
+    method: "POST",
+    headers: {
+      apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json",
+      prefer: "resolution=merge-duplicates,return=minimal",
+    },
+    body: JSON.stringify(records),
+  });
+  assert.ok(res.ok, `the other device's write: ${res.status}`);
+}
+
+/** The bodies of the page's requests that carried a delete, in order. */
+const deleteBodies = (page) => page.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+/** Each write of a request body as the server's replay log knows it. */
+const identity = (body) => JSON.parse(body).changes.map((c) => [c.client_id, c.seq, c.op]);
+
 for (const mode of ["rpc", "rest"]) {
   describe(`durable queue, ${mode} mode`, () => {
     test("1,000 low-priority changes, then a reload before they are due: all reach the server once", async () => {
@@ -546,10 +573,7 @@ describe("durable queue across crashes and storage faults", () => {
       const first = await openPage(context, site.url);
       assert.equal(await create(first), true);
       await queue(first, "tab-first-", 200);
-      const second = await openPage(context, site.url);
-      // Where a tab cannot follow the one that holds the queue, it goes alone (src/web/tabs.rs).
-      await second.evaluate(() => delete window.BroadcastChannel);
-      assert.equal(await create(second), false, "the first tab holds this user's queue");
+      const second = await openTabInMemory(context);
       assert.match(await second.evaluate(() => window.t.sync.stats().lastError), /another tab holds/);
       await queue(second, "tab-second-", 50);
       await first.waitForTimeout(100);
@@ -603,9 +627,7 @@ describe("durable queue across crashes and storage faults", () => {
     try {
       const first = await openPage(context, site.url);
       assert.equal(await create(first), true);
-      const second = await openPage(context, site.url);
-      await second.evaluate(() => delete window.BroadcastChannel);
-      assert.equal(await create(second, { mode: "rest" }), false, "the first tab holds this user's queue");
+      const second = await openTabInMemory(context, { mode: "rest" });
       // Every request takes 400 ms: the first tab crashes while the second tab's batch (two tables, so two
       // requests in rest mode) has its first request out, and the take-over begins before the second goes.
       await admin(server, "faults", { latencyMs: 400 });
@@ -638,9 +660,7 @@ describe("durable queue across crashes and storage faults", () => {
       assert.equal(await create(first), true);
       // A low-priority change keeps a stored queue for the take-over to restore.
       await queue(first, `${prefix}kept-`, 1);
-      const second = await openPage(context, site.url);
-      await second.evaluate(() => delete window.BroadcastChannel);
-      assert.equal(await create(second), false, "the first tab holds this user's queue");
+      const second = await openTabInMemory(context);
       await second.evaluate(({ gone, edited }) => {
         window.t.sync.queueCriticalChange("user_preferences", gone, "upsert", { id: gone, theme: "v0" });
         window.t.sync.queueCriticalChange("user_preferences", edited, "upsert", { id: edited, theme: "v0" });
@@ -667,17 +687,9 @@ describe("durable queue across crashes and storage faults", () => {
       await admin(server, "faults", {});
       assert.equal((await rowsOf(tokenA, gone)).length, 0, "the delete was applied");
       assert.equal((await rowsOf(tokenA, edited))[0]?.theme, "v1", "the update was applied");
-      const [firstSent] = await second.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+      const [firstSent] = await deleteBodies(second);
       // Another device writes both records in the meantime.
-      const res = await fetch(`${server.restUrl}/user_preferences?on_conflict=id`, {
-        method: "POST",
-        headers: {
-          apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json",
-          prefer: "resolution=merge-duplicates,return=minimal",
-        },
-        body: JSON.stringify([{ id: gone, theme: "other" }, { id: edited, theme: "other" }]),
-      });
-      assert.ok(res.ok, `the other device's write: ${res.status}`);
+      await otherDeviceWrites([{ id: gone, theme: "other" }, { id: edited, theme: "other" }]);
       await crashPage(context, first);
       await second.waitForFunction(() => window.t.sync.stats().durable === true, null, { timeout: 5000 });
       const summary = await second.evaluate(async () => {
@@ -686,8 +698,7 @@ describe("durable queue across crashes and storage faults", () => {
         return { confirmed: s.confirmed, failed: s.failed.length };
       });
       assert.deepEqual(summary, { confirmed: 3, failed: 0 }, "the kept change, and the two answered from the log");
-      const again = await second.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
-      const identity = (body) => JSON.parse(body).changes.map((c) => [c.client_id, c.seq, c.op]);
+      const again = await deleteBodies(second);
       assert.equal((await rowsOf(tokenA, gone))[0]?.theme, "other", "the delete was not applied again");
       assert.equal((await rowsOf(tokenA, edited))[0]?.theme, "other", "the update was not applied again");
       assert.deepEqual(identity(again.at(-1)), identity(firstSent), "sent again as the writes they were");
@@ -706,9 +717,7 @@ describe("durable queue across crashes and storage faults", () => {
       const first = await openPage(context, site.url);
       assert.equal(await create(first), true);
       await queue(first, `${prefix}kept-`, 1);
-      const second = await openPage(context, site.url);
-      await second.evaluate(() => delete window.BroadcastChannel);
-      assert.equal(await create(second), false, "the first tab holds this user's queue");
+      const second = await openTabInMemory(context);
       await second.evaluate((id) => window.t.sync.queueCriticalChange("user_preferences", id, "upsert", { id, theme: "v0" }), gone);
       assert.equal((await flush(second)).failed, 0);
       // The delete is applied and its answer lost (Chromium resends a request once by itself when its reused
@@ -736,27 +745,18 @@ describe("durable queue across crashes and storage faults", () => {
         gone,
         { timeout: 1000 },
       );
-      const [sentFirst] = await second.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
+      const [sentFirst] = await deleteBodies(second);
       await crashPage(context, second);
       await admin(server, "faults", {});
       // Another device writes the record again.
-      const res = await fetch(`${server.restUrl}/user_preferences?on_conflict=id`, {
-        method: "POST",
-        headers: {
-          apikey: "dev-anon-key", authorization: `Bearer ${tokenA}`, "content-type": "application/json",
-          prefer: "resolution=merge-duplicates,return=minimal",
-        },
-        body: JSON.stringify([{ id: gone, theme: "other" }]),
-      });
-      assert.ok(res.ok, `the other device's write: ${res.status}`);
+      await otherDeviceWrites([{ id: gone, theme: "other" }]);
       const third = await openPage(context, site.url);
       assert.equal(await create(third), true);
       assert.equal((await flush(third)).failed, 0);
       assert.equal((await rowsOf(tokenA, gone))[0]?.theme, "other", "the delete was not applied again");
       assert.equal((await rowsOf(tokenA, `${prefix}kept-`)).length, 1);
       assert.equal((await rowsOf(tokenA, `${prefix}later-`)).length, 1);
-      const again = await third.evaluate(() => window.t.sent.filter((r) => /"op":"delete"/.test(r.body)).map((r) => r.body));
-      const identity = (body) => JSON.parse(body).changes.map((c) => [c.client_id, c.seq, c.op]);
+      const again = await deleteBodies(third);
       assert.deepEqual(identity(again.at(-1)), identity(sentFirst), "sent again as the write it was");
     } finally {
       await admin(server, "faults", {});
