@@ -1008,6 +1008,24 @@ async fn a_2xx_html_page_or_a_redirect_is_retried_not_confirmed() {
     }
 }
 
+/// Bodies reach the wasm as bytes; one that is not plain UTF-8 (here a byte order mark before the answer) must
+/// still read as `Response.text()` reads it, not as a 2xx that is not the answer.
+#[wasm_bindgen_test]
+async fn an_answer_behind_a_byte_order_mark_is_read_as_the_answer() {
+    for mode in ["rest", "rpc"] {
+        let id = format!("{}-bom", uid());
+        fault(json!({ "bomNext": 1, "paths": "/rest/v1/" })).await;
+        let sync = new_sync(options(mode, json!({})));
+        queue(&sync, "exercises", &id, "upsert", json!({ "id": id, "name": "n" }), 0);
+        let summary = sync_all(&sync).await;
+        assert_eq!(summary["confirmed"], 1, "{mode}: {summary}");
+        assert_eq!(stat(&sync, "retries"), 0, "{mode}: confirmed by the first answer");
+        assert_eq!(exercise(&id).await.unwrap()["name"], "n");
+        clear_faults().await;
+        sync.destroy();
+    }
+}
+
 #[wasm_bindgen_test]
 async fn a_stale_write_against_a_newer_row_is_a_conflict_with_the_server_row_in_both_modes() {
     for mode in ["rest", "rpc"] {

@@ -45,8 +45,12 @@ extern "C" {
     fn status(this: &Answer) -> Option<u16>;
     #[wasm_bindgen(method, getter, js_name = retryAfter)]
     fn retry_after(this: &Answer) -> Option<String>;
+    /// The body's bytes, as they came ([`text`] makes them the text `Response.text()` would give).
     #[wasm_bindgen(method, getter)]
-    fn body(this: &Answer) -> Option<String>;
+    fn body(this: &Answer) -> Option<Vec<u8>>;
+    /// The body decoded as `Response.text()` does.
+    #[wasm_bindgen(method)]
+    fn text(this: &Answer) -> String;
     #[wasm_bindgen(method, getter)]
     fn error(this: &Answer) -> JsValue;
 }
@@ -213,12 +217,20 @@ async fn fetch(
     let network = |error: JsValue| format!("{}network error: {}", purpose.prefix(), error_message(&error));
     let answer: Answer = answer.map_err(network)?.unchecked_into();
     match answer.status() {
-        Some(status) => {
-            Ok(HttpResponse { status, retry_after: answer.retry_after(), body: answer.body().unwrap_or_default() })
-        }
+        Some(status) => Ok(HttpResponse { status, retry_after: answer.retry_after(), body: text(&answer) }),
         None => match answer.error() {
             error if error.is_null() => Err(format!("{}no answer within {} ms", purpose.prefix(), http.timeout_ms)),
             error => Err(network(error)),
         },
+    }
+}
+
+/// The body as `Response.text()` reads it. Valid UTF-8 without a byte order mark, PostgREST's answers among
+/// it, is taken as it is; anything else is decoded in JS, which knows the rule, rather than with a lossy
+/// decoder linked into the wasm for a body no server of ours sends.
+fn text(answer: &Answer) -> String {
+    match String::from_utf8(answer.body().unwrap_or_default()) {
+        Ok(text) if !text.starts_with('\u{feff}') => text,
+        _ => answer.text(),
     }
 }

@@ -30,12 +30,12 @@ const httpStatus = (v, name) => {
 };
 const KEYS = new Set([
   "failNext", "failRate", "latencyMs", "hangNext", "hangMs", "resetNext", "commitThenDropNext", "htmlNext", "redirectNext",
-  "maxBodyBytes", "paths",
+  "bomNext", "maxBodyBytes", "paths",
 ]);
 
 /**
  * @typedef {{kind: "reset"} | {kind: "hang", ms: number} | {kind: "fail", status: number, retryAfter?: number, body?: unknown}
- *   | {kind: "html"} | {kind: "redirect"} | {kind: "commitThenDrop"}} Fault
+ *   | {kind: "html"} | {kind: "redirect"} | {kind: "commitThenDrop"} | {kind: "bom"}} Fault
  */
 export class Faults {
   constructor() {
@@ -58,6 +58,7 @@ export class Faults {
       commitThenDropNext: count(raw.commitThenDropNext, "commitThenDropNext"),
       htmlNext: count(raw.htmlNext, "htmlNext"),
       redirectNext: count(raw.redirectNext, "redirectNext"),
+      bomNext: count(raw.bomNext, "bomNext"),
       maxBodyBytes: raw.maxBodyBytes === undefined ? null : count(raw.maxBodyBytes, "maxBodyBytes"),
       failNext: null,
       failRate: null,
@@ -116,6 +117,9 @@ export class Faults {
     } else if (p.commitThenDropNext > 0) {
       p.commitThenDropNext--;
       fault = { kind: "commitThenDrop" };
+    } else if (p.bomNext > 0) {
+      p.bomNext--;
+      fault = { kind: "bom" };
     }
     return { latencyMs: p.latencyMs, fault };
   }

@@ -201,7 +201,8 @@ export async function startServer(opts = {}) {
       for (const [table, n] of rows) stats.rows(table, n);
       if (rpc) stats.rpcCalls++;
       if (fault?.kind === "commitThenDrop") return req.socket.destroy();
-      send(reply.status, reply.headers, reply.body ?? "");
+      // A byte order mark before the answer, as some proxies and frameworks write one: Response.text() drops it.
+      send(reply.status, reply.headers, (fault?.kind === "bom" ? "\uFEFF" : "") + (reply.body ?? ""));
     } catch (e) {
       sendError(e);
     }
