@@ -167,7 +167,7 @@ impl<T> Slab<T> {
 /// a lookup is two binary searches; an insert or removal moves at most a run's pairs (4 KB), and the list of
 /// runs (24 bytes a run) only when a run splits or empties. The due index takes most writes at its end and
 /// gives them from its start, where a split or an emptied run moves little. 1.5 KB of wasm where the
-/// standard `BTreeSet` was 7 KB (README, Figures, h22-size).
+/// standard `BTreeSet` was 7 KB (docs/measurements.md, h22-size).
 #[derive(Default)]
 pub(crate) struct PairSet {
     /// Each run sorted and not empty; every pair of a run is below every pair of the next.

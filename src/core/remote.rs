@@ -271,8 +271,8 @@ pub struct Remote<P> {
     stored: Option<String>,
     /// Highest version seen per record, to drop duplicates and stale changes.
     known: HashMap<(String, String), u64>,
-    /// A hash map, not a `BTreeMap`: the wasm's only BTree of this key and value was 6 KB of code (README,
-    /// Figures, h22-size). [`Remote::release`] puts what it delivers in feed order itself.
+    /// A hash map, not a `BTreeMap`: the wasm's only BTree of this key and value was 6 KB of code
+    /// (docs/measurements.md, h22-size). [`Remote::release`] puts what it delivers in feed order itself.
     held: HashMap<(String, String), Held<P>>,
     ready: Vec<RemoteChange<P>>,
     /// The number of the pull under way.
