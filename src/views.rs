@@ -85,12 +85,13 @@ impl Stats {
 }
 
 impl<P: Payload> RemoteChange<P> {
-    /// `{ table, id, op, row, version, own?, conflict? }` as the app's `onRemoteChanges` listeners get it.
-    pub fn write_json(&self, out: &mut String) {
+    /// `{ table, id, op, row, version, own?, conflict? }` as the app's `onRemoteChanges` listeners get it;
+    /// `row` is `null` without `with_row` (the browser puts its row object there itself).
+    pub fn write_json(&self, out: &mut String, with_row: bool) {
         let mut o = ObjectWriter::new(out);
         o.str("table", &self.table).str("id", &self.id);
         o.str("op", if self.op == RemoteOp::Upsert { "upsert" } else { "delete" });
-        write_row(o.key("row"), self.row.as_ref());
+        write_row(o.key("row"), self.row.as_ref().filter(|_| with_row));
         o.u64("version", self.version);
         if self.own {
             o.bool("own", true);

@@ -152,7 +152,7 @@ fn the_typescript_types_name_what_the_rust_types_serialize() {
     };
     // As the shell hands it to listeners: the core writes it as JSON.
     let mut written = String::new();
-    remote.write_json(&mut written);
+    remote.write_json(&mut written, true);
     check(&ts, "RemoteChange", &serde_json::from_str(&written).unwrap());
     let by_priority = block(&ts[ts.find("export interface SyncStats").unwrap()..], "pendingByPriority:");
     let ts_names: BTreeSet<String> = by_priority

@@ -66,6 +66,17 @@ impl JsRow {
         clone_row(&self.0).into()
     }
 
+    /// The row for the app to keep: this object itself when nothing else holds it, else a deep copy, as JSON
+    /// makes it, so that the app changing it changes nothing held here. A remote row is read from the server
+    /// for its delivery (a page's row parsed, a realtime row copied by `from_js`); the objects it was made from
+    /// are gone by then, so its nested values are its own too.
+    pub fn into_app(self) -> JsValue {
+        match Rc::try_unwrap(self.0) {
+            Ok(row) => row.into(),
+            Err(shared) => parse_row(&row_json(&shared)),
+        }
+    }
+
     /// The queue's own object, for a store that copies it before it returns (IndexedDB's structured clone).
     pub fn to_store(&self) -> JsValue {
         JsValue::from(&*self.0)

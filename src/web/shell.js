@@ -149,6 +149,16 @@ export function parseRow(text) {
   }
 }
 
+// ---- Remote changes (src/web/pull.rs) ----
+
+/** The `onRemoteChanges` listeners' array: `json` as the wasm wrote it, each `row` null, and `rows[i]` (the row
+ *  objects themselves) put in; the array frozen. */
+export function remoteChanges(json, rows) {
+  const changes = JSON.parse(json);
+  for (let i = 0; i < changes.length; i++) if (rows[i] !== undefined) changes[i].row = rows[i];
+  return Object.freeze(changes);
+}
+
 // ---- JS values (src/web/js.rs) ----
 
 /** Whether `text` holds no lone surrogate. */
