@@ -15,6 +15,8 @@ extern "C" {
     fn copy_row(data: &JsValue) -> JsValue;
     #[wasm_bindgen(js_name = cloneRow)]
     fn clone_row(row: &Object) -> Object;
+    #[wasm_bindgen(js_name = patchRow)]
+    fn patch_row(row: &Object, changes: &Object);
     #[wasm_bindgen(js_name = isEmptyRow)]
     fn is_empty_row(row: &Object) -> bool;
     #[wasm_bindgen(js_name = rowColumn)]
@@ -99,7 +101,7 @@ impl Default for JsRow {
 
 impl Payload for JsRow {
     fn patch(&mut self, changes: JsRow) {
-        Object::assign(self.own(), &changes.0);
+        patch_row(self.own(), &changes.0);
     }
 
     fn is_empty(&self) -> bool {

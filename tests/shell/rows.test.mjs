@@ -2,6 +2,7 @@
 // gives it (the row is sent as JSON, and stored as that JSON value), other columns as they are. Run in Node (V8, as Chromium): a seeded
 // generator of values, plain and not (Dates, toJSON, class instances, holes, -0, NaN, lone surrogates,
 // __proto__ keys, cycles, BigInts), each checked against the JSON round trip.
+import { execFileSync } from "node:child_process";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyRow } from "../../src/web/shell.js";
@@ -42,6 +43,8 @@ test("copyRow copies each column value as the JSON round trip gives it", () => {
   const rnd = seeded(20261204);
   for (let n = 0; n < 20_000; n++) {
     const row = { id: `r${n}`, v: value(rnd, 0), w: value(rnd, 0) };
+    // A column named __proto__ is a column like any other to JSON (and must not become the copy's prototype).
+    if (rnd() < 0.1) Object.defineProperty(row, "__proto__", { value: value(rnd, 0), enumerable: true, writable: true, configurable: true });
     const copy = copyRow(row);
     const expected = JSON.parse(JSON.stringify(row));
     assert.deepStrictEqual(Object.keys(copy), Object.keys(expected), `row ${n}: ${JSON.stringify(row)}`);
@@ -95,4 +98,25 @@ test("a sparse array too long to copy element by element is refused as JSON refu
   assert.match(refused, /^must be JSON-serializable: /);
   const long = copyRow({ id: "r", long: Array.from({ length: 2e6 }, (_, i) => i) });
   assert.equal(long.long.length, 2e6);
+});
+
+test("symbol-keyed properties are no columns", () => {
+  const copy = copyRow({ id: "r", [Symbol("s")]: { a: 1 } });
+  assert.deepStrictEqual(Object.keys(copy), ["id"]);
+  assert.equal(JSON.stringify(copy), '{"id":"r"}');
+});
+
+test("a page that froze Object.prototype can still queue, merge and show a column named like one of its properties", () => {
+  // In a process of its own: freezing the prototype here would reach node:test itself.
+  const script = `
+    Object.freeze(Object.prototype);
+    const { copyRow, cloneRow, patchRow } = await import(${JSON.stringify(new URL("../../src/web/shell.js", import.meta.url).href)});
+    const queued = copyRow({ id: "r", constructor: "c", toString: { nested: [{ valueOf: 1 }] } });
+    const merged = copyRow({ id: "s" });
+    patchRow(merged, copyRow({ valueOf: "v", name: "n" }));
+    process.stdout.write(JSON.stringify([queued, cloneRow(queued), merged]));
+  `;
+  const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+  const queued = { id: "r", constructor: "c", toString: { nested: [{ valueOf: 1 }] } };
+  assert.deepStrictEqual(JSON.parse(out), [queued, queued, { id: "s", valueOf: "v", name: "n" }]);
 });
