@@ -56,6 +56,12 @@ pub(crate) struct Entry<P> {
 }
 
 impl<P: Payload> Entry<P> {
+    /// Where its latest change stands in this engine's send order: its seq, except for a write carried from
+    /// another engine ([`crate::core::Engine::carry`]), whose seq counts there and which stands at its order here.
+    pub fn latest(&self) -> u64 {
+        self.seq.max(self.order)
+    }
+
     /// Folds a later entry of the same record into this one (see [`merge::merge`]). `Ok(None)`: they cancel,
     /// which an insert and a delete only do when `alone`: no earlier write of the record is in flight or
     /// failed. Otherwise that write may leave a row behind (a failed delete, say), so the pair becomes a

@@ -16,9 +16,9 @@ use super::engine::{Engine, Failure, MAX_SEQ};
 use super::error::{EngineError, RestoreError};
 use super::json::{Json, JsonError, ObjectWriter};
 use super::payload::Payload;
-use super::queue::Entry;
+use super::queue::{Entry, TableId};
 use super::read::{FieldError, Fields};
-use super::sort::sort_by_key;
+use super::sort::{sort_by_key, sort_keys, SortKey};
 
 pub const VERSION: u32 = 1;
 
@@ -493,7 +493,8 @@ impl<P: Payload> Engine<P> {
     /// it twice. Only the writes of records that have no write here are placed; the others are returned, for
     /// the caller to queue as new changes merged into this queue's (their composition goes under a new seq, as
     /// any write merged after an uncertain attempt does). New seqs go on past the carried ones.
-    pub fn carry(&mut self, entries: Vec<SavedEntry<P>>) -> Vec<SavedEntry<P>> {
+    pub fn carry(&mut self, mut entries: Vec<SavedEntry<P>>) -> Vec<SavedEntry<P>> {
+        self.carry_order(&mut entries);
         // A seq past MAX_SEQ (a damaged store) is not carried: its write is queued again as a new change.
         let carried = |e: &SavedEntry<P>| e.seq != 0 && e.seq < MAX_SEQ;
         let past = entries.iter().filter(|e| carried(e)).map(|e| e.seq + 1).max().unwrap_or(0);
@@ -513,6 +514,43 @@ impl<P: Payload> Engine<P> {
             }
         }
         others
+    }
+
+    /// Another engine's writes in the order [`Engine::carry`] places them: its send order, except that a write
+    /// goes after the writes of its ancestor tables (of the same page) that it was queued after, as a batch's
+    /// send order ranks them. The parent rule sees a carried write at its order here ([`Entry::latest`]): its
+    /// seq counts in the other engine's numbering. A child created before its parent and then pointed at it
+    /// would otherwise stand before the parent.
+    fn carry_order(&self, entries: &mut Vec<SavedEntry<P>>) {
+        let ancestors = |table: u64| self.ancestors_of(table as TableId);
+        // Parents before children (a table has more ancestors than any of its ancestors), each with its table.
+        let mut keyed: Vec<(SortKey, usize)> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            let table = self.table_id(&e.table).map_or(u64::MAX, u64::from);
+            keyed.push(([ancestors(table).len() as u64, e.order, table], i));
+        }
+        if keyed.iter().all(|(key, _)| key[0] == 0) {
+            return;
+        }
+        sort_keys(&mut keyed);
+        let mut rank: Vec<u64> = entries.iter().map(|e| e.order).collect();
+        for &([_, _, table], i) in keyed.iter().filter(|(key, _)| key[0] > 0) {
+            for &([_, order, parent_table], j) in &keyed {
+                if order < entries[i].seq
+                    && ancestors(table).contains(&(parent_table as TableId))
+                    && entries[j].client_id == entries[i].client_id
+                {
+                    rank[i] = rank[i].max(rank[j]);
+                }
+            }
+        }
+        for (key, i) in &mut keyed {
+            let blocked = matches!(entries[*i].state, SavedState::Blocked) as u64;
+            *key = [rank[*i], key[0], key[1].saturating_mul(2) + blocked];
+        }
+        sort_keys(&mut keyed);
+        let mut slots: Vec<Option<SavedEntry<P>>> = entries.drain(..).map(Some).collect();
+        entries.extend(keyed.iter().filter_map(|&(_, i)| slots[i].take()));
     }
 
     /// Whether `saved` must not be folded into the writes its record has here: one placed before `start`

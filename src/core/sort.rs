@@ -23,7 +23,7 @@ pub(crate) fn sort_by_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> SortKey) {
 /// snapshot's entries come in send order, with the few failed and blocked writes after them), and a heap sort
 /// of a million of those took 100 ms or more in compaction. The part after the longest sorted start is heap
 /// sorted, then merged from the back into place. Whether anything moved. Not generic, so the wasm holds it once.
-fn sort_keys(v: &mut Vec<(SortKey, usize)>) -> bool {
+pub(crate) fn sort_keys(v: &mut Vec<(SortKey, usize)>) -> bool {
     let start = 1 + v.windows(2).take_while(|pair| pair[0] <= pair[1]).count();
     if start >= v.len() {
         return false;

@@ -397,6 +397,15 @@ impl<P: Payload> Engine<P> {
         self.blocked.values()
     }
 
+    pub(crate) fn table_id(&self, table: &str) -> Option<TableId> {
+        self.table_ids.get(table).copied()
+    }
+
+    /// The ancestor tables of a table, none for one the config names no parent of (or none interned).
+    pub(crate) fn ancestors_of(&self, table: TableId) -> &[TableId] {
+        self.ancestors.get(&table).map_or(&[], Vec::as_slice)
+    }
+
     // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.
     pub(crate) fn existing_key(&self, table: &str, id: &str) -> Option<Key> {
         self.table_ids.get(table).map(|&t| (t, Box::from(id)))

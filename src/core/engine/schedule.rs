@@ -149,7 +149,7 @@ impl<P: Payload> Engine<P> {
         for (_, entry, ancestors) in &items {
             let after = items
                 .iter()
-                .filter(|(_, p, _)| ancestors.contains(&p.key.0) && p.order < entry.seq)
+                .filter(|(_, p, _)| ancestors.contains(&p.key.0) && p.order < entry.latest())
                 .filter_map(|(_, p, _)| rank.get(&p.order).copied())
                 .max();
             rank.insert(entry.order, after.unwrap_or(0).max(entry.order));
@@ -165,7 +165,7 @@ impl<P: Payload> Engine<P> {
     fn earlier_parents(&self, entry: &Entry<P>, limit: usize) -> Vec<(u64, u32)> {
         let Some(ancestors) = self.ancestors.get(&entry.key.0) else { return Vec::new() };
         let mut orders: Vec<(u64, u32)> =
-            ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.seq, limit)).collect();
+            ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.latest(), limit)).collect();
         sort_by_key(&mut orders, |&(order, _)| [order, 0, 0]);
         orders.truncate(limit);
         orders
