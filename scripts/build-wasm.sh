@@ -29,7 +29,8 @@ wasm-bindgen --target web --out-dir "$out" --out-name record_sync \
 # -Os, not -Oz: 0.4 KB more raw, 0.4 KB less gzip (what ships is gzip'd). --low-memory-unused lets wasm-opt fold a
 # small constant added to a pointer into the access's offset, assuming nothing lives below address 1024: Rust
 # puts its 1 MB stack first, growing down, so only a stack overflow would reach there (0.5 KB gzip less).
-wasm-opt -Os --low-memory-unused --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+# --converge repeats the passes until the module stops shrinking: 0.3 KB gzip less for 4 s more.
+wasm-opt -Os --converge --low-memory-unused --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
   --enable-reference-types --enable-multivalue --strip-debug --strip-producers \
   -o "$out/record_sync_bg.wasm" "$out/record_sync_bg.wasm"
 
