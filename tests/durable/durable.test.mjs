@@ -709,6 +709,40 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("a plan a tab in memory created, then pointed at a model it created after: taken over, the model still goes first", async () => {
+    const context = await browser.newContext();
+    const tables = { training_plans: { parents: ["training_models"] } };
+    try {
+      const prefix = `carried-parent-${Date.now()}-`;
+      const [plan, model] = [`${prefix}plan`, `${prefix}model`];
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first, { tables }), true);
+      await queue(first, `${prefix}kept-`, 1);
+      const second = await openTabInMemory(context, { tables });
+      // Paused: the tab's writes are still queued when it takes over, each with its seq.
+      await second.evaluate(({ plan, model }) => {
+        const sync = window.t.sync;
+        sync.pause();
+        sync.queueCriticalChange("training_plans", plan, "upsert", { id: plan, name: "Plan" });
+        sync.queueCriticalChange("training_models", model, "upsert", { id: model, name: "Model" });
+        sync.queueCriticalChange("training_plans", plan, "update", { model_id: model });
+      }, { plan, model });
+      await crashPage(context, first);
+      await second.waitForFunction(() => window.t.sync.stats().durable === true, null, { timeout: 5000 });
+      const summary = await second.evaluate(async () => {
+        window.t.sync.resume();
+        const s = await window.t.sync.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.map((f) => `${f.table} ${f.error?.code} ${f.error?.message}`) };
+      });
+      // The plan first would be refused by the foreign key (23503) and land in the failed list.
+      assert.deepEqual(summary, { confirmed: 3, failed: [] });
+      assert.equal((await rows(server, "training_plans", tokenA, `id=eq.${plan}`))[0]?.model_id, model);
+      assert.equal((await rows(server, "training_models", tokenA, `id=eq.${model}`)).length, 1);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a tab that took the queue over and died while its last request was out: the next tab resends that write from its early entry as the write it was", async () => {
     const context = await browser.newContext();
     try {
