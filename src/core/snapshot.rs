@@ -18,7 +18,7 @@ use super::json::{Json, JsonError, ObjectWriter};
 use super::payload::Payload;
 use super::queue::{Entry, TableId};
 use super::read::{FieldError, Fields};
-use super::sort::{sort_by_key, sort_keys, SortKey};
+use super::sort::{permute, sort_by_key, sort_keys, SortKey};
 
 pub const VERSION: u32 = 1;
 
@@ -548,9 +548,9 @@ impl<P: Payload> Engine<P> {
             let blocked = matches!(entries[*i].state, SavedState::Blocked) as u64;
             *key = [rank[*i], key[0], key[1].saturating_mul(2) + blocked];
         }
+        // Whether this sort moved anything says nothing of the first one: the permutation is always applied.
         sort_keys(&mut keyed);
-        let mut slots: Vec<Option<SavedEntry<P>>> = entries.drain(..).map(Some).collect();
-        entries.extend(keyed.iter().filter_map(|&(_, i)| slots[i].take()));
+        permute(entries, &keyed);
     }
 
     /// Whether `saved` must not be folded into the writes its record has here: one placed before `start`

@@ -12,11 +12,15 @@ pub(crate) type SortKey = [u64; 3];
 pub(crate) fn sort_by_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> SortKey) {
     let mut keyed: Vec<(SortKey, usize)> = items.iter().map(&key).enumerate().map(|(i, k)| (k, i)).collect();
     // In order already (a snapshot's entries mostly are): nothing to move.
-    if !sort_keys(&mut keyed) {
-        return;
+    if sort_keys(&mut keyed) {
+        permute(items, &keyed);
     }
+}
+
+/// Puts `items` in the order of the indexes in `keyed` (as [`sort_keys`] left them).
+pub(crate) fn permute<T>(items: &mut Vec<T>, keyed: &[(SortKey, usize)]) {
     let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(keyed.into_iter().filter_map(|(_, i)| slots.get_mut(i).and_then(Option::take)));
+    items.extend(keyed.iter().filter_map(|&(_, i)| slots.get_mut(i).and_then(Option::take)));
 }
 
 /// Sorts `v`, in time linear in its sorted start: what the core sorts most is nearly in order already (a

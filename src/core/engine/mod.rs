@@ -408,7 +408,7 @@ impl<P: Payload> Engine<P> {
 
     // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.
     pub(crate) fn existing_key(&self, table: &str, id: &str) -> Option<Key> {
-        self.table_ids.get(table).map(|&t| (t, Box::from(id)))
+        self.table_id(table).map(|t| (t, Box::from(id)))
     }
 
     pub(crate) fn queued_entry(&self, key: &Key) -> Option<&Entry<P>> {
