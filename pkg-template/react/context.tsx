@@ -39,7 +39,7 @@ export function RecordSyncProvider(props: RecordSyncProviderProps) {
     throw new TypeError("RecordSyncProvider: pass exactly one of `options` or `instance`");
   }
   // One store per provider (per instance, when one is given). Creating the store has no side effect: the
-  // RecordSync itself is created lazily by the first subscriber, after commit.
+  // RecordSync itself is created after commit, by the effect below or by a subscriber's effect, whichever runs first.
   const [owned] = useState(() => (instance === undefined ? createRecordSyncStore({ options: options! }) : null));
   const [observed, setObserved] = useState<{ instance: RecordSyncLike; store: RecordSyncStore } | null>(() =>
     instance !== undefined ? { instance, store: createRecordSyncStore({ instance }) } : null,
@@ -55,8 +55,9 @@ export function RecordSyncProvider(props: RecordSyncProviderProps) {
     store = next.store;
   }
 
-  // The owned instance lives as long as the provider is mounted: created by the first subscriber or the first
-  // call, destroyed right after the provider unmounts. StrictMode's simulated unmount and remount happen within
+  // The owned instance lives as long as the provider is mounted: created when it mounts (so that a tree with no
+  // subscriber, only actions, still restores and sends the stored queue after a reload), destroyed right after the
+  // provider unmounts. StrictMode's simulated unmount and remount happen within
   // one task, so they keep the same instance (the store defers destruction to the end of the task).
   useEffect(() => {
     if (owned === null) return;

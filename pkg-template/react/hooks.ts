@@ -117,7 +117,7 @@ export function useFailedChanges(): readonly FailedChange[] {
 
 /**
  * The RecordSync instance itself, for what the hook does not cover (`pause`, `resume`, `setAccessToken`,
- * `retryFailed`, ...). Call it in event handlers and effects, not while rendering: the provider creates its
+ * `onConflict`, `conflicts`, `clearPersisted` at sign-out, ...). Call it in event handlers and effects, not while rendering: the provider creates its
  * instance after the first commit.
  */
 export function useRecordSyncInstance(): () => RecordSyncLike {

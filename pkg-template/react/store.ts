@@ -24,6 +24,10 @@ export type RecordSyncLike = Pick<
   | "resume"
   | "setAccessToken"
   | "destroy"
+  | "onConflict"
+  | "conflicts"
+  | "clearConflicts"
+  | "clearPersisted"
 > &
   // Issue 11: only instances made with the `pull` option use them (useRemoteChanges).
   Partial<Pick<RecordSync, "onRemoteChanges" | "pull">>;
@@ -77,7 +81,11 @@ export interface RecordSyncStore {
   getPendingChanges(): readonly PendingChange[];
   /** The failed changes, computed at most once per stats snapshot. */
   getFailedChanges(): readonly FailedChange[];
-  /** Marks the store as in use (a mounted provider); cancels a destruction `release()` scheduled. */
+  /**
+   * Marks the store as in use (a mounted provider) and creates the instance if it has none: a mounted provider's
+   * instance restores and sends the stored queue and runs its catch-up whether or not anything subscribes yet.
+   * Cancels a destruction `release()` scheduled.
+   */
   retain(): void;
   /**
    * Ends one `retain()`. When none is left, the instance the store created is destroyed at the end of the current
@@ -193,6 +201,7 @@ export function createRecordSyncStore(
     },
     retain() {
       retained++;
+      create();
     },
     release() {
       retained = Math.max(0, retained - 1);

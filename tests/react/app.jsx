@@ -82,6 +82,11 @@ function InstanceProbe() {
   return null;
 }
 
+// A tree whose only record-sync hook is useRecordSyncActions: nothing subscribes and nothing asks for the instance.
+function ActionsOnly() {
+  return <ActionsUser />;
+}
+
 function Harness({ monitor }) {
   // A parent state change re-renders everything below: the snapshot and the callbacks must not change with it.
   const [tick, setTick] = useState(0);
@@ -105,18 +110,17 @@ t.options = (slow = false) => ({
     slow === "hide" ? { 0: 0, 1: 20000, 2: 300000, 3: 300000 } : slow ? { 0: 0, 1: 300000, 2: 300000, 3: 300000 } : { 0: 0, 1: 50, 2: 50, 3: 50 },
 });
 
-t.mount = ({ strict = false, monitor = false, external = false, slow = false, flushOnHide } = {}) => {
+t.mount = ({ strict = false, monitor = false, external = false, slow = false, flushOnHide, actionsOnly = false } = {}) => {
   const el = document.createElement("div");
   document.body.append(el);
   t.root = createRoot(el);
   t.external = external ? new RecordSync(t.options(slow)) : null;
+  const tree = actionsOnly ? <ActionsOnly /> : <Harness monitor={monitor} />;
   const provider = external ? (
-    <RecordSyncProvider instance={t.external}>
-      <Harness monitor={monitor} />
-    </RecordSyncProvider>
+    <RecordSyncProvider instance={t.external}>{tree}</RecordSyncProvider>
   ) : (
     <RecordSyncProvider options={t.options(slow)} flushOnHide={flushOnHide}>
-      <Harness monitor={monitor} />
+      {tree}
     </RecordSyncProvider>
   );
   t.root.render(strict ? <StrictMode>{provider}</StrictMode> : provider);

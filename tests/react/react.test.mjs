@@ -167,6 +167,31 @@ describe("record-sync/react in Chromium", () => {
     }
   });
 
+  test("after a reload, a provider whose tree only takes actions sends the stored queue without another edit", async () => {
+    const { context, page } = await open();
+    try {
+      await page.evaluate(() => window.rsTest.mount());
+      await page.waitForFunction(() => window.rsTest.instances.length === 1 && window.rsTest.instances[0].stats().durable === true);
+      // Paused, so the change is stored and not sent; the pause is not stored, so the next page sends it.
+      await page.evaluate(() => {
+        window.rsTest.instances[0].pause();
+        window.rsTest.api.queueHighChange("items", "kept", "upsert", { id: "kept" });
+      });
+      await page.waitForTimeout(300);
+      assert.deepEqual(await page.evaluate(() => window.rsTest.sends), [], "nothing was sent before the reload");
+
+      await page.reload();
+      await page.waitForFunction(() => window.rsTest?.ready === true);
+      await page.evaluate(() => window.rsTest.mount({ actionsOnly: true }));
+      await page.waitForFunction(() => window.rsTest.sends.length > 0, null, { timeout: 5000 }).catch(() => {});
+      const r = await page.evaluate(() => ({ sends: window.rsTest.sends, renders: window.rsTest.renders.actions }));
+      assert.deepEqual(r.sends, [1], "the restored change went out with no subscriber and no edit on this page");
+      assert.equal(r.renders, 1, "sending it rendered nothing");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("StrictMode: exactly one live instance while mounted; unmount destroys what the provider created", async () => {
     const { context, page } = await open();
     try {
