@@ -117,8 +117,8 @@ export function useFailedChanges(): readonly FailedChange[] {
 
 /**
  * The RecordSync instance itself, for what the hook does not cover (`pause`, `resume`, `setAccessToken`,
- * `onConflict`, `conflicts`, `clearPersisted` at sign-out, ...). Call it in event handlers and effects, not while rendering: the provider creates its
- * instance after the first commit.
+ * `onConflict`, `conflicts`, `clearPersisted` at sign-out, ...). Call it in event handlers and effects, not while
+ * rendering: the provider creates its instance after the first commit.
  */
 export function useRecordSyncInstance(): () => RecordSyncLike {
   const store = useRecordSyncStore();
