@@ -48,6 +48,10 @@ for f in "$stage"/*; do
   [ -f "$f" ] && cp "$f" pkg/
 done
 [ -d "$stage/snippets" ] && cp -r "$stage/snippets" pkg/snippets
+# The server side ships with the package, so that an app installed from npm can run it (psql -f
+# node_modules/record-sync/sql/record_sync.sql); it is never imported, so it adds nothing to a bundle.
+mkdir -p pkg/sql
+cp sql/record_sync.sql sql/record_sync_feed.sql sql/README.md pkg/sql/
 
 # A quick self-check: every file package.json names exists, and importing the package in Node (as server-side
 # rendering does) works.

@@ -110,9 +110,9 @@ async function loadAndSync(url, id) {
 }
 
 describe("the packed package", () => {
-  test("the tarball holds the entries, the wasm and the types, and no sources", async () => {
+  test("the tarball holds the entries, the wasm, the types and the server's SQL, and no sources", async () => {
     const list = await run("tar", ["-tzf", tarball]);
-    for (const f of ["package/package.json", "package/index.js", "package/index.d.ts", "package/record_sync_bg.wasm", "package/record_sync.js", "package/record_sync.d.ts", "package/react/index.js", "package/react/index.d.ts", "package/react/SyncMonitor.js"]) {
+    for (const f of ["package/package.json", "package/index.js", "package/index.d.ts", "package/record_sync_bg.wasm", "package/record_sync.js", "package/record_sync.d.ts", "package/react/index.js", "package/react/index.d.ts", "package/react/SyncMonitor.js", "package/sql/record_sync.sql", "package/sql/record_sync_feed.sql", "package/sql/README.md"]) {
       assert.ok(list.includes(f), `${f} in the tarball`);
     }
     assert.ok(!/\.tsx?\n/.test(list.replace(/\.d\.ts\n/g, "\n")), "no TypeScript sources");
