@@ -283,15 +283,35 @@ fn settle_waiters(shared: &Shared) {
     }
 }
 
-/// `forceSyncAll()` of this instance's own queue.
-fn flush_all(shared: &Shared) -> Promise {
+/// What a `forceSyncAll()` summary counts from: the confirmations and conflicts so far.
+#[derive(Clone, Copy)]
+struct Counted {
+    confirmed: u64,
+    conflicts: u64,
+}
+
+impl Counted {
+    fn now(s: &State) -> Counted {
+        let stats = s.engine.stats();
+        Counted { confirmed: stats.successful_syncs, conflicts: stats.conflicts }
+    }
+}
+
+/// The counts as they are at a `forceSyncAll()` call that settles later (after the other tabs' inbox is read):
+/// confirmations that arrive meanwhile belong to its summary.
+fn counted(shared: &Shared) -> Option<Counted> {
+    shared.try_borrow().ok().map(|s| Counted::now(&s))
+}
+
+/// `forceSyncAll()` of this instance's own queue, its summary counted from `since` (the call) or from now.
+fn flush_all(shared: &Shared, since: Option<Counted>) -> Promise {
     let mut s = match state(shared) {
         Ok(s) => s,
         Err(e) => return Promise::reject(&e),
     };
     let watermark = s.engine.flush_all(js::now());
-    let stats = s.engine.stats();
-    let (confirmed_before, conflicts_before) = (stats.successful_syncs, stats.conflicts);
+    let since = since.unwrap_or_else(|| Counted::now(&s));
+    let (confirmed_before, conflicts_before) = (since.confirmed, since.conflicts);
     let mut slot = None;
     let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
     if let Some((resolve, reject)) = slot {
@@ -659,7 +679,7 @@ impl RecordSync {
             return Promise::reject(&e);
         }
         // A tab that follows another asks the one that sends the shared queue.
-        tabs::flush(&self.shared).unwrap_or_else(|| flush_all(&self.shared))
+        tabs::flush(&self.shared).unwrap_or_else(|| flush_all(&self.shared, None))
     }
 
     /// The current figures: the same (frozen) object until something changes.

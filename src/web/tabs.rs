@@ -25,7 +25,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use super::js::{self, error_message, get};
 use super::storage::{self, Phase};
 use super::Engine;
-use super::Shared;
+use super::{Counted, Shared};
 use crate::core::journal;
 use crate::core::json::write_array;
 use crate::core::remote::LocalChanges;
@@ -37,9 +37,10 @@ extern "C" {
 }
 
 /// A `forceSyncAll()` waiting for the inbox to be read: a follower's (its id), or the leader's own.
+/// A `forceSyncAll()` answered after the inbox is read, with the counts at the time it was asked.
 enum Request {
-    Follower(JsValue),
-    Own(Function, Function),
+    Follower(JsValue, Option<Counted>),
+    Own(Function, Function, Option<Counted>),
 }
 
 /// How long the leader keeps publishing the lists after a follower asked for them.
@@ -118,7 +119,7 @@ impl Tabs {
             let _ = reject.call1(&JsValue::UNDEFINED, &destroyed);
         }
         for request in self.requests.drain(..) {
-            if let Request::Own(_, reject) = request {
+            if let Request::Own(_, reject, _) = request {
                 let _ = reject.call1(&JsValue::UNDEFINED, &destroyed);
             }
         }
@@ -211,13 +212,13 @@ pub fn lead(shared: &Shared, key: &str) {
     };
     drain_soon(shared);
     for (_, resolve, reject) in asked {
-        settle(shared, resolve, reject);
+        settle(shared, resolve, reject, None);
     }
 }
 
 /// Settles a `forceSyncAll()` promise made earlier as this instance's own flush settles.
-fn settle(shared: &Shared, resolve: Function, reject: Function) {
-    let promise = super::flush_all(shared);
+fn settle(shared: &Shared, resolve: Function, reject: Function, since: Option<Counted>) {
+    let promise = super::flush_all(shared, since);
     spawn_local(async move {
         let _ = match JsFuture::from(promise).await {
             Ok(summary) => resolve.call1(&JsValue::UNDEFINED, &summary),
@@ -298,7 +299,7 @@ fn received(shared: &Shared, data: &JsValue) {
         }
         "flush" => {
             if let Ok(mut s) = shared.try_borrow_mut() {
-                s.durable.tabs.requests.push(Request::Follower(get(data, "id")));
+                s.durable.tabs.requests.push(Request::Follower(get(data, "id"), super::counted(shared)));
             }
             drain_soon(shared);
         }
@@ -374,8 +375,8 @@ async fn drain(weak: std::rc::Weak<std::cell::RefCell<super::State>>) {
         // Answered once what they asked to flush is in the queue.
         for request in requests {
             match request {
-                Request::Follower(id) => answer(&shared, id),
-                Request::Own(resolve, reject) => settle(&shared, resolve, reject),
+                Request::Follower(id, since) => answer(&shared, id, since),
+                Request::Own(resolve, reject, since) => settle(&shared, resolve, reject, since),
             }
         }
         if let Some(write) = write {
@@ -452,8 +453,8 @@ fn take_in(shared: &Shared, keys: &JsValue, records: &JsValue) -> Option<Promise
 }
 
 /// A follower's `forceSyncAll()`: resolves with the leader's summary once the leader's queue has settled it.
-fn answer(shared: &Shared, id: JsValue) {
-    let promise = super::flush_all(shared);
+fn answer(shared: &Shared, id: JsValue, since: Option<Counted>) {
+    let promise = super::flush_all(shared, since);
     let weak = std::rc::Rc::downgrade(shared);
     spawn_local(async move {
         let result = JsFuture::from(promise).await;
@@ -534,7 +535,8 @@ pub fn flush(shared: &Shared) -> Option<Promise> {
         let mut slot = None;
         let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
         let (resolve, reject) = slot?;
-        shared.try_borrow_mut().ok()?.durable.tabs.requests.push(Request::Own(resolve, reject));
+        let since = super::counted(shared);
+        shared.try_borrow_mut().ok()?.durable.tabs.requests.push(Request::Own(resolve, reject, since));
         drain_soon(shared);
         return Some(promise);
     }

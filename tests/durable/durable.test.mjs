@@ -847,6 +847,33 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("forceSyncAll() counts every confirmation since the call, those of critical batches that left while it read the inbox too", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      // A custom transport that answers at once: critical batches leave in the next microtask and are confirmed
+      // one after the other while forceSyncAll() first reads the other tabs' inbox (an IndexedDB read). Those
+      // confirmations are the call's too.
+      const summary = await page.evaluate(async (user) => {
+        const sent = [];
+        const sync = new window.t.rs.RecordSync({
+          user,
+          batchSize: 20,
+          transport: { send: async (batch) => batch.changes.map((c) => (sent.push(c.id), { seq: c.seq, status: "applied" })) },
+        });
+        for (let i = 0; i < 200 && !sync.stats().durable; i++) await new Promise((r) => setTimeout(r, 10));
+        for (let i = 0; i < 200; i++) sync.queueCriticalChange("user_preferences", `count-${i}`, "upsert", { id: `count-${i}`, theme: `c${i}` });
+        const s = await sync.forceSyncAll();
+        const result = { durable: sync.stats().durable, confirmed: s.confirmed, conflicts: s.conflicts, failed: s.failed.length, synced: sync.stats().successfulSyncs, sent: new Set(sent).size };
+        await sync.clearPersisted();
+        return result;
+      }, USER_A);
+      assert.deepEqual(summary, { durable: true, confirmed: 200, conflicts: 0, failed: 0, synced: 200, sent: 200 });
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a store that throws: lastError says so, nothing in memory is lost, and it all syncs", async () => {
     const context = await browser.newContext();
     try {
