@@ -1,6 +1,7 @@
 // queueChange in headless Chromium through the built pkg/: p50 and p99 per call for distinct records (ten-column
 // rows) and for repeated patches of one record, without and with a subscriber, both back to back (a burst) and
-// each call with its own microtask tick (one call per input event); 20,000 changes queued in one task; and
+// each call with its own microtask tick (one call per input event); 20,000 changes queued in one task, in memory and
+// with the default IndexedDB store; and
 // 20,000 queued changes sent through an in-page transport (the browser's counterpart of the native take-due).
 import { openBenchPage, serveBenchSite } from "./lib/site.mjs";
 
@@ -49,6 +50,9 @@ export async function bench(ctx) {
     if (b.pending !== count) throw new Error(`burst: ${b.pending} pending, expected ${count}`);
     ctx.figure("20,000 changes in one task: the loop", b.loopMs, { unit: "ms", digits: 0 });
     ctx.figure("20,000 changes in one task: main thread blocked", b.blockedMs, { unit: "ms", target: "<= 60", digits: 0, note: "until the next task runs" });
+    const stored = await page.evaluate(async (n) => (await import("/queue.js")).burst(n, true), count);
+    if (stored.pending !== count) throw new Error(`stored burst: ${stored.pending} pending, expected ${count}`);
+    ctx.figure("20,000 changes in one task, default IndexedDB store: main thread blocked", stored.blockedMs, { unit: "ms", digits: 0, note: `the loop ${Math.round(stored.loopMs)} ms, then the tick that prepares and starts the store's write` });
     const drained = [];
     for (let k = 0; k < RUNS; k++) drained.push(await page.evaluate(async (n) => (await import("/queue.js")).drain(n), count));
     for (const d of drained) {

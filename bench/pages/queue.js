@@ -80,12 +80,16 @@ export async function measure({ calls, distinct, subscriber, perEvent }) {
   return { ...percentiles(samples), pending, notified, isolated: crossOriginIsolated };
 }
 
-/** `count` distinct changes queued in one task (one click): how long the main thread is blocked. */
-export async function burst(count) {
-  const sync = new RecordSync(options());
+/**
+ * `count` distinct changes queued in one task (one click): how long the main thread is blocked. `stored`: with
+ * the default store (IndexedDB), whose write of the whole burst is prepared and started before the next task.
+ */
+export async function burst(count, stored = false) {
+  const sync = new RecordSync(stored ? { ...options(), storage: undefined, user: "bench-burst" } : options());
   let notified = 0;
   sync.subscribe(() => notified++); // as under a RecordSyncProvider
   const rows = Array.from({ length: count }, (_, i) => row(i));
+  while (stored && !sync.stats().durable) await tick();
   await tick();
   const channel = new MessageChannel();
   const nextTask = new Promise((ok) => (channel.port1.onmessage = () => ok(performance.now())));
@@ -95,7 +99,8 @@ export async function burst(count) {
   const t1 = performance.now();
   const t2 = await nextTask;
   const pending = sync.stats().pending;
-  sync.destroy();
+  if (stored) await sync.clearPersisted();
+  else sync.destroy();
   return { loopMs: t1 - t0, blockedMs: t2 - t0, pending, notified };
 }
 
