@@ -295,6 +295,12 @@ impl Counted {
         let stats = s.engine.stats();
         Counted { confirmed: stats.successful_syncs, conflicts: stats.conflicts }
     }
+
+    /// The earlier of these counts and `seen` (what another tab saw of them before), each on its own.
+    fn at_most(self, seen: Option<Counted>) -> Counted {
+        let Some(seen) = seen else { return self };
+        Counted { confirmed: self.confirmed.min(seen.confirmed), conflicts: self.conflicts.min(seen.conflicts) }
+    }
 }
 
 /// The counts as they are at a `forceSyncAll()` call that settles later (after the other tabs' inbox is read):

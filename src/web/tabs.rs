@@ -185,9 +185,21 @@ pub fn follow(shared: &Shared, key: &str) -> bool {
     if key.is_empty() || !open(shared, key) {
         return false;
     }
-    if let Ok(mut s) = shared.try_borrow_mut() {
-        storage::set_phase(&mut s, Phase::Follower);
-        s.durable.tabs.post(&message(&[kind("hello")]));
+    let waiting = match shared.try_borrow_mut() {
+        Ok(mut s) => {
+            storage::set_phase(&mut s, Phase::Follower);
+            s.durable.tabs.post(&message(&[kind("hello")]));
+            std::mem::take(&mut s.waiters)
+        }
+        Err(_) => Vec::new(),
+    };
+    // `forceSyncAll()` calls made while this tab restored wait for the shared queue: its changes go to the
+    // inbox now, and the leader answers them (this tab's own engine sends nothing while it follows).
+    if !waiting.is_empty() {
+        storage::persist(shared);
+        for waiter in waiting {
+            ask(shared, waiter.resolve, waiter.reject);
+        }
     }
     super::schedule(shared);
     true
@@ -214,6 +226,12 @@ pub fn lead(shared: &Shared, key: &str) {
     for (_, resolve, reject) in asked {
         settle(shared, resolve, reject, None);
     }
+}
+
+/// The leader's counts in stats it published (a follower's mirror), if they are there.
+fn counts(stats: &JsValue) -> Option<Counted> {
+    let count = |name| get(stats, name).as_f64().filter(|n| n.is_finite() && *n >= 0.0).map(|n| n as u64);
+    Some(Counted { confirmed: count("successfulSyncs")?, conflicts: count("conflicts")? })
 }
 
 /// Settles a `forceSyncAll()` promise made earlier as this instance's own flush settles.
@@ -298,8 +316,11 @@ fn received(shared: &Shared, data: &JsValue) {
             super::schedule(shared);
         }
         "flush" => {
+            // Counted from what the follower saw of this queue when it was asked, so that batches confirmed
+            // while its request was on its way are in its summary too.
+            let since = super::counted(shared).map(|now| now.at_most(counts(&get(data, "seen"))));
             if let Ok(mut s) = shared.try_borrow_mut() {
-                s.durable.tabs.requests.push(Request::Follower(get(data, "id"), super::counted(shared)));
+                s.durable.tabs.requests.push(Request::Follower(get(data, "id"), since));
             }
             drain_soon(shared);
         }
@@ -531,25 +552,30 @@ impl LocalChanges for LocalView<'_> {
 /// inbox. `None`: a lone tab, which flushes its own queue.
 pub fn flush(shared: &Shared) -> Option<Promise> {
     let phase = shared.try_borrow().ok().filter(|s| s.durable.tabs.channel.is_some()).map(|s| storage::phase(&s))?;
-    if phase == Phase::Durable {
-        let mut slot = None;
-        let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
-        let (resolve, reject) = slot?;
-        let since = super::counted(shared);
-        shared.try_borrow_mut().ok()?.durable.tabs.requests.push(Request::Own(resolve, reject, since));
-        drain_soon(shared);
-        return Some(promise);
-    }
-    if phase != Phase::Follower {
+    if phase != Phase::Durable && phase != Phase::Follower {
         return None;
     }
-    storage::persist(shared);
-    let mut s = shared.try_borrow_mut().ok()?;
-    let id = format!("{}:{}", s.client_id, s.durable.tabs.next_ask);
-    s.durable.tabs.next_ask += 1;
     let mut slot = None;
     let promise = Promise::new(&mut |resolve, reject| slot = Some((resolve, reject)));
     let (resolve, reject) = slot?;
+    if phase == Phase::Durable {
+        let since = super::counted(shared);
+        shared.try_borrow_mut().ok()?.durable.tabs.requests.push(Request::Own(resolve, reject, since));
+        drain_soon(shared);
+    } else {
+        storage::persist(shared);
+        ask(shared, resolve, reject);
+    }
+    Some(promise)
+}
+
+/// Follower: asks the leader to flush the shared queue once this tab's changes are in the inbox (the last
+/// write to it has committed), and settles `resolve` or `reject` with the leader's answer.
+fn ask(shared: &Shared, resolve: Function, reject: Function) {
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let id = format!("{}:{}", s.client_id, s.durable.tabs.next_ask);
+    s.durable.tabs.next_ask += 1;
+    let seen = s.durable.tabs.mirror.as_ref().map_or(JsValue::UNDEFINED, |m| m.stats.clone());
     s.durable.tabs.asked.push((id.clone(), resolve, reject));
     let written = s.durable.tabs.last_write.clone();
     drop(s);
@@ -560,9 +586,8 @@ pub fn flush(shared: &Shared) -> Option<Promise> {
         }
         let Some(shared) = weak.upgrade() else { return };
         let Ok(s) = shared.try_borrow() else { return };
-        s.durable.tabs.post(&message(&[kind("flush"), ("id", JsValue::from_str(&id))]));
+        s.durable.tabs.post(&message(&[kind("flush"), ("id", JsValue::from_str(&id)), ("seen", seen)]));
     });
-    Some(promise)
 }
 
 /// Follower: `clearPersisted()` deleted the stored queue; the leader drops the one it holds.

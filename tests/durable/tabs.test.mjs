@@ -187,6 +187,69 @@ describe("tabs share one queue", () => {
     }
   });
 
+  // Two instances of one user in one page (two providers, say) share the queue as two tabs do: one leads, one
+  // follows. The transport answers after 3 ms, so critical batches are confirmed one after the other while a
+  // follower's request goes through the inbox and the channel.
+  const twoInstances = (page, user, { followerReady }) =>
+    page.evaluate(
+      async ({ user, followerReady }) => {
+        const sent = [];
+        const transport = {
+          send: async (batch) => {
+            for (const c of batch.changes) sent.push(c.id);
+            await new Promise((ok) => setTimeout(ok, 3));
+            return batch.changes.map((c) => ({ seq: c.seq, status: "applied" }));
+          },
+        };
+        const a = new window.t.rs.RecordSync({ user, batchSize: 20, transport });
+        await window.t.durable(a);
+        const b = new window.t.rs.RecordSync({ user, batchSize: 20, transport });
+        const restoring = b.stats().restoring;
+        if (followerReady) {
+          await window.t.durable(b);
+          await new Promise((ok) => setTimeout(ok, 200)); // the leader's published stats reach b
+        }
+        for (let i = 0; i < 100; i++) {
+          a.queueCriticalChange("user_preferences", `a${i}`, "upsert", { id: `a${i}` });
+          b.queueCriticalChange("user_preferences", `b${i}`, "upsert", { id: `b${i}` });
+        }
+        const late = (p) => Promise.race([p, new Promise((ok) => setTimeout(() => ok(null), 5000))]);
+        const [sa, sb] = await Promise.all([late(a.forceSyncAll()), late(b.forceSyncAll())]);
+        const out = { restoring, leader: [a.stats().leader, b.stats().leader], confirmed: [sa?.confirmed, sb?.confirmed], sent: sent.length, once: new Set(sent).size };
+        await a.clearPersisted();
+        b.destroy();
+        return out;
+      },
+      { user, followerReady },
+    );
+
+  test("forceSyncAll() called while a second instance still restores resolves once the leader has synced its changes", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const r = await twoInstances(page, `${USER}-early-flush`, { followerReady: false });
+      assert.equal(r.restoring, true, "b was asked before it knew it follows");
+      assert.deepEqual(r.leader, [true, false]);
+      assert.notEqual(r.confirmed[1], undefined, "b's forceSyncAll() resolved");
+      assert.deepEqual([r.sent, r.once], [200, 200]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a follower's forceSyncAll() counts the batches confirmed while its request was on its way", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const r = await twoInstances(page, `${USER}-counts`, { followerReady: true });
+      assert.deepEqual(r.leader, [true, false]);
+      assert.equal(r.confirmed[1], 200, "everything the shared queue confirmed since b's call");
+      assert.deepEqual([r.sent, r.once], [200, 200]);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a follower's changes survive its reload and its crash", async () => {
     const context = await browser.newContext();
     try {
