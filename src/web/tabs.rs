@@ -590,10 +590,16 @@ fn ask(shared: &Shared, resolve: Function, reject: Function) {
     });
 }
 
-/// Follower: `clearPersisted()` deleted the stored queue; the leader drops the one it holds.
+/// `clearPersisted()` deleted the stored queue in a follower, or in a tab still restoring: the leader drops the one
+/// it holds.
 pub fn cleared(shared: &Shared) {
-    if let Ok(s) = shared.try_borrow() {
-        if storage::phase(&s) == Phase::Follower {
+    let Ok((phase, key)) = shared.try_borrow().map(|s| (storage::phase(&s), s.durable.key())) else { return };
+    // A tab still restoring may be one that would follow: the tab that holds the queue drops it too.
+    if let (Phase::Restoring, Some(key)) = (phase, key.filter(|k| !k.is_empty())) {
+        open(shared, &key);
+    }
+    if matches!(phase, Phase::Follower | Phase::Restoring) {
+        if let Ok(s) = shared.try_borrow() {
             s.durable.tabs.post(&message(&[kind("cleared")]));
         }
     }

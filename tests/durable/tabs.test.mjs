@@ -309,6 +309,38 @@ describe("tabs share one queue", () => {
     }
   });
 
+  test("clearPersisted() in a tab that has not started to follow yet drops the leader's unsent changes too", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      const prefix = `cleared-early-${Date.now()}-`;
+      await a.evaluate((prefix) => {
+        for (let i = 0; i < 5; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}a${i}`, "upsert", { id: `${prefix}a${i}`, theme: "z" });
+      }, prefix);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 5, null, { timeout: 2000 });
+      // A sign-out in a tab opened a moment ago: its instance is still restoring (it does not know yet that it
+      // follows).
+      const restoring = await b.evaluate(async ({ url, user, token }) => {
+        window.t.token = token;
+        const sync = window.t.create({ url, mode: "rpc", user });
+        const restoring = sync.stats().restoring;
+        await sync.clearPersisted();
+        return restoring;
+      }, { url: server.restUrl, user: USER, token });
+      assert.equal(restoring, true);
+      await a.waitForFunction(() => window.t.sync.stats().pending === 0, null, { timeout: 2000 });
+      await a.reload();
+      await a.waitForFunction(() => window.ready === true);
+      await create(a);
+      assert.equal(await a.evaluate(() => window.t.sync.pendingChanges().length), 0, "nothing stored either");
+      assert.equal((await rows(server, "user_preferences", token, `id=like.${prefix}*`)).length, 0, "nothing sent");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("clearPersisted() in a follower while the leader's request is out: its answer confirms nothing queued after (rest mode)", async () => {
     const context = await browser.newContext();
     try {
