@@ -214,7 +214,7 @@ pub fn kick(shared: &Shared) {
     {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         // Not before the stored queue (and its cursor) is read.
-        let ready = s.engine.is_online() && !s.destroyed && storage::may_send(&s);
+        let ready = s.engine.is_online() && !s.destroyed && storage::may_pull(&s);
         let Some(pull) = s.pull.as_mut().filter(|_| ready) else { return };
         if pull.running || !pull.remote.wants_pull() {
             return;

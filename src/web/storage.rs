@@ -735,6 +735,13 @@ pub fn may_send(s: &State) -> bool {
     matches!(s.durable.phase, Phase::Durable | Phase::Memory) && !s.durable.tabs.holding
 }
 
+/// Whether catch-up may run: once the stored queue (and its cursor) is read, or in a tab that follows another.
+/// A follower reads other devices' changes for its own listeners, from its own cursor, which it does not store
+/// (the cursor stored with the queue is the leader's).
+pub fn may_pull(s: &State) -> bool {
+    matches!(s.durable.phase, Phase::Durable | Phase::Memory | Phase::Follower) && !s.durable.tabs.holding
+}
+
 /// The journal stores what becomes of the records of the batch in flight. The engine and the journal are
 /// borrowed apart, so nothing is copied.
 pub fn touch_flight(s: &mut State) {
@@ -754,7 +761,7 @@ pub fn touch(s: &mut State, table: &str, id: &str) {
 
 /// The remote feed's cursor moved (issue 11): it is stored with the queue.
 pub fn remote_cursor(s: &mut State, cursor: Option<SavedCursor>) {
-    if s.durable.phase != Phase::Memory {
+    if s.durable.phase == Phase::Durable {
         s.durable.journal.set_remote_cursor(cursor);
     }
 }

@@ -250,6 +250,48 @@ describe("tabs share one queue", () => {
     }
   });
 
+  test("a follower hears other devices' changes, by catch-up and by realtime, and its pull() resolves", async () => {
+    const tabs = await browser.newContext();
+    const device = await browser.newContext();
+    try {
+      const user = "eeeeeeee-0000-4000-8000-00000000000e";
+      const userToken = devToken(user);
+      const start = (page, pull) =>
+        page.evaluate(
+          async ({ url, user, token, pull }) => {
+            window.t.token = token;
+            const sync = window.t.create({ url, mode: "rpc", user, ...(pull ? { pull: { tables: ["user_preferences"], realtime: true } } : {}) });
+            window.heard = [];
+            if (pull) sync.onRemoteChanges((changes) => window.heard.push(...changes.map((c) => c.id)));
+            await window.t.durable(sync);
+            return sync.stats().leader;
+          },
+          { url: server.restUrl, user, token: userToken, pull },
+        );
+      const a = await openPage(tabs, site.url);
+      const b = await openPage(tabs, site.url);
+      assert.equal(await start(a, true), true);
+      assert.equal(await start(b, true), false, "b follows a");
+      // b's first catch-up and its realtime channel, before the other device writes.
+      await b.waitForFunction(() => window.t.sync.stats().realtimeConnected === true, null, { timeout: 5000 });
+      const other = await openPage(device, site.url);
+      await start(other, false);
+      await other.evaluate(async () => {
+        window.t.sync.queueCriticalChange("user_preferences", "from-other-device", "upsert", { id: "from-other-device", theme: "dark" });
+        await window.t.sync.forceSyncAll();
+      });
+      for (const page of [a, b]) {
+        await page.waitForFunction(() => window.heard.includes("from-other-device"), null, { timeout: 5000 });
+      }
+      const pulled = await b.evaluate(() => Promise.race([window.t.sync.pull().then((s) => typeof s.changes), new Promise((ok) => setTimeout(() => ok("pending"), 5000))]));
+      assert.equal(pulled, "number", "a follower's pull() resolves");
+      assert.notEqual(await b.evaluate(() => window.t.sync.stats().lastPullAt), null);
+    } finally {
+      await tabs.close();
+      await device.close();
+    }
+  });
+
   test("a follower's changes survive its reload and its crash", async () => {
     const context = await browser.newContext();
     try {
