@@ -318,6 +318,11 @@ impl<P: Payload> Remote<P> {
         }
     }
 
+    /// The client ids this client's writes go under: its own, then those of earlier pages.
+    pub fn own_ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.client_id.as_str()).chain(self.earlier_ids.iter().map(String::as_str))
+    }
+
     fn is_own(&self, origin: &str) -> bool {
         origin == self.client_id || self.earlier_ids.iter().any(|c| c == origin)
     }

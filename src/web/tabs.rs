@@ -266,6 +266,11 @@ fn received(shared: &Shared, data: &JsValue) {
                 if get(data, "tookIn").is_truthy() {
                     s.durable.tabs.inboxed.clear();
                 }
+                if let Some(pull) = s.pull.as_mut() {
+                    for id in array(&get(data, "own")).iter().filter_map(|id| id.as_string()) {
+                        pull.remote.also_own(&id);
+                    }
+                }
                 s.durable.version += 1;
                 drop(s);
                 super::notify(shared);
@@ -500,6 +505,10 @@ pub fn publish(shared: &Shared) {
     s.durable.tabs.publishes += 1;
     let number = JsValue::from_f64(s.durable.tabs.publishes as f64);
     let mut fields = vec![kind("state"), ("stats", super::stats_value(&mut s)), ("version", number)];
+    // The ids the shared queue's writes go under, so that a follower's listeners see them come back as `own`.
+    if let Some(pull) = s.pull.as_ref() {
+        fields.push(("own", pull.remote.own_ids().map(JsValue::from_str).collect::<Array>().into()));
+    }
     if js::now() < s.durable.tabs.lists_until {
         let (pending, failed) = (s.engine.pending_changes(), s.engine.failed_changes());
         fields.push(("pending", js::view(|out| write_array(out, &pending, |v, out| v.write_json(out)))));

@@ -250,7 +250,7 @@ describe("tabs share one queue", () => {
     }
   });
 
-  test("a follower hears other devices' changes, by catch-up and by realtime, and its pull() resolves", async () => {
+  test("a follower hears other devices' changes, by catch-up and by realtime, its pull() resolves, and its own come back as own", async () => {
     const tabs = await browser.newContext();
     const device = await browser.newContext();
     try {
@@ -262,7 +262,15 @@ describe("tabs share one queue", () => {
             window.t.token = token;
             const sync = window.t.create({ url, mode: "rpc", user, ...(pull ? { pull: { tables: ["user_preferences"], realtime: true } } : {}) });
             window.heard = [];
-            if (pull) sync.onRemoteChanges((changes) => window.heard.push(...changes.map((c) => c.id)));
+            window.own = {};
+            if (pull) {
+              sync.onRemoteChanges((changes) => {
+                for (const c of changes) {
+                  window.heard.push(c.id);
+                  window.own[c.id] = c.own === true;
+                }
+              });
+            }
             await window.t.durable(sync);
             return sync.stats().leader;
           },
@@ -286,6 +294,18 @@ describe("tabs share one queue", () => {
       const pulled = await b.evaluate(() => Promise.race([window.t.sync.pull().then((s) => typeof s.changes), new Promise((ok) => setTimeout(() => ok("pending"), 5000))]));
       assert.equal(pulled, "number", "a follower's pull() resolves");
       assert.notEqual(await b.evaluate(() => window.t.sync.stats().lastPullAt), null);
+      assert.equal(await b.evaluate(() => window.own["from-other-device"]), false);
+      // The shared queue's writes, the follower's and the leader's, come back to the follower as its own.
+      await b.evaluate(async () => {
+        window.t.sync.queueCriticalChange("user_preferences", "from-follower", "upsert", { id: "from-follower", theme: "b" });
+        await window.t.sync.forceSyncAll();
+      });
+      await a.evaluate(async () => {
+        window.t.sync.queueCriticalChange("user_preferences", "from-leader", "upsert", { id: "from-leader", theme: "a" });
+        await window.t.sync.forceSyncAll();
+      });
+      await b.waitForFunction(() => window.heard.includes("from-follower") && window.heard.includes("from-leader"), null, { timeout: 5000 });
+      assert.deepEqual(await b.evaluate(() => [window.own["from-follower"], window.own["from-leader"]]), [true, true]);
     } finally {
       await tabs.close();
       await device.close();
