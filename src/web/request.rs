@@ -92,7 +92,7 @@ pub async fn token(shared: &Shared, http: &HttpTransport, purpose: Purpose) -> R
         Some(token) => Ok(Token::Bearer(token)),
         None => auth::refresh(shared, http).await,
     };
-    accept(shared, purpose, token)
+    accept(shared, http, purpose, token)
 }
 
 /// Sends `request` with `token` (replaced by a fresh one after a 401, for the requests that follow).
@@ -117,7 +117,7 @@ pub async fn send(
         }
         if !refreshed && http.get_access_token.is_some() {
             refreshed = true;
-            match accept(shared, purpose, auth::refresh(shared, http).await) {
+            match accept(shared, http, purpose, auth::refresh(shared, http).await) {
                 Ok(fresh) => {
                     *token = fresh;
                     continue;
@@ -138,7 +138,12 @@ pub async fn send(
 
 /// A token from [`auth`], or why there is none: only the owner's token goes out, and the realtime channel
 /// gets it too.
-fn accept(shared: &Shared, purpose: Purpose, token: Result<Token, String>) -> Result<Token, String> {
+fn accept(
+    shared: &Shared,
+    http: &HttpTransport,
+    purpose: Purpose,
+    token: Result<Token, String>,
+) -> Result<Token, String> {
     match token {
         Ok(Token::Bearer(bearer)) => {
             storage::check_owner(shared, Some(&bearer)).map_err(|why| deny(shared, why))?;
@@ -148,8 +153,24 @@ fn accept(shared: &Shared, purpose: Purpose, token: Result<Token, String>) -> Re
         Ok(Token::ApiKey) if purpose == Purpose::CatchUp => {
             Err("catch-up needs a user's access token (getAccessToken or setAccessToken)".into())
         }
-        Ok(Token::ApiKey) => Ok(Token::ApiKey),
+        Ok(Token::ApiKey) => match key_stands_in(shared, http) {
+            Ok(()) => Ok(Token::ApiKey),
+            Err(why) => Err(deny(shared, why)),
+        },
         Err(why) => Err(deny(shared, why)),
+    }
+}
+
+/// The API key sends a user's queue only where `allowAnonymous` says so: without it, a queue that belongs to a user
+/// (the `user` option, or the first token's `sub`) waits for that user's token, as after a failed `getAccessToken`.
+fn key_stands_in(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
+    let Ok(s) = shared.try_borrow() else { return Ok(()) };
+    match s.durable.owner() {
+        Some(owner) if !http.allow_anonymous => Err(format!(
+            "waiting for user {owner}'s access token: the queue is that user's; pass transport.getAccessToken or call \
+             setAccessToken (transport.allowAnonymous: true sends it with the API key)"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -348,6 +348,45 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  for (const mode of ["rpc", "rest"]) {
+    test(`${mode}: a named user's queue, no getAccessToken: nothing goes with the API key until setAccessToken gives that user's token`, async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await openPage(context, site.url);
+        const waiting = await page.evaluate(async ({ url, mode, user }) => {
+          window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode }, user, storage: null });
+          for (let i = 0; i < 3; i++) window.t.sync.queueCriticalChange("user_preferences", `key-only-${i}`, "upsert", { id: `key-only-${i}`, theme: "x" });
+          const timedOut = await Promise.race([
+            window.t.sync.forceSyncAll().then(() => false),
+            new Promise((r) => setTimeout(() => r(true), 500)),
+          ]);
+          const s = window.t.sync.stats();
+          return { timedOut, pending: s.pending, needsAuth: s.needsAuth, lastError: s.lastError, sent: window.t.sent.length };
+        }, { url: server.restUrl, mode, user: USER_A });
+        assert.deepEqual({ ...waiting, lastError: undefined }, { timedOut: true, pending: 3, needsAuth: true, lastError: undefined, sent: 0 });
+        assert.match(waiting.lastError, /aaaaaaaa.*setAccessToken/);
+        const done = await page.evaluate(async (token) => {
+          window.t.sync.setAccessToken(token);
+          const s = await window.t.sync.forceSyncAll();
+          return { confirmed: s.confirmed, pending: window.t.sync.stats().pending, subs: [...new Set(window.t.sent.map((r) => r.sub))] };
+        }, tokenA);
+        assert.deepEqual(done, { confirmed: 3, pending: 0, subs: [USER_A] });
+        assert.equal((await rowsOf(tokenA, "key-only-")).length, 3);
+        // Signed out again (setAccessToken(null)): the owner's next change waits as well.
+        const again = await page.evaluate(async () => {
+          window.t.sync.setAccessToken(null);
+          window.t.sync.queueCriticalChange("user_preferences", "key-only-0", "update", { theme: "y" });
+          await new Promise((r) => setTimeout(r, 300));
+          const s = window.t.sync.stats();
+          return { pending: s.pending, needsAuth: s.needsAuth, keyOnly: window.t.sent.filter((r) => r.sub === null).length };
+        });
+        assert.deepEqual(again, { pending: 1, needsAuth: true, keyOnly: 0 });
+      } finally {
+        await context.close();
+      }
+    });
+  }
+
   test("remote changes (issue 11): setAccessToken(B) on A's instance closes its realtime channel; B's rows never reach A's listeners", async () => {
     const context = await browser.newContext();
     try {
