@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type {
   FailedChange,
   Op,
@@ -134,6 +134,10 @@ export function useRecordSyncInstance(): () => RecordSyncLike {
 export function useRemoteChanges(listener: (changes: readonly RemoteChange[]) => void): void {
   const store = useRecordSyncStore();
   const listenerRef = useRef(listener);
+  // A provider without `pull` is a mistake in the app: it reaches the nearest error boundary from this component's
+  // render, with its stack, instead of escaping from an effect or from the store's notification of other hooks.
+  const [refused, setRefused] = useState<Error | null>(null);
+  if (refused !== null) throw refused;
   useEffect(() => {
     listenerRef.current = listener;
   });
@@ -147,8 +151,12 @@ export function useRemoteChanges(listener: (changes: readonly RemoteChange[]) =>
       off = null;
       current = instance;
       if (instance === null) return;
-      if (instance.onRemoteChanges === undefined) throw new Error("record-sync: useRemoteChanges needs an instance with onRemoteChanges");
-      off = instance.onRemoteChanges((changes) => listenerRef.current(changes));
+      try {
+        if (instance.onRemoteChanges === undefined) throw new Error("record-sync: useRemoteChanges needs an instance with onRemoteChanges");
+        off = instance.onRemoteChanges((changes) => listenerRef.current(changes));
+      } catch (error) {
+        setRefused(error instanceof Error ? error : new Error(String(error)));
+      }
     };
     // Subscribing to the store creates the instance and tells of a recreated one.
     const unsubscribe = store.subscribe(follow);

@@ -1,6 +1,6 @@
 // The page the React-binding tests drive: record-sync and record-sync/react from the built pkg/, React 19, and a
 // custom transport the test steers. Everything observable is on window.rsTest.
-import { StrictMode, useEffect, useState } from "react";
+import { Component, StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { RecordSync } from "record-sync";
 import {
@@ -169,6 +169,39 @@ t.mountRemote = () => {
     );
   t.remote.render = render;
   render("first");
+};
+
+// useRemoteChanges under a provider made without `pull`: the mistake reaches the error boundary around the hook's
+// component; a sibling outside it goes on showing the stats.
+class Boundary extends Component {
+  state = { error: null };
+  static getDerivedStateFromError(error) {
+    return { error };
+  }
+  render() {
+    return this.state.error ? <p data-testid="refused">{String(this.state.error.message)}</p> : this.props.children;
+  }
+}
+
+function PendingCount() {
+  const pending = useSyncStats((s) => s.pending);
+  return <p data-testid="pending">pending {pending}</p>;
+}
+
+t.mountRemoteWithoutPull = () => {
+  const el = document.createElement("div");
+  document.body.append(el);
+  t.root = createRoot(el);
+  t.root.render(
+    <RecordSyncProvider options={t.options(true)}>
+      <Boundary>
+        <RemoteUser label="no pull" />
+      </Boundary>
+      <PendingCount />
+      <ActionsUser />
+      <InstanceProbe />
+    </RecordSyncProvider>,
+  );
 };
 
 t.ready = true;

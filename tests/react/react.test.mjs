@@ -67,6 +67,30 @@ describe("record-sync/react in Chromium", () => {
     }
   });
 
+  test("useRemoteChanges under a provider without pull: its error boundary says so, and the rest of the tree works", async () => {
+    const { context, page } = await open();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    try {
+      await page.evaluate(() => window.rsTest.mountRemoteWithoutPull());
+      await page.getByTestId("refused").waitFor({ timeout: 5000 });
+      assert.match(await page.getByTestId("refused").textContent(), /pull/);
+      await page.evaluate(() => window.rsTest.actions.queueChange("items", "a", "upsert", { id: "a" }));
+      await page.getByText("pending 1").waitFor({ timeout: 5000 });
+      assert.deepEqual(errors, [], "nothing escaped to the page");
+      // The refused subscription left nothing behind that keeps the provider's instance alive.
+      const destroyed = await page.evaluate(async () => {
+        const t = window.rsTest;
+        t.unmount();
+        await new Promise((ok) => setTimeout(ok, 50));
+        return t.instances.map(t.isDestroyed);
+      });
+      assert.deepEqual(destroyed, [true]);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a burst of 1000 changes re-renders a bounded number of times; snapshot and callbacks stay stable", async (t) => {
     const { context, page } = await open();
     try {
