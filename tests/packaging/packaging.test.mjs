@@ -31,6 +31,8 @@ const VERSIONS = {
   vite: readVersion("vite"),
   webpack: readVersion("webpack"),
   "webpack-cli": readVersion("webpack-cli"),
+  typescript: readVersion("typescript"),
+  "@types/react": readVersion("@types/react"),
 };
 let tmp, tarball, server, token, browser;
 
@@ -131,6 +133,27 @@ describe("the packed package", () => {
        console.log(typeof m.RecordSync, m.isSupported, typeof r.useRecordSync, html.includes("Sync monitor"));`,
     ], { cwd: dir });
     assert.equal(out.trim(), "function false function true");
+  });
+
+  test("the package README's quick start type-checks against the installed package (tsc --strict)", async () => {
+    const dir = join(tmp.dir, "typed-app");
+    mkdirSync(dir);
+    await install(dir, { react: VERSIONS.react, typescript: VERSIONS.typescript, "@types/react": VERSIONS["@types/react"] });
+    const readme = readFileSync(join(dir, "node_modules/record-sync/README.md"), "utf8");
+    const example = readme.match(/```tsx\n([\s\S]*?)```/)?.[1];
+    assert.ok(example, "the README has a tsx example");
+    // What the example takes from the app around it.
+    const app = `declare const SUPABASE_URL: string;
+declare const SUPABASE_ANON_KEY: string;
+declare const supabase: { auth: { getSession(): Promise<{ data: { session: { access_token: string } | null } }> } };
+declare function App(): null;
+`;
+    writeFileSync(join(dir, "quick-start.tsx"), app + example);
+    writeFileSync(
+      join(dir, "tsconfig.json"),
+      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, jsx: "react-jsx", module: "esnext", moduleResolution: "bundler", target: "es2022", lib: ["es2022", "dom"] }, files: ["quick-start.tsx"] }),
+    );
+    await run(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "."], { cwd: dir });
   });
 
   test("a fresh Vite React app (no plugins, no config): vite build, loaded in Chromium, syncs a change", async () => {
