@@ -336,3 +336,28 @@ fn an_engine_that_follows_another_waits_for_its_request_and_never_takes_its_answ
     assert_ne!(t.id, out.id, "request ids go on from the old engine's");
     assert!(t.request.body.unwrap().contains("\"new\""));
 }
+
+#[test]
+fn writes_a_failed_request_kept_from_going_fail_with_its_reason() {
+    // Rest mode: an upsert of plans and a delete of sessions are two requests; the first fails, the second never
+    // goes, and `lastError` says why (before, the write never sent said "the server gave no result").
+    type Fail = fn(&mut Engine<Row>, u64);
+    let failures: [(&str, Fail); 2] = [
+        ("HTTP 503", |e, id| {
+            let busy = HttpResponse { status: 503, retry_after: None, body: "busy".into() };
+            e.handle_response(id, busy, 1).unwrap();
+        }),
+        ("Failed to fetch", |e, id| e.handle_failure(id, "Failed to fetch", 1).unwrap()),
+    ];
+    for (reason, fail) in failures {
+        let mut e = engine(rest());
+        queue(&mut e, "p1", json!({ "id": "p1" }), 0);
+        e.enqueue(Change::new("sessions", "s1", Op::Delete, None, Priority::Critical).unwrap(), 0).unwrap();
+        let first = transmit(&mut e);
+        fail(&mut e, first.id);
+        let stats = e.stats();
+        assert_eq!((stats.pending, stats.retries), (2, 2), "{reason}");
+        let last_error = stats.last_error.unwrap_or_default();
+        assert!(last_error.contains(reason), "{reason}: {last_error}");
+    }
+}

@@ -145,17 +145,13 @@ impl<P: Payload> Exchange<P> {
                 }
             };
             if let Err(e) = result {
-                self.settle(&sent, Outcome::Transient { message: String::from(e), retry_after_ms: None });
-                self.todo.clear();
+                self.stop(&sent, Outcome::Transient { message: String::from(e), retry_after_ms: None });
             }
             return;
         }
         let too_large = response.status == 413;
         match failure_outcome(&response) {
-            outcome @ Outcome::Transient { .. } => {
-                self.settle(&sent, outcome);
-                self.todo.clear();
-            }
+            outcome @ Outcome::Transient { .. } => self.stop(&sent, outcome),
             _ if sent.splits() && sent.members(&self.all).len() > 1 => {
                 let [first, second] = sent.halves();
                 self.todo.push_front(second);
@@ -229,12 +225,21 @@ impl<P: Payload> Exchange<P> {
     /// The request got no answer: it may or may not have been applied.
     pub fn on_network_error(&mut self, message: &str) {
         let Some(sent) = self.current.take() else { return };
-        self.settle(&sent, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
-        self.todo.clear();
+        self.stop(&sent, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
     }
 
-    /// The outcomes gathered; writes never answered are left out, and the engine counts them as transient
-    /// (or, after a 401 with no token to be had, returns them to the queue).
+    /// A transient failure ends the exchange: the requests after `sent` do not go (order), and their writes fail
+    /// for the same reason, so that `lastError` and a `Retry-After` speak for them too.
+    fn stop(&mut self, sent: &Request, outcome: Outcome<P>) {
+        self.settle(sent, outcome.clone());
+        for unsent in std::mem::take(&mut self.todo) {
+            self.settle(&unsent, outcome.clone());
+        }
+    }
+
+    /// The outcomes gathered; writes an answer left out (an rpc answer without their seq, an exchange given up
+    /// after a 401) are missing, and the engine counts them as transient (or, after a 401 with no token to be
+    /// had, returns them to the queue).
     pub fn finish(self) -> Vec<ChangeOutcome<P>> {
         self.outcomes
     }
