@@ -2,7 +2,8 @@
 # End-to-end tests in Chromium (playwright-core driving /usr/bin/chromium), run by node's test runner:
 #   tests/react      the React bindings (record-sync/react from pkg/) in a real browser, and SSR in Node
 #   tests/e2e        the training-plan demo against the dev server: editing, merging, offline, errors, screenshot
-#   tests/durable    the durable queue: reload, killed browser, crashed tab, sign-out and another user, storage faults
+#   tests/durable    the durable queue: reload, killed browser, crashed tab, sign-out and another user, storage faults,
+#                    and all of it at once with server faults (chaos.test.mjs; DATABASE_URL runs it on that PostgreSQL)
 #   tests/packaging  `npm pack` of pkg/ installed into fresh Vite and webpack 5 apps, built and loaded
 # Builds pkg/ and the demo first. Screenshots go to build/screenshots/.
 set -euo pipefail
