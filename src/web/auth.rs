@@ -20,7 +20,7 @@ use super::{schedule, storage, timeout, Shared};
 pub enum Token {
     /// A user's token.
     Bearer(String),
-    /// The API key stands in (no `getAccessToken`, or `allowAnonymous`).
+    /// The API key stands in (no `getAccessToken`, or `allowAnonymous`); `request` decides whether it may.
     ApiKey,
 }
 

@@ -6,8 +6,9 @@
 //! - No token to be had, another user's, or a second 401: nothing (more) is sent; a refused token is dropped,
 //!   `needsAuth` says why, and `getAccessToken` is asked again with backoff.
 //!
-//! The API key stands in for a user's token only for writes, and only where the transport allows it (no
-//! `getAccessToken`, or `allowAnonymous`); the feed is read with a user's token only.
+//! The API key stands in for a user's token only for writes, and only where the transport allows it: no
+//! `getAccessToken` and a queue that is nobody's yet, or `allowAnonymous`. The feed is read with a user's token
+//! only.
 
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
