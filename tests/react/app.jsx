@@ -23,6 +23,7 @@ const t = {
   stats: [],
   instances: [],
   sends: [],
+  sentIds: [],
   failMode: null,
   api: null,
   root: null,
@@ -33,6 +34,7 @@ window.rsTest = t;
 export const transport = {
   async send(batch) {
     t.sends.push(batch.changes.length);
+    t.sentIds.push(...batch.changes.map((c) => c.id));
     await sleep(10);
     return batch.changes.map((c) =>
       t.failMode === "permanent"
@@ -202,6 +204,28 @@ t.mountRemoteWithoutPull = () => {
       <InstanceProbe />
     </RecordSyncProvider>,
   );
+};
+
+// Switching users as README says: a new provider `key` and `options.user`, in StrictMode as apps run in development.
+function Switcher({ user }) {
+  return (
+    <StrictMode>
+      <RecordSyncProvider key={user} options={{ ...t.options(true), user }}>
+        <ActionsUser />
+        <PendingCount />
+        <InstanceProbe />
+      </RecordSyncProvider>
+    </StrictMode>
+  );
+}
+
+t.mountUser = (user) => {
+  if (t.root === null) {
+    const el = document.createElement("div");
+    document.body.append(el);
+    t.root = createRoot(el);
+  }
+  t.root.render(<Switcher user={user} />);
 };
 
 t.ready = true;

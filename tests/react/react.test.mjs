@@ -216,6 +216,44 @@ describe("record-sync/react in Chromium", () => {
     }
   });
 
+  test("switching users with the provider's key: A's stored changes never go out under B, and go when A is back", async () => {
+    const { context, page } = await open();
+    try {
+      const live = () => page.evaluate(() => [...new Set(window.rsTest.instances)].filter((i) => !window.rsTest.isDestroyed(i)).map((i) => i.stats()));
+      await page.evaluate(() => window.rsTest.mountUser("user-a"));
+      await page.waitForFunction(() => window.rsTest.instances.some((i) => !window.rsTest.isDestroyed(i) && i.stats().durable));
+      // Low priority with slow intervals: A's changes wait, stored.
+      await page.evaluate(() => {
+        for (const id of ["a1", "a2"]) window.rsTest.actions.queueLowChange("items", id, "upsert", { id });
+      });
+      await page.getByText("pending 2").waitFor({ timeout: 5000 });
+
+      await page.evaluate(() => window.rsTest.mountUser("user-b"));
+      await page.getByText("pending 0").waitFor({ timeout: 5000 });
+      await page.waitForFunction(() => window.rsTest.instances.some((i) => !window.rsTest.isDestroyed(i) && i.stats().durable && i.stats().user === "user-b"));
+      const b = await page.evaluate(async () => {
+        const s = await window.rsTest.actions.forceSyncAll();
+        return { confirmed: s.confirmed, sent: [...window.rsTest.sentIds] };
+      });
+      assert.deepEqual(b, { confirmed: 0, sent: [] }, "B's instance sends none of A's changes");
+      assert.deepEqual((await live()).map((s) => s.user), ["user-b"], "one live instance, B's");
+
+      await page.evaluate(() => window.rsTest.actions.queueCriticalChange("items", "b1", "upsert", { id: "b1" }));
+      await page.waitForFunction(() => window.rsTest.sentIds.includes("b1"));
+
+      await page.evaluate(() => window.rsTest.mountUser("user-a"));
+      await page.waitForFunction(() => window.rsTest.instances.some((i) => !window.rsTest.isDestroyed(i) && i.stats().durable && i.stats().user === "user-a"));
+      const a = await page.evaluate(async () => {
+        const s = await window.rsTest.actions.forceSyncAll();
+        return { confirmed: s.confirmed, sent: [...window.rsTest.sentIds].sort() };
+      });
+      assert.deepEqual(a, { confirmed: 2, sent: ["a1", "a2", "b1"] }, "A's stored changes went once A was back");
+      assert.deepEqual((await live()).map((s) => s.user), ["user-a"]);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("StrictMode: exactly one live instance while mounted; unmount destroys what the provider created", async () => {
     const { context, page } = await open();
     try {
