@@ -216,6 +216,9 @@ export interface SyncStats {
   isPaused: boolean;
   /** Sending waits for an access token (see `getAccessToken`); `lastError` says why. */
   needsAuth: boolean;
+  /** The latest error seen: a transient one stays after sending recovers (a history, as the monitor shows it);
+   *  what is wrong now is in `needsAuth`, `isOnline`, `failedSyncs` and `durable`. Cleared by a confirmed write
+   *  after a token problem, a good store write after a storage fault, a complete catch-up after a bad page. */
   lastError: string | null;
   /** Enqueue-to-confirmed time of recent writes; null before the first. */
   latencyMs: Latency | null;
