@@ -677,7 +677,8 @@ impl RecordSync {
     }
 
     /// Sends everything queued so far now (backoff or not) and resolves once all of it is confirmed,
-    /// answered with a conflict, or on the failed list. Waits while offline or paused. Rejects if the
+    /// answered with a conflict, or on the failed list. Waits while offline, paused, without a token
+    /// (`needsAuth`), and while the stored queue is restored or waits for its owner's token. Rejects if the
     /// instance is destroyed first.
     #[wasm_bindgen(js_name = forceSyncAll, unchecked_return_type = "Promise<SyncSummary>")]
     pub fn force_sync_all(&self) -> Promise {
@@ -784,7 +785,8 @@ impl RecordSync {
         Ok(())
     }
 
-    /// The bearer token for the next requests (`null`: ask `getAccessToken`, else send the API key).
+    /// The bearer token for the next requests (`null`: ask `getAccessToken`; without it, a queue that is
+    /// nobody's goes with the API key, a user's waits unless `allowAnonymous`).
     #[wasm_bindgen(js_name = setAccessToken)]
     pub fn set_access_token(
         &self,

@@ -35,7 +35,10 @@ export interface PostgrestTransport {
   getAccessToken?: () => string | null | undefined | Promise<string | null | undefined>;
   /** How long `getAccessToken` may take, in ms (default 10000). */
   tokenTimeoutMs?: number;
-  /** With `getAccessToken` and no token to be had, send with the API key instead of waiting (default false). */
+  /** Send writes with the API key instead of waiting when there is no user's token: with `getAccessToken` and
+   *  none to be had, and without it for a queue that belongs to a user (the `user` option, or the first token's
+   *  `sub`), which otherwise waits for that user's token (default false). In `rpc` mode the server must allow it
+   *  too (`record_sync_settings.allow_anonymous`). */
   allowAnonymous?: boolean;
   /** `rest` (default): bulk upserts, patches and deletes per table. `rpc`: one `record_sync_apply` call per batch. */
   mode?: "rest" | "rpc";
