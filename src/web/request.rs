@@ -165,13 +165,17 @@ fn accept(
 /// The API key sends a user's queue only where `allowAnonymous` says so: without it, a queue that belongs to a user
 /// (the `user` option, or the first token's `sub`) waits for that user's token, as after a failed `getAccessToken`.
 fn key_stands_in(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
-    let Ok(s) = shared.try_borrow() else { return Ok(()) };
-    match s.durable.owner() {
-        Some(owner) if !http.allow_anonymous => Err(format!(
+    if http.allow_anonymous {
+        return Ok(());
+    }
+    // Fails closed: a state that cannot be read now may name an owner.
+    let owner = shared.try_borrow().map_err(|_| "waiting to read whose queue this is".to_string())?.durable.owner();
+    match owner {
+        Some(owner) => Err(format!(
             "waiting for user {owner}'s access token: the queue is that user's; pass transport.getAccessToken or call \
              setAccessToken (transport.allowAnonymous: true sends it with the API key)"
         )),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
