@@ -674,6 +674,10 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
     assert!(sync.retry_failed("x".into()).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.subscribe(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
     assert!(sync.set_access_token(JsValue::from(1)).unwrap_err().is_instance_of::<js_sys::TypeError>());
+    // fetch would throw on it, which would look like a network error retried forever.
+    let error = sync.set_access_token("a.b.c\r\nX-Other: 1".into()).unwrap_err();
+    assert!(error.is_instance_of::<js_sys::TypeError>(), "{}", error_text(&error));
+    assert!(!error_text(&error).contains("X-Other"), "the message does not echo the token: {}", error_text(&error));
     assert!(sync.on_conflict(JsValue::from("f")).unwrap_err().is_instance_of::<js_sys::TypeError>());
     sync.destroy();
 
@@ -765,6 +769,28 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
         assert!(error.is_instance_of::<js_sys::TypeError>(), "{expected}: {}", error_text(&error));
         let message = error_text(&error);
         assert!(message.contains(expected), "expected {expected:?} in {message:?}");
+    }
+    // An option a getter or proxy trap fails to read is a TypeError naming it, not an absent option that takes
+    // its default (a throwing getter for syncIntervals was accepted) nor the app's own exception passed through.
+    let unreadable = [
+        (
+            "return { transport: { send: async () => [] }, storage: null, get syncIntervals() { throw new Error('no'); } };",
+            "options.syncIntervals could not be read: no",
+        ),
+        (
+            "return { transport: { send: async () => [] }, storage: null, tables: new Proxy({}, { ownKeys() { throw 1; } }) };",
+            "options.tables could not be read: 1",
+        ),
+        (
+            "return { transport: { send: async () => [] }, storage: null, tables: { a: { get parents() { throw new TypeError('p'); } } } };",
+            "options.tables.a.parents could not be read: TypeError: p",
+        ),
+    ];
+    for (body, expected) in unreadable {
+        let options = Function::new_no_args(body).call0(&JsValue::NULL).unwrap();
+        let error = RecordSync::new(options).err().unwrap_or_else(|| panic!("accepted: {expected}"));
+        assert!(error.is_instance_of::<js_sys::TypeError>(), "{expected}: {}", error_text(&error));
+        assert_eq!(error_text(&error), format!("TypeError: RecordSync: {expected}"));
     }
 }
 
@@ -875,7 +901,7 @@ fn heard(recorder: &Function) -> Vec<Value> {
 #[wasm_bindgen_test]
 async fn no_token_no_send_in_both_modes_and_set_access_token_resumes() {
     for mode in ["rest", "rpc"] {
-        for kind in ["throws", "rejects", "null", "empty", "never"] {
+        for kind in ["throws", "rejects", "null", "empty", "newline", "never"] {
             let id = format!("{}-token-{kind}", uid());
             seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
             let options = options(mode, json!({}));

@@ -34,9 +34,19 @@ pub async fn ask(get: &Function, timeout_ms: u32) -> Result<String, String> {
         Some(Ok(value)) => value,
     };
     match value.as_string() {
-        Some(token) if !token.is_empty() => Ok(token),
+        Some(token) if is_sendable(&token) => Ok(token),
+        // Not the token itself in the message: it may be a real one with a stray newline.
+        Some(token) if !token.is_empty() => Err(format!("getAccessToken gave a token {NOT_SENDABLE}")),
         _ => Err(format!("getAccessToken gave no token ({}): sign in, or call setAccessToken", js::describe(&value))),
     }
+}
+
+pub const NOT_SENDABLE: &str = "that cannot go in an Authorization header (a space or control character in it)";
+
+/// Whether a token can be sent as `Bearer <token>`: printable ASCII without spaces, a superset of the bearer
+/// token syntax. Anything else makes `fetch` throw, which would look like a network error retried forever.
+pub fn is_sendable(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 /// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed.

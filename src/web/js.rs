@@ -22,6 +22,8 @@ extern "C" {
     /// Whether a JS string holds no lone surrogate (which would come out of it as U+FFFD).
     #[wasm_bindgen(js_name = isWellFormed)]
     pub fn is_well_formed(text: &JsValue) -> bool;
+    #[wasm_bindgen(js_name = unreadableOption)]
+    pub fn unreadable_option(options: &JsValue) -> Option<String>;
 }
 
 pub fn type_error(message: impl AsRef<str>) -> JsValue {

@@ -564,6 +564,9 @@ impl RecordSync {
         let id_bytes: [u8; 16] = js::random_bytes();
         let client_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let seed = u64::from_le_bytes(js::random_bytes());
+        if let Some(why) = js::unreadable_option(&options) {
+            return Err(js::type_error(format!("RecordSync: {why}")));
+        }
         let options::Options { config, transport, merges, primary_keys } =
             options::parse(&options, client_id.clone(), seed)?;
         let durable = storage::parse(&options)?;
@@ -786,7 +789,8 @@ impl RecordSync {
     }
 
     /// The bearer token for the next requests (`null`: ask `getAccessToken`; without it, a queue that is
-    /// nobody's goes with the API key, a user's waits unless `allowAnonymous`).
+    /// nobody's goes with the API key, a user's waits unless `allowAnonymous`). A token must be printable ASCII
+    /// without spaces, as a `Bearer` header carries it.
     #[wasm_bindgen(js_name = setAccessToken)]
     pub fn set_access_token(
         &self,
@@ -801,6 +805,12 @@ impl RecordSync {
                     js::describe(&token)
                 ))
             })?;
+            if !auth::is_sendable(&t) {
+                return Err(js::type_error(format!(
+                    "RecordSync.setAccessToken: token is a string {}",
+                    auth::NOT_SENDABLE
+                )));
+            }
             Some(t)
         };
         let resumes = token.is_some();

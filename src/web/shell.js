@@ -105,6 +105,37 @@ function copyJson(value, depth) {
   return json === undefined ? undefined : JSON.parse(json);
 }
 
+/** The path of the first option a getter or proxy trap fails to read (with why), or null. Read once before the
+ *  options are parsed, which reads them again: an option that cannot be read would otherwise look absent and
+ *  take its default. Only plain objects and arrays are walked (a store or transport class is the app's). */
+export function unreadableOption(options) {
+  let budget = 10000;
+  const walk = (value, path, depth) => {
+    let keys;
+    try {
+      if (typeof value !== "object" || value === null || depth > 4 || --budget < 0) return null;
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) return null;
+      keys = Object.keys(value);
+    } catch (e) {
+      return `${path} could not be read: ${describeError(e)}`;
+    }
+    for (const key of keys) {
+      const at = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`;
+      let inner;
+      try {
+        inner = value[key];
+      } catch (e) {
+        return `${at} could not be read: ${describeError(e)}`;
+      }
+      const found = walk(inner, at, depth + 1);
+      if (found) return found;
+    }
+    return null;
+  };
+  return walk(options, "options", 0);
+}
+
 function describeError(e) {
   try {
     if (e instanceof Error) return e.name && e.name !== "Error" ? `${e.name}: ${e.message}` : e.message;

@@ -123,7 +123,8 @@ export function serviceRest(server, method, path, body) {
   });
 }
 
-/** A `getAccessToken` that fails the given way: "throws", "rejects", "null", "empty" or "never" (settles never). */
+/** A `getAccessToken` that fails the given way: "throws", "rejects", "null", "empty", "newline" (a token no
+ *  header can carry) or "never" (settles never). */
 export function failingToken(kind) {
   const get = () => {
     get.calls += 1;
@@ -131,6 +132,7 @@ export function failingToken(kind) {
     if (kind === "rejects") return Promise.reject(new Error("refresh failed"));
     if (kind === "null") return Promise.resolve(null);
     if (kind === "empty") return "";
+    if (kind === "newline") return "eyJhbGciOiJIUzI1NiJ9.e30.sig\n";
     return new Promise(() => {});
   };
   get.calls = 0;
