@@ -63,6 +63,11 @@ impl JsRow {
         }
     }
 
+    /// A plain object no one else holds (a structured clone the store just made), taken as the queue's own.
+    pub fn cloned(object: JsValue) -> JsRow {
+        JsRow(Rc::new(object.unchecked_into()))
+    }
+
     /// A copy for the app (a view, a merge function's argument): changing it changes nothing queued.
     pub fn to_js(&self) -> JsValue {
         clone_row(&self.0).into()

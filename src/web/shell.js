@@ -391,6 +391,19 @@ export function unpack(value) {
   }
 }
 
+/** `unpack` for the default store, whose `load` hands back IndexedDB's structured clones: its rows are fresh
+ *  objects no one else holds, made from rows `copyRow` made, so they are taken as they are instead of copied
+ *  again. One that is not a plain object comes back as null (the record naming it is unreadable). */
+export function unpackCloned(value) {
+  const [text, rows] = unpack(value);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    const proto = typeof row === "object" && row !== null ? Object.getPrototypeOf(row) : undefined;
+    if (proto !== null && proto !== Object.prototype) rows[i] = null;
+  }
+  return [text, rows];
+}
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1102,6 +1102,40 @@ describe("durable queue across crashes and storage faults", () => {
     }
   });
 
+  test("an app's store that hands back the copies it keeps never sees them changed by later edits", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      // The default store's loads are fresh structured clones, taken as the queue's own; an app's store may
+      // return the very copies it keeps (README: it copies at append), which a later patch must not change.
+      const result = await page.evaluate(async () => {
+        const records = [];
+        const store = {
+          async load() { return records.slice(); },
+          append(user, record, replace) { if (replace) records.length = 0; records.push(structuredClone(record)); },
+          async clear() { records.length = 0; },
+        };
+        const transport = { send: () => new Promise(() => {}) };
+        const make = () => new window.t.rs.RecordSync({ user: "keeper", storage: store, transport, syncIntervals: { 3: 86_400_000 } });
+        let sync = make();
+        await window.t.durable(sync);
+        sync.queueLowChange("items", "k-1", "upsert", { id: "k-1", name: "first" });
+        await new Promise((r) => setTimeout(r, 50));
+        sync.destroy();
+        const kept = records.at(-1).r[0];
+        sync = make();
+        await window.t.durable(sync);
+        sync.queueLowChange("items", "k-1", "update", { name: "second" });
+        const pending = sync.pendingChanges().map((c) => c.data);
+        sync.destroy();
+        return { kept: { ...kept }, pending };
+      });
+      assert.deepEqual(result, { kept: { id: "k-1", name: "first" }, pending: [{ id: "k-1", name: "second" }] });
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a row restored from storage is sent as the JSON the app queued (Dates, toJSON, nested objects)", async () => {
     const context = await browser.newContext();
     try {
