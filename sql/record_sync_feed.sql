@@ -281,8 +281,12 @@ revoke all on function public.record_sync_feed_disable(text) from public;
 -- The catch-up read. Cursor order is (writing transaction, version). A row is handed out only once every
 -- transaction that could still commit below it has finished: rows whose transaction is at or above the
 -- snapshot's xmin wait for a later call. So a cursor never passes a row that commits later (sql/README.md).
+-- `restarted`: the reader is on a read that started over from null after a reset. That read pages the oldest rows
+-- first, so its cursor is behind the pruned horizon for a while; checked against it, it would be reset again at
+-- every page and never finish. It needs no pruned tombstone: it reads current rows, not history.
+drop function if exists public.record_sync_changes(text, text[], integer);
 create or replace function public.record_sync_changes(since text default null, tables text[] default null,
-                                                      page_size integer default 500)
+                                                      page_size integer default 500, restarted boolean default false)
 returns jsonb
 language plpgsql
 stable
@@ -328,7 +332,8 @@ begin
   end if;
 
   select * into v_state from public.record_sync_feed_state;
-  if since is not null and since <> '' and (v_cx, v_cv) < (v_state.pruned_xid, v_state.pruned_version) then
+  if since is not null and since <> '' and not coalesce(restarted, false)
+     and (v_cx, v_cv) < (v_state.pruned_xid, v_state.pruned_version) then
     -- Tombstones past this cursor were pruned: the reader may have missed deletes and must start over.
     return jsonb_build_object('changes', '[]'::jsonb, 'cursor', null, 'more', true, 'reset', true);
   end if;
@@ -363,7 +368,10 @@ begin
     using v_uid::text, v_cx, v_cv, v_horizon, page_size + 1, v_tables;
 
   if v_n = 0 then
-    return jsonb_build_object('changes', '[]'::jsonb, 'cursor', nullif(since, ''), 'more', false);
+    -- A first read that finds nothing answers the pruned horizon as its cursor: a reader without one could not
+    -- be told to start over, and would keep a row it then heard of by realtime after its tombstone was pruned.
+    return jsonb_build_object('changes', '[]'::jsonb, 'more', false, 'cursor',
+      coalesce(nullif(since, ''), v_state.pruned_xid::text || '-' || v_state.pruned_version::text));
   end if;
   if v_n > page_size then
     v_rows := v_rows - page_size;
@@ -375,5 +383,5 @@ begin
                             'more', v_n > page_size);
 end
 $fn$;
-revoke all on function public.record_sync_changes(text, text[], integer) from public;
-grant execute on function public.record_sync_changes(text, text[], integer) to anon, authenticated, service_role;
+revoke all on function public.record_sync_changes(text, text[], integer, boolean) from public;
+grant execute on function public.record_sync_changes(text, text[], integer, boolean) to anon, authenticated, service_role;

@@ -4,8 +4,10 @@
 //! store would hold). Another device writes the model server directly. Interleaved at random: local edits
 //! (upsert, patch, delete), the other device's writes, a batch sent and answered later (applied, failed
 //! before commit, or lost after commit), catch-up pages one at a time (a page may fail on the network or
-//! come back malformed), realtime messages, realtime dropping and coming back, and reloads (the remote side
-//! starts over from the cursor it stored; the queue and the app's copy are durable and stay).
+//! come back malformed), realtime messages, realtime dropping and coming back, reloads (the remote side
+//! starts over from the cursor it stored; the queue and the app's copy are durable and stay), and the server
+//! pruning its tombstones, which tells a reader behind them to start over (the app then drops its copy but for
+//! records with a local change, as README says).
 //!
 //! Asserted throughout: a record with a local change the server has not settled keeps the app's own value
 //! (no remote change overwrites it); per record, the app gets versions in increasing order only; a malformed
@@ -46,6 +48,8 @@ enum Step {
     RealtimeDrops,
     RealtimeBack,
     Reload,
+    /// The server prunes every tombstone (they outlived the retention).
+    Prune,
     Wait(u64),
 }
 
@@ -67,6 +71,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::RealtimeDrops),
         1 => Just(Step::RealtimeBack),
         1 => Just(Step::Reload),
+        1 => Just(Step::Prune),
         1 => (0u64..10_000).prop_map(Step::Wait),
     ]
 }
@@ -77,6 +82,8 @@ struct Server {
     rows: BTreeMap<String, (Row, u64, &'static str)>,
     tombstones: BTreeMap<String, (u64, &'static str)>,
     version: u64,
+    /// The newest version whose tombstone was pruned: a cursor before it may have missed a delete.
+    pruned: u64,
     /// Realtime messages on their way while the socket is up: (id, row) of a write, or (id, None) of a delete.
     socket: Option<VecDeque<(String, Option<Row>)>>,
 }
@@ -117,8 +124,13 @@ impl Server {
     }
 
     /// `record_sync_changes` over the model: each record's latest state after `since`, in version order.
-    fn page(&self, since: Option<&str>) -> Value {
-        let since: u64 = since.and_then(|c| c.split_once('-')).map_or(0, |(_, v)| v.parse().unwrap());
+    /// `restarted`: the read started over after a reset, and is not checked against the pruned horizon.
+    fn page(&self, since: Option<&str>, restarted: bool) -> Value {
+        let given: Option<u64> = since.and_then(|c| c.split_once('-')).map(|(_, v)| v.parse().unwrap());
+        let since = given.unwrap_or(0);
+        if !restarted && given.is_some_and(|since| since < self.pruned) {
+            return json!({"changes": [], "cursor": null, "more": true, "reset": true});
+        }
         let mut changes: Vec<(u64, Value)> = self
             .rows
             .iter()
@@ -137,7 +149,9 @@ impl Server {
         changes.truncate(PAGE);
         let cursor = changes.last().map(|(v, _)| format!("1-{v}"));
         let changes: Vec<Value> = changes.into_iter().map(|(_, c)| c).collect();
-        json!({"changes": changes, "cursor": cursor.or_else(|| since.gt(&0).then(|| format!("1-{since}"))), "more": more})
+        // Nothing read: the cursor stays, and a first read gets the pruned horizon (as the feed answers it).
+        let cursor = cursor.unwrap_or_else(|| format!("1-{}", since.max(self.pruned)));
+        json!({"changes": changes, "cursor": cursor, "more": more})
     }
 }
 
@@ -156,8 +170,13 @@ struct World {
     delivered: HashMap<String, u64>,
     /// The cursor the shell stored (it stores what `take_moved_cursor` gives after every page).
     stored: Option<SavedCursor>,
-    /// A reload happened: the new instance may hand over a version the app already has once more.
+    /// A reload or a start-over happened: a version the app already has may come once more.
     reloaded: bool,
+    /// This instance completed a catch-up: the shell opens the realtime socket only then (src/web/pull.rs).
+    caught_up: bool,
+    /// A read that started over after a reset is under way. The feed does not check it against prunes (it
+    /// would reset again at every page): it is assumed to finish within the month before the next one.
+    restarting: bool,
     flight: Option<Batch<Row>>,
     now: u64,
     conflicts: u64,
@@ -177,6 +196,8 @@ impl World {
             delivered: HashMap::new(),
             stored: None,
             reloaded: false,
+            caught_up: false,
+            restarting: false,
             flight: None,
             now: 0,
             conflicts: 0,
@@ -242,15 +263,7 @@ impl World {
                     assert_eq!(self.remote.cursor().map(str::to_owned), before);
                 }
             }
-            Step::Realtime => {
-                if let Some((id, message)) = self.server.socket.as_mut().and_then(VecDeque::pop_front) {
-                    match message {
-                        Some(row) => self.remote.on_realtime_row("t", &row, &self.engine).unwrap(),
-                        None => self.remote.on_realtime_other(None),
-                    }
-                    let _ = id;
-                }
-            }
+            Step::Realtime => self.realtime(),
             Step::RealtimeDrops => self.server.socket = None,
             Step::RealtimeBack if self.server.socket.is_none() => {
                 self.server.socket = Some(VecDeque::new());
@@ -269,10 +282,40 @@ impl World {
                 self.remote.restore_cursor(self.stored.clone());
                 self.server.socket = self.server.socket.take().map(|_| VecDeque::new());
                 self.reloaded = true;
+                self.caught_up = false;
+                self.restarting = false;
+            }
+            Step::Prune if self.restarting => {}
+            Step::Prune => {
+                // Tombstones are pruned a month after their delete: what was on its way on the socket then has
+                // long arrived (or, before this instance's first catch-up opened the socket, never came).
+                while self.server.socket.as_ref().is_some_and(|queue| !queue.is_empty()) {
+                    if !self.caught_up {
+                        self.server.socket = Some(VecDeque::new());
+                    }
+                    self.realtime();
+                }
+                if let Some(newest) = self.server.tombstones.values().map(|(v, _)| *v).max() {
+                    self.server.pruned = self.server.pruned.max(newest);
+                }
+                self.server.tombstones.clear();
             }
             Step::Wait(ms) => self.now += ms,
         }
         self.settle();
+    }
+
+    /// The next realtime message, once this instance has caught up (the shell opens the socket only then).
+    fn realtime(&mut self) {
+        if !self.caught_up {
+            return;
+        }
+        if let Some((_, message)) = self.server.socket.as_mut().and_then(VecDeque::pop_front) {
+            match message {
+                Some(row) => self.remote.on_realtime_row("t", &row, &self.engine).unwrap(),
+                None => self.remote.on_realtime_other(None),
+            }
+        }
     }
 
     fn answer(&mut self, fault: u8) {
@@ -303,8 +346,11 @@ impl World {
         if !self.remote.is_pulling() && self.remote.begin_pull().is_none() {
             return;
         }
-        let page = self.server.page(self.remote.cursor());
-        self.remote.on_page(&page.to_string(), &self.engine, self.now).unwrap();
+        let request: Value = serde_json::from_str(&self.remote.page_request()).unwrap();
+        let page = self.server.page(self.remote.cursor(), request["restarted"] == true);
+        let more = self.remote.on_page(&page.to_string(), &self.engine, self.now).unwrap();
+        self.caught_up |= !more;
+        self.restarting &= more;
         if let Some(cursor) = self.remote.take_moved_cursor() {
             self.stored = cursor;
         }
@@ -314,6 +360,13 @@ impl World {
     /// record with an unsettled local change was touched.
     fn settle(&mut self) {
         self.remote.settle(&self.engine);
+        if self.remote.take_reset() {
+            // README's recipe: drop the copy of the pulled tables, but for records with a change still pending.
+            let engine = &self.engine;
+            self.app.retain(|id, _| engine.has_local_change("t", id));
+            self.reloaded = true;
+            self.restarting = true;
+        }
         for change in self.remote.take_ready() {
             let last = self.delivered.get(&change.id).copied();
             self.delivered.insert(change.id.clone(), last.unwrap_or(0).max(change.version));
@@ -534,4 +587,42 @@ fn rows_written_under_an_earlier_pages_id_are_own_once_it_is_restored() {
     remote.on_page(&page.to_string(), &engine, 0).unwrap();
     let own: Vec<(String, bool)> = remote.take_ready().into_iter().map(|c| (c.id, c.own)).collect();
     assert_eq!(own, [("a".to_owned(), true), ("b".to_owned(), true), ("c".to_owned(), false)]);
+}
+
+/// Away longer than the feed keeps tombstones, a reader is told to start over: the app hears of it once, before
+/// the rows that follow, and every current row comes again (the app may have dropped its copy), while a
+/// delayed older version is still dropped. Once that catch-up completes, duplicates are dropped again.
+#[test]
+fn a_reset_is_told_once_and_brings_every_current_row_again_but_never_an_older_one() {
+    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: HashMap::new() };
+    let mut remote: Remote<Row> = Remote::new(ME, options);
+    let engine: Engine<Row> = Engine::new(Config::default()).unwrap();
+    let row = |id: &str, v: u64| json!({"id": id, "record_sync_version": v}).as_object().cloned().unwrap();
+    let change = |id: &str, v: u64| json!({"table": "t", "id": id, "op": "upsert", "row": row(id, v), "version": v});
+    let ready = |remote: &mut Remote<Row>| -> Vec<(String, u64)> {
+        remote.take_ready().into_iter().map(|c| (c.id, c.version)).collect()
+    };
+    remote.begin_pull();
+    let first = json!({"changes": [change("b", 2), change("a", 3)], "cursor": "1-3", "more": false});
+    assert!(!remote.on_page(&first.to_string(), &engine, 0).unwrap());
+    assert_eq!(ready(&mut remote), [("b".to_owned(), 2), ("a".to_owned(), 3)]);
+    assert!(!remote.take_reset());
+
+    remote.request_pull();
+    remote.begin_pull();
+    let reset = json!({"changes": [], "cursor": null, "more": true, "reset": true});
+    assert!(remote.on_page(&reset.to_string(), &engine, 1).unwrap(), "the catch-up goes on from the start");
+    assert!(remote.take_reset(), "told");
+    assert!(!remote.take_reset(), "told once");
+    assert_eq!(remote.resets(), 1);
+    remote.on_realtime_row("t", &row("a", 2), &engine).unwrap();
+    assert_eq!(ready(&mut remote), [], "an older version than seen is still dropped");
+    // b was deleted in the pruned gap: the feed has no tombstone of it, only a's current row.
+    let again = json!({"changes": [change("a", 3)], "cursor": "1-3", "more": false});
+    assert!(!remote.on_page(&again.to_string(), &engine, 2).unwrap());
+    assert_eq!(ready(&mut remote), [("a".to_owned(), 3)], "the version seen comes again");
+
+    remote.on_realtime_row("t", &row("a", 3), &engine).unwrap();
+    assert_eq!(ready(&mut remote), [], "after the catch-up completed, a duplicate is dropped again");
+    assert!(!remote.take_reset());
 }

@@ -4,6 +4,7 @@ import type {
   Op,
   PendingChange,
   RemoteChange,
+  RemoteChangesInfo,
   RowData,
   SyncPriority,
   SyncStats,
@@ -131,7 +132,7 @@ export function useRecordSyncInstance(): () => RecordSyncLike {
  * subscription follows the provider's instance if it is recreated. A record with a local change the server has
  * not settled gets its remote change after that change settles.
  */
-export function useRemoteChanges(listener: (changes: readonly RemoteChange[]) => void): void {
+export function useRemoteChanges(listener: (changes: readonly RemoteChange[], info: RemoteChangesInfo) => void): void {
   const store = useRecordSyncStore();
   const listenerRef = useRef(listener);
   // A provider without `pull` is a mistake in the app: it reaches the nearest error boundary from this component's
@@ -153,7 +154,7 @@ export function useRemoteChanges(listener: (changes: readonly RemoteChange[]) =>
       if (instance === null) return;
       try {
         if (instance.onRemoteChanges === undefined) throw new Error("record-sync: useRemoteChanges needs an instance with onRemoteChanges");
-        off = instance.onRemoteChanges((changes) => listenerRef.current(changes));
+        off = instance.onRemoteChanges((changes, info) => listenerRef.current(changes, info));
       } catch (error) {
         setRefused(error instanceof Error ? error : new Error(String(error)));
       }

@@ -25,6 +25,7 @@ export type {
   RecordSyncOptions,
   PriorityName,
   RemoteChange,
+  RemoteChangesInfo,
   PullOptions,
   PullSummary,
   ConflictRecord,

@@ -258,6 +258,9 @@ struct Page<P> {
     reset: bool,
 }
 
+/// The cursor before every change: what [`Remote::take_moved_cursor`] stores for a reader held back to the start.
+const START: &str = "0-0";
+
 pub struct Remote<P> {
     client_id: String,
     /// Client ids of earlier pages whose writes this one's queue restored and sends under them: their rows
@@ -283,6 +286,13 @@ pub struct Remote<P> {
     received: u64,
     last_pull_at: Option<u64>,
     version: u64,
+    /// The feed told this reader to start over (its tombstones past the cursor were pruned), and no catch-up
+    /// has completed since: its pages deliver the version of a record already seen again, because an app that
+    /// heard of the reset may have cleared its copy (an older version is still dropped), and say `restarted`.
+    resetting: bool,
+    /// Starts over that the app has not been told of yet ([`Remote::take_reset`]), and all of them so far.
+    reset_untold: bool,
+    resets: u64,
 }
 
 impl<P: Payload> Remote<P> {
@@ -308,6 +318,9 @@ impl<P: Payload> Remote<P> {
             received: 0,
             last_pull_at: None,
             version: 0,
+            resetting: false,
+            reset_untold: false,
+            resets: 0,
         }
     }
 
@@ -347,7 +360,10 @@ impl<P: Payload> Remote<P> {
     /// then no echo brings the record back).
     pub fn take_moved_cursor(&mut self) -> Option<Option<SavedCursor>> {
         let safe = self.held.values().map(|h| &h.since).chain([&self.cursor]).min_by_key(|c| position(c)).cloned();
-        let safe = safe.flatten();
+        // Held back to the start by a change of the first read: a reader that has read rows stores the start as
+        // a cursor, which reads everything too but which the feed checks against its pruned horizon (with no
+        // cursor, the next instance could not be told of deletes pruned meanwhile).
+        let safe = safe.flatten().or_else(|| (!self.known.is_empty()).then(|| START.to_owned()));
         (safe != self.stored).then(|| {
             self.stored.clone_from(&safe);
             safe.map(|cursor| SavedCursor { tables: self.tables_key.clone(), cursor })
@@ -391,7 +407,12 @@ impl<P: Payload> Remote<P> {
         let mut o = ObjectWriter::new(&mut body);
         o.opt_str("since", self.cursor.as_deref());
         write_array(o.key("tables"), &self.options.tables, |t, out| write_str(out, t));
-        o.u64("page_size", self.options.page_size.into()).end();
+        o.u64("page_size", self.options.page_size.into());
+        // Sent only then, so that a server with the feed's first signature still answers every other read.
+        if self.resetting {
+            o.bool("restarted", true);
+        }
+        o.end();
         body
     }
 
@@ -411,13 +432,22 @@ impl<P: Payload> Remote<P> {
         };
         let before = self.cursor.clone();
         if page.reset {
-            // Tombstones past the cursor were pruned: start over (versions already seen are still dropped).
+            // Tombstones past the cursor were pruned: start over. Every current row comes again, and the app is
+            // told first, so that it can drop rows deleted in the pruned gap. What was held is from before the
+            // gap and may be of a row deleted in it: the catch-up reads each record's current row again (and
+            // holds it anew while a local change is pending), or nothing for a row that is gone.
             self.cursor = None;
+            self.held.clear();
+            self.resetting = true;
+            self.reset_untold = true;
+            self.resets += 1;
         } else if page.cursor.is_some() {
             self.cursor = page.cursor;
         }
+        // A read started over brings each record's current row, read now: again, even if its version was seen.
+        let again = self.resetting;
         for change in page.changes {
-            self.ingest(change, &before, local);
+            self.ingest(change, &before, again, local);
         }
         self.version += 1;
         if page.more {
@@ -425,6 +455,7 @@ impl<P: Payload> Remote<P> {
         }
         let number = self.running.take().unwrap_or(0);
         self.last_pull_at = Some(now);
+        self.resetting = false;
         // A whole catch-up went through: an earlier refusal or listener error is behind us.
         self.last_error = None;
         self.release(number, local);
@@ -448,7 +479,7 @@ impl<P: Payload> Remote<P> {
             self.version += 1;
         })?;
         let since = self.cursor.clone();
-        self.ingest(change, &since, local);
+        self.ingest(change, &since, false, local);
         self.version += 1;
         Ok(())
     }
@@ -518,6 +549,17 @@ impl<P: Payload> Remote<P> {
         std::mem::take(&mut self.ready)
     }
 
+    /// Whether the feed told this reader to start over since the last call: the app hears of it before the
+    /// changes that follow (those of the reset page's catch-up are all after it).
+    pub fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset_untold)
+    }
+
+    /// How many times the feed told this reader to start over.
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
     pub fn held_count(&self) -> usize {
         self.held.len()
     }
@@ -535,10 +577,11 @@ impl<P: Payload> Remote<P> {
         self.last_pull_at
     }
 
-    /// `since`: a cursor from which the feed holds this change (or a newer one of its record).
-    fn ingest(&mut self, change: RemoteChange<P>, since: &Option<String>, local: &impl LocalChanges) {
+    /// `since`: a cursor from which the feed holds this change (or a newer one of its record). `again`: the
+    /// version seen is delivered once more (a read that started over; never a realtime row, which may be late).
+    fn ingest(&mut self, change: RemoteChange<P>, since: &Option<String>, again: bool, local: &impl LocalChanges) {
         let key = (change.table.clone(), change.id.clone());
-        if self.known.get(&key).is_some_and(|&seen| change.version <= seen) {
+        if self.known.get(&key).is_some_and(|&seen| change.version < seen || (change.version == seen && !again)) {
             return;
         }
         self.known.insert(key.clone(), change.version);

@@ -890,7 +890,8 @@ impl RecordSync {
     #[wasm_bindgen(js_name = onRemoteChanges, unchecked_return_type = "() => void")]
     pub fn on_remote_changes(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "(changes: RemoteChange[]) => void")] listener: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(changes: RemoteChange[], info: RemoteChangesInfo) => void")]
+        listener: JsValue,
     ) -> Result<JsValue, JsValue> {
         let listener = listener.dyn_into::<Function>().map_err(|v| {
             js::type_error(format!("RecordSync.onRemoteChanges: listener must be a function, not {}", js::describe(&v)))

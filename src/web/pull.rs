@@ -40,6 +40,7 @@ const MAX_INTERVAL_MS: u32 = 86_400_000;
 struct Waiter {
     after: u64,
     received_before: u64,
+    resets_before: u64,
     resolve: Function,
     reject: Function,
 }
@@ -332,6 +333,7 @@ fn finish(shared: &Shared, number: u64, result: Result<(), String>) {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         let Some(pull) = s.pull.as_mut() else { return };
         let received = pull.remote.received();
+        let resets = pull.remote.resets();
         if let Err(why) = &result {
             if pull.remote.is_pulling() {
                 pull.remote.pull_failed(why);
@@ -354,7 +356,10 @@ fn finish(shared: &Shared, number: u64, result: Result<(), String>) {
             .map(|w| {
                 let outcome = match &result {
                     Ok(()) => Ok(js::view(|out| {
-                        ObjectWriter::new(out).u64("changes", received.saturating_sub(w.received_before)).end()
+                        ObjectWriter::new(out)
+                            .u64("changes", received.saturating_sub(w.received_before))
+                            .bool("reset", resets > w.resets_before)
+                            .end()
                     })),
                     Err(why) => Err(js::error(format!("RecordSync.pull: {why}"))),
                 };
@@ -371,16 +376,19 @@ fn finish(shared: &Shared, number: u64, result: Result<(), String>) {
 }
 
 /// Hands what is ready to the `onRemoteChanges` listeners, with no borrow held. A listener that throws does
-/// not stop the others; its error lands in `lastError`.
+/// not stop the others; its error lands in `lastError`. A start-over is told even without changes: the rows
+/// that follow are every current row, and the app may first drop its copy (README, "Remote changes").
 pub fn deliver(shared: &Shared) {
-    let (changes, listeners) = {
+    let (changes, info, listeners) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         let Some(pull) = s.pull.as_mut() else { return };
         let ready = pull.remote.take_ready();
-        if ready.is_empty() {
+        let reset = pull.remote.take_reset();
+        if ready.is_empty() && !reset {
             return;
         }
-        (remote_changes(ready), pull.listeners.clone())
+        let info = js::freeze(js::view(|out| ObjectWriter::new(out).bool("reset", reset).end()));
+        (remote_changes(ready), info, pull.listeners.clone())
     };
     let mut error = None;
     for (id, listener) in listeners {
@@ -390,7 +398,7 @@ pub fn deliver(shared: &Shared) {
         if !subscribed {
             continue;
         }
-        if let Err(e) = listener.call1(&JsValue::UNDEFINED, &changes) {
+        if let Err(e) = listener.call2(&JsValue::UNDEFINED, &changes, &info) {
             js::console_error("RecordSync: an onRemoteChanges listener threw:", &e);
             error = Some(format!("an onRemoteChanges listener threw: {}", error_message(&e)));
         }
@@ -445,7 +453,8 @@ pub fn pull_now(shared: &Shared) -> Promise {
             return Promise::reject(&js::error("RecordSync.pull: needs the pull option (pull: { tables: [...] })"));
         };
         if let Some((resolve, reject)) = slot {
-            pull.waiters.push(Waiter { after: pull.started, received_before: pull.remote.received(), resolve, reject });
+            let (received_before, resets_before) = (pull.remote.received(), pull.remote.resets());
+            pull.waiters.push(Waiter { after: pull.started, received_before, resets_before, resolve, reject });
         }
         pull.remote.request_pull();
     }

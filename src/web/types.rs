@@ -138,6 +138,18 @@ export interface RemoteChange {
 export interface PullSummary {
   /** Changes handed to `onRemoteChanges` listeners meanwhile. */
   changes: number;
+  /** The feed told this client to start over meanwhile (it was away longer than the feed keeps deletes). */
+  reset: boolean;
+}
+
+/** What comes with each batch of remote changes. */
+export interface RemoteChangesInfo {
+  /** The feed told this client to start over (it was away longer than the feed keeps deletes, 30 days by
+   *  default): every current row of the pulled tables follows, in this batch and the next ones, but deletes
+   *  made meanwhile do not. Drop the local copy of those tables first, except records with a change still in
+   *  `pendingChanges()` (their server row comes once that change settles). Told once, before those rows; the
+   *  batch may have no changes. */
+  reset: boolean;
 }
 
 /** One stored record of the queue: opaque, to be kept whole. Its rows are the queue's own objects, so a

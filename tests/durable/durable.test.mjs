@@ -519,6 +519,62 @@ describe("remote changes and the stored cursor (issue 11)", () => {
       await context.close();
     }
   });
+
+  test("away longer than the feed keeps deletes: listeners hear reset first, then every current row again over several pages, and pull() says so", async () => {
+    const user = "cccccccc-0000-4000-8000-0000000000cc";
+    const token = devToken(user);
+    const prefix = `reset-${Date.now()}-`;
+    const write = (method, query, body) =>
+      fetch(`${server.restUrl}/user_preferences${query}`, {
+        method,
+        headers: { apikey: "dev-anon-key", authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body && JSON.stringify(body),
+      });
+    const context = await browser.newContext();
+    try {
+      for (let i = 0; i < 5; i++) assert.ok((await write("POST", "", { id: `${prefix}${i}`, theme: "x" })).ok);
+      const page = await openPage(context, site.url);
+      // Another device's rows as the app applies them, and what came with each batch.
+      const pull = () =>
+        page.evaluate(async () => {
+          const summary = await window.t.sync.pull();
+          return { reset: summary.reset, batches: window.batches.splice(0) };
+        });
+      await page.evaluate(({ url, token, user, prefix }) => {
+        window.t.token = token;
+        window.t.create({ url, mode: "rpc", user, storage: null, pull: { tables: ["user_preferences"], pageSize: 2 } });
+        window.batches = [];
+        window.t.sync.onRemoteChanges((changes, info) =>
+          window.batches.push({ reset: info.reset, ids: changes.filter((c) => c.id.startsWith(prefix)).map((c) => `${c.op} ${c.id.slice(prefix.length)}`) }),
+        );
+      }, { url: server.restUrl, token, user, prefix });
+      const first = await pull();
+      assert.equal(first.reset, false);
+      assert.deepEqual(first.batches.flatMap((b) => b.ids).sort(), ["upsert 0", "upsert 1", "upsert 2", "upsert 3", "upsert 4"]);
+      assert.ok(first.batches.every((b) => !b.reset));
+
+      // Two rows deleted, then a month and a day pass: their tombstones are pruned, past this reader's cursor.
+      for (const i of [0, 1]) assert.ok((await write("DELETE", `?id=eq.${prefix}${i}`)).ok);
+      await admin(server, "tombstones/age", { days: 31 });
+      assert.ok((await write("POST", "", { id: `${prefix}5`, theme: "y" })).ok);
+
+      const second = await pull();
+      assert.equal(second.reset, true, "pull() says the read started over");
+      assert.deepEqual(second.batches[0], { reset: true, ids: [] }, "told before any row of the read that started over");
+      assert.ok(second.batches.slice(1).every((b) => !b.reset), "told once");
+      assert.deepEqual(
+        second.batches.flatMap((b) => b.ids).sort(),
+        ["upsert 2", "upsert 3", "upsert 4", "upsert 5"],
+        "every current row again, those seen before too; the deleted ones are not among them",
+      );
+      // The read completed: the next one is an ordinary catch-up from its cursor.
+      assert.ok((await write("DELETE", `?id=eq.${prefix}2`)).ok);
+      const third = await pull();
+      assert.deepEqual(third, { reset: false, batches: [{ reset: false, ids: ["delete 2"] }] });
+    } finally {
+      await context.close();
+    }
+  });
 });
 
 describe("durable queue across crashes and storage faults", () => {

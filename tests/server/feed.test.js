@@ -136,6 +136,25 @@ test("tombstones older than the retention are pruned, and a cursor older than th
   assert.equal(next.reset, undefined);
 });
 
+test("a first read that finds nothing gets the pruned horizon as its cursor: a later prune past it tells that reader to start over", async () => {
+  const prune = async () => {
+    await s.sql("update record_sync_tombstones set deleted_at = now() - interval '31 days'");
+    await apply([change("exercises", `p${seq}`, "upsert", { name: "x" })]);
+    await apply([change("exercises", `p${seq - 1}`, "delete")]);
+  };
+  await apply([change("exercises", "e1", "upsert", { name: "Squat" })]);
+  await apply([change("exercises", "e1", "delete")]);
+  await prune();
+  const [state] = await s.sql("select pruned_xid::text as x, pruned_version::text as v from record_sync_feed_state");
+  assert.notEqual(state.v, "0", "something was pruned");
+  // B has nothing: a null cursor here left B no way to be told of a later prune (README, "Remote changes").
+  const empty = await feed({}, tokenB);
+  assert.deepEqual(empty, { changes: [], cursor: `${state.x}-${state.v}`, more: false });
+  assert.equal((await feed({ since: empty.cursor }, tokenB)).reset, undefined, "not behind the horizon it was given");
+  await prune();
+  assert.deepEqual(await feed({ since: empty.cursor }, tokenB), { changes: [], cursor: null, more: true, reset: true });
+});
+
 test("row-level security: each user reads only their own changes, anonymous callers none", async () => {
   await apply([change("training_models", "m-a", "upsert", { name: "A's model" }), change("exercises", "x-a", "upsert", { name: "A" })]);
   await apply([change("exercises", "x-b", "upsert", { name: "B" }, "c-b")], tokenB);

@@ -84,9 +84,25 @@ export function createAdmin({ db, faults, stats, catalog, settings, realtime }) 
       case "POST /__admin/reset":
         await reset();
         return { status: 200, body: { reset: true } };
+      // The change feed as it would be `days` later: every tombstone that much older, and those past the retention
+      // pruned (a reader whose cursor is behind them is then told to start over).
+      case "POST /__admin/tombstones/age": {
+        let raw;
+        try {
+          raw = JSON.parse(body.toString("utf8"));
+        } catch {
+          throw bodyError();
+        }
+        const days = raw?.days;
+        if (!Number.isInteger(days) || days < 1 || days > 3650) throw bodyError("days must be an integer from 1 to 3650");
+        await db.query("update public.record_sync_tombstones set deleted_at = deleted_at - make_interval(days => $1)", [days]);
+        await db.query("select public.record_sync_feed_prune()");
+        const { rows } = await db.query("select pruned_xid::text as xid, pruned_version::text as version from public.record_sync_feed_state");
+        return { status: 200, body: { pruned: rows[0] ?? null } };
+      }
       default:
         throw new ApiError(404, null, `No admin route ${route}`, {
-          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, GET|POST /__admin/settings, POST /__admin/reset, POST /__admin/realtime/drop",
+          hint: "POST|GET|DELETE /__admin/faults, GET /__admin/stats, GET|POST /__admin/settings, POST /__admin/reset, POST /__admin/realtime/drop, POST /__admin/tombstones/age",
         });
     }
   };
