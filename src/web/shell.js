@@ -120,8 +120,9 @@ export function unreadableOption(options) {
     } catch (e) {
       return `${path} could not be read: ${describeError(e)}`;
     }
+    const array = Array.isArray(value);
     for (const key of keys) {
-      const at = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`;
+      const at = array ? `${path}[${key}]` : `${path}.${key}`;
       let inner;
       try {
         inner = value[key];

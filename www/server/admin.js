@@ -12,6 +12,15 @@ export const isLoopback = (addr = "") =>
  *   realtime: () => {dropAll: () => number}|null}} deps
  *   settings: what the server started with, restored by reset
  */
+/** A route's JSON body, or the 400 PostgREST gives for one that is not JSON. */
+function jsonBody(body) {
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch {
+    throw bodyError();
+  }
+}
+
 export function createAdmin({ db, faults, stats, catalog, settings, realtime }) {
   /** record_sync_settings as the admin routes show it. */
   async function readSettings() {
@@ -49,16 +58,9 @@ export function createAdmin({ db, faults, stats, catalog, settings, realtime }) 
   return async function handle({ method, path, body }) {
     const route = `${method} ${path.replace(/\/+$/, "")}`;
     switch (route) {
-      case "POST /__admin/faults": {
-        let plan;
-        try {
-          plan = JSON.parse(body.toString("utf8"));
-        } catch {
-          throw bodyError();
-        }
-        faults.set(plan);
+      case "POST /__admin/faults":
+        faults.set(jsonBody(body));
         return { status: 200, body: { faults: faults.toJSON() } };
-      }
       case "GET /__admin/faults":
         return { status: 200, body: { faults: faults.toJSON() } };
       case "DELETE /__admin/faults":
@@ -71,29 +73,16 @@ export function createAdmin({ db, faults, stats, catalog, settings, realtime }) 
         return { status: 200, body: { dropped: realtime()?.dropAll() ?? 0 } };
       case "GET /__admin/settings":
         return { status: 200, body: await readSettings() };
-      case "POST /__admin/settings": {
-        let raw;
-        try {
-          raw = JSON.parse(body.toString("utf8"));
-        } catch {
-          throw bodyError();
-        }
-        await writeSettings(raw);
+      case "POST /__admin/settings":
+        await writeSettings(jsonBody(body));
         return { status: 200, body: await readSettings() };
-      }
       case "POST /__admin/reset":
         await reset();
         return { status: 200, body: { reset: true } };
       // The change feed as it would be `days` later: every tombstone that much older, and those past the retention
       // pruned (a reader whose cursor is behind them is then told to start over).
       case "POST /__admin/tombstones/age": {
-        let raw;
-        try {
-          raw = JSON.parse(body.toString("utf8"));
-        } catch {
-          throw bodyError();
-        }
-        const days = raw?.days;
+        const days = jsonBody(body)?.days;
         if (!Number.isInteger(days) || days < 1 || days > 3650) throw bodyError("days must be an integer from 1 to 3650");
         await db.query("update public.record_sync_tombstones set deleted_at = deleted_at - make_interval(days => $1)", [days]);
         await db.query("select public.record_sync_feed_prune()");
