@@ -7,9 +7,17 @@
 // Where there is no browser (server-side rendering in Node, Deno, Bun) nothing is loaded and importing is
 // harmless: the exports exist, `isSupported` is false, and RecordSync instances are meant to be created on the
 // client only (RecordSyncProvider from "record-sync/react" does exactly that).
-import init from "./record_sync.js";
+import init, { RecordSync } from "./record_sync.js";
 
 export * from "./record_sync.js";
+
+// `free()` and `using` stop the instance as `destroy()` does, and leave the memory to the garbage collector
+// (wasm-bindgen's FinalizationRegistry frees it once the object is unreachable). Freed at once, every later
+// call would pass a null pointer into the module, whose error thrown from inside the wasm leaks a little of its
+// stack each time until the module fails for the whole page; destroyed, a later call gets the destroyed
+// instance's error.
+RecordSync.prototype.free = RecordSync.prototype.destroy;
+if (typeof Symbol.dispose === "symbol") RecordSync.prototype[Symbol.dispose] = RecordSync.prototype.destroy;
 
 const inBrowser =
   (typeof window !== "undefined" && typeof window.document !== "undefined") ||

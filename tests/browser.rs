@@ -779,7 +779,7 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
         ),
         (
             "return { transport: { send: async () => [] }, storage: null, tables: new Proxy({}, { ownKeys() { throw 1; } }) };",
-            "options.tables could not be read: 1",
+            "options.tables could not be read: number 1",
         ),
         (
             "return { transport: { send: async () => [] }, storage: null, tables: { a: { get parents() { throw new TypeError('p'); } } } };",

@@ -10,7 +10,8 @@
 
 use std::cell::Cell;
 
-use js_sys::{Array, Promise};
+use super::js;
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -155,11 +156,11 @@ pub fn orphans(user: &str) -> Promise {
 /// What [`orphans`] resolved to, as the entries' keys and records.
 pub fn orphan_records(found: &JsValue) -> (Vec<String>, Vec<JsValue>) {
     let (mut keys, mut records) = (Vec::new(), Vec::new());
-    if !Array::is_array(found) {
+    let Ok(Some(found)) = js::items(found) else {
         return (keys, records);
-    }
-    for pair in Array::from(found).iter().filter(Array::is_array) {
-        let pair = Array::from(&pair);
+    };
+    for pair in found.iter() {
+        let Ok(Some(pair)) = js::items(&pair) else { continue };
         if let Some(key) = pair.get(0).as_string() {
             keys.push(key);
             records.push(pair.get(1));

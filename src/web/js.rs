@@ -15,6 +15,16 @@ extern "C" {
 
     #[wasm_bindgen(js_namespace = console, js_name = error)]
     pub fn console_error(message: &str, error: &JsValue);
+
+    // With `catch`, unlike js_sys's: on the app's values these throw (a revoked Proxy, a throwing getter, trap or
+    // iterator), and a throw that passes through wasm frames skips Rust's cleanup (a RefCell stays borrowed) and
+    // leaks the module's stack, until the module fails for every instance on the page.
+    #[wasm_bindgen(js_namespace = Array, js_name = isArray, catch)]
+    fn array_is_array(value: &JsValue) -> Result<bool, JsValue>;
+    #[wasm_bindgen(js_namespace = Array, js_name = from, catch)]
+    fn array_from(value: &JsValue) -> Result<Array, JsValue>;
+    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
+    fn object_keys(value: &JsValue) -> Result<Array, JsValue>;
 }
 
 #[wasm_bindgen(module = "/src/web/shell.js")]
@@ -22,8 +32,14 @@ extern "C" {
     /// Whether a JS string holds no lone surrogate (which would come out of it as U+FFFD).
     #[wasm_bindgen(js_name = isWellFormed)]
     pub fn is_well_formed(text: &JsValue) -> bool;
-    #[wasm_bindgen(js_name = unreadableOption)]
-    pub fn unreadable_option(options: &JsValue) -> Option<String>;
+    /// A fresh promise of `value`. `Promise.resolve` would hand back the app's own promise, whose `then` may throw.
+    pub fn promised(value: &JsValue) -> js_sys::Promise;
+}
+
+/// Whether `text`, read from the JS string `value`, is all of it: a lone surrogate comes out as U+FFFD, so that
+/// two names would become one. Asked of JS only when there is a U+FFFD, which is rare and cheap to see.
+pub fn is_whole(value: &JsValue, text: &str) -> bool {
+    !text.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes()) || is_well_formed(value)
 }
 
 pub fn type_error(message: impl AsRef<str>) -> JsValue {
@@ -50,13 +66,79 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+/// A property, or `undefined` where reading it throws. For values whose reader has nothing better to do with a
+/// throw; an option that cannot be read is [`option`]'s.
 pub fn get(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// An object that is neither null, an array nor a function.
+/// `Array.isArray`, false for a revoked Proxy (which cannot be used as anything).
+pub fn is_array(value: &JsValue) -> bool {
+    array_is_array(value).unwrap_or(false)
+}
+
+/// A copy of an array, so that reading it again cannot throw; `Ok(None)` for what is not an array, and the
+/// thrown value where its iterator or an element's getter throws.
+pub fn items(value: &JsValue) -> Result<Option<Array>, JsValue> {
+    match array_is_array(value)? {
+        true => array_from(value).map(Some),
+        false => Ok(None),
+    }
+}
+
+/// An object that is neither null, an array nor a function (nor a revoked Proxy).
 pub fn is_object(value: &JsValue) -> bool {
-    value.is_object() && !Array::is_array(value) && !value.is_function()
+    value.is_object() && !value.is_function() && array_is_array(value) == Ok(false)
+}
+
+/// Reads the app's options, where a getter, a Proxy trap or an iterator may throw. A throw is kept and the value
+/// taken as absent; [`Reader::check`] then answers with a TypeError naming the first option that could not be
+/// read, whatever the parse made of the rest: read as absent, the option would silently take its default. (Kept
+/// rather than returned at each of the forty reads, whose early returns measured 276 bytes of gzipped wasm.)
+/// `path` names `object`, as in "options.pull".
+#[derive(Default)]
+pub struct Reader(std::cell::Cell<Option<JsValue>>);
+
+impl Reader {
+    pub fn get(&self, object: &JsValue, path: &str, key: &str) -> JsValue {
+        Reflect::get(object, &JsValue::from_str(key)).unwrap_or_else(|e| self.failed(&format!("{path}.{key}"), &e))
+    }
+
+    pub fn keys(&self, object: &JsValue, path: &str) -> Vec<String> {
+        match object_keys(object) {
+            Ok(keys) => keys.iter().filter_map(|k| k.as_string()).collect(),
+            Err(e) => {
+                self.failed(path, &e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// An option's array, copied (see [`items`]); `None` if it is not an array.
+    pub fn items(&self, value: &JsValue, path: &str) -> Option<Array> {
+        items(value).unwrap_or_else(|e| {
+            self.failed(path, &e);
+            None
+        })
+    }
+
+    /// `parsed`, unless a read failed on the way.
+    pub fn check<T>(&self, parsed: Result<T, JsValue>) -> Result<T, JsValue> {
+        match self.0.take() {
+            Some(unreadable) => Err(unreadable),
+            None => parsed,
+        }
+    }
+
+    fn failed(&self, path: &str, thrown: &JsValue) -> JsValue {
+        let first = self.0.take().unwrap_or_else(|| unreadable(path, thrown));
+        self.0.set(Some(first));
+        JsValue::UNDEFINED
+    }
+}
+
+fn unreadable(path: &str, thrown: &JsValue) -> JsValue {
+    type_error(format!("RecordSync: {path} could not be read: {}", error_message(thrown)))
 }
 
 /// What a value is, for error messages.
@@ -67,8 +149,10 @@ pub fn describe(value: &JsValue) -> String {
     if value.is_null() {
         return "null".into();
     }
-    if Array::is_array(value) {
-        return "an array".into();
+    match array_is_array(value) {
+        Err(_) => return "a revoked Proxy".into(),
+        Ok(true) => return "an array".into(),
+        Ok(false) => {}
     }
     if value.is_function() {
         return "a function".into();
@@ -130,15 +214,16 @@ pub fn freeze(value: JsValue) -> JsValue {
 
 /// The message of a thrown value, without its stack.
 pub fn error_message(value: &JsValue) -> String {
-    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
-        let name = String::from(error.name());
-        let message = String::from(error.message());
-        return if name.is_empty() || name == "Error" { message } else { format!("{name}: {message}") };
+    if value.is_instance_of::<js_sys::Error>() {
+        // Read as properties, not through js_sys's getters: the app's error may have getters that throw.
+        let text = |key| get(value, key).as_string().unwrap_or_default();
+        let (name, message) = (text("name"), text("message"));
+        return match (name.as_str(), message.is_empty()) {
+            ("", true) => "an error without a message".into(),
+            (_, true) => name,
+            ("" | "Error", false) => message,
+            _ => format!("{name}: {message}"),
+        };
     }
     value.as_string().unwrap_or_else(|| describe(value))
-}
-
-/// Own enumerable string keys of an object.
-pub fn keys(object: &JsValue) -> Vec<String> {
-    object.dyn_ref::<Object>().map_or_else(Vec::new, |o| Object::keys(o).iter().filter_map(|k| k.as_string()).collect())
 }

@@ -458,10 +458,15 @@ impl RecordSync {
         }
         let table_name =
             table.as_string().ok_or_else(|| bad(format!("table must be a string, not {}", js::describe(table))))?;
+        // Two ids or tables would become one record, and a delete would go to another row.
+        if !js::is_whole(table, &table_name) {
+            return Err(bad(format!(
+                "table must be well-formed text, not {} (it holds a lone surrogate)",
+                js::describe(table)
+            )));
+        }
         let id = if let Some(text) = id.as_string() {
-            // A lone surrogate comes out of the JS string as U+FFFD: two ids would become one record, and a
-            // delete would go to another row. Checked only when there is a U+FFFD, which is rare and cheap to see.
-            if text.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes()) && !js::is_well_formed(id) {
+            if !js::is_whole(id, &text) {
                 return Err(bad(format!(
                     "id must be well-formed text, not {} (it holds a lone surrogate)",
                     js::describe(id)
@@ -564,13 +569,11 @@ impl RecordSync {
         let id_bytes: [u8; 16] = js::random_bytes();
         let client_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let seed = u64::from_le_bytes(js::random_bytes());
-        if let Some(why) = js::unreadable_option(&options) {
-            return Err(js::type_error(format!("RecordSync: {why}")));
-        }
+        let read = js::Reader::default();
         let options::Options { config, transport, merges, primary_keys } =
-            options::parse(&options, client_id.clone(), seed)?;
-        let durable = storage::parse(&options)?;
-        let pull = pull::parse(&options, &transport, &primary_keys, &client_id)?;
+            read.check(options::parse(&read, &options, client_id.clone(), seed))?;
+        let durable = read.check(storage::parse(&read, &options))?;
+        let pull = read.check(pull::parse(&read, &options, &transport, &primary_keys, &client_id))?;
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),

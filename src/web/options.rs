@@ -9,7 +9,7 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use super::js::{self, describe, get, is_object, keys};
+use super::js::{self, describe, is_object, Reader};
 use crate::core::json::quoted;
 use crate::core::wire::{WireConfig, WireMode, DEFAULT_RPC_FUNCTION};
 use crate::core::{ArgumentError, Config, ConflictStrategy};
@@ -25,6 +25,7 @@ const OPTION_KEYS: [&str; 8] =
 const HTTP_KEYS: [&str; 8] =
     ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs", "tokenTimeoutMs", "allowAnonymous"];
 const TABLE_KEYS: [&str; 2] = ["parents", "onConflict"];
+const TRANSPORT: &str = "options.transport";
 
 pub struct HttpTransport {
     /// Without a trailing slash; request paths start with one.
@@ -67,24 +68,24 @@ pub fn from_core(e: ArgumentError) -> JsValue {
     js::type_error(format!("RecordSync: options.{}{gap}{}", e.argument, e.message))
 }
 
-pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options, JsValue> {
+pub fn parse(read: &Reader, options: &JsValue, client_id: String, seed: u64) -> Result<Options, JsValue> {
     if !is_object(options) {
         return Err(js::type_error(format!("RecordSync: options must be an object, not {}", describe(options))));
     }
-    if let Some(unknown) = keys(options).into_iter().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
+    if let Some(unknown) = read.keys(options, "options").into_iter().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
         return Err(bad(&unknown, format!("is not an option (known: {})", OPTION_KEYS.join(", "))));
     }
     let mut config = Config { seed, ..Config::default() };
 
-    let value = get(options, "maxRetries");
+    let value = read.get(options, "options", "maxRetries");
     if !value.is_undefined() {
         config.max_retries = js::as_integer(&value, u32::MAX as f64).map_or(u32::MAX, |n| n as u32);
     }
-    let value = get(options, "batchSize");
+    let value = read.get(options, "options", "batchSize");
     if !value.is_undefined() {
         config.batch_size = js::as_integer(&value, u32::MAX as f64).map_or(usize::MAX, |n| n as usize);
     }
-    let intervals = get(options, "syncIntervals");
+    let intervals = read.get(options, "options", "syncIntervals");
     if !intervals.is_undefined() {
         if !is_object(&intervals) {
             return Err(bad(
@@ -92,7 +93,7 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
                 format!("must be an object keyed by SyncPriority, not {}", describe(&intervals)),
             ));
         }
-        for key in keys(&intervals) {
+        for key in read.keys(&intervals, "options.syncIntervals") {
             let index = match key.as_str() {
                 "0" | "1" | "2" | "3" => key.parse::<usize>().unwrap_or(0),
                 _ => {
@@ -102,7 +103,7 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
                     ))
                 }
             };
-            let ms = get(&intervals, &key);
+            let ms = read.get(&intervals, "options.syncIntervals", &key);
             if !ms.is_undefined() {
                 let ms = ms.as_f64().filter(|n| n.is_finite() && *n >= 0.0 && *n < 1e15);
                 config.intervals_ms[index] = ms.map_or(u64::MAX, |n| n.round() as u64);
@@ -110,23 +111,24 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
         }
     }
     let mut merges = HashMap::new();
-    let tables = get(options, "tables");
+    let tables = read.get(options, "options", "tables");
     if !tables.is_undefined() {
         if !is_object(&tables) {
             return Err(bad("tables", format!("must be an object keyed by table name, not {}", describe(&tables))));
         }
-        for table in keys(&tables) {
-            let spec = get(&tables, &table);
+        for table in read.keys(&tables, "options.tables") {
+            let spec = read.get(&tables, "options.tables", &table);
+            let path = format!("options.tables.{table}");
             if !is_object(&spec) {
                 return Err(bad(&format!("tables.{table}"), "must be an object like { parents: [\"plans\"] }"));
             }
-            if let Some(unknown) = keys(&spec).into_iter().find(|k| !TABLE_KEYS.contains(&k.as_str())) {
+            if let Some(unknown) = read.keys(&spec, &path).into_iter().find(|k| !TABLE_KEYS.contains(&k.as_str())) {
                 return Err(bad(
                     &format!("tables.{table}.{unknown}"),
                     format!("is not an option (known: {})", TABLE_KEYS.join(", ")),
                 ));
             }
-            let on_conflict = get(&spec, "onConflict");
+            let on_conflict = read.get(&spec, &path, "onConflict");
             let strategy = match on_conflict.as_string().as_deref() {
                 _ if on_conflict.is_undefined() => None,
                 Some("lastWriterWins") => Some(ConflictStrategy::LastWriterWins),
@@ -148,13 +150,13 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
             if let Some(strategy) = strategy {
                 config.on_conflict.insert(table.clone(), strategy);
             }
-            let parents = get(&spec, "parents");
+            let parents = read.get(&spec, &path, "parents");
             let list: Vec<String> = if parents.is_undefined() {
                 Vec::new()
             } else {
-                let names: Option<Vec<String>> = js_sys::Array::is_array(&parents)
-                    .then(|| js_sys::Array::from(&parents).iter().map(|v| v.as_string()).collect())
-                    .flatten();
+                let names = read
+                    .items(&parents, &format!("{path}.parents"))
+                    .and_then(|names| names.iter().map(|v| v.as_string()).collect::<Option<Vec<String>>>());
                 names.ok_or_else(|| bad(&format!("tables.{table}.parents"), "must be an array of table names"))?
             };
             config.parents.insert(table, list);
@@ -162,7 +164,8 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
     }
     config.validate().map_err(from_core)?;
 
-    let transport = parse_transport(&get(options, "transport"), client_id.clone())?;
+    let transport_options = read.get(options, "options", "transport");
+    let transport = parse_transport(read, &transport_options, client_id.clone())?;
     // The engine plans the requests of either transport (the app's own `send` gets the batch it wrote).
     config.wire = match &transport {
         Transport::Http(http) => http.wire.clone(),
@@ -172,13 +175,13 @@ pub fn parse(options: &JsValue, client_id: String, seed: u64) -> Result<Options,
         Transport::Http(HttpTransport { wire: WireConfig { mode: WireMode::Rest { primary_keys }, .. }, .. }) => {
             primary_keys.clone()
         }
-        _ => primary_keys_of(&get(options, "transport"))?,
+        _ => primary_keys_of(read, &transport_options)?,
     };
     Ok(Options { config, transport, merges, primary_keys })
 }
 
-fn timeout(transport: &JsValue, name: &str, default: u32) -> Result<u32, JsValue> {
-    let value = get(transport, name);
+fn timeout(read: &Reader, transport: &JsValue, name: &str, default: u32) -> Result<u32, JsValue> {
+    let value = read.get(transport, TRANSPORT, name);
     if value.is_undefined() {
         return Ok(default);
     }
@@ -188,15 +191,16 @@ fn timeout(transport: &JsValue, name: &str, default: u32) -> Result<u32, JsValue
         .ok_or_else(|| bad(&format!("transport.{name}"), format!("must be an integer from 1 to {MAX_TIMEOUT_MS}")))
 }
 
-fn primary_keys_of(transport: &JsValue) -> Result<HashMap<String, String>, JsValue> {
-    let value = get(transport, "primaryKeys");
+fn primary_keys_of(read: &Reader, transport: &JsValue) -> Result<HashMap<String, String>, JsValue> {
+    let value = read.get(transport, TRANSPORT, "primaryKeys");
     let mut primary_keys = HashMap::new();
     if !value.is_undefined() {
         if !is_object(&value) {
             return Err(bad("transport.primaryKeys", "must be an object mapping table to primary-key column"));
         }
-        for table in keys(&value) {
-            let column = get(&value, &table).as_string().filter(|c| !c.is_empty());
+        for table in read.keys(&value, "options.transport.primaryKeys") {
+            let column =
+                read.get(&value, "options.transport.primaryKeys", &table).as_string().filter(|c| !c.is_empty());
             let column =
                 column.ok_or_else(|| bad(&format!("transport.primaryKeys.{table}"), "must be a column name"))?;
             primary_keys.insert(table, column);
@@ -205,32 +209,32 @@ fn primary_keys_of(transport: &JsValue) -> Result<HashMap<String, String>, JsVal
     Ok(primary_keys)
 }
 
-fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, JsValue> {
+fn parse_transport(read: &Reader, transport: &JsValue, client_id: String) -> Result<Transport, JsValue> {
     if !is_object(transport) {
         return Err(bad(
             "transport",
             format!("must be {{ url, apiKey, ... }} or {{ send(batch) }}, not {}", describe(transport)),
         ));
     }
-    let send = get(transport, "send");
+    let send = read.get(transport, TRANSPORT, "send");
     if !send.is_undefined() {
         let send = send
             .dyn_into::<Function>()
             .map_err(|v| bad("transport.send", format!("must be a function, not {}", describe(&v))))?;
-        if !get(transport, "url").is_undefined() {
+        if !read.get(transport, TRANSPORT, "url").is_undefined() {
             return Err(bad("transport", "must have either send or url, not both"));
         }
-        let timeout_ms = timeout(transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
+        let timeout_ms = timeout(read, transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
         return Ok(Transport::Custom { send, this: transport.clone(), timeout_ms });
     }
-    if let Some(unknown) = keys(transport).into_iter().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
+    if let Some(unknown) = read.keys(transport, TRANSPORT).into_iter().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
         return Err(bad(
             &format!("transport.{unknown}"),
             format!("is not an option (known: {}, or send)", HTTP_KEYS.join(", ")),
         ));
     }
 
-    let url = get(transport, "url");
+    let url = read.get(transport, TRANSPORT, "url");
     let url = url
         .as_string()
         .filter(|u| u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/'))
@@ -245,13 +249,16 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
     })?;
     let base_url = url.trim_end_matches('/').to_owned();
 
-    let api_key = get(transport, "apiKey");
-    let api_key = api_key
-        .as_string()
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| bad("transport.apiKey", format!("must be a non-empty string, not {}", describe(&api_key))))?;
+    let api_key = read.get(transport, TRANSPORT, "apiKey");
+    // It goes in headers, where a character `fetch` refuses would fail every request as if the network did.
+    let api_key = api_key.as_string().filter(|k| super::auth::is_sendable(k)).ok_or_else(|| {
+        bad(
+            "transport.apiKey",
+            format!("must be the project's API key, printable ASCII without spaces, not {}", describe(&api_key)),
+        )
+    })?;
 
-    let value = get(transport, "getAccessToken");
+    let value = read.get(transport, TRANSPORT, "getAccessToken");
     let get_access_token = if value.is_undefined() || value.is_null() {
         None
     } else {
@@ -262,9 +269,9 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
         )
     };
 
-    let primary_keys = primary_keys_of(transport)?;
+    let primary_keys = primary_keys_of(read, transport)?;
 
-    let mode = get(transport, "mode");
+    let mode = read.get(transport, TRANSPORT, "mode");
     let mode = match mode.as_string().as_deref() {
         None if mode.is_undefined() => WireMode::Rest { primary_keys },
         Some("rest") => WireMode::Rest { primary_keys },
@@ -272,9 +279,9 @@ fn parse_transport(transport: &JsValue, client_id: String) -> Result<Transport, 
         _ => return Err(bad("transport.mode", format!("must be \"rest\" or \"rpc\", not {}", describe(&mode)))),
     };
 
-    let timeout_ms = timeout(transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
-    let token_timeout_ms = timeout(transport, "tokenTimeoutMs", DEFAULT_TOKEN_TIMEOUT_MS)?;
-    let value = get(transport, "allowAnonymous");
+    let timeout_ms = timeout(read, transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
+    let token_timeout_ms = timeout(read, transport, "tokenTimeoutMs", DEFAULT_TOKEN_TIMEOUT_MS)?;
+    let value = read.get(transport, TRANSPORT, "allowAnonymous");
     let allow_anonymous = match value.as_bool() {
         Some(allow) => allow,
         None if value.is_undefined() => false,

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
 use super::auth;
-use super::js::{self, describe, error_message, get, is_object, keys};
+use super::js::{self, describe, error_message, is_object, Reader};
 use super::options::{HttpTransport, Transport};
 use super::request::{self, InFlight, Purpose, Reply};
 use super::row::JsRow;
@@ -31,6 +31,7 @@ extern "C" {
 }
 
 const PULL_KEYS: [&str; 4] = ["tables", "realtime", "pageSize", "intervalMs"];
+const PULL: &str = "options.pull";
 const FEED_FUNCTION: &str = "record_sync_changes";
 /// The shortest `intervalMs`: a poll more often than this is what realtime is for.
 const MIN_INTERVAL_MS: u32 = 1_000;
@@ -76,12 +77,13 @@ fn bad(name: &str, message: impl AsRef<str>) -> JsValue {
 
 /// The `pull` option, checked; `None` without it.
 pub fn parse(
+    read: &Reader,
     options: &JsValue,
     transport: &Transport,
     primary_keys: &std::collections::HashMap<String, String>,
     client_id: &str,
 ) -> Result<Option<Pull>, JsValue> {
-    let pull = get(options, "pull");
+    let pull = read.get(options, "options", "pull");
     if pull.is_undefined() || pull.is_null() {
         return Ok(None);
     }
@@ -91,14 +93,14 @@ pub fn parse(
             describe(&pull)
         )));
     }
-    if let Some(unknown) = keys(&pull).into_iter().find(|k| !PULL_KEYS.contains(&k.as_str())) {
+    if let Some(unknown) = read.keys(&pull, PULL).into_iter().find(|k| !PULL_KEYS.contains(&k.as_str())) {
         return Err(bad(&unknown, format!("is not an option (known: {})", PULL_KEYS.join(", "))));
     }
-    let tables = get(&pull, "tables");
+    let tables = read.get(&pull, PULL, "tables");
     // A loop, not `collect` into an `Option`: that adapter is code of its own for each item type.
     let mut names = Vec::new();
-    if js_sys::Array::is_array(&tables) {
-        for name in js_sys::Array::from(&tables).iter().map(|v| v.as_string().filter(|t| !t.is_empty())) {
+    if let Some(tables) = read.items(&tables, "options.pull.tables") {
+        for name in tables.iter().map(|v| v.as_string().filter(|t| !t.is_empty() && js::is_whole(&v, t))) {
             let Some(name) = name else {
                 names.clear();
                 break;
@@ -110,13 +112,13 @@ pub fn parse(
         return Err(bad("tables", "must be a non-empty array of table names whose feed is enabled"));
     }
     let tables = names;
-    let realtime = get(&pull, "realtime");
+    let realtime = read.get(&pull, PULL, "realtime");
     let realtime = match realtime.as_bool() {
         Some(on) => on,
         None if realtime.is_undefined() => false,
         None => return Err(bad("realtime", format!("must be a boolean, not {}", describe(&realtime)))),
     };
-    let value = get(&pull, "pageSize");
+    let value = read.get(&pull, PULL, "pageSize");
     let page_size = if value.is_undefined() {
         DEFAULT_PAGE_SIZE
     } else {
@@ -124,7 +126,7 @@ pub fn parse(
             .filter(|&n| n > 0)
             .ok_or_else(|| bad("pageSize", format!("must be an integer from 1 to {MAX_PAGE_SIZE}")))? as u32
     };
-    let value = get(&pull, "intervalMs");
+    let value = read.get(&pull, PULL, "intervalMs");
     let interval_ms = if value.is_undefined() {
         None
     } else {

@@ -105,38 +105,6 @@ function copyJson(value, depth) {
   return json === undefined ? undefined : JSON.parse(json);
 }
 
-/** The path of the first option a getter or proxy trap fails to read (with why), or null. Read once before the
- *  options are parsed, which reads them again: an option that cannot be read would otherwise look absent and
- *  take its default. Only plain objects and arrays are walked (a store or transport class is the app's). */
-export function unreadableOption(options) {
-  let budget = 10000;
-  const walk = (value, path, depth) => {
-    let keys;
-    try {
-      if (typeof value !== "object" || value === null || depth > 4 || --budget < 0) return null;
-      const proto = Object.getPrototypeOf(value);
-      if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) return null;
-      keys = Object.keys(value);
-    } catch (e) {
-      return `${path} could not be read: ${describeError(e)}`;
-    }
-    const array = Array.isArray(value);
-    for (const key of keys) {
-      const at = array ? `${path}[${key}]` : `${path}.${key}`;
-      let inner;
-      try {
-        inner = value[key];
-      } catch (e) {
-        return `${at} could not be read: ${describeError(e)}`;
-      }
-      const found = walk(inner, at, depth + 1);
-      if (found) return found;
-    }
-    return null;
-  };
-  return walk(options, "options", 0);
-}
-
 function describeError(e) {
   try {
     if (e instanceof Error) return e.name && e.name !== "Error" ? `${e.name}: ${e.message}` : e.message;
@@ -383,12 +351,13 @@ export function record(text, rows) {
 /** A stored value as the journal reads it: [text, rows]. Earlier formats were strings (no rows); anything else
  *  becomes a text the journal refuses with a reason. */
 export function unpack(value) {
-  if (typeof value === "string") return [value, []];
-  if (value !== null && typeof value === "object" && typeof value.m === "string" && Array.isArray(value.r)) return [value.m, value.r];
   try {
+    if (typeof value === "string") return [value, []];
+    // A copy of the rows' array: an app's store may hand back one whose elements or iterator throw.
+    if (value !== null && typeof value === "object" && typeof value.m === "string" && Array.isArray(value.r)) return [value.m, Array.from(value.r)];
     return [JSON.stringify(value) ?? String(value), []];
-  } catch {
-    return [String(value), []];
+  } catch (e) {
+    return [`unreadable: ${describeError(e)}`, []];
   }
 }
 
@@ -613,6 +582,10 @@ export function within(value, ms) {
     Promise.resolve(value).then(settle(true), settle(false));
   });
 }
+
+// A fresh promise of `value`, for src/web/js.rs: Promise.resolve would hand back the app's own promise, whose
+// `then` may throw when the wasm calls it.
+export const promised = (value) => new Promise((resolve) => resolve(value));
 
 // Resolves in a task of its own, so input and rendering get their turn first.
 export const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -61,6 +61,7 @@ fn cloned_record(value: &JsValue) -> StoredRecord<JsRow> {
 fn record_of(parts: &Array, row: impl FnMut(JsValue) -> Option<JsRow>) -> StoredRecord<JsRow> {
     StoredRecord {
         text: parts.get(0).as_string().unwrap_or_default(),
+        // `unpack` made the array.
         rows: Array::from(&parts.get(1)).iter().map(row).collect(),
     }
 }
@@ -189,20 +190,22 @@ pub fn report(shared: &Shared, why: String) {
 }
 
 /// Reads the `user` and `storage` options.
-pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
+pub fn parse(read: &js::Reader, options: &JsValue) -> Result<Durable, JsValue> {
     let bad = |name: &str, what: String| js::type_error(format!("RecordSync: options.{name} {what}"));
-    let user = get(options, "user");
+    let user = read.get(options, "options", "user");
     let user = if user.is_undefined() || user.is_null() {
         None
     } else {
-        Some(user.as_string().filter(|u| !u.is_empty() && u.len() <= 256).ok_or_else(|| {
-            bad(
-                "user",
-                format!("must be a non-empty string (the signed-in user's id) or null, not {}", describe(&user)),
-            )
-        })?)
+        Some(user.as_string().filter(|u| !u.is_empty() && u.len() <= 256 && js::is_whole(&user, u)).ok_or_else(
+            || {
+                bad(
+                    "user",
+                    format!("must be a non-empty string (the signed-in user's id) or null, not {}", describe(&user)),
+                )
+            },
+        )?)
     };
-    let storage = get(options, "storage");
+    let storage = read.get(options, "options", "storage");
     let default_store = storage.is_undefined();
     let early = default_store.then(super::early::Early::new);
     let store = if default_store {
@@ -222,7 +225,7 @@ pub fn parse(options: &JsValue) -> Result<Durable, JsValue> {
         None => None,
         Some(this) => {
             let method = |name: &str| {
-                get(&this, name)
+                read.get(&this, "options.storage", name)
                     .dyn_into::<Function>()
                     .map_err(|v| bad(&format!("storage.{name}"), format!("must be a function, not {}", describe(&v))))
             };
@@ -439,8 +442,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
     };
     let values: Result<Array, String> = match loaded {
         Err(why) => Err(why),
-        Ok(value) if Array::is_array(&value) => Ok(Array::from(&value)),
-        Ok(value) => Err(format!("storage.load must resolve to an array of records, not {}", describe(&value))),
+        Ok(value) => match js::items(&value) {
+            Ok(Some(values)) => Ok(values),
+            Ok(None) => Err(format!("storage.load must resolve to an array of records, not {}", describe(&value))),
+            Err(e) => Err(unreadable(&e)),
+        },
     };
     let stored = values.and_then(|values| {
         let read = if store.clones { cloned_record } else { stored_record };
@@ -503,19 +509,18 @@ fn own_entries(record: &JsValue, owner: Option<&str>) -> Option<Vec<SavedEntry>>
 /// taken in where it cannot be read: the inbox reader takes those records in later.
 fn inbox_read(store: &Store, key: &str) -> Option<Promise> {
     let read = get(&store.this, "readInbox").dyn_into::<Function>().ok()?;
-    read.call1(&store.this, &JsValue::from_str(key)).ok().map(|promise| Promise::resolve(&promise))
+    read.call1(&store.this, &JsValue::from_str(key)).ok().map(|promise| js::promised(&promise))
 }
 
 /// What the inbox read resolved to: the keys of the records of the user's own changes, and their writes
 /// (another user's stay for a tab of theirs; an unreadable one is left to the inbox reader, which says so).
 fn inbox_entries(read: &JsValue, owner: Option<&str>) -> (Vec<JsValue>, Vec<SavedEntry>) {
     let (mut keys, mut entries) = (Vec::new(), Vec::new());
-    let (found_keys, found) = (get(read, "keys"), get(read, "records"));
-    if !Array::is_array(&found_keys) || !Array::is_array(&found) {
+    let (found_keys, found) = (js::items(&get(read, "keys")), js::items(&get(read, "records")));
+    let (Ok(Some(found_keys)), Ok(Some(found))) = (found_keys, found) else {
         return (keys, entries);
-    }
-    let found_keys = Array::from(&found_keys);
-    for (index, record) in Array::from(&found).iter().enumerate() {
+    };
+    for (index, record) in found.iter().enumerate() {
         if let Some(own) = own_entries(&record, owner) {
             keys.push(found_keys.get(index as u32));
             entries.extend(own);
@@ -748,7 +753,7 @@ pub fn requeue(s: &mut State, saved: &SavedEntry) {
 
 fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValue> {
     let returned = f.apply(&store.this, &args.iter().collect::<Array>())?;
-    Ok(Promise::resolve(&returned))
+    Ok(js::promised(&returned))
 }
 
 /// Whether the engine may hand out a batch: not before the stored queue is restored.

@@ -134,9 +134,10 @@ fn message(fields: &[(&str, JsValue)]) -> JsValue {
     object.into()
 }
 
-/// `value` as an array; an empty one for anything else (a message from another script on the channel).
+/// `value` as an array of its own; an empty one for anything else (a message from another script on the channel,
+/// an app's store's inbox that cannot be read).
 fn array(value: &JsValue) -> Array {
-    value.dyn_ref::<Array>().cloned().unwrap_or_default()
+    js::items(value).ok().flatten().unwrap_or_default()
 }
 
 fn kind(t: &str) -> (&'static str, JsValue) {
@@ -379,7 +380,7 @@ async fn drain(weak: std::rc::Weak<std::cell::RefCell<super::State>>) {
             }
         };
         let read = match get(&store, "readInbox").dyn_into::<Function>() {
-            Ok(read) => read.call1(&store, &JsValue::from_str(&key)).map(|p| Promise::resolve(&p)),
+            Ok(read) => read.call1(&store, &JsValue::from_str(&key)).map(|p| js::promised(&p)),
             Err(v) => Err(v),
         };
         let read = match read {

@@ -61,7 +61,7 @@ fn custom_answer(settled: Option<Result<JsValue, JsValue>>, timeout_ms: u32) -> 
         Some(Err(e)) => return Answer::Failed(format!("transport.send rejected: {}", error_message(&e))),
         Some(Ok(value)) => value,
     };
-    if !js_sys::Array::is_array(&resolved) {
+    if !js::is_array(&resolved) {
         return Answer::Failed(format!("{MALFORMED}got {}", js::describe(&resolved)));
     }
     match js::json_text(&resolved) {
