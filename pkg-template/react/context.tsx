@@ -1,6 +1,6 @@
 import { createContext, useContext, useEffect, useState, type ReactNode } from "react";
 import type { RecordSyncOptions } from "../index.js";
-import { createRecordSyncStore, type RecordSyncLike, type RecordSyncStore } from "./store.js";
+import { createRecordSyncStore, isInstance, type RecordSyncLike, type RecordSyncStore } from "./store.js";
 
 const RecordSyncContext = createContext<RecordSyncStore | null>(null);
 RecordSyncContext.displayName = "RecordSyncContext";
@@ -37,6 +37,9 @@ export function RecordSyncProvider(props: RecordSyncProviderProps) {
   const { options, instance, children, flushOnHide = false } = props;
   if ((options === undefined) === (instance === undefined)) {
     throw new TypeError("RecordSyncProvider: pass exactly one of `options` or `instance`");
+  }
+  if (instance !== undefined && !isInstance(instance)) {
+    throw new TypeError("RecordSyncProvider: `instance` must be a RecordSync (something with subscribe and stats)");
   }
   // One store per provider (per instance, when one is given). Creating the store has no side effect: the
   // RecordSync itself is created after commit, by the effect below or by a subscriber's effect, whichever runs first.

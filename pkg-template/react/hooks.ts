@@ -95,6 +95,9 @@ export function useRecordSync(): UseRecordSyncResult {
 export function useSyncStats(): SyncStats;
 export function useSyncStats<T>(selector: (stats: SyncStats) => T): T;
 export function useSyncStats<T>(selector?: (stats: SyncStats) => T): T | SyncStats {
+  if (selector !== undefined && typeof selector !== "function") {
+    throw new TypeError("useSyncStats: selector must be a function (stats) => slice");
+  }
   const store = useRecordSyncStore();
   const select = selector ?? ((s: SyncStats) => s);
   const selectRef = useRef(select);
@@ -133,6 +136,7 @@ export function useRecordSyncInstance(): () => RecordSyncLike {
  * not settled gets its remote change after that change settles.
  */
 export function useRemoteChanges(listener: (changes: readonly RemoteChange[], info: RemoteChangesInfo) => void): void {
+  if (typeof listener !== "function") throw new TypeError("useRemoteChanges: listener must be a function (changes, info) => void");
   const store = useRecordSyncStore();
   const listenerRef = useRef(listener);
   // A provider without `pull` is a mistake in the app: it reaches the nearest error boundary from this component's

@@ -95,6 +95,12 @@ export interface RecordSyncStore {
   release(): void;
 }
 
+/** Whether `value` can be observed as a RecordSync (the provider's `instance` prop is checked with it too). */
+export function isInstance(value: unknown): value is RecordSyncLike {
+  const candidate = value as Partial<RecordSyncLike> | null;
+  return typeof candidate === "object" && candidate !== null && typeof candidate.subscribe === "function" && typeof candidate.stats === "function";
+}
+
 /**
  * A store over a RecordSync.
  *
@@ -105,6 +111,15 @@ export interface RecordSyncStore {
 export function createRecordSyncStore(
   source: { options: RecordSyncOptions; instance?: undefined } | { instance: RecordSyncLike; options?: undefined },
 ): RecordSyncStore {
+  if (typeof source !== "object" || source === null) {
+    throw new TypeError("createRecordSyncStore: pass { options } or { instance }");
+  }
+  if ((source.options === undefined) === (source.instance === undefined)) {
+    throw new TypeError("createRecordSyncStore: pass exactly one of `options` or `instance`");
+  }
+  if (source.instance !== undefined && !isInstance(source.instance)) {
+    throw new TypeError("createRecordSyncStore: `instance` must be a RecordSync (something with subscribe and stats)");
+  }
   const owned = source.instance === undefined;
   let instance: RecordSyncLike | null = source.instance ?? null;
   // Listeners are kept here, not only on the instance, so that a recreated instance keeps notifying them.

@@ -460,6 +460,21 @@ describe("record-sync/react during server-side rendering", () => {
     assert.match(html, /Sync monitor/);
     assert.equal(used.syncStats, bindings.INITIAL_STATS);
   });
+
+  test("bad arguments to the store, the provider and the hooks are TypeErrors that name them", async () => {
+    const React = await import("react");
+    const { renderToString } = await import("react-dom/server");
+    const bindings = await import(join(PKG, "react/index.js"));
+    const options = { transport: { url: "http://127.0.0.1:1/rest/v1", apiKey: "k" } };
+    const refused = (fn, pattern) => assert.throws(fn, (e) => e instanceof TypeError && pattern.test(e.message));
+    refused(() => bindings.createRecordSyncStore(), /^createRecordSyncStore: pass \{ options \} or \{ instance \}/);
+    refused(() => bindings.createRecordSyncStore({}), /exactly one of `options` or `instance`/);
+    refused(() => bindings.createRecordSyncStore({ instance: 5 }), /^createRecordSyncStore: `instance` must be a RecordSync/);
+    const render = (props, child) => renderToString(React.createElement(bindings.RecordSyncProvider, props, child && React.createElement(child)));
+    refused(() => render({ instance: 5 }), /^RecordSyncProvider: `instance` must be a RecordSync/);
+    refused(() => render({ options }, () => bindings.useSyncStats(5)), /^useSyncStats: selector must be a function/);
+    refused(() => render({ options }, () => bindings.useRemoteChanges("x")), /^useRemoteChanges: listener must be a function/);
+  });
 });
 
 async function assertExpanded(region, expanded) {
