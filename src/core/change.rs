@@ -168,7 +168,15 @@ pub(crate) fn timestamp_micros(text: &str) -> Option<i64> {
     }
     let b = text.as_bytes();
     let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
-    let date_ok = b[4] == b'-' && b[7] == b'-' && year >= 1 && (1..=12).contains(&month) && (1..=31).contains(&day);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    // Postgres refuses a day the month does not have; refused here, it is the app's TypeError, not a write that fails.
+    let month_days = match month {
+        2 => 28 + i64::from(leap),
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let date_ok =
+        b[4] == b'-' && b[7] == b'-' && year >= 1 && (1..=12).contains(&month) && (1..=month_days).contains(&day);
     date_ok.then_some(())?;
     // Days from the civil date (Howard Hinnant's algorithm), exact for the proleptic Gregorian calendar.
     let y = if month <= 2 { year - 1 } else { year };
@@ -267,6 +275,8 @@ mod tests {
             "2026-11-25T10:00:00.123456+05:30",
             "2026-11-25T10:00-0800",
             "2026-11-25T10:00:00",
+            "2024-02-29",
+            "2000-02-29T00:00:00Z",
         ] {
             let data = row(json!({ "last_changed": good }));
             assert!(Change::new("t", "1", Op::Upsert, data, Priority::Low).is_ok(), "{good}");
@@ -278,6 +288,10 @@ mod tests {
             json!("yesterday"),
             json!("2026"),
             json!("2026-13-01"),
+            json!("2024-02-30"),
+            json!("2026-02-29"),
+            json!("1900-02-29"),
+            json!("2026-04-31T10:00:00Z"),
             json!("2026-01-01T25:00:00Z"),
             json!("2026-01-01T10:00:00.Z"),
             json!("2026-01-01T10:00:00+1"),

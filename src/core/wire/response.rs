@@ -114,6 +114,8 @@ pub enum ResultsError {
     NoSeq,
     /// A result without a string `status`.
     NoStatus,
+    /// A conflict whose `row` is neither an object nor null: a transport that means something else by it.
+    BadRow,
 }
 
 /// The app's message. Written without `format!`, like [`JsonError`]'s.
@@ -135,6 +137,7 @@ impl From<&AnswerError> for String {
             (_, ResultsError::NotAnArray) => "not an array",
             (_, ResultsError::NoSeq) => "a result without a numeric seq",
             (_, ResultsError::NoStatus) => "a result without a string status",
+            (_, ResultsError::BadRow) => "a conflict whose row is not an object or null",
         });
         m
     }
@@ -155,7 +158,12 @@ pub fn decode_result<P: Payload>(result: &Json<'_>) -> Result<ChangeOutcome<P>, 
     let code = text("code");
     let outcome = match status {
         "applied" => Outcome::Applied,
-        "conflict" => Outcome::Conflict { row: result.get("row").and_then(Json::object_text).and_then(P::from_json) },
+        "conflict" => match result.get("row") {
+            None | Some(Json::Null) => Outcome::Conflict { row: None },
+            Some(row) => {
+                Outcome::Conflict { row: Some(row.object_text().ok_or(ResultsError::BadRow)?).and_then(P::from_json) }
+            }
+        },
         "missing" => Outcome::Missing,
         "error"
             if result.get("transient").and_then(Json::as_bool) != Some(true)
@@ -256,6 +264,12 @@ mod tests {
             decode(serde_json::json!({"seq": 3, "status": "conflict", "row": {"id": "a"}})),
             Ok((3, Outcome::Conflict { row }))
         );
+        assert_eq!(
+            decode(serde_json::json!({"seq": 3, "status": "conflict", "row": null})),
+            Ok((3, Outcome::Conflict { row: None }))
+        );
+        assert_eq!(decode(serde_json::json!({"seq": 3, "status": "conflict", "row": 5})), Err(ResultsError::BadRow));
+        assert_eq!(decode(serde_json::json!({"seq": 3, "status": "conflict", "row": [1]})), Err(ResultsError::BadRow));
         assert_eq!(
             decode(serde_json::json!({"seq": 4, "status": "error", "code": "23505", "message": "dup"})),
             Ok((4, Outcome::Permanent { code: Some("23505".into()), message: "dup".into() }))
