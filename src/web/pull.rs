@@ -289,11 +289,16 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
             Reply::Unauthorized(why) | Reply::Failed(why) => return Err(why),
         };
         if !(200..300).contains(&status) {
-            let message = Json::parse(&text)
-                .ok()
-                .and_then(|v| v.get("message").and_then(Json::as_str).map(str::to_owned))
-                .unwrap_or_default();
-            return Err(format!("catch-up failed: HTTP {status} {message}"));
+            let answer = Json::parse(&text).ok();
+            let field = |key| answer.as_ref().and_then(|v| v.get(key).and_then(Json::as_str)).unwrap_or_default();
+            // PostgREST's "no function with these arguments": the server's feed SQL is older than this client.
+            let hint = match field("code") {
+                "PGRST202" => {
+                    " (the server's record_sync_changes is older than this client: run sql/record_sync_feed.sql again)"
+                }
+                _ => "",
+            };
+            return Err(format!("catch-up failed: HTTP {status} {}{hint}", field("message")));
         }
         let more = {
             let mut s = shared.try_borrow_mut().map_err(|_| "busy".to_owned())?;

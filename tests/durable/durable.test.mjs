@@ -575,6 +575,70 @@ describe("remote changes and the stored cursor (issue 11)", () => {
       await context.close();
     }
   });
+
+  test("a read that started over and failed midway completes at the next pull; a server whose feed SQL is older is named", async () => {
+    const user = "cccccccc-0000-4000-8000-0000000000cd";
+    const token = devToken(user);
+    const prefix = `reset-fail-${Date.now()}-`;
+    const write = (method, query, body) =>
+      fetch(`${server.restUrl}/user_preferences${query}`, {
+        method,
+        headers: { apikey: "dev-anon-key", authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body && JSON.stringify(body),
+      });
+    const context = await browser.newContext();
+    try {
+      for (let i = 0; i < 6; i++) assert.ok((await write("POST", "", { id: `${prefix}${i}`, theme: "x" })).ok);
+      const page = await openPage(context, site.url);
+      const pull = () =>
+        page.evaluate(async () => {
+          const outcome = await window.t.sync.pull().then((s) => ({ reset: s.reset }), (e) => ({ error: e.message }));
+          return { ...outcome, batches: window.batches.splice(0), lastError: window.t.sync.stats().lastError };
+        });
+      await page.evaluate(({ url, token, user, prefix }) => {
+        window.t.token = token;
+        window.t.create({ url, mode: "rpc", user, storage: null, pull: { tables: ["user_preferences"], pageSize: 2 } });
+        window.batches = [];
+        window.t.sync.onRemoteChanges((changes, info) =>
+          window.batches.push({ reset: info.reset, ids: changes.filter((c) => c.id.startsWith(prefix)).map((c) => `${c.op} ${c.id.slice(prefix.length)}`) }),
+        );
+      }, { url: server.restUrl, token, user, prefix });
+      assert.equal((await pull()).batches.flatMap((b) => b.ids).length, 6);
+
+      assert.ok((await write("DELETE", `?id=eq.${prefix}0`)).ok);
+      await admin(server, "tombstones/age", { days: 31 });
+      assert.ok((await write("POST", "", { id: `${prefix}6`, theme: "y" })).ok);
+      // The read starts over; its first page arrives and its second fails.
+      await admin(server, "faults", { paths: "/rest/v1/rpc/record_sync_changes", failNext: { skip: 1, count: 1, status: 503 } });
+      const failed = await pull();
+      await admin(server, "faults", {});
+      assert.match(failed.error, /catch-up failed: HTTP 503/);
+      assert.deepEqual(failed.batches[0], { reset: true, ids: [] }, "told before any row");
+      const resumed = await pull();
+      assert.equal(resumed.error, undefined, resumed.error);
+      // What the app holds: since the last reset it was told, every current row, and the deleted one never.
+      const all = [...failed.batches, ...resumed.batches];
+      const since = all.slice(all.findLastIndex((b) => b.reset)).flatMap((b) => b.ids);
+      assert.deepEqual([...new Set(since)].sort(), ["upsert 1", "upsert 2", "upsert 3", "upsert 4", "upsert 5", "upsert 6"]);
+      assert.ok(!all.flatMap((b) => b.ids).includes("upsert 0"));
+      assert.ok((await write("DELETE", `?id=eq.${prefix}1`)).ok);
+      const next = await pull();
+      assert.deepEqual({ reset: next.reset, batches: next.batches }, { reset: false, batches: [{ reset: false, ids: ["delete 1"] }] }, "the read completed");
+
+      // A server whose record_sync_changes predates the client's arguments: PostgREST answers PGRST202.
+      await admin(server, "faults", {
+        paths: "/rest/v1/rpc/record_sync_changes",
+        failNext: { count: 1, status: 404, body: { code: "PGRST202", message: "Could not find the function public.record_sync_changes" } },
+      });
+      const old = await pull();
+      await admin(server, "faults", {});
+      assert.match(old.error, /HTTP 404 Could not find the function .*run sql\/record_sync_feed\.sql again/);
+      assert.match(old.lastError ?? "", /record_sync_feed\.sql/);
+    } finally {
+      await admin(server, "faults", {});
+      await context.close();
+    }
+  });
 });
 
 describe("durable queue across crashes and storage faults", () => {

@@ -34,6 +34,14 @@ test("failNext: the next N requests get the status, Retry-After and body; then r
   assert.match((await res.json()).message, /Injected fault/);
 });
 
+test("failNext.skip: that many requests go through first, then the next N fail", async () => {
+  assert.equal((await s.admin("faults", "POST", { failNext: { skip: 2, count: 1, status: 500 } })).status, 200);
+  const statuses = [];
+  for (let i = 0; i < 4; i++) statuses.push((await insertPlan(`s${i}`)).status);
+  assert.deepEqual(statuses, [201, 201, 500, 201]);
+  assert.deepEqual(await planIds(), ["s0", "s1", "s3"]);
+});
+
 test("failRate: with a seed, the same requests fail every time, at about the rate asked", async () => {
   const outcome = async () => {
     await s.admin("faults", "POST", { failRate: { p: 0.3, status: 500, seed: 42 } });

@@ -68,6 +68,7 @@ export class Faults {
       const f = raw.failNext;
       if (f === null || typeof f !== "object") throw bad("failNext must be an object");
       plan.failNext = {
+        skip: count(f.skip, "failNext.skip"),
         count: count(f.count ?? 1, "failNext.count"),
         status: httpStatus(f.status ?? 503, "failNext.status"),
         retryAfter: f.retryAfter === undefined ? undefined : count(f.retryAfter, "failNext.retryAfter"),
@@ -103,6 +104,8 @@ export class Faults {
     } else if (p.hangNext > 0) {
       p.hangNext--;
       fault = { kind: "hang", ms: p.hangMs };
+    } else if (p.failNext && p.failNext.skip > 0) {
+      p.failNext.skip--;
     } else if (p.failNext && p.failNext.count > 0) {
       p.failNext.count--;
       fault = { kind: "fail", status: p.failNext.status, retryAfter: p.failNext.retryAfter, body: p.failNext.body };
