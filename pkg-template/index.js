@@ -17,6 +17,21 @@ export * from "./record_sync.js";
 // stack each time until the module fails for the whole page; destroyed, a later call gets the destroyed
 // instance's error.
 RecordSync.prototype.free = RecordSync.prototype.destroy;
+
+// A method called on something else (`setTimeout(sync.forceSyncAll)`, `addEventListener("online", sync.resume)`)
+// would pass no instance into the module, with the same leak: it is a TypeError here instead.
+for (const name of Object.getOwnPropertyNames(RecordSync.prototype)) {
+  const method = Object.getOwnPropertyDescriptor(RecordSync.prototype, name).value;
+  if (name === "constructor" || name.startsWith("__") || typeof method !== "function") continue;
+  RecordSync.prototype[name] = {
+    [name](...args) {
+      if (!(this instanceof RecordSync) || !this.__wbg_ptr) {
+        throw new TypeError(`RecordSync.${name}: called on ${this === undefined ? "undefined" : "something other than a RecordSync"}; pass sync.${name}.bind(sync) or an arrow function`);
+      }
+      return method.apply(this, args);
+    },
+  }[name];
+}
 if (typeof Symbol.dispose === "symbol") RecordSync.prototype[Symbol.dispose] = RecordSync.prototype.destroy;
 
 const inBrowser =

@@ -39,7 +39,7 @@ fn config() -> Config {
 
 /// The record as a store gives it back: the text and copies of the rows (the browser's structured clone).
 fn kept(written: &Written<'_, Row>) -> StoredRecord<Row> {
-    StoredRecord { text: written.text.clone(), rows: written.rows.iter().map(|row| Some((*row).clone())).collect() }
+    StoredRecord { text: Ok(written.text.clone()), rows: written.rows.iter().map(|row| Some((*row).clone())).collect() }
 }
 
 fn texts(texts: &[&str]) -> Vec<StoredRecord<Row>> {
@@ -297,7 +297,7 @@ fn a_record_whose_row_is_missing_is_skipped() {
     journal.touch("items", "a");
     let written = journal.take(&engine, "c", None).unwrap();
     for rows in [vec![None], vec![]] {
-        let stored = replay::<Row>(vec![StoredRecord { text: written.text.clone(), rows }]).unwrap().unwrap();
+        let stored = replay::<Row>(vec![StoredRecord { text: Ok(written.text.clone()), rows }]).unwrap().unwrap();
         assert_eq!(stored.skipped.len(), 1);
         let why = String::from(&stored.skipped[0]);
         assert!(why.contains("names no row stored with the record"), "{:?}", stored.skipped);

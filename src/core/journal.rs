@@ -51,14 +51,15 @@ pub struct Written<'a, P> {
 /// the store could not give back as one is `None`, and the entry naming it makes the record unreadable.
 #[derive(Debug)]
 pub struct StoredRecord<P> {
-    pub text: String,
+    /// The record's text, or why the store could not hand it over (a getter of an app's store threw).
+    pub text: Result<String, String>,
     pub rows: Vec<Option<P>>,
 }
 
 impl<P> StoredRecord<P> {
     /// A record of format 1 or 2, or a text that is not a record at all.
     pub fn text(text: impl Into<String>) -> StoredRecord<P> {
-        StoredRecord { text: text.into(), rows: Vec::new() }
+        StoredRecord { text: Ok(text.into()), rows: Vec::new() }
     }
 }
 
@@ -213,6 +214,8 @@ pub enum Unreadable {
     NotARecord(String),
     /// Writes filed under another record than theirs: the record's table and id.
     WrongRecord(String, String),
+    /// The store could not hand the record over, with the reason it threw.
+    Thrown(String),
 }
 
 /// The app's message. Written without `format!`, like [`JsonError`]'s.
@@ -239,6 +242,7 @@ impl From<&RecordError> for String {
                 ("", "", ")")
             }
             Unreadable::NotOurs => ("not a record-sync queue record", "", ""),
+            Unreadable::Thrown(why) => ("could not be read (", why.as_str(), ")"),
             Unreadable::NotARecord(why) => ("not a queue record (", why.as_str(), ")"),
             Unreadable::WrongRecord(table, id) => {
                 m.push_str("writes filed under the wrong record ");
@@ -269,6 +273,13 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
     let mut remote_cursor = None;
     for (index, StoredRecord { text, mut rows }) in stored.into_iter().enumerate() {
         let bad = |problem| RecordError { index, count, problem };
+        let text = match text {
+            Ok(text) => text,
+            Err(why) => {
+                skipped.push(bad(Unreadable::Thrown(why)));
+                continue;
+            }
+        };
         let value = match Json::parse(&text) {
             Ok(value) => value,
             Err(e) => {

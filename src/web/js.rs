@@ -13,8 +13,10 @@ extern "C" {
     #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues, catch)]
     fn get_random_values(buffer: &mut [u8]) -> Result<JsValue, JsValue>;
 
-    #[wasm_bindgen(js_namespace = console, js_name = error)]
-    pub fn console_error(message: &str, error: &JsValue);
+    // `catch`: a page's `console.error` may throw (tests that fail on console output), and that must not pass
+    // through the wasm either.
+    #[wasm_bindgen(js_namespace = console, js_name = error, catch)]
+    fn console_error_or_throw(message: &str, error: &JsValue) -> Result<(), JsValue>;
 
     // With `catch`, unlike js_sys's: on the app's values these throw (a revoked Proxy, a throwing getter, trap or
     // iterator), and a throw that passes through wasm frames skips Rust's cleanup (a RefCell stays borrowed) and
@@ -40,6 +42,11 @@ extern "C" {
 /// two names would become one. Asked of JS only when there is a U+FFFD, which is rare and cheap to see.
 pub fn is_whole(value: &JsValue, text: &str) -> bool {
     !text.as_bytes().windows(3).any(|w| w == "\u{FFFD}".as_bytes()) || is_well_formed(value)
+}
+
+/// `console.error`, whatever the page made of it.
+pub fn console_error(message: &str, error: &JsValue) {
+    let _ = console_error_or_throw(message, error);
 }
 
 pub fn type_error(message: impl AsRef<str>) -> JsValue {

@@ -25,7 +25,7 @@ const OPTION_KEYS: [&str; 8] =
 const HTTP_KEYS: [&str; 8] =
     ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs", "tokenTimeoutMs", "allowAnonymous"];
 const TABLE_KEYS: [&str; 2] = ["parents", "onConflict"];
-const TRANSPORT: &str = "options.transport";
+const TRANSPORT_PATH: &str = "options.transport";
 
 pub struct HttpTransport {
     /// Without a trailing slash; request paths start with one.
@@ -181,7 +181,7 @@ pub fn parse(read: &Reader, options: &JsValue, client_id: String, seed: u64) -> 
 }
 
 fn timeout(read: &Reader, transport: &JsValue, name: &str, default: u32) -> Result<u32, JsValue> {
-    let value = read.get(transport, TRANSPORT, name);
+    let value = read.get(transport, TRANSPORT_PATH, name);
     if value.is_undefined() {
         return Ok(default);
     }
@@ -192,7 +192,7 @@ fn timeout(read: &Reader, transport: &JsValue, name: &str, default: u32) -> Resu
 }
 
 fn primary_keys_of(read: &Reader, transport: &JsValue) -> Result<HashMap<String, String>, JsValue> {
-    let value = read.get(transport, TRANSPORT, "primaryKeys");
+    let value = read.get(transport, TRANSPORT_PATH, "primaryKeys");
     let mut primary_keys = HashMap::new();
     if !value.is_undefined() {
         if !is_object(&value) {
@@ -216,25 +216,25 @@ fn parse_transport(read: &Reader, transport: &JsValue, client_id: String) -> Res
             format!("must be {{ url, apiKey, ... }} or {{ send(batch) }}, not {}", describe(transport)),
         ));
     }
-    let send = read.get(transport, TRANSPORT, "send");
+    let send = read.get(transport, TRANSPORT_PATH, "send");
     if !send.is_undefined() {
         let send = send
             .dyn_into::<Function>()
             .map_err(|v| bad("transport.send", format!("must be a function, not {}", describe(&v))))?;
-        if !read.get(transport, TRANSPORT, "url").is_undefined() {
+        if !read.get(transport, TRANSPORT_PATH, "url").is_undefined() {
             return Err(bad("transport", "must have either send or url, not both"));
         }
         let timeout_ms = timeout(read, transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
         return Ok(Transport::Custom { send, this: transport.clone(), timeout_ms });
     }
-    if let Some(unknown) = read.keys(transport, TRANSPORT).into_iter().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
+    if let Some(unknown) = read.keys(transport, TRANSPORT_PATH).into_iter().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
         return Err(bad(
             &format!("transport.{unknown}"),
             format!("is not an option (known: {}, or send)", HTTP_KEYS.join(", ")),
         ));
     }
 
-    let url = read.get(transport, TRANSPORT, "url");
+    let url = read.get(transport, TRANSPORT_PATH, "url");
     let url = url
         .as_string()
         .filter(|u| u.starts_with("https://") || u.starts_with("http://") || u.starts_with('/'))
@@ -249,7 +249,7 @@ fn parse_transport(read: &Reader, transport: &JsValue, client_id: String) -> Res
     })?;
     let base_url = url.trim_end_matches('/').to_owned();
 
-    let api_key = read.get(transport, TRANSPORT, "apiKey");
+    let api_key = read.get(transport, TRANSPORT_PATH, "apiKey");
     // It goes in headers, where a character `fetch` refuses would fail every request as if the network did.
     let api_key = api_key.as_string().filter(|k| super::auth::is_sendable(k)).ok_or_else(|| {
         bad(
@@ -258,7 +258,7 @@ fn parse_transport(read: &Reader, transport: &JsValue, client_id: String) -> Res
         )
     })?;
 
-    let value = read.get(transport, TRANSPORT, "getAccessToken");
+    let value = read.get(transport, TRANSPORT_PATH, "getAccessToken");
     let get_access_token = if value.is_undefined() || value.is_null() {
         None
     } else {
@@ -271,7 +271,7 @@ fn parse_transport(read: &Reader, transport: &JsValue, client_id: String) -> Res
 
     let primary_keys = primary_keys_of(read, transport)?;
 
-    let mode = read.get(transport, TRANSPORT, "mode");
+    let mode = read.get(transport, TRANSPORT_PATH, "mode");
     let mode = match mode.as_string().as_deref() {
         None if mode.is_undefined() => WireMode::Rest { primary_keys },
         Some("rest") => WireMode::Rest { primary_keys },
@@ -281,7 +281,7 @@ fn parse_transport(read: &Reader, transport: &JsValue, client_id: String) -> Res
 
     let timeout_ms = timeout(read, transport, "timeoutMs", DEFAULT_TIMEOUT_MS)?;
     let token_timeout_ms = timeout(read, transport, "tokenTimeoutMs", DEFAULT_TOKEN_TIMEOUT_MS)?;
-    let value = read.get(transport, TRANSPORT, "allowAnonymous");
+    let value = read.get(transport, TRANSPORT_PATH, "allowAnonymous");
     let allow_anonymous = match value.as_bool() {
         Some(allow) => allow,
         None if value.is_undefined() => false,

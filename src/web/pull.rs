@@ -31,7 +31,7 @@ extern "C" {
 }
 
 const PULL_KEYS: [&str; 4] = ["tables", "realtime", "pageSize", "intervalMs"];
-const PULL: &str = "options.pull";
+const PULL_PATH: &str = "options.pull";
 const FEED_FUNCTION: &str = "record_sync_changes";
 /// The shortest `intervalMs`: a poll more often than this is what realtime is for.
 const MIN_INTERVAL_MS: u32 = 1_000;
@@ -93,10 +93,10 @@ pub fn parse(
             describe(&pull)
         )));
     }
-    if let Some(unknown) = read.keys(&pull, PULL).into_iter().find(|k| !PULL_KEYS.contains(&k.as_str())) {
+    if let Some(unknown) = read.keys(&pull, PULL_PATH).into_iter().find(|k| !PULL_KEYS.contains(&k.as_str())) {
         return Err(bad(&unknown, format!("is not an option (known: {})", PULL_KEYS.join(", "))));
     }
-    let tables = read.get(&pull, PULL, "tables");
+    let tables = read.get(&pull, PULL_PATH, "tables");
     // A loop, not `collect` into an `Option`: that adapter is code of its own for each item type.
     let mut names = Vec::new();
     if let Some(tables) = read.items(&tables, "options.pull.tables") {
@@ -112,13 +112,13 @@ pub fn parse(
         return Err(bad("tables", "must be a non-empty array of table names whose feed is enabled"));
     }
     let tables = names;
-    let realtime = read.get(&pull, PULL, "realtime");
+    let realtime = read.get(&pull, PULL_PATH, "realtime");
     let realtime = match realtime.as_bool() {
         Some(on) => on,
         None if realtime.is_undefined() => false,
         None => return Err(bad("realtime", format!("must be a boolean, not {}", describe(&realtime)))),
     };
-    let value = read.get(&pull, PULL, "pageSize");
+    let value = read.get(&pull, PULL_PATH, "pageSize");
     let page_size = if value.is_undefined() {
         DEFAULT_PAGE_SIZE
     } else {
@@ -126,7 +126,7 @@ pub fn parse(
             .filter(|&n| n > 0)
             .ok_or_else(|| bad("pageSize", format!("must be an integer from 1 to {MAX_PAGE_SIZE}")))? as u32
     };
-    let value = read.get(&pull, PULL, "intervalMs");
+    let value = read.get(&pull, PULL_PATH, "intervalMs");
     let interval_ms = if value.is_undefined() {
         None
     } else {
@@ -291,10 +291,10 @@ async fn pages(shared: &Shared, http: &HttpTransport) -> Result<(), String> {
         if !(200..300).contains(&status) {
             let answer = Json::parse(&text).ok();
             let field = |key| answer.as_ref().and_then(|v| v.get(key).and_then(Json::as_str)).unwrap_or_default();
-            // PostgREST's "no function with these arguments": the server's feed SQL is older than this client.
+            // PostgREST's "no function with these arguments": the feed SQL is not installed, or older than this client.
             let hint = match field("code") {
                 "PGRST202" => {
-                    " (the server's record_sync_changes is older than this client: run sql/record_sync_feed.sql again)"
+                    " (the server's record_sync_changes is missing or older than this client: run sql/record_sync_feed.sql)"
                 }
                 _ => "",
             };

@@ -105,10 +105,13 @@ function copyJson(value, depth) {
   return json === undefined ? undefined : JSON.parse(json);
 }
 
+/** Always a string: its callers build messages from it outside a `try`, and a message that is a Symbol or an
+ *  object whose `toString` throws must not throw there. */
 function describeError(e) {
   try {
-    if (e instanceof Error) return e.name && e.name !== "Error" ? `${e.name}: ${e.message}` : e.message;
-    return String(e);
+    if (!(e instanceof Error)) return String(e);
+    const [name, message] = [String(e.name), String(e.message)];
+    return name && name !== "Error" ? `${name}: ${message}` : message;
   } catch {
     return "it threw";
   }
@@ -353,11 +356,15 @@ export function record(text, rows) {
 export function unpack(value) {
   try {
     if (typeof value === "string") return [value, []];
-    // A copy of the rows' array: an app's store may hand back one whose elements or iterator throw.
-    if (value !== null && typeof value === "object" && typeof value.m === "string" && Array.isArray(value.r)) return [value.m, Array.from(value.r)];
+    if (value !== null && typeof value === "object") {
+      // Each read once, and the rows' array copied: an app's store may hand back getters, or an array whose
+      // elements or iterator throw.
+      const [text, rows] = [value.m, value.r];
+      if (typeof text === "string" && Array.isArray(rows)) return [text, Array.from(rows)];
+    }
     return [JSON.stringify(value) ?? String(value), []];
   } catch (e) {
-    return [`unreadable: ${describeError(e)}`, []];
+    return [null, [], describeError(e)];
   }
 }
 
@@ -579,7 +586,8 @@ export function within(value, ms) {
       clearTimeout(timer);
       resolve({ ok, value });
     };
-    Promise.resolve(value).then(settle(true), settle(false));
+    // Not Promise.resolve(value): that hands back the app's own promise, whose `then` may throw.
+    promised(value).then(settle(true), settle(false));
   });
 }
 

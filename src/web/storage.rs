@@ -57,10 +57,10 @@ fn cloned_record(value: &JsValue) -> StoredRecord<JsRow> {
     record_of(&unpack_cloned(value), |row| (!row.is_null()).then(|| JsRow::cloned(row)))
 }
 
-/// An unpacked `[text, rows]`, each row made the queue's by `row`.
+/// An unpacked `[text, rows]` (or `[null, [], why]` where reading it threw), each row made the queue's by `row`.
 fn record_of(parts: &Array, row: impl FnMut(JsValue) -> Option<JsRow>) -> StoredRecord<JsRow> {
     StoredRecord {
-        text: parts.get(0).as_string().unwrap_or_default(),
+        text: parts.get(0).as_string().ok_or_else(|| parts.get(2).as_string().unwrap_or_default()),
         // `unpack` made the array.
         rows: Array::from(&parts.get(1)).iter().map(row).collect(),
     }

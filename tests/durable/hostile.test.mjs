@@ -239,6 +239,110 @@ describe("the app's hostile values", () => {
     assert.equal(result.healthy, true);
   });
 
+  test("an Error whose message is a Symbol, thrown by a row's getter or a stored record's, is still a named error", async () => {
+    const result = await inPage(`
+      const symbolError = () => Object.assign(new Error(), { message: Symbol("m") });
+      const sync = new rs.RecordSync({ transport: transport(), storage: null });
+      let same = 0, first = null;
+      for (let i = 0; i < 4000; i++) {
+        const error = thrown(() => sync.queueChange("t", "a", "upsert", { get x() { throw symbolError(); } }));
+        first ??= error;
+        if (error?.type === "TypeError" && error.message === first.message) same++;
+      }
+      const stored = async (record) => {
+        const s = new rs.RecordSync({ transport: transport(), storage: { load: async () => [record], append() {}, clear() {} } });
+        for (let i = 0; i < 100 && s.stats().restoring; i++) await sleep(10);
+        const { restoring, lastError } = s.stats();
+        s.destroy();
+        return { restoring, lastError };
+      };
+      return {
+        first, same,
+        symbolRecord: await stored({ get m() { throw symbolError(); } }),
+        plainRecord: await stored({ get m() { throw new Error("plain"); } }),
+        healthy: await healthy(),
+      };
+    `);
+    assert.equal(result.first.type, "TypeError");
+    assert.match(result.first.message, /^RecordSync\.queueChange: data must be JSON-serializable: Symbol\(m\)$/);
+    assert.equal(result.same, 4000);
+    assert.deepEqual(result.symbolRecord.restoring, false);
+    assert.match(result.symbolRecord.lastError, /stored record 1 of 1: could not be read \(Symbol\(m\)\)/);
+    assert.match(result.plainRecord.lastError, /stored record 1 of 1: could not be read \(plain\)/);
+    assert.equal(result.healthy, true);
+  });
+
+  test("a console.error that throws, with a listener that throws, over 1,200 ticks", async () => {
+    const result = await inPage(`
+      const sync = new rs.RecordSync({ transport: transport(), storage: null });
+      sync.subscribe(() => { throw new Error("listener"); });
+      const original = console.error;
+      let calls = 0;
+      console.error = () => { calls++; throw new Error("console.error throws"); };
+      let broke = null;
+      try {
+        for (let i = 0; i < 1200 && broke === null; i++) {
+          broke = thrown(() => sync.queueLowChange("t", "c" + (i % 50), "upsert", { id: "c" + (i % 50), v: i }));
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      } finally {
+        console.error = original;
+      }
+      return { broke, calls, healthy: await healthy() };
+    `);
+    assert.equal(result.broke, null);
+    assert.ok(result.calls >= 1000, `listener errors reported: ${result.calls}`);
+    assert.equal(result.healthy, true);
+  });
+
+  test("a method called on something other than its instance is a TypeError, 30,000 times over", async () => {
+    const result = await inPage(`
+      const sync = new rs.RecordSync({ transport: transport(), storage: null });
+      const detached = sync.stats;
+      const errors = {
+        detached: thrown(() => detached()),
+        other: thrown(() => sync.queueChange.call({}, "t", "a", "upsert", { id: "a" })),
+        prototype: thrown(() => rs.RecordSync.prototype.forceSyncAll()),
+      };
+      let same = 0;
+      for (let i = 0; i < 30000; i++) if (thrown(() => sync.stats.call({}))?.type === "TypeError") same++;
+      return { errors, same, stats: typeof sync.stats().pending, healthy: await healthy() };
+    `);
+    assert.deepEqual(result.errors.detached, {
+      type: "TypeError",
+      message: "RecordSync.stats: called on undefined; pass sync.stats.bind(sync) or an arrow function",
+    });
+    assert.match(result.errors.other.message, /^RecordSync\.queueChange: called on something other than a RecordSync/);
+    assert.match(result.errors.prototype.message, /^RecordSync\.forceSyncAll: called on/);
+    assert.equal(result.same, 30000);
+    assert.equal(result.stats, "number");
+    assert.equal(result.healthy, true);
+  });
+
+  test("a send whose promise has a throwing then of its own is a rejection, not a timeout", async () => {
+    const result = await inPage(`
+      let calls = 0;
+      const sync = new rs.RecordSync({ storage: null, transport: { timeoutMs: 60000, send(batch) {
+        calls++;
+        if (calls === 1) {
+          const p = Promise.resolve([]);
+          p.then = () => { throw new Error("then boom"); };
+          return p;
+        }
+        sent.push(...batch.changes.map((c) => c.id));
+        return Promise.resolve(batch.changes.map((c) => ({ seq: c.seq, status: "applied" })));
+      } } });
+      const errors = [];
+      sync.subscribe((stats) => { if (stats.lastError && !errors.includes(stats.lastError)) errors.push(stats.lastError); });
+      sync.queueCriticalChange("t", "a", "upsert", { id: "a" });
+      const summary = await Promise.race([sync.forceSyncAll(), sleep(20000).then(() => "not settled")]);
+      return { summary, errors, sent };
+    `);
+    assert.deepEqual(result.summary, { confirmed: 1, conflicts: 0, failed: [] });
+    assert.ok(result.errors.some((e) => e.includes("transport.send rejected: then boom")), result.errors.join("\n"));
+    assert.deepEqual(result.sent, ["a"]);
+  });
+
   test("an API key fetch would refuse, and a table name with a lone surrogate, are TypeErrors: nothing merges, nothing is retried forever", async () => {
     const result = await inPage(`
       const keys = ["anon-key\\n", "anon\\u0000key", "ключ", "a key"];

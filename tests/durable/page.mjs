@@ -29,8 +29,9 @@ window.t = {
     });
     return this.sync;
   },
+  // Up to 10 s: a loaded machine took longer than 2 to open IndexedDB and take the lock.
   async durable(sync = this.sync) {
-    for (let i = 0; i < 200 && !sync.stats().durable; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && !sync.stats().durable; i++) await new Promise((r) => setTimeout(r, 10));
     return sync.stats().durable;
   },
   idb(fn) {
