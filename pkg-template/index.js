@@ -19,14 +19,18 @@ export * from "./record_sync.js";
 RecordSync.prototype.free = RecordSync.prototype.destroy;
 
 // A method called on something else (`setTimeout(sync.forceSyncAll)`, `addEventListener("online", sync.resume)`)
-// would pass no instance into the module, with the same leak: it is a TypeError here instead.
+// would pass no instance into the module, with the same leak: it is a TypeError here instead, thrown, or for the
+// methods that return a promise (their declared types say which) a rejection, as their other errors are.
+const ASYNC = new Set(["forceSyncAll", "pull", "clearPersisted"]);
 for (const name of Object.getOwnPropertyNames(RecordSync.prototype)) {
   const method = Object.getOwnPropertyDescriptor(RecordSync.prototype, name).value;
   if (name === "constructor" || name.startsWith("__") || typeof method !== "function") continue;
   RecordSync.prototype[name] = {
     [name](...args) {
       if (!(this instanceof RecordSync) || !this.__wbg_ptr) {
-        throw new TypeError(`RecordSync.${name}: called on ${this === undefined ? "undefined" : "something other than a RecordSync"}; pass sync.${name}.bind(sync) or an arrow function`);
+        const error = new TypeError(`RecordSync.${name}: called on ${this === undefined ? "undefined" : "something other than a RecordSync"}; pass sync.${name}.bind(sync) or an arrow function`);
+        if (ASYNC.has(name)) return Promise.reject(error);
+        throw error;
       }
       return method.apply(this, args);
     },

@@ -5,10 +5,19 @@
 // must still sync. The transports are custom and record what they were sent: these cases need no server.
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser } from "../e2e/helpers.mjs";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PKG, launchBrowser } from "../e2e/helpers.mjs";
 import { servePage, openPage } from "./page.mjs";
 
 let site, browser;
+
+/** The methods of RecordSync whose declared type returns a promise, from the package's own .d.ts. */
+function asyncMethods() {
+  const types = readFileSync(join(PKG, "record_sync.d.ts"), "utf8");
+  const body = types.slice(types.indexOf("export class RecordSync"));
+  return [...body.slice(0, body.indexOf("\n}")).matchAll(/^ {4}(\w+)\([^)]*\): Promise</gm)].map((m) => m[1]);
+}
 
 before(async () => {
   site = await servePage();
@@ -302,18 +311,30 @@ describe("the app's hostile values", () => {
       const errors = {
         detached: thrown(() => detached()),
         other: thrown(() => sync.queueChange.call({}, "t", "a", "upsert", { id: "a" })),
-        prototype: thrown(() => rs.RecordSync.prototype.forceSyncAll()),
+        prototype: thrown(() => rs.RecordSync.prototype.stats()),
       };
+      // Those that return a promise reject instead, as their other errors do.
+      const rejected = {};
+      for (const name of ${JSON.stringify(asyncMethods())}) {
+        let returned;
+        const error = thrown(() => { returned = rs.RecordSync.prototype[name].call({}); });
+        rejected[name] = error ?? await returned.then(() => "resolved", (e) => ({ type: e.constructor.name, message: e.message }));
+      }
       let same = 0;
       for (let i = 0; i < 30000; i++) if (thrown(() => sync.stats.call({}))?.type === "TypeError") same++;
-      return { errors, same, stats: typeof sync.stats().pending, healthy: await healthy() };
+      return { errors, rejected, same, stats: typeof sync.stats().pending, healthy: await healthy() };
     `);
     assert.deepEqual(result.errors.detached, {
       type: "TypeError",
       message: "RecordSync.stats: called on undefined; pass sync.stats.bind(sync) or an arrow function",
     });
     assert.match(result.errors.other.message, /^RecordSync\.queueChange: called on something other than a RecordSync/);
-    assert.match(result.errors.prototype.message, /^RecordSync\.forceSyncAll: called on/);
+    assert.match(result.errors.prototype.message, /^RecordSync\.stats: called on/);
+    assert.deepEqual(Object.keys(result.rejected).sort(), ["clearPersisted", "forceSyncAll", "pull"]);
+    for (const [name, error] of Object.entries(result.rejected)) {
+      assert.equal(error.type, "TypeError", `${name}: ${JSON.stringify(error)}`);
+      assert.match(error.message, new RegExp(`^RecordSync\\.${name}: called on something other than a RecordSync`));
+    }
     assert.equal(result.same, 30000);
     assert.equal(result.stats, "number");
     assert.equal(result.healthy, true);
