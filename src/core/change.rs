@@ -140,7 +140,7 @@ impl<P: Payload> Change<P> {
         let data = match (op, data) {
             (Op::Delete, _) => None,
             (Op::Update, Some(row)) if Payload::is_empty(&row) => {
-                return Err(ArgumentError::new("data", "an update needs at least one column"));
+                return Err(ArgumentError::new("data", "needs at least one column for an update"));
             }
             (_, None) => {
                 return Err(ArgumentError::new("data", format!("is required for {}", op.as_str())));
