@@ -74,7 +74,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A property, or `undefined` where reading it throws. For values whose reader has nothing better to do with a
-/// throw; an option that cannot be read is [`option`]'s.
+/// throw; an option that cannot be read is [`Reader`]'s.
 pub fn get(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
