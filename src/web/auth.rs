@@ -52,7 +52,15 @@ pub fn is_sendable(token: &str) -> bool {
 /// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed.
 pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
     let Some(get) = &http.get_access_token else { return Ok(Token::ApiKey) };
-    match ask(get, http.token_timeout_ms).await {
+    let epoch = shared.try_borrow().map_or(0, |s| s.auth.epoch);
+    let answer = ask(get, http.token_timeout_ms).await;
+    // A token set with setAccessToken while the ask was out wins over its answer, late or failed.
+    if let Ok(s) = shared.try_borrow() {
+        if let Some(token) = s.token.clone().filter(|_| s.auth.epoch != epoch) {
+            return Ok(Token::Bearer(token));
+        }
+    }
+    match answer {
         Ok(token) => {
             if let Ok(mut s) = shared.try_borrow_mut() {
                 s.token = Some(token.clone());
@@ -75,6 +83,8 @@ pub struct Retry {
     failures: u32,
     timer: Option<Timeout>,
     asking: bool,
+    /// Counts `setAccessToken` tokens, so that an ask that was out meanwhile does not undo one.
+    epoch: u64,
 }
 
 /// Asks again after 1 s, 2 s, 4 s ... up to a minute: one user, one token source, nothing to spread out.
@@ -146,6 +156,7 @@ pub fn ask_now(shared: &Shared) {
 /// A token came from `setAccessToken`: sending resumes.
 pub fn resume(shared: &Shared) {
     if let Ok(mut s) = shared.try_borrow_mut() {
+        s.auth.epoch += 1;
         s.auth.failures = 0;
         s.auth.timer = None;
         if s.engine.needs_auth() {
