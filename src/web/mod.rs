@@ -825,6 +825,7 @@ impl RecordSync {
             s.token = token;
         }
         if resumes {
+            storage::owner_known(&self.shared);
             auth::resume(&self.shared);
             pull::token_changed(&self.shared);
             schedule(&self.shared);

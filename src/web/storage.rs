@@ -118,6 +118,9 @@ pub struct Durable {
     /// Bumped when anything `stats()` shows from here changes.
     pub version: u64,
     release: Option<Function>,
+    /// A queue kept under no user ("") whose owner a token named is moving to the owner's key
+    /// ([`owner_known`]): the "" records are deleted, and their lock let go, once a write has stored it there.
+    moved_from: Option<MovedFrom>,
     clearing: bool,
     /// The page is hidden: requests go with `keepalive`.
     pub hidden: bool,
@@ -131,6 +134,11 @@ pub struct Durable {
     wake: Option<Function>,
     /// Changes queued before the restore decided, in localStorage (default store only).
     early: Option<super::early::Early>,
+}
+
+/// Where a queue moved from: the "" key's lock.
+struct MovedFrom {
+    release: Option<Function>,
 }
 
 impl Durable {
@@ -244,6 +252,7 @@ pub fn parse(read: &js::Reader, options: &JsValue) -> Result<Durable, JsValue> {
         writes: 0,
         version: 0,
         release: None,
+        moved_from: None,
         clearing: false,
         hidden: false,
         lifecycle: None,
@@ -347,7 +356,7 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
 }
 
 /// A token is known (`setAccessToken`, or the ask at construction): a queue without an owner takes its
-/// subject. The token itself is not kept here.
+/// subject (call [`owner_known`] next). The token itself is not kept here.
 pub fn token_known(s: &mut State, token: &str) {
     if let Some(wake) = s.durable.wake.take() {
         let _ = wake.call0(&JsValue::UNDEFINED);
@@ -360,6 +369,40 @@ pub fn token_known(s: &mut State, token: &str) {
         s.durable.version += 1;
         touch_all(s);
     }
+}
+
+/// The owner may just have been named for a queue kept under no user (""), which holds only changes queued before
+/// any token: it moves to the owner's key, as if restored under it from the start. Left under "", another user
+/// signing in later would restore it and send it (its owner written in it, or not) with the wrong token.
+pub fn owner_known(shared: &Shared) {
+    let moves = shared.try_borrow_mut().is_ok_and(|mut s| {
+        let destroyed = s.destroyed;
+        let d = &mut s.durable;
+        let (Some(owner), Some("")) = (d.owner.clone(), d.key.as_deref()) else { return false };
+        if destroyed || d.clearing || d.store.is_none() || d.phase == Phase::Follower {
+            return false;
+        }
+        if d.phase == Phase::Durable {
+            d.moved_from = Some(MovedFrom { release: d.release.take() });
+        } else if let Some(release) = d.release.take() {
+            // A restore under "" that had not adopted the stored queue: it stays for whoever is nobody next.
+            let _ = release.call0(&JsValue::UNDEFINED);
+        }
+        if let Some(early) = &mut d.early {
+            early.stop_watching();
+        }
+        d.key = Some(owner);
+        set_phase(&mut s, Phase::Restoring);
+        true
+    });
+    if moves {
+        spawn_local(restore(Rc::downgrade(shared)));
+    }
+}
+
+/// A restore under `key` goes on only while that is still the queue's key (see [`owner_known`]).
+fn current(shared: &Shared, key: &str) -> bool {
+    shared.try_borrow().is_ok_and(|s| !s.destroyed && s.durable.key.as_deref() == Some(key))
 }
 
 async fn restore(weak: Weak<RefCell<State>>) {
@@ -377,7 +420,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
         // tab then goes ahead alone).
         let locked_out = lock.is_null();
         let release = lock.dyn_into::<Function>().ok();
-        let shared = weak.upgrade().filter(|shared| shared.try_borrow().is_ok_and(|s| !s.destroyed));
+        let shared = weak.upgrade().filter(|shared| current(shared, &key));
         let Some(shared) = shared else {
             if let Some(release) = release {
                 let _ = release.call0(&JsValue::UNDEFINED);
@@ -396,15 +439,17 @@ async fn restore(weak: Weak<RefCell<State>>) {
         }
         if wait_ms == 0 {
             take_over(&shared);
-            // Awaited here rather than in an async `take_over`, which would be a state machine of its own.
-            while shared.try_borrow().is_ok_and(|s| s.engine.in_flight_batch().is_some() && !s.destroyed) {
-                let _ = JsFuture::from(sleep(20)).await;
-            }
+        }
+        // A tab that worked in memory, or a queue moving to its owner's key, may have a request on its way:
+        // its answer settles its writes before the engine is replaced. Awaited here rather than in an async
+        // function, which would be a state machine of its own.
+        while shared.try_borrow().is_ok_and(|s| s.engine.in_flight_batch().is_some() && !s.destroyed) {
+            let _ = JsFuture::from(sleep(20)).await;
         }
         break (shared, release);
     };
     match shared.try_borrow_mut() {
-        Ok(mut s) if !s.destroyed => s.durable.release = release,
+        Ok(mut s) if !s.destroyed && s.durable.key.as_deref() == Some(&key) => s.durable.release = release,
         _ => {
             if let Some(release) = release {
                 let _ = release.call0(&JsValue::UNDEFINED);
@@ -453,6 +498,10 @@ async fn restore(weak: Weak<RefCell<State>>) {
         let stored = journal::replay(values.iter().map(|v| read(&v)).collect()).map_err(String::from)?;
         Ok((values, stored))
     });
+    // Moved to its owner's key meanwhile ([`owner_known`]): the restore under that key has the queue.
+    if !current(&shared, &key) {
+        return;
+    }
     match stored {
         Err(why) => give_up(&shared, format!("{why}; it is left as it is and this session keeps changes in memory")),
         Ok((values, mut stored)) => {
@@ -636,12 +685,21 @@ fn adopt(
             remote_cursor: None,
         },
     };
-    if let (Some(mine), Some(theirs)) = (&s.durable.owner, &stored.owner) {
-        if mine != theirs {
+    match (&s.durable.owner, &stored.owner) {
+        (Some(mine), Some(theirs)) if mine != theirs => {
             return Err(format!(
                 "the stored queue holds user {theirs}'s changes and this instance is user {mine}'s; it is left as it is"
-            ));
+            ))
         }
+        // Written by a version that kept a signed-in user's queue under no user: whoever signs in here may be
+        // someone else, who must not take it over.
+        (None, Some(theirs)) if s.durable.key.as_deref() == Some("") => {
+            return Err(format!(
+                "the queue stored under no user holds user {theirs}'s changes (an earlier version kept them there); it \
+                 is left as it is"
+            ))
+        }
+        _ => {}
     }
     let config = s.engine.config().clone();
     // The stored writes go again under the client ids they were queued under (each keeps its own: the server
@@ -815,7 +873,7 @@ pub fn write(shared: &Shared) -> Option<Promise> {
             return None;
         }
     }
-    let (store, key, written, number, drained, epoch) = {
+    let (store, key, written, number, drained, epoch, moving) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.phase != Phase::Durable || s.durable.clearing {
@@ -829,7 +887,10 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         s.durable.writes += 1;
         let key = s.durable.key.clone()?;
         let drained: Array = s.durable.tabs.undeleted.iter().map(|(_, key)| key.clone()).collect();
-        (store, key, (value, replace), s.durable.writes, drained, epoch)
+        // The first write since a move ends it: it holds the whole queue. The write owns the end, so that a
+        // `destroy()` before it commits still deletes what it moved from.
+        let moving = s.durable.moved_from.take();
+        (store, key, (value, replace), s.durable.writes, drained, epoch, moving)
     };
     let deleting = drained.length() as usize;
     let (value, replace) = written;
@@ -841,12 +902,18 @@ pub fn write(shared: &Shared) -> Option<Promise> {
     let returned = result.as_ref().ok().cloned();
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
+        let store = store;
         let result = match result {
             Ok(promise) => JsFuture::from(promise).await.map(|_| ()),
             Err(e) => Err(e),
         };
-        let Some(shared) = weak.upgrade() else { return };
-        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let mut moving = moving;
+        if result.is_ok() {
+            moved(&store, moving.take());
+        }
+        let alive = weak.upgrade().filter(|shared| shared.try_borrow().is_ok_and(|s| !s.destroyed));
+        let Some(shared) = alive else { return unlock(moving) };
+        let Ok(mut s) = shared.try_borrow_mut() else { return unlock(moving) };
         let failed = result.is_err();
         let d = &mut s.durable;
         match result {
@@ -864,7 +931,10 @@ pub fn write(shared: &Shared) -> Option<Promise> {
                 }
             }
             Err(e) => {
-                // The queue is whole in memory; the next write stores all of it again.
+                // The queue is whole in memory; the next write stores all of it again, and ends the move.
+                if d.moved_from.is_none() {
+                    d.moved_from = moving;
+                }
                 d.error = Some((
                     number,
                     format!("storage: could not save the queue ({}); it is kept in memory", error_message(&e)),
@@ -880,6 +950,27 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         }
     });
     returned
+}
+
+/// The queue is stored under its owner's key: the records it moved from go, and then their lock.
+fn moved(store: &Store, from: Option<MovedFrom>) {
+    let Some(from) = from else { return };
+    let deleted = call(store, &store.clear, &[JsValue::from_str("")]);
+    let Some(release) = from.release else { return };
+    spawn_local(async move {
+        if let Ok(deleted) = deleted {
+            let _ = JsFuture::from(deleted).await;
+        }
+        let _ = release.call0(&JsValue::UNDEFINED);
+    });
+}
+
+/// A move that did not end (its write failed after `destroy()`): the records under "" stay, for whoever is
+/// nobody next, and so does nothing else of it.
+fn unlock(from: Option<MovedFrom>) {
+    if let Some(release) = from.and_then(|from| from.release) {
+        let _ = release.call0(&JsValue::UNDEFINED);
+    }
 }
 
 /// After a failed write, the whole queue is written again after a backoff (250 ms, doubling up to 30 s), not
@@ -980,6 +1071,9 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
                 if let (Some(early), Some(epoch)) = (&mut s.durable.early, epoch) {
                     early.stored(epoch);
                 }
+                if let Some(store) = s.durable.store.clone() {
+                    moved(&store, s.durable.moved_from.take());
+                }
                 if s.durable.error.take().is_some() {
                     s.durable.version += 1;
                 }
@@ -1024,6 +1118,8 @@ pub fn check_owner(shared: &Shared, token: Option<&str>) -> Result<(), String> {
             s.durable.owner = Some(subject);
             s.durable.version += 1;
             touch_all(&mut s);
+            drop(s);
+            owner_known(shared);
             Ok(())
         }
         (None, None) => Ok(()),
@@ -1068,6 +1164,7 @@ pub fn release(s: &mut State) {
         early.release();
     }
     s.durable.tabs.close();
+    unlock(s.durable.moved_from.take());
     if let Some(release) = s.durable.release.take() {
         let _ = release.call0(&JsValue::UNDEFINED);
     }
@@ -1090,7 +1187,10 @@ pub fn clear(shared: &Shared) -> Promise {
         return Promise::resolve(&JsValue::UNDEFINED);
     };
     let release = s.durable.release.take();
+    let moved_from = s.durable.moved_from.take();
     drop(s);
+    // A queue on its way from no user's key to its owner's is stored under both until the move ends.
+    moved(&store, moved_from);
     let result = call(&store, &store.clear, &[JsValue::from_str(&key)]);
     let cleared = match result {
         Ok(promise) => promise,

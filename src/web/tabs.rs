@@ -209,7 +209,8 @@ pub fn follow(shared: &Shared, key: &str) -> bool {
 /// This tab now holds the queue (restored): it takes in the inbox, answers the followers, and its own
 /// `forceSyncAll()` calls that waited for a leader become its own.
 pub fn lead(shared: &Shared, key: &str) {
-    if !open(shared, key) {
+    // The queue under no user is not shared (see `follow`), and moves to its owner's key when a token names one.
+    if key.is_empty() || !open(shared, key) {
         return;
     }
     let asked = match shared.try_borrow_mut() {

@@ -331,6 +331,49 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("no getAccessToken, setAccessToken after the restore: A's queue moves to A's key, and B signing in later on the same page neither sends it nor writes B's change as A's", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      // The app's usual order: construct at start-up, give the token once sign-in resolves. The instance has
+      // restored the queue kept under no user by then.
+      const session = (token, id, priority) =>
+        page.evaluate(async ({ url, token, id, priority }) => {
+          const sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
+          const durable = await window.t.durable(sync);
+          sync.setAccessToken(token);
+          sync[`queue${priority}Change`]("user_preferences", id, "insert", { id, theme: "x" });
+          const summary = priority === "Critical" ? await sync.forceSyncAll() : null;
+          await window.t.durable(sync);
+          const s = sync.stats();
+          sync.destroy();
+          return { durable, user: s.user, pending: s.pending, confirmed: summary?.confirmed };
+        }, { url: server.restUrl, token, id, priority });
+      assert.deepEqual(await session(tokenA, "moved-a", "Low"), { durable: true, user: USER_A, pending: 1, confirmed: undefined });
+      // The records under "" go once the queue is stored under A's key (destroy() does not stop that).
+      const keys = await page.evaluate(async () => {
+        let keys = [];
+        for (let i = 0; i < 100; i++) {
+          keys = await window.t.idb((store) => store.getAllKeys());
+          if (keys.every(([user]) => user !== "")) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return keys;
+      });
+      assert.ok(keys.length > 0 && keys.every(([user]) => user === USER_A), `stored under A's key: ${JSON.stringify(keys)}`);
+      assert.deepEqual(await session(tokenB, "moved-b", "Critical"), { durable: true, user: USER_B, pending: 0, confirmed: 1 });
+      assert.deepEqual((await rowsOf(tokenB, "moved-")).map((r) => r.id), ["moved-b"], "B's change is B's row, and A's is not");
+      const leaked = (await page.evaluate(() => window.t.sent)).filter((r) => r.body.includes("moved-a") && r.sub !== USER_A);
+      assert.deepEqual(leaked, [], "A's change never went with another token");
+      // A's next instance, named by the user option, finds A's change under A's key.
+      assert.equal(await create(page, { user: USER_A, token: tokenA }), true);
+      assert.deepEqual(await flush(page), { confirmed: 1, failed: 0 });
+      assert.deepEqual((await rowsOf(tokenA, "moved-")).map((r) => r.id), ["moved-a"]);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {
@@ -448,8 +491,9 @@ describe("whose queue it is without the user option (issue 9)", () => {
   test("a tab of user B does not take over user A's stored queue when A's tab crashes", async () => {
     const context = await browser.newContext();
     try {
-      // API key only (no getAccessToken): both tabs use the queue keyed "", and setAccessToken fixes the owner.
-      // The token comes a moment after construction, so the tab has already locked the queue keyed "".
+      // No getAccessToken: each tab starts on the queue kept under no user (""), and the token, a moment after
+      // construction, moves that tab's queue to its user's key: B's tab never holds A's queue, before or after
+      // A's tab crashes.
       const open = (page, token) =>
         page.evaluate(async ({ url, token }) => {
           window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
@@ -461,16 +505,21 @@ describe("whose queue it is without the user option (issue 9)", () => {
       assert.equal(await open(first, tokenA), true);
       await inserts(first, "takeover-a-", 3);
       const second = await openPage(context, site.url);
-      assert.equal(await open(second, tokenB), false, "the first tab holds the queue");
+      assert.equal(await open(second, tokenB), true, "B's tab holds B's queue");
       await first.waitForTimeout(100);
       await crashPage(context, first);
-      await second.waitForFunction(() => /user aaaaaaaa/.test(window.t.sync.stats().lastError ?? ""), null, { timeout: 5000 });
+      await second.waitForTimeout(1500);
       const s = await second.evaluate(async () => {
         await window.t.sync.forceSyncAll();
         return { pending: window.t.sync.stats().pending, user: window.t.sync.stats().user };
       });
       assert.deepEqual(s, { pending: 0, user: USER_B });
       assert.equal((await rowsOf(tokenB, "takeover-a-")).length, 0, "A's changes were not sent as B's");
+      // A's next tab sends them, as A's.
+      const third = await openPage(context, site.url);
+      assert.equal(await create(third, { user: USER_A, token: tokenA }), true);
+      assert.deepEqual(await flush(third), { confirmed: 3, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "takeover-a-")).length, 3);
     } finally {
       await context.close();
     }
@@ -478,6 +527,32 @@ describe("whose queue it is without the user option (issue 9)", () => {
 });
 
 describe("remote changes and the stored cursor (issue 11)", () => {
+  /** Writes `user`'s rows of user_preferences over REST, as another device of theirs. */
+  const otherDevice = (user) => {
+    const token = devToken(user);
+    const write = (method, query, body) =>
+      fetch(`${server.restUrl}/user_preferences${query}`, {
+        method,
+        headers: { apikey: "dev-anon-key", authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: body && JSON.stringify(body),
+      });
+    return { token, write };
+  };
+  /** A page of `user`'s that pulls user_preferences in pages of two and keeps each batch of remote changes in
+   *  `window.batches`: whether it came with `reset`, and the ids after `prefix`. */
+  const reader = async (context, user, token, prefix) => {
+    const page = await openPage(context, site.url);
+    await page.evaluate(({ url, token, user, prefix }) => {
+      window.t.token = token;
+      window.t.create({ url, mode: "rpc", user, storage: null, pull: { tables: ["user_preferences"], pageSize: 2 } });
+      window.batches = [];
+      window.t.sync.onRemoteChanges((changes, info) =>
+        window.batches.push({ reset: info.reset, ids: changes.filter((c) => c.id.startsWith(prefix)).map((c) => `${c.op} ${c.id.slice(prefix.length)}`) }),
+      );
+    }, { url: server.restUrl, token, user, prefix });
+    return page;
+  };
+
   test("the catch-up cursor is stored only after the changes before it reached the listeners", async () => {
     const context = await browser.newContext();
     try {
@@ -522,32 +597,17 @@ describe("remote changes and the stored cursor (issue 11)", () => {
 
   test("away longer than the feed keeps deletes: listeners hear reset first, then every current row again over several pages, and pull() says so", async () => {
     const user = "cccccccc-0000-4000-8000-0000000000cc";
-    const token = devToken(user);
+    const { token, write } = otherDevice(user);
     const prefix = `reset-${Date.now()}-`;
-    const write = (method, query, body) =>
-      fetch(`${server.restUrl}/user_preferences${query}`, {
-        method,
-        headers: { apikey: "dev-anon-key", authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: body && JSON.stringify(body),
-      });
     const context = await browser.newContext();
     try {
       for (let i = 0; i < 5; i++) assert.ok((await write("POST", "", { id: `${prefix}${i}`, theme: "x" })).ok);
-      const page = await openPage(context, site.url);
-      // Another device's rows as the app applies them, and what came with each batch.
+      const page = await reader(context, user, token, prefix);
       const pull = () =>
         page.evaluate(async () => {
           const summary = await window.t.sync.pull();
           return { reset: summary.reset, batches: window.batches.splice(0) };
         });
-      await page.evaluate(({ url, token, user, prefix }) => {
-        window.t.token = token;
-        window.t.create({ url, mode: "rpc", user, storage: null, pull: { tables: ["user_preferences"], pageSize: 2 } });
-        window.batches = [];
-        window.t.sync.onRemoteChanges((changes, info) =>
-          window.batches.push({ reset: info.reset, ids: changes.filter((c) => c.id.startsWith(prefix)).map((c) => `${c.op} ${c.id.slice(prefix.length)}`) }),
-        );
-      }, { url: server.restUrl, token, user, prefix });
       const first = await pull();
       assert.equal(first.reset, false);
       assert.deepEqual(first.batches.flatMap((b) => b.ids).sort(), ["upsert 0", "upsert 1", "upsert 2", "upsert 3", "upsert 4"]);
@@ -578,31 +638,17 @@ describe("remote changes and the stored cursor (issue 11)", () => {
 
   test("a read that started over and failed midway completes at the next pull; a server whose feed SQL is older is named", async () => {
     const user = "cccccccc-0000-4000-8000-0000000000cd";
-    const token = devToken(user);
+    const { token, write } = otherDevice(user);
     const prefix = `reset-fail-${Date.now()}-`;
-    const write = (method, query, body) =>
-      fetch(`${server.restUrl}/user_preferences${query}`, {
-        method,
-        headers: { apikey: "dev-anon-key", authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: body && JSON.stringify(body),
-      });
     const context = await browser.newContext();
     try {
       for (let i = 0; i < 6; i++) assert.ok((await write("POST", "", { id: `${prefix}${i}`, theme: "x" })).ok);
-      const page = await openPage(context, site.url);
+      const page = await reader(context, user, token, prefix);
       const pull = () =>
         page.evaluate(async () => {
           const outcome = await window.t.sync.pull().then((s) => ({ reset: s.reset }), (e) => ({ error: e.message }));
           return { ...outcome, batches: window.batches.splice(0), lastError: window.t.sync.stats().lastError };
         });
-      await page.evaluate(({ url, token, user, prefix }) => {
-        window.t.token = token;
-        window.t.create({ url, mode: "rpc", user, storage: null, pull: { tables: ["user_preferences"], pageSize: 2 } });
-        window.batches = [];
-        window.t.sync.onRemoteChanges((changes, info) =>
-          window.batches.push({ reset: info.reset, ids: changes.filter((c) => c.id.startsWith(prefix)).map((c) => `${c.op} ${c.id.slice(prefix.length)}`) }),
-        );
-      }, { url: server.restUrl, token, user, prefix });
       assert.equal((await pull()).batches.flatMap((b) => b.ids).length, 6);
 
       assert.ok((await write("DELETE", `?id=eq.${prefix}0`)).ok);
