@@ -979,6 +979,66 @@ async fn a_later_successful_get_access_token_resumes_and_allow_anonymous_sends_w
 }
 
 #[wasm_bindgen_test]
+async fn an_api_key_the_server_refuses_waits_for_a_user_and_costs_no_attempt() {
+    // A queue that is nobody's goes with the API key; a server that wants a user answers 401 (rpc: the sync
+    // function's refusal of anonymous callers; rest: row-level security). That is a wait for a sign-in, not a
+    // failure to retry until the write lands on the failed list.
+    for mode in ["rest", "rpc"] {
+        let id = format!("{}-{mode}-anon", uid());
+        let options = options(mode, json!({ "maxRetries": 1 }));
+        let transport = Reflect::get(&options, &"transport".into()).unwrap();
+        Reflect::delete_property(&transport.into(), &"getAccessToken".into()).unwrap();
+        let sync = new_sync(options);
+        queue(&sync, "user_preferences", &id, "upsert", json!({ "theme": "dark" }), 0);
+        let done = sync.force_sync_all();
+        wait_for("needsAuth", 3000, || stats(&sync)["needsAuth"] == true).await;
+        pause_ms(1500).await;
+        let s = stats(&sync);
+        let why = format!("{mode}: {s}");
+        assert_eq!(
+            (s["pending"].as_u64(), s["retries"].as_u64(), s["failedSyncs"].as_u64()),
+            (Some(1), Some(0), Some(0)),
+            "{why}"
+        );
+        assert!(s["lastError"].as_str().is_some_and(|e| e.contains("refused the API key")), "{why}");
+        assert_eq!(sync.pending_changes().map(|p| to_json(&p)[0]["attempts"].clone()).unwrap(), 0, "{why}");
+        assert_eq!(to_json(&sync.failed_changes().unwrap()), json!([]), "{why}");
+        sync.set_access_token(TOKEN.into()).unwrap();
+        let summary = to_json(&JsFuture::from(done).await.unwrap());
+        assert_eq!(summary["confirmed"], 1, "{why}: {summary}");
+        assert_eq!(stats(&sync)["needsAuth"], false, "{why}");
+        let found = server_rows("user_preferences", &format!("id=eq.{id}")).await;
+        assert_eq!(found[0]["user_id"], USER, "{why}: written as the token's user: {found:?}");
+        sync.destroy();
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_token_set_while_an_ask_is_out_outlives_that_asks_timeout() {
+    let id = format!("{}-token-race", uid());
+    seed("exercises", json!({ "id": id, "name": "before", "user_id": USER })).await;
+    let options = options("rest", json!({}));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    set(&transport, "getAccessToken", &failing_token("never"));
+    set(&transport, "tokenTimeoutMs", &500.into());
+    let sync = new_sync(options);
+    queue(&sync, "exercises", &id, "update", json!({ "name": "first" }), 0);
+    wait_for("needsAuth", 3000, || stats(&sync)["needsAuth"] == true).await;
+    // forceSyncAll() asks again at once; the token comes from elsewhere while that ask hangs.
+    let done = sync.force_sync_all();
+    sync.set_access_token(TOKEN.into()).unwrap();
+    assert_eq!(to_json(&JsFuture::from(done).await.unwrap())["confirmed"], 1);
+    // The hanging ask times out now: its failure must not take the token back.
+    pause_ms(800).await;
+    queue(&sync, "exercises", &id, "update", json!({ "name": "second" }), 0);
+    let summary = sync_all(&sync).await;
+    assert_eq!(summary["confirmed"], 1, "{summary}: {}", stats(&sync));
+    assert_eq!(stats(&sync)["needsAuth"], false);
+    assert_eq!(exercise(&id).await.unwrap()["name"], "second");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
 async fn an_update_of_a_deleted_or_hidden_row_is_never_applied_and_the_app_is_told() {
     for mode in ["rest", "rpc"] {
         let gone = format!("{}-gone", uid());

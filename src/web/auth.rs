@@ -51,8 +51,13 @@ pub fn is_sendable(token: &str) -> bool {
 
 /// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed.
 pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
-    let Some(get) = &http.get_access_token else { return Ok(Token::ApiKey) };
     let epoch = shared.try_borrow().map_or(0, |s| s.auth.epoch);
+    refresh_since(shared, http, epoch).await
+}
+
+/// [`refresh`] for an ask decided at `epoch`: a token set since, even before the ask went out, wins.
+async fn refresh_since(shared: &Shared, http: &HttpTransport, epoch: u64) -> Result<Token, String> {
+    let Some(get) = &http.get_access_token else { return Ok(Token::ApiKey) };
     let answer = ask(get, http.token_timeout_ms).await;
     // A token set with setAccessToken while the ask was out wins over its answer, late or failed.
     if let Ok(s) = shared.try_borrow() {
@@ -87,6 +92,13 @@ pub struct Retry {
     epoch: u64,
 }
 
+impl Retry {
+    /// The server answered a request with something other than a 401: the token (or the API key) works.
+    pub fn answered(&mut self) {
+        self.failures = 0;
+    }
+}
+
 /// Asks again after 1 s, 2 s, 4 s ... up to a minute: one user, one token source, nothing to spread out.
 pub fn delay_ms(failures: u32) -> u32 {
     1_000u32.saturating_mul(1 << failures.saturating_sub(1).min(6)).min(60_000)
@@ -110,7 +122,7 @@ pub fn ask_later(shared: &Shared) {
 
 /// Asks at once if sending waits for a token (`forceSyncAll()`, `online`, the retry timer).
 pub fn ask_now(shared: &Shared) {
-    let http = {
+    let (http, epoch) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         let asks = matches!(&*s.transport, Transport::Http(http) if http.get_access_token.is_some());
         // Without getAccessToken only setAccessToken can end the wait (never a silent fall back to the API key).
@@ -119,12 +131,12 @@ pub fn ask_now(shared: &Shared) {
         }
         s.auth.timer = None;
         s.auth.asking = true;
-        s.transport.clone()
+        (s.transport.clone(), s.auth.epoch)
     };
     let shared = shared.clone();
     spawn_local(async move {
         let Transport::Http(http) = &*http else { return };
-        let result = refresh(&shared, http).await;
+        let result = refresh_since(&shared, http, epoch).await;
         let failed = {
             let Ok(mut s) = shared.try_borrow_mut() else { return };
             s.auth.asking = false;
@@ -135,8 +147,9 @@ pub fn ask_now(shared: &Shared) {
                 // Another user's token is no token for this queue: the wait (and its `needsAuth`) goes on, with
                 // backoff, instead of ending here and starting again when the send path refuses it.
                 Ok(Token::Bearer(bearer)) if !storage::is_owners(&s, &bearer) => true,
+                // The backoff goes on until the server takes the token (`Retry::answered`): a token it keeps
+                // refusing is asked for at the backoff's pace, not every second.
                 Ok(_) => {
-                    s.auth.failures = 0;
                     s.engine.set_needs_auth(None);
                     false
                 }

@@ -3,8 +3,8 @@
 //! - The token is the one held, else a fresh one from `getAccessToken`, and it must be the queue owner's: a
 //!   queue is never sent (nor its feed read) with another user's token.
 //! - A 401 to a user's token asks `getAccessToken` once more, checks the owner again, and sends again.
-//! - No token to be had, another user's, or a second 401: nothing (more) is sent; a refused token is dropped,
-//!   `needsAuth` says why, and `getAccessToken` is asked again with backoff.
+//! - No token to be had, another user's, a second 401, or a 401 to the API key: nothing (more) is sent; a
+//!   refused token is dropped, `needsAuth` says why, and `getAccessToken` is asked again with backoff.
 //!
 //! The API key stands in for a user's token only for writes, and only where the transport allows it: no
 //! `getAccessToken` and a queue that is nobody's yet, or `allowAnonymous`. The feed is read with a user's token
@@ -19,7 +19,7 @@ use super::auth::{self, Token};
 use super::js::error_message;
 use super::options::HttpTransport;
 use super::{storage, Shared, State};
-use crate::core::wire::{HttpRequest, HttpResponse, WireMode};
+use crate::core::wire::{failure_message, HttpRequest, HttpResponse, WireMode};
 
 #[wasm_bindgen(module = "/src/web/shell.js")]
 extern "C" {
@@ -76,7 +76,7 @@ impl Purpose {
 
 /// What became of a request.
 pub enum Reply {
-    /// The server's answer (a 401 only to the API key).
+    /// The server's answer, never a 401.
     Answer(HttpResponse),
     /// No token may carry it, and why; nothing (more) went out. `needsAuth` says so, except for a catch-up
     /// where only the API key is to be had (writes go on with it).
@@ -112,7 +112,23 @@ pub async fn send(
             return Reply::Failed("destroyed".into());
         }
         match answer {
-            Ok(answer) if answer.status != 401 || matches!(token, Token::ApiKey) => return Reply::Answer(answer),
+            Ok(answer) if answer.status != 401 => {
+                if let Ok(mut s) = shared.try_borrow_mut() {
+                    s.auth.answered();
+                }
+                return Reply::Answer(answer);
+            }
+            // The server wants a user: waiting for one (`needsAuth`) is the truth, where retrying would spend
+            // the writes' attempts on a refusal that no retry changes.
+            Ok(refused) if matches!(token, Token::ApiKey) => {
+                let why = format!(
+                    "{}the server refused the API key ({}): it takes a user's access token; sign in, then call \
+                     setAccessToken or pass transport.getAccessToken",
+                    purpose.prefix(),
+                    failure_message(&refused)
+                );
+                return Reply::Unauthorized(deny(shared, why));
+            }
             Ok(_refused) => {}
             Err(message) => return Reply::Failed(message),
         }

@@ -16,7 +16,8 @@ pub use custom::{write_change, MALFORMED};
 pub use encode::{column, columns, in_list, path_segment};
 pub use exchange::Exchange;
 pub use response::{
-    decode_result, failure_outcome, is_transient_sqlstate, retry_after_ms, AnswerError, HttpResponse, ResultsError,
+    decode_result, failure_message, failure_outcome, is_transient_sqlstate, retry_after_ms, AnswerError, HttpResponse,
+    ResultsError,
 };
 pub use rest::id_text;
 

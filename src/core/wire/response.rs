@@ -57,6 +57,11 @@ pub fn failure_outcome<P>(response: &HttpResponse) -> Outcome<P> {
     }
 }
 
+/// What a failed answer says, as `lastError` reads it: the status, and PostgREST's message, details and hint.
+pub fn failure_message(response: &HttpResponse) -> String {
+    describe(response.status, &PostgrestError::parse(&response.body), &response.body)
+}
+
 fn describe(status: u16, error: &PostgrestError, body: &str) -> String {
     let mut text = format!("HTTP {status}");
     match &error.message {
