@@ -181,6 +181,17 @@ fn retry_after_is_honoured() {
     let batch = e.poll_batch(0).unwrap();
     e.on_batch_failed(batch.id, "HTTP 429", Some(20_000), 0).unwrap();
     assert_eq!(e.poll_timeout(), Some(20_000));
+    // forceSyncAll() and `online` skip the backoff, not the wait the server asked for.
+    e.flush_all(1_000);
+    assert_eq!((e.poll_timeout(), e.poll_batch(19_999).map(|b| b.id)), (Some(20_000), None));
+    e.set_online(false);
+    e.set_online(true);
+    assert_eq!(e.poll_timeout(), Some(20_000));
+    let batch = e.poll_batch(20_000).expect("due once the server's wait is over");
+    e.on_batch_failed(batch.id, "HTTP 503", None, 20_000).unwrap();
+    assert!(e.poll_timeout().is_some_and(|at| at > 20_000), "backs off");
+    e.flush_all(20_001);
+    assert!(e.poll_batch(20_001).is_some(), "a failure without Retry-After: forceSyncAll sends at once");
 }
 
 #[test]

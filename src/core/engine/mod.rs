@@ -87,6 +87,9 @@ pub struct Engine<P> {
     next_batch: u64,
     /// No batch before this time (backoff after transient failures).
     not_before: u64,
+    /// No batch before this time either, by the server's own `Retry-After`: `forceSyncAll()` and `online` skip
+    /// the backoff, not a wait the server asked for.
+    server_not_before: u64,
     consecutive_failures: u32,
     online: bool,
     paused: bool,
@@ -130,6 +133,7 @@ impl<P: Payload> Engine<P> {
             kept_through: 0,
             next_batch: 1,
             not_before: 0,
+            server_not_before: 0,
             consecutive_failures: 0,
             online: true,
             paused: false,
@@ -338,7 +342,7 @@ impl<P: Payload> Engine<P> {
             self.online = online;
             if online {
                 // What failed while the network was down says nothing about the server: try again at once.
-                self.not_before = 0;
+                self.not_before = self.server_not_before;
                 self.consecutive_failures = 0;
             }
             self.changed = true;

@@ -203,11 +203,12 @@ impl<P: Payload> Engine<P> {
             .map_or(self.next_seq, |low| if low <= self.kept_through { low.min(self.kept_seq) } else { low })
     }
 
-    /// Makes everything queued so far due at once, backoff or not, and returns the seq to wait for with
+    /// Makes everything queued so far due at once, backoff or not (a server's `Retry-After` still holds), and
+    /// returns the seq to wait for with
     /// [`Engine::is_settled_through`].
     pub fn flush_all(&mut self, now: u64) -> u64 {
         self.pending.make_all_due(now);
-        self.not_before = 0;
+        self.not_before = self.server_not_before;
         self.changed = true;
         self.next_seq - 1
     }

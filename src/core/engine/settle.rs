@@ -103,10 +103,13 @@ impl<P: Payload> Engine<P> {
         if transient_failures == 0 {
             self.consecutive_failures = 0;
             self.not_before = 0;
+            self.server_not_before = 0;
         } else if self.online {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             let delay = self.config.backoff.delay(self.consecutive_failures, retry_after, &mut self.rng);
             self.not_before = now.saturating_add(delay);
+            let asked = retry_after.map_or(0, |ms| ms.min(crate::core::backoff::RETRY_AFTER_CAP_MS));
+            self.server_not_before = now.saturating_add(asked);
         }
         self.changed = true;
         Ok(())
