@@ -1011,6 +1011,21 @@ async fn an_api_key_the_server_refuses_waits_for_a_user_and_costs_no_attempt() {
         assert_eq!(found[0]["user_id"], USER, "{why}: written as the token's user: {found:?}");
         sync.destroy();
     }
+    // The token comes while the API key's request is out: its 401 is answered by sending again with that token,
+    // not by a wait that only another setAccessToken would end.
+    let id = format!("{}-anon-late", uid());
+    let options = options("rpc", json!({}));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    Reflect::delete_property(&transport.into(), &"getAccessToken".into()).unwrap();
+    let sync = new_sync(options);
+    fault(json!({ "latencyMs": 600 })).await;
+    queue(&sync, "user_preferences", &id, "upsert", json!({ "theme": "dark" }), 0);
+    pause_ms(200).await;
+    sync.set_access_token(TOKEN.into()).unwrap();
+    wait_for("the resend's confirmation", 5000, || stat(&sync, "successfulSyncs") == 1).await;
+    clear_faults().await;
+    assert_eq!((stats(&sync)["needsAuth"].clone(), stat(&sync, "retries")), (json!(false), 0));
+    sync.destroy();
 }
 
 #[wasm_bindgen_test]

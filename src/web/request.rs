@@ -121,6 +121,18 @@ pub async fn send(
             // The server wants a user: waiting for one (`needsAuth`) is the truth, where retrying would spend
             // the writes' attempts on a refusal that no retry changes.
             Ok(refused) if matches!(token, Token::ApiKey) => {
+                // A token set while the request was out (`setAccessToken` ended no wait then): sent with once.
+                let held = shared.try_borrow().ok().and_then(|s| s.token.clone()).filter(|_| !refreshed);
+                if let Some(held) = held {
+                    refreshed = true;
+                    match accept(shared, http, purpose, Ok(Token::Bearer(held))) {
+                        Ok(fresh) => {
+                            *token = fresh;
+                            continue;
+                        }
+                        Err(why) => return Reply::Unauthorized(why),
+                    }
+                }
                 let why = format!(
                     "{}the server refused the API key ({}): it takes a user's access token; sign in, then call \
                      setAccessToken or pass transport.getAccessToken",

@@ -375,6 +375,20 @@ pub fn token_known(s: &mut State, token: &str) {
 /// any token: it moves to the owner's key, as if restored under it from the start. Left under "", another user
 /// signing in later would restore it and send it (its owner written in it, or not) with the wrong token.
 pub fn owner_known(shared: &Shared) {
+    // What is stored under "" is written again with its owner first (one transaction, before any of the move's):
+    // should the move not end (the page dies, the owner's queue stays locked by another tab), no instance that
+    // is nobody's sends it, and the owner's next restore takes it in (`restore`).
+    let holds = shared.try_borrow_mut().is_ok_and(|mut s| {
+        let d = &mut s.durable;
+        let ours = d.key.as_deref() == Some("") && d.owner.is_some() && d.phase == Phase::Durable;
+        if ours {
+            d.journal.touch_all();
+        }
+        ours
+    });
+    if holds {
+        write(shared);
+    }
     let moves = shared.try_borrow_mut().is_ok_and(|mut s| {
         let destroyed = s.destroyed;
         let d = &mut s.durable;
@@ -389,6 +403,8 @@ pub fn owner_known(shared: &Shared) {
             let _ = release.call0(&JsValue::UNDEFINED);
         }
         if let Some(early) = &mut d.early {
+            // The next tick keeps the queue's early entry under the owner's key.
+            early.drop_own();
             early.stop_watching();
         }
         d.key = Some(owner);
@@ -398,6 +414,10 @@ pub fn owner_known(shared: &Shared) {
     if moves {
         spawn_local(restore(Rc::downgrade(shared)));
     }
+}
+
+fn shared_moving(weak: &Weak<RefCell<State>>) -> bool {
+    weak.upgrade().is_some_and(|shared| shared.try_borrow().is_ok_and(|s| s.durable.moved_from.is_some()))
 }
 
 /// A restore under `key` goes on only while that is still the queue's key (see [`owner_known`]).
@@ -413,7 +433,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
     // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
     let name = format!("record-sync:{key}");
-    let mut wait_ms = if super::tabs::may_follow(&store.this) { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
+    // A queue moving to its owner's key does not follow: it may hold writes that went out, which a leader would
+    // take in as new changes. It works in memory until it has the owner's queue.
+    let moving = shared_moving(&weak);
+    let follows = !moving && super::tabs::may_follow(&store.this);
+    let mut wait_ms = if follows { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
         let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
         // `holdLock` answers null when another tab kept the lock, undefined where there are no Web Locks (this
@@ -428,7 +452,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         };
         if locked_out {
-            if !super::tabs::follow(&shared, &key) {
+            if !follows || !super::tabs::follow(&shared, &key) {
                 give_up(
                     &shared,
                     "another tab holds this user's stored queue; this tab keeps its changes in memory".into(),
@@ -475,6 +499,14 @@ async fn restore(weak: Weak<RefCell<State>>) {
     };
     let (orphan_keys, orphans) = super::early::orphan_records(&found);
     earlier.extend(orphans.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten());
+    // A queue a page began to move from "" to this user's key and did not finish moving (it died first), or one
+    // an earlier build kept under "" with this user's name in it: written with its owner, so it is this user's
+    // alone, and it goes on from here (its writes as they were, as a dead page's early entry's do). Read along
+    // with the user's own queue, and only waited for once that has come.
+    let nobody_load = match (owner.is_some(), key.is_empty() || moving) {
+        (true, false) => call(&store, &store.load, &[JsValue::from_str("")]).ok(),
+        _ => None,
+    };
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -498,6 +530,19 @@ async fn restore(weak: Weak<RefCell<State>>) {
         let stored = journal::replay(values.iter().map(|v| read(&v)).collect()).map_err(String::from)?;
         Ok((values, stored))
     });
+    let from_nobody = match (&nobody_load, owner.as_deref()) {
+        // Awaited even where the user's own queue could not be read, so that a rejection is handled.
+        (Some(promise), Some(owner)) => {
+            let wait = if stored.is_ok() { LOAD_TIMEOUT_MS } else { 0 };
+            match timeout::within(promise, wait).await {
+                Some(Ok(value)) if stored.is_ok() => nobodys(&value, store.clones, owner),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let takes_from_nobody = from_nobody.is_some();
+    earlier.extend(from_nobody.into_iter().flatten());
     // Moved to its owner's key meanwhile ([`owner_known`]): the restore under that key has the queue.
     if !current(&shared, &key) {
         return;
@@ -514,6 +559,10 @@ async fn restore(weak: Weak<RefCell<State>>) {
                     drop(s);
                     give_up(&shared, why);
                     return;
+                }
+                if takes_from_nobody {
+                    // Deleted under "" once the first write has stored them here.
+                    s.durable.moved_from = Some(MovedFrom { release: None });
                 }
                 if !skipped.is_empty() {
                     s.durable.notice = Some(set_aside(&store, &key, &values, &skipped));
@@ -544,6 +593,14 @@ async fn restore(weak: Weak<RefCell<State>>) {
             schedule(&shared);
         }
     }
+}
+
+/// The writes stored under "" when they are `owner`'s (see `restore`).
+fn nobodys(loaded: &JsValue, clones: bool, owner: &str) -> Option<Vec<SavedEntry>> {
+    let values = js::items(loaded).ok()??;
+    let read = if clones { cloned_record } else { stored_record };
+    let stored = journal::replay(values.iter().map(|v| read(&v)).collect()).ok()??;
+    (stored.owner.as_deref() == Some(owner) && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
 }
 
 /// The writes of a record from elsewhere (an inbox record, a dead page's early entry) to queue again, or `None`

@@ -374,6 +374,54 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("a move to A's key that cannot finish (another tab holds A's queue, then the page crashes): no one else sends it, and A's next restore takes it in", async () => {
+    const context = await browser.newContext();
+    try {
+      const holder = await openPage(context, site.url);
+      assert.equal(await create(holder, { user: USER_A, token: tokenA }), true);
+      const nobody = (page) =>
+        page.evaluate(async (url) => {
+          window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
+          for (let i = 0; i < 1000 && window.t.sync.stats().restoring; i++) await new Promise((r) => setTimeout(r, 10));
+          return window.t.sync.stats().durable;
+        }, server.restUrl);
+      const mover = await openPage(context, site.url);
+      assert.equal(await nobody(mover), true);
+      await inserts(mover, "stuck-move-", 2);
+      const moving = await mover.evaluate(async (token) => {
+        window.t.sync.setAccessToken(token);
+        await new Promise((r) => setTimeout(r, 1500));
+        const s = window.t.sync.stats();
+        return { durable: s.durable, user: s.user, pending: s.pending };
+      }, tokenA);
+      assert.deepEqual(moving, { durable: false, user: USER_A, pending: 2 }, "in memory: A's queue is the other tab's");
+      await crashPage(context, mover);
+
+      // Whoever is nobody next leaves those records alone, and B, once signed in, never sends them.
+      const next = await openPage(context, site.url);
+      assert.equal(await nobody(next), false);
+      assert.match(await next.evaluate(() => window.t.sync.stats().lastError), /aaaaaaaa.*left as it is/);
+      const asB = await next.evaluate(async (token) => {
+        window.t.sync.setAccessToken(token);
+        const summary = await window.t.sync.forceSyncAll();
+        return { confirmed: summary.confirmed, user: window.t.sync.stats().user };
+      }, tokenB);
+      assert.deepEqual(asB, { confirmed: 0, user: USER_B });
+      assert.deepEqual((await next.evaluate(() => window.t.sent)).filter((r) => r.body.includes("stuck-move-")), []);
+
+      // A's next instance, once the holder is gone, takes them in and sends them as A's; "" is emptied.
+      await holder.close();
+      const back = await openPage(context, site.url);
+      assert.equal(await create(back, { user: USER_A, token: tokenA }), true);
+      assert.deepEqual(await flush(back), { confirmed: 2, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "stuck-move-")).length, 2);
+      assert.equal((await rowsOf(tokenB, "stuck-move-")).length, 0);
+      await back.waitForFunction(async () => (await window.t.idb((store) => store.getAllKeys())).every(([user]) => user !== ""), null, { timeout: 5000 });
+    } finally {
+      await context.close();
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {
