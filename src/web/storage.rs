@@ -76,6 +76,10 @@ const FOLLOW_WAIT_MS: u32 = 100;
 const WAITING: &str = "storage: waiting for a user's token to restore their stored queue";
 /// How long the stored queue may take to load before the instance works in memory.
 const LOAD_TIMEOUT_MS: u32 = 10_000;
+/// The lock of the queue kept under no user, and how long a restore under a user's key waits for it (a tab that
+/// holds it keeps it: it is no one's to take in then).
+const NOBODY_LOCK: &str = "record-sync:";
+const NOBODY_LOCK_WAIT_MS: u32 = 50;
 
 /// A queue store: the default IndexedDB one or the app's (`storage` option), called with the store as `this`.
 struct Store {
@@ -118,8 +122,11 @@ pub struct Durable {
     /// Bumped when anything `stats()` shows from here changes.
     pub version: u64,
     release: Option<Function>,
-    /// A queue kept under no user ("") whose owner a token named is moving to the owner's key
-    /// ([`owner_known`]): the "" records are deleted, and their lock let go, once a write has stored it there.
+    /// A queue kept under no user ("") whose owner a token named waits for the owner's key's lock, still
+    /// stored under "" (with its owner's name) meanwhile ([`owner_known`]).
+    moving_to: Option<String>,
+    /// Then it has moved: the "" records are deleted, and their lock let go, once a write has stored it under
+    /// the owner's key.
     moved_from: Option<MovedFrom>,
     clearing: bool,
     /// The page is hidden: requests go with `keepalive`.
@@ -252,6 +259,7 @@ pub fn parse(read: &js::Reader, options: &JsValue) -> Result<Durable, JsValue> {
         writes: 0,
         version: 0,
         release: None,
+        moving_to: None,
         moved_from: None,
         clearing: false,
         hidden: false,
@@ -375,58 +383,74 @@ pub fn token_known(s: &mut State, token: &str) {
 /// any token: it moves to the owner's key, as if restored under it from the start. Left under "", another user
 /// signing in later would restore it and send it (its owner written in it, or not) with the wrong token.
 pub fn owner_known(shared: &Shared) {
-    // What is stored under "" is written again with its owner first (one transaction, before any of the move's):
-    // should the move not end (the page dies, the owner's queue stays locked by another tab), no instance that
-    // is nobody's sends it, and the owner's next restore takes it in (`restore`).
-    let holds = shared.try_borrow_mut().is_ok_and(|mut s| {
-        let d = &mut s.durable;
-        let ours = d.key.as_deref() == Some("") && d.owner.is_some() && d.phase == Phase::Durable;
-        if ours {
-            d.journal.touch_all();
-        }
-        ours
-    });
-    if holds {
-        write(shared);
+    let Ok(mut s) = shared.try_borrow_mut() else { return };
+    let destroyed = s.destroyed;
+    let d = &mut s.durable;
+    let (Some(owner), Some("")) = (d.owner.clone(), d.key.as_deref()) else { return };
+    if destroyed || d.clearing || d.store.is_none() || d.moving_to.is_some() {
+        return;
     }
-    let moves = shared.try_borrow_mut().is_ok_and(|mut s| {
-        let destroyed = s.destroyed;
-        let d = &mut s.durable;
-        let (Some(owner), Some("")) = (d.owner.clone(), d.key.as_deref()) else { return false };
-        if destroyed || d.clearing || d.store.is_none() || d.phase == Phase::Follower {
-            return false;
-        }
-        if d.phase == Phase::Durable {
-            d.moved_from = Some(MovedFrom { release: d.release.take() });
-        } else if let Some(release) = d.release.take() {
-            // A restore under "" that had not adopted the stored queue: it stays for whoever is nobody next.
+    if d.phase == Phase::Durable {
+        // It stays durable under "" until it holds the owner's lock, written again now with its owner's name (and
+        // so at every write after): if the move never ends (the page dies first), no instance that is nobody's
+        // sends it, and the owner's next restore takes it in.
+        d.journal.touch_all();
+        d.moving_to = Some(owner);
+        drop(s);
+        write(shared);
+    } else {
+        // A restore under "" that had not adopted the stored queue (or gave up on it): it stays for whoever is
+        // nobody next.
+        if let Some(release) = d.release.take() {
             let _ = release.call0(&JsValue::UNDEFINED);
         }
         if let Some(early) = &mut d.early {
             // The next tick keeps the queue's early entry under the owner's key.
             early.drop_own();
-            early.stop_watching();
         }
         d.key = Some(owner);
         set_phase(&mut s, Phase::Restoring);
-        true
-    });
-    if moves {
-        spawn_local(restore(Rc::downgrade(shared)));
+        drop(s);
     }
+    spawn_local(restore(Rc::downgrade(shared)));
 }
 
-fn shared_moving(weak: &Weak<RefCell<State>>) -> bool {
-    weak.upgrade().is_some_and(|shared| shared.try_borrow().is_ok_and(|s| s.durable.moved_from.is_some()))
-}
-
-/// A restore under `key` goes on only while that is still the queue's key (see [`owner_known`]).
+/// A restore under `key` goes on only while that is still the queue's key, or the key it moves to (see
+/// [`owner_known`]).
 fn current(shared: &Shared, key: &str) -> bool {
-    shared.try_borrow().is_ok_and(|s| !s.destroyed && s.durable.key.as_deref() == Some(key))
+    shared.try_borrow().is_ok_and(|s| {
+        let d = &s.durable;
+        !s.destroyed && (d.key.as_deref() == Some(key) || d.moving_to.as_deref() == Some(key))
+    })
+}
+
+/// The queue under "" has its owner's lock: it is restored under the owner's key from here, and what it moved
+/// from goes once it is stored there.
+fn move_now(shared: &Shared) -> bool {
+    let Ok(mut s) = shared.try_borrow_mut() else { return false };
+    let d = &mut s.durable;
+    // `clearPersisted()` meanwhile: nothing is stored any more, here or there.
+    let Some(owner) = d.moving_to.take().filter(|_| !d.clearing) else { return false };
+    d.moved_from = Some(MovedFrom { release: d.release.take() });
+    if let Some(early) = &mut d.early {
+        early.drop_own();
+        early.stop_watching();
+    }
+    d.key = Some(owner);
+    set_phase(&mut s, Phase::Restoring);
+    true
 }
 
 async fn restore(weak: Weak<RefCell<State>>) {
-    let Some(key) = identify(&weak).await else { return };
+    let moving_to = weak.upgrade().and_then(|shared| shared.try_borrow().ok()?.durable.moving_to.clone());
+    let moving = moving_to.is_some();
+    let key = match moving_to {
+        Some(key) => key,
+        None => match identify(&weak).await {
+            Some(key) => key,
+            None => return,
+        },
+    };
     let Some(store) = weak.upgrade().and_then(|shared| shared.try_borrow().ok()?.durable.store.clone()) else {
         return;
     };
@@ -434,8 +458,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
     let name = format!("record-sync:{key}");
     // A queue moving to its owner's key does not follow: it may hold writes that went out, which a leader would
-    // take in as new changes. It works in memory until it has the owner's queue.
-    let moving = shared_moving(&weak);
+    // take in as new changes. It stays where it is until it has the owner's queue.
     let follows = !moving && super::tabs::may_follow(&store.this);
     let mut wait_ms = if follows { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
@@ -451,6 +474,14 @@ async fn restore(weak: Weak<RefCell<State>>) {
             }
             return;
         };
+        if locked_out && moving {
+            wait_ms = 0;
+            continue;
+        }
+        if moving && !move_now(&shared) {
+            unlock(release.map(|release| MovedFrom { release: Some(release) }));
+            return;
+        }
         if locked_out {
             if !follows || !super::tabs::follow(&shared, &key) {
                 give_up(
@@ -461,7 +492,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
             wait_ms = 0;
             continue;
         }
-        if wait_ms == 0 {
+        if wait_ms == 0 && !moving {
             take_over(&shared);
         }
         // A tab that worked in memory, or a queue moving to its owner's key, may have a request on its way:
@@ -503,10 +534,14 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // an earlier build kept under "" with this user's name in it: written with its owner, so it is this user's
     // alone, and it goes on from here (its writes as they were, as a dead page's early entry's do). Read along
     // with the user's own queue, and only waited for once that has come.
-    let nobody_load = match (owner.is_some(), key.is_empty() || moving) {
-        (true, false) => call(&store, &store.load, &[JsValue::from_str("")]).ok(),
+    // Only with the "" lock: a tab that holds it (a nobody's, or one moving to this key) keeps it to itself.
+    let nobody_lock = match (owner.is_some(), key.is_empty() || moving) {
+        (true, false) => {
+            JsFuture::from(hold_lock(NOBODY_LOCK, NOBODY_LOCK_WAIT_MS)).await.ok().filter(|lock| !lock.is_null())
+        }
         _ => None,
     };
+    let nobody_load = nobody_lock.as_ref().and_then(|_| call(&store, &store.load, &[JsValue::from_str("")]).ok());
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -541,11 +576,21 @@ async fn restore(weak: Weak<RefCell<State>>) {
         }
         _ => None,
     };
-    let takes_from_nobody = from_nobody.is_some();
+    // Kept until the first write here has stored what it held (then deleted there), else let go now.
+    let nobody_lock = nobody_lock
+        .and_then(|lock| lock.dyn_into::<Function>().ok())
+        .map(|release| MovedFrom { release: Some(release) });
+    let nobody_lock = match from_nobody.is_some() && stored.is_ok() {
+        true => nobody_lock,
+        false => {
+            unlock(nobody_lock);
+            None
+        }
+    };
     earlier.extend(from_nobody.into_iter().flatten());
     // Moved to its owner's key meanwhile ([`owner_known`]): the restore under that key has the queue.
     if !current(&shared, &key) {
-        return;
+        return unlock(nobody_lock);
     }
     match stored {
         Err(why) => give_up(&shared, format!("{why}; it is left as it is and this session keeps changes in memory")),
@@ -553,16 +598,15 @@ async fn restore(weak: Weak<RefCell<State>>) {
             let skipped = stored.as_mut().map(|stored| std::mem::take(&mut stored.skipped)).unwrap_or_default();
             if let Ok(mut s) = shared.try_borrow_mut() {
                 if s.destroyed {
-                    return;
+                    return unlock(nobody_lock);
                 }
                 if let Err(why) = adopt(&mut s, stored, earlier, inbox) {
                     drop(s);
                     give_up(&shared, why);
-                    return;
+                    return unlock(nobody_lock);
                 }
-                if takes_from_nobody {
-                    // Deleted under "" once the first write has stored them here.
-                    s.durable.moved_from = Some(MovedFrom { release: None });
+                if nobody_lock.is_some() {
+                    s.durable.moved_from = nobody_lock;
                 }
                 if !skipped.is_empty() {
                     s.durable.notice = Some(set_aside(&store, &key, &values, &skipped));
