@@ -226,6 +226,8 @@ const range = (user) => IDBKeyRange.bound([user], [user, []]);
 // Changes a follower tab queued, waiting for the tab that holds the queue to take them in: keys
 // [inbox(user), time, tab, n], so that they read back in the order they were queued, whichever tab queued them.
 const inboxOf = (user) => `${user}\u0000inbox`;
+/** The keys of the queue kept under no user, for a write that stores it under its owner's (src/web/storage.rs). */
+export const nobodysKeys = () => range("");
 
 /** The IndexedDB store named `name`, or null where there is no IndexedDB (server-side rendering, workers
  *  without it). Opening is lazy; a refused open rejects `load`. */

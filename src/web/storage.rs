@@ -33,6 +33,9 @@ extern "C" {
     fn indexed_db_store(name: &str) -> JsValue;
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str, wait_ms: u32) -> Promise;
+    /// The default store's keys of the queue kept under no user.
+    #[wasm_bindgen(js_name = nobodysKeys)]
+    fn nobody_range() -> JsValue;
     fn sleep(ms: u32) -> Promise;
     fn record(text: &str, rows: Vec<JsValue>) -> JsValue;
     fn unpack(value: &JsValue) -> Array;
@@ -409,7 +412,11 @@ pub fn owner_known(shared: &Shared) {
             early.drop_own();
         }
         d.key = Some(owner);
-        set_phase(&mut s, Phase::Restoring);
+        // A queue in memory may have sent writes: it goes on sending until it holds the owner's queue, and never
+        // follows (`restore`), as a tab that lost the race for a lock does.
+        if d.phase != Phase::Memory {
+            set_phase(&mut s, Phase::Restoring);
+        }
         drop(s);
     }
     spawn_local(restore(Rc::downgrade(shared)));
@@ -459,7 +466,9 @@ async fn restore(weak: Weak<RefCell<State>>) {
     let name = format!("record-sync:{key}");
     // A queue moving to its owner's key does not follow: it may hold writes that went out, which a leader would
     // take in as new changes. It stays where it is until it has the owner's queue.
-    let follows = !moving && super::tabs::may_follow(&store.this);
+    let in_memory =
+        weak.upgrade().is_some_and(|shared| shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Memory));
+    let follows = !moving && !in_memory && super::tabs::may_follow(&store.this);
     let mut wait_ms = if follows { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
         let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
@@ -492,7 +501,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
             wait_ms = 0;
             continue;
         }
-        if wait_ms == 0 && !moving {
+        if (wait_ms == 0 || in_memory) && !moving {
             take_over(&shared);
         }
         // A tab that worked in memory, or a queue moving to its owner's key, may have a request on its way:
@@ -747,6 +756,26 @@ fn take_over(shared: &Shared) {
 fn give_up(shared: &Shared, why: String) {
     if let Ok(mut s) = shared.try_borrow_mut() {
         let d = &mut s.durable;
+        if let Some(from) = d.moved_from.take() {
+            // The owner's queue could not be read: this one goes on where it was, durable under "" with its
+            // owner's name, for the owner's next restore to take in.
+            if let Some(release) = d.release.take() {
+                let _ = release.call0(&JsValue::UNDEFINED);
+            }
+            if let Some(early) = &mut d.early {
+                early.drop_own();
+            }
+            d.key = Some(String::new());
+            d.release = from.release;
+            d.phase = Phase::Durable;
+            d.journal.touch_all();
+            // Durable all the same: said as a notice, not as a storage problem.
+            d.notice = Some(format!("storage: {why}; the queue stays stored under no user, with its owner's name"));
+            d.version += 1;
+            drop(s);
+            schedule(shared);
+            return;
+        }
         d.phase = Phase::Memory;
         if let Some(early) = &mut d.early {
             early.drop_own();
@@ -994,9 +1023,14 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         (store, key, (value, replace), s.durable.writes, drained, epoch, moving)
     };
     let deleting = drained.length() as usize;
+    // What a move leaves under "" goes in the transaction that stores the queue where it moved (the default
+    // store; an app's store is asked to clear it once the write has committed).
+    if moving.is_some() && store.clones {
+        drained.push(&nobody_range());
+    }
     let (value, replace) = written;
     let mut args = vec![JsValue::from_str(&key), value, JsValue::from_bool(replace)];
-    if deleting > 0 {
+    if drained.length() > 0 {
         args.push(drained.into());
     }
     let result = call(&store, &store.append, &args);

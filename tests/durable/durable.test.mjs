@@ -418,6 +418,72 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("a move whose read of A's queue fails goes on where it was: durable under \"\" with A's name, and it syncs", async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await openPage(context, site.url);
+      const result = await page.evaluate(async ({ url, tokenA, userA }) => {
+        const data = new Map();
+        const storage = {
+          load: async (user) => {
+            if (user === userA) throw new Error("disk says no");
+            return data.get(user) ?? [];
+          },
+          append: (user, record, replace) => {
+            const copy = structuredClone(record);
+            data.set(user, replace ? [copy] : [...(data.get(user) ?? []), copy]);
+          },
+          clear: async (user) => data.delete(user),
+        };
+        const sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" }, storage });
+        window.t.sync = sync;
+        const before = await window.t.durable(sync);
+        sync.queueLowChange("user_preferences", "failed-move-0", "insert", { id: "failed-move-0", theme: "x" });
+        sync.setAccessToken(tokenA);
+        await new Promise((r) => setTimeout(r, 500));
+        const s = sync.stats();
+        const stored = JSON.stringify(data.get("") ?? []);
+        const summary = await sync.forceSyncAll();
+        return { before, durable: s.durable, user: s.user, lastError: s.lastError, keys: [...data.keys()], named: stored.includes(userA), confirmed: summary.confirmed };
+      }, { url: server.restUrl, tokenA, userA: USER_A });
+      assert.deepEqual({ ...result, lastError: undefined }, { before: true, durable: true, user: USER_A, lastError: undefined, keys: [""], named: true, confirmed: 1 });
+      assert.match(result.lastError, /disk says no/);
+      assert.equal((await rowsOf(tokenA, "failed-move-")).length, 1);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a tab in memory under \"\" given A's token while another tab holds A's queue sends its own changes and never follows", async () => {
+    const context = await browser.newContext();
+    try {
+      const holder = await openPage(context, site.url);
+      assert.equal(await create(holder, { user: USER_A, token: tokenA }), true);
+      const nobody = (page) =>
+        page.evaluate(async (url) => {
+          window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
+          for (let i = 0; i < 1000 && window.t.sync.stats().restoring; i++) await new Promise((r) => setTimeout(r, 10));
+          return window.t.sync.stats().durable;
+        }, server.restUrl);
+      assert.equal(await nobody(await openPage(context, site.url)), true);
+      const second = await openPage(context, site.url);
+      assert.equal(await nobody(second), false, "the queue under \"\" is the other nobody's tab's");
+      await inserts(second, "memory-move-", 2);
+      // A tab in memory may have sent writes: handed to A's leader, they would go again as new changes.
+      const after = await second.evaluate(async (token) => {
+        window.t.sync.setAccessToken(token);
+        await new Promise((r) => setTimeout(r, 1500));
+        const s = window.t.sync.stats();
+        const summary = await window.t.sync.forceSyncAll();
+        return { leader: s.leader, durable: s.durable, user: s.user, confirmed: summary.confirmed };
+      }, tokenA);
+      assert.deepEqual(after, { leader: true, durable: false, user: USER_A, confirmed: 2 });
+      assert.equal((await rowsOf(tokenA, "memory-move-")).length, 2);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {
