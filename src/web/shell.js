@@ -308,9 +308,11 @@ export function indexedDbStore(name) {
     warm() {
       open().catch(() => {});
     },
-    inbox(user, record) {
+    inbox(user, record, drained) {
       const put = (db) => {
         const tx = db.transaction(STORE, "readwrite");
+        // What a queue that moved here leaves under "" goes in the same transaction (src/web/storage.rs).
+        for (const key of drained ?? []) tx.objectStore(STORE).delete(key);
         tx.objectStore(STORE).put(record, [inboxOf(user), Date.now(), tab, inboxed++]);
         const done = committed(tx);
         tx.commit?.();

@@ -412,11 +412,8 @@ pub fn owner_known(shared: &Shared) {
             early.drop_own();
         }
         d.key = Some(owner);
-        // A queue in memory may have sent writes: it goes on sending until it holds the owner's queue, and never
-        // follows (`restore`), as a tab that lost the race for a lock does.
-        if d.phase != Phase::Memory {
-            set_phase(&mut s, Phase::Restoring);
-        }
+        // Nothing more is sent until the owner's stored writes are ahead of this queue's.
+        set_phase(&mut s, Phase::Restoring);
         drop(s);
     }
     spawn_local(restore(Rc::downgrade(shared)));
@@ -466,9 +463,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
     let name = format!("record-sync:{key}");
     // A queue moving to its owner's key does not follow: it may hold writes that went out, which a leader would
     // take in as new changes. It stays where it is until it has the owner's queue.
-    let in_memory =
-        weak.upgrade().is_some_and(|shared| shared.try_borrow().is_ok_and(|s| s.durable.phase == Phase::Memory));
-    let follows = !moving && !in_memory && super::tabs::may_follow(&store.this);
+    let follows = super::tabs::may_follow(&store.this);
     let mut wait_ms = if follows { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
         let lock = JsFuture::from(hold_lock(&name, wait_ms)).await.unwrap_or(JsValue::NULL);
@@ -483,16 +478,36 @@ async fn restore(weak: Weak<RefCell<State>>) {
             }
             return;
         };
-        if locked_out && moving {
-            wait_ms = 0;
-            continue;
+        // A moving queue that cannot follow the tab holding its owner's queue (an app's store, no
+        // BroadcastChannel) stays durable under "", with its owner's name, and sends from there, as such a tab
+        // works alone; the owner's next restore takes it in.
+        if locked_out && moving && !follows {
+            if let Ok(mut s) = shared.try_borrow_mut() {
+                s.durable.moving_to = None;
+            }
+            schedule(&shared);
+            return;
         }
         if moving && !move_now(&shared) {
             unlock(release.map(|release| MovedFrom { release: Some(release) }));
             return;
         }
+        // One queue per user where tabs can share it: a moving queue joins the owner's as a follower, as a new
+        // tab does.
+        let joins = locked_out && follows;
+        if !locked_out && wait_ms == 0 && !moving {
+            take_over(&shared);
+        }
+        // Nothing is sent from here on (`move_now` and `take_over` stop it); a request on its way settles its
+        // writes before the engine is replaced or the queue goes to the inbox. Awaited here rather than in an
+        // async function, which would be a state machine of its own.
+        while (!locked_out || joins)
+            && shared.try_borrow().is_ok_and(|s| s.engine.in_flight_batch().is_some() && !s.destroyed)
+        {
+            let _ = JsFuture::from(sleep(20)).await;
+        }
         if locked_out {
-            if !follows || !super::tabs::follow(&shared, &key) {
+            if !joins || !super::tabs::follow(&shared, &key) {
                 give_up(
                     &shared,
                     "another tab holds this user's stored queue; this tab keeps its changes in memory".into(),
@@ -500,15 +515,6 @@ async fn restore(weak: Weak<RefCell<State>>) {
             }
             wait_ms = 0;
             continue;
-        }
-        if (wait_ms == 0 || in_memory) && !moving {
-            take_over(&shared);
-        }
-        // A tab that worked in memory, or a queue moving to its owner's key, may have a request on its way:
-        // its answer settles its writes before the engine is replaced. Awaited here rather than in an async
-        // function, which would be a state machine of its own.
-        while shared.try_borrow().is_ok_and(|s| s.engine.in_flight_batch().is_some() && !s.destroyed) {
-            let _ = JsFuture::from(sleep(20)).await;
         }
         break (shared, release);
     };
@@ -944,9 +950,13 @@ fn call(store: &Store, f: &Function, args: &[JsValue]) -> Result<Promise, JsValu
     Ok(js::promised(&returned))
 }
 
-/// Whether the engine may hand out a batch: not before the stored queue is restored.
+/// Whether the engine may hand out a batch: not before the stored queue is restored, nor while a queue moves to
+/// its owner's (the owner's stored writes go first: sent before them, a new change would be overwritten by an
+/// older one).
 pub fn may_send(s: &State) -> bool {
-    matches!(s.durable.phase, Phase::Durable | Phase::Memory) && !s.durable.tabs.holding
+    matches!(s.durable.phase, Phase::Durable | Phase::Memory)
+        && !s.durable.tabs.holding
+        && s.durable.moving_to.is_none()
 }
 
 /// Whether catch-up may run: once the stored queue (and its cursor) is read, or in a tab that follows another.
@@ -1165,10 +1175,14 @@ fn save_early(s: &mut State) {
 /// A follower's write: the changes it queued since its last one go to the inbox, and leave its engine (the
 /// leader's state is what it shows). A failed write puts them back, to be tried again with the next tick.
 fn write_inbox(shared: &Shared) -> Option<Promise> {
-    let (store, key, value, due, epoch) = {
+    let (store, key, value, due, epoch, moving) = {
         let mut s = shared.try_borrow_mut().ok()?;
         let s = &mut *s;
         if s.durable.clearing || s.durable.journal.is_empty() || s.engine.holds_nothing() {
+            // A queue that moved here with nothing in it: nothing to hand over, and nothing under "" to keep.
+            if let (Some(store), true) = (s.durable.store.clone(), s.engine.holds_nothing()) {
+                moved(&store, s.durable.moved_from.take());
+            }
             return None;
         }
         let epoch = s.durable.early.as_ref().map(super::early::Early::epoch);
@@ -1181,13 +1195,19 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
         let due = s.engine.poll_timeout();
         // Emptied, with the seqs going on (a follower's seqs are its own, like those queued while restoring).
         drop_queue(s);
-        (s.durable.store.clone()?, s.durable.key.clone()?, value, due, epoch)
+        let moving = s.durable.moved_from.take();
+        (s.durable.store.clone()?, s.durable.key.clone()?, value, due, epoch, moving)
     };
     if let Some(due) = due {
         super::tabs::wake_leader_at(shared, due);
     }
     let inbox = get(&store.this, "inbox").dyn_into::<Function>().ok()?;
-    let result = call(&store, &inbox, &[JsValue::from_str(&key), value.clone()]);
+    let mut args = vec![JsValue::from_str(&key), value.clone()];
+    // A moved queue's records under "" go in the transaction that puts it in the inbox.
+    if moving.is_some() {
+        args.push(Array::of1(&nobody_range()).into());
+    }
+    let result = call(&store, &inbox, &args);
     let promise = match result {
         Ok(promise) => promise,
         Err(e) => Promise::reject(&e),
@@ -1197,17 +1217,22 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
     let written = promise.clone();
     spawn_local(async move {
         let result = JsFuture::from(written).await;
-        let Some(shared) = weak.upgrade() else { return };
-        let Ok(mut s) = shared.try_borrow_mut() else { return };
+        let mut moving = moving;
+        if result.is_ok() {
+            moved(&store, moving.take());
+        }
+        let Some(shared) = weak.upgrade() else { return unlock(moving) };
+        let Ok(mut s) = shared.try_borrow_mut() else { return unlock(moving) };
         let failed = result.is_err();
+        if s.durable.moved_from.is_none() {
+            // The next write to the inbox ends the move.
+            s.durable.moved_from = moving;
+        }
         match result {
             Ok(_) => {
                 s.durable.failures = 0;
                 if let (Some(early), Some(epoch)) = (&mut s.durable.early, epoch) {
                     early.stored(epoch);
-                }
-                if let Some(store) = s.durable.store.clone() {
-                    moved(&store, s.durable.moved_from.take());
                 }
                 if s.durable.error.take().is_some() {
                     s.durable.version += 1;
