@@ -1129,6 +1129,9 @@ describe("durable queue across crashes and storage faults", () => {
       await page.close();
       page = await openPage(context, site.url);
       await create(page, { mode: "rpc" });
+      // On a loaded machine the closed page may still hold the queue for a moment: this one follows it until then,
+      // and a follower's first pendingChanges() is the leader's list, asked for and not yet come.
+      await page.waitForFunction(() => window.t.sync.stats().leader, null, { timeout: 10000 });
       // When the page went before the answer came, the medium writes are still stored, with their seqs, and
       // their resend is answered from the replay log; when the answer came first, they are settled.
       const pending = await page.evaluate(() => window.t.sync.pendingChanges().map((p) => p.id).sort());
