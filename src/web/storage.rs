@@ -319,6 +319,8 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
                     s.durable.error = None;
                     s.durable.version += 1;
                 }
+                // Changes queued before the key was known were kept nowhere: now they have an early entry.
+                save_early(&mut s);
                 return Some(key);
             }
             match &*s.transport {
@@ -331,6 +333,7 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
             let shared = weak.upgrade()?;
             let mut s = shared.try_borrow_mut().ok()?;
             s.durable.key = Some(String::new());
+            save_early(&mut s);
             return Some(String::new());
         };
         if js::now() >= next_ask {
@@ -545,10 +548,11 @@ async fn restore(weak: Weak<RefCell<State>>) {
     };
     let (orphan_keys, orphans) = super::early::orphan_records(&found);
     earlier.extend(orphans.iter().filter_map(|record| own_entries(record, owner.as_deref())).flatten());
-    // A queue a page began to move from "" to this user's key and did not finish moving (it died first), or one
-    // an earlier build kept under "" with this user's name in it: written with its owner, so it is this user's
-    // alone, and it goes on from here (its writes as they were, as a dead page's early entry's do). Read along
-    // with the user's own queue, and only waited for once that has come.
+    // What is kept under "" goes on from here (its writes as they were, as a dead page's early entry's do): a
+    // queue a page began to move to this user's key and did not finish moving (it died first), one an earlier
+    // build kept there with this user's name in it, or nobody's changes, which join the queue of the first user
+    // whose token comes, as a move does. Read along with the user's own queue, and only waited for once that
+    // has come.
     // Only with the "" lock: a tab that holds it (a nobody's, or one moving to this key) keeps it to itself.
     let nobody_lock = match (owner.is_some(), key.is_empty() || moving) {
         (true, false) => {
@@ -557,6 +561,18 @@ async fn restore(weak: Weak<RefCell<State>>) {
         _ => None,
     };
     let nobody_load = nobody_lock.as_ref().and_then(|_| call(&store, &store.load, &[JsValue::from_str("")]).ok());
+    // Dead nobody's pages' early entries too: changes queued before any token on a page that went before its
+    // restore ended.
+    let mut orphan_keys = orphan_keys;
+    if nobody_lock.is_some() && shared.try_borrow().is_ok_and(|s| s.durable.early.is_some()) {
+        let found = JsFuture::from(super::early::orphans("")).await.unwrap_or(JsValue::NULL);
+        let (keys, records) = super::early::orphan_records(&found);
+        let entries: Vec<_> = records.iter().filter_map(|record| own_entries(record, owner.as_deref())).collect();
+        if !entries.is_empty() {
+            orphan_keys.extend(keys);
+            earlier.extend(entries.into_iter().flatten());
+        }
+    }
     let unreadable = |e: &JsValue| format!("could not read the stored queue ({})", error_message(e));
     let loaded = match call(&store, &store.load, &[JsValue::from_str(&key)]) {
         Err(e) => Err(unreadable(&e)),
@@ -654,12 +670,13 @@ async fn restore(weak: Weak<RefCell<State>>) {
     }
 }
 
-/// The writes stored under "" when they are `owner`'s (see `restore`).
+/// The writes stored under "" when they are `owner`'s or nobody's (see `restore`).
 fn nobodys(loaded: &JsValue, clones: bool, owner: &str) -> Option<Vec<SavedEntry>> {
     let values = js::items(loaded).ok()??;
     let read = if clones { cloned_record } else { stored_record };
     let stored = journal::replay(values.iter().map(|v| read(&v)).collect()).ok()??;
-    (stored.owner.as_deref() == Some(owner) && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
+    let ours = stored.owner.as_deref().is_none_or(|theirs| theirs == owner);
+    (ours && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
 }
 
 /// The writes of a record from elsewhere (an inbox record, a dead page's early entry) to queue again, or `None`

@@ -485,6 +485,26 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("a change queued before any token on a page that closed at once joins the queue of the next user who signs in", async () => {
+    const context = await browser.newContext();
+    try {
+      const gone = await openPage(context, site.url);
+      await gone.evaluate((url) => {
+        const sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
+        sync.queueHighChange("user_preferences", "before-anyone-0", "insert", { id: "before-anyone-0", theme: "x" });
+      }, server.restUrl);
+      await gone.close();
+      // A moment later, as a next sign-in is: the browser has let the closed page's locks go.
+      await new Promise((r) => setTimeout(r, 500));
+      const page = await openPage(context, site.url);
+      assert.equal(await create(page, { user: USER_A, token: tokenA }), true);
+      assert.deepEqual(await flush(page), { confirmed: 1, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "before-anyone-")).length, 1);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {
