@@ -111,57 +111,49 @@ pub async fn send(
         if destroyed(shared) {
             return Reply::Failed("destroyed".into());
         }
-        match answer {
+        // A 401 is answered once with another token, then by a wait for one (`needsAuth`).
+        let next = match answer {
             Ok(answer) if answer.status != 401 => {
                 if let Ok(mut s) = shared.try_borrow_mut() {
                     s.auth.answered();
                 }
                 return Reply::Answer(answer);
             }
-            // The server wants a user: waiting for one (`needsAuth`) is the truth, where retrying would spend
-            // the writes' attempts on a refusal that no retry changes.
+            Err(message) => return Reply::Failed(message),
+            // The server wants a user: waiting for one is the truth, where retrying would spend the writes'
+            // attempts on a refusal that no retry changes. A token set while the request was out
+            // (`setAccessToken` ended no wait then) is sent with once.
             Ok(refused) if matches!(token, Token::ApiKey) => {
-                // A token set while the request was out (`setAccessToken` ended no wait then): sent with once.
-                let held = shared.try_borrow().ok().and_then(|s| s.token.clone()).filter(|_| !refreshed);
-                if let Some(held) = held {
-                    refreshed = true;
-                    match accept(shared, http, purpose, Ok(Token::Bearer(held))) {
-                        Ok(fresh) => {
-                            *token = fresh;
-                            continue;
-                        }
-                        Err(why) => return Reply::Unauthorized(why),
+                match shared.try_borrow().ok().and_then(|s| s.token.clone()).filter(|_| !refreshed) {
+                    Some(held) => Ok(Token::Bearer(held)),
+                    None => {
+                        let why = format!(
+                            "{}the server refused the API key ({}): it takes a user's access token; sign in, then \
+                             call setAccessToken or pass transport.getAccessToken",
+                            purpose.prefix(),
+                            failure_message(&refused)
+                        );
+                        return Reply::Unauthorized(deny(shared, why));
                     }
                 }
+            }
+            Ok(_) if !refreshed && http.get_access_token.is_some() => auth::refresh(shared, http).await,
+            Ok(_) => {
+                if let Ok(mut s) = shared.try_borrow_mut() {
+                    s.token = None;
+                }
                 let why = format!(
-                    "{}the server refused the API key ({}): it takes a user's access token; sign in, then call \
-                     setAccessToken or pass transport.getAccessToken",
-                    purpose.prefix(),
-                    failure_message(&refused)
+                    "{}the server refused the access token (HTTP 401): sign in again, or call setAccessToken",
+                    purpose.prefix()
                 );
                 return Reply::Unauthorized(deny(shared, why));
             }
-            Ok(_refused) => {}
-            Err(message) => return Reply::Failed(message),
+        };
+        refreshed = true;
+        match accept(shared, http, purpose, next) {
+            Ok(fresh) => *token = fresh,
+            Err(why) => return Reply::Unauthorized(why),
         }
-        if !refreshed && http.get_access_token.is_some() {
-            refreshed = true;
-            match accept(shared, http, purpose, auth::refresh(shared, http).await) {
-                Ok(fresh) => {
-                    *token = fresh;
-                    continue;
-                }
-                Err(why) => return Reply::Unauthorized(why),
-            }
-        }
-        if let Ok(mut s) = shared.try_borrow_mut() {
-            s.token = None;
-        }
-        let why = format!(
-            "{}the server refused the access token (HTTP 401): sign in again, or call setAccessToken",
-            purpose.prefix()
-        );
-        return Reply::Unauthorized(deny(shared, why));
     }
 }
 

@@ -407,16 +407,8 @@ pub fn owner_known(shared: &Shared) {
     } else {
         // A restore under "" that had not adopted the stored queue (or gave up on it): it stays for whoever is
         // nobody next.
-        if let Some(release) = d.release.take() {
-            let _ = release.call0(&JsValue::UNDEFINED);
-        }
-        if let Some(early) = &mut d.early {
-            // The next tick keeps the queue's early entry under the owner's key.
-            early.drop_own();
-        }
-        d.key = Some(owner);
-        // Nothing more is sent until the owner's stored writes are ahead of this queue's.
-        set_phase(&mut s, Phase::Restoring);
+        let_go(d.release.take());
+        restore_as(&mut s, owner);
         drop(s);
     }
     spawn_local(restore(Rc::downgrade(shared)));
@@ -440,12 +432,20 @@ fn move_now(shared: &Shared) -> bool {
     let Some(owner) = d.moving_to.take().filter(|_| !d.clearing) else { return false };
     d.moved_from = Some(MovedFrom { release: d.release.take() });
     if let Some(early) = &mut d.early {
-        early.drop_own();
         early.stop_watching();
     }
-    d.key = Some(owner);
-    set_phase(&mut s, Phase::Restoring);
+    restore_as(&mut s, owner);
     true
+}
+
+/// The queue is restored again under its owner's key: nothing more is sent until the owner's stored writes are
+/// ahead of it, and the next tick keeps its early entry under that key.
+fn restore_as(s: &mut State, owner: String) {
+    if let Some(early) = &mut s.durable.early {
+        early.drop_own();
+    }
+    s.durable.key = Some(owner);
+    set_phase(s, Phase::Restoring);
 }
 
 async fn restore(weak: Weak<RefCell<State>>) {
@@ -464,8 +464,6 @@ async fn restore(weak: Weak<RefCell<State>>) {
     // One tab at a time owns a user's stored queue (it alone writes it and sends it). A tab that cannot have it
     // within a second works in memory and keeps waiting: when the holder closes or crashes, it takes over.
     let name = format!("record-sync:{key}");
-    // A queue moving to its owner's key does not follow: it may hold writes that went out, which a leader would
-    // take in as new changes. It stays where it is until it has the owner's queue.
     let follows = super::tabs::may_follow(&store.this);
     let mut wait_ms = if follows { FOLLOW_WAIT_MS } else { LOCK_WAIT_MS };
     let (shared, release) = loop {
@@ -476,9 +474,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
         let release = lock.dyn_into::<Function>().ok();
         let shared = weak.upgrade().filter(|shared| current(shared, &key));
         let Some(shared) = shared else {
-            if let Some(release) = release {
-                let _ = release.call0(&JsValue::UNDEFINED);
-            }
+            let_go(release);
             return;
         };
         // A moving queue that cannot follow the tab holding its owner's queue (an app's store, no
@@ -492,7 +488,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
             return;
         }
         if moving && !move_now(&shared) {
-            unlock(release.map(|release| MovedFrom { release: Some(release) }));
+            let_go(release);
             return;
         }
         // One queue per user where tabs can share it: a moving queue joins the owner's as a follower, as a new
@@ -524,9 +520,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
     match shared.try_borrow_mut() {
         Ok(mut s) if !s.destroyed && s.durable.key.as_deref() == Some(&key) => s.durable.release = release,
         _ => {
-            if let Some(release) = release {
-                let _ = release.call0(&JsValue::UNDEFINED);
-            }
+            let_go(release);
             return;
         }
     }
@@ -674,15 +668,17 @@ async fn restore(weak: Weak<RefCell<State>>) {
 fn nobodys(loaded: &JsValue, clones: bool, owner: &str) -> Option<Vec<SavedEntry>> {
     let values = js::items(loaded).ok()??;
     let read = if clones { cloned_record } else { stored_record };
-    let stored = journal::replay(values.iter().map(|v| read(&v)).collect()).ok()??;
-    let ours = stored.owner.as_deref().is_none_or(|theirs| theirs == owner);
-    (ours && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
+    ours(journal::replay(values.iter().map(|v| read(&v)).collect()).ok()??, Some(owner))
 }
 
 /// The writes of a record from elsewhere (an inbox record, a dead page's early entry) to queue again, or `None`
 /// when it cannot be read or holds another user's changes.
 fn own_entries(record: &JsValue, owner: Option<&str>) -> Option<Vec<SavedEntry>> {
-    let stored = journal::replay(vec![stored_record(record)]).ok()??;
+    ours(journal::replay(vec![stored_record(record)]).ok()??, owner)
+}
+
+/// The writes of what was stored elsewhere, when all of them could be read and none is another user's.
+fn ours(stored: Stored<JsRow>, owner: Option<&str>) -> Option<Vec<SavedEntry>> {
     let foreign = stored.owner.is_some_and(|theirs| owner.is_some_and(|mine| mine != theirs));
     (!foreign && stored.skipped.is_empty()).then_some(stored.snapshot.entries)
 }
@@ -782,9 +778,7 @@ fn give_up(shared: &Shared, why: String) {
         if let Some(from) = d.moved_from.take() {
             // The owner's queue could not be read: this one goes on where it was, durable under "" with its
             // owner's name, for the owner's next restore to take in.
-            if let Some(release) = d.release.take() {
-                let _ = release.call0(&JsValue::UNDEFINED);
-            }
+            let_go(d.release.take());
             if let Some(early) = &mut d.early {
                 early.drop_own();
             }
@@ -805,9 +799,7 @@ fn give_up(shared: &Shared, why: String) {
         }
         d.error = Some((u64::MAX, format!("storage: {why}")));
         d.version += 1;
-        if let Some(release) = d.release.take() {
-            let _ = release.call0(&JsValue::UNDEFINED);
-        }
+        let_go(d.release.take());
     }
     schedule(shared);
 }
@@ -1064,7 +1056,6 @@ pub fn write(shared: &Shared) -> Option<Promise> {
     let returned = result.as_ref().ok().cloned();
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
-        let store = store;
         let result = match result {
             Ok(promise) => JsFuture::from(promise).await.map(|_| ()),
             Err(e) => Err(e),
@@ -1130,7 +1121,12 @@ fn moved(store: &Store, from: Option<MovedFrom>) {
 /// A move that did not end (its write failed after `destroy()`): the records under "" stay, for whoever is
 /// nobody next, and so does nothing else of it.
 fn unlock(from: Option<MovedFrom>) {
-    if let Some(release) = from.and_then(|from| from.release) {
+    let_go(from.and_then(|from| from.release));
+}
+
+/// Lets a Web Lock go (`None`: none was held, or there are no Web Locks).
+fn let_go(lock: Option<Function>) {
+    if let Some(release) = lock {
         let _ = release.call0(&JsValue::UNDEFINED);
     }
 }
@@ -1342,9 +1338,7 @@ pub fn release(s: &mut State) {
     }
     s.durable.tabs.close();
     unlock(s.durable.moved_from.take());
-    if let Some(release) = s.durable.release.take() {
-        let _ = release.call0(&JsValue::UNDEFINED);
-    }
+    let_go(s.durable.release.take());
 }
 
 /// Stops persisting and deletes the stored queue of this instance's user; resolves when it is gone.

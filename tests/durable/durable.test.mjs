@@ -276,6 +276,14 @@ describe("whose queue it is without the user option (issue 9)", () => {
     page.evaluate(({ prefix, count }) => {
       for (let i = 0; i < count; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}${i}`, "insert", { id: `${prefix}${i}`, theme: "x" });
     }, { prefix, count });
+  /** An instance with neither user nor getAccessToken (its queue is nobody's until a token comes); whether it
+   *  holds the queue kept under no user once its restore has decided. */
+  const nobody = (page) =>
+    page.evaluate(async (url) => {
+      window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
+      for (let i = 0; i < 1000 && window.t.sync.stats().restoring; i++) await new Promise((r) => setTimeout(r, 10));
+      return window.t.sync.stats().durable;
+    }, server.restUrl);
   /** Switches the token, asks for a flush, and reports what the instance shows 300 ms later. */
   const switchTo = (page, token, set) =>
     page.evaluate(async ({ token, set }) => {
@@ -375,12 +383,6 @@ describe("whose queue it is without the user option (issue 9)", () => {
     try {
       const holder = await openPage(context, site.url);
       assert.equal(await create(holder, { user: USER_A, token: tokenA }), true);
-      const nobody = (page) =>
-        page.evaluate(async (url) => {
-          window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
-          for (let i = 0; i < 1000 && window.t.sync.stats().restoring; i++) await new Promise((r) => setTimeout(r, 10));
-          return window.t.sync.stats().durable;
-        }, server.restUrl);
       const mover = await openPage(context, site.url);
       assert.equal(await nobody(mover), true);
       await inserts(mover, "stuck-move-", 2);
@@ -458,12 +460,6 @@ describe("whose queue it is without the user option (issue 9)", () => {
     try {
       const holder = await openPage(context, site.url);
       assert.equal(await create(holder, { user: USER_A, token: tokenA }), true);
-      const nobody = (page) =>
-        page.evaluate(async (url) => {
-          window.t.sync = new window.t.rs.RecordSync({ transport: { url, apiKey: "dev-anon-key", mode: "rpc" } });
-          for (let i = 0; i < 1000 && window.t.sync.stats().restoring; i++) await new Promise((r) => setTimeout(r, 10));
-          return window.t.sync.stats().durable;
-        }, server.restUrl);
       assert.equal(await nobody(await openPage(context, site.url)), true);
       const second = await openPage(context, site.url);
       assert.equal(await nobody(second), false, "the queue under \"\" is the other nobody's tab's");
