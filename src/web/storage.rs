@@ -602,9 +602,9 @@ async fn restore(weak: Weak<RefCell<State>>) {
         _ => None,
     };
     // Kept until the first write here has stored what it held (then deleted there), else let go now.
-    let nobody_lock = nobody_lock
-        .and_then(|lock| lock.dyn_into::<Function>().ok())
-        .map(|release| MovedFrom { release: Some(release) });
+    // Where there are no Web Locks, `holdLock` answers undefined: the tab goes ahead alone, and what it took in
+    // from "" is still deleted there after its first write.
+    let nobody_lock = nobody_lock.map(|lock| MovedFrom { release: lock.dyn_into::<Function>().ok() });
     let nobody_lock = match from_nobody.is_some() && stored.is_ok() {
         true => nobody_lock,
         false => {
