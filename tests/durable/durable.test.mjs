@@ -490,9 +490,14 @@ describe("whose queue it is without the user option (issue 9)", () => {
         sync.queueHighChange("user_preferences", "before-anyone-0", "insert", { id: "before-anyone-0", theme: "x" });
       }, server.restUrl);
       await gone.close();
-      // A moment later, as a next sign-in is: the browser has let the closed page's locks go.
-      await new Promise((r) => setTimeout(r, 500));
+      // A next sign-in comes once the browser has let the closed page's locks go (its early entry is then a dead
+      // page's): on a loaded machine that took more than half a second.
       const page = await openPage(context, site.url);
+      await page.waitForFunction(
+        async () => (await navigator.locks.query()).held.every((lock) => !lock.name.startsWith("record-sync:early:")),
+        null,
+        { timeout: 10000, polling: 50 },
+      );
       assert.equal(await create(page, { user: USER_A, token: tokenA }), true);
       assert.deepEqual(await flush(page), { confirmed: 1, failed: 0 });
       assert.equal((await rowsOf(tokenA, "before-anyone-")).length, 1);
