@@ -607,3 +607,51 @@ fn holds_nothing_says_what_an_empty_export_says_in_every_state_a_write_can_be_in
     assert!(e.holds_nothing(), "{:?}", e.export());
     same(&e);
 }
+
+/// Another tab's change reaches the queue after its own newer edit of the record: the newer columns win, as they
+/// would have had the two been queued in the order they were made.
+#[test]
+fn a_change_made_before_the_pending_write_of_its_record_goes_beneath_it() {
+    let change = |data: Value| Change::new("plans", "p", Op::Update, row(data), Priority::Low).unwrap();
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "newer"}), Priority::Low, 20);
+    let seq = e.enqueue_made(change(json!({"name": "older", "weeks": 3})), 5, 10).unwrap();
+    let batch = e.poll_batch(u64::MAX / 2).unwrap();
+    assert_eq!(batch.changes.len(), 1);
+    let write = &batch.changes[0];
+    assert_eq!(write.seq, seq, "the composition is new content, under a seq of its own");
+    assert_eq!(write.data, row(json!({"name": "newer", "weeks": 3})));
+
+    // Made after the pending write: on top, as a change queued now.
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "older"}), Priority::Low, 20);
+    e.enqueue_made(change(json!({"name": "newer"})), 25, 30).unwrap();
+    let batch = e.poll_batch(u64::MAX / 2).unwrap();
+    assert_eq!(batch.changes[0].data, row(json!({"name": "newer"})));
+
+    // Where the record's write is on its way, the older change can only follow it.
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "newer"}), Priority::Critical, 20);
+    let first = e.poll_batch(20).unwrap();
+    e.enqueue_made(change(json!({"name": "older"})), 5, 10).unwrap();
+    e.on_batch_result(first.id, applied(&first), 21).unwrap();
+    let batch = e.poll_batch(u64::MAX / 2).unwrap();
+    assert_eq!(batch.changes[0].data, row(json!({"name": "older"})));
+}
+
+/// The times a change spans survive a store: a change taken in from it is ordered by its last edit, not its first.
+#[test]
+fn a_stored_write_keeps_when_it_was_last_edited() {
+    let mut e = engine();
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "first"}), Priority::Low, 5);
+    queue(&mut e, "plans", "p", Op::Update, json!({"name": "last"}), Priority::Low, 30);
+    let snapshot = Snapshot::<Row>::parse(&serde_json::to_string(&e.export()).unwrap()).unwrap();
+    assert_eq!((snapshot.entries[0].queued_at, snapshot.entries[0].touched_at), (5, 30));
+    let saved = &snapshot.entries[0];
+    let mut other = engine();
+    queue(&mut other, "plans", "p", Op::Update, json!({"name": "between"}), Priority::Low, 20);
+    let made = Change::new("plans", "p", saved.op, saved.data.clone(), saved.priority).unwrap();
+    other.enqueue_made(made, saved.queued_at, saved.touched_at).unwrap();
+    let batch = other.poll_batch(u64::MAX / 2).unwrap();
+    assert_eq!(batch.changes[0].data, row(json!({"name": "last"})));
+}

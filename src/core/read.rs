@@ -63,6 +63,10 @@ impl<'a, 't> Fields<'a, 't> {
         self.get(key).and_then(Json::as_u64).ok_or_else(|| self.bad(key, "a whole number"))
     }
 
+    pub fn opt_u64(&self, key: &'static str) -> Result<Option<u64>, FieldError> {
+        self.get(key).map(|v| v.as_u64().ok_or_else(|| self.bad(key, "a whole number"))).transpose()
+    }
+
     pub fn u32(&self, key: &'static str) -> Result<u32, FieldError> {
         self.u64(key).and_then(|n| u32::try_from(n).map_err(|_| self.bad(key, "a 32-bit number")))
     }

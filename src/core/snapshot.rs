@@ -45,6 +45,8 @@ pub struct SavedEntry<P> {
     pub order: u64,
     pub seq: u64,
     pub queued_at: u64,
+    /// When its last change was made (`queued_at` in records written before it was stored).
+    pub touched_at: u64,
     pub deadline: u64,
     pub attempts: u32,
     pub changes: u32,
@@ -152,6 +154,7 @@ struct Names {
     order: &'static str,
     seq: &'static str,
     queued_at: &'static str,
+    touched_at: &'static str,
     deadline: &'static str,
     attempts: &'static str,
     changes: &'static str,
@@ -168,6 +171,7 @@ const LONG: Names = Names {
     order: "order",
     seq: "seq",
     queued_at: "queuedAt",
+    touched_at: "touchedAt",
     deadline: "deadline",
     attempts: "attempts",
     changes: "changes",
@@ -184,6 +188,7 @@ const SHORT: Names = Names {
     order: "q",
     seq: "s",
     queued_at: "a",
+    touched_at: "t",
     deadline: "e",
     attempts: "n",
     changes: "c",
@@ -229,6 +234,7 @@ impl<P: Payload> SavedEntry<P> {
     ) -> Result<Self, SnapshotError> {
         let op = f.str(n.op)?;
         let priority = f.str(n.priority)?;
+        let queued_at = f.u64(n.queued_at)?;
         Ok(SavedEntry {
             table,
             id,
@@ -238,7 +244,8 @@ impl<P: Payload> SavedEntry<P> {
             priority: Priority::parse(priority).ok_or_else(|| SnapshotError::Priority(priority.to_owned()))?,
             order: f.u64(n.order)?,
             seq: f.u64(n.seq)?,
-            queued_at: f.u64(n.queued_at)?,
+            queued_at,
+            touched_at: f.opt_u64(n.touched_at)?.unwrap_or(queued_at),
             deadline: f.u64(n.deadline)?,
             attempts: f.u32(n.attempts)?,
             changes: f.u32(n.changes)?,
@@ -300,6 +307,7 @@ pub struct SavedRef<'a, P> {
     pub order: u64,
     pub seq: u64,
     pub queued_at: u64,
+    pub touched_at: u64,
     pub deadline: u64,
     pub attempts: u32,
     pub changes: u32,
@@ -326,7 +334,11 @@ impl<P: Payload> SavedRef<'_, P> {
             o.str(n.last_changed, stamp);
         }
         o.str(n.priority, self.priority.name()).u64(n.order, self.order).u64(n.seq, self.seq);
-        o.u64(n.queued_at, self.queued_at).u64(n.deadline, self.deadline);
+        o.u64(n.queued_at, self.queued_at);
+        if self.touched_at != self.queued_at {
+            o.u64(n.touched_at, self.touched_at);
+        }
+        o.u64(n.deadline, self.deadline);
         o.u64(n.attempts, self.attempts.into()).u64(n.changes, self.changes.into());
         if self.force {
             o.bool(n.force, true);
@@ -366,6 +378,7 @@ impl<P: Payload> SavedRef<'_, P> {
             order: self.order,
             seq: self.seq,
             queued_at: self.queued_at,
+            touched_at: self.touched_at,
             deadline: self.deadline,
             attempts: self.attempts,
             changes: self.changes,
@@ -445,6 +458,7 @@ impl<P: Payload> Engine<P> {
             order: entry.order,
             seq: entry.seq,
             queued_at: entry.queued_at,
+            touched_at: entry.touched_at,
             deadline: entry.deadline,
             attempts: entry.attempts,
             changes: entry.changes,
@@ -579,7 +593,7 @@ impl<P: Payload> Engine<P> {
             order,
             seq: saved.seq,
             queued_at: saved.queued_at,
-            touched_at: saved.queued_at,
+            touched_at: saved.touched_at,
             deadline: saved.deadline,
             attempts: saved.attempts,
             changes: saved.changes.max(1),

@@ -922,13 +922,15 @@ fn also_own(s: &mut State, entries: &[SavedEntry]) {
     }
 }
 
-/// Queues a saved write again, as a new change behind the queue's own (a restored queue, another tab's inbox).
+/// Queues a saved write again, as a new change made when it was (a restored queue, another tab's inbox): behind
+/// the queue's own write of its record, or beneath it where that write was edited later.
 fn enqueue_again(engine: &mut Engine, saved: &SavedEntry) {
     let again = |op: Op| Change::new(&saved.table, &saved.id, op, saved.data.clone(), saved.priority);
-    let queued = again(saved.op).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+    let mut enqueue = |c| engine.enqueue_made(c, saved.queued_at, saved.touched_at).ok();
+    let queued = again(saved.op).ok().and_then(&mut enqueue);
     // An insert of a record the queue already writes becomes an upsert of the new row.
     if queued.is_none() && saved.op != Op::Delete {
-        let _ = again(Op::Upsert).ok().and_then(|c| engine.enqueue(c, saved.queued_at).ok());
+        let _ = again(Op::Upsert).ok().and_then(enqueue);
     }
 }
 

@@ -506,6 +506,41 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("a change queued before sign-in goes beneath the newer edit of its record that A's closed tab stored", async () => {
+    const context = await browser.newContext();
+    try {
+      const id = `beneath-${Date.now()}`;
+      const early = await openPage(context, site.url);
+      assert.equal(await nobody(early), true);
+      await early.evaluate((id) => window.t.sync.queueLowChange("user_preferences", id, "upsert", { id, theme: "older", units: "lb" }), id);
+      // A's tab edits the same record later, stores it, and closes before it is due.
+      const holder = await openPage(context, site.url);
+      assert.equal(await create(holder, { user: USER_A, token: tokenA }), true);
+      await holder.evaluate(async (id) => {
+        window.t.sync.queueLowChange("user_preferences", id, "update", { theme: "newer" });
+        const stored = async () => JSON.stringify(await window.t.idb((store) => store.getAll())).includes('"newer"');
+        for (let i = 0; i < 500 && !(await stored()); i++) await new Promise((r) => setTimeout(r, 20));
+      }, id);
+      await holder.close();
+      await early.waitForFunction(
+        async (name) => (await navigator.locks.query()).held.every((lock) => lock.name !== name),
+        `record-sync:${USER_A}`,
+        { timeout: 10000, polling: 50 },
+      );
+      // The early tab signs in as A: its queue moves to A's, which it now holds, and its older change goes first.
+      const summary = await early.evaluate(async (token) => {
+        window.t.sync.setAccessToken(token);
+        const s = await window.t.sync.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.length, user: window.t.sync.stats().user };
+      }, tokenA);
+      assert.deepEqual(summary, { confirmed: 1, failed: 0, user: USER_A });
+      const [row] = await rowsOf(tokenA, id);
+      assert.deepEqual([row.theme, row.units], ["newer", "lb"], "the older change's columns under the newer edit's");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {

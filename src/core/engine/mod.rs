@@ -184,12 +184,18 @@ impl<P: Payload> Engine<P> {
 
     /// Queues a change and returns its seq. Fails, changing nothing, when the change cannot follow what is
     /// already queued for its record (an insert of a record the queue holds as existing).
-    pub fn enqueue(&mut self, mut change: Change<P>, now: u64) -> Result<u64, EngineError> {
-        self.now = self.now.max(now);
+    pub fn enqueue(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
+        self.enqueue_spanning(change, now, now)
+    }
+
+    /// [`Engine::enqueue`] of a change whose first edit was at `queued_at` and last at `touched_at`.
+    fn enqueue_spanning(&mut self, mut change: Change<P>, queued_at: u64, touched_at: u64) -> Result<u64, EngineError> {
+        self.now = self.now.max(queued_at);
         // The change's id becomes the entry's key without a copy.
         let key = (self.intern(&change.table), std::mem::take(&mut change.id).into_boxed_str());
         let seq = self.next_seq;
-        let entry = self.new_entry(key, change, seq, seq, now);
+        let mut entry = self.new_entry(key, change, seq, seq, queued_at);
+        entry.touched_at = touched_at;
         let key = &entry.key;
 
         // A record whose last write failed collects its new changes in `blocked`, one whose write is in flight
@@ -246,18 +252,45 @@ impl<P: Payload> Engine<P> {
     /// the record while the conflicted write was on its way, so that those later edits still apply on top of
     /// it rather than being overwritten by it.
     pub fn enqueue_resolved(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
+        match self.fold_beneath(change, now, now, |_| true) {
+            Ok(seq) => Ok(seq),
+            Err(change) => self.enqueue(change, now),
+        }
+    }
+
+    /// Queues a change another page made (a follower's from the inbox, a page's before this one), as of when it
+    /// was made: its first edit at `queued_at`, its last at `touched_at` (wall-clock times, the same clock in
+    /// every tab). Where the pending write of its record here was edited later, the change goes beneath it, as
+    /// if it had been queued first: the newer columns win. Elsewhere it follows what is queued, as a new change.
+    pub fn enqueue_made(&mut self, change: Change<P>, queued_at: u64, touched_at: u64) -> Result<u64, EngineError> {
+        match self.fold_beneath(change, queued_at, touched_at, |held| held.touched_at > touched_at) {
+            Ok(seq) => Ok(seq),
+            Err(change) => self.enqueue_spanning(change, queued_at, touched_at),
+        }
+    }
+
+    /// Folds `change` beneath the pending write of its record, when `over` accepts that write and nothing of
+    /// the record is in flight or failed (the held changes never left, so the composition is sent as new
+    /// content, under a seq of its own). The change comes back where it cannot go there.
+    fn fold_beneath(
+        &mut self,
+        change: Change<P>,
+        queued_at: u64,
+        touched_at: u64,
+        over: impl FnOnce(&Entry<P>) -> bool,
+    ) -> Result<u64, Change<P>> {
         let key = self.key_for(&change.table, &change.id);
         let quiet = !self.failed_keys.contains_key(&key) && self.in_flight_entry(&key).is_none();
-        let Some(held) = self.pending.get(&key).filter(|_| quiet).cloned() else {
-            return self.enqueue(change, now);
+        let Some(held) = self.pending.get(&key).filter(|held| quiet && over(held)).cloned() else {
+            return Err(change);
         };
         let seq = self.next_seq;
-        // The held changes were queued first: the record keeps its place in the send order.
-        let resolved = self.new_entry(key.clone(), change.clone(), held.order, seq, now);
-        let Ok(Some(folded)) = resolved.then(held, false) else { return self.enqueue(change, now) };
+        // The record keeps its place in the send order.
+        let mut beneath = self.new_entry(key.clone(), change.clone(), held.order, seq, queued_at);
+        beneath.touched_at = touched_at;
+        let Ok(Some(folded)) = beneath.then(held, false) else { return Err(change) };
+        self.now = self.now.max(queued_at);
         self.pending.remove(&key);
-        // The held changes never left (their record was in flight), so their seq is unused, but the folded
-        // write is new content: it gets a seq of its own.
         self.pending.insert(Entry { seq, client: None, ..folded });
         self.count_enqueued(true);
         self.next_seq += 1;
