@@ -337,9 +337,19 @@ async fn server_errors_and_429_retry_with_backoff() {
     assert_eq!(summary["confirmed"], 1, "{summary}");
     assert!(elapsed >= 2000.0, "Retry-After: 2 honoured, retried after {elapsed} ms");
     assert_eq!(stat(&sync, "retries"), 3);
+
+    // forceSyncAll() called during the server's wait skips the backoff, not the wait the server asked for.
+    fault(json!({ "failNext": { "count": 1, "status": 503, "retryAfter": 2 } })).await;
+    let start = js_sys::Date::now();
+    queue(&sync, "training_models", &id, "update", json!({ "name": "after 503" }), 0);
+    wait_for("the 503", 5000, || stats(&sync)["lastError"].as_str().is_some_and(|e| e.contains("503"))).await;
+    let summary = sync_all(&sync).await;
+    let elapsed = js_sys::Date::now() - start;
+    assert_eq!(summary["confirmed"], 1, "{summary}");
+    assert!(elapsed >= 2000.0, "forceSyncAll() waited out Retry-After: 2, retried after {elapsed} ms");
     clear_faults().await;
     let found = server_rows("training_models", &format!("id=eq.{id}")).await;
-    assert_eq!(found[0]["name"], "after 429");
+    assert_eq!(found[0]["name"], "after 503");
     sync.destroy();
 }
 
