@@ -541,6 +541,36 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("clearPersisted() while the queue moves to A's key discards it: nothing is left under \"\" or A's key, nothing is sent", async () => {
+    for (const afterMs of [0, 30]) {
+      const context = await browser.newContext();
+      try {
+        const prefix = `cleared-move-${afterMs}-`;
+        const page = await openPage(context, site.url);
+        assert.equal(await nobody(page), true);
+        await inserts(page, prefix, 2);
+        await page.evaluate(async ({ token, afterMs }) => {
+          window.t.sync.setAccessToken(token);
+          if (afterMs) await new Promise((r) => setTimeout(r, afterMs));
+          await window.t.sync.clearPersisted();
+        }, { token: tokenA, afterMs });
+        const stored = await page.evaluate(() => window.t.idb((store) => store.getAll()));
+        assert.equal(JSON.stringify(stored).includes(prefix), false, `${afterMs} ms: stored after clearPersisted()`);
+        // Neither a nobody's tab nor A's next tab finds any of it.
+        assert.equal(await nobody(page), true);
+        assert.equal(await page.evaluate(() => window.t.sync.stats().pending), 0);
+        const next = await openPage(context, site.url);
+        assert.equal(await create(next, { user: USER_A, token: tokenA }), true);
+        assert.deepEqual(await flush(next), { confirmed: 0, failed: 0 });
+        const sent = [...(await page.evaluate(() => window.t.sent)), ...(await next.evaluate(() => window.t.sent))];
+        assert.deepEqual(sent.filter((r) => r.body.includes(prefix)), [], `${afterMs} ms: sent`);
+        assert.equal((await rowsOf(tokenA, prefix)).length, 0);
+      } finally {
+        await context.close();
+      }
+    }
+  });
+
   test("setAccessToken(A) then setAccessToken(B), no getAccessToken: A's changes wait", async () => {
     const context = await browser.newContext();
     try {
