@@ -43,8 +43,13 @@ enum Request {
     Own(Function, Function, Option<Counted>),
 }
 
-/// How long the leader keeps publishing the lists after a follower asked for them.
+/// How long the leader keeps publishing the lists of a long queue after a follower asked for them.
 const LISTS_FOR_MS: u64 = 5_000;
+
+/// A queue of at most this many writes publishes its lists with every state, so that a follower's first
+/// `pendingChanges()` shows the shared queue; a longer one's go only while a follower reads them, as its list is
+/// not worth serializing every tick for nobody.
+const LISTS_ALWAYS_UP_TO: usize = 250;
 
 /// What the leader last published: its stats, and the lists when a follower reads them (of the same version as
 /// the stats, or older).
@@ -511,7 +516,7 @@ pub fn publish(shared: &Shared) {
     if let Some(pull) = s.pull.as_ref() {
         fields.push(("own", pull.remote.own_ids().map(JsValue::from_str).collect::<Array>().into()));
     }
-    if js::now() < s.durable.tabs.lists_until {
+    if s.engine.write_count() <= LISTS_ALWAYS_UP_TO || js::now() < s.durable.tabs.lists_until {
         let (pending, failed) = (s.engine.pending_changes(), s.engine.failed_changes());
         fields.push(("pending", js::view(|out| write_array(out, &pending, |v, out| v.write_json(out)))));
         fields.push(("failed", js::view(|out| write_array(out, &failed, |v, out| v.write_json(out)))));
@@ -671,8 +676,8 @@ pub fn forward(shared: &Shared, what: &str, only: Option<u64>) -> Option<u32> {
 }
 
 /// Follower: the leader's list (`pendingChanges()` / `failedChanges()`), the last one published (empty before
-/// any). When it is older than the stats, the leader is asked for fresh ones, and sends them with its stats for
-/// the next [`LISTS_FOR_MS`].
+/// any). When it is older than the stats (a long queue's), the leader is asked for fresh ones, and sends them
+/// with its stats for the next [`LISTS_FOR_MS`].
 pub fn mirrored(s: &mut super::State, failed: bool) -> Option<JsValue> {
     if storage::phase(s) != Phase::Follower {
         return None;

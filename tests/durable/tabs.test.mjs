@@ -154,8 +154,8 @@ describe("tabs share one queue", () => {
       }, prefix);
       await b.waitForFunction(() => window.t.sync.stats().pending === 40, null, { timeout: 2000 });
       assert.deepEqual(await b.evaluate(() => window.heard.at(-1)), { pending: 40, leader: false }, "subscribers hear the shared queue");
-      // The lists come from the leader once a follower reads them (asked on the first read).
-      await b.waitForFunction((prefix) => window.t.sync.pendingChanges().filter((c) => c.id.startsWith(prefix)).length === 40, prefix, { timeout: 2000 });
+      // A short queue's lists come with the stats: the follower's first read shows them.
+      assert.equal(await b.evaluate((prefix) => window.t.sync.pendingChanges().filter((c) => c.id.startsWith(prefix)).length, prefix), 40);
       for (const page of [a, b]) {
         const seen = await page.evaluate((prefix) => {
           const s = window.t.sync.stats();
@@ -182,6 +182,26 @@ describe("tabs share one queue", () => {
       const stored = await rows(server, "user_preferences", token, `id=like.${prefix}*`);
       assert.equal(stored.length, 40);
       assert.equal(stored.find((r) => r.id === `${prefix}a0`).theme, "from-b");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a long queue's lists reach a follower once it reads them", async () => {
+    const context = await browser.newContext();
+    try {
+      const a = await openPage(context, site.url);
+      const b = await openPage(context, site.url);
+      await create(a);
+      assert.deepEqual(await create(b), { durable: true, leader: false });
+      const prefix = `long-mirror-${Date.now()}-`;
+      await a.evaluate((prefix) => {
+        for (let i = 0; i < 300; i++) window.t.sync.queueLowChange("user_preferences", `${prefix}${i}`, "upsert", { id: `${prefix}${i}`, theme: "x" });
+      }, prefix);
+      await b.waitForFunction(() => window.t.sync.stats().pending === 300, null, { timeout: 2000 });
+      // Asked for on the first read, then sent with the stats while the follower reads them.
+      await b.waitForFunction((prefix) => window.t.sync.pendingChanges().filter((c) => c.id.startsWith(prefix)).length === 300, prefix, { timeout: 2000 });
+      await a.evaluate(() => window.t.sync.clearPersisted());
     } finally {
       await context.close();
     }

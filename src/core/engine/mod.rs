@@ -415,7 +415,7 @@ impl<P: Payload> Engine<P> {
     }
 
     /// How many writes there are, pending, in flight, failed or blocked (what [`Engine::export_refs`] lists).
-    pub(crate) fn write_count(&self) -> usize {
+    pub fn write_count(&self) -> usize {
         self.pending.len()
             + self.in_flight.as_ref().map_or(0, |f| f.entries.len())
             + self.failed_keys.len()
