@@ -1,7 +1,8 @@
 //! Changes queued before the restore decides whether this tab holds the stored queue (the restore's first
 //! milliseconds; a second tab's wait before it follows): they are kept in localStorage by the end of their
-//! task, because IndexedDB cannot be opened before a reload right after construction takes the page away.
-//! Only with the default IndexedDB store. See the section of shell.js for how a dead page's entry is told from
+//! task, because IndexedDB cannot be opened before a reload right after construction takes the page away. A tab
+//! that then works in memory (another tab holds the queue and it cannot follow; the queue could not be read or
+//! taken) keeps its whole queue there the same way. Only with the default IndexedDB store. See the section of shell.js for how a dead page's entry is told from
 //! a live one's.
 //!
 //! An entry is dropped after the first successful IndexedDB write that holds its changes (the queue's, or the

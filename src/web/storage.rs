@@ -507,10 +507,9 @@ async fn restore(weak: Weak<RefCell<State>>) {
         }
         if locked_out {
             if !joins || !super::tabs::follow(&shared, &key) {
-                give_up(
-                    &shared,
-                    "another tab holds this user's stored queue; this tab keeps its changes in memory".into(),
-                );
+                let why = "another tab holds this user's stored queue; this tab keeps its changes in memory, and in \
+                           localStorage for that tab to take in if this one goes first";
+                give_up(&shared, why.into());
             }
             wait_ms = 0;
             continue;
@@ -793,10 +792,9 @@ fn give_up(shared: &Shared, why: String) {
             schedule(shared);
             return;
         }
+        // Its early entry stays, and every tick saves it again (`write`): if this page goes first, the tab that
+        // holds the queue (watching for dead pages' entries), or the next restore, takes its changes in.
         d.phase = Phase::Memory;
-        if let Some(early) = &mut d.early {
-            early.drop_own();
-        }
         d.error = Some((u64::MAX, format!("storage: {why}")));
         d.version += 1;
         let_go(d.release.take());
@@ -1019,7 +1017,13 @@ pub fn write(shared: &Shared) -> Option<Promise> {
         return write_inbox(shared);
     }
     if let Ok(mut s) = shared.try_borrow_mut() {
-        if s.durable.phase == Phase::Restoring {
+        // Restoring, or in memory after a restore that could not have the stored queue.
+        let early = match s.durable.phase {
+            Phase::Restoring => true,
+            Phase::Memory => s.durable.store.is_some(),
+            _ => false,
+        };
+        if early {
             save_early(&mut s);
             return None;
         }
@@ -1160,7 +1164,8 @@ fn retry_later(shared: &Shared) {
 }
 
 /// While the restore decides, the tick keeps the whole queue in the early entry (src/web/early.rs): nothing
-/// else can be stored by the end of the task.
+/// else can be stored by the end of the task. So does a tab that works in memory because it could not have the
+/// stored queue (another tab holds it, or it could not be read or taken).
 fn save_early(s: &mut State) {
     let (Some(key), false) = (s.durable.key.clone(), s.durable.clearing) else { return };
     let version = super::engine_changes(s);

@@ -541,6 +541,30 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("a second tab without a user works in memory beside the first; its changes survive its reload and go with the first's sign-in", async () => {
+    const context = await browser.newContext();
+    try {
+      const holder = await openPage(context, site.url);
+      assert.equal(await nobody(holder), true);
+      const second = await openPage(context, site.url);
+      assert.equal(await nobody(second), false, "the queue kept under no user is not shared: this tab works in memory");
+      await inserts(second, "nobody-second-", 3);
+      await second.reload();
+      await second.waitForFunction(() => window.ready === true);
+      // The holder takes in what the page that went kept in localStorage, and its user's token moves it all.
+      await holder.waitForFunction(() => window.t.sync.stats().pending === 3, null, { timeout: 5000 });
+      const summary = await holder.evaluate(async (token) => {
+        window.t.sync.setAccessToken(token);
+        const s = await window.t.sync.forceSyncAll();
+        return { confirmed: s.confirmed, failed: s.failed.length };
+      }, tokenA);
+      assert.deepEqual(summary, { confirmed: 3, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "nobody-second-")).length, 3);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("clearPersisted() while the queue moves to A's key discards it: nothing is left under \"\" or A's key, nothing is sent", async () => {
     for (const afterMs of [0, 30]) {
       const context = await browser.newContext();
@@ -988,6 +1012,23 @@ describe("durable queue across crashes and storage faults", () => {
       assert.equal((await flush(second)).failed, 0);
       assert.equal((await rowsOf(tokenA, "tab-first-")).length, 200);
       assert.equal((await rowsOf(tokenA, "tab-second-")).length, 50);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("without BroadcastChannel a second tab working in memory that crashes: the tab holding the queue sends its changes", async () => {
+    const context = await browser.newContext();
+    try {
+      const first = await openPage(context, site.url);
+      assert.equal(await create(first), true);
+      const second = await openTabInMemory(context);
+      assert.equal(await queue(second, "memory-crash-", 20), 20);
+      await crashPage(context, second);
+      // The holder watches for pages that die with changes kept in localStorage, and takes them in.
+      await first.waitForFunction(() => window.t.sync.stats().pending === 20, null, { timeout: 5000 });
+      assert.deepEqual(await flush(first), { confirmed: 20, failed: 0 });
+      assert.equal((await rowsOf(tokenA, "memory-crash-")).length, 20);
     } finally {
       await context.close();
     }
