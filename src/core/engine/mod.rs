@@ -270,8 +270,9 @@ impl<P: Payload> Engine<P> {
     }
 
     /// Folds `change` beneath the pending write of its record, when `over` accepts that write and nothing of
-    /// the record is in flight or failed (the held changes never left, so the composition is sent as new
-    /// content, under a seq of its own). The change comes back where it cannot go there.
+    /// the record is in flight or failed. The composition is new content: it goes under a seq of its own (the
+    /// held write's may be known to the server, from an attempt whose answer was lost). The change comes back
+    /// where it cannot go there.
     fn fold_beneath(
         &mut self,
         change: Change<P>,
