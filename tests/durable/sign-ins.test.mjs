@@ -196,6 +196,7 @@ for (const [seed, mode] of SEEDS.map((seed) => [seed, seed % 2 ? "rpc" : "rest"]
       { ends: { a: { settled: true, failed: 0, pending: 0 }, b: { settled: true, failed: 0, pending: 0 } }, wrong: [], crossed: [] },
       JSON.stringify(result.happened),
     );
-    assert.ok(result.happened.late > 0 && result.records > 4, JSON.stringify(result));
+    // The chosen seeds exercise what the test is about (others may not: a check for these seeds only).
+    if (!process.env.SIGN_IN_SEEDS) assert.ok(result.happened.late > 0 && result.records > 4, JSON.stringify(result));
   });
 }
