@@ -103,8 +103,8 @@ async function run(seed, mode) {
       delay: pick(200), edits: late ? edits(tab.user, 1 + pick(3)) : [],
     });
   };
-  // A late tab's next sign-in waits for its last: two tabs without a user share the queue kept under no user, and
-  // the first to sign in takes all of it (by design), which would make whose edits they are a race.
+  // One tab at a time is without a user: what the queue kept under no user holds goes to the first user who signs
+  // in (by design), so with two such tabs whose edits they become would be a race.
   const signedIn = (tab) => tab.page.waitForFunction(() => window.signedIn === true, null, { timeout: 10_000 });
   const settleLate = () => Promise.all(tabs.filter((t) => t.kind === "late").map(signedIn));
 
