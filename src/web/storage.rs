@@ -128,6 +128,8 @@ pub struct Durable {
     /// A queue kept under no user ("") whose owner a token named waits for the owner's key's lock, still
     /// stored under "" (with its owner's name) meanwhile ([`owner_known`]).
     moving_to: Option<String>,
+    /// The user whose name the queue under "" bore when this instance, whose owner was not known yet, refused it.
+    refused_for: Option<String>,
     /// Then it has moved: the "" records are deleted, and their lock let go, once a write has stored it under
     /// the owner's key.
     moved_from: Option<MovedFrom>,
@@ -267,6 +269,7 @@ pub fn parse(read: &js::Reader, options: &JsValue) -> Result<Durable, JsValue> {
         version: 0,
         release: None,
         moving_to: None,
+        refused_for: None,
         moved_from: None,
         clearing: false,
         hidden: false,
@@ -410,6 +413,13 @@ pub fn owner_known(shared: &Shared) {
         d.moving_to = Some(owner);
         drop(s);
         write(shared);
+    } else if d.phase == Phase::Memory && d.refused_for.as_deref() == Some(owner.as_str()) {
+        // What "" holds was refused for bearing this owner's name while the owner was not known (a page of theirs
+        // began to move it and went): restored again now, it moves on from here as a queue durable under "" does.
+        // Left there, nothing would send it before the owner's next restore under their own key.
+        d.refused_for = None;
+        set_phase(&mut s, Phase::Restoring);
+        drop(s);
     } else {
         // A restore under "" that had not adopted the stored queue (or gave up on it): it stays for whoever is
         // nobody next.
@@ -665,6 +675,10 @@ async fn restore(weak: Weak<RefCell<State>>) {
             // 230-300 ms before, docs/measurements.md, Stop 20).
             let _ = JsFuture::from(sleep(0)).await;
             schedule(&shared);
+            // Restored under "" with its owner known (see `owner_known`): the move begins.
+            if key.is_empty() {
+                owner_known(&shared);
+            }
         }
     }
 }
@@ -843,10 +857,11 @@ fn adopt(
         // Written by a version that kept a signed-in user's queue under no user: whoever signs in here may be
         // someone else, who must not take it over.
         (None, Some(theirs)) if s.durable.key.as_deref() == Some("") => {
+            s.durable.refused_for = Some(theirs.clone());
             return Err(format!(
                 "the queue stored under no user holds user {theirs}'s changes (an earlier version kept them there); it \
                  is left as it is"
-            ))
+            ));
         }
         _ => {}
     }

@@ -568,6 +568,37 @@ describe("whose queue it is without the user option (issue 9)", () => {
     }
   });
 
+  test("without BroadcastChannel, a queue moved toward A's key stays under \"\" beside A's holder; after a reload the next instance given A's token sends it", async () => {
+    const context = await browser.newContext();
+    try {
+      const holder = await openPage(context, site.url);
+      assert.equal(await create(holder, { user: USER_A, token: tokenA }), true);
+      const mover = await openPage(context, site.url);
+      await mover.evaluate(() => delete window.BroadcastChannel);
+      assert.equal(await nobody(mover), true);
+      await inserts(mover, "stuck-under-nobody-", 2);
+      // Given A's token, it cannot follow the holder: it stays durable under "" and is written there with A's name.
+      await mover.evaluate((token) => window.t.sync.setAccessToken(token), tokenA);
+      await mover.waitForFunction(() => window.t.sync.stats().user !== null, null, { timeout: 5000 });
+      await mover.waitForTimeout(300);
+      await mover.reload();
+      await mover.waitForFunction(() => window.ready === true);
+      await mover.evaluate(() => delete window.BroadcastChannel);
+      // The next instance is nobody's until A's token comes; then it takes what "" holds and sends it.
+      await nobody(mover);
+      const summary = await mover.evaluate(async (token) => {
+        window.t.sync.setAccessToken(token);
+        await new Promise((r) => setTimeout(r, 500));
+        const s = await window.t.sync.forceSyncAll();
+        return { failed: s.failed.length, pending: window.t.sync.stats().pending };
+      }, tokenA);
+      assert.deepEqual(summary, { failed: 0, pending: 0 });
+      assert.equal((await rowsOf(tokenA, "stuck-under-nobody-")).length, 2, "sent while A's holder still lives");
+    } finally {
+      await context.close();
+    }
+  });
+
   test("clearPersisted() while the queue moves to A's key discards it: nothing is left under \"\" or A's key, nothing is sent", async () => {
     for (const afterMs of [0, 30]) {
       const context = await browser.newContext();
