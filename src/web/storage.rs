@@ -854,13 +854,14 @@ fn adopt(
                 "the stored queue holds user {theirs}'s changes and this instance is user {mine}'s; it is left as it is"
             ))
         }
-        // Written by a version that kept a signed-in user's queue under no user: whoever signs in here may be
-        // someone else, who must not take it over.
+        // A queue under no user that bears a user's name (a page of theirs began to move it to their key and went,
+        // or a version that kept a signed-in user's queue there wrote it): whoever signs in here may be someone
+        // else, who must not take it over. Taken up again if this instance's owner turns out to be that user.
         (None, Some(theirs)) if s.durable.key.as_deref() == Some("") => {
             s.durable.refused_for = Some(theirs.clone());
             return Err(format!(
-                "the queue stored under no user holds user {theirs}'s changes (an earlier version kept them there); it \
-                 is left as it is"
+                "the queue stored under no user holds user {theirs}'s changes; it is left for that user's next \
+                 sign-in"
             ));
         }
         _ => {}
