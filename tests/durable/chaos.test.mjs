@@ -5,7 +5,7 @@
 // be on the failed list. Against the dev server on PGlite; with DATABASE_URL set, on that PostgreSQL.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { admin, devToken, launchBrowser, rows } from "../e2e/helpers.mjs";
+import { admin, devToken, launchBrowser, rows, seededPick, startDevServer } from "../e2e/helpers.mjs";
 import { crashPage, openPage, servePage } from "./page.mjs";
 
 const USERS = 4;
@@ -24,9 +24,7 @@ const FAULTS = [
 let server, site, browser;
 
 before(async () => {
-  const { startServer } = await import("../../www/server/server.js");
-  const started = await startServer({ port: 0, host: "127.0.0.1", quiet: true, log: false, databaseUrl: process.env.DATABASE_URL });
-  server = { restUrl: started.restUrl, origin: new URL(started.url).origin, close: () => started.close() };
+  server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
   site = await servePage();
   browser = await launchBrowser();
 });
@@ -36,17 +34,6 @@ after(async () => {
   await site?.close();
   await server?.close();
 });
-
-/** A small seeded generator, so that every run makes the same edits. */
-function random(seed) {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n);
-  };
-}
 
 const CREATE = ({ url, mode, user, token }) => {
   window.t.token = token;
@@ -60,7 +47,7 @@ async function session(index, run, arrive) {
   const mode = index % 2 ? "rest" : "rpc";
   const args = { url: server.restUrl, mode, user, token };
   const context = await browser.newContext();
-  const pick = random(1000 + index);
+  const pick = seededPick(1000 + index);
   const model = new Map();
   const happened = { reload: 0, crash: 0, offline: 0 };
   let clock = Date.parse("2027-01-01T00:00:00Z") + index * 1e7;

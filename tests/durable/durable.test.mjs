@@ -6,7 +6,7 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { CHROMIUM_ARGS, launchBrowser, startDevServer, devToken, admin, rows, tempDir, waitFor } from "../e2e/helpers.mjs";
-import { crashPage, openPage, servePage } from "./page.mjs";
+import { crashPage, locksReleased, openPage, servePage } from "./page.mjs";
 
 const USER_A = "aaaaaaaa-0000-4000-8000-00000000000a";
 const USER_B = "bbbbbbbb-0000-4000-8000-00000000000b";
@@ -492,13 +492,9 @@ describe("whose queue it is without the user option (issue 9)", () => {
       await gone.close();
       // A next sign-in comes once the browser has let the closed page's locks go: its early entry's (the entry is
       // then a dead page's) and the queue kept under no user's (a restore that cannot have it leaves what it holds
-      // for a later one). On a loaded machine that took more than half a second.
+      // for a later one).
       const page = await openPage(context, site.url);
-      await page.waitForFunction(
-        async () => (await navigator.locks.query()).held.every((lock) => !lock.name.startsWith("record-sync:")),
-        null,
-        { timeout: 10000, polling: 50 },
-      );
+      await locksReleased(page, "record-sync:");
       assert.equal(await create(page, { user: USER_A, token: tokenA }), true);
       // The restore may have sent it before forceSyncAll() is called (its summary counts from the call).
       assert.equal((await flush(page)).failed, 0);
@@ -525,11 +521,7 @@ describe("whose queue it is without the user option (issue 9)", () => {
         for (let i = 0; i < 500 && !(await stored()); i++) await new Promise((r) => setTimeout(r, 20));
       }, id);
       await holder.close();
-      await early.waitForFunction(
-        async (name) => (await navigator.locks.query()).held.every((lock) => lock.name !== name),
-        `record-sync:${USER_A}`,
-        { timeout: 10000, polling: 50 },
-      );
+      await locksReleased(early, `record-sync:${USER_A}`);
       // The early tab signs in as A: its queue moves to A's, which it now holds, and its older change goes first.
       const summary = await early.evaluate(async (token) => {
         window.t.sync.setAccessToken(token);

@@ -81,3 +81,10 @@ export async function crashPage(context, page) {
   cdp.send("Page.crash").catch(() => {});
   await gone;
 }
+
+/** Resolves once the origin holds no Web Lock whose name starts with `prefix`: a closed page's locks are let go
+ *  some time after it (on a loaded machine, more than half a second). */
+export function locksReleased(page, prefix) {
+  const free = async (prefix) => (await navigator.locks.query()).held.every((lock) => !lock.name.startsWith(prefix));
+  return page.waitForFunction(free, prefix, { timeout: 10000, polling: 50 });
+}

@@ -6,7 +6,7 @@
 // other user's token. Against the dev server on PGlite; with DATABASE_URL set, on that PostgreSQL.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { devToken, launchBrowser, rows } from "../e2e/helpers.mjs";
+import { devToken, launchBrowser, rows, seededPick, startDevServer } from "../e2e/helpers.mjs";
 import { crashPage, openPage, servePage } from "./page.mjs";
 
 const USERS = { a: "a1a1a1a1-0000-4000-8000-0000000000a1", b: "b1b1b1b1-0000-4000-8000-0000000000b1" };
@@ -17,9 +17,7 @@ const MAX_TABS = 3;
 let server, site, browser;
 
 before(async () => {
-  const { startServer } = await import("../../www/server/server.js");
-  const started = await startServer({ port: 0, host: "127.0.0.1", quiet: true, log: false, databaseUrl: process.env.DATABASE_URL });
-  server = { restUrl: started.restUrl, origin: new URL(started.url).origin, close: () => started.close() };
+  server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
   site = await servePage();
   browser = await launchBrowser();
 });
@@ -29,17 +27,6 @@ after(async () => {
   await site?.close();
   await server?.close();
 });
-
-/** A small seeded generator, so that a seed makes the same choices on every run. */
-function random(seed) {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
 
 /** In the page: an instance for `user` ("user": named in the options, its token from getAccessToken) or one that
  *  knows no user until `setAccessToken` gives the token `delay` ms later ("late"), with `edits` queued first. */
@@ -62,7 +49,7 @@ const START = ({ url, mode, kind, uid, token, delay, edits }) => {
 };
 
 async function run(seed, mode) {
-  const pick = random(seed);
+  const pick = seededPick(seed);
   const tag = `si-${Date.now().toString(36)}-${seed}`;
   const tokens = { a: devToken(USERS.a), b: devToken(USERS.b) };
   const context = await browser.newContext();

@@ -5,7 +5,7 @@
 // server on PGlite; with DATABASE_URL set, on that PostgreSQL.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { devToken, launchBrowser, rows } from "../e2e/helpers.mjs";
+import { devToken, launchBrowser, rows, seededPick, startDevServer } from "../e2e/helpers.mjs";
 import { openPage, servePage } from "./page.mjs";
 
 const USER = "d1d1d1d1-0000-4000-8000-0000000000d1";
@@ -15,9 +15,7 @@ const RECORDS = 5;
 let server, site, browser;
 
 before(async () => {
-  const { startServer } = await import("../../www/server/server.js");
-  const started = await startServer({ port: 0, host: "127.0.0.1", quiet: true, log: false, databaseUrl: process.env.DATABASE_URL });
-  server = { restUrl: started.restUrl, close: () => started.close() };
+  server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
   site = await servePage();
   browser = await launchBrowser();
 });
@@ -27,17 +25,6 @@ after(async () => {
   await site?.close();
   await server?.close();
 });
-
-/** A small seeded generator, so that a seed makes the same edits on every run. */
-function random(seed) {
-  let a = seed >>> 0;
-  return (n) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
 
 /** In the page: an instance with remote changes, and the device's copy of the rows kept from them. */
 const START = ({ url, user, token, mode, realtime }) => {
@@ -64,7 +51,7 @@ const EDIT = (edits) => {
 };
 
 async function run(seed, mode, realtime) {
-  const pick = random(seed);
+  const pick = seededPick(seed);
   const tag = `two-${Date.now().toString(36)}-${seed}`;
   const token = devToken(USER);
   const devices = [];

@@ -7,6 +7,7 @@ import { extname, join, normalize, resolve, dirname } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { seeded } from "../../www/server/faults.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const PKG = join(ROOT, "pkg");
@@ -90,17 +91,23 @@ export async function serveStatic(dir) {
   return { url: `http://127.0.0.1:${port}`, port, close: () => new Promise((ok) => server.close(() => ok())) };
 }
 
+/** Whole numbers below `n`, drawn from the dev server's seeded generator: a seed makes the same choices every run. */
+export function seededPick(seed) {
+  const next = seeded(seed);
+  return (n) => (next() * 2 ** 32) % n;
+}
+
 /**
- * The dev server (PGlite), in this process when www/server exports startServer, else as a child process.
- * Returns { origin, restUrl, close() }.
+ * The dev server (PGlite, or the PostgreSQL at `databaseUrl`), in this process when www/server exports startServer,
+ * else as a child process (which reads DATABASE_URL itself). Returns { origin, restUrl, close() }.
  */
-export async function startDevServer() {
+export async function startDevServer({ databaseUrl } = {}) {
   for (const candidate of ["www/server/app.js", "www/server/index.js", "www/server/server.js"]) {
     const file = join(ROOT, candidate);
     if (!existsSync(file)) continue;
     const mod = await import(pathToFileURL(file).href);
     if (typeof mod.startServer !== "function") continue;
-    const server = await mod.startServer({ port: 0, host: "127.0.0.1", quiet: true, log: false });
+    const server = await mod.startServer({ port: 0, host: "127.0.0.1", quiet: true, log: false, databaseUrl });
     const origin = new URL(server.url).origin;
     return { origin, restUrl: `${origin}/rest/v1`, close: () => server.close() };
   }
