@@ -2,8 +2,8 @@
 //! milliseconds; a second tab's wait before it follows): they are kept in localStorage by the end of their
 //! task, because IndexedDB cannot be opened before a reload right after construction takes the page away. A tab
 //! that then works in memory (another tab holds the queue and it cannot follow; the queue could not be read or
-//! taken) keeps its whole queue there the same way. Only with the default IndexedDB store. See the section of shell.js for how a dead page's entry is told from
-//! a live one's.
+//! taken) keeps its whole queue there the same way. Only with the default IndexedDB store. See the section of
+//! shell.js for how a dead page's entry is told from a live one's.
 //!
 //! An entry is dropped after the first successful IndexedDB write that holds its changes (the queue's, or the
 //! inbox's for a follower) and that started after the entry's last save; the entries of dead pages and

@@ -812,8 +812,8 @@ fn give_up(shared: &Shared, why: String) {
             schedule(shared);
             return;
         }
-        // Its early entry stays, and every tick saves it again (`write`): if this page goes first, the tab that
-        // holds the queue (watching for dead pages' entries), or the next restore, takes its changes in.
+        // Its early entry stays, and the ticks save it again ([`save_memory_early`]): if this page goes first, the
+        // tab that holds the queue (watching for dead pages' entries), or the next restore, takes its changes in.
         d.phase = Phase::Memory;
         d.error = Some((u64::MAX, format!("storage: {why}")));
         d.version += 1;
@@ -1176,12 +1176,17 @@ fn retry_later(shared: &Shared) {
         d.retrying = true;
         250u32.saturating_mul(1 << d.failures.saturating_sub(1).min(7)).min(30_000)
     };
+    tick_after(shared, delay, |d| &mut d.retrying);
+}
+
+/// A tick (and so a write) in `delay_ms`, which lowers the flag `waiting` that says one is on its way.
+fn tick_after(shared: &Shared, delay_ms: u32, waiting: fn(&mut Durable) -> &mut bool) {
     let weak = Rc::downgrade(shared);
     spawn_local(async move {
-        let _ = JsFuture::from(sleep(delay)).await;
+        let _ = JsFuture::from(sleep(delay_ms)).await;
         let Some(shared) = weak.upgrade() else { return };
         if let Ok(mut s) = shared.try_borrow_mut() {
-            s.durable.retrying = false;
+            *waiting(&mut s.durable) = false;
         }
         schedule(&shared);
     });
@@ -1194,15 +1199,8 @@ fn save_memory_early(shared: &Shared, s: &mut State) {
     let now = js::now();
     if !s.durable.hidden && now < s.durable.early_after {
         if !std::mem::replace(&mut s.durable.early_waits, true) {
-            let (weak, delay) = (Rc::downgrade(shared), (s.durable.early_after - now).min(10_000) as u32);
-            spawn_local(async move {
-                let _ = JsFuture::from(sleep(delay)).await;
-                let Some(shared) = weak.upgrade() else { return };
-                if let Ok(mut s) = shared.try_borrow_mut() {
-                    s.durable.early_waits = false;
-                }
-                write(&shared);
-            });
+            let delay = (s.durable.early_after - now).min(10_000) as u32;
+            tick_after(shared, delay, |d| &mut d.early_waits);
         }
         return;
     }

@@ -252,10 +252,7 @@ impl<P: Payload> Engine<P> {
     /// the record while the conflicted write was on its way, so that those later edits still apply on top of
     /// it rather than being overwritten by it.
     pub fn enqueue_resolved(&mut self, change: Change<P>, now: u64) -> Result<u64, EngineError> {
-        match self.fold_beneath(change, now, now, |_| true) {
-            Ok(seq) => Ok(seq),
-            Err(change) => self.enqueue(change, now),
-        }
+        self.fold_beneath(change, now, now, |_| true).or_else(|change| self.enqueue(change, now))
     }
 
     /// Queues a change another page made (a follower's from the inbox, a page's before this one), as of when it
@@ -263,10 +260,8 @@ impl<P: Payload> Engine<P> {
     /// every tab). Where the pending write of its record here was edited later, the change goes beneath it, as
     /// if it had been queued first: the newer columns win. Elsewhere it follows what is queued, as a new change.
     pub fn enqueue_made(&mut self, change: Change<P>, queued_at: u64, touched_at: u64) -> Result<u64, EngineError> {
-        match self.fold_beneath(change, queued_at, touched_at, |held| held.touched_at > touched_at) {
-            Ok(seq) => Ok(seq),
-            Err(change) => self.enqueue_spanning(change, queued_at, touched_at),
-        }
+        self.fold_beneath(change, queued_at, touched_at, |held| held.touched_at > touched_at)
+            .or_else(|change| self.enqueue_spanning(change, queued_at, touched_at))
     }
 
     /// Folds `change` beneath the pending write of its record, when `over` accepts that write and nothing of
