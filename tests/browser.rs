@@ -382,6 +382,72 @@ async fn a_refused_write_fails_alone_and_the_rest_of_its_batch_applies() {
     }
 }
 
+/// `n` rows of exercises named "before" on the server, with ids under a fresh prefix.
+async fn exercises_named_before(sync: &RecordSync, n: usize) -> Vec<String> {
+    let p = uid();
+    let ids: Vec<String> = (0..n).map(|i| format!("{p}-{i}")).collect();
+    for id in &ids {
+        queue(sync, "exercises", id, "upsert", json!({ "name": "before" }), 2);
+    }
+    assert_eq!(sync_all(sync).await["confirmed"], n);
+    ids
+}
+
+async fn names(ids: &[String]) -> Vec<String> {
+    let prefix = ids[0].rsplit_once('-').unwrap().0;
+    let found = server_rows("exercises", &format!("id=like.{prefix}-*&order=id")).await;
+    found.iter().map(|r| r["name"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[wasm_bindgen_test]
+async fn rest_updates_of_distinct_rows_go_out_together_and_one_that_hangs_holds_up_none_of_the_others() {
+    let sync = new_sync(options("rest", json!({})));
+    let ids = exercises_named_before(&sync, 4).await;
+    // The first request to arrive is held for 2 s, then its connection is dropped (nothing written).
+    fault(json!({ "hangNext": 1, "hangMs": 2000 })).await;
+    for id in &ids {
+        queue(&sync, "exercises", id, "update", json!({ "name": "after" }), 2);
+    }
+    // Counted from the server's stats: a read of the rows now could be the request that hangs.
+    let written = |s: &Value| count(s, &["rowsWritten", "exercises"]);
+    let before = written(&server_stats().await);
+    let pending = sync.force_sync_all();
+    let start = js_sys::Date::now();
+    while written(&server_stats().await) < before + 3 {
+        assert!(js_sys::Date::now() - start < 1500.0, "the other three updates wait for the one that hangs");
+        pause_ms(20).await;
+    }
+    let summary = to_json(&JsFuture::from(pending).await.unwrap());
+    clear_faults().await;
+    assert_eq!((summary["confirmed"].as_u64(), summary["failed"].clone()), (Some(4), json!([])), "{summary}");
+    assert_eq!(names(&ids).await, ["after"; 4]);
+    // The dropped request went again, by us (a transient failure) or by Chromium itself (see below).
+    assert!(stat(&sync, "retries") <= 1, "only the write whose request was dropped went again");
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
+async fn rest_a_503_among_updates_out_together_retries_what_it_stopped_and_keeps_what_the_others_wrote() {
+    let sync = new_sync(options("rest", json!({})));
+    let ids = exercises_named_before(&sync, 6).await;
+    let before = server_stats().await;
+    fault(json!({ "failNext": { "count": 1, "status": 503 } })).await;
+    for id in &ids {
+        queue(&sync, "exercises", id, "update", json!({ "name": "after" }), 2);
+    }
+    let summary = sync_all(&sync).await;
+    let after = server_stats().await;
+    clear_faults().await;
+    assert_eq!((summary["confirmed"].as_u64(), summary["failed"].clone()), (Some(6), json!([])), "{summary}");
+    assert_eq!(names(&ids).await, ["after"; 6]);
+    // Four PATCHes went out at once and one was refused; the three confirmed are not sent again, the two
+    // that had not gone yet and the refused one are.
+    let sent = |s: &Value| count(s, &["requests", "byTable", "exercises"]);
+    assert_eq!(sent(&after) - sent(&before), 7, "{after}");
+    assert_eq!(stat(&sync, "retries"), 3);
+    sync.destroy();
+}
+
 #[wasm_bindgen_test]
 async fn commit_then_drop_neither_duplicates_nor_loses() {
     for mode in ["rpc", "rest"] {

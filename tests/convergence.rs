@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
-use record_sync::core::wire::{Exchange, HttpResponse, WireConfig, WireMode};
+use record_sync::core::wire::{Exchange, HttpRequest, HttpResponse, WireConfig, WireMode};
 use record_sync::core::{
     Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Event, Fill, Op, Outcome, OutgoingChange,
     Output, Priority, Row, Transmit,
@@ -132,6 +132,8 @@ struct Scenario {
     intervals_ms: [u64; 4],
     steps: Vec<Step>,
     faults: Vec<Fault>,
+    /// Picks which of the requests out at once is answered first (`rest` mode's runs of one-record requests).
+    answer_order: u64,
 }
 
 fn step(faulty: bool) -> impl Strategy<Value = Step> {
@@ -177,12 +179,13 @@ fn scenario(faulty: bool) -> impl Strategy<Value = Scenario> {
 fn scenario_with(rest: bool, fault: BoxedStrategy<Fault>, faulty: bool) -> impl Strategy<Value = Scenario> {
     let intervals = [Just(0u64).boxed(), (0..6_000u64).boxed(), (0..40_000u64).boxed(), (0..400_000u64).boxed()];
     let faults = proptest::collection::vec(fault, 1..30);
-    (1..6usize, 0..4u32, fill(), intervals, proptest::collection::vec(step(faulty), 1..80), faults).prop_map(
-        move |(batch_size, max_retries, fill, [i0, i1, i2, i3], steps, faults)| {
+    let steps = proptest::collection::vec(step(faulty), 1..80);
+    (1..6usize, 0..4u32, fill(), intervals, steps, faults, any::<u64>()).prop_map(
+        move |(batch_size, max_retries, fill, [i0, i1, i2, i3], steps, faults, answer_order)| {
             // Intervals grow with lower priority, as any sensible configuration has them.
             let mut intervals_ms = [i0, i1, i2, i3];
             intervals_ms.sort_unstable();
-            Scenario { rest, batch_size, max_retries, fill, intervals_ms, steps, faults }
+            Scenario { rest, batch_size, max_retries, fill, intervals_ms, steps, faults, answer_order }
         },
     )
 }
@@ -244,6 +247,8 @@ struct Harness {
     foreign_writes: bool,
     /// `Event::StateChanged`s the engine gave: a deadline that came must move the state.
     state_changes: u64,
+    /// The generator that picks which request out is answered next.
+    answer_order: u64,
 }
 
 /// The sync function's answer: one result per write, as `record_sync_apply` gives them.
@@ -310,6 +315,7 @@ impl Harness {
             rest: s.rest.then(Postgrest::default),
             foreign_writes: false,
             state_changes: 0,
+            answer_order: s.answer_order | 1,
         }
     }
 
@@ -508,19 +514,68 @@ impl Harness {
     }
 
     /// Runs the batch through the wire plan against the model PostgREST (the `html_at`-th request answered
-    /// with a portal page instead), and checks every outcome against what the server holds. With `engine`,
-    /// the engine's own requests for the batch (the first already handed out) are the ones sent, each equal
-    /// to this plan's, and each answer goes back to the engine too.
-    fn exchange(&mut self, batch: &Batch<Row>, html_at: Option<usize>, mut engine: Option<Transmit>) {
+    /// with a portal page instead), and checks every outcome against what the server holds. Of the requests
+    /// out at once, a seeded pick is answered first. With `engine`, the engine's own requests for the batch
+    /// (the first already handed out) are the ones sent, each equal to this plan's under the same id, and each
+    /// answer goes back to the engine too.
+    fn exchange(&mut self, batch: &Batch<Row>, html_at: Option<usize>, engine: Option<Transmit>) {
         let now = self.now;
-        let server = self.rest.as_mut().unwrap();
         let mut exchange = Exchange::new(batch, &rest_wire());
         let drives_engine = engine.is_some();
+        let mut handed: Vec<Transmit> = engine.into_iter().collect();
+        let mut out: Vec<(u64, HttpRequest)> = Vec::new();
+        let mut next_id = handed.first().map_or(0, |t| t.id);
         let mut sent = 0;
-        while let Some(request) = exchange.next_request() {
-            if let Some(transmit) = &engine {
-                assert_eq!(transmit.request, request, "the engine's request {sent} of batch {}", batch.id);
+        loop {
+            if drives_engine {
+                while self.engine.in_flight_batch().is_some_and(|b| b.id == batch.id) {
+                    match self.engine.poll_output() {
+                        Output::Transmit(next) => handed.push(next),
+                        Output::Event(Event::StateChanged) => self.state_changes += 1,
+                        Output::Timeout(None) => break,
+                        other => panic!("batch {} unfinished, yet the engine gave {other:?}", batch.id),
+                    }
+                }
+                for transmit in handed.drain(..) {
+                    let request = exchange.next_request(transmit.id);
+                    assert_eq!(
+                        Some(&transmit.request),
+                        request.as_ref(),
+                        "the engine's request {} of batch {}",
+                        transmit.id,
+                        batch.id
+                    );
+                    out.extend(request.map(|r| (transmit.id, r)));
+                }
+                assert!(
+                    exchange.next_request(u64::MAX).is_none(),
+                    "the plan had more requests of batch {} to send than the engine",
+                    batch.id
+                );
+            } else {
+                while let Some(request) = exchange.next_request(next_id) {
+                    out.push((next_id, request));
+                    next_id += 1;
+                }
             }
+            if out.is_empty() {
+                break;
+            }
+            // A child's write goes out beside a write of the parent table only when both are PATCHes: each needs
+            // its row to exist already, so neither can be the parent the other refers to.
+            let writes = |table: &str| {
+                let prefix = format!("/{table}?");
+                out.iter().filter(move |(_, r)| r.method != "GET" && r.path.starts_with(&prefix)).map(|(_, r)| r.method)
+            };
+            let mixed = writes(TABLES[0]).chain(writes(TABLES[1])).any(|method| method != "PATCH");
+            assert!(
+                writes(TABLES[0]).next().is_none() || writes(TABLES[1]).next().is_none() || !mixed,
+                "a child write went out beside its parent's: {out:?}"
+            );
+            self.answer_order ^= self.answer_order << 13;
+            self.answer_order ^= self.answer_order >> 7;
+            self.answer_order ^= self.answer_order << 17;
+            let (id, request) = out.swap_remove((self.answer_order % out.len() as u64) as usize);
             let answer = if html_at == Some(sent) {
                 HttpResponse {
                     status: 200,
@@ -528,23 +583,15 @@ impl Harness {
                     body: "<html><body>Sign in to Wi-Fi</body></html>".into(),
                 }
             } else {
-                server.handle(&request, "id")
+                self.rest.as_mut().unwrap().handle(&request, "id")
             };
-            if let Some(transmit) = engine.take() {
-                self.engine.handle_response(transmit.id, answer.clone(), now).unwrap();
-                let same_batch = self.engine.in_flight_batch().is_some_and(|b| b.id == batch.id);
-                while same_batch && engine.is_none() {
-                    match self.engine.poll_output() {
-                        Output::Transmit(next) => engine = Some(next),
-                        Output::Event(Event::StateChanged) => self.state_changes += 1,
-                        other => panic!("batch {} unfinished, yet the engine gave {other:?}", batch.id),
-                    }
-                }
+            if drives_engine {
+                self.engine.handle_response(id, answer.clone(), now).unwrap();
             }
-            exchange.on_response(answer);
+            assert!(exchange.on_response(id, answer));
             sent += 1;
         }
-        assert!(engine.is_none(), "the engine sent more requests for batch {} than its plan has", batch.id);
+        let server = self.rest.as_mut().unwrap();
         assert!(
             !drives_engine || self.engine.in_flight_batch().is_none_or(|b| b.id != batch.id),
             "batch {} still in flight after its last answer",

@@ -125,6 +125,32 @@ fn a_refused_token_after_an_answer_keeps_what_was_answered() {
 }
 
 #[test]
+fn patches_go_out_together_and_a_refused_token_among_them_waits_for_the_others_before_the_next_batch() {
+    let mut e = engine(rest());
+    for id in ["p1", "p2", "p3"] {
+        let change =
+            Change::new("plans", id, Op::Update, json!({ "name": "b" }).as_object().cloned(), Priority::Critical);
+        e.enqueue(change.unwrap(), 0).unwrap();
+    }
+    let out: Vec<Transmit> = (0..3).map(|_| transmit(&mut e)).collect();
+    assert!(out.iter().all(|t| t.request.method == "PATCH"), "three PATCHes out at once: {out:?}");
+    assert_eq!(next(&mut e), Output::Timeout(None));
+
+    e.handle_response(out[1].id, ok(json!([{ "id": "p2" }])), 1).unwrap();
+    e.handle_unauthorized(out[0].id, "refused", 2).unwrap();
+    queue(&mut e, "p4", json!({ "id": "p4" }), 2);
+    e.set_needs_auth(None);
+    assert_eq!(next(&mut e), Output::Timeout(None), "no new batch while p3's PATCH is out");
+    // The batch was given up: p3's answer is dropped, and its write goes again with p1's.
+    let late = ok(json!([{ "id": "p3" }]));
+    assert_eq!(e.handle_response(out[2].id, late, 3), Err(EngineError::UnknownRequest(out[2].id)));
+    let stats = e.stats();
+    assert_eq!((stats.successful_syncs, stats.pending), (1, 3));
+    let again = transmit(&mut e);
+    assert!(again.id > out[2].id, "ids go on");
+}
+
+#[test]
 fn no_answer_is_a_transient_failure() {
     let mut e = engine(rpc());
     queue(&mut e, "p1", json!({ "id": "p1" }), 0);

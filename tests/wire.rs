@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use record_sync::core::json::{Json, JsonError};
 use record_sync::core::wire::{
     decode_result, AnswerError, Exchange, HttpRequest, HttpResponse, ResultsError, WireConfig, WireMode, MALFORMED,
+    MAX_IN_FLIGHT,
 };
 use record_sync::core::{Batch, ChangeOutcome, Op, Outcome, OutgoingChange, Priority, Row};
 use serde_json::{json, Value};
@@ -66,9 +67,9 @@ fn run(
     let mut exchange = Exchange::new(batch, config);
     let mut requests = Vec::new();
     answers.reverse();
-    while let Some(request) = exchange.next_request() {
+    while let Some(request) = exchange.next_request(0) {
         requests.push(request);
-        exchange.on_response(answers.pop().unwrap_or_else(ok));
+        exchange.on_response(0, answers.pop().unwrap_or_else(ok));
     }
     (requests, exchange.finish())
 }
@@ -77,8 +78,8 @@ fn run(
 fn against(batch: &Batch<Row>, server: &mut Postgrest) -> (Vec<HttpRequest>, HashMap<u64, Outcome<Row>>) {
     let mut exchange = Exchange::new(batch, &rest());
     let mut requests = Vec::new();
-    while let Some(request) = exchange.next_request() {
-        exchange.on_response(server.handle(&request, "id"));
+    while let Some(request) = exchange.next_request(0) {
+        exchange.on_response(0, server.handle(&request, "id"));
         requests.push(request);
     }
     (requests, exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect())
@@ -185,10 +186,10 @@ fn rest_forced_write_is_unconditional_and_a_readable_unwritable_row_is_refused()
     assert_eq!(outcomes[&1], Outcome::Applied);
     // A row the user can read but row-level security keeps from being updated: answered with no rows.
     let mut exchange = Exchange::new(&batch(vec![forced]), &rest());
-    exchange.next_request().unwrap();
-    exchange.on_response(ok());
-    exchange.next_request().unwrap();
-    exchange.on_response(status(200, r#"[{"id":"p","name":"x"}]"#));
+    exchange.next_request(0).unwrap();
+    exchange.on_response(0, ok());
+    exchange.next_request(0).unwrap();
+    exchange.on_response(0, status(200, r#"[{"id":"p","name":"x"}]"#));
     assert!(matches!(&exchange.finish()[0].outcome, Outcome::Permanent { code: Some(c), .. } if c == "42501"));
 }
 
@@ -404,7 +405,7 @@ fn too_large_is_halved_until_the_big_write_is_alone_in_both_modes() {
     for config in [rest(), rpc()] {
         let mut exchange = Exchange::new(&b, &config);
         let mut sent = 0;
-        while let Some(request) = exchange.next_request() {
+        while let Some(request) = exchange.next_request(0) {
             sent += 1;
             let answer = if limit(&request) {
                 too_large()
@@ -422,7 +423,7 @@ fn too_large_is_halved_until_the_big_write_is_alone_in_both_modes() {
                 let ids: Vec<Value> = body.as_array().unwrap().iter().map(|r| json!({"id": r["id"]})).collect();
                 status(201, &Value::Array(ids).to_string())
             };
-            exchange.on_response(answer);
+            exchange.on_response(0, answer);
         }
         let by_seq: HashMap<u64, Outcome<Row>> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
         assert_eq!((&by_seq[&1], &by_seq[&3]), (&Outcome::Applied, &Outcome::Applied), "{config:?}");
@@ -438,10 +439,10 @@ fn rest_transient_failure_stops_the_rest_of_the_batch() {
         change(2, "sessions", "s1", Op::Upsert, row(json!({"id": "s1", "plan_id": "p1"}))),
     ]);
     let mut exchange = Exchange::new(&b, &rest());
-    assert!(exchange.next_request().is_some());
-    assert!(exchange.next_request().is_none(), "one request at a time");
-    exchange.on_response(HttpResponse { status: 503, retry_after: Some("2".into()), body: String::new() });
-    assert!(exchange.next_request().is_none(), "the child must not overtake its failed parent");
+    assert!(exchange.next_request(0).is_some());
+    assert!(exchange.next_request(0).is_none(), "one request at a time");
+    exchange.on_response(0, HttpResponse { status: 503, retry_after: Some("2".into()), body: String::new() });
+    assert!(exchange.next_request(0).is_none(), "the child must not overtake its failed parent");
     // The child was not sent: it fails for its parent's reason, and waits as long.
     let failed = Outcome::Transient { message: "HTTP 503".into(), retry_after_ms: Some(2_000) };
     assert_eq!(
@@ -450,12 +451,81 @@ fn rest_transient_failure_stops_the_rest_of_the_batch() {
     );
 }
 
+/// Updates of five records, then an insert: the updates' PATCHes are independent of one another.
+fn updates_then_insert() -> Batch<Row> {
+    let mut changes: Vec<OutgoingChange<Row>> =
+        (1..=5).map(|i| change(i, "plans", &format!("p{i}"), Op::Update, row(json!({"name": "x"})))).collect();
+    changes.push(change(6, "sessions", "s1", Op::Insert, row(json!({"id": "s1", "plan_id": "p1"}))));
+    batch(changes)
+}
+
+fn touched(id: &str) -> HttpResponse {
+    status(200, &format!(r#"[{{"id":"{id}"}}]"#))
+}
+
+#[test]
+fn rest_patches_of_distinct_records_go_out_together_and_what_follows_waits_for_all() {
+    let b = updates_then_insert();
+    let mut exchange = Exchange::new(&b, &rest());
+    let out: Vec<HttpRequest> = (10..).map_while(|id| exchange.next_request(id)).collect();
+    assert_eq!(out.len(), MAX_IN_FLIGHT, "a run of PATCHes goes out up to the limit at once");
+    assert!(out.iter().all(|r| r.method == "PATCH"));
+    // Answered out of order: the fifth PATCH goes as soon as one is answered, the insert only after all.
+    assert!(exchange.on_response(12, touched("p3")));
+    let fifth = exchange.next_request(14).expect("the fifth PATCH takes the free place");
+    assert_eq!((fifth.method, fifth.path.starts_with("/plans?id=in.(%22p5%22)")), ("PATCH", true), "{fifth:?}");
+    for (id, record) in [(10, "p1"), (14, "p5"), (11, "p2")] {
+        assert!(exchange.on_response(id, touched(record)));
+        assert!(exchange.next_request(20).is_none(), "the insert waits while a PATCH is out");
+    }
+    assert!(!exchange.on_response(99, touched("p4")), "an id that is not out is refused");
+    assert!(exchange.on_response(13, touched("p4")));
+    assert_eq!(exchange.next_request(20).map(|r| r.method), Some("POST"));
+    assert!(exchange.on_response(20, touched("s1")));
+    assert!(exchange.is_done());
+    let mut outcomes = exchange.finish();
+    outcomes.sort_by_key(|o| o.seq);
+    assert_eq!(outcomes, (1..=6).map(|seq| ChangeOutcome { seq, outcome: Outcome::Applied }).collect::<Vec<_>>());
+}
+
+#[test]
+fn rest_a_transient_failure_beside_other_patches_keeps_their_answers_and_sends_nothing_more() {
+    let b = updates_then_insert();
+    let mut exchange = Exchange::new(&b, &rest());
+    for id in 0..4 {
+        exchange.next_request(id).unwrap();
+    }
+    assert!(exchange.on_network_error(1, "Failed to fetch"));
+    assert!(exchange.next_request(4).is_none(), "nothing more goes after a transient failure");
+    assert!(!exchange.is_done(), "three PATCHes are still out");
+    assert!(exchange.on_response(0, touched("p1")));
+    // p3's PATCH touched nothing: the GET that would say why does not go, and the write fails as the batch did.
+    assert!(exchange.on_response(2, ok()));
+    assert!(exchange.next_request(5).is_none());
+    assert!(exchange.on_response(3, touched("p4")));
+    assert!(exchange.is_done());
+    let failed = Outcome::Transient { message: "Failed to fetch".into(), retry_after_ms: None };
+    let mut outcomes: Vec<(u64, Outcome<Row>)> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
+    outcomes.sort_by_key(|o| o.0);
+    assert_eq!(
+        outcomes,
+        [
+            (1, Outcome::Applied),
+            (2, failed.clone()),
+            (3, failed.clone()),
+            (4, Outcome::Applied),
+            (5, failed.clone()),
+            (6, failed)
+        ]
+    );
+}
+
 #[test]
 fn network_error_is_transient() {
     let b = batch(vec![change(1, "plans", "p1", Op::Delete, None)]);
     let mut exchange = Exchange::new(&b, &rest());
-    exchange.next_request().unwrap();
-    exchange.on_network_error("Failed to fetch");
+    exchange.next_request(0).unwrap();
+    exchange.on_network_error(0, "Failed to fetch");
     assert_eq!(
         exchange.finish(),
         [ChangeOutcome {
@@ -474,7 +544,7 @@ fn rpc_sends_the_batch_in_one_call() {
         forced,
     ]);
     let mut exchange = Exchange::new(&b, &rpc());
-    let request = exchange.next_request().unwrap();
+    let request = exchange.next_request(0).unwrap();
     assert_eq!((request.method, request.path.as_str()), ("POST", "/rpc/record_sync_apply"));
     let body: Value = serde_json::from_str(request.body.as_deref().unwrap()).unwrap();
     assert_eq!(
@@ -545,10 +615,10 @@ fn rest_a_row_written_by_someone_else_between_the_write_and_the_read_is_no_confl
         change(1, "plans", "p", Op::Update, row(json!({"name": "A", "last_changed": "2028-01-01T00:00:00.000Z"})));
     let read_after_patch = |stored: &str| {
         let mut exchange = Exchange::new(&batch(vec![update.clone()]), &rest());
-        assert_eq!(exchange.next_request().unwrap().method, "PATCH");
-        exchange.on_response(ok());
-        assert_eq!(exchange.next_request().unwrap().method, "GET");
-        exchange.on_response(status(200, &format!(r#"[{{"id":"p","name":"B","last_changed":{stored}}}]"#)));
+        assert_eq!(exchange.next_request(0).unwrap().method, "PATCH");
+        exchange.on_response(0, ok());
+        assert_eq!(exchange.next_request(0).unwrap().method, "GET");
+        exchange.on_response(0, status(200, &format!(r#"[{{"id":"p","name":"B","last_changed":{stored}}}]"#)));
         exchange.finish().remove(0).outcome
     };
     assert!(matches!(read_after_patch(r#""2026-01-01T00:00:00+00:00""#), Outcome::Transient { .. }));

@@ -10,12 +10,23 @@ use web_sys::EventTarget;
 
 use super::js::{self, get};
 use super::Shared;
+use crate::core::wire::{HttpRequest, MAX_IN_FLIGHT};
 
 /// Changes due within this window leave when the page is hidden (the high and medium priorities by default).
 pub const SOON_MS: u64 = 30_000;
 /// Request bodies up to this size are sent with `keepalive` while the page is hidden: the browsers' budget is
-/// 64 KB for all keepalive requests in flight, and one batch is in flight at a time.
-pub const KEEPALIVE_BODY_BYTES: usize = 60 * 1024;
+/// 64 KB for all keepalive requests in flight, and one batch is in flight at a time (its PATCHes, which may
+/// be out several at once, share it: [`keepalive_budget`]).
+const KEEPALIVE_BODY_BYTES: usize = 60 * 1024;
+
+/// The largest body `request` may carry with `keepalive`.
+pub fn keepalive_budget(request: &HttpRequest) -> usize {
+    if request.method == "PATCH" {
+        KEEPALIVE_BODY_BYTES / MAX_IN_FLIGHT
+    } else {
+        KEEPALIVE_BODY_BYTES
+    }
+}
 
 pub struct Listeners {
     window: EventTarget,

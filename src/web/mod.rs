@@ -68,7 +68,8 @@ struct State {
     timer: Option<Timer>,
     /// A microtask tick is queued.
     tick_queued: bool,
-    request: Option<request::InFlight>,
+    /// The writes' requests on their way (several in a run of `rest` PATCHes), for `destroy()` to abort.
+    requests: Vec<request::InFlight>,
     listeners: Vec<(u32, Function)>,
     next_listener: u32,
     notified_version: u64,
@@ -148,7 +149,7 @@ fn schedule(shared: &Shared) {
 
 /// Sends what is due, re-arms the timer, settles `forceSyncAll` promises, notifies subscribers.
 fn tick(shared: &Shared) {
-    let (transmit, conflicts) = {
+    let (transmits, conflicts) = {
         let Ok(mut s) = shared.try_borrow_mut() else { return };
         s.tick_queued = false;
         if s.destroyed {
@@ -159,20 +160,20 @@ fn tick(shared: &Shared) {
         if !storage::may_send(&s) {
             s.timer = None;
             // A batch already begun is finished (several requests in rest mode): a take-over waits for it.
-            let transmit = s.engine.poll_flight();
-            if transmit.is_some() {
+            let transmits: Vec<Transmit> = std::iter::from_fn(|| s.engine.poll_flight()).collect();
+            if !transmits.is_empty() {
                 storage::touch_flight(&mut s);
             }
-            (transmit, Vec::new())
+            (transmits, Vec::new())
         } else {
             let now = js::now();
             s.engine.handle_timeout(now);
-            let mut transmit = None;
+            let mut transmits = Vec::new();
             loop {
                 match s.engine.poll_output() {
                     Output::Transmit(next) => {
                         storage::touch_flight(&mut s);
-                        transmit = Some(next);
+                        transmits.push(next);
                     }
                     Output::Event(event) => on_event(&mut s, event),
                     Output::Timeout(at) => {
@@ -181,7 +182,7 @@ fn tick(shared: &Shared) {
                     }
                 }
             }
-            (transmit, std::mem::take(&mut s.unreported))
+            (transmits, std::mem::take(&mut s.unreported))
         }
     };
     if !conflicts.is_empty() {
@@ -190,7 +191,7 @@ fn tick(shared: &Shared) {
         schedule(shared);
     }
     storage::persist(shared);
-    if let Some(transmit) = transmit {
+    for transmit in transmits {
         spawn_local(send(shared.clone(), transmit));
     }
     settle_waiters(shared);
@@ -524,7 +525,7 @@ impl RecordSync {
     fn teardown(&self) {
         // Durable queue (H3): what this task queued is written before the instance stops.
         storage::persist(&self.shared);
-        let (request, waiters, pulls) = {
+        let (requests, waiters, pulls) = {
             let Ok(mut s) = self.shared.try_borrow_mut() else { return };
             if s.destroyed {
                 return;
@@ -537,9 +538,9 @@ impl RecordSync {
             s.stats = None;
             storage::release(&mut s);
             let pulls = pull::stop(&mut s);
-            (s.request.take(), std::mem::take(&mut s.waiters), pulls)
+            (std::mem::take(&mut s.requests), std::mem::take(&mut s.waiters), pulls)
         };
-        if let Some(request) = request {
+        for request in requests {
             request.abort();
         }
         if let Some(hooks) = self.hooks.borrow_mut().take() {
@@ -596,7 +597,7 @@ impl RecordSync {
             destroyed: false,
             timer: None,
             tick_queued: false,
-            request: None,
+            requests: Vec::new(),
             listeners: Vec::new(),
             next_listener: 1,
             notified_version: 0,

@@ -213,11 +213,28 @@ fn destroyed(shared: &Shared) -> bool {
     shared.try_borrow().map_or(true, |s| s.destroyed)
 }
 
-/// Where the request on its way is kept for `destroy()`: writes and catch-up may be on their way at once.
-fn slot(s: &mut State, purpose: Purpose) -> Option<&mut Option<InFlight>> {
+/// Keeps a request on its way for `destroy()` to abort: the writes may have several out, and the catch-up one.
+fn keep(s: &mut State, purpose: Purpose, in_flight: &InFlight) {
     match purpose {
-        Purpose::Writes => Some(&mut s.request),
-        Purpose::CatchUp => s.pull.as_mut().map(|pull| &mut pull.request),
+        Purpose::Writes => s.requests.push(in_flight.clone()),
+        Purpose::CatchUp => {
+            if let Some(pull) = s.pull.as_mut() {
+                pull.request = Some(in_flight.clone());
+            }
+        }
+    }
+}
+
+fn forget(s: &mut State, purpose: Purpose, in_flight: &InFlight) {
+    match purpose {
+        Purpose::Writes => {
+            s.requests.retain(|kept| AsRef::<JsValue>::as_ref(kept) != AsRef::<JsValue>::as_ref(in_flight))
+        }
+        Purpose::CatchUp => {
+            if let Some(pull) = s.pull.as_mut() {
+                pull.request = None;
+            }
+        }
     }
 }
 
@@ -249,16 +266,12 @@ async fn fetch(
     // No borrow is held: a fetch the page patched is user code, and may call back into the instance.
     let in_flight = start(&url, request.method, headers, request.body.as_deref(), keepalive, http.timeout_ms);
     match shared.try_borrow_mut() {
-        Ok(mut s) if !s.destroyed => {
-            if let Some(slot) = slot(&mut s, purpose) {
-                *slot = Some(in_flight.clone());
-            }
-        }
+        Ok(mut s) if !s.destroyed => keep(&mut s, purpose, &in_flight),
         _ => in_flight.abort(),
     }
-    let answer = JsFuture::from(Promise::from(in_flight)).await;
-    if let Some(slot) = shared.try_borrow_mut().ok().as_mut().and_then(|s| slot(s, purpose)) {
-        *slot = None;
+    let answer = JsFuture::from(Promise::from(in_flight.clone())).await;
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        forget(&mut s, purpose, &in_flight);
     }
     let network = |error: JsValue| format!("{}network error: {}", purpose.prefix(), error_message(&error));
     let answer: Answer = answer.map_err(network)?.unchecked_into();

@@ -29,7 +29,7 @@ pub async fn http(shared: &Shared, http: &HttpTransport, next: &HttpRequest) -> 
     };
     // Durable queue (H3): while the page is hidden, a request small enough for the keepalive budget outlives it.
     let hidden = shared.try_borrow().is_ok_and(|s| s.durable.hidden);
-    let keepalive = hidden && next.body.as_ref().map_or(0, String::len) <= super::lifecycle::KEEPALIVE_BODY_BYTES;
+    let keepalive = hidden && next.body.as_ref().map_or(0, String::len) <= super::lifecycle::keepalive_budget(next);
     match request::send(shared, http, Purpose::Writes, &mut token, next, keepalive).await {
         Reply::Answer(response) => Answer::Response(response),
         Reply::Failed(message) => Answer::Failed(message),

@@ -109,8 +109,8 @@ pub struct Engine<P> {
     now: u64,
     /// The wire plan of the batch in flight, when the engine carries it (output.rs).
     exchange: Option<Exchange<P>>,
-    /// The request on its way, waiting for its answer.
-    awaiting: Option<u64>,
+    /// The requests on their way, waiting for their answers.
+    awaiting: Vec<u64>,
     next_request: u64,
 }
 
@@ -146,7 +146,7 @@ impl<P: Payload> Engine<P> {
             changed: false,
             now: 0,
             exchange: None,
-            awaiting: None,
+            awaiting: Vec::new(),
             next_request: 1,
         };
         let mut tables: Vec<String> = engine.config.parents.keys().cloned().collect();

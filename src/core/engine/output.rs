@@ -44,23 +44,27 @@ impl<P: Payload> Engine<P> {
     }
 
     /// What to do next: events first, then the next request of the batch in flight (or of a new batch, if one
-    /// is due), and last [`Output::Timeout`], which means nothing more until then. One request is on its way at
-    /// a time: the next one is handed out once the last is answered.
+    /// is due), and last [`Output::Timeout`], which means nothing more until then. Requests go one at a time,
+    /// except a run of `rest` mode's one-record requests, several of which may be out at once ([`Exchange`]);
+    /// one batch is on its way at a time.
     pub fn poll_output(&mut self) -> Output<P> {
         loop {
             if let Some(event) = self.poll_event() {
                 return Output::Event(event);
             }
-            if self.awaiting.is_some() {
-                return Output::Timeout(None);
-            }
             if self.exchange.is_none() {
+                // A request of a batch given up (after a 401) or of the engine this one replaced is still out.
+                if !self.awaiting.is_empty() {
+                    return Output::Timeout(None);
+                }
                 let Some(batch) = self.poll_batch(self.now) else { return Output::Timeout(self.poll_timeout()) };
                 self.exchange = Some(Exchange::owning(batch, &self.config.wire));
             }
-            let Some(exchange) = self.exchange.as_mut() else { continue };
-            if let Some(request) = exchange.next_request() {
-                return Output::Transmit(self.on_its_way(request));
+            if let Some(transmit) = self.poll_flight() {
+                return Output::Transmit(transmit);
+            }
+            if !self.awaiting.is_empty() {
+                return Output::Timeout(None);
             }
             // Nothing to send for it (an empty batch): it settles at once.
             let now = self.now;
@@ -70,30 +74,27 @@ impl<P: Payload> Engine<P> {
 
     /// The next request of the batch in flight, never a new batch: a shell that may not start sending (its
     /// stored queue is being taken over) still finishes a batch of several requests (`rest` mode) that it
-    /// began, since the take-over waits for it. `None` while a request is on its way or when none is in flight.
+    /// began, since the take-over waits for it. `None` while the next request waits for an answer, or when no
+    /// batch is in flight.
     pub fn poll_flight(&mut self) -> Option<Transmit> {
-        if self.awaiting.is_some() {
-            return None;
-        }
-        let request = self.exchange.as_mut()?.next_request()?;
-        Some(self.on_its_way(request))
-    }
-
-    /// `request` goes out under the next id; nothing more until it is answered.
-    fn on_its_way(&mut self, request: HttpRequest) -> Transmit {
         let id = self.next_request;
+        let request = self.exchange.as_mut()?.next_request(id)?;
         self.next_request += 1;
-        self.awaiting = Some(id);
-        Transmit { id, request }
+        self.awaiting.push(id);
+        Some(Transmit { id, request })
     }
 
-    /// This engine replaces `previous` (a restored or emptied queue) while `previous` may have a request on
-    /// its way: that request's answer is waited for and then dropped (its writes are not this engine's), so
-    /// two requests are never out at once; and request ids go on from `previous`'s, so that answer cannot
+    /// This engine replaces `previous` (a restored or emptied queue) while `previous` may have requests on
+    /// their way: their answers are waited for and then dropped (their writes are not this engine's), so two
+    /// batches are never out at once; and request ids go on from `previous`'s, so that such an answer cannot
     /// be taken for one of this engine's requests.
     pub fn follow(&mut self, previous: &Engine<P>) {
         self.next_request = self.next_request.max(previous.next_request);
-        self.awaiting = self.awaiting.or(previous.awaiting);
+        for &id in &previous.awaiting {
+            if !self.awaiting.contains(&id) {
+                self.awaiting.push(id);
+            }
+        }
     }
 
     /// The events alone, without handing out a request: a shell asked for its stats between two ticks (right
@@ -112,19 +113,20 @@ impl<P: Payload> Engine<P> {
 
     /// The server's answer to request `id`.
     pub fn handle_response(&mut self, id: u64, response: HttpResponse, now: u64) -> Result<(), EngineError> {
-        self.answer(id, now, |exchange| exchange.on_response(response))
+        self.answer(id, now, |exchange| exchange.on_response(id, response))
     }
 
     /// Request `id` got no answer (network error, timeout, or the app's transport threw or rejected): its
     /// writes may or may not have been applied, and are tried again with backoff.
     pub fn handle_failure(&mut self, id: u64, message: &str, now: u64) -> Result<(), EngineError> {
-        self.answer(id, now, |exchange| exchange.on_network_error(message))
+        self.answer(id, now, |exchange| exchange.on_network_error(id, message))
     }
 
     /// Request `id` could not go out for want of a token the queue's owner signed (none to be had, another
     /// user's, or refused twice). The writes the server already answered settle; the others go back to the
     /// queue without costing an attempt, and nothing is sent until [`Engine::set_needs_auth`]`(None)`. A batch
-    /// none of whose requests was answered does not count as a request.
+    /// none of whose requests was answered does not count as a request. Requests of the batch still out beside
+    /// it are waited for, their answers dropped: their writes are back in the queue, to go again.
     pub fn handle_unauthorized(&mut self, id: u64, reason: &str, now: u64) -> Result<(), EngineError> {
         self.answered(id, now)?;
         let Some(exchange) = self.exchange.take() else { return Err(EngineError::UnknownRequest(id)) };
@@ -136,20 +138,20 @@ impl<P: Payload> Engine<P> {
         }
     }
 
-    /// Request `id` is the one on its way, and now it is not: the next may go.
+    /// Request `id` is on its way, and now it is not.
     fn answered(&mut self, id: u64, now: u64) -> Result<(), EngineError> {
-        if self.awaiting != Some(id) {
-            return Err(EngineError::UnknownRequest(id));
-        }
+        let at = self.awaiting.iter().position(|&out| out == id).ok_or(EngineError::UnknownRequest(id))?;
+        self.awaiting.swap_remove(at);
         self.handle_timeout(now);
-        self.awaiting = None;
         Ok(())
     }
 
-    fn answer(&mut self, id: u64, now: u64, feed: impl FnOnce(&mut Exchange<P>)) -> Result<(), EngineError> {
+    fn answer(&mut self, id: u64, now: u64, feed: impl FnOnce(&mut Exchange<P>) -> bool) -> Result<(), EngineError> {
         self.answered(id, now)?;
         let Some(exchange) = self.exchange.as_mut() else { return Err(EngineError::UnknownRequest(id)) };
-        feed(exchange);
+        if !feed(exchange) {
+            return Err(EngineError::UnknownRequest(id));
+        }
         if exchange.is_done() {
             self.finish_exchange(now);
         }

@@ -1,12 +1,19 @@
-//! One batch's trip to the server as a sans-IO state machine: it hands out requests one at a time, takes each
-//! answer, and ends with an outcome per write. Requests go in order and a transient failure stops the rest (a
-//! child must not overtake its parent). Only the server's word confirms a write: in `rest` mode the rows
-//! PostgREST returns, in `rpc` mode the function's result per write; a 2xx that is neither is transient.
+//! One batch's trip to the server as a sans-IO state machine: it hands out requests, takes each answer, and
+//! ends with an outcome per write. Requests go in order and a transient failure stops the rest (a child must
+//! not overtake its parent). The one exception is a run of `rest` mode's one-record requests (a `PATCH`, or the
+//! `GET` that follows a conditional write that touched nothing): no two of them touch the same record, and none
+//! creates or removes a row another could need, so up to [`MAX_IN_FLIGHT`] of them are out at once instead of
+//! each waiting a round trip for the one before. Only the server's word confirms a write: in `rest` mode the
+//! rows PostgREST returns, in `rpc` mode the function's result per write; a 2xx that is neither is transient.
 //!
 //! A request refused as a whole (413, or a permanent error that names no single write) is split in two and
 //! each half sent on its own, until the write at fault is alone: it fails, the others go through.
 
 use std::collections::VecDeque;
+
+/// How many of a run of one-record requests are out at once: browsers open six connections to a host over
+/// HTTP/1.1, and the catch-up and a token refresh may want one each.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 use super::response::{failure_outcome, HttpResponse};
 use super::rest::{self, Absent, Group, Kind};
@@ -55,6 +62,12 @@ impl Request {
     fn splits(&self) -> bool {
         !matches!(self, Request::Rest(Group { kind: Kind::Read { .. }, .. }) | Request::Custom)
     }
+
+    /// Whether it may be out beside others like it: it touches one existing row (or reads), so neither order
+    /// between them nor a parent written before them depends on which lands first.
+    fn runs_beside(&self) -> bool {
+        matches!(self, Request::Rest(Group { kind: Kind::Patch | Kind::Read { .. }, .. }))
+    }
 }
 
 pub struct Exchange<P> {
@@ -63,8 +76,11 @@ pub struct Exchange<P> {
     client_id: String,
     /// Requests still to send.
     todo: VecDeque<Request>,
-    /// The request sent and not yet answered.
-    current: Option<Request>,
+    /// The requests sent and not yet answered, by the id the caller gave each.
+    out: Vec<(u64, Request)>,
+    /// Why the exchange stopped early (a transient failure): a follow-up that an answer still out asks for
+    /// ends the same way instead of going out.
+    stopped: Option<Outcome<P>>,
     outcomes: Vec<ChangeOutcome<P>>,
     /// Every write of the batch, for requests that carry it whole.
     all: Vec<usize>,
@@ -95,7 +111,8 @@ impl<P: Payload> Exchange<P> {
             function,
             client_id: config.client_id.clone(),
             todo,
-            current: None,
+            out: Vec::new(),
+            stopped: None,
             outcomes: Vec::new(),
             answered: false,
         }
@@ -108,7 +125,7 @@ impl<P: Payload> Exchange<P> {
 
     /// Every request is answered, and none is left to send.
     pub fn is_done(&self) -> bool {
-        self.current.is_none() && self.todo.is_empty()
+        self.out.is_empty() && self.todo.is_empty()
     }
 
     /// Whether the server answered any request of the batch.
@@ -116,9 +133,13 @@ impl<P: Payload> Exchange<P> {
         self.answered
     }
 
-    /// The next request to send, or `None` when the batch is done (or a request is still unanswered).
-    pub fn next_request(&mut self) -> Option<HttpRequest> {
-        if self.current.is_some() {
+    /// The next request to send, under `id` (unique among those out), or `None` when the batch is done or the
+    /// next must wait for an answer still out.
+    pub fn next_request(&mut self, id: u64) -> Option<HttpRequest> {
+        let next = self.todo.front()?;
+        let beside =
+            next.runs_beside() && self.out.len() < MAX_IN_FLIGHT && self.out.iter().all(|(_, r)| r.runs_beside());
+        if !self.out.is_empty() && !beside {
             return None;
         }
         let next = self.todo.pop_front()?;
@@ -127,13 +148,25 @@ impl<P: Payload> Exchange<P> {
             Request::Rpc { members } => rpc::request(&self.batch, members, &self.function, &self.client_id),
             Request::Custom => custom::request(&self.batch, &self.client_id),
         };
-        self.current = Some(next);
+        self.out.push((id, next));
         Some(request)
     }
 
-    pub fn on_response(&mut self, response: HttpResponse) {
-        let Some(sent) = self.current.take() else { return };
+    /// The request `id` is no longer out: what it was, if it was this exchange's.
+    fn take_out(&mut self, id: u64) -> Option<Request> {
+        let at = self.out.iter().position(|(out, _)| *out == id)?;
+        Some(self.out.remove(at).1)
+    }
+
+    /// The answer to request `id`; `false` if no such request of this exchange is out.
+    pub fn on_response(&mut self, id: u64, response: HttpResponse) -> bool {
+        let Some(sent) = self.take_out(id) else { return false };
         self.answered = true;
+        self.on_answer(sent, response);
+        true
+    }
+
+    fn on_answer(&mut self, sent: Request, response: HttpResponse) {
         if (200..300).contains(&response.status) {
             let result = match &sent {
                 Request::Rpc { members } => rpc::outcomes(&self.batch, members, &response.body).map(|outcomes| {
@@ -154,8 +187,8 @@ impl<P: Payload> Exchange<P> {
             outcome @ Outcome::Transient { .. } => self.stop(&sent, outcome),
             _ if sent.splits() && sent.members(&self.all).len() > 1 => {
                 let [first, second] = sent.halves();
-                self.todo.push_front(second);
-                self.todo.push_front(first);
+                self.follow_up(second);
+                self.follow_up(first);
             }
             Outcome::Permanent { message, .. } if too_large => self.settle(&sent, Outcome::TooLarge { message }),
             outcome => self.settle(&sent, outcome),
@@ -214,7 +247,15 @@ impl<P: Payload> Exchange<P> {
         }
         self.outcomes.extend(outcomes);
         for request in follow_ups.into_iter().rev() {
-            self.todo.push_front(request);
+            self.follow_up(request);
+        }
+    }
+
+    /// `request` goes next, unless the exchange has stopped: then its writes end as the others did.
+    fn follow_up(&mut self, request: Request) {
+        match self.stopped.clone() {
+            Some(outcome) => self.settle(&request, outcome),
+            None => self.todo.push_front(request),
         }
     }
 
@@ -222,19 +263,22 @@ impl<P: Payload> Exchange<P> {
         ChangeOutcome { seq: self.batch.changes[member].seq, outcome }
     }
 
-    /// The request got no answer: it may or may not have been applied.
-    pub fn on_network_error(&mut self, message: &str) {
-        let Some(sent) = self.current.take() else { return };
+    /// Request `id` got no answer: it may or may not have been applied. `false` if no such request is out.
+    pub fn on_network_error(&mut self, id: u64, message: &str) -> bool {
+        let Some(sent) = self.take_out(id) else { return false };
         self.stop(&sent, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
+        true
     }
 
     /// A transient failure ends the exchange: the requests after `sent` do not go (order), and their writes fail
-    /// for the same reason, so that `lastError` and a `Retry-After` speak for them too.
+    /// for the same reason, so that `lastError` and a `Retry-After` speak for them too. Requests already out
+    /// beside it are still answered.
     fn stop(&mut self, sent: &Request, outcome: Outcome<P>) {
         self.settle(sent, outcome.clone());
         for unsent in std::mem::take(&mut self.todo) {
             self.settle(&unsent, outcome.clone());
         }
+        self.stopped.get_or_insert(outcome);
     }
 
     /// The outcomes gathered; writes an answer left out (an rpc answer without their seq, an exchange given up

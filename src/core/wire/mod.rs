@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 pub use custom::{write_change, MALFORMED};
 pub use encode::{column, columns, in_list, path_segment};
-pub use exchange::Exchange;
+pub use exchange::{Exchange, MAX_IN_FLIGHT};
 pub use response::{
     decode_result, failure_message, failure_outcome, is_transient_sqlstate, retry_after_ms, AnswerError, HttpResponse,
     ResultsError,

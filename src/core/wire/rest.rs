@@ -9,7 +9,8 @@
 //!
 //! A conditional write that touched nothing is followed by one `GET` of the rows it named: a row that is there
 //! is a conflict (with that row), one that is not is missing (an update) or already gone (a delete). Requests
-//! keep the batch's order, which is what keeps parents before children.
+//! keep the batch's order, which is what keeps parents before children; only a run of one-record `PATCH`es and
+//! `GET`s, whose order does not matter, may be out together (exchange.rs).
 
 use std::collections::{HashMap, HashSet};
 
