@@ -449,6 +449,40 @@ async fn rest_a_503_among_updates_out_together_retries_what_it_stopped_and_keeps
 }
 
 #[wasm_bindgen_test]
+async fn rest_updates_out_together_share_one_ask_for_a_token_and_one_after_a_401() {
+    let seeder = new_sync(options("rest", json!({})));
+    let ids = exercises_named_before(&seeder, 4).await;
+    seeder.destroy();
+    let options = options("rest", json!({}));
+    let transport = Reflect::get(&options, &"transport".into()).unwrap();
+    let get_token = Reflect::get(&transport, &"getAccessToken".into()).unwrap();
+    let calls = || Reflect::get(&get_token, &"calls".into()).unwrap().as_f64().unwrap_or(0.0) as u32;
+    let sync = new_sync(options);
+    let update = |name: &str| {
+        for id in &ids {
+            queue(&sync, "exercises", id, "update", json!({ "name": name }), 2);
+        }
+    };
+    // A first write: the instance learns whose queue it is and holds a token.
+    queue(&sync, "exercises", &ids[0], "update", json!({ "name": "zero" }), 2);
+    assert_eq!(sync_all(&sync).await["confirmed"], 1);
+    let asked = calls();
+    // No token held: the four PATCHes go out together and one ask serves them all.
+    sync.set_access_token(JsValue::NULL).unwrap();
+    update("first");
+    assert_eq!(sync_all(&sync).await["confirmed"], 4);
+    assert_eq!(calls(), asked + 1, "one getAccessToken call for four requests");
+    // A token the server refuses: four 401s, one ask again.
+    sync.set_access_token("not-a-valid-jwt".into()).unwrap();
+    update("second");
+    let summary = sync_all(&sync).await;
+    assert_eq!((summary["confirmed"].as_u64(), summary["failed"].clone()), (Some(4), json!([])), "{summary}");
+    assert_eq!(calls(), asked + 2, "one more call after the 401s");
+    assert_eq!(names(&ids).await, ["second"; 4]);
+    sync.destroy();
+}
+
+#[wasm_bindgen_test]
 async fn commit_then_drop_neither_duplicates_nor_loses() {
     for mode in ["rpc", "rest"] {
         let sync = new_sync(options(mode, json!({})));

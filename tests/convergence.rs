@@ -105,7 +105,8 @@ enum Fault {
     ReloadBeforeAnswer {
         committed: bool,
     },
-    /// `rest`: the `at`-th request of the batch is answered with a 2xx HTML page (nothing done).
+    /// `rest`: the `at`-th request of the batch is answered with a 2xx HTML page (even `at`) or lost on its way
+    /// (odd `at`, a network error); nothing done either way, and the requests out beside it still answered.
     Html {
         at: usize,
     },
@@ -576,6 +577,14 @@ impl Harness {
             self.answer_order ^= self.answer_order >> 7;
             self.answer_order ^= self.answer_order << 17;
             let (id, request) = out.swap_remove((self.answer_order % out.len() as u64) as usize);
+            if html_at == Some(sent) && sent % 2 == 1 {
+                if drives_engine {
+                    self.engine.handle_failure(id, "Failed to fetch", now).unwrap();
+                }
+                assert!(exchange.on_network_error(id, "Failed to fetch"));
+                sent += 1;
+                continue;
+            }
             let answer = if html_at == Some(sent) {
                 HttpResponse {
                     status: 200,

@@ -141,11 +141,14 @@ fn patches_go_out_together_and_a_refused_token_among_them_waits_for_the_others_b
     queue(&mut e, "p4", json!({ "id": "p4" }), 2);
     e.set_needs_auth(None);
     assert_eq!(next(&mut e), Output::Timeout(None), "no new batch while p3's PATCH is out");
-    // The batch was given up: p3's answer is dropped, and its write goes again with p1's.
+    // The batch was given up: p3's answer is dropped, and its write goes again with p1's. p1's was refused (not
+    // written, no attempt spent); p3's may have landed (an attempt, as with no answer).
     let late = ok(json!([{ "id": "p3" }]));
     assert_eq!(e.handle_response(out[2].id, late, 3), Err(EngineError::UnknownRequest(out[2].id)));
     let stats = e.stats();
-    assert_eq!((stats.successful_syncs, stats.pending), (1, 3));
+    assert_eq!((stats.successful_syncs, stats.pending, stats.retries), (1, 3, 1));
+    let attempts: Vec<(String, u32)> = e.pending_changes().into_iter().map(|p| (p.write.id, p.attempts)).collect();
+    assert!(attempts.contains(&("p1".into(), 0)) && attempts.contains(&("p3".into(), 1)), "{attempts:?}");
     let again = transmit(&mut e);
     assert!(again.id > out[2].id, "ids go on");
 }

@@ -520,6 +520,68 @@ fn rest_a_transient_failure_beside_other_patches_keeps_their_answers_and_sends_n
     );
 }
 
+/// The record a PATCH of `updates_then_insert` names.
+fn patched(request: &HttpRequest) -> &'static str {
+    ["p1", "p2", "p3", "p4", "p5"].into_iter().find(|r| request.path.contains(r)).unwrap_or("s1")
+}
+
+#[test]
+fn rest_a_patch_refused_beside_others_goes_again_alone_before_the_rest_and_only_then_fails() {
+    let b = updates_then_insert();
+    let unique = || status(409, r#"{"code":"23505","message":"duplicate key value violates unique constraint"}"#);
+    let mut exchange = Exchange::new(&b, &rest());
+    for id in 0..4 {
+        exchange.next_request(id).unwrap();
+    }
+    // p2's new value is one that p1's PATCH frees: refused while p1's was out beside it.
+    assert!(exchange.on_response(1, unique()));
+    for (id, record) in [(0, "p1"), (2, "p3"), (3, "p4")] {
+        assert!(exchange.next_request(4).is_none(), "p2 goes again once nothing is out, before p5");
+        assert!(exchange.on_response(id, touched(record)));
+    }
+    let again = exchange.next_request(4).expect("p2's PATCH again");
+    assert_eq!((again.method, patched(&again)), ("PATCH", "p2"));
+    assert!(exchange.next_request(5).is_none(), "nothing beside it");
+    // Refused alone too: that is the write's own fault.
+    assert!(exchange.on_response(4, unique()));
+    let mut id = 5;
+    while let Some(request) = exchange.next_request(id) {
+        assert!(exchange.on_response(id, touched(patched(&request))));
+        id += 1;
+    }
+    assert_eq!(id, 7, "p5's PATCH and the insert");
+    let mut outcomes: Vec<(u64, Outcome<Row>)> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
+    outcomes.sort_by_key(|o| o.0);
+    assert!(
+        matches!(&outcomes[1], (2, Outcome::Permanent { code: Some(code), .. }) if code == "23505"),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.iter().filter(|o| o.0 != 2).all(|o| o.1 == Outcome::Applied), "{outcomes:?}");
+}
+
+#[test]
+fn rest_a_patch_refused_beside_others_lands_when_sent_again_alone() {
+    let b = updates_then_insert();
+    let mut exchange = Exchange::new(&b, &rest());
+    for id in 0..2 {
+        exchange.next_request(id).unwrap();
+    }
+    assert!(exchange.on_response(0, status(409, r#"{"code":"23505","message":"duplicate key"}"#)));
+    assert!(exchange.on_response(1, touched("p2")));
+    let again = exchange.next_request(2).unwrap();
+    assert_eq!(patched(&again), "p1", "p1 again, before the rest of the run");
+    assert!(exchange.next_request(3).is_none(), "alone");
+    assert!(exchange.on_response(2, touched("p1")));
+    let mut id = 3;
+    while let Some(request) = exchange.next_request(id) {
+        assert!(exchange.on_response(id, touched(patched(&request))));
+        id += 1;
+    }
+    let outcomes = exchange.finish();
+    assert_eq!(outcomes.len(), 6);
+    assert!(outcomes.iter().all(|o| o.outcome == Outcome::Applied), "{outcomes:?}");
+}
+
 #[test]
 fn network_error_is_transient() {
     let b = batch(vec![change(1, "plans", "p1", Op::Delete, None)]);

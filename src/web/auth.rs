@@ -10,7 +10,7 @@
 use gloo_timers::callback::Timeout;
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::spawn_local;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::js::{self, error_message};
 use super::options::{HttpTransport, Transport};
@@ -49,10 +49,34 @@ pub fn is_sendable(token: &str) -> bool {
     !token.is_empty() && token.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
-/// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed.
+/// Asks `getAccessToken` for a new token and keeps it; without one, the API key only where allowed. Requests
+/// out together (`rest` mode's PATCHes) share one ask: one that finds another under way waits for it and takes
+/// the token it brought, so that a token source whose refresh tokens are good once is not asked four times.
 pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
-    let epoch = shared.try_borrow().map_or(0, |s| s.auth.epoch);
-    refresh_since(shared, http, epoch).await
+    let (epoch, asked) = shared.try_borrow().map_or((0, 0), |s| (s.auth.epoch, s.auth.asked));
+    while shared.try_borrow().is_ok_and(|s| s.auth.refreshing && !s.destroyed) {
+        let _ = JsFuture::from(timeout::sleep(10)).await;
+    }
+    if let Ok(s) = shared.try_borrow() {
+        // Another request's ask ended while this one waited: its answer is this one's.
+        if s.auth.asked != asked {
+            return match (&s.token, &s.auth.refused) {
+                (Some(token), _) => Ok(Token::Bearer(token.clone())),
+                (None, Some(why)) => Err(why.clone()),
+                (None, None) => Ok(Token::ApiKey),
+            };
+        }
+    }
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.auth.refreshing = true;
+    }
+    let token = refresh_since(shared, http, epoch).await;
+    if let Ok(mut s) = shared.try_borrow_mut() {
+        s.auth.refreshing = false;
+        s.auth.asked += 1;
+        s.auth.refused = token.as_ref().err().cloned();
+    }
+    token
 }
 
 /// [`refresh`] for an ask decided at `epoch`: a token set since, even before the ask went out, wins.
@@ -90,6 +114,12 @@ pub struct Retry {
     asking: bool,
     /// Counts `setAccessToken` tokens, so that an ask that was out meanwhile does not undo one.
     epoch: u64,
+    /// A request's ask ([`refresh`]) is under way.
+    refreshing: bool,
+    /// Counts the requests' asks that ended.
+    asked: u64,
+    /// Why the last of them brought no token.
+    refused: Option<String>,
 }
 
 impl Retry {

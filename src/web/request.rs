@@ -137,7 +137,11 @@ pub async fn send(
                     }
                 }
             }
-            Ok(_) if !refreshed && http.get_access_token.is_some() => auth::refresh(shared, http).await,
+            // A request out beside this one may have brought a new token since this one went.
+            Ok(_) if !refreshed && http.get_access_token.is_some() => match newer_than(shared, token) {
+                Some(newer) => Ok(Token::Bearer(newer)),
+                None => auth::refresh(shared, http).await,
+            },
             Ok(_) => {
                 if let Ok(mut s) = shared.try_borrow_mut() {
                     s.token = None;
@@ -155,6 +159,12 @@ pub async fn send(
             Err(why) => return Reply::Unauthorized(why),
         }
     }
+}
+
+/// The token held, if it is not the one `sent`.
+fn newer_than(shared: &Shared, sent: &Token) -> Option<String> {
+    let held = shared.try_borrow().ok()?.token.clone()?;
+    (!matches!(sent, Token::Bearer(token) if *token == held)).then_some(held)
 }
 
 /// A token from [`auth`], or why there is none: only the owner's token goes out, and the realtime channel

@@ -17,6 +17,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use super::js::{self, describe, error_message, get};
 use super::options::Transport;
 use super::row::JsRow;
+use super::timeout::sleep;
 use super::Engine;
 use super::{auth, schedule, timeout, Shared, State};
 use crate::core::journal::{self, Journal, RecordError, Stored, StoredRecord, Written};
@@ -36,7 +37,6 @@ extern "C" {
     /// The default store's keys of the queue kept under no user.
     #[wasm_bindgen(js_name = nobodysKeys)]
     fn nobody_range() -> JsValue;
-    fn sleep(ms: u32) -> Promise;
     fn record(text: &str, rows: Vec<JsValue>) -> JsValue;
     fn unpack(value: &JsValue) -> Array;
     #[wasm_bindgen(js_name = unpackCloned)]
@@ -516,9 +516,7 @@ async fn restore(weak: Weak<RefCell<State>>) {
         // Nothing is sent from here on (`move_now` and `take_over` stop it); a request on its way settles its
         // writes before the engine is replaced or the queue goes to the inbox. Awaited here rather than in an
         // async function, which would be a state machine of its own.
-        while (!locked_out || joins)
-            && shared.try_borrow().is_ok_and(|s| s.engine.in_flight_batch().is_some() && !s.destroyed)
-        {
+        while (!locked_out || joins) && shared.try_borrow().is_ok_and(|s| s.engine.is_sending() && !s.destroyed) {
             let _ = JsFuture::from(sleep(20)).await;
         }
         if locked_out {

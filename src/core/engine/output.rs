@@ -106,6 +106,12 @@ impl<P: Payload> Engine<P> {
         std::mem::take(&mut self.changed).then_some(Event::StateChanged)
     }
 
+    /// A batch is in flight, or a request is still out (of a batch given up, or of the engine this one follows):
+    /// what a shell that hands its queue on waits for.
+    pub fn is_sending(&self) -> bool {
+        self.exchange.is_some() || !self.awaiting.is_empty()
+    }
+
     /// The batch a request on its way belongs to: the shell's journal notes which records it touches.
     pub fn in_flight_batch(&self) -> Option<&crate::core::Batch<P>> {
         self.exchange.as_ref().map(Exchange::batch)
@@ -125,14 +131,17 @@ impl<P: Payload> Engine<P> {
     /// Request `id` could not go out for want of a token the queue's owner signed (none to be had, another
     /// user's, or refused twice). The writes the server already answered settle; the others go back to the
     /// queue without costing an attempt, and nothing is sent until [`Engine::set_needs_auth`]`(None)`. A batch
-    /// none of whose requests was answered does not count as a request. Requests of the batch still out beside
-    /// it are waited for, their answers dropped: their writes are back in the queue, to go again.
+    /// none of whose requests was answered does not count as a request. The writes of requests still out beside
+    /// it fail as if unanswered (they may land), and those requests are waited for before another batch goes,
+    /// their answers dropped.
     pub fn handle_unauthorized(&mut self, id: u64, reason: &str, now: u64) -> Result<(), EngineError> {
         self.answered(id, now)?;
         let Some(exchange) = self.exchange.take() else { return Err(EngineError::UnknownRequest(id)) };
         let batch_id = exchange.batch().id;
-        if exchange.was_answered() {
-            self.on_batch_unauthorized(batch_id, exchange.finish(), reason, now)
+        let answered = exchange.was_answered();
+        let outcomes = exchange.abandon(id, reason);
+        if answered || !outcomes.is_empty() {
+            self.on_batch_unauthorized(batch_id, outcomes, reason, now)
         } else {
             self.on_batch_unsent(batch_id, reason, now)
         }

@@ -3,8 +3,11 @@
 //! not overtake its parent). The one exception is a run of `rest` mode's one-record requests (a `PATCH`, or the
 //! `GET` that follows a conditional write that touched nothing): no two of them touch the same record, and none
 //! creates or removes a row another could need, so up to [`MAX_IN_FLIGHT`] of them are out at once instead of
-//! each waiting a round trip for the one before. Only the server's word confirms a write: in `rest` mode the
-//! rows PostgREST returns, in `rpc` mode the function's result per write; a 2xx that is neither is transient.
+//! each waiting a round trip for the one before. A row's constraints, triggers or policies may still read
+//! another row of the run (a unique value passed from one row to the next): a write refused for good while
+//! others were out beside it goes once more, alone, after them, so that it is refused only where sending one at
+//! a time would have refused it. Only the server's word confirms a write: in `rest` mode the rows PostgREST
+//! returns, in `rpc` mode the function's result per write; a 2xx that is neither is transient.
 //!
 //! A request refused as a whole (413, or a permanent error that names no single write) is split in two and
 //! each half sent on its own, until the write at fault is alone: it fails, the others go through.
@@ -76,8 +79,10 @@ pub struct Exchange<P> {
     client_id: String,
     /// Requests still to send.
     todo: VecDeque<Request>,
-    /// The requests sent and not yet answered, by the id the caller gave each.
-    out: Vec<(u64, Request)>,
+    /// The requests sent and not yet answered.
+    out: Vec<Out>,
+    /// Requests refused beside others, to go again one at a time, alone, before anything else.
+    again: VecDeque<Request>,
     /// Why the exchange stopped early (a transient failure): a follow-up that an answer still out asks for
     /// ends the same way instead of going out.
     stopped: Option<Outcome<P>>,
@@ -112,6 +117,7 @@ impl<P: Payload> Exchange<P> {
             client_id: config.client_id.clone(),
             todo,
             out: Vec::new(),
+            again: VecDeque::new(),
             stopped: None,
             outcomes: Vec::new(),
             answered: false,
@@ -125,7 +131,7 @@ impl<P: Payload> Exchange<P> {
 
     /// Every request is answered, and none is left to send.
     pub fn is_done(&self) -> bool {
-        self.out.is_empty() && self.todo.is_empty()
+        self.out.is_empty() && self.todo.is_empty() && self.again.is_empty()
     }
 
     /// Whether the server answered any request of the batch.
@@ -136,37 +142,44 @@ impl<P: Payload> Exchange<P> {
     /// The next request to send, under `id` (unique among those out), or `None` when the batch is done or the
     /// next must wait for an answer still out.
     pub fn next_request(&mut self, id: u64) -> Option<HttpRequest> {
-        let next = self.todo.front()?;
-        let beside =
-            next.runs_beside() && self.out.len() < MAX_IN_FLIGHT && self.out.iter().all(|(_, r)| r.runs_beside());
+        let alone = !self.again.is_empty();
+        let next = if alone { self.again.front() } else { self.todo.front() }?;
+        let beside = !alone
+            && next.runs_beside()
+            && self.out.len() < MAX_IN_FLIGHT
+            && self.out.iter().all(|o| !o.alone && o.request.runs_beside());
         if !self.out.is_empty() && !beside {
             return None;
         }
-        let next = self.todo.pop_front()?;
+        let next = if alone { self.again.pop_front() } else { self.todo.pop_front() }?;
         let request = match &next {
             Request::Rest(group) => rest::request(group, &self.batch.changes),
             Request::Rpc { members } => rpc::request(&self.batch, members, &self.function, &self.client_id),
             Request::Custom => custom::request(&self.batch, &self.client_id),
         };
-        self.out.push((id, next));
+        let beside = !self.out.is_empty();
+        for other in &mut self.out {
+            other.beside = true;
+        }
+        self.out.push(Out { id, request: next, alone, beside });
         Some(request)
     }
 
     /// The request `id` is no longer out: what it was, if it was this exchange's.
-    fn take_out(&mut self, id: u64) -> Option<Request> {
-        let at = self.out.iter().position(|(out, _)| *out == id)?;
-        Some(self.out.remove(at).1)
+    fn take_out(&mut self, id: u64) -> Option<Out> {
+        let at = self.out.iter().position(|out| out.id == id)?;
+        Some(self.out.remove(at))
     }
 
     /// The answer to request `id`; `false` if no such request of this exchange is out.
     pub fn on_response(&mut self, id: u64, response: HttpResponse) -> bool {
-        let Some(sent) = self.take_out(id) else { return false };
+        let Some(Out { request, beside, .. }) = self.take_out(id) else { return false };
         self.answered = true;
-        self.on_answer(sent, response);
+        self.on_answer(request, beside, response);
         true
     }
 
-    fn on_answer(&mut self, sent: Request, response: HttpResponse) {
+    fn on_answer(&mut self, sent: Request, beside: bool, response: HttpResponse) {
         if (200..300).contains(&response.status) {
             let result = match &sent {
                 Request::Rpc { members } => rpc::outcomes(&self.batch, members, &response.body).map(|outcomes| {
@@ -190,6 +203,11 @@ impl<P: Payload> Exchange<P> {
                 self.follow_up(second);
                 self.follow_up(first);
             }
+            // Refused while another row's write was out beside it, which may be what refused it.
+            _ if beside => match self.stopped.clone() {
+                Some(outcome) => self.settle(&sent, outcome),
+                None => self.again.push_back(sent),
+            },
             Outcome::Permanent { message, .. } if too_large => self.settle(&sent, Outcome::TooLarge { message }),
             outcome => self.settle(&sent, outcome),
         }
@@ -265,9 +283,21 @@ impl<P: Payload> Exchange<P> {
 
     /// Request `id` got no answer: it may or may not have been applied. `false` if no such request is out.
     pub fn on_network_error(&mut self, id: u64, message: &str) -> bool {
-        let Some(sent) = self.take_out(id) else { return false };
-        self.stop(&sent, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
+        let Some(Out { request, .. }) = self.take_out(id) else { return false };
+        self.stop(&request, Outcome::Transient { message: message.to_owned(), retry_after_ms: None });
         true
+    }
+
+    /// The batch is given up, request `refused` having found no token to carry it: that request's writes and
+    /// the unsent ones get no outcome, and those of the requests still out beside it, which may or may not be
+    /// applied, end as if those got no answer.
+    pub fn abandon(mut self, refused: u64, message: &str) -> Vec<ChangeOutcome<P>> {
+        self.take_out(refused);
+        let outcome = Outcome::Transient { message: message.to_owned(), retry_after_ms: None };
+        for out in std::mem::take(&mut self.out) {
+            self.settle(&out.request, outcome.clone());
+        }
+        self.outcomes
     }
 
     /// A transient failure ends the exchange: the requests after `sent` do not go (order), and their writes fail
@@ -275,15 +305,14 @@ impl<P: Payload> Exchange<P> {
     /// beside it are still answered.
     fn stop(&mut self, sent: &Request, outcome: Outcome<P>) {
         self.settle(sent, outcome.clone());
-        for unsent in std::mem::take(&mut self.todo) {
+        for unsent in std::mem::take(&mut self.again).into_iter().chain(std::mem::take(&mut self.todo)) {
             self.settle(&unsent, outcome.clone());
         }
         self.stopped.get_or_insert(outcome);
     }
 
-    /// The outcomes gathered; writes an answer left out (an rpc answer without their seq, an exchange given up
-    /// after a 401) are missing, and the engine counts them as transient (or, after a 401 with no token to be
-    /// had, returns them to the queue).
+    /// The outcomes gathered; writes an answer left out (an rpc answer without their seq) are missing, and the
+    /// engine counts them as transient.
     pub fn finish(self) -> Vec<ChangeOutcome<P>> {
         self.outcomes
     }
@@ -294,6 +323,17 @@ impl<P: Payload> Exchange<P> {
             self.outcomes.push(ChangeOutcome { seq, outcome: outcome.clone() });
         }
     }
+}
+
+/// A request on its way.
+struct Out {
+    /// The id the caller gave it.
+    id: u64,
+    request: Request,
+    /// Sent after a refusal beside others: nothing goes beside it.
+    alone: bool,
+    /// Another request was out at some time while it was.
+    beside: bool,
 }
 
 /// Whether the stored row is newer than the write, by time: only then is it a conflict. A row without a stamp
