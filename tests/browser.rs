@@ -948,6 +948,34 @@ async fn destroy_leaves_no_timer_or_request_behind() {
 }
 
 #[wasm_bindgen_test]
+async fn destroy_aborts_every_patch_out_together() {
+    let seeder = new_sync(options("rest", json!({})));
+    let ids = exercises_named_before(&seeder, 4).await;
+    seeder.destroy();
+    fault(json!({ "hangNext": 4 })).await;
+    let probe = instrument();
+    let call = |name: &str| -> f64 {
+        let f: Function = Reflect::get(&probe, &name.into()).unwrap().unchecked_into();
+        f.call0(&probe).unwrap().as_f64().unwrap()
+    };
+    let sync = new_sync(options("rest", json!({})));
+    sync.set_access_token(TOKEN.into()).unwrap();
+    for id in &ids {
+        queue(&sync, "exercises", id, "update", json!({ "name": "never" }), 0);
+    }
+    let requests = || js_sys::Array::from(&Reflect::get(&probe, &"requests".into()).unwrap()).length();
+    wait_for("four PATCHes out", 2000, || requests() == 4).await;
+    sync.destroy();
+    assert_eq!(call("aborted"), 4.0, "every request out was aborted");
+    pause_ms(50).await;
+    assert_eq!(call("liveTimers"), 0.0, "no timer left");
+    let restore: Function = Reflect::get(&probe, &"restore".into()).unwrap().unchecked_into();
+    restore.call0(&probe).unwrap();
+    clear_faults().await;
+    assert_eq!(names(&ids).await, ["before"; 4]);
+}
+
+#[wasm_bindgen_test]
 async fn callbacks_may_call_back_into_the_instance() {
     use std::cell::RefCell;
     use std::rc::Rc;
