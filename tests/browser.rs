@@ -463,10 +463,12 @@ async fn rest_updates_out_together_share_one_ask_for_a_token_and_one_after_a_401
             queue(&sync, "exercises", id, "update", json!({ "name": name }), 2);
         }
     };
-    // A first write: the instance learns whose queue it is and holds a token.
+    // A first write: the instance learns whose queue it is and holds a token, from one ask (the queue's own
+    // ask for its owner, which the request waits for).
     queue(&sync, "exercises", &ids[0], "update", json!({ "name": "zero" }), 2);
     assert_eq!(sync_all(&sync).await["confirmed"], 1);
     let asked = calls();
+    assert_eq!(asked, 1, "one getAccessToken call for the owner and the first request");
     // No token held: the four PATCHes go out together and one ask serves them all.
     sync.set_access_token(JsValue::NULL).unwrap();
     update("first");

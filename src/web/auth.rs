@@ -8,13 +8,13 @@
 //! memory only; it is never logged, persisted or put in a message.
 
 use gloo_timers::callback::Timeout;
-use js_sys::Function;
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 
 use super::js::{self, error_message};
 use super::options::{HttpTransport, Transport};
-use super::{schedule, storage, timeout, Shared};
+use super::{schedule, storage, timeout, Shared, State};
 
 /// The token to send with, or why there is none.
 pub enum Token {
@@ -54,8 +54,21 @@ pub fn is_sendable(token: &str) -> bool {
 /// the token it brought, so that a token source whose refresh tokens are good once is not asked four times.
 pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, String> {
     let (epoch, asked) = shared.try_borrow().map_or((0, 0), |s| (s.auth.epoch, s.auth.asked));
-    while shared.try_borrow().is_ok_and(|s| s.auth.refreshing && !s.destroyed) {
-        let _ = JsFuture::from(timeout::sleep(10)).await;
+    loop {
+        let ended = {
+            let Ok(mut s) = shared.try_borrow_mut() else { break };
+            if !s.auth.refreshing || s.destroyed {
+                break;
+            }
+            let mut slot = None;
+            let ended = Promise::new(&mut |resolve, _| slot = Some(resolve));
+            s.auth.waiting.extend(slot);
+            ended
+        };
+        // An ask ends within tokenTimeoutMs; the bound only guards against one whose end went unrecorded.
+        if timeout::within(&ended, http.token_timeout_ms.saturating_add(1_000)).await.is_none() {
+            break;
+        }
     }
     if let Ok(s) = shared.try_borrow() {
         // Another request's ask ended while this one waited: its answer is this one's.
@@ -72,11 +85,25 @@ pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, Str
     }
     let token = refresh_since(shared, http, epoch).await;
     if let Ok(mut s) = shared.try_borrow_mut() {
-        s.auth.refreshing = false;
-        s.auth.asked += 1;
-        s.auth.refused = token.as_ref().err().cloned();
+        ask_ended(&mut s, token.as_ref().err());
     }
     token
+}
+
+/// An ask of `getAccessToken` began elsewhere (the queue's first, `storage::identify`): a request that needs a
+/// token meanwhile waits for it ([`refresh`]).
+pub fn ask_began(s: &mut State) {
+    s.auth.refreshing = true;
+}
+
+/// The ask under way ended, with the token it brought held, or `refused` why not.
+pub fn ask_ended(s: &mut State, refused: Option<&String>) {
+    s.auth.refreshing = false;
+    s.auth.asked += 1;
+    s.auth.refused = refused.cloned();
+    for resolve in std::mem::take(&mut s.auth.waiting) {
+        let _ = resolve.call0(&JsValue::UNDEFINED);
+    }
 }
 
 /// [`refresh`] for an ask decided at `epoch`: a token set since, even before the ask went out, wins.
@@ -120,6 +147,8 @@ pub struct Retry {
     asked: u64,
     /// Why the last of them brought no token.
     refused: Option<String>,
+    /// Resolves the requests waiting for the ask under way.
+    waiting: Vec<Function>,
 }
 
 impl Retry {

@@ -346,9 +346,11 @@ async fn identify(weak: &Weak<RefCell<State>>) -> Option<String> {
             return Some(String::new());
         };
         if js::now() >= next_ask {
+            auth::ask_began(&mut *weak.upgrade()?.try_borrow_mut().ok()?);
             let asked = auth::ask(&get, timeout_ms).await;
             let shared = weak.upgrade()?;
             let mut s = shared.try_borrow_mut().ok()?;
+            auth::ask_ended(&mut s, asked.as_ref().err());
             match asked {
                 Ok(token) => {
                     token_known(&mut s, &token);
