@@ -1116,6 +1116,25 @@ async fn a_later_successful_get_access_token_resumes_and_allow_anonymous_sends_w
     assert_eq!(stats(&sync)["needsAuth"], false);
     assert_eq!(exercise(&id).await.unwrap()["name"], "after");
     sync.destroy();
+
+    // The same with a token source that answers late: the request waits for the queue's own first ask, and its
+    // failure means the API key here too.
+    let late_options = self::options("rest", json!({}));
+    let transport = Reflect::get(&late_options, &"transport".into()).unwrap();
+    let late = Function::new_no_args("return new Promise((resolve) => setTimeout(() => resolve(null), 100));");
+    set(&transport, "getAccessToken", &late);
+    set(&transport, "allowAnonymous", &true.into());
+    let sync = new_sync(late_options);
+    queue(&sync, "exercises", &id, "update", json!({ "name": "anon" }), 0);
+    // Never a wait for a token: the ask's failure means the API key.
+    let start = js_sys::Date::now();
+    while stat(&sync, "conflicts") == 0 {
+        assert_eq!(stats(&sync)["needsAuth"], false, "{}", stats(&sync));
+        assert!(js_sys::Date::now() - start < 3000.0, "the write went nowhere: {}", stats(&sync));
+        pause_ms(5).await;
+    }
+    assert_eq!(stat(&sync, "successfulSyncs"), 0);
+    sync.destroy();
 }
 
 #[wasm_bindgen_test]

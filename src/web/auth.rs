@@ -75,8 +75,8 @@ pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, Str
         if s.auth.asked != asked {
             return match (&s.token, &s.auth.refused) {
                 (Some(token), _) => Ok(Token::Bearer(token.clone())),
-                (None, Some(why)) => Err(why.clone()),
-                (None, None) => Ok(Token::ApiKey),
+                (None, Some(why)) if !http.allow_anonymous => Err(why.clone()),
+                (None, _) => Ok(Token::ApiKey),
             };
         }
     }
