@@ -81,7 +81,7 @@ pub async fn refresh(shared: &Shared, http: &HttpTransport) -> Result<Token, Str
         }
     }
     if let Ok(mut s) = shared.try_borrow_mut() {
-        s.auth.refreshing = true;
+        ask_began(&mut s);
     }
     let token = refresh_since(shared, http, epoch).await;
     if let Ok(mut s) = shared.try_borrow_mut() {

@@ -171,16 +171,16 @@ fn tick(shared: &Shared) {
             let mut transmits = Vec::new();
             loop {
                 match s.engine.poll_output() {
-                    Output::Transmit(next) => {
-                        storage::touch_flight(&mut s);
-                        transmits.push(next);
-                    }
+                    Output::Transmit(next) => transmits.push(next),
                     Output::Event(event) => on_event(&mut s, event),
                     Output::Timeout(at) => {
                         arm_timer(&mut s, shared, at, now);
                         break;
                     }
                 }
+            }
+            if !transmits.is_empty() {
+                storage::touch_flight(&mut s);
             }
             (transmits, std::mem::take(&mut s.unreported))
         }

@@ -17,7 +17,6 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use super::js::{self, describe, error_message, get};
 use super::options::Transport;
 use super::row::JsRow;
-use super::timeout::sleep;
 use super::Engine;
 use super::{auth, schedule, timeout, Shared, State};
 use crate::core::journal::{self, Journal, RecordError, Stored, StoredRecord, Written};
@@ -37,6 +36,7 @@ extern "C" {
     /// The default store's keys of the queue kept under no user.
     #[wasm_bindgen(js_name = nobodysKeys)]
     fn nobody_range() -> JsValue;
+    fn sleep(ms: u32) -> Promise;
     fn record(text: &str, rows: Vec<JsValue>) -> JsValue;
     fn unpack(value: &JsValue) -> Array;
     #[wasm_bindgen(js_name = unpackCloned)]

@@ -13,8 +13,6 @@ extern "C" {
     fn settle_within(value: &JsValue, ms: u32) -> Promise;
     #[wasm_bindgen(js_name = nextTask)]
     fn next_task() -> Promise;
-    /// Resolves after `ms`.
-    pub fn sleep(ms: u32) -> Promise;
 
     /// `{ ok, value }`: how a promise settled.
     type Settled;

@@ -14,10 +14,6 @@
 
 use std::collections::VecDeque;
 
-/// How many of a run of one-record requests are out at once: browsers open six connections to a host over
-/// HTTP/1.1, and the catch-up and a token refresh may want one each.
-pub const MAX_IN_FLIGHT: usize = 4;
-
 use super::response::{failure_outcome, HttpResponse};
 use super::rest::{self, Absent, Group, Kind};
 use super::{custom, rpc, HttpRequest, WireConfig, WireMode};
@@ -26,6 +22,10 @@ use crate::core::change::{timestamp_micros, LAST_CHANGED};
 use crate::core::engine::{Batch, ChangeOutcome, Outcome, OutgoingChange};
 use crate::core::json::Json;
 use crate::core::payload::Payload;
+
+/// How many of a run of one-record requests are out at once: browsers open six connections to a host over
+/// HTTP/1.1, and the catch-up and a token refresh may want one each.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// One request of the batch.
 #[derive(Clone, Debug)]
@@ -144,11 +144,11 @@ impl<P: Payload> Exchange<P> {
     pub fn next_request(&mut self, id: u64) -> Option<HttpRequest> {
         let alone = !self.again.is_empty();
         let next = if alone { self.again.front() } else { self.todo.front() }?;
-        let beside = !alone
+        let joins = !alone
             && next.runs_beside()
             && self.out.len() < MAX_IN_FLIGHT
             && self.out.iter().all(|o| !o.alone && o.request.runs_beside());
-        if !self.out.is_empty() && !beside {
+        if !self.out.is_empty() && !joins {
             return None;
         }
         let next = if alone { self.again.pop_front() } else { self.todo.pop_front() }?;
@@ -200,14 +200,11 @@ impl<P: Payload> Exchange<P> {
             outcome @ Outcome::Transient { .. } => self.stop(&sent, outcome),
             _ if sent.splits() && sent.members(&self.all).len() > 1 => {
                 let [first, second] = sent.halves();
-                self.follow_up(second);
-                self.follow_up(first);
+                self.follow_up(second, false);
+                self.follow_up(first, false);
             }
             // Refused while another row's write was out beside it, which may be what refused it.
-            _ if beside => match self.stopped.clone() {
-                Some(outcome) => self.settle(&sent, outcome),
-                None => self.again.push_back(sent),
-            },
+            _ if beside => self.follow_up(sent, true),
             Outcome::Permanent { message, .. } if too_large => self.settle(&sent, Outcome::TooLarge { message }),
             outcome => self.settle(&sent, outcome),
         }
@@ -265,14 +262,16 @@ impl<P: Payload> Exchange<P> {
         }
         self.outcomes.extend(outcomes);
         for request in follow_ups.into_iter().rev() {
-            self.follow_up(request);
+            self.follow_up(request, false);
         }
     }
 
-    /// `request` goes next, unless the exchange has stopped: then its writes end as the others did.
-    fn follow_up(&mut self, request: Request) {
+    /// `request` goes next (`alone`: once nothing is out, with nothing beside it), unless the exchange has
+    /// stopped: then its writes end as the others did.
+    fn follow_up(&mut self, request: Request, alone: bool) {
         match self.stopped.clone() {
             Some(outcome) => self.settle(&request, outcome),
+            None if alone => self.again.push_back(request),
             None => self.todo.push_front(request),
         }
     }
