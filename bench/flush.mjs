@@ -4,6 +4,7 @@
 // The ratio is the figure: both modes are measured in the same run, on the same rows.
 import { randomUUID } from "node:crypto";
 import { devToken } from "../tests/e2e/helpers.mjs";
+import { applyAsUser } from "./lib/apply.mjs";
 import { openBenchPage, serveBenchSite } from "./lib/site.mjs";
 
 export const title = "Flushing updates over a slow link in Chromium (pkg/, dev server)";
@@ -11,22 +12,13 @@ export const order = 55;
 
 const LATENCY_MS = 40;
 
-async function seed(restUrl, token, ids) {
-  const changes = ids.map((id, i) => ({ client_id: "bench-seed", seq: i + 1, table: "exercises", id, op: "upsert", data: { id, name: "seeded" } }));
-  const res = await fetch(`${restUrl}/rpc/record_sync_apply`, {
-    method: "POST",
-    headers: { "content-type": "application/json", apikey: "dev-anon-key", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ changes }),
-  });
-  if (!res.ok) throw new Error(`seeding: HTTP ${res.status} ${await res.text()}`);
-}
-
 export async function bench(ctx) {
   const count = ctx.quick ? 50 : 200;
   const server = await ctx.devServer();
   const token = devToken(randomUUID());
   const ids = Array.from({ length: count }, (_, i) => `bench-flush-${i}`);
-  await seed(server.restUrl, token, ids);
+  const seeded = ids.map((id, i) => ({ client_id: "bench-seed", seq: i + 1, table: "exercises", id, op: "upsert", data: { id, name: "seeded" } }));
+  await applyAsUser(server.restUrl, token, seeded);
   const site = await serveBenchSite(ctx.root);
   const browser = await ctx.browser();
   const context = await browser.newContext();

@@ -4,25 +4,17 @@
 // other section's rows count.
 import { randomUUID } from "node:crypto";
 import { devToken } from "../tests/e2e/helpers.mjs";
+import { applyAsUser } from "./lib/apply.mjs";
 import { openBenchPage, serveBenchSite } from "./lib/site.mjs";
 
 export const title = "Catch-up of remote changes in Chromium (pkg/, dev server)";
 export const order = 60;
 
-async function seed(restUrl, token, count) {
-  for (let start = 0; start < count; start += 500) {
-    const changes = [];
-    for (let i = start; i < Math.min(count, start + 500); i++) {
-      const id = `bench-pull-${String(i).padStart(5, "0")}`;
-      changes.push({ client_id: "bench-other-device", seq: i + 1, table: "exercises", id, op: "upsert", data: { id, name: `Exercise ${i}`, muscle_group: "legs", tags: ["bench"] } });
-    }
-    const res = await fetch(`${restUrl}/rpc/record_sync_apply`, {
-      method: "POST",
-      headers: { "content-type": "application/json", apikey: "dev-anon-key", authorization: `Bearer ${token}` },
-      body: JSON.stringify({ changes }),
-    });
-    if (!res.ok) throw new Error(`seeding: HTTP ${res.status} ${await res.text()}`);
-  }
+function changes(count) {
+  return Array.from({ length: count }, (_, i) => {
+    const id = `bench-pull-${String(i).padStart(5, "0")}`;
+    return { client_id: "bench-other-device", seq: i + 1, table: "exercises", id, op: "upsert", data: { id, name: `Exercise ${i}`, muscle_group: "legs", tags: ["bench"] } };
+  });
 }
 
 export async function bench(ctx) {
@@ -31,7 +23,7 @@ export async function bench(ctx) {
   const server = await ctx.devServer();
   const token = devToken(randomUUID());
   ctx.log(`pull: writing ${count} rows`);
-  await seed(server.restUrl, token, count);
+  await applyAsUser(server.restUrl, token, changes(count));
   const site = await serveBenchSite(ctx.root);
   const browser = await ctx.browser();
   const context = await browser.newContext();

@@ -382,15 +382,24 @@ async fn a_refused_write_fails_alone_and_the_rest_of_its_batch_applies() {
     }
 }
 
-/// `n` rows of exercises named "before" on the server, with ids under a fresh prefix.
-async fn exercises_named_before(sync: &RecordSync, n: usize) -> Vec<String> {
+/// `n` rows of exercises named "before" on the server, with ids under a fresh prefix, written by an instance of
+/// their own.
+async fn exercises_named_before(n: usize) -> Vec<String> {
+    let seeder = new_sync(options("rest", json!({})));
     let p = uid();
     let ids: Vec<String> = (0..n).map(|i| format!("{p}-{i}")).collect();
     for id in &ids {
-        queue(sync, "exercises", id, "upsert", json!({ "name": "before" }), 2);
+        queue(&seeder, "exercises", id, "upsert", json!({ "name": "before" }), 2);
     }
-    assert_eq!(sync_all(sync).await["confirmed"], n);
+    assert_eq!(sync_all(&seeder).await["confirmed"], n);
+    seeder.destroy();
     ids
+}
+
+/// Calls the method `name` of an `instrument()` probe.
+fn probe_call(probe: &JsValue, name: &str) -> JsValue {
+    let method: Function = Reflect::get(probe, &name.into()).unwrap().unchecked_into();
+    method.call0(probe).unwrap()
 }
 
 async fn names(ids: &[String]) -> Vec<String> {
@@ -402,7 +411,7 @@ async fn names(ids: &[String]) -> Vec<String> {
 #[wasm_bindgen_test]
 async fn rest_updates_of_distinct_rows_go_out_together_and_one_that_hangs_holds_up_none_of_the_others() {
     let sync = new_sync(options("rest", json!({})));
-    let ids = exercises_named_before(&sync, 4).await;
+    let ids = exercises_named_before(4).await;
     // The first request to arrive is held for 2 s, then its connection is dropped (nothing written).
     fault(json!({ "hangNext": 1, "hangMs": 2000 })).await;
     for id in &ids {
@@ -429,7 +438,7 @@ async fn rest_updates_of_distinct_rows_go_out_together_and_one_that_hangs_holds_
 #[wasm_bindgen_test]
 async fn rest_a_503_among_updates_out_together_retries_what_it_stopped_and_keeps_what_the_others_wrote() {
     let sync = new_sync(options("rest", json!({})));
-    let ids = exercises_named_before(&sync, 6).await;
+    let ids = exercises_named_before(6).await;
     let before = server_stats().await;
     fault(json!({ "failNext": { "count": 1, "status": 503 } })).await;
     for id in &ids {
@@ -450,9 +459,7 @@ async fn rest_a_503_among_updates_out_together_retries_what_it_stopped_and_keeps
 
 #[wasm_bindgen_test]
 async fn rest_updates_out_together_share_one_ask_for_a_token_and_one_after_a_401() {
-    let seeder = new_sync(options("rest", json!({})));
-    let ids = exercises_named_before(&seeder, 4).await;
-    seeder.destroy();
+    let ids = exercises_named_before(4).await;
     let options = options("rest", json!({}));
     let transport = Reflect::get(&options, &"transport".into()).unwrap();
     let get_token = Reflect::get(&transport, &"getAccessToken".into()).unwrap();
@@ -917,11 +924,7 @@ async fn every_bad_argument_throws_a_type_error_naming_it_and_leaves_the_queue_a
 async fn destroy_leaves_no_timer_or_request_behind() {
     fault(json!({ "hangNext": 1 })).await;
     let probe = instrument();
-    let restore: Function = Reflect::get(&probe, &"restore".into()).unwrap().unchecked_into();
-    let call = |name: &str| -> f64 {
-        let f: Function = Reflect::get(&probe, &name.into()).unwrap().unchecked_into();
-        f.call0(&probe).unwrap().as_f64().unwrap()
-    };
+    let call = |name: &str| probe_call(&probe, name).as_f64().unwrap();
     let sync = new_sync(options("rest", json!({ "syncIntervals": { "3": 60000 } })));
     let p = uid();
     queue(&sync, "exercises", &format!("{p}-hang"), "upsert", json!({ "name": "hangs" }), 0);
@@ -937,7 +940,7 @@ async fn destroy_leaves_no_timer_or_request_behind() {
     assert_eq!(call("liveTimers"), 0.0, "no timer left");
     let requests = Reflect::get(&probe, &"requests".into()).unwrap();
     assert_eq!(js_sys::Array::from(&requests).length(), 1, "no request after destroy");
-    restore.call0(&probe).unwrap();
+    probe_call(&probe, "restore");
     clear_faults().await;
     // Every later call throws; destroy again is harmless.
     let error = sync.stats().unwrap_err();
@@ -951,15 +954,10 @@ async fn destroy_leaves_no_timer_or_request_behind() {
 
 #[wasm_bindgen_test]
 async fn destroy_aborts_every_patch_out_together() {
-    let seeder = new_sync(options("rest", json!({})));
-    let ids = exercises_named_before(&seeder, 4).await;
-    seeder.destroy();
+    let ids = exercises_named_before(4).await;
     fault(json!({ "hangNext": 4 })).await;
     let probe = instrument();
-    let call = |name: &str| -> f64 {
-        let f: Function = Reflect::get(&probe, &name.into()).unwrap().unchecked_into();
-        f.call0(&probe).unwrap().as_f64().unwrap()
-    };
+    let call = |name: &str| probe_call(&probe, name).as_f64().unwrap();
     let sync = new_sync(options("rest", json!({})));
     sync.set_access_token(TOKEN.into()).unwrap();
     for id in &ids {
@@ -971,8 +969,7 @@ async fn destroy_aborts_every_patch_out_together() {
     assert_eq!(call("aborted"), 4.0, "every request out was aborted");
     pause_ms(50).await;
     assert_eq!(call("liveTimers"), 0.0, "no timer left");
-    let restore: Function = Reflect::get(&probe, &"restore".into()).unwrap().unchecked_into();
-    restore.call0(&probe).unwrap();
+    probe_call(&probe, "restore");
     clear_faults().await;
     assert_eq!(names(&ids).await, ["before"; 4]);
 }

@@ -459,6 +459,17 @@ fn updates_then_insert() -> Batch<Row> {
     batch(changes)
 }
 
+/// The exchange's outcomes as (seq, outcome), in seq order: requests out together are answered in any order.
+fn by_seq(exchange: Exchange<Row>) -> Vec<(u64, Outcome<Row>)> {
+    let mut outcomes: Vec<(u64, Outcome<Row>)> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
+    outcomes.sort_by_key(|o| o.0);
+    outcomes
+}
+
+fn all_applied(writes: u64) -> Vec<(u64, Outcome<Row>)> {
+    (1..=writes).map(|seq| (seq, Outcome::Applied)).collect()
+}
+
 fn touched(id: &str) -> HttpResponse {
     status(200, &format!(r#"[{{"id":"{id}"}}]"#))
 }
@@ -483,9 +494,7 @@ fn rest_patches_of_distinct_records_go_out_together_and_what_follows_waits_for_a
     assert_eq!(exchange.next_request(20).map(|r| r.method), Some("POST"));
     assert!(exchange.on_response(20, touched("s1")));
     assert!(exchange.is_done());
-    let mut outcomes = exchange.finish();
-    outcomes.sort_by_key(|o| o.seq);
-    assert_eq!(outcomes, (1..=6).map(|seq| ChangeOutcome { seq, outcome: Outcome::Applied }).collect::<Vec<_>>());
+    assert_eq!(by_seq(exchange), all_applied(6));
 }
 
 #[test]
@@ -505,8 +514,7 @@ fn rest_a_transient_failure_beside_other_patches_keeps_their_answers_and_sends_n
     assert!(exchange.on_response(3, touched("p4")));
     assert!(exchange.is_done());
     let failed = Outcome::Transient { message: "Failed to fetch".into(), retry_after_ms: None };
-    let mut outcomes: Vec<(u64, Outcome<Row>)> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
-    outcomes.sort_by_key(|o| o.0);
+    let outcomes = by_seq(exchange);
     assert_eq!(
         outcomes,
         [
@@ -550,8 +558,7 @@ fn rest_a_patch_refused_beside_others_goes_again_alone_before_the_rest_and_only_
         id += 1;
     }
     assert_eq!(id, 7, "p5's PATCH and the insert");
-    let mut outcomes: Vec<(u64, Outcome<Row>)> = exchange.finish().into_iter().map(|o| (o.seq, o.outcome)).collect();
-    outcomes.sort_by_key(|o| o.0);
+    let outcomes = by_seq(exchange);
     assert!(
         matches!(&outcomes[1], (2, Outcome::Permanent { code: Some(code), .. }) if code == "23505"),
         "{outcomes:?}"
@@ -577,9 +584,7 @@ fn rest_a_patch_refused_beside_others_lands_when_sent_again_alone() {
         assert!(exchange.on_response(id, touched(patched(&request))));
         id += 1;
     }
-    let outcomes = exchange.finish();
-    assert_eq!(outcomes.len(), 6);
-    assert!(outcomes.iter().all(|o| o.outcome == Outcome::Applied), "{outcomes:?}");
+    assert_eq!(by_seq(exchange), all_applied(6));
 }
 
 #[test]

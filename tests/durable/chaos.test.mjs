@@ -3,10 +3,10 @@
 // after committing, resets connections, hangs and slows down, and the pages are reloaded, crashed and taken
 // offline between edits. At the end every server row must be what that user's edits make it, and nothing may
 // be on the failed list. Against the dev server on PGlite; with DATABASE_URL set, on that PostgreSQL.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { admin, devToken, launchBrowser, rows, seededPick, startDevServer } from "../e2e/helpers.mjs";
-import { crashPage, openPage, servePage } from "./page.mjs";
+import { admin, devToken, rows, seededPick } from "../e2e/helpers.mjs";
+import { crashPage, openPage, withServerAndBrowser } from "./page.mjs";
 
 const USERS = 4;
 const STEPS = 30;
@@ -22,18 +22,7 @@ const FAULTS = [
 ];
 
 let server, site, browser;
-
-before(async () => {
-  server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
-  site = await servePage();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await server?.close();
-});
+withServerAndBrowser((started) => ({ server, site, browser } = started));
 
 const CREATE = ({ url, mode, user, token }) => {
   window.t.token = token;

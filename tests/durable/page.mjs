@@ -2,7 +2,8 @@
 // a switchable token, read and write IndexedDB directly, and record every request the page sends.
 import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, PKG, requirePkg, serveStatic } from "../e2e/helpers.mjs";
+import { after, before } from "node:test";
+import { ROOT, PKG, launchBrowser, requirePkg, serveStatic, startDevServer } from "../e2e/helpers.mjs";
 
 const HTML = `<!doctype html><meta charset="utf-8"><title>durable queue</title>
 <script type="module">
@@ -61,6 +62,23 @@ export async function servePage() {
   cpSync(PKG, join(dir, "pkg"), { recursive: true });
   writeFileSync(join(dir, "index.html"), HTML);
   return serveStatic(dir);
+}
+
+/** For a test file: the dev server (on PGlite, or with DATABASE_URL set on that PostgreSQL), the page and a
+ *  Chromium, started before its tests and stopped after them; `ready({ server, site, browser })` gets them. */
+export function withServerAndBrowser(ready) {
+  const started = {};
+  before(async () => {
+    started.server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
+    started.site = await servePage();
+    started.browser = await launchBrowser();
+    ready(started);
+  });
+  after(async () => {
+    await started.browser?.close();
+    await started.site?.close();
+    await started.server?.close();
+  });
 }
 
 export async function openPage(context, url) {

@@ -4,10 +4,10 @@
 // server keeps the newest edit of each record in whatever order the writes arrive (README, Conflicts). At the end
 // every record is its newest edit, every row is its user's, and no request carried a user's record with the
 // other user's token. Against the dev server on PGlite; with DATABASE_URL set, on that PostgreSQL.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { devToken, launchBrowser, rows, seededPick, startDevServer } from "../e2e/helpers.mjs";
-import { crashPage, openPage, servePage } from "./page.mjs";
+import { devToken, rows, seededPick } from "../e2e/helpers.mjs";
+import { crashPage, openPage, withServerAndBrowser } from "./page.mjs";
 
 const USERS = { a: "a1a1a1a1-0000-4000-8000-0000000000a1", b: "b1b1b1b1-0000-4000-8000-0000000000b1" };
 const STEPS = 20;
@@ -15,18 +15,7 @@ const RECORDS = 5;
 const MAX_TABS = 3;
 
 let server, site, browser;
-
-before(async () => {
-  server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
-  site = await servePage();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await server?.close();
-});
+withServerAndBrowser((started) => ({ server, site, browser } = started));
 
 /** In the page: an instance for `user` ("user": named in the options, its token from getAccessToken) or one that
  *  knows no user until `setAccessToken` gives the token `delay` ms later ("late"), with `edits` queued first. */

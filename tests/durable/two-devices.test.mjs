@@ -3,28 +3,17 @@
 // offline now and then. Every edit carries `last_changed`. At the end the server holds each record's newest edit,
 // and each device's copy equals the server's rows: conflicts, echoes and held changes included. Against the dev
 // server on PGlite; with DATABASE_URL set, on that PostgreSQL.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { devToken, launchBrowser, rows, seededPick, startDevServer } from "../e2e/helpers.mjs";
-import { openPage, servePage } from "./page.mjs";
+import { devToken, rows, seededPick } from "../e2e/helpers.mjs";
+import { openPage, withServerAndBrowser } from "./page.mjs";
 
 const USER = "d1d1d1d1-0000-4000-8000-0000000000d1";
 const STEPS = 40;
 const RECORDS = 5;
 
 let server, site, browser;
-
-before(async () => {
-  server = await startDevServer({ databaseUrl: process.env.DATABASE_URL });
-  site = await servePage();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  await server?.close();
-});
+withServerAndBrowser((started) => ({ server, site, browser } = started));
 
 /** In the page: an instance with remote changes, and the device's copy of the rows kept from them. */
 const START = ({ url, user, token, mode, realtime }) => {
