@@ -228,3 +228,26 @@ fn priority_and_op_names_agree_everywhere() {
         monitor[at..monitor[at..].find(']').unwrap() + at].split('"').skip(1).step_by(2).map(str::to_owned).collect();
     assert_eq!(names, rust, "PRIORITY_NAMES in SyncMonitor.tsx");
 }
+
+/// `readOptions` (src/web/shell.js) checks the options' ranges before the core does, so that its messages name
+/// the options as the app wrote them: its limits must be the core's, or an option one side takes the other
+/// would refuse (the constructor would throw a message of the core's, or worse, take a value the core clamps).
+#[test]
+fn the_options_limits_in_js_are_the_cores() {
+    let shell = source("src/web/shell.js");
+    let limits = block(&shell, "const LIMITS = ");
+    let limit = |name: &str| -> u64 {
+        let at = limits.find(&format!("{name}: ")).unwrap_or_else(|| panic!("LIMITS.{name}")) + name.len() + 2;
+        let digits: String = limits[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '_').collect();
+        digits.replace('_', "").parse().unwrap_or_else(|_| panic!("LIMITS.{name} is a number"))
+    };
+    let valid = |config: Config| config.validate().is_ok();
+    let (retries, batch, interval) = (limit("maxRetries"), limit("batchSize"), limit("intervalMs"));
+    assert!(valid(Config { max_retries: retries as u32, ..Config::default() }));
+    assert!(!valid(Config { max_retries: retries as u32 + 1, ..Config::default() }));
+    assert!(valid(Config { batch_size: batch as usize, ..Config::default() }));
+    assert!(!valid(Config { batch_size: batch as usize + 1, ..Config::default() }));
+    assert!(valid(Config { intervals_ms: [interval; 4], ..Config::default() }));
+    assert!(!valid(Config { intervals_ms: [0, 0, 0, interval + 1], ..Config::default() }));
+    assert_eq!(limit("pageSize"), u64::from(record_sync::core::remote::MAX_PAGE_SIZE));
+}

@@ -25,8 +25,6 @@ extern "C" {
     fn array_is_array(value: &JsValue) -> Result<bool, JsValue>;
     #[wasm_bindgen(js_namespace = Array, js_name = from, catch)]
     fn array_from(value: &JsValue) -> Result<Array, JsValue>;
-    #[wasm_bindgen(js_namespace = Object, js_name = keys, catch)]
-    fn object_keys(value: &JsValue) -> Result<Array, JsValue>;
 }
 
 #[wasm_bindgen(module = "/src/web/shell.js")]
@@ -36,6 +34,8 @@ extern "C" {
     pub fn is_well_formed(text: &JsValue) -> bool;
     /// A fresh promise of `value`. `Promise.resolve` would hand back the app's own promise, whose `then` may throw.
     pub fn promised(value: &JsValue) -> js_sys::Promise;
+    /// What a value is, for error messages ("an array", "the string \"x\"", "a revoked Proxy"). Never throws.
+    pub fn describe(value: &JsValue) -> String;
 }
 
 /// Whether `text`, read from the JS string `value`, is all of it: a lone surrogate comes out as U+FFFD, so that
@@ -74,7 +74,7 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A property, or `undefined` where reading it throws. For values whose reader has nothing better to do with a
-/// throw; an option that cannot be read is [`Reader`]'s.
+/// throw; an option that cannot be read is `readOptions`' (src/web/shell.js).
 pub fn get(object: &JsValue, key: &str) -> JsValue {
     Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
@@ -91,95 +91,6 @@ pub fn items(value: &JsValue) -> Result<Option<Array>, JsValue> {
         true => array_from(value).map(Some),
         false => Ok(None),
     }
-}
-
-/// An object that is neither null, an array nor a function (nor a revoked Proxy).
-pub fn is_object(value: &JsValue) -> bool {
-    value.is_object() && !value.is_function() && array_is_array(value) == Ok(false)
-}
-
-/// Reads the app's options, where a getter, a Proxy trap or an iterator may throw. A throw is kept and the value
-/// taken as absent; [`Reader::check`] then answers with a TypeError naming the first option that could not be
-/// read, whatever the parse made of the rest: read as absent, the option would silently take its default. (Kept
-/// rather than returned at each of the forty reads, whose early returns measured 276 bytes of gzipped wasm.)
-/// `path` names `object`, as in "options.pull".
-#[derive(Default)]
-pub struct Reader(std::cell::Cell<Option<JsValue>>);
-
-impl Reader {
-    pub fn get(&self, object: &JsValue, path: &str, key: &str) -> JsValue {
-        Reflect::get(object, &JsValue::from_str(key)).unwrap_or_else(|e| self.failed(&format!("{path}.{key}"), &e))
-    }
-
-    pub fn keys(&self, object: &JsValue, path: &str) -> Vec<String> {
-        match object_keys(object) {
-            Ok(keys) => keys.iter().filter_map(|k| k.as_string()).collect(),
-            Err(e) => {
-                self.failed(path, &e);
-                Vec::new()
-            }
-        }
-    }
-
-    /// An option's array, copied (see [`items`]); `None` if it is not an array.
-    pub fn items(&self, value: &JsValue, path: &str) -> Option<Array> {
-        items(value).unwrap_or_else(|e| {
-            self.failed(path, &e);
-            None
-        })
-    }
-
-    /// `parsed`, unless a read failed on the way.
-    pub fn check<T>(&self, parsed: Result<T, JsValue>) -> Result<T, JsValue> {
-        match self.0.take() {
-            Some(unreadable) => Err(unreadable),
-            None => parsed,
-        }
-    }
-
-    fn failed(&self, path: &str, thrown: &JsValue) -> JsValue {
-        let first = self.0.take().unwrap_or_else(|| unreadable(path, thrown));
-        self.0.set(Some(first));
-        JsValue::UNDEFINED
-    }
-}
-
-fn unreadable(path: &str, thrown: &JsValue) -> JsValue {
-    type_error(format!("RecordSync: {path} could not be read: {}", error_message(thrown)))
-}
-
-/// What a value is, for error messages.
-pub fn describe(value: &JsValue) -> String {
-    if value.is_undefined() {
-        return "undefined".into();
-    }
-    if value.is_null() {
-        return "null".into();
-    }
-    match array_is_array(value) {
-        Err(_) => return "a revoked Proxy".into(),
-        Ok(true) => return "an array".into(),
-        Ok(false) => {}
-    }
-    if value.is_function() {
-        return "a function".into();
-    }
-    if value.is_object() {
-        let constructor = get(value, "constructor");
-        let name = get(&constructor, "name").as_string().unwrap_or_default();
-        return if name.is_empty() || name == "Object" { "an object".into() } else { format!("a {name}") };
-    }
-    if let Some(text) = value.as_string() {
-        let short: String = text.chars().take(40).collect();
-        return format!("the string {}", crate::core::json::quoted(&short));
-    }
-    if let Some(flag) = value.as_bool() {
-        return format!("boolean {flag}");
-    }
-    if value.as_f64().is_some() {
-        return format!("number {}", number_to_string(value));
-    }
-    value.js_typeof().as_string().unwrap_or_else(|| "an unknown value".into())
 }
 
 /// The decimal string JS gives a number (`String(n)`), so `7` and `"7"` name the same record.

@@ -570,11 +570,11 @@ impl RecordSync {
         let id_bytes: [u8; 16] = js::random_bytes();
         let client_id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
         let seed = u64::from_le_bytes(js::random_bytes());
-        let read = js::Reader::default();
+        let checked = options::check(&options)?;
         let options::Options { config, transport, merges, primary_keys } =
-            read.check(options::parse(&read, &options, client_id.clone(), seed))?;
-        let durable = read.check(storage::parse(&read, &options))?;
-        let pull = read.check(pull::parse(&read, &options, &transport, &primary_keys, &client_id))?;
+            options::read(&checked, client_id.clone(), seed);
+        let durable = storage::from_options(&checked);
+        let pull = pull::from_options(&checked, &primary_keys, &client_id);
         let mut engine = Engine::new(config).map_err(|e| match e {
             EngineError::Argument(e) => options::from_core(e),
             other => js::type_error(format!("RecordSync: {other}")),

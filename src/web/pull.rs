@@ -15,13 +15,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
 use super::auth;
-use super::js::{self, describe, error_message, is_object, Reader};
+use super::js::{self, error_message};
 use super::options::{HttpTransport, Transport};
 use super::request::{self, InFlight, Purpose, Reply};
 use super::row::JsRow;
 use super::{notify, storage, Shared, State};
 use crate::core::json::{write_array, Json, ObjectWriter};
-use crate::core::remote::{PullOptions, Remote, RemoteChange, SavedCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::core::remote::{PullOptions, Remote, RemoteChange, SavedCursor, DEFAULT_PAGE_SIZE};
 use crate::core::wire::HttpRequest;
 
 #[wasm_bindgen(module = "/src/web/shell.js")]
@@ -30,12 +30,7 @@ extern "C" {
     fn with_rows(json: &str, rows: Vec<JsValue>) -> JsValue;
 }
 
-const PULL_KEYS: [&str; 4] = ["tables", "realtime", "pageSize", "intervalMs"];
-const PULL_PATH: &str = "options.pull";
 const FEED_FUNCTION: &str = "record_sync_changes";
-/// The shortest `intervalMs`: a poll more often than this is what realtime is for.
-const MIN_INTERVAL_MS: u32 = 1_000;
-const MAX_INTERVAL_MS: u32 = 86_400_000;
 
 /// A `pull()` promise: settled by the first catch-up that begins after it was asked for.
 struct Waiter {
@@ -71,81 +66,22 @@ pub struct Pull {
     delivery: Option<Timeout>,
 }
 
-fn bad(name: &str, message: impl AsRef<str>) -> JsValue {
-    js::type_error(format!("RecordSync: options.pull.{name} {}", message.as_ref()))
-}
-
-/// The `pull` option, checked; `None` without it.
-pub fn parse(
-    read: &Reader,
-    options: &JsValue,
-    transport: &Transport,
+/// The `pull` option, as [`super::options::check`] gave it; `None` without it.
+pub fn from_options(
+    checked: &JsValue,
     primary_keys: &std::collections::HashMap<String, String>,
     client_id: &str,
-) -> Result<Option<Pull>, JsValue> {
-    let pull = read.get(options, "options", "pull");
-    if pull.is_undefined() || pull.is_null() {
-        return Ok(None);
+) -> Option<Pull> {
+    let pull = js::get(checked, "pull");
+    if pull.is_null() || pull.is_undefined() {
+        return None;
     }
-    if !is_object(&pull) {
-        return Err(js::type_error(format!(
-            "RecordSync: options.pull must be {{ tables: [...], realtime?, pageSize?, intervalMs? }}, not {}",
-            describe(&pull)
-        )));
-    }
-    if let Some(unknown) = read.keys(&pull, PULL_PATH).into_iter().find(|k| !PULL_KEYS.contains(&k.as_str())) {
-        return Err(bad(&unknown, format!("is not an option (known: {})", PULL_KEYS.join(", "))));
-    }
-    let tables = read.get(&pull, PULL_PATH, "tables");
-    // A loop, not `collect` into an `Option`: that adapter is code of its own for each item type.
-    let mut names = Vec::new();
-    if let Some(tables) = read.items(&tables, "options.pull.tables") {
-        for name in tables.iter().map(|v| v.as_string().filter(|t| !t.is_empty() && js::is_whole(&v, t))) {
-            let Some(name) = name else {
-                names.clear();
-                break;
-            };
-            names.push(name);
-        }
-    }
-    if names.is_empty() {
-        return Err(bad("tables", "must be a non-empty array of table names whose feed is enabled"));
-    }
-    let tables = names;
-    let realtime = read.get(&pull, PULL_PATH, "realtime");
-    let realtime = match realtime.as_bool() {
-        Some(on) => on,
-        None if realtime.is_undefined() => false,
-        None => return Err(bad("realtime", format!("must be a boolean, not {}", describe(&realtime)))),
-    };
-    let value = read.get(&pull, PULL_PATH, "pageSize");
-    let page_size = if value.is_undefined() {
-        DEFAULT_PAGE_SIZE
-    } else {
-        js::as_integer(&value, f64::from(MAX_PAGE_SIZE))
-            .filter(|&n| n > 0)
-            .ok_or_else(|| bad("pageSize", format!("must be an integer from 1 to {MAX_PAGE_SIZE}")))? as u32
-    };
-    let value = read.get(&pull, PULL_PATH, "intervalMs");
-    let interval_ms = if value.is_undefined() {
-        None
-    } else {
-        let ms = js::as_integer(&value, f64::from(MAX_INTERVAL_MS)).filter(|&n| n >= u64::from(MIN_INTERVAL_MS));
-        Some(ms.ok_or_else(|| {
-            bad("intervalMs", format!("must be an integer from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}"))
-        })? as u32)
-    };
-    let Transport::Http(http) = transport else {
-        return Err(bad("tables", "needs transport.url: the feed is read from PostgREST (rpc/record_sync_changes)"));
-    };
-    let realtime_url = match realtime {
-        false => None,
-        true => Some(super::realtime::socket_url(&http.base_url, &http.api_key).ok_or_else(|| {
-            bad("realtime", "needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)")
-        })?),
-    };
+    let tables = super::options::strings(&super::options::array(&pull, "tables"));
+    let realtime_url = js::get(&pull, "realtimeUrl").as_string();
+    let page_size = super::options::number(&pull, "pageSize").map_or(DEFAULT_PAGE_SIZE, |n| n as u32);
+    let interval_ms = super::options::number(&pull, "intervalMs").map(|n| n as u32);
     let options = PullOptions { tables: tables.clone(), page_size, primary_keys: primary_keys.clone() };
-    Ok(Some(Pull {
+    Some(Pull {
         remote: Remote::new(client_id, options),
         tables,
         realtime_url,
@@ -163,7 +99,7 @@ pub fn parse(
         listener_error: None,
         version: 0,
         delivery: None,
-    }))
+    })
 }
 
 /// Starts the first catch-up and the interval, if any.

@@ -37,26 +37,6 @@ impl Socket {
     }
 }
 
-/// The websocket URL of the realtime service next to a PostgREST URL that ends in `/rest/v1` (Supabase's
-/// layout, and the dev server's); `None` for any other.
-pub fn socket_url(rest_url: &str, api_key: &str) -> Option<String> {
-    let base = rest_url.strip_suffix("/rest/v1")?;
-    let base = if base.starts_with('/') || base.is_empty() {
-        let origin = get(&get(&js_sys::global(), "location"), "origin").as_string()?;
-        format!("{origin}{base}")
-    } else {
-        base.to_owned()
-    };
-    let base = match base.split_once("://") {
-        Some(("https", rest)) => format!("wss://{rest}"),
-        Some(("http", rest)) => format!("ws://{rest}"),
-        _ => return None,
-    };
-    // Percent-encoded as the wire plan encodes names (all but RFC 3986's unreserved characters).
-    let key = crate::core::wire::path_segment(api_key);
-    Some(format!("{base}/realtime/v1/websocket?apikey={key}&vsn=1.0.0"))
-}
-
 /// Opens the socket if realtime is wanted, none is open, and the owner's token is known. Another user's token
 /// is never given to the channel: the server would send that user's rows to this instance, whose listeners,
 /// queue and cursor are the owner's (a sign-in switch on one instance, a wrong token).

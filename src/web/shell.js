@@ -720,3 +720,405 @@ export function earlyRemove(keys) {
     for (const key of keys) localStorage.removeItem(key);
   } catch {}
 }
+
+// ---- Options (src/web/options.rs) ----
+
+// `new RecordSync(options)`'s options, checked here and handed to the wasm as plain values: the checks and
+// their messages were the wasm's largest function, and reading the app's values is JS's own work. The core
+// checks its ranges again for native callers (Config::validate); these come first so that every message
+// names the option as the app wrote it. The limits are the core's (tests/contracts.rs holds them equal).
+const LIMITS = {
+  maxRetries: 100, batchSize: 1000, intervalMs: 86_400_000, timeoutMs: 600_000, pageSize: 1000,
+  pullIntervalMs: [1000, 86_400_000],
+};
+const OPTION_KEYS = ["transport", "maxRetries", "batchSize", "syncIntervals", "tables", "user", "storage", "pull"];
+const HTTP_KEYS = ["url", "apiKey", "getAccessToken", "mode", "primaryKeys", "timeoutMs", "tokenTimeoutMs", "allowAnonymous"];
+const TABLE_KEYS = ["parents", "onConflict"];
+const PULL_KEYS = ["tables", "realtime", "pageSize", "intervalMs"];
+const STRATEGIES = ["lastWriterWins", "clientWins"];
+
+/** `Array.isArray`, or null for a revoked Proxy (which throws). */
+function arrayness(value) {
+  try {
+    return Array.isArray(value);
+  } catch {
+    return null;
+  }
+}
+
+/** An object that is neither null, an array nor a function (nor a revoked Proxy). */
+const isObject = (value) => typeof value === "object" && value !== null && arrayness(value) === false;
+
+/** `text` in double quotes, escaped as the core's JSON writer escapes it (src/core/json.rs). */
+function quoted(text) {
+  const escapes = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+  const escape = (c) => escapes[c] ?? `\\u00${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  return `"${text.replace(/["\\\u0000-\u001f]/g, escape)}"`;
+}
+
+/** What a value is, for error messages (the wasm's messages about the app's values use it too). */
+export function describe(value) {
+  try {
+    if (value === undefined) return "undefined";
+    if (value === null) return "null";
+    const array = arrayness(value);
+    if (array === null) return "a revoked Proxy";
+    if (array) return "an array";
+    switch (typeof value) {
+      case "function": return "a function";
+      case "string": return `the string ${quoted([...value].slice(0, 40).join(""))}`;
+      case "boolean": return `boolean ${value}`;
+      case "number": return `number ${value}`;
+      case "object": {
+        let name;
+        try {
+          name = value.constructor?.name;
+        } catch {}
+        return typeof name === "string" && name !== "" && name !== "Object" ? `a ${name}` : "an object";
+      }
+      default: return typeof value;
+    }
+  } catch {
+    return "an unknown value";
+  }
+}
+
+/** The message of a thrown value, without its stack, as src/web/js.rs `error_message` gives it. */
+function thrownMessage(e) {
+  if (!(e instanceof Error)) return typeof e === "string" ? e : describe(e);
+  const text = (key) => {
+    try {
+      const v = e[key];
+      return typeof v === "string" ? v : "";
+    } catch {
+      return "";
+    }
+  };
+  const [name, message] = [text("name"), text("message")];
+  if (!message) return name || "an error without a message";
+  return name && name !== "Error" ? `${name}: ${message}` : message;
+}
+
+const wrong = (message) => new TypeError(`RecordSync: ${message}`);
+const bad = (name, message) => wrong(`options.${name} ${message}`);
+
+/** A finite integer within `min..=max`, or undefined. */
+const integer = (value, min, max) =>
+  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max ? value : undefined;
+
+/** Reads the app's options, where a getter, a Proxy trap or an iterator may throw. A throw is kept and the value
+ *  taken as absent; `check` then throws a TypeError naming the first option that could not be read, whatever
+ *  the checks made of the rest: read as absent, the option would silently take its default. */
+class Reader {
+  unreadable = null;
+
+  failed(path, e) {
+    this.unreadable ??= wrong(`${path} could not be read: ${thrownMessage(e)}`);
+  }
+
+  get(object, path, key) {
+    try {
+      return object[key];
+    } catch (e) {
+      this.failed(`${path}.${key}`, e);
+    }
+  }
+
+  keys(object, path) {
+    try {
+      return Object.keys(object);
+    } catch (e) {
+      this.failed(path, e);
+      return [];
+    }
+  }
+
+  /** A copy of an array, so that reading it again cannot throw; undefined for what is not an array. */
+  items(value, path) {
+    try {
+      return Array.isArray(value) ? Array.from(value) : undefined;
+    } catch (e) {
+      this.failed(path, e);
+    }
+  }
+
+  unknown(object, path, known) {
+    return this.keys(object, path).find((k) => !known.includes(k));
+  }
+
+  /** Runs `parse`: its result, unless a read failed on the way. */
+  check(parse) {
+    let result;
+    try {
+      result = parse();
+    } catch (e) {
+      throw this.unreadable ?? e;
+    }
+    if (this.unreadable) throw this.unreadable;
+    return result;
+  }
+}
+
+/** `options`, checked (a TypeError names the first bad one), as the plain values src/web/options.rs reads. */
+export function readOptions(options) {
+  const read = new Reader();
+  const engine = read.check(() => engineOptions(read, options));
+  const durable = read.check(() => storageOptions(read, options));
+  const pull = read.check(() => pullOptions(read, options, engine.transport));
+  return { ...engine, ...durable, pull };
+}
+
+function engineOptions(read, options) {
+  if (!isObject(options)) throw wrong(`options must be an object, not ${describe(options)}`);
+  const unknown = read.unknown(options, "options", OPTION_KEYS);
+  if (unknown !== undefined) throw bad(unknown, `is not an option (known: ${OPTION_KEYS.join(", ")})`);
+  // Kinds first and ranges after, in the order the core checks them (Config::validate).
+  const maxRetries = read.get(options, "options", "maxRetries");
+  const batchSize = read.get(options, "options", "batchSize");
+  const intervals = [undefined, undefined, undefined, undefined];
+  const given = read.get(options, "options", "syncIntervals");
+  if (given !== undefined) {
+    if (!isObject(given)) throw bad("syncIntervals", `must be an object keyed by SyncPriority, not ${describe(given)}`);
+    for (const key of read.keys(given, "options.syncIntervals")) {
+      if (!["0", "1", "2", "3"].includes(key)) {
+        throw bad("syncIntervals", `has ${quoted(key)}, which is not a SyncPriority (0 to 3)`);
+      }
+      intervals[key] = read.get(given, "options.syncIntervals", key);
+    }
+  }
+  const tables = [];
+  const spec = read.get(options, "options", "tables");
+  if (spec !== undefined) {
+    if (!isObject(spec)) throw bad("tables", `must be an object keyed by table name, not ${describe(spec)}`);
+    for (const table of read.keys(spec, "options.tables")) tables.push(tableOptions(read, spec, table));
+  }
+  intervals.forEach((ms, p) => {
+    if (ms !== undefined && !(typeof ms === "number" && ms >= 0 && Math.round(ms) <= LIMITS.intervalMs)) {
+      throw wrong(`options.syncIntervals[${p}] must be a number of milliseconds from 0 to ${LIMITS.intervalMs}`);
+    }
+  });
+  if (batchSize !== undefined && integer(batchSize, 1, LIMITS.batchSize) === undefined) {
+    throw bad("batchSize", `must be an integer from 1 to ${LIMITS.batchSize}`);
+  }
+  if (maxRetries !== undefined && integer(maxRetries, 0, LIMITS.maxRetries) === undefined) {
+    throw bad("maxRetries", `must be an integer from 0 to ${LIMITS.maxRetries}`);
+  }
+  if (tables.some(([table, parents]) => table === "" || parents.includes(""))) {
+    throw bad("tables", "table names must be non-empty strings");
+  }
+  const parentsOf = new Map(tables.map(([table, parents]) => [table, parents]));
+  const cyclic = tables.find(([table]) => ancestors(parentsOf, table).has(table));
+  if (cyclic) throw bad("tables", `parents of ${quoted(cyclic[0])} form a cycle`);
+
+  const givenTransport = read.get(options, "options", "transport");
+  const transport = transportOptions(read, givenTransport);
+  const primaryKeys = transport.primaryKeys ?? primaryKeysOf(read, givenTransport);
+  return {
+    maxRetries,
+    batchSize,
+    intervals: intervals.map((ms) => (ms === undefined ? undefined : Math.round(ms))),
+    tables,
+    transport,
+    primaryKeys,
+  };
+}
+
+/** `[table, parents, onConflict]`, onConflict a strategy's name, the app's merge function or undefined. */
+function tableOptions(read, tables, table) {
+  const spec = read.get(tables, "options.tables", table);
+  const path = `options.tables.${table}`;
+  if (!isObject(spec)) throw bad(`tables.${table}`, 'must be an object like { parents: ["plans"] }');
+  const unknown = read.unknown(spec, path, TABLE_KEYS);
+  if (unknown !== undefined) throw bad(`tables.${table}.${unknown}`, `is not an option (known: ${TABLE_KEYS.join(", ")})`);
+  const onConflict = read.get(spec, path, "onConflict");
+  if (onConflict !== undefined && !STRATEGIES.includes(onConflict) && typeof onConflict !== "function") {
+    throw bad(
+      `tables.${table}.onConflict`,
+      `must be "lastWriterWins", "clientWins" or a function (local, server) => row | null, not ${describe(onConflict)}`,
+    );
+  }
+  const given = read.get(spec, path, "parents");
+  const parents = given === undefined ? [] : read.items(given, `${path}.parents`);
+  if (!parents || parents.some((p) => typeof p !== "string")) {
+    throw bad(`tables.${table}.parents`, "must be an array of table names");
+  }
+  return [table, parents, onConflict];
+}
+
+/** Every table above `table` in the parent graph; terminates on cycles, which is how they are found. */
+function ancestors(parentsOf, table) {
+  const found = new Set();
+  const stack = [table];
+  while (stack.length) {
+    for (const parent of parentsOf.get(stack.pop()) ?? []) {
+      if (!found.has(parent)) {
+        found.add(parent);
+        stack.push(parent);
+      }
+    }
+  }
+  return found;
+}
+
+function timeout(read, transport, name, fallback) {
+  const value = read.get(transport, "options.transport", name);
+  if (value === undefined) return fallback;
+  const ms = integer(value, 1, LIMITS.timeoutMs);
+  if (ms === undefined) throw bad(`transport.${name}`, `must be an integer from 1 to ${LIMITS.timeoutMs}`);
+  return ms;
+}
+
+/** `[table, column]` pairs; a custom transport may name them too, for the conflict views. */
+function primaryKeysOf(read, transport) {
+  const value = read.get(transport, "options.transport", "primaryKeys");
+  if (value === undefined) return [];
+  if (!isObject(value)) throw bad("transport.primaryKeys", "must be an object mapping table to primary-key column");
+  return read.keys(value, "options.transport.primaryKeys").map((table) => {
+    const column = read.get(value, "options.transport.primaryKeys", table);
+    if (typeof column !== "string" || column === "") throw bad(`transport.primaryKeys.${table}`, "must be a column name");
+    return [table, column];
+  });
+}
+
+function transportOptions(read, transport) {
+  if (!isObject(transport)) {
+    throw bad("transport", `must be { url, apiKey, ... } or { send(batch) }, not ${describe(transport)}`);
+  }
+  const path = "options.transport";
+  const send = read.get(transport, path, "send");
+  if (send !== undefined) {
+    if (typeof send !== "function") throw bad("transport.send", `must be a function, not ${describe(send)}`);
+    if (read.get(transport, path, "url") !== undefined) throw bad("transport", "must have either send or url, not both");
+    // `send` is called with the transport object as `this`, so a class instance works too.
+    return { send, self: transport, timeoutMs: timeout(read, transport, "timeoutMs", undefined) };
+  }
+  const unknown = read.unknown(transport, path, HTTP_KEYS);
+  if (unknown !== undefined) {
+    throw bad(`transport.${unknown}`, `is not an option (known: ${HTTP_KEYS.join(", ")}, or send)`);
+  }
+  const url = read.get(transport, path, "url");
+  if (typeof url !== "string" || !/^(https?:\/\/|\/)/.test(url)) {
+    throw bad(
+      "transport.url",
+      `must be the PostgREST URL as a string such as "https://xyz.supabase.co/rest/v1", not ${describe(url)}`,
+    );
+  }
+  const apiKey = read.get(transport, path, "apiKey");
+  // It goes in headers, where a character `fetch` refuses would fail every request as if the network did.
+  if (typeof apiKey !== "string" || !/^[\x21-\x7e]+$/.test(apiKey)) {
+    throw bad("transport.apiKey", `must be the project's API key, printable ASCII without spaces, not ${describe(apiKey)}`);
+  }
+  let getAccessToken = read.get(transport, path, "getAccessToken");
+  getAccessToken ??= undefined;
+  if (getAccessToken !== undefined && typeof getAccessToken !== "function") {
+    throw bad("transport.getAccessToken", `must be a function, not ${describe(getAccessToken)}`);
+  }
+  const primaryKeys = primaryKeysOf(read, transport);
+  const mode = read.get(transport, path, "mode");
+  if (mode !== undefined && mode !== "rest" && mode !== "rpc") {
+    throw bad("transport.mode", `must be "rest" or "rpc", not ${describe(mode)}`);
+  }
+  const timeoutMs = timeout(read, transport, "timeoutMs", undefined);
+  const tokenTimeoutMs = timeout(read, transport, "tokenTimeoutMs", undefined);
+  const allowAnonymous = read.get(transport, path, "allowAnonymous");
+  if (allowAnonymous !== undefined && typeof allowAnonymous !== "boolean") {
+    throw bad("transport.allowAnonymous", `must be a boolean, not ${describe(allowAnonymous)}`);
+  }
+  return {
+    url: url.replace(/\/+$/, ""),
+    apiKey,
+    getAccessToken,
+    rpc: mode === "rpc",
+    primaryKeys,
+    timeoutMs,
+    tokenTimeoutMs,
+    allowAnonymous: allowAnonymous === true,
+  };
+}
+
+/** UTF-8 bytes of a well-formed string. */
+const utf8Length = (text) => new TextEncoder().encode(text).length;
+
+/** `user` and `storage`: the queue's owner, and its store with the three methods read once. */
+function storageOptions(read, options) {
+  let user = read.get(options, "options", "user");
+  user ??= null;
+  if (user !== null && (typeof user !== "string" || user === "" || !isWellFormed(user) || utf8Length(user) > 256)) {
+    throw bad("user", `must be a non-empty string (the signed-in user's id) or null, not ${describe(user)}`);
+  }
+  const storage = read.get(options, "options", "storage");
+  const byDefault = storage === undefined;
+  let store = null;
+  if (byDefault) {
+    store = indexedDbStore("record-sync");
+  } else if (isObject(storage)) {
+    store = storage;
+  } else if (storage !== null && storage !== false) {
+    throw bad("storage", `must be a store { load, append, clear } or null, not ${describe(storage)}`);
+  }
+  const methods = {};
+  if (store !== null) {
+    for (const name of ["load", "append", "clear"]) {
+      const method = read.get(store, "options.storage", name);
+      if (typeof method !== "function") throw bad(`storage.${name}`, `must be a function, not ${describe(method)}`);
+      methods[name] = method;
+    }
+  }
+  // The default store is IndexedDB's, which clones what it keeps; changes queued before it is read wait in
+  // localStorage (src/web/early.rs) with it only.
+  return { user, store, ...methods, byDefault };
+}
+
+function pullOptions(read, options, transport) {
+  const pull = read.get(options, "options", "pull");
+  if (pull === undefined || pull === null) return null;
+  if (!isObject(pull)) {
+    throw wrong(`options.pull must be { tables: [...], realtime?, pageSize?, intervalMs? }, not ${describe(pull)}`);
+  }
+  const path = "options.pull";
+  const badPull = (name, message) => bad(`pull.${name}`, message);
+  const unknown = read.unknown(pull, path, PULL_KEYS);
+  if (unknown !== undefined) throw badPull(unknown, `is not an option (known: ${PULL_KEYS.join(", ")})`);
+  const tables = read.items(read.get(pull, path, "tables"), "options.pull.tables");
+  if (!tables?.length || !tables.every((t) => typeof t === "string" && t !== "" && isWellFormed(t))) {
+    throw badPull("tables", "must be a non-empty array of table names whose feed is enabled");
+  }
+  const realtime = read.get(pull, path, "realtime");
+  if (realtime !== undefined && typeof realtime !== "boolean") {
+    throw badPull("realtime", `must be a boolean, not ${describe(realtime)}`);
+  }
+  let pageSize = read.get(pull, path, "pageSize");
+  if (pageSize !== undefined && integer(pageSize, 1, LIMITS.pageSize) === undefined) {
+    throw badPull("pageSize", `must be an integer from 1 to ${LIMITS.pageSize}`);
+  }
+  const intervalMs = read.get(pull, path, "intervalMs");
+  const [least, most] = LIMITS.pullIntervalMs;
+  if (intervalMs !== undefined && integer(intervalMs, least, most) === undefined) {
+    throw badPull("intervalMs", `must be an integer from ${least} to ${most}`);
+  }
+  if (transport.url === undefined) {
+    throw badPull("tables", "needs transport.url: the feed is read from PostgREST (rpc/record_sync_changes)");
+  }
+  const realtimeUrl = realtime ? socketUrl(transport.url, transport.apiKey) : null;
+  if (realtimeUrl === undefined) {
+    throw badPull("realtime", "needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)");
+  }
+  return { tables, realtimeUrl, pageSize, intervalMs };
+}
+
+/** The websocket URL of the realtime service next to a PostgREST URL that ends in `/rest/v1` (Supabase's
+ *  layout, and the dev server's); undefined for any other. */
+function socketUrl(restUrl, apiKey) {
+  if (!restUrl.endsWith("/rest/v1")) return undefined;
+  let base = restUrl.slice(0, -"/rest/v1".length);
+  if (base === "" || base.startsWith("/")) {
+    const origin = globalThis.location?.origin;
+    if (typeof origin !== "string") return undefined;
+    base = origin + base;
+  }
+  const scheme = /^(https?):\/\//.exec(base);
+  if (!scheme) return undefined;
+  // Percent-encoded as the wire plan encodes names: all but RFC 3986's unreserved characters.
+  const key = encodeURIComponent(apiKey).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${scheme[1] === "https" ? "wss" : "ws"}${base.slice(scheme[1].length)}/realtime/v1/websocket?apikey=${key}&vsn=1.0.0`;
+}

@@ -29,8 +29,6 @@ type SavedEntry = crate::core::SavedEntry<JsRow>;
 
 #[wasm_bindgen(module = "/src/web/shell.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = indexedDbStore)]
-    fn indexed_db_store(name: &str) -> JsValue;
     #[wasm_bindgen(js_name = holdLock)]
     fn hold_lock(name: &str, wait_ms: u32) -> Promise;
     /// The default store's keys of the queue kept under no user.
@@ -69,7 +67,6 @@ fn record_of(parts: &Array, row: impl FnMut(JsValue) -> Option<JsRow>) -> Stored
     }
 }
 
-const DATABASE: &str = "record-sync";
 /// How long a new instance waits for the queue's tab lock before it keeps its changes in memory only.
 const LOCK_WAIT_MS: u32 = 1_000;
 /// The same where it can follow the tab that holds the lock (src/web/tabs.rs): long enough for a reload's
@@ -213,51 +210,23 @@ pub fn report(shared: &Shared, why: String) {
     super::notify(shared);
 }
 
-/// Reads the `user` and `storage` options.
-pub fn parse(read: &js::Reader, options: &JsValue) -> Result<Durable, JsValue> {
-    let bad = |name: &str, what: String| js::type_error(format!("RecordSync: options.{name} {what}"));
-    let user = read.get(options, "options", "user");
-    let user = if user.is_undefined() || user.is_null() {
-        None
-    } else {
-        Some(user.as_string().filter(|u| !u.is_empty() && u.len() <= 256 && js::is_whole(&user, u)).ok_or_else(
-            || {
-                bad(
-                    "user",
-                    format!("must be a non-empty string (the signed-in user's id) or null, not {}", describe(&user)),
-                )
-            },
-        )?)
-    };
-    let storage = read.get(options, "options", "storage");
-    let default_store = storage.is_undefined();
-    let early = default_store.then(super::early::Early::new);
-    let store = if default_store {
-        let store = indexed_db_store(DATABASE);
-        (!store.is_null() && !store.is_undefined()).then_some(store)
-    } else if storage.is_null() || storage.as_bool() == Some(false) {
-        None
-    } else if js::is_object(&storage) {
-        Some(storage)
-    } else {
-        return Err(bad(
-            "storage",
-            format!("must be a store {{ load, append, clear }} or null, not {}", describe(&storage)),
-        ));
-    };
-    let store = match store {
-        None => None,
-        Some(this) => {
-            let method = |name: &str| {
-                read.get(&this, "options.storage", name)
-                    .dyn_into::<Function>()
-                    .map_err(|v| bad(&format!("storage.{name}"), format!("must be a function, not {}", describe(&v))))
-            };
-            let (load, append, clear) = (method("load")?, method("append")?, method("clear")?);
-            Some(Rc::new(Store { this, load, append, clear, clones: default_store }))
-        }
-    };
-    Ok(Durable {
+/// The `user` and `storage` options, as [`super::options::check`] gave them.
+pub fn from_options(checked: &JsValue) -> Durable {
+    let user = js::get(checked, "user").as_string();
+    let by_default = js::get(checked, "byDefault").is_truthy();
+    let early = by_default.then(super::early::Early::new);
+    let this = js::get(checked, "store");
+    let method = |name| js::get(checked, name).unchecked_into::<Function>();
+    let store = (!this.is_null() && !this.is_undefined()).then(|| {
+        Rc::new(Store {
+            load: method("load"),
+            append: method("append"),
+            clear: method("clear"),
+            this,
+            clones: by_default,
+        })
+    });
+    Durable {
         phase: if store.is_some() { Phase::Restoring } else { Phase::Memory },
         store,
         journal: Journal::default(),
@@ -281,7 +250,7 @@ pub fn parse(read: &js::Reader, options: &JsValue) -> Result<Durable, JsValue> {
         early_waits: false,
         wake: None,
         early,
-    })
+    }
 }
 
 /// Starts restoring the stored queue (when there is a store) and watching the page's lifecycle.
