@@ -36,6 +36,9 @@ extern "C" {
     pub fn promised(value: &JsValue) -> js_sys::Promise;
     /// What a value is, for error messages ("an array", "the string \"x\"", "a revoked Proxy"). Never throws.
     pub fn describe(value: &JsValue) -> String;
+    /// The message of a thrown value, without its stack. Never throws.
+    #[wasm_bindgen(js_name = errorMessage)]
+    pub fn error_message(value: &JsValue) -> String;
 }
 
 /// Whether `text`, read from the JS string `value`, is all of it: a lone surrogate comes out as U+FFFD, so that
@@ -128,20 +131,4 @@ pub fn freeze(value: JsValue) -> JsValue {
         Object::freeze(object);
     }
     value
-}
-
-/// The message of a thrown value, without its stack.
-pub fn error_message(value: &JsValue) -> String {
-    if value.is_instance_of::<js_sys::Error>() {
-        // Read as properties, not through js_sys's getters: the app's error may have getters that throw.
-        let text = |key| get(value, key).as_string().unwrap_or_default();
-        let (name, message) = (text("name"), text("message"));
-        return match (name.as_str(), message.is_empty()) {
-            ("", true) => "an error without a message".into(),
-            (_, true) => name,
-            ("" | "Error", false) => message,
-            _ => format!("{name}: {message}"),
-        };
-    }
-    value.as_string().unwrap_or_else(|| describe(value))
 }

@@ -783,20 +783,25 @@ export function describe(value) {
   }
 }
 
-/** The message of a thrown value, without its stack, as src/web/js.rs `error_message` gives it. */
-function thrownMessage(e) {
-  if (!(e instanceof Error)) return typeof e === "string" ? e : describe(e);
-  const text = (key) => {
-    try {
-      const v = e[key];
-      return typeof v === "string" ? v : "";
-    } catch {
-      return "";
-    }
-  };
-  const [name, message] = [text("name"), text("message")];
-  if (!message) return name || "an error without a message";
-  return name && name !== "Error" ? `${name}: ${message}` : message;
+/** The message of a thrown value, without its stack ("TypeError: p", or "no" for `new Error("no")`), for the
+ *  messages that name what the app's code threw (the wasm's too). Never throws: an error's getters may. */
+export function errorMessage(e) {
+  try {
+    if (!(e instanceof Error)) return typeof e === "string" ? e : describe(e);
+    const text = (key) => {
+      try {
+        const v = e[key];
+        return typeof v === "string" ? v : "";
+      } catch {
+        return "";
+      }
+    };
+    const [name, message] = [text("name"), text("message")];
+    if (!message) return name || "an error without a message";
+    return name && name !== "Error" ? `${name}: ${message}` : message;
+  } catch {
+    return describe(e);
+  }
 }
 
 const wrong = (message) => new TypeError(`RecordSync: ${message}`);
@@ -813,7 +818,7 @@ class Reader {
   unreadable = null;
 
   failed(path, e) {
-    this.unreadable ??= wrong(`${path} could not be read: ${thrownMessage(e)}`);
+    this.unreadable ??= wrong(`${path} could not be read: ${errorMessage(e)}`);
   }
 
   get(object, path, key) {

@@ -4,7 +4,7 @@
 // the same messages through the built constructor in Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readOptions, describe } from "../../src/web/shell.js";
+import { readOptions, describe, errorMessage } from "../../src/web/shell.js";
 
 const http = { url: "https://xyz.supabase.co/rest/v1", apiKey: "k" };
 const custom = { send: async () => [] };
@@ -139,4 +139,18 @@ test("describe says what a value is, and never throws", () => {
     [Object.create(null), "an object"], [new Plan(), "a Plan"], [hostile, "an object"], [Symbol("s"), "symbol"], [1n, "bigint"],
   ];
   for (const [value, expected] of cases) assert.equal(describe(value), expected);
+});
+
+test("errorMessage gives what was thrown without its stack, and never throws", () => {
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const sly = new Error("m");
+  Object.defineProperty(sly, "name", { get() { throw new Error("no"); } });
+  const cases = [
+    [new Error("no"), "no"], [new TypeError("p"), "TypeError: p"], [new RangeError(""), "RangeError"],
+    [Object.assign(new Error(""), { name: "" }), "an error without a message"], [sly, "m"],
+    ["plain", "plain"], [1, "number 1"], [undefined, "undefined"], [revoked.proxy, "a revoked Proxy"],
+    [{ message: "not an Error" }, "an object"],
+  ];
+  for (const [thrown, expected] of cases) assert.equal(errorMessage(thrown), expected);
 });
