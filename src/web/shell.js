@@ -766,7 +766,8 @@ export function describe(value) {
     if (array) return "an array";
     switch (typeof value) {
       case "function": return "a function";
-      case "string": return `the string ${quoted([...value].slice(0, 40).join(""))}`;
+      // 40 characters (code points) of what may be a huge string: they are within its first 80 units.
+      case "string": return `the string ${quoted([...value.slice(0, 80)].slice(0, 40).join(""))}`;
       case "boolean": return `boolean ${value}`;
       case "number": return `number ${value}`;
       case "object": {
@@ -930,6 +931,8 @@ function engineOptions(read, options) {
 
 /** `[table, parents, onConflict]`, onConflict a strategy's name, the app's merge function or undefined. */
 function tableOptions(read, tables, table) {
+  // A lone surrogate would reach the wasm as U+FFFD, where two such names would become one.
+  if (!isWellFormed(table)) throw bad("tables", `has ${quoted(table)}, which is not well-formed text (a lone surrogate)`);
   const spec = read.get(tables, "options.tables", table);
   const path = `options.tables.${table}`;
   if (!isObject(spec)) throw bad(`tables.${table}`, 'must be an object like { parents: ["plans"] }');
@@ -944,7 +947,7 @@ function tableOptions(read, tables, table) {
   }
   const given = read.get(spec, path, "parents");
   const parents = given === undefined ? [] : read.items(given, `${path}.parents`);
-  if (!parents || parents.some((p) => typeof p !== "string")) {
+  if (!parents || parents.some((p) => typeof p !== "string" || !isWellFormed(p))) {
     throw bad(`tables.${table}.parents`, "must be an array of table names");
   }
   return [table, parents, onConflict];
@@ -979,8 +982,13 @@ function primaryKeysOf(read, transport) {
   if (value === undefined) return [];
   if (!isObject(value)) throw bad("transport.primaryKeys", "must be an object mapping table to primary-key column");
   return read.keys(value, "options.transport.primaryKeys").map((table) => {
+    if (!isWellFormed(table)) {
+      throw bad("transport.primaryKeys", `has ${quoted(table)}, which is not well-formed text (a lone surrogate)`);
+    }
     const column = read.get(value, "options.transport.primaryKeys", table);
-    if (typeof column !== "string" || column === "") throw bad(`transport.primaryKeys.${table}`, "must be a column name");
+    if (typeof column !== "string" || column === "" || !isWellFormed(column)) {
+      throw bad(`transport.primaryKeys.${table}`, "must be a column name");
+    }
     return [table, column];
   });
 }
@@ -1030,7 +1038,7 @@ function transportOptions(read, transport) {
     throw bad("transport.allowAnonymous", `must be a boolean, not ${describe(allowAnonymous)}`);
   }
   return {
-    url: url.replace(/\/+$/, ""),
+    url: withoutTrailingSlashes(url),
     apiKey,
     getAccessToken,
     rpc: mode === "rpc",
@@ -1039,6 +1047,13 @@ function transportOptions(read, transport) {
     tokenTimeoutMs,
     allowAnonymous: allowAnonymous === true,
   };
+}
+
+/** A loop, not `/\/+$/`: that regex is quadratic on a long run of slashes. */
+function withoutTrailingSlashes(url) {
+  let end = url.length;
+  while (end > 0 && url[end - 1] === "/") end--;
+  return url.slice(0, end);
 }
 
 /** UTF-8 bytes of a well-formed string. */
@@ -1117,7 +1132,10 @@ function socketUrl(restUrl, apiKey) {
   if (!restUrl.endsWith("/rest/v1")) return undefined;
   let base = restUrl.slice(0, -"/rest/v1".length);
   if (base === "" || base.startsWith("/")) {
-    const origin = globalThis.location?.origin;
+    let origin;
+    try {
+      origin = globalThis.location?.origin;
+    } catch {}
     if (typeof origin !== "string") return undefined;
     base = origin + base;
   }

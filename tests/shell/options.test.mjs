@@ -68,6 +68,10 @@ test("each bad option is named with what it must be", () => {
     [{ transport: http, pull: { tables: ["a"], intervalMs: 999 } }, "options.pull.intervalMs must be an integer from 1000 to 86400000"],
     [{ transport: custom, pull: { tables: ["a"] } }, "options.pull.tables needs transport.url: the feed is read from PostgREST (rpc/record_sync_changes)"],
     [{ transport: { ...http, url: "https://x/api" }, pull: { tables: ["a"], realtime: true } }, "options.pull.realtime needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)"],
+    [{ transport: http, tables: { "a\ud800": {} } }, 'options.tables has "a\ud800", which is not well-formed text (a lone surrogate)'],
+    [{ transport: http, tables: { a: { parents: ["\udc00"] } } }, "options.tables.a.parents must be an array of table names"],
+    [{ transport: { ...http, primaryKeys: { "\ud800": "pk" } } }, 'options.transport.primaryKeys has "\ud800", which is not well-formed text (a lone surrogate)'],
+    [{ transport: { ...http, primaryKeys: { a: "\ud800" } } }, "options.transport.primaryKeys.a must be a column name"],
     // Relative, and no `location` to resolve it against (Node, as in a worker without one).
     [{ transport: { ...http, url: "/rest/v1" }, pull: { tables: ["a"], realtime: true } }, "options.pull.realtime needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)"],
   ];
@@ -88,6 +92,32 @@ test("an option that cannot be read is named, before any other error", () => {
   assert.equal(message(two), "RecordSync: options.user could not be read: who");
   const store = Object.defineProperties({ append() {}, clear() {} }, { load: throwing(Object.assign(new Error("m"), { name: "" })) });
   assert.equal(message({ transport: http, storage: store }), "RecordSync: options.storage.load could not be read: m");
+});
+
+test("hostile values: a huge string, a long run of slashes, a throwing `location`, a thrown revoked Proxy", () => {
+  // A huge string is described by its first 40 characters, without spreading the whole of it.
+  const huge = "a".repeat(50_000_000);
+  assert.equal(describe(huge), `the string "${"a".repeat(40)}"`);
+  assert.match(message({ transport: http, user: huge }), /^RecordSync: options\.user must be/);
+  // A long run of trailing slashes is trimmed in one pass (a regex `/\/+$/` was quadratic: 14 s for this one).
+  const slashes = readOptions({ transport: { ...http, url: "/" + "/".repeat(200_000) + "a//" } });
+  assert.equal(slashes.transport.url, "/" + "/".repeat(200_000) + "a");
+  const thrower = Object.getOwnPropertyDescriptor(globalThis, "location");
+  Object.defineProperty(globalThis, "location", { get() { throw new ReferenceError("no location"); }, configurable: true });
+  try {
+    assert.equal(
+      message({ transport: { ...http, url: "/rest/v1" }, pull: { tables: ["a"], realtime: true } }),
+      "RecordSync: options.pull.realtime needs a transport.url that ends in /rest/v1 (the realtime service is found next to it)",
+    );
+  } finally {
+    if (thrower) Object.defineProperty(globalThis, "location", thrower);
+    else delete globalThis.location;
+  }
+  // A thrown revoked Proxy is described, not rethrown: instanceof on it throws.
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const options = Object.defineProperty({ transport: http }, "maxRetries", { get() { throw revoked.proxy; }, enumerable: true });
+  assert.equal(message(options), "RecordSync: options.maxRetries could not be read: a revoked Proxy");
 });
 
 test("what the wasm is handed", () => {
