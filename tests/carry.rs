@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
 use record_sync::core::wire::{HttpResponse, WireConfig, WireMode};
+use record_sync::core::FastMap;
 use record_sync::core::{Change, Config, Engine, Fill, Op, Output, Priority, Row, SavedEntry, Snapshot};
 use serde_json::{json, Value};
 
@@ -152,7 +153,7 @@ fn config(s: &Scenario, client: &str) -> Config {
         batch_size: s.batch_size,
         // Lost requests are the point here, not the failed list.
         max_retries: 100,
-        parents: HashMap::from([(CHILD.to_owned(), vec![PARENT.to_owned()])]),
+        parents: FastMap::from_iter([(CHILD.to_owned(), vec![PARENT.to_owned()])]),
         fill: s.fill,
         wire: WireConfig { mode: WireMode::Rpc { function: "record_sync_apply".into() }, client_id: client.into() },
         ..Config::default()

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use proptest::prelude::*;
 use record_sync::core::wire::{Exchange, HttpRequest, HttpResponse, WireConfig, WireMode};
+use record_sync::core::FastMap;
 use record_sync::core::{
     Backoff, Batch, Change, ChangeOutcome, Config, Engine, EngineError, Event, Fill, Op, Outcome, OutgoingChange,
     Output, Priority, Row, Transmit,
@@ -201,10 +202,10 @@ fn config(s: &Scenario) -> Config {
         batch_size: s.batch_size,
         max_retries: s.max_retries,
         backoff: Backoff { base_ms: 100, max_ms: 5_000 },
-        parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
+        parents: FastMap::from_iter([("sessions".to_owned(), vec!["plans".to_owned()])]),
         fill: s.fill,
         seed: 42,
-        on_conflict: HashMap::new(),
+        on_conflict: FastMap::default(),
         wire: if s.rest {
             rest_wire()
         } else {
@@ -281,7 +282,7 @@ fn unavailable(retry_after_ms: Option<u64>) -> HttpResponse {
 }
 
 fn rest_wire() -> WireConfig {
-    WireConfig { mode: WireMode::Rest { primary_keys: HashMap::new() }, client_id: "c".into() }
+    WireConfig { mode: WireMode::Rest { primary_keys: FastMap::default() }, client_id: "c".into() }
 }
 
 /// A `last_changed` stamp that orders as the virtual clock does.

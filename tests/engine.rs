@@ -3,9 +3,8 @@
 // Native tests. `wasm-pack test` builds every test target for wasm32 too, where proptest does not build.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::HashMap;
-
 use proptest::prelude::*;
+use record_sync::core::FastMap;
 use record_sync::core::{
     Backoff, Batch, Change, ChangeOutcome, Config, ConflictReason, ConflictStrategy, Engine, EngineError, Event, Fill,
     Op, Outcome, Priority, Resolution, Row, Snapshot,
@@ -22,7 +21,7 @@ fn config() -> Config {
     Config {
         fill: Fill::DueOnly,
         backoff: Backoff { base_ms: 1_000, max_ms: 60_000 },
-        parents: HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]),
+        parents: FastMap::from_iter([("sessions".to_owned(), vec!["plans".to_owned()])]),
         ..Config::default()
     }
 }
@@ -419,7 +418,7 @@ fn answer(batch: &Batch<Row>, outcome: Outcome<Row>) -> Vec<ChangeOutcome<Row>> 
 }
 
 fn with_strategy(strategy: ConflictStrategy) -> Engine<Row> {
-    Engine::new(Config { on_conflict: HashMap::from([("plans".to_owned(), strategy)]), ..config() }).unwrap()
+    Engine::new(Config { on_conflict: FastMap::from_iter([("plans".to_owned(), strategy)]), ..config() }).unwrap()
 }
 
 #[test]

@@ -4,9 +4,8 @@
 // Native tests. `wasm-pack test` builds every test target for wasm32 too.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::HashMap;
-
 use record_sync::core::wire::{HttpResponse, WireConfig, WireMode};
+use record_sync::core::FastMap;
 use record_sync::core::{
     Change, Config, ConflictReason, Engine, EngineError, Event, Fill, Op, Output, Priority, Row, Transmit,
 };
@@ -22,7 +21,7 @@ fn rpc() -> WireMode {
 }
 
 fn rest() -> WireMode {
-    WireMode::Rest { primary_keys: HashMap::new() }
+    WireMode::Rest { primary_keys: FastMap::default() }
 }
 
 fn queue(e: &mut Engine<Row>, id: &str, data: Value, now: u64) -> u64 {
@@ -228,7 +227,7 @@ fn why_sending_waited_for_a_token_is_cleared_by_the_next_confirmed_write() {
 }
 
 /// What a page that died left stored, and the next page restoring it under an id of its own.
-fn next_page(first: &Engine<Row>, mode: WireMode, parents: HashMap<String, Vec<String>>) -> Engine<Row> {
+fn next_page(first: &Engine<Row>, mode: WireMode, parents: FastMap<String, Vec<String>>) -> Engine<Row> {
     let wire = WireConfig { mode, client_id: "c2".into() };
     Engine::restore(Config { fill: Fill::DueOnly, wire, parents, ..Config::default() }, first.export()).unwrap()
 }
@@ -238,7 +237,7 @@ fn a_restored_write_goes_under_the_client_id_it_was_queued_under_and_new_ones_un
     let mut first = engine(rpc());
     queue(&mut first, "kept", json!({ "id": "kept" }), 0);
     // The last queue the store committed: the write that held "sent" was lost with the page, after it went out.
-    let mut second = next_page(&first, rpc(), HashMap::new());
+    let mut second = next_page(&first, rpc(), FastMap::default());
     let sent = queue(&mut first, "sent", json!({ "id": "sent" }), 1);
     let body = transmit(&mut first).request.body.unwrap();
     assert!(body.contains(&format!(r#""client_id":"c1","seq":{sent},"table":"plans","id":"sent""#)), "{body}");
@@ -260,7 +259,7 @@ fn a_restored_write_goes_under_the_client_id_it_was_queued_under_and_new_ones_un
 
 #[test]
 fn a_custom_send_gets_one_client_id_per_batch_and_a_parent_of_another_id_goes_first() {
-    let parents = HashMap::from([("sessions".to_owned(), vec!["plans".to_owned()])]);
+    let parents = FastMap::from_iter([("sessions".to_owned(), vec!["plans".to_owned()])]);
     let mut first = Engine::new(Config {
         fill: Fill::DueOnly,
         wire: WireConfig { mode: WireMode::Custom, client_id: "c1".into() },

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use proptest::prelude::*;
 use record_sync::core::remote::{LocalChanges, PullOptions, Remote, RemoteOp, SavedCursor};
+use record_sync::core::FastMap;
 use record_sync::core::{
     Batch, Change, ChangeOutcome, Config, Conflict, ConflictReason, Engine, Op, Outcome, Priority, Resolution, Row,
 };
@@ -186,7 +187,8 @@ struct World {
 impl World {
     fn new() -> World {
         let config = Config { max_retries: 100, seed: 7, ..Config::default() };
-        let options = PullOptions { tables: vec!["t".into()], page_size: PAGE as u32, primary_keys: HashMap::new() };
+        let options =
+            PullOptions { tables: vec!["t".into()], page_size: PAGE as u32, primary_keys: FastMap::default() };
         World {
             server: Server { socket: Some(VecDeque::new()), ..Server::default() },
             engine: Engine::new(config).unwrap(),
@@ -277,7 +279,7 @@ impl World {
                     self.engine.on_batch_failed(batch.id, "reload", None, self.now).unwrap();
                 }
                 let options =
-                    PullOptions { tables: vec!["t".into()], page_size: PAGE as u32, primary_keys: HashMap::new() };
+                    PullOptions { tables: vec!["t".into()], page_size: PAGE as u32, primary_keys: FastMap::default() };
                 self.remote = Remote::new(ME, options);
                 self.remote.restore_cursor(self.stored.clone());
                 self.server.socket = self.server.socket.take().map(|_| VecDeque::new());
@@ -457,7 +459,7 @@ fn server_stands(remote: &mut Remote<Row>, engine: &Engine<Row>, conflicts: Vec<
 /// the conflict brings the app back to the server's row; with another local change pending, it waits.
 #[test]
 fn a_write_the_server_refused_as_older_brings_the_app_back_to_the_servers_row() {
-    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: HashMap::new() };
+    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: FastMap::default() };
     let mut remote = Remote::new(ME, options);
     let mut engine = Engine::new(Config::default()).unwrap();
     let theirs = json!({"id": "a", "x": "B", "record_sync_version": 5, "record_sync_origin": "other"});
@@ -573,7 +575,7 @@ fn a_change_held_when_the_page_reloads_is_read_again_by_the_next_instance() {
 /// origins, in a page or from realtime, are this client's own, and no others are.
 #[test]
 fn rows_written_under_an_earlier_pages_id_are_own_once_it_is_restored() {
-    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: HashMap::new() };
+    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: FastMap::default() };
     let mut remote: Remote<Row> = Remote::new(ME, options);
     let engine: Engine<Row> = Engine::new(Config::default()).unwrap();
     remote.also_own("earlier-page");
@@ -594,7 +596,7 @@ fn rows_written_under_an_earlier_pages_id_are_own_once_it_is_restored() {
 /// delayed older version is still dropped. Once that catch-up completes, duplicates are dropped again.
 #[test]
 fn a_reset_is_told_once_and_brings_every_current_row_again_but_never_an_older_one() {
-    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: HashMap::new() };
+    let options = PullOptions { tables: vec!["t".into()], page_size: 10, primary_keys: FastMap::default() };
     let mut remote: Remote<Row> = Remote::new(ME, options);
     let engine: Engine<Row> = Engine::new(Config::default()).unwrap();
     let row = |id: &str, v: u64| json!({"id": id, "record_sync_version": v}).as_object().cloned().unwrap();

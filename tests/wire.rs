@@ -10,6 +10,7 @@ use record_sync::core::wire::{
     decode_result, AnswerError, Exchange, HttpRequest, HttpResponse, ResultsError, WireConfig, WireMode, MALFORMED,
     MAX_IN_FLIGHT,
 };
+use record_sync::core::FastMap;
 use record_sync::core::{Batch, ChangeOutcome, Op, Outcome, OutgoingChange, Priority, Row};
 use serde_json::{json, Value};
 
@@ -41,7 +42,7 @@ fn batch(changes: Vec<OutgoingChange<Row>>) -> Batch<Row> {
 }
 
 fn rest() -> WireConfig {
-    let primary_keys = HashMap::from([("odd".to_owned(), "key col".to_owned())]);
+    let primary_keys = FastMap::from_iter([("odd".to_owned(), "key col".to_owned())]);
     WireConfig { mode: WireMode::Rest { primary_keys }, client_id: "c1".into() }
 }
 

@@ -1,6 +1,6 @@
 //! Engine options, checked once at construction so the engine itself can rely on them.
 
-use std::collections::HashMap;
+use super::hash::FastMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,14 +26,14 @@ pub struct Config {
     pub max_retries: u32,
     pub backoff: Backoff,
     /// Parent tables of each table: a batch that carries a child carries its parents' earlier changes first.
-    pub parents: HashMap<String, Vec<String>>,
+    pub parents: FastMap<String, Vec<String>>,
     /// Which writes that are not due yet ride along with a request that goes out anyway (see [`Fill`]).
     pub fill: Fill,
     /// Seed of the backoff jitter; the shell passes entropy, tests pass a constant.
     pub seed: u64,
     /// What a conflict does to the write, per table; [`ConflictStrategy::LastWriterWins`] where unset.
     #[serde(default)]
-    pub on_conflict: HashMap<String, ConflictStrategy>,
+    pub on_conflict: FastMap<String, ConflictStrategy>,
     /// How batches travel (rest, rpc, or the app's own `send`). Not part of what is stored: the shell sets it
     /// from the options at every start.
     #[serde(skip)]
@@ -79,10 +79,10 @@ impl Default for Config {
             batch_size: 10,
             max_retries: 3,
             backoff: Backoff::default(),
-            parents: HashMap::new(),
+            parents: FastMap::default(),
             fill: Fill::Idle { idle_ms: 1_000 },
             seed: 0,
-            on_conflict: HashMap::new(),
+            on_conflict: FastMap::default(),
             wire: WireConfig::default(),
         }
     }

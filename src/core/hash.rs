@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 #[derive(Clone, Copy, Default)]
-pub(crate) struct FoldHasher(u64);
+pub struct FoldHasher(u64);
 
 impl FoldHasher {
     fn add(&mut self, word: u64) {
@@ -54,8 +54,9 @@ impl Hasher for FoldHasher {
     }
 }
 
-/// A HashMap keyed by records or tables.
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
+/// Every hash map of the core and the shell, the public config's included: one hasher, so that the wasm holds
+/// no SipHash, and as few key and value types as can be, each being a hash table's code of its own.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
 pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FoldHasher>>;
 
 /// The hash of a record key, as [`SlotIndex`] takes it: 32 bits, so that the queue can keep it beside a slot

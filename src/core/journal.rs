@@ -13,8 +13,6 @@
 //! replay identity the server knows the seqs by) and the owner to format 1, which is [`Snapshot`] as
 //! `Engine::export` writes it, read as a replacing record without a client id. All three are read.
 
-use std::collections::HashMap;
-
 use super::engine::Engine;
 use super::hash::{FastMap, FastSet};
 use super::json::{write_u64, Json, JsonError, ObjectWriter};
@@ -348,13 +346,13 @@ pub fn replay<P: Payload>(stored: Vec<StoredRecord<P>>) -> Result<Option<Stored<
 /// type of the remote feed's `known`, so the wasm holds one hash table's code for both, where a map of its own
 /// from record to entries was another.
 struct Records<P> {
-    index: HashMap<(String, String), u64>,
+    index: FastMap<(String, String), u64>,
     writes: Vec<Vec<SavedEntry<P>>>,
 }
 
 impl<P> Default for Records<P> {
     fn default() -> Self {
-        Records { index: HashMap::new(), writes: Vec::new() }
+        Records { index: FastMap::default(), writes: Vec::new() }
     }
 }
 

@@ -28,6 +28,7 @@ pub use engine::{
     Output, PendingView, Resolution, Transmit,
 };
 pub use error::{ArgumentError, EngineError, RestoreError};
+pub use hash::{FastMap, FoldHasher};
 pub use merge::{merge, InsertOfExisting, Merged};
 #[cfg(any(test, not(target_arch = "wasm32")))]
 pub use payload::Row;

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::change::{Op, Priority};
-use super::hash::{record_hash, FastMap, SlotIndex};
+use super::hash::{record_hash, SlotIndex};
 use super::merge::{self, InsertOfExisting, Merged};
 use super::payload::Payload;
 
@@ -400,8 +400,9 @@ pub(crate) struct Queue<P> {
     len: usize,
     /// (deadline, order) of every entry.
     due: PairSet,
-    /// (order, slot) of the entries of each table that is some table's parent; other tables are not indexed.
-    by_table: FastMap<TableId, PairSet>,
+    /// (order, slot) of the entries of each table that is some table's parent, indexed by table id; other
+    /// tables are not indexed (`None`).
+    by_table: Vec<Option<PairSet>>,
     per_priority: [u64; 4],
 }
 
@@ -414,7 +415,17 @@ impl<P> Queue<P> {
                 orders.insert((order, slot.into()));
             }
         }
-        self.by_table.insert(table, orders);
+        let at = table as usize;
+        if self.by_table.len() <= at {
+            self.by_table.resize_with(at + 1, || None);
+        }
+        if let Some(slot) = self.by_table.get_mut(at) {
+            *slot = Some(orders);
+        }
+    }
+
+    fn table_index(&mut self, table: TableId) -> Option<&mut PairSet> {
+        self.by_table.get_mut(table as usize).and_then(Option::as_mut)
     }
 
     pub fn len(&self) -> usize {
@@ -456,7 +467,7 @@ impl<P> Queue<P> {
         self.by_order.insert(order, slot, hash);
         self.len += 1;
         self.due.insert((deadline, order));
-        if let Some(orders) = self.by_table.get_mut(&table) {
+        if let Some(orders) = self.table_index(table) {
             orders.insert((order, slot.into()));
         }
         self.per_priority[priority.index()] += 1;
@@ -472,7 +483,7 @@ impl<P> Queue<P> {
         self.slots.remove(hash, slot);
         self.len -= 1;
         self.due.remove(&(entry.deadline, entry.order));
-        if let Some(orders) = self.by_table.get_mut(&entry.key.0) {
+        if let Some(orders) = self.table_index(entry.key.0) {
             orders.remove(&(entry.order, slot.into()));
         }
         self.per_priority[entry.priority.index()] -= 1;
@@ -494,7 +505,7 @@ impl<P> Queue<P> {
 
     /// Up to `limit` (order, slot) of `table`'s entries that come before `before`, earliest first.
     pub fn earlier_in_table(&self, table: TableId, before: u64, limit: usize) -> impl Iterator<Item = (u64, u32)> + '_ {
-        let orders = self.by_table.get(&table).into_iter();
+        let orders = self.by_table.get(table as usize).and_then(Option::as_ref).into_iter();
         orders.flat_map(move |orders| {
             orders
                 .iter()

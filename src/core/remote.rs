@@ -25,9 +25,8 @@
 //! realtime and again by catch-up) and changes older than one already seen are dropped quietly: that is the
 //! race between the two paths, not bad input.
 
-use std::collections::HashMap;
-
 use super::engine::Engine;
+use super::hash::FastMap;
 use super::json::{write_array, write_str, Json, JsonError, ObjectWriter};
 use super::payload::{Column, Payload};
 use super::read::{FieldError, Fields};
@@ -237,7 +236,7 @@ pub struct PullOptions {
     pub tables: Vec<String>,
     pub page_size: u32,
     /// Primary-key column per table where it is not `id`.
-    pub primary_keys: HashMap<String, String>,
+    pub primary_keys: FastMap<String, String>,
 }
 
 struct Held<P> {
@@ -273,10 +272,10 @@ pub struct Remote<P> {
     /// The cursor last handed out to be stored ([`Remote::take_moved_cursor`]).
     stored: Option<String>,
     /// Highest version seen per record, to drop duplicates and stale changes.
-    known: HashMap<(String, String), u64>,
+    known: FastMap<(String, String), u64>,
     /// A hash map, not a `BTreeMap`: the wasm's only BTree of this key and value was 6 KB of code
     /// (docs/measurements.md, h22-size). [`Remote::release`] puts what it delivers in feed order itself.
-    held: HashMap<(String, String), Held<P>>,
+    held: FastMap<(String, String), Held<P>>,
     ready: Vec<RemoteChange<P>>,
     /// The number of the pull under way.
     running: Option<u64>,
@@ -308,8 +307,8 @@ impl<P: Payload> Remote<P> {
             options,
             cursor: None,
             stored: None,
-            known: HashMap::new(),
-            held: HashMap::new(),
+            known: FastMap::default(),
+            held: FastMap::default(),
             ready: Vec::new(),
             running: None,
             pulls_started: 0,
@@ -690,7 +689,7 @@ impl<P: Payload> Remote<P> {
         }
         let mut changes = Vec::with_capacity(raw.len());
         // The key type of `known`: one hash table's code for both (a key of its own was one more).
-        let mut versions: HashMap<(String, String), u64> = HashMap::new();
+        let mut versions: FastMap<(String, String), u64> = FastMap::default();
         for value in raw {
             let change = self.read_change(value)?;
             let last = versions.entry((change.table.clone(), change.id.clone())).or_insert(0);
@@ -753,7 +752,7 @@ mod tests {
     }
 
     fn remote() -> Remote<Row> {
-        let options = PullOptions { tables: vec!["t".into()], page_size: 500, primary_keys: HashMap::from([]) };
+        let options = PullOptions { tables: vec!["t".into()], page_size: 500, primary_keys: FastMap::default() };
         Remote::new("me", options)
     }
 

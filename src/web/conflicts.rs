@@ -4,7 +4,7 @@
 //! `(local, server) => row | null` runs here, not in the sans-IO engine, and its row is queued as a forced
 //! upsert.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
@@ -63,7 +63,10 @@ pub fn report(shared: &Shared, conflicts: Vec<Conflict>) {
         if let Some(row) = conflict.server_row.as_mut() {
             strip_feed_columns(row);
         }
-        let resolution = match (conflict.resolution, merges.get(&conflict.table)) {
+        let resolution = match (
+            conflict.resolution,
+            merges.iter().find(|(table, _)| *table == conflict.table).map(|(_, merge)| merge),
+        ) {
             (Resolution::Merge, Some(merge)) => resolve(shared, &conflict, merge),
             (resolution, _) => resolution_name(resolution),
         };
@@ -160,5 +163,6 @@ fn resolve(shared: &Shared, conflict: &Conflict, merge: &Function) -> &'static s
     }
 }
 
-/// The merge functions by table, shared with the state.
-pub type Merges = std::rc::Rc<HashMap<String, Function>>;
+/// The merge functions by table, shared with the state: a list, as there are a few tables at most (a map of its
+/// own was one more hash table's code in the wasm).
+pub type Merges = std::rc::Rc<Vec<(String, Function)>>;

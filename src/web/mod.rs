@@ -63,7 +63,7 @@ struct State {
     conflicts: conflicts::Conflicts,
     merges: conflicts::Merges,
     /// Primary-key column per table where it is not `id`.
-    primary_keys: std::collections::HashMap<String, String>,
+    primary_keys: crate::core::FastMap<String, String>,
     destroyed: bool,
     timer: Option<Timer>,
     /// A microtask tick is queued.

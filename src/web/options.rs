@@ -2,7 +2,7 @@
 //! `TypeError`, read into the core's config and the shell's transport. The checks and their messages live in JS:
 //! in the wasm they were its largest function.
 
-use std::collections::HashMap;
+use crate::core::FastMap;
 
 use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
@@ -50,9 +50,9 @@ pub struct Options {
     pub config: Config,
     pub transport: Transport,
     /// The app's merge functions, by table (`tables: { t: { onConflict: (local, server) => row | null } }`).
-    pub merges: HashMap<String, Function>,
+    pub merges: Vec<(String, Function)>,
     /// Primary-key column per table where it is not `id`.
-    pub primary_keys: HashMap<String, String>,
+    pub primary_keys: FastMap<String, String>,
 }
 
 pub fn from_core(e: ArgumentError) -> JsValue {
@@ -87,7 +87,7 @@ pub fn read(checked: &JsValue, client_id: String, seed: u64) -> Options {
             *slot = ms as u64;
         }
     }
-    let mut merges = HashMap::new();
+    let mut merges = Vec::new();
     for spec in array(checked, "tables").iter() {
         let spec: Array = spec.unchecked_into();
         let table = spec.get(0).as_string().unwrap_or_default();
@@ -96,7 +96,7 @@ pub fn read(checked: &JsValue, client_id: String, seed: u64) -> Options {
             Some("clientWins") => Some(ConflictStrategy::ClientWins),
             Some(_) => Some(ConflictStrategy::LastWriterWins),
             None => on_conflict.dyn_into::<Function>().ok().map(|merge| {
-                merges.insert(table.clone(), merge);
+                merges.push((table.clone(), merge));
                 ConflictStrategy::Merge
             }),
         };
@@ -105,7 +105,7 @@ pub fn read(checked: &JsValue, client_id: String, seed: u64) -> Options {
         }
         config.parents.insert(table, strings(&spec.get(1).unchecked_into()));
     }
-    let mut primary_keys = HashMap::new();
+    let mut primary_keys = FastMap::default();
     for pair in array(checked, "primaryKeys").iter() {
         let pair: Array = pair.unchecked_into();
         if let (Some(table), Some(column)) = (pair.get(0).as_string(), pair.get(1).as_string()) {

@@ -69,7 +69,7 @@ pub struct Pull {
 /// The `pull` option, as [`super::options::check`] gave it; `None` without it.
 pub fn from_options(
     checked: &JsValue,
-    primary_keys: &std::collections::HashMap<String, String>,
+    primary_keys: &crate::core::FastMap<String, String>,
     client_id: &str,
 ) -> Option<Pull> {
     let pull = js::get(checked, "pull");

@@ -81,7 +81,7 @@ pub struct Tabs {
     /// Follower: records written to the inbox that the leader has not said it took in yet.
     /// A map whose values go unread, not a set: it is the type of the core's `Remote::known`, so that the wasm
     /// holds one hash table's code for both (1 KB gzip less than a `BTreeSet`, 0.5 KB less than a `HashSet`).
-    pub inboxed: std::collections::HashMap<(String, String), u64>,
+    pub inboxed: crate::core::FastMap<(String, String), u64>,
     /// Follower: wakes the leader at the earliest deadline of the changes this tab queued.
     alarm: Option<(u64, gloo_timers::callback::Timeout)>,
     /// Leader: reading the inbox; `again`: a message came meanwhile.

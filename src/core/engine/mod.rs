@@ -67,8 +67,9 @@ pub struct Engine<P> {
     config: Config,
     tables: Vec<Rc<str>>,
     table_ids: FastMap<Rc<str>, TableId>,
-    /// Ancestor tables of each table that has any, by id.
-    ancestors: FastMap<TableId, Vec<TableId>>,
+    /// Ancestor tables of each table the config names parents for, indexed by table id (ids are dense): a
+    /// vector, not a map, is one hash table's code less in the wasm and no hashing on the way.
+    ancestors: Vec<Option<Vec<TableId>>>,
     pending: Queue<P>,
     in_flight: Option<InFlight<P>>,
     /// The last flight's vector, empty, for the next: one allocation less per batch.
@@ -122,7 +123,7 @@ impl<P: Payload> Engine<P> {
             config,
             tables: Vec::new(),
             table_ids: FastMap::default(),
-            ancestors: FastMap::default(),
+            ancestors: Vec::new(),
             pending: Queue::default(),
             in_flight: None,
             spare: Vec::new(),
@@ -158,7 +159,13 @@ impl<P: Payload> Engine<P> {
                 engine.pending.index_table(ancestor);
             }
             let id = engine.intern(&table);
-            engine.ancestors.insert(id, ancestors);
+            let at = id as usize;
+            if engine.ancestors.len() <= at {
+                engine.ancestors.resize(at + 1, None);
+            }
+            if let Some(slot) = engine.ancestors.get_mut(at) {
+                *slot = Some(ancestors);
+            }
         }
         Ok(engine)
     }
@@ -436,7 +443,12 @@ impl<P: Payload> Engine<P> {
 
     /// The ancestor tables of a table, none for one the config names no parent of (or none interned).
     pub(crate) fn ancestors_of(&self, table: TableId) -> &[TableId] {
-        self.ancestors.get(&table).map_or(&[], Vec::as_slice)
+        self.ancestors_entry(table).map_or(&[], Vec::as_slice)
+    }
+
+    /// The ancestors of a table the config names parents for (perhaps none), `None` for any other.
+    pub(crate) fn ancestors_entry(&self, table: TableId) -> Option<&Vec<TableId>> {
+        self.ancestors.get(table as usize).and_then(Option::as_ref)
     }
 
     // record-sync durable queue (H3): per-record lookups for `Engine::export_record`.

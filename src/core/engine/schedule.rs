@@ -130,9 +130,9 @@ impl<P: Payload> Engine<P> {
     /// parent goes before its child when the two tie. Takes and gives slots.
     fn send_order(&self, mut chosen: Vec<(u64, u32)>) -> Vec<u32> {
         let has_ancestors = |&(_, slot): &(u64, u32)| {
-            self.pending.at_slot(slot).is_some_and(|entry| self.ancestors.contains_key(&entry.key.0))
+            self.pending.at_slot(slot).is_some_and(|entry| self.ancestors_entry(entry.key.0).is_some())
         };
-        if self.ancestors.is_empty() || !chosen.iter().any(has_ancestors) {
+        if self.config.parents.is_empty() || !chosen.iter().any(has_ancestors) {
             // No parent to go first: queue order alone.
             sort_by_key(&mut chosen, |&(order, _)| [order, 0, 0]);
             return chosen.into_iter().map(|(_, slot)| slot).collect();
@@ -141,7 +141,7 @@ impl<P: Payload> Engine<P> {
         let mut items: Vec<(u32, &Entry<P>, &Vec<TableId>)> = chosen
             .iter()
             .filter_map(|&(_, slot)| Some((slot, self.pending.at_slot(slot)?)))
-            .map(|(slot, entry)| (slot, entry, self.ancestors.get(&entry.key.0).unwrap_or(&no_ancestors)))
+            .map(|(slot, entry)| (slot, entry, self.ancestors_entry(entry.key.0).unwrap_or(&no_ancestors)))
             .collect();
         // A table has strictly more ancestors than any of its ancestors: a topological order.
         sort_by_key(&mut items, |(_, entry, ancestors)| [ancestors.len() as u64, entry.order, 0]);
@@ -163,7 +163,7 @@ impl<P: Payload> Engine<P> {
     /// (order, slot) of pending entries of the ancestor tables of `entry` that were queued before its latest
     /// change (which may point at a parent created after the entry began), ascending, at most `limit`.
     fn earlier_parents(&self, entry: &Entry<P>, limit: usize) -> Vec<(u64, u32)> {
-        let Some(ancestors) = self.ancestors.get(&entry.key.0) else { return Vec::new() };
+        let Some(ancestors) = self.ancestors_entry(entry.key.0) else { return Vec::new() };
         let mut orders: Vec<(u64, u32)> =
             ancestors.iter().flat_map(|&table| self.pending.earlier_in_table(table, entry.latest(), limit)).collect();
         sort_by_key(&mut orders, |&(order, _)| [order, 0, 0]);

@@ -10,7 +10,7 @@ mod response;
 mod rest;
 mod rpc;
 
-use std::collections::HashMap;
+use crate::core::FastMap;
 
 pub use custom::{write_change, MALFORMED};
 pub use encode::{column, columns, in_list, path_segment};
@@ -32,7 +32,7 @@ pub struct WireConfig {
 pub enum WireMode {
     /// Plain PostgREST: bulk upserts, patches and deletes per table. `primary_keys` maps a table to its
     /// primary-key column where that is not `id`.
-    Rest { primary_keys: HashMap<String, String> },
+    Rest { primary_keys: FastMap<String, String> },
     /// One call of the named SQL function per batch.
     Rpc { function: String },
     /// The app's own `send(batch)`: the request's body is the batch it receives (`{ id, clientId, lowWater,

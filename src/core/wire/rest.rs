@@ -12,7 +12,7 @@
 //! keep the batch's order, which is what keeps parents before children; only a run of one-record `PATCH`es and
 //! `GET`s, whose order does not matter, may be out together (exchange.rs).
 
-use std::collections::{HashMap, HashSet};
+use crate::core::FastMap;
 
 use super::encode;
 use super::response::AnswerError;
@@ -62,7 +62,7 @@ impl Group {
     }
 }
 
-pub(super) fn primary_key<'a>(keys: &'a HashMap<String, String>, table: &str) -> &'a str {
+pub(super) fn primary_key<'a>(keys: &'a FastMap<String, String>, table: &str) -> &'a str {
     keys.get(table).map_or("id", String::as_str)
 }
 
@@ -100,7 +100,7 @@ fn write_row_with_key<P: Payload>(out: &mut String, change: &OutgoingChange<P>, 
 }
 
 /// Splits a batch into requests, in order.
-pub(super) fn plan<P: Payload>(changes: &[OutgoingChange<P>], keys: &HashMap<String, String>) -> Vec<Group> {
+pub(super) fn plan<P: Payload>(changes: &[OutgoingChange<P>], keys: &FastMap<String, String>) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for (index, change) in changes.iter().enumerate() {
         let pk = primary_key(keys, &change.table);
@@ -205,7 +205,7 @@ pub(super) fn returned_rows(body: &str) -> Result<Vec<Json<'_>>, AnswerError> {
     }
 }
 
-pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> HashSet<String> {
+pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> crate::core::hash::FastSet<String> {
     rows.iter().filter_map(|row| row.get(pk)).map(id_text).collect()
 }
 

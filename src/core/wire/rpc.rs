@@ -1,8 +1,6 @@
 //! `rpc` mode: the whole batch in one call of `record_sync_apply(changes jsonb, low_water bigint)`, which
 //! applies the writes in order, each in its own savepoint, and answers one result per write.
 
-use std::collections::HashSet;
-
 use super::encode;
 use super::response::{decode_results, AnswerError};
 use super::HttpRequest;
@@ -51,7 +49,9 @@ pub(super) fn outcomes<P: Payload>(
     body: &str,
 ) -> Result<Vec<ChangeOutcome<P>>, AnswerError> {
     let mut outcomes = decode_results(body).map_err(AnswerError::Function)?;
-    let sent: HashSet<u64> = members.iter().filter_map(|&i| batch.changes.get(i)).map(|c| c.seq).collect();
-    outcomes.retain(|outcome| sent.contains(&outcome.seq));
+    // A map to itself, not a set: the scheduler's type, so no hash table's code of its own in the wasm.
+    let sent: crate::core::hash::FastMap<u64, u64> =
+        members.iter().filter_map(|&i| batch.changes.get(i)).map(|c| (c.seq, c.seq)).collect();
+    outcomes.retain(|outcome| sent.contains_key(&outcome.seq));
     Ok(outcomes)
 }
