@@ -53,11 +53,19 @@ impl<P: Payload> Engine<P> {
         let Some(mut flight) = self.in_flight.take_if(|f| f.id == batch_id) else {
             return Err(EngineError::UnknownBatch(batch_id));
         };
-        let mut by_seq: FastMap<u64, Outcome<P>> = outcomes.into_iter().map(|o| (o.seq, o.outcome)).collect();
+        // Each seq's outcome (the last, should one come twice), found through a map of the scheduler's type:
+        // a map to the outcomes themselves was one more hash table's code in the wasm.
+        let mut by_seq: FastMap<u64, u64> = FastMap::default();
+        let mut found: Vec<Option<Outcome<P>>> = Vec::with_capacity(outcomes.len());
+        for (at, outcome) in outcomes.into_iter().enumerate() {
+            by_seq.insert(outcome.seq, at as u64);
+            found.push(Some(outcome.outcome));
+        }
         let mut transient_failures = 0;
         let mut retry_after: Option<u64> = None;
         for entry in flight.entries.drain(..) {
-            let outcome = match (by_seq.remove(&entry.seq), unauthorized) {
+            let outcome = by_seq.remove(&entry.seq).and_then(|at| found.get_mut(at as usize)).and_then(Option::take);
+            let outcome = match (outcome, unauthorized) {
                 (Some(outcome), _) => outcome,
                 (None, Some(_)) => {
                     self.return_to_pending(entry, now);
