@@ -452,6 +452,15 @@ fn rest_transient_failure_stops_the_rest_of_the_batch() {
     );
 }
 
+/// The exchange of `updates_then_insert` with its first `n` PATCHes out, under ids `0..n`.
+fn patches_out(n: u64) -> Exchange<Row> {
+    let mut exchange = Exchange::new(&updates_then_insert(), &rest());
+    for id in 0..n {
+        exchange.next_request(id).unwrap();
+    }
+    exchange
+}
+
 /// Updates of five records, then an insert: the updates' PATCHes are independent of one another.
 fn updates_then_insert() -> Batch<Row> {
     let mut changes: Vec<OutgoingChange<Row>> =
@@ -500,11 +509,7 @@ fn rest_patches_of_distinct_records_go_out_together_and_what_follows_waits_for_a
 
 #[test]
 fn rest_a_transient_failure_beside_other_patches_keeps_their_answers_and_sends_nothing_more() {
-    let b = updates_then_insert();
-    let mut exchange = Exchange::new(&b, &rest());
-    for id in 0..4 {
-        exchange.next_request(id).unwrap();
-    }
+    let mut exchange = patches_out(4);
     assert!(exchange.on_network_error(1, "Failed to fetch"));
     assert!(exchange.next_request(4).is_none(), "nothing more goes after a transient failure");
     assert!(!exchange.is_done(), "three PATCHes are still out");
@@ -536,12 +541,8 @@ fn patched(request: &HttpRequest) -> &'static str {
 
 #[test]
 fn rest_a_patch_refused_beside_others_goes_again_alone_before_the_rest_and_only_then_fails() {
-    let b = updates_then_insert();
     let unique = || status(409, r#"{"code":"23505","message":"duplicate key value violates unique constraint"}"#);
-    let mut exchange = Exchange::new(&b, &rest());
-    for id in 0..4 {
-        exchange.next_request(id).unwrap();
-    }
+    let mut exchange = patches_out(4);
     // p2's new value is one that p1's PATCH frees: refused while p1's was out beside it.
     assert!(exchange.on_response(1, unique()));
     for (id, record) in [(0, "p1"), (2, "p3"), (3, "p4")] {
@@ -569,11 +570,7 @@ fn rest_a_patch_refused_beside_others_goes_again_alone_before_the_rest_and_only_
 
 #[test]
 fn rest_a_patch_refused_beside_others_lands_when_sent_again_alone() {
-    let b = updates_then_insert();
-    let mut exchange = Exchange::new(&b, &rest());
-    for id in 0..2 {
-        exchange.next_request(id).unwrap();
-    }
+    let mut exchange = patches_out(2);
     assert!(exchange.on_response(0, status(409, r#"{"code":"23505","message":"duplicate key"}"#)));
     assert!(exchange.on_response(1, touched("p2")));
     let again = exchange.next_request(2).unwrap();
