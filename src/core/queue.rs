@@ -22,6 +22,18 @@ pub(crate) type TableId = u32;
 /// A record: its table and its id. The queue stores it once, in the entry (the indexes hold slot numbers).
 pub(crate) type Key = (TableId, Box<str>);
 
+/// Sets what `slots`, per-table data indexed by the dense table ids, holds for `table`, growing it as needed:
+/// a vector, not a map, is no hashing on the way and one hash table's code less in the wasm.
+pub(crate) fn set_for_table<T>(slots: &mut Vec<Option<T>>, table: TableId, value: T) {
+    let at = table as usize;
+    if slots.len() <= at {
+        slots.resize_with(at + 1, || None);
+    }
+    if let Some(slot) = slots.get_mut(at) {
+        *slot = Some(value);
+    }
+}
+
 /// One pending write, standing for one or more changes the caller queued for the same record.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Entry<P> {
@@ -400,8 +412,8 @@ pub(crate) struct Queue<P> {
     len: usize,
     /// (deadline, order) of every entry.
     due: PairSet,
-    /// (order, slot) of the entries of each table that is some table's parent, indexed by table id; other
-    /// tables are not indexed (`None`).
+    /// (order, slot) of the entries of each table that is some table's parent, indexed by table id
+    /// ([`set_for_table`]); other tables are not indexed (`None`).
     by_table: Vec<Option<PairSet>>,
     per_priority: [u64; 4],
 }
@@ -415,13 +427,7 @@ impl<P> Queue<P> {
                 orders.insert((order, slot.into()));
             }
         }
-        let at = table as usize;
-        if self.by_table.len() <= at {
-            self.by_table.resize_with(at + 1, || None);
-        }
-        if let Some(slot) = self.by_table.get_mut(at) {
-            *slot = Some(orders);
-        }
+        set_for_table(&mut self.by_table, table, orders);
     }
 
     fn table_index(&mut self, table: TableId) -> Option<&mut PairSet> {

@@ -26,7 +26,7 @@ use super::error::EngineError;
 use super::hash::FastMap;
 use super::merge::InsertOfExisting;
 use super::payload::Payload;
-use super::queue::{Absorbed, Entry, Key, Queue, TableId};
+use super::queue::{set_for_table, Absorbed, Entry, Key, Queue, TableId};
 use super::snapshot::SavedState;
 use super::sort::sort_names;
 use super::stats::LatencyWindow;
@@ -67,8 +67,7 @@ pub struct Engine<P> {
     config: Config,
     tables: Vec<Rc<str>>,
     table_ids: FastMap<Rc<str>, TableId>,
-    /// Ancestor tables of each table the config names parents for, indexed by table id (ids are dense): a
-    /// vector, not a map, is one hash table's code less in the wasm and no hashing on the way.
+    /// Ancestor tables of each table the config names parents for, indexed by table id ([`set_for_table`]).
     ancestors: Vec<Option<Vec<TableId>>>,
     pending: Queue<P>,
     in_flight: Option<InFlight<P>>,
@@ -159,13 +158,7 @@ impl<P: Payload> Engine<P> {
                 engine.pending.index_table(ancestor);
             }
             let id = engine.intern(&table);
-            let at = id as usize;
-            if engine.ancestors.len() <= at {
-                engine.ancestors.resize(at + 1, None);
-            }
-            if let Some(slot) = engine.ancestors.get_mut(at) {
-                *slot = Some(ancestors);
-            }
+            set_for_table(&mut engine.ancestors, id, ancestors);
         }
         Ok(engine)
     }
