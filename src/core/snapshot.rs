@@ -535,7 +535,7 @@ impl<P: Payload> Engine<P> {
     /// send order ranks them. The parent rule sees a carried write at its order here ([`Entry::latest`]): its
     /// seq counts in the other engine's numbering. A child created before its parent and then pointed at it
     /// would otherwise stand before the parent.
-    fn carry_order(&self, entries: &mut Vec<SavedEntry<P>>) {
+    fn carry_order(&self, entries: &mut [SavedEntry<P>]) {
         let ancestors = |table: u64| self.ancestors_of(table as TableId);
         // Parents before children (a table has more ancestors than any of its ancestors), each with its table.
         let mut keyed: Vec<(SortKey, usize)> = Vec::with_capacity(entries.len());
@@ -611,7 +611,7 @@ impl<P: Payload> Engine<P> {
 }
 
 /// Send order, a blocked write after the failed one of its record.
-pub fn sort_saved<P>(entries: &mut Vec<SavedEntry<P>>) {
+pub fn sort_saved<P>(entries: &mut [SavedEntry<P>]) {
     sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
 

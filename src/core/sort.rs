@@ -9,18 +9,41 @@
 pub(crate) type SortKey = [u64; 3];
 
 /// Sorts `items` by `key`; items whose keys tie keep their order (the index breaks the tie).
-pub(crate) fn sort_by_key<T>(items: &mut Vec<T>, key: impl Fn(&T) -> SortKey) {
-    let mut keyed: Vec<(SortKey, usize)> = items.iter().map(&key).enumerate().map(|(i, k)| (k, i)).collect();
-    // In order already (a snapshot's entries mostly are): nothing to move.
-    if sort_keys(&mut keyed) {
+pub(crate) fn sort_by_key<T>(items: &mut [T], key: impl Fn(&T) -> SortKey) {
+    if let Some(keyed) = sorted_keys(items.len(), &|i| key(&items[i])) {
         permute(items, &keyed);
     }
 }
 
-/// Puts `items` in the order of the indexes in `keyed` (as [`sort_keys`] left them).
-pub(crate) fn permute<T>(items: &mut Vec<T>, keyed: &[(SortKey, usize)]) {
-    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
-    items.extend(keyed.iter().filter_map(|&(_, i)| slots.get_mut(i).and_then(Option::take)));
+/// The keys of items `0..len`, sorted with their indexes; `None` when they are in order already (a snapshot's
+/// entries mostly are) and nothing is to move. Behind `dyn`, so that each item type adds only its key function.
+fn sorted_keys(len: usize, key: &dyn Fn(usize) -> SortKey) -> Option<Vec<(SortKey, usize)>> {
+    let mut keyed: Vec<(SortKey, usize)> = (0..len).map(|i| (key(i), i)).collect();
+    sort_keys(&mut keyed).then_some(keyed)
+}
+
+/// Puts `items` in the order of the indexes in `keyed` (as [`sort_keys`] left them). In place, by swaps: the
+/// per-type part is one `swap`, and the walk that plans the swaps is compiled once for every type.
+pub(crate) fn permute<T>(items: &mut [T], keyed: &[(SortKey, usize)]) {
+    swaps(keyed, &mut |a, b| items.swap(a, b));
+}
+
+/// Follows each cycle of the permutation once: position `k` takes the item at `keyed[k].1`, and the item it
+/// held moves on along the cycle. An index out of range (never made by [`sort_keys`]) ends its cycle.
+fn swaps(keyed: &[(SortKey, usize)], swap: &mut dyn FnMut(usize, usize)) {
+    let mut placed = vec![false; keyed.len()];
+    for start in 0..keyed.len() {
+        let mut k = start;
+        while !placed[k] {
+            placed[k] = true;
+            let from = keyed[k].1;
+            if from == start || from >= keyed.len() {
+                break;
+            }
+            swap(k, from);
+            k = from;
+        }
+    }
 }
 
 /// Sorts `v`, in time linear in its sorted start: what the core sorts most is nearly in order already (a

@@ -16,7 +16,7 @@ impl<P: Payload> Engine<P> {
         for key in keys {
             let Some(failed) = self.failed_keys.get(&key) else { continue };
             let entry = Entry { attempts: 0, deadline: now, ..failed.entry.clone() };
-            let folded = match self.blocked.get(&key) {
+            let folded = match &failed.blocked {
                 None => Some(entry),
                 // Refused only when the blocked write is an insert after a failed insert or update; both stay
                 // as they are until the caller discards one.
@@ -26,7 +26,6 @@ impl<P: Payload> Engine<P> {
                 },
             };
             self.failed_keys.remove(&key);
-            self.blocked.remove(&key);
             if let Some(folded) = folded {
                 self.pending.insert(folded);
             }
@@ -41,10 +40,8 @@ impl<P: Payload> Engine<P> {
     pub fn discard_failed(&mut self, only: Option<u64>) -> usize {
         let keys = self.failed_keys_in_order(only);
         for key in &keys {
-            if self.failed_keys.remove(key).is_some() {
-                if let Some(blocked) = self.blocked.remove(key) {
-                    self.pending.insert(blocked);
-                }
+            if let Some(blocked) = self.failed_keys.remove(key).and_then(|failed| failed.blocked) {
+                self.pending.insert(blocked);
             }
         }
         self.changed = true;

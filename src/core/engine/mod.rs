@@ -73,10 +73,8 @@ pub struct Engine<P> {
     in_flight: Option<InFlight<P>>,
     /// The last flight's vector, empty, for the next: one allocation less per batch.
     spare: Vec<Entry<P>>,
-    /// Writes waiting behind a failed write of the same record.
-    blocked: FastMap<Key, Entry<P>>,
-    /// The failed writes, at most one per record. Few, and sorted by order when listed: an ordered index
-    /// would be another BTree type in the wasm.
+    /// The failed writes, at most one per record, each with the write waiting behind it (`blocked`). Few, and
+    /// sorted by order when listed: an ordered index would be another BTree type in the wasm.
     failed_keys: FastMap<Key, FailedEntry<P>>,
     next_seq: u64,
     /// The smallest seq of a write placed with a seq below its order (one carried from another engine behind
@@ -126,7 +124,6 @@ impl<P: Payload> Engine<P> {
             pending: Queue::default(),
             in_flight: None,
             spare: Vec::new(),
-            blocked: FastMap::default(),
             failed_keys: FastMap::default(),
             next_seq: 1,
             kept_seq: u64::MAX,
@@ -206,7 +203,7 @@ impl<P: Payload> Engine<P> {
         let ahead = failed.or_else(|| self.in_flight_entry(key).cloned());
         let ahead_is_none = ahead.is_none();
         if let Some(ahead) = ahead {
-            let held = if blocked { self.blocked.get(key) } else { self.pending.get(key) };
+            let held = if blocked { self.blocked_entry(key) } else { self.pending.get(key) };
             Self::check_behind(ahead, held.cloned(), &entry).map_err(|_| self.record_exists(key))?;
         }
         let merged =
@@ -234,18 +231,23 @@ impl<P: Payload> Engine<P> {
 
     /// [`Engine::fold_pending`] for a record whose last write failed: its changes wait among the blocked ones.
     fn fold_blocked(&mut self, entry: Entry<P>, alone: bool) -> Result<bool, EngineError> {
-        let Some(mut held) = self.blocked.remove(&entry.key) else {
-            self.blocked.insert(entry.key.clone(), entry);
+        let Some(slot) = self.failed_keys.get_mut(&entry.key).map(|f| &mut f.blocked) else {
+            return self.fold_pending(entry, alone);
+        };
+        let Some(held) = slot else {
+            *slot = Some(entry);
             return Ok(false);
         };
-        let result = match held.absorb(entry, alone) {
-            Ok(true) => Ok(true),
-            Ok(false) => return Ok(true),
-            // Refused before anything changed: the held write goes back as it was.
-            Err(InsertOfExisting) => Err(self.record_exists(&held.key)),
+        let refused = match held.absorb(entry, alone) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {
+                *slot = None;
+                return Ok(true);
+            }
+            // Refused before anything changed: the held write stays as it was.
+            Err(InsertOfExisting) => held.key.clone(),
         };
-        self.blocked.insert(held.key.clone(), held);
-        result
+        Err(self.record_exists(&refused))
     }
 
     /// Queues the row an app's merge function made of a conflict. It goes in ahead of the changes queued for
@@ -407,7 +409,7 @@ impl<P: Payload> Engine<P> {
     /// No write at all (pending, in flight, failed or blocked): what `export_refs().is_empty()` says, without
     /// sorting the whole queue to say it.
     pub fn holds_nothing(&self) -> bool {
-        self.in_flight.is_none() && self.pending.is_empty() && self.failed_keys.is_empty() && self.blocked.is_empty()
+        self.in_flight.is_none() && self.pending.is_empty() && self.failed_keys.is_empty()
     }
 
     /// How many writes there are, pending, in flight, failed or blocked (what [`Engine::export_refs`] lists).
@@ -415,7 +417,7 @@ impl<P: Payload> Engine<P> {
         self.pending.len()
             + self.in_flight.as_ref().map_or(0, |f| f.entries.len())
             + self.failed_keys.len()
-            + self.blocked.len()
+            + self.blocked_entries().count()
     }
 
     pub(crate) fn in_flight_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
@@ -427,7 +429,7 @@ impl<P: Payload> Engine<P> {
     }
 
     pub(crate) fn blocked_entries(&self) -> impl Iterator<Item = &Entry<P>> + '_ {
-        self.blocked.values()
+        self.failed_keys.values().filter_map(|f| f.blocked.as_ref())
     }
 
     pub(crate) fn table_id(&self, table: &str) -> Option<TableId> {
@@ -454,7 +456,7 @@ impl<P: Payload> Engine<P> {
     }
 
     pub(crate) fn blocked_entry(&self, key: &Key) -> Option<&Entry<P>> {
-        self.blocked.get(key)
+        self.failed_keys.get(key)?.blocked.as_ref()
     }
 
     pub(crate) fn failed_entry(&self, key: &Key) -> Option<(&Entry<P>, &Failure, u64)> {
@@ -483,13 +485,13 @@ impl<P: Payload> Engine<P> {
                 Absorbed::Merged | Absorbed::Cancelled => {}
                 Absorbed::Refused(_) => return Err(SavedConflict),
             },
-            SavedState::Blocked if !failed || self.blocked.contains_key(&key) => return Err(SavedConflict),
-            SavedState::Blocked => {
-                self.blocked.insert(key, entry);
-            }
+            SavedState::Blocked => match self.failed_keys.get_mut(&key) {
+                Some(failed) if failed.blocked.is_none() => failed.blocked = Some(entry),
+                _ => return Err(SavedConflict),
+            },
             SavedState::Failed { .. } if failed || self.pending.get(&key).is_some() => return Err(SavedConflict),
             SavedState::Failed { failure, failed_at } => {
-                self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at });
+                self.failed_keys.insert(key, FailedEntry { entry, failure, failed_at, blocked: None });
             }
         }
         self.changed = true;

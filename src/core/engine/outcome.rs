@@ -159,4 +159,6 @@ pub(crate) struct FailedEntry<P> {
     pub entry: Entry<P>,
     pub failure: Failure,
     pub failed_at: u64,
+    /// The later writes of its record, merged, waiting until it is retried or discarded.
+    pub blocked: Option<Entry<P>>,
 }

@@ -9,7 +9,7 @@ use crate::core::stats::{PendingByPriority, Stats};
 impl<P: Payload> Engine<P> {
     pub fn stats(&self) -> Stats {
         let mut by_priority = self.pending.per_priority();
-        for entry in self.blocked.values() {
+        for entry in self.blocked_entries() {
             by_priority[entry.priority.index()] += 1;
         }
         let c = &self.counters;
@@ -22,7 +22,7 @@ impl<P: Payload> Engine<P> {
             conflicts: c.conflicts,
             retries: c.retries,
             requests: c.requests,
-            pending: (self.pending.len() + self.blocked.len()) as u64,
+            pending: (self.pending.len() + self.blocked_entries().count()) as u64,
             pending_by_priority: PendingByPriority::from_counts(by_priority),
             in_flight,
             is_online: self.online,
@@ -38,7 +38,7 @@ impl<P: Payload> Engine<P> {
     pub fn pending_changes(&self) -> Vec<PendingView<P>> {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter()).map(|e| self.view(e, true, false));
         let queued = self.pending.iter().map(|e| self.view(e, false, false));
-        let mut blocked: Vec<&Entry<P>> = self.blocked.values().collect();
+        let mut blocked: Vec<&Entry<P>> = self.blocked_entries().collect();
         sort_by_key(&mut blocked, |e| [e.order, 0, 0]);
         in_flight.chain(queued).chain(blocked.into_iter().map(|e| self.view(e, false, true))).collect()
     }

@@ -191,7 +191,7 @@ impl<P: Payload> Engine<P> {
     /// the last of those has left, the bound is that seq.
     fn low_water(&self) -> u64 {
         let in_flight = self.in_flight.iter().flat_map(|f| f.entries.iter().map(|e| e.order));
-        let blocked = self.blocked.values().map(|e| e.order);
+        let blocked = self.blocked_entries().map(|e| e.order);
         let failed = self.failed_keys.values().map(|f| f.entry.order);
         self.pending
             .min_order()

@@ -233,9 +233,7 @@ impl<P: Payload> Engine<P> {
         self.counters.failed_syncs += 1;
         self.last_error = Some(failure.message.clone());
         self.last_error_is_auth = false;
-        if let Some(held) = self.pending.remove(&entry.key) {
-            self.blocked.insert(held.key.clone(), held);
-        }
-        self.failed_keys.insert(entry.key.clone(), FailedEntry { entry, failure, failed_at: now });
+        let blocked = self.pending.remove(&entry.key);
+        self.failed_keys.insert(entry.key.clone(), FailedEntry { entry, failure, failed_at: now, blocked });
     }
 }
