@@ -249,6 +249,55 @@ struct Held<P> {
     since: Option<String>,
 }
 
+/// The held changes, one per record, in a vector found through a map of the key and value type of `known`:
+/// the wasm holds one hash table's code for both, where a map from record to `Held` was another (0.4 KB gzip).
+struct HeldRecords<P> {
+    index: FastMap<(String, String), u64>,
+    held: Vec<Held<P>>,
+}
+
+impl<P> Default for HeldRecords<P> {
+    fn default() -> Self {
+        HeldRecords { index: FastMap::default(), held: Vec::new() }
+    }
+}
+
+impl<P> HeldRecords<P> {
+    fn get_mut(&mut self, key: &(String, String)) -> Option<&mut Held<P>> {
+        let at = *self.index.get(key)?;
+        self.held.get_mut(at as usize)
+    }
+
+    /// Holds `change` for its record; `since` unless the record held an older one, whose cursor reads this too.
+    fn hold(&mut self, key: (String, String), change: RemoteChange<P>, since: &Option<String>) {
+        match self.get_mut(&key) {
+            Some(held) => *held = Held { change, settled_at: None, since: held.since.take() },
+            None => {
+                self.index.insert(key, self.held.len() as u64);
+                self.held.push(Held { change, settled_at: None, since: since.clone() });
+            }
+        }
+    }
+
+    /// Takes the record's held change out; the last one takes its place in the vector.
+    fn remove(&mut self, key: &(String, String)) -> Option<Held<P>> {
+        let at = self.index.remove(key)? as usize;
+        if at >= self.held.len() {
+            return None;
+        }
+        let removed = self.held.swap_remove(at);
+        if let Some(moved) = self.held.get(at) {
+            self.index.insert((moved.change.table.clone(), moved.change.id.clone()), at as u64);
+        }
+        Some(removed)
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.held.clear();
+    }
+}
+
 /// A page read whole before any of it is used.
 struct Page<P> {
     changes: Vec<RemoteChange<P>>,
@@ -273,9 +322,10 @@ pub struct Remote<P> {
     stored: Option<String>,
     /// Highest version seen per record, to drop duplicates and stale changes.
     known: FastMap<(String, String), u64>,
-    /// A hash map, not a `BTreeMap`: the wasm's only BTree of this key and value was 6 KB of code
-    /// (docs/measurements.md, h22-size). [`Remote::release`] puts what it delivers in feed order itself.
-    held: FastMap<(String, String), Held<P>>,
+    /// Not a `BTreeMap` (the wasm's only BTree of this key and value was 6 KB of code, docs/measurements.md,
+    /// h22-size) nor a hash map of its own ([`HeldRecords`]). [`Remote::release`] puts what it delivers in feed
+    /// order itself.
+    held: HeldRecords<P>,
     ready: Vec<RemoteChange<P>>,
     /// The number of the pull under way.
     running: Option<u64>,
@@ -308,7 +358,7 @@ impl<P: Payload> Remote<P> {
             cursor: None,
             stored: None,
             known: FastMap::default(),
-            held: FastMap::default(),
+            held: HeldRecords::default(),
             ready: Vec::new(),
             running: None,
             pulls_started: 0,
@@ -358,7 +408,7 @@ impl<P: Payload> Remote<P> {
     /// what is held, and the next instance must read it again (its local change may end in a conflict, and
     /// then no echo brings the record back).
     pub fn take_moved_cursor(&mut self) -> Option<Option<SavedCursor>> {
-        let safe = self.held.values().map(|h| &h.since).chain([&self.cursor]).min_by_key(|c| position(c)).cloned();
+        let safe = self.held.held.iter().map(|h| &h.since).chain([&self.cursor]).min_by_key(|c| position(c)).cloned();
         // Held back to the start by a change of the first read: a reader that has read rows stores the start as
         // a cursor, which reads everything too but which the feed checks against its pruned horizon (with no
         // cursor, the next instance could not be told of deletes pruned meanwhile).
@@ -518,8 +568,7 @@ impl<P: Payload> Remote<P> {
             RemoteChange { table: key.0.clone(), id: key.1.clone(), op, row, version, own: false, conflict: true };
         self.version += 1;
         if local.has_local_change(table, id) {
-            let since = self.held.remove(&key).map_or_else(|| self.cursor.clone(), |h| h.since);
-            self.held.insert(key, Held { change, settled_at: None, since });
+            self.held.hold(key, change, &self.cursor);
         } else if let Some(held) = self.held.get_mut(&key) {
             held.change = change;
         } else {
@@ -532,8 +581,8 @@ impl<P: Payload> Remote<P> {
     pub fn settle(&mut self, local: &impl LocalChanges) {
         let started = self.pulls_started;
         let mut asks = false;
-        for ((table, id), held) in self.held.iter_mut() {
-            if local.has_local_change(table, id) {
+        for held in &mut self.held.held {
+            if local.has_local_change(&held.change.table, &held.change.id) {
                 held.settled_at = None;
             } else if held.settled_at.is_none() {
                 held.settled_at = Some(started);
@@ -560,7 +609,7 @@ impl<P: Payload> Remote<P> {
     }
 
     pub fn held_count(&self) -> usize {
-        self.held.len()
+        self.held.held.len()
     }
 
     pub fn last_error(&self) -> Option<&str> {
@@ -586,8 +635,7 @@ impl<P: Payload> Remote<P> {
         self.known.insert(key.clone(), change.version);
         if local.has_local_change(&change.table, &change.id) {
             // A change held before is older: the cursor that reads it reads this one too.
-            let since = self.held.remove(&key).map_or_else(|| since.clone(), |h| h.since);
-            self.held.insert(key, Held { change, settled_at: None, since });
+            self.held.hold(key, change, since);
         } else if let Some(held) = self.held.get_mut(&key) {
             // Settled, waiting for its catch-up: the newer change waits with it.
             held.change = change;
@@ -600,9 +648,10 @@ impl<P: Payload> Remote<P> {
     fn release(&mut self, number: u64, local: &impl LocalChanges) {
         let mut due: Vec<(u64, (String, String))> = self
             .held
+            .held
             .iter()
-            .filter(|(_, h)| h.settled_at.is_some_and(|at| at < number))
-            .map(|(k, h)| (h.change.version, k.clone()))
+            .filter(|h| h.settled_at.is_some_and(|at| at < number))
+            .map(|h| (h.change.version, (h.change.table.clone(), h.change.id.clone())))
             .collect();
         super::sort::sort_by_key(&mut due, |&(version, _)| [version, 0, 0]);
         for (_, key) in due {
