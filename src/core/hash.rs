@@ -6,7 +6,7 @@
 //! collided on ids like "record-19" and "record-94" (a byte's difference only moves higher bits). Its keys
 //! are the app's own record ids, not an adversary's choice, so SipHash's flooding resistance buys nothing here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 #[derive(Clone, Copy, Default)]
@@ -57,7 +57,6 @@ impl Hasher for FoldHasher {
 /// Every hash map of the core and the shell, the public config's included: one hasher, so that the wasm holds
 /// no SipHash, and as few key and value types as can be, each being a hash table's code of its own.
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FoldHasher>>;
-pub(crate) type FastSet<K> = HashSet<K, BuildHasherDefault<FoldHasher>>;
 
 /// The hash of a record key, as [`SlotIndex`] takes it: 32 bits, so that the queue can keep it beside a slot
 /// number in the padding of its send-order log, and remove or prefetch a bucket without reading the key again.

@@ -14,7 +14,7 @@
 //! `Engine::export` writes it, read as a replacing record without a client id. All three are read.
 
 use super::engine::Engine;
-use super::hash::{FastMap, FastSet};
+use super::hash::FastMap;
 use super::json::{write_u64, Json, JsonError, ObjectWriter};
 use super::payload::Payload;
 use super::read::Fields;
@@ -67,8 +67,9 @@ pub struct Journal {
     /// Hashed, not ordered: a record's writes may be stored in any order, and a BTree of another key type is
     /// another copy of its code in the wasm.
     /// `table NUL id` (a table name holds no NUL): one allocation and one hash per record, where a pair of
-    /// strings took two of each.
-    touched: FastSet<String>,
+    /// strings took two of each. A map whose values stay empty, not a set: it is the type of the primary keys'
+    /// map, so that the wasm holds one hash table's code for both.
+    touched: FastMap<String, String>,
     /// Where [`Journal::touch`] builds a key.
     key: String,
     replace: bool,
@@ -88,8 +89,8 @@ impl Journal {
             key.push_str(table);
             key.push('\0');
             key.push_str(id);
-            if !self.touched.contains(key.as_str()) {
-                self.touched.insert(key.clone());
+            if !self.touched.contains_key(key.as_str()) {
+                self.touched.insert(key.clone(), String::new());
             }
         }
     }
@@ -135,7 +136,7 @@ impl Journal {
             writes
         } else {
             touched
-                .iter()
+                .keys()
                 .filter_map(|key| key.split_once('\0'))
                 .map(|(t, i)| WritesOut { t, i, e: engine.export_record(t, i) })
                 .collect()

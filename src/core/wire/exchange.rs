@@ -215,7 +215,7 @@ impl<P: Payload> Exchange<P> {
         let changes = &self.batch.changes;
         let returned = rest::ids_of(rows, &group.pk);
         let (done, untouched): (Vec<usize>, Vec<usize>) =
-            group.members.iter().partition(|&&i| returned.contains(&changes[i].id));
+            group.members.iter().partition(|&&i| returned.contains_key(&changes[i].id));
         let mut follow_ups: Vec<Request> = Vec::new();
         let mut outcomes: Vec<ChangeOutcome<P>> = Vec::new();
         match group.kind {

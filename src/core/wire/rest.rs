@@ -205,8 +205,10 @@ pub(super) fn returned_rows(body: &str) -> Result<Vec<Json<'_>>, AnswerError> {
     }
 }
 
-pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> crate::core::hash::FastSet<String> {
-    rows.iter().filter_map(|row| row.get(pk)).map(id_text).collect()
+/// The ids of `rows`, as the keys of a map whose values stay empty: the type of the primary keys' map, where a
+/// set of strings was another hash table's code in the wasm.
+pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> crate::core::FastMap<String, String> {
+    rows.iter().filter_map(|row| row.get(pk)).map(|id| (id_text(id), String::new())).collect()
 }
 
 pub(super) fn row_with_id<'r, 't>(rows: &'r [Json<'t>], pk: &str, id: &str) -> Option<&'r Json<'t>> {
