@@ -67,6 +67,22 @@ export async function bench(ctx) {
     note: "React itself external",
   });
   ctx.note("For comparison (issue 10, esbuild on minimal entries): Replicache 15.3 ships 39.0 KB gzip, TanStack DB offline 35.7 KB.");
+
+  // The floor under any shell: the core's wasm alone (bench/core-floor drives every core path the shell uses),
+  // built and optimized as the package's wasm is. Whatever the shell becomes, Rust or JS, it adds to this.
+  const floorTarget = join(ctx.root, "target", "core-floor");
+  await ctx.run("cargo", ["build", "--quiet", "--release", "--target", "wasm32-unknown-unknown"], {
+    cwd: join(ctx.root, "bench", "core-floor"),
+    env: { ...process.env, CARGO_TARGET_DIR: floorTarget },
+  });
+  const built = join(floorTarget, "wasm32-unknown-unknown", "release", "record_sync_core_floor.wasm");
+  const optimized = join(floorTarget, "core-floor.wasm");
+  await ctx.run("bash", ["scripts/wasm-opt.sh", built, optimized]);
+  const floor = sizes([readFileSync(optimized)]);
+  ctx.figure("core alone, wasm (no shell)", `${kb(floor.raw)} / ${kb(floor.gzip)} / ${kb(floor.brotli)}`, {
+    unit: "KB raw / gzip / br",
+    note: `${((100 * floor.gzip) / wasm.gzip).toFixed(0)} % of the package's wasm, gzip`,
+  });
 }
 
 const kb = (bytes) => (bytes / KB).toFixed(1);

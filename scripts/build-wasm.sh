@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
 # Builds the wasm package: cargo (release profile, size-tuned in Cargo.toml) -> wasm-bindgen --target web ->
-# wasm-opt -Oz. Leaves build/wasm/{record_sync.js, record_sync_bg.wasm, record_sync.d.ts} and prints the gzip
-# sizes of the .wasm and of the JS glue. Needs wasm-bindgen-cli at the version pinned in Cargo.toml and
-# wasm-opt (npm `binaryen`); `bash scripts/setup.sh` installs both. Never downloads anything.
+# wasm-opt (scripts/wasm-opt.sh). Leaves build/wasm/{record_sync.js, record_sync_bg.wasm, record_sync.d.ts} and
+# prints the gzip sizes of the .wasm and of the JS glue. Needs wasm-bindgen-cli at the version pinned in
+# Cargo.toml and wasm-opt (npm `binaryen`); `bash scripts/setup.sh` installs both. Never downloads anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
 
 out=build/wasm
-pinned=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' Cargo.toml | head -1)
+pinned=$(sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*/\1/p' Cargo.toml | head -1)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
 if [ "$have" != "$pinned" ]; then
   echo "build-wasm: wasm-bindgen-cli $pinned is needed (found: ${have:-none}); run bash scripts/setup.sh" >&2
   exit 1
 fi
-command -v wasm-opt >/dev/null || { echo "build-wasm: wasm-opt not found; run bash scripts/setup.sh" >&2; exit 1; }
 
 # `cargo rustc --crate-type cdylib`: with the manifest's ["cdylib", "rlib"], cargo silently skips LTO (an
 # rlib cannot take it), which costs about a tenth of the size. Symbols are kept for wasm-bindgen to read the
@@ -24,15 +23,7 @@ CARGO_PROFILE_RELEASE_STRIP=false \
 rm -rf "$out" && mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out" --out-name record_sync \
   target/wasm32-unknown-unknown/release/record_sync.wasm
-# Features current rustc emits by default (bulk memory, sign extension, mutable globals, ...) must be
-# enabled for wasm-opt to read the module; every browser the package supports has them.
-# -Os, not -Oz: 0.4 KB more raw, 0.4 KB less gzip (what ships is gzip'd). --low-memory-unused lets wasm-opt fold a
-# small constant added to a pointer into the access's offset, assuming nothing lives below address 1024: Rust
-# puts its 1 MB stack first, growing down, so only a stack overflow would reach there (0.5 KB gzip less).
-# --converge repeats the passes until the module stops shrinking: 0.3 KB gzip less for 4 s more.
-wasm-opt -Os --converge --low-memory-unused --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
-  --enable-reference-types --enable-multivalue --strip-debug --strip-producers \
-  -o "$out/record_sync_bg.wasm" "$out/record_sync_bg.wasm"
+bash scripts/wasm-opt.sh "$out/record_sync_bg.wasm" "$out/record_sync_bg.wasm"
 
 # wasm-bindgen types the raw export table (InitOutput) with `any`; nothing calls it, and `unknown` keeps the
 # whole .d.ts free of `any`.

@@ -13,6 +13,10 @@ stage "rust: format and lints (native and wasm32)"
 cargo fmt --all --check
 cargo clippy --quiet --all-targets -- -D warnings
 cargo clippy --quiet --target wasm32-unknown-unknown --lib --test browser -- -D warnings
+# The size benchmark's core-only wasm (bench/core-floor), so that it keeps building as the core's API moves.
+cargo fmt --manifest-path bench/core-floor/Cargo.toml --check
+CARGO_TARGET_DIR=target/core-floor cargo clippy --quiet --manifest-path bench/core-floor/Cargo.toml --release \
+  --target wasm32-unknown-unknown -- -D warnings
 
 stage "rust: core unit, integration and property tests"
 cargo test --quiet

@@ -9,7 +9,7 @@ pub mod core;
 mod views;
 
 /// The browser shell: the `RecordSync` class exported to JS (public so the wasm-bindgen tests can drive it).
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
 
 /// The wasm's allocator (Cargo.toml says why talc). Natively the system's.
