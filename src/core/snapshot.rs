@@ -73,6 +73,11 @@ pub enum SavedState {
 }
 
 impl<P: Payload> Snapshot<P> {
+    /// No writes, new seqs from `next_seq` on: what an emptied queue, or one with nothing stored, restores from.
+    pub fn empty(next_seq: u64) -> Snapshot<P> {
+        Snapshot { version: VERSION, next_seq, entries: Vec::new() }
+    }
+
     /// Reads a snapshot from its JSON text.
     pub fn parse(text: &str) -> Result<Snapshot<P>, SnapshotError> {
         Snapshot::read(&Json::parse(text)?)
@@ -474,6 +479,11 @@ impl<P: Payload> Engine<P> {
     /// snapshot that does not fit together is refused whole. A write's seq may be older than its order: one
     /// carried from another engine behind this one's ([`Engine::carry`]) keeps the seq it may have been sent with.
     pub fn restore(config: Config, snapshot: Snapshot<P>) -> Result<Engine<P>, EngineError> {
+        Self::restore_with(Rc::new(config), snapshot)
+    }
+
+    /// [`Engine::restore`] with another engine's config ([`Engine::shared_config`]), which is not copied.
+    pub fn restore_with(config: Rc<Config>, snapshot: Snapshot<P>) -> Result<Engine<P>, EngineError> {
         let bad = EngineError::BadSnapshot;
         if snapshot.version != VERSION {
             return Err(bad(RestoreError::Version(snapshot.version)));
@@ -481,7 +491,7 @@ impl<P: Payload> Engine<P> {
         if snapshot.next_seq > MAX_SEQ {
             return Err(bad(RestoreError::NextSeq(snapshot.next_seq)));
         }
-        let mut engine = Engine::new(config)?;
+        let mut engine = Engine::with_config(config)?;
         let mut last_order = 0;
         for saved in snapshot.entries {
             let order = saved.order;

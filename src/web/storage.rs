@@ -23,7 +23,7 @@ use crate::core::journal::{self, Journal, RecordError, Stored, StoredRecord, Wri
 use crate::core::json::quoted;
 use crate::core::owner::jwt_subject;
 use crate::core::remote::SavedCursor;
-use crate::core::{Change, Op};
+use crate::core::{Change, Op, Snapshot};
 
 type SavedEntry = crate::core::SavedEntry<JsRow>;
 
@@ -810,7 +810,7 @@ fn adopt(
         Some(stored) => stored,
         // Nothing stored, but writes from elsewhere: an empty queue to queue them in.
         None => Stored {
-            snapshot: Engine::new(s.engine.config().clone()).map_err(|e| e.to_string())?.export(),
+            snapshot: Snapshot::empty(1),
             client_id: None,
             owner: None,
             skipped: Vec::new(),
@@ -835,7 +835,7 @@ fn adopt(
         }
         _ => {}
     }
-    let config = s.engine.config().clone();
+    let config = s.engine.shared_config();
     // The stored writes go again under the client ids they were queued under (each keeps its own: the server
     // knows replays by it); this instance's changes go under its own id, which no earlier page used, so a seq
     // sent before a store write was lost can never be given to another change under the same id.
@@ -847,7 +847,7 @@ fn adopt(
         }
     }
     let mut engine =
-        Engine::restore(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
+        Engine::restore_with(config, stored.snapshot).map_err(|e| format!("the stored queue is refused: {e}"))?;
     // Past the stored queue's seqs and past those this instance used while it worked in memory (and may have
     // sent, under its own id).
     engine.set_next_seq(engine.next_seq().max(s.engine.next_seq()));
@@ -925,10 +925,8 @@ fn enqueue_again(engine: &mut Engine, saved: &SavedEntry) {
 
 /// Empties the queue (keeping the replay identity: the seqs go on), and the next write stores it empty.
 pub fn drop_queue(s: &mut State) {
-    let config = s.engine.config().clone();
-    let Some(mut snapshot) = Engine::new(config.clone()).ok().map(|e| e.export()) else { return };
-    snapshot.next_seq = s.engine.next_seq();
-    let Ok(mut empty) = Engine::restore(config, snapshot) else { return };
+    let snapshot = Snapshot::empty(s.engine.next_seq());
+    let Ok(mut empty) = Engine::restore_with(s.engine.shared_config(), snapshot) else { return };
     empty.set_online(s.engine.is_online());
     empty.set_paused(s.engine.stats().is_paused);
     empty.follow(&s.engine);

@@ -64,7 +64,8 @@ struct Counters {
 }
 
 pub struct Engine<P> {
-    config: Config,
+    /// Shared with the engine that replaces this one ([`Engine::shared_config`]): it never changes.
+    config: Rc<Config>,
     tables: Vec<Rc<str>>,
     table_ids: FastMap<Rc<str>, TableId>,
     /// Ancestor tables of each table the config names parents for, indexed by table id ([`set_for_table`]).
@@ -114,6 +115,11 @@ pub struct Engine<P> {
 
 impl<P: Payload> Engine<P> {
     pub fn new(config: Config) -> Result<Engine<P>, EngineError> {
+        Self::with_config(Rc::new(config))
+    }
+
+    /// [`Engine::new`] with another engine's config ([`Engine::shared_config`]), which is not copied.
+    pub fn with_config(config: Rc<Config>) -> Result<Engine<P>, EngineError> {
         config.validate()?;
         let mut engine = Engine {
             rng: fastrand::Rng::with_seed(config.seed),
@@ -162,6 +168,11 @@ impl<P: Payload> Engine<P> {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The config, for an engine that replaces this one ([`Engine::with_config`], [`Engine::restore_with`]).
+    pub fn shared_config(&self) -> Rc<Config> {
+        Rc::clone(&self.config)
     }
 
     fn intern(&mut self, table: &str) -> TableId {
@@ -231,6 +242,7 @@ impl<P: Payload> Engine<P> {
 
     /// [`Engine::fold_pending`] for a record whose last write failed: its changes wait among the blocked ones.
     fn fold_blocked(&mut self, entry: Entry<P>, alone: bool) -> Result<bool, EngineError> {
+        // `enqueue` found the failed write; without it (never) the change is queued as any other.
         let Some(slot) = self.failed_keys.get_mut(&entry.key).map(|f| &mut f.blocked) else {
             return self.fold_pending(entry, alone);
         };
