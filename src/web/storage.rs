@@ -47,22 +47,17 @@ pub fn stored_value(written: &Written<'_, JsRow>) -> JsValue {
 }
 
 /// A stored value as the journal reads it. A row that is not a plain object is `None`: the record naming it is
-/// then left out as unreadable.
-pub fn stored_record(value: &JsValue) -> StoredRecord<JsRow> {
-    record_of(&unpack(value), |row| JsRow::from_js(&row).ok())
-}
-
-/// [`stored_record`] for a value the default store loaded: its rows are IndexedDB's fresh clones, taken without
-/// another copy (a fifth of restoring 20,000 rows was copying them again).
-fn cloned_record(value: &JsValue) -> StoredRecord<JsRow> {
-    record_of(&unpack_cloned(value), |row| (!row.is_null()).then(|| JsRow::cloned(row)))
-}
-
-/// An unpacked `[text, rows]` (or `[null, [], why]` where reading it threw), each row made the queue's by `row`.
-fn record_of(parts: &Array, row: impl FnMut(JsValue) -> Option<JsRow>) -> StoredRecord<JsRow> {
+/// then left out as unreadable. `clones`: the value is one the default store loaded, whose rows are IndexedDB's
+/// fresh clones, taken without another copy (a fifth of restoring 20,000 rows was copying them again).
+pub fn stored_record(value: &JsValue, clones: bool) -> StoredRecord<JsRow> {
+    let parts = if clones { unpack_cloned(value) } else { unpack(value) };
+    // `unpack` made the array; an entry that reading threw on is `[null, [], why]`.
+    let row = |row: JsValue| match clones {
+        true => (!row.is_null()).then(|| JsRow::cloned(row)),
+        false => JsRow::from_js(&row).ok(),
+    };
     StoredRecord {
         text: parts.get(0).as_string().ok_or_else(|| parts.get(2).as_string().unwrap_or_default()),
-        // `unpack` made the array.
         rows: Array::from(&parts.get(1)).iter().map(row).collect(),
     }
 }
@@ -570,8 +565,8 @@ async fn restore(weak: Weak<RefCell<State>>) {
         },
     };
     let stored = values.and_then(|values| {
-        let read = if store.clones { cloned_record } else { stored_record };
-        let stored = journal::replay(values.iter().map(|v| read(&v)).collect()).map_err(String::from)?;
+        let stored =
+            journal::replay(values.iter().map(|v| stored_record(&v, store.clones)).collect()).map_err(String::from)?;
         Ok((values, stored))
     });
     let from_nobody = match (&nobody_load, owner.as_deref()) {
@@ -655,14 +650,13 @@ async fn restore(weak: Weak<RefCell<State>>) {
 /// The writes stored under "" when they are `owner`'s or nobody's (see `restore`).
 fn nobodys(loaded: &JsValue, clones: bool, owner: &str) -> Option<Vec<SavedEntry>> {
     let values = js::items(loaded).ok()??;
-    let read = if clones { cloned_record } else { stored_record };
-    ours(journal::replay(values.iter().map(|v| read(&v)).collect()).ok()??, Some(owner))
+    ours(journal::replay(values.iter().map(|v| stored_record(&v, clones)).collect()).ok()??, Some(owner))
 }
 
 /// The writes of a record from elsewhere (an inbox record, a dead page's early entry) to queue again, or `None`
 /// when it cannot be read or holds another user's changes.
 fn own_entries(record: &JsValue, owner: Option<&str>) -> Option<Vec<SavedEntry>> {
-    ours(journal::replay(vec![stored_record(record)]).ok()??, owner)
+    ours(journal::replay(vec![stored_record(record, false)]).ok()??, owner)
 }
 
 /// The writes of what was stored elsewhere, when all of them could be read and none is another user's.
@@ -1272,7 +1266,7 @@ fn write_inbox(shared: &Shared) -> Option<Promise> {
                 }
             }
             Err(e) => {
-                if let Ok(Some(stored)) = journal::replay(vec![stored_record(&value)]) {
+                if let Ok(Some(stored)) = journal::replay(vec![stored_record(&value, false)]) {
                     for saved in &stored.snapshot.entries {
                         enqueue_again(&mut s.engine, saved);
                     }

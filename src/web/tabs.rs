@@ -446,7 +446,7 @@ fn take_in(shared: &Shared, keys: &JsValue, records: &JsValue) -> Option<Promise
             if s.durable.tabs.undeleted.iter().any(|(k, _)| *k == key_text) {
                 continue;
             }
-            let read = journal::replay(vec![storage::stored_record(&record)]);
+            let read = journal::replay(vec![storage::stored_record(&record, false)]);
             // Never another user's changes (they stay in the inbox for a tab of theirs).
             if let (Ok(Some(stored)), Some(mine)) = (&read, &s.durable.owner()) {
                 if stored.owner.as_ref().is_some_and(|theirs| theirs != mine) {
