@@ -14,6 +14,7 @@ if [ "$have" != "$pinned" ]; then
   echo "build-wasm: wasm-bindgen-cli $pinned is needed (found: ${have:-none}); run bash scripts/setup.sh" >&2
   exit 1
 fi
+command -v wasm-opt >/dev/null || { echo "build-wasm: wasm-opt not found; run bash scripts/setup.sh" >&2; exit 1; }
 
 # `cargo rustc --crate-type cdylib`: with the manifest's ["cdylib", "rlib"], cargo silently skips LTO (an
 # rlib cannot take it), which costs about a tenth of the size. Symbols are kept for wasm-bindgen to read the

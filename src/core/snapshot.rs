@@ -625,6 +625,6 @@ pub fn sort_saved<P>(entries: &mut [SavedEntry<P>]) {
     sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
 
-fn sort_refs<P>(entries: &mut Vec<SavedRef<'_, P>>) {
+fn sort_refs<P>(entries: &mut [SavedRef<'_, P>]) {
     sort_by_key(entries, |e| [e.order, matches!(e.state, SavedState::Blocked) as u64, 0]);
 }
