@@ -25,11 +25,13 @@ fn sorted_keys(len: usize, key: &dyn Fn(usize) -> SortKey) -> Option<Vec<(SortKe
 /// Puts `items` in the order of the indexes in `keyed` (as [`sort_keys`] left them). In place, by swaps: the
 /// per-type part is one `swap`, and the walk that plans the swaps is compiled once for every type.
 pub(crate) fn permute<T>(items: &mut [T], keyed: &[(SortKey, usize)]) {
+    let keyed = &keyed[..keyed.len().min(items.len())];
     swaps(keyed, &mut |a, b| items.swap(a, b));
 }
 
 /// Follows each cycle of the permutation once: position `k` takes the item at `keyed[k].1`, and the item it
-/// held moves on along the cycle. An index out of range (never made by [`sort_keys`]) ends its cycle.
+/// held moves on along the cycle. An index out of range or repeated (never made by [`sort_keys`]) ends its
+/// cycle: items are only swapped, so none is lost.
 fn swaps(keyed: &[(SortKey, usize)], swap: &mut dyn FnMut(usize, usize)) {
     let mut placed = vec![false; keyed.len()];
     for start in 0..keyed.len() {
@@ -147,6 +149,22 @@ mod tests {
             sort_by_key(&mut items, |&(k, _)| [k / 5, k % 5, 0]);
             assert_eq!(items, expected, "length {len}");
         }
+    }
+
+    /// Whatever the indexes, every item is kept and nothing panics: the core never panics on any input.
+    #[test]
+    fn a_bad_permutation_loses_no_item() {
+        let bad: [&[usize]; 5] = [&[0, 0, 0], &[2, 9, 1], &[1, 2, 0, 3, 4], &[0, 1, 2, 4, 3], &[1]];
+        for indexes in bad {
+            let keyed: Vec<(SortKey, usize)> = indexes.iter().map(|&i| ([0; 3], i)).collect();
+            let mut items = vec!["a", "b", "c"];
+            permute(&mut items, &keyed);
+            items.sort_unstable();
+            assert_eq!(items, ["a", "b", "c"], "indexes {indexes:?}");
+        }
+        let mut items = vec!["a", "b", "c"];
+        permute(&mut items, &[([0; 3], 2), ([0; 3], 0), ([0; 3], 1)]);
+        assert_eq!(items, ["c", "a", "b"]);
     }
 
     /// A sorted start of every length, then an unsorted tail of every length (a snapshot's shape): the tail is
