@@ -9,8 +9,10 @@ use crate::core::stats::{PendingByPriority, Stats};
 impl<P: Payload> Engine<P> {
     pub fn stats(&self) -> Stats {
         let mut by_priority = self.pending.per_priority();
+        let mut blocked = 0;
         for entry in self.blocked_entries() {
             by_priority[entry.priority.index()] += 1;
+            blocked += 1;
         }
         let c = &self.counters;
         let in_flight = self.in_flight.as_ref().map_or(0, |f| f.entries.len() as u64);
@@ -22,7 +24,7 @@ impl<P: Payload> Engine<P> {
             conflicts: c.conflicts,
             retries: c.retries,
             requests: c.requests,
-            pending: (self.pending.len() + self.blocked_entries().count()) as u64,
+            pending: self.pending.len() as u64 + blocked,
             pending_by_priority: PendingByPriority::from_counts(by_priority),
             in_flight,
             is_online: self.online,

@@ -207,7 +207,7 @@ pub(super) fn returned_rows(body: &str) -> Result<Vec<Json<'_>>, AnswerError> {
 
 /// The ids of `rows`, as the keys of a map whose values stay empty: the type of the primary keys' map, where a
 /// set of strings was another hash table's code in the wasm.
-pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> crate::core::FastMap<String, String> {
+pub(super) fn ids_of(rows: &[Json<'_>], pk: &str) -> FastMap<String, String> {
     rows.iter().filter_map(|row| row.get(pk)).map(|id| (id_text(id), String::new())).collect()
 }
 
